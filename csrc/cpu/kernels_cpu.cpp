@@ -1,0 +1,314 @@
+// CPU kernels: at::parallel_for over fixed-size chunks of every tensor, per-thread histograms merged at
+// the end, per-chunk sums reduced in chunk order (so CPU results are deterministic).
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "../rgprune.h"
+
+namespace rgprune {
+namespace {
+
+// Elements per work item. A multiple of 32, so a mask word never straddles two chunks.
+constexpr int64_t kChunk = int64_t(1) << 16;
+
+struct Chunk {
+  int64_t tensor, begin, end;
+};
+
+std::vector<Chunk> make_chunks(const at::TensorList& tensors) {
+  std::vector<Chunk> chunks;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const int64_t n = tensors[i].numel();
+    for (int64_t b = 0; b < n; b += kChunk) chunks.push_back({int64_t(i), b, std::min(n, b + kChunk)});
+  }
+  return chunks;
+}
+
+// Mask bits of the word starting at `base`, restricted to elements before `end` (never trust tail bits).
+inline uint32_t valid_word(const uint32_t* mask, int64_t base, int64_t end) {
+  uint32_t word = mask[base / 32];
+  if (end - base < 32) word &= (uint32_t(1) << (end - base)) - 1u;
+  return word;
+}
+
+// Which keys a histogram pass counts and into which bin.
+struct RadixPass {
+  bool has_prefix;
+  int prefix_shift;  // keys count only if (key >> prefix_shift) == prefix
+  uint64_t prefix;
+  int shift;  // bin = (key >> shift) & (2^bits - 1)
+  int bits;
+};
+
+struct ChunkStats {
+  int64_t count = 0, nans = 0;
+  double abs_sum = 0, sq_sum = 0;
+};
+
+// Adds a bin count per surviving non-NaN key accepted by `pass` into `hist`; fills per-chunk stats.
+template <typename scalar_t, bool kSums>
+void histogram_pass(const at::TensorList& tensors, const at::TensorList& masks, const std::vector<Chunk>& chunks,
+                    const RadixPass& pass, std::vector<int64_t>& hist, std::vector<ChunkStats>& chunk_stats) {
+  using K = typename KeysFor<scalar_t>::type;
+  using B = typename K::bits_t;
+  const size_t nbins = size_t(1) << pass.bits;
+  const B bin_mask = static_cast<B>(nbins - 1);
+  std::vector<std::vector<int64_t>> local(at::get_num_threads());
+  chunk_stats.assign(chunks.size(), ChunkStats{});
+  at::parallel_for(0, int64_t(chunks.size()), 1, [&](int64_t lo, int64_t hi) {
+    auto& h = local[at::get_thread_num()];
+    if (h.empty()) h.assign(nbins, 0);
+    for (int64_t c = lo; c < hi; ++c) {
+      const Chunk& ch = chunks[c];
+      const B* bits = reinterpret_cast<const B*>(tensors[ch.tensor].data_ptr());
+      const scalar_t* vals = tensors[ch.tensor].data_ptr<scalar_t>();
+      const uint32_t* mask = reinterpret_cast<const uint32_t*>(masks[ch.tensor].data_ptr<int32_t>());
+      ChunkStats s;
+      for (int64_t base = ch.begin; base < ch.end; base += 32) {
+        for (uint32_t word = valid_word(mask, base, ch.end); word; word &= word - 1) {
+          const int64_t i = base + __builtin_ctz(word);
+          const B key = K::key(bits[i]);
+          if (K::is_nan(key)) {
+            ++s.nans;
+            continue;
+          }
+          if (pass.has_prefix && (uint64_t(key) >> pass.prefix_shift) != pass.prefix) continue;
+          ++h[(key >> pass.shift) & bin_mask];
+          if (kSums) {
+            const double v = static_cast<double>(vals[i]);
+            ++s.count;
+            s.abs_sum += std::fabs(v);
+            s.sq_sum += v * v;
+          }
+        }
+      }
+      chunk_stats[c] = s;
+    }
+  });
+  hist.assign(nbins, 0);
+  for (const auto& h : local)
+    for (size_t b = 0; b < h.size(); ++b) hist[b] += h[b];
+}
+
+at::Tensor to_tensor(const std::vector<int64_t>& v) {
+  return at::tensor(at::ArrayRef<int64_t>(v), at::TensorOptions().dtype(at::kLong));
+}
+
+// Per-tensor reduction of chunk statistics, in chunk order.
+Stats make_stats(const at::TensorList& tensors, const std::vector<Chunk>& chunks,
+                 const std::vector<ChunkStats>& chunk_stats, const std::vector<int64_t>& hist) {
+  const int64_t n = tensors.size();
+  auto counts = at::zeros({n}, at::kLong), nans = at::zeros({n}, at::kLong);
+  auto abs_sums = at::zeros({n}, at::kDouble), sq_sums = at::zeros({n}, at::kDouble);
+  auto pc = counts.data_ptr<int64_t>(), pn = nans.data_ptr<int64_t>();
+  auto pa = abs_sums.data_ptr<double>(), ps = sq_sums.data_ptr<double>();
+  for (size_t c = 0; c < chunks.size(); ++c) {
+    const auto t = chunks[c].tensor;
+    pc[t] += chunk_stats[c].count;
+    pn[t] += chunk_stats[c].nans;
+    pa[t] += chunk_stats[c].abs_sum;
+    ps[t] += chunk_stats[c].sq_sum;
+  }
+  return {to_tensor(hist), counts, abs_sums, sq_sums, nans};
+}
+
+Stats magnitude_histogram_cpu(at::TensorList tensors, at::TensorList masks, int64_t bits) {
+  check_tensor_lists(tensors, masks, /*same_dtype=*/true);
+  check_bits(bits, tensors[0].scalar_type());
+  const auto chunks = make_chunks(tensors);
+  std::vector<int64_t> hist;
+  std::vector<ChunkStats> chunk_stats;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, tensors[0].scalar_type(), "magnitude_histogram", [&] {
+    const int kb = KeysFor<scalar_t>::type::key_bits;
+    const RadixPass pass{false, 0, 0, kb - int(bits), int(bits)};
+    histogram_pass<scalar_t, true>(tensors, masks, chunks, pass, hist, chunk_stats);
+  });
+  return make_stats(tensors, chunks, chunk_stats, hist);
+}
+
+// Radix select by histogram refinement: the top kRadixBits bits, then the next bits restricted to the
+// bin holding the k-th survivor, until the whole key is resolved.
+template <typename scalar_t>
+std::tuple<at::Tensor, at::Tensor> threshold_impl(const at::TensorList& tensors, const at::TensorList& masks,
+                                                  int64_t k) {
+  constexpr int kb = KeysFor<scalar_t>::type::key_bits;
+  const auto chunks = make_chunks(tensors);
+  std::vector<int64_t> hist;
+  std::vector<ChunkStats> chunk_stats;
+  RadixPass pass{false, 0, 0, kb - kRadixBits, kRadixBits};
+  histogram_pass<scalar_t, false>(tensors, masks, chunks, pass, hist, chunk_stats);
+  const at::Tensor top = to_tensor(hist);
+  int64_t n_surv = 0, n_nan = 0;
+  for (auto h : hist) n_surv += h;
+  for (const auto& s : chunk_stats) n_nan += s.nans;
+  std::vector<int64_t> info{-1, 0, 0, 0, n_surv, n_nan};
+  if (k > 0 && k <= n_surv) {
+    int64_t remaining = k, n_below = 0;
+    uint64_t prefix = 0;
+    int consumed = 0;
+    while (true) {
+      size_t b = 0;
+      int64_t below = 0;
+      while (below + hist[b] < remaining) below += hist[b++];
+      n_below += below;
+      remaining -= below;
+      prefix = (prefix << pass.bits) | b;
+      consumed += pass.bits;
+      if (consumed == kb) {
+        info = {int64_t(prefix), n_below, remaining, hist[b], n_surv, n_nan};
+        break;
+      }
+      const int bits = std::min(kRadixBits, kb - consumed);
+      pass = RadixPass{true, kb - consumed, prefix, kb - consumed - bits, bits};
+      histogram_pass<scalar_t, false>(tensors, masks, chunks, pass, hist, chunk_stats);
+    }
+  }
+  return {to_tensor(info), top};
+}
+
+std::tuple<at::Tensor, at::Tensor> global_magnitude_threshold_cpu(at::TensorList tensors, at::TensorList masks,
+                                                                  int64_t k) {
+  check_tensor_lists(tensors, masks, /*same_dtype=*/true);
+  TORCH_CHECK(k >= 0, "rgprune: k must be >= 0, got ", k);
+  return AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, tensors[0].scalar_type(),
+                                         "global_magnitude_threshold",
+                                         [&] { return threshold_impl<scalar_t>(tensors, masks, k); });
+}
+
+template <typename scalar_t>
+Stats apply_threshold_impl(const at::TensorList& tensors, const at::TensorList& masks, const int64_t* info,
+                           int64_t bits) {
+  using K = typename KeysFor<scalar_t>::type;
+  using B = typename K::bits_t;
+  const auto chunks = make_chunks(tensors);
+  const bool any = info[kInfoKey] >= 0;
+  const uint64_t thr = any ? uint64_t(info[kInfoKey]) : 0;
+  const int64_t n_ties = info[kInfoTies], n_equal = info[kInfoEqual];
+  const bool all_ties = any && n_ties > 0 && n_ties == n_equal;
+  const bool partial_ties = any && n_ties > 0 && n_ties < n_equal;
+
+  // Ties are pruned in model order: each chunk needs the number of ties in the chunks before it.
+  std::vector<int64_t> tie_offset(chunks.size() + 1, 0);
+  if (partial_ties) {
+    at::parallel_for(0, int64_t(chunks.size()), 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t c = lo; c < hi; ++c) {
+        const Chunk& ch = chunks[c];
+        const B* w = reinterpret_cast<const B*>(tensors[ch.tensor].data_ptr());
+        const uint32_t* mask = reinterpret_cast<const uint32_t*>(masks[ch.tensor].data_ptr<int32_t>());
+        int64_t n = 0;
+        for (int64_t base = ch.begin; base < ch.end; base += 32)
+          for (uint32_t word = valid_word(mask, base, ch.end); word; word &= word - 1)
+            n += uint64_t(K::key(w[base + __builtin_ctz(word)])) == thr;
+        tie_offset[c + 1] = n;
+      }
+    });
+    for (size_t c = 0; c < chunks.size(); ++c) tie_offset[c + 1] += tie_offset[c];
+  }
+
+  const size_t nbins = size_t(1) << bits;
+  const int shift = K::key_bits - int(bits);
+  std::vector<std::vector<int64_t>> local(at::get_num_threads());
+  std::vector<ChunkStats> chunk_stats(chunks.size());
+  at::parallel_for(0, int64_t(chunks.size()), 1, [&](int64_t lo, int64_t hi) {
+    auto& h = local[at::get_thread_num()];
+    if (h.empty()) h.assign(nbins, 0);
+    for (int64_t c = lo; c < hi; ++c) {
+      const Chunk& ch = chunks[c];
+      B* w = reinterpret_cast<B*>(tensors[ch.tensor].data_ptr());
+      const scalar_t* vals = tensors[ch.tensor].data_ptr<scalar_t>();
+      uint32_t* mask = reinterpret_cast<uint32_t*>(masks[ch.tensor].data_ptr<int32_t>());
+      int64_t tie_rank = tie_offset[c];
+      ChunkStats s;
+      for (int64_t base = ch.begin; base < ch.end; base += 32) {
+        const int valid = int(std::min<int64_t>(32, ch.end - base));
+        const uint32_t valid_bits = valid == 32 ? ~0u : (uint32_t(1) << valid) - 1u;
+        uint32_t keep = 0;
+        for (uint32_t word = mask[base / 32] & valid_bits; word; word &= word - 1) {
+          const int j = __builtin_ctz(word);
+          const B key = K::key(w[base + j]);
+          bool prune = false;
+          if (any && uint64_t(key) <= thr) {
+            if (uint64_t(key) < thr || all_ties) prune = true;
+            else if (partial_ties) prune = tie_rank++ < n_ties;
+          }
+          if (prune) continue;
+          keep |= uint32_t(1) << j;
+          if (K::is_nan(key)) {
+            ++s.nans;
+            continue;
+          }
+          ++h[key >> shift];
+          const double v = static_cast<double>(vals[base + j]);
+          ++s.count;
+          s.abs_sum += std::fabs(v);
+          s.sq_sum += v * v;
+        }
+        // Every weight whose bit is now 0 is stored as +0.0 (also weights pruned before).
+        for (uint32_t dead = ~keep & valid_bits; dead; dead &= dead - 1) {
+          const int64_t i = base + __builtin_ctz(dead);
+          if (w[i] != 0) w[i] = 0;
+        }
+        if (mask[base / 32] != keep) mask[base / 32] = keep;
+      }
+      chunk_stats[c] = s;
+    }
+  });
+  std::vector<int64_t> hist(nbins, 0);
+  for (const auto& h : local)
+    for (size_t b = 0; b < h.size(); ++b) hist[b] += h[b];
+  return make_stats(tensors, chunks, chunk_stats, hist);
+}
+
+Stats apply_threshold_cpu(at::TensorList tensors, at::TensorList masks, const at::Tensor& info, int64_t bits) {
+  check_tensor_lists(tensors, masks, /*same_dtype=*/true);
+  check_bits(bits, tensors[0].scalar_type());
+  TORCH_CHECK(info.scalar_type() == at::kLong && info.numel() == kInfoLen,
+              "rgprune: info must be the int64 vector returned by global_magnitude_threshold");
+  const auto host_info = info.to(at::kCPU).contiguous();
+  const int64_t* pinfo = host_info.data_ptr<int64_t>();
+  return AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, tensors[0].scalar_type(), "apply_threshold_",
+                                         [&] { return apply_threshold_impl<scalar_t>(tensors, masks, pinfo, bits); });
+}
+
+// Zeroes weights whose mask bit is 0. Works on raw element bits, so tensors may have different dtypes.
+template <typename E>
+void zero_pruned(E* w, const uint32_t* mask, int64_t begin, int64_t end) {
+  for (int64_t base = begin; base < end; base += 32) {
+    const int valid = int(std::min<int64_t>(32, end - base));
+    const uint32_t valid_bits = valid == 32 ? ~0u : (uint32_t(1) << valid) - 1u;
+    for (uint32_t dead = ~mask[base / 32] & valid_bits; dead; dead &= dead - 1) w[base + __builtin_ctz(dead)] = 0;
+  }
+}
+
+void apply_masks_cpu(at::TensorList tensors, at::TensorList masks) {
+  check_tensor_lists(tensors, masks, /*same_dtype=*/false);
+  const auto chunks = make_chunks(tensors);
+  at::parallel_for(0, int64_t(chunks.size()), 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t c = lo; c < hi; ++c) {
+      const Chunk& ch = chunks[c];
+      const auto& t = tensors[ch.tensor];
+      const uint32_t* mask = reinterpret_cast<const uint32_t*>(masks[ch.tensor].data_ptr<int32_t>());
+      switch (t.element_size()) {
+        case 2: zero_pruned(reinterpret_cast<uint16_t*>(t.data_ptr()), mask, ch.begin, ch.end); break;
+        case 4: zero_pruned(reinterpret_cast<uint32_t*>(t.data_ptr()), mask, ch.begin, ch.end); break;
+        case 8: zero_pruned(reinterpret_cast<uint64_t*>(t.data_ptr()), mask, ch.begin, ch.end); break;
+        default: TORCH_CHECK(false, "rgprune: unsupported element size");
+      }
+    }
+  });
+}
+
+}  // namespace
+}  // namespace rgprune
+
+TORCH_LIBRARY_IMPL(rgprune, CPU, m) {
+  m.impl("magnitude_histogram", &rgprune::magnitude_histogram_cpu);
+  m.impl("global_magnitude_threshold", &rgprune::global_magnitude_threshold_cpu);
+  m.impl("apply_threshold_", &rgprune::apply_threshold_cpu);
+  m.impl("apply_masks_", &rgprune::apply_masks_cpu);
+}

@@ -1,0 +1,59 @@
+// Op schemas (declared once) and the checks shared by every backend.
+#include <torch/extension.h>
+#include <torch/library.h>
+
+#include "rgprune.h"
+
+namespace rgprune {
+
+int key_bits_of(at::ScalarType dtype) {
+  return dispatch_keys(dtype, [](auto traits) { return decltype(traits)::key_bits; });
+}
+
+void check_tensor_lists(const at::TensorList& tensors, const at::TensorList& masks, bool same_dtype) {
+  TORCH_CHECK(!tensors.empty(), "rgprune: empty tensor list; pass at least one weight tensor");
+  TORCH_CHECK(tensors.size() == masks.size(), "rgprune: got ", tensors.size(), " tensors but ", masks.size(),
+              " masks; pass one mask per tensor");
+  const auto device = tensors[0].device();
+  const auto dtype = tensors[0].scalar_type();
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const auto& t = tensors[i];
+    const auto& m = masks[i];
+    TORCH_CHECK(at::isFloatingType(t.scalar_type()) && t.scalar_type() != at::kFloat8_e4m3fn,
+                "rgprune: tensor ", i, " has dtype ", t.scalar_type(), "; pass floating-point weights");
+    key_bits_of(t.scalar_type());
+    TORCH_CHECK(!same_dtype || t.scalar_type() == dtype, "rgprune: tensor ", i, " has dtype ", t.scalar_type(),
+                " but tensor 0 has ", dtype, "; magnitudes are compared within one dtype, cast first");
+    TORCH_CHECK(t.device() == device && m.device() == device, "rgprune: tensor/mask ", i,
+                " is not on ", device, "; move all tensors and masks to one device");
+    TORCH_CHECK(t.is_contiguous(), "rgprune: tensor ", i, " is not contiguous; pass contiguous tensors");
+    TORCH_CHECK(m.scalar_type() == at::kInt && m.dim() == 1 && m.is_contiguous() &&
+                    m.numel() == mask_words(t.numel()),
+                "rgprune: mask ", i, " must be a contiguous 1-D int32 tensor of ", mask_words(t.numel()),
+                " words for a tensor of ", t.numel(), " elements");
+  }
+}
+
+void check_bits(int64_t bits, at::ScalarType dtype) {
+  TORCH_CHECK(bits >= 1 && bits <= kMaxHistBits && bits <= key_bits_of(dtype), "rgprune: bits must be in [1, ",
+              kMaxHistBits, "], got ", bits);
+}
+
+}  // namespace rgprune
+
+TORCH_LIBRARY(rgprune, m) {
+  m.def("magnitude_histogram(Tensor[] tensors, Tensor[] masks, int bits) -> (Tensor, Tensor, Tensor, Tensor, Tensor)");
+  m.def("global_magnitude_threshold(Tensor[] tensors, Tensor[] masks, int k) -> (Tensor, Tensor)");
+  m.def(
+      "apply_threshold_(Tensor(a!)[] tensors, Tensor(b!)[] masks, Tensor info, int bits) "
+      "-> (Tensor, Tensor, Tensor, Tensor, Tensor)");
+  m.def("apply_masks_(Tensor(a!)[] tensors, Tensor[] masks) -> ()");
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, mod) {
+#ifdef RGPRUNE_WITH_CUDA
+  mod.attr("built_with_cuda") = true;
+#else
+  mod.attr("built_with_cuda") = false;
+#endif
+}

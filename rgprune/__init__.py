@@ -1,0 +1,37 @@
+"""rgprune: fast exact global magnitude pruning, iterative magnitude pruning (lottery tickets) and the
+renormalization-group flow it induces.
+
+Public API (the heavier parts — models, data, IMP, RG analysis — are submodules imported on use):
+
+* ``backend()``: which kernel implementation is active.
+* kernels over lists of tensors: ``magnitude_histogram``, ``global_magnitude_threshold``,
+  ``apply_threshold_``, ``apply_masks_``, ``prune_global_`` (also as ``torch.ops.rgprune.*``).
+* ``MaskSet``: bit-packed masks.
+"""
+from rgprune._ops import (
+    MagnitudeStats,
+    PruneResult,
+    Threshold,
+    apply_masks_,
+    apply_threshold_,
+    backend,
+    global_magnitude_threshold,
+    magnitude_histogram,
+    prune_global_,
+)
+from rgprune.masks import MaskSet
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MagnitudeStats",
+    "MaskSet",
+    "PruneResult",
+    "Threshold",
+    "apply_masks_",
+    "apply_threshold_",
+    "backend",
+    "global_magnitude_threshold",
+    "magnitude_histogram",
+    "prune_global_",
+]

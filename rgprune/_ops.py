@@ -1,0 +1,285 @@
+"""Typed Python entry points to rgprune's kernels.
+
+Loads the compiled extension ``rgprune._C`` (which registers ``torch.ops.rgprune.*``), registers fake
+kernels so that ``torch.compile`` can trace the ops, validates every argument with an error that says what
+was wrong and how to fix it, and dispatches each call to the fastest implementation available for the
+tensors' device: the CUDA kernels, the C++ CPU kernels, or the pure-PyTorch reference
+(``rgprune.kernels.reference``), which defines the semantics and is used when the extension is missing.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import NamedTuple, Sequence
+
+import torch
+
+from rgprune.kernels import reference
+
+try:
+    from rgprune import _C  # noqa: F401  (importing it registers the ops)
+
+    _LOAD_ERROR = None
+except ImportError as exc:  # the package still works, through the reference
+    _C = None
+    _LOAD_ERROR = f"{type(exc).__name__}: {exc}"
+
+FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+_warned_reference = False
+
+
+def backend() -> str:
+    """Which implementation is active: ``"cuda+cpp"``, ``"cpp"`` or ``"reference (<why>)"``."""
+    if _C is None:
+        return f"reference (rgprune._C did not load: {_LOAD_ERROR}; build it with `make build` or " \
+               f"`pip install --no-build-isolation -e .`)"
+    return "cuda+cpp" if _C.built_with_cuda else "cpp"
+
+
+def _compiled_for(device: torch.device) -> bool:
+    """True when the extension has kernels for ``device``; warns once when falling back."""
+    global _warned_reference
+    if _C is not None and (device.type == "cpu" or (device.type == "cuda" and _C.built_with_cuda)):
+        return True
+    if not _warned_reference:
+        _warned_reference = True
+        warnings.warn(f"rgprune: using the pure-PyTorch reference kernels on {device.type}; {backend()}",
+                      RuntimeWarning, stacklevel=3)
+    return False
+
+
+class MagnitudeStats(NamedTuple):
+    """Statistics of the surviving weights, as returned by the kernels.
+
+    histogram: int64[2**bits], survivors per bin of the top ``bits`` bits of their magnitude key
+    (fixed logarithmic bins). counts, abs_sums, sq_sums, nan_counts: per tensor (int64, float64,
+    float64, int64): surviving weights, their sum of |w| and of w**2, and surviving NaN weights.
+    """
+
+    histogram: torch.Tensor
+    counts: torch.Tensor
+    abs_sums: torch.Tensor
+    sq_sums: torch.Tensor
+    nan_counts: torch.Tensor
+
+
+class Threshold(NamedTuple):
+    """Exact global magnitude threshold for pruning ``k`` weights.
+
+    Every survivor with key < ``key`` is pruned (``n_below``), and the first ``n_ties`` of the
+    ``n_equal`` survivors whose key equals ``key``, in model order. ``key == -1`` prunes nothing.
+    ``info`` is the same as an int64 tensor on the tensors' device (what ``apply_threshold_`` reads);
+    ``histogram`` is the survivors' histogram before pruning on the top 12 bits of the keys.
+    """
+
+    k: int
+    key: int
+    n_below: int
+    n_ties: int
+    n_equal: int
+    n_survivors: int
+    dtype: torch.dtype
+    info: torch.Tensor
+    histogram: torch.Tensor
+
+    @property
+    def magnitude(self) -> float:
+        """The threshold as a magnitude |w| (NaN when nothing is pruned)."""
+        return reference.key_to_magnitude(self.key, self.dtype)
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation (shared by every backend; raises before anything is changed)
+# --------------------------------------------------------------------------------------------------
+
+def _as_list(tensors, what: str) -> list:
+    if isinstance(tensors, torch.Tensor):
+        raise TypeError(f"{what} must be a list of tensors, got a single tensor; wrap it: [{what[:-1]}]")
+    if not isinstance(tensors, (list, tuple)):
+        raise TypeError(f"{what} must be a list or tuple of tensors, got {type(tensors).__name__}")
+    return list(tensors)
+
+
+def validate(tensors, masks, *, same_dtype: bool = True, inplace: bool = False):
+    """Checks a tensor list and its masks; returns them as lists. Raises TypeError/ValueError."""
+    tensors = _as_list(tensors, "tensors")
+    masks = _as_list(masks, "masks")
+    if not tensors:
+        raise ValueError("tensors is empty: pass at least one weight tensor")
+    if len(masks) != len(tensors):
+        raise ValueError(f"got {len(tensors)} tensors but {len(masks)} masks: pass one mask per tensor "
+                         f"(MaskSet.ones(tensors) makes all-survivor masks)")
+    device, dtype = None, None
+    for i, (t, m) in enumerate(zip(tensors, masks)):
+        if not isinstance(t, torch.Tensor) or not isinstance(m, torch.Tensor):
+            raise TypeError(f"tensors[{i}] and masks[{i}] must be torch.Tensor, got "
+                            f"{type(t).__name__} and {type(m).__name__}")
+        if t.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"tensors[{i}] has dtype {t.dtype}: magnitude pruning needs float weights; pass "
+                            f"float32, float16, bfloat16 or float64 tensors")
+        if dtype is None:
+            device, dtype = t.device, t.dtype
+        if same_dtype and t.dtype != dtype:
+            raise TypeError(f"tensors[{i}] has dtype {t.dtype} but tensors[0] has {dtype}: magnitudes are "
+                            f"ranked within one dtype; cast the tensors to one dtype or prune the groups "
+                            f"separately")
+        if t.device != device or m.device != device:
+            raise ValueError(f"tensors[{i}] is on {t.device} and masks[{i}] on {m.device} but tensors[0] is on "
+                             f"{device}: move all tensors and masks to one device")
+        if not t.is_contiguous():
+            raise ValueError(f"tensors[{i}] is not contiguous (shape {tuple(t.shape)}, strides {t.stride()}): "
+                             f"pass contiguous tensors (module parameters are; call .contiguous() on views "
+                             f"and copy results back)")
+        if inplace and t.requires_grad and t.is_leaf and torch.is_grad_enabled():
+            raise ValueError(f"tensors[{i}] is a leaf that requires grad: pass param.data or call under "
+                             f"torch.no_grad()")
+        words = reference.mask_words(t.numel())
+        if m.dtype != torch.int32 or m.dim() != 1 or m.numel() != words or not m.is_contiguous():
+            raise ValueError(f"masks[{i}] must be a contiguous 1-D int32 tensor of {words} words (1 bit per "
+                             f"weight) for a tensor of {t.numel()} elements, got dtype {m.dtype} and shape "
+                             f"{tuple(m.shape)}; build masks with rgprune.MaskSet")
+    return tensors, masks
+
+
+def _check_bits(bits, dtype) -> int:
+    if isinstance(bits, bool) or not isinstance(bits, int):
+        raise TypeError(f"bits must be an int, got {type(bits).__name__}")
+    limit = min(reference.MAX_HIST_BITS, reference.KEY_BITS[dtype])
+    if not 1 <= bits <= limit:
+        raise ValueError(f"bits must be between 1 and {limit} (histogram of the top bits of the magnitude key), "
+                         f"got {bits}")
+    return bits
+
+
+def _raise_on_nan(tensors, masks, n_nan: int):
+    bad = [i for i, t in enumerate(tensors) if torch.isnan(t).any()]
+    raise ValueError(f"{n_nan} surviving weights are NaN (in tensors {bad}): magnitude pruning cannot rank NaN; "
+                     f"fix the training run (e.g. lower the learning rate, enable gradient clipping) or zero "
+                     f"those weights first")
+
+
+# --------------------------------------------------------------------------------------------------
+# Public ops
+# --------------------------------------------------------------------------------------------------
+
+def magnitude_histogram(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], bits: int = 12, *,
+                        check_nan: bool = True) -> MagnitudeStats:
+    """Histogram of the top ``bits`` bits of the surviving weights' magnitude keys, and per-tensor stats.
+
+    One read of the weights. With ``check_nan`` (default) a NaN survivor raises ValueError, which costs one
+    device-to-host synchronization; pass ``check_nan=False`` to stay asynchronous and read ``nan_counts``.
+    """
+    tensors, masks = validate(tensors, masks)
+    bits = _check_bits(bits, tensors[0].dtype)
+    if _compiled_for(tensors[0].device):
+        out = torch.ops.rgprune.magnitude_histogram(tensors, masks, bits)
+    else:
+        out = reference.magnitude_histogram(tensors, masks, bits)
+    stats = MagnitudeStats(*out)
+    if check_nan:
+        n_nan = int(stats.nan_counts.sum())
+        if n_nan:
+            _raise_on_nan(tensors, masks, n_nan)
+    return stats
+
+
+def _threshold_info(tensors, masks, k: int):
+    if _compiled_for(tensors[0].device):
+        return torch.ops.rgprune.global_magnitude_threshold(tensors, masks, k)
+    return reference.global_magnitude_threshold(tensors, masks, k)
+
+
+def global_magnitude_threshold(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor],
+                               k: int) -> Threshold:
+    """Exact k-th smallest surviving magnitude over all ``tensors`` (radix select, 2-6 reads, O(bins) memory).
+
+    Raises ValueError when k is negative or larger than the number of surviving weights, or when a
+    surviving weight is NaN. Nothing is modified.
+    """
+    tensors, masks = validate(tensors, masks)
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise TypeError(f"k must be an int (the number of weights to prune), got {type(k).__name__}")
+    if k < 0:
+        raise ValueError(f"k must be >= 0 (the number of weights to prune), got {k}")
+    info, hist = _threshold_info(tensors, masks, k)
+    values = info.tolist()
+    if values[reference.INFO_N_NAN]:
+        _raise_on_nan(tensors, masks, values[reference.INFO_N_NAN])
+    n_surv = values[reference.INFO_N_SURVIVORS]
+    if k > n_surv:
+        raise ValueError(f"k={k} exceeds the {n_surv} surviving weights: pass k <= {n_surv}")
+    return Threshold(k, *values[:5], dtype=tensors[0].dtype, info=info, histogram=hist)
+
+
+def apply_threshold_(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], threshold: Threshold,
+                     bits: int = 12) -> MagnitudeStats:
+    """Prune in place to ``threshold``: zero the pruned weights, clear their mask bits, and return the
+    survivors' statistics (the RG trace's histogram) from the same pass. 1 read + 1 write, no host sync."""
+    tensors, masks = validate(tensors, masks, inplace=True)
+    if not isinstance(threshold, Threshold):
+        raise TypeError(f"threshold must be the Threshold returned by global_magnitude_threshold, got "
+                        f"{type(threshold).__name__}")
+    if threshold.dtype != tensors[0].dtype or threshold.info.device != tensors[0].device:
+        raise ValueError(f"threshold was computed for {threshold.dtype} on {threshold.info.device} but the "
+                         f"tensors are {tensors[0].dtype} on {tensors[0].device}: compute it on these tensors")
+    bits = _check_bits(bits, tensors[0].dtype)
+    if _compiled_for(tensors[0].device):
+        out = torch.ops.rgprune.apply_threshold_(tensors, masks, threshold.info, bits)
+    else:
+        out = reference.apply_threshold_(tensors, masks, threshold.info, bits)
+    return MagnitudeStats(*out)
+
+
+def apply_masks_(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]) -> None:
+    """Set every element whose mask bit is 0 to +0.0, in place (weights, grads or optimizer moments;
+    tensors may differ in dtype). Reads the masks, writes only pruned elements."""
+    tensors, masks = validate(tensors, masks, same_dtype=False, inplace=True)
+    if _compiled_for(tensors[0].device):
+        torch.ops.rgprune.apply_masks_(tensors, masks)
+    else:
+        reference.apply_masks_(tensors, masks)
+
+
+class PruneResult(NamedTuple):
+    threshold: Threshold
+    stats: MagnitudeStats
+
+
+def prune_global_(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], k: int,
+                  bits: int = 12) -> PruneResult:
+    """Prune exactly the ``k`` smallest surviving magnitudes over all ``tensors``, in place.
+
+    ``global_magnitude_threshold`` followed by ``apply_threshold_``; returns both results.
+    """
+    threshold = global_magnitude_threshold(tensors, masks, k)
+    return PruneResult(threshold, apply_threshold_(tensors, masks, threshold, bits))
+
+
+# --------------------------------------------------------------------------------------------------
+# Fake (meta) kernels: shapes only, so torch.compile can trace the compiled ops.
+# --------------------------------------------------------------------------------------------------
+
+def _fake_stats(tensors, bits):
+    t0, n = tensors[0], len(tensors)
+    return (t0.new_empty(1 << bits, dtype=torch.int64), t0.new_empty(n, dtype=torch.int64),
+            t0.new_empty(n, dtype=torch.float64), t0.new_empty(n, dtype=torch.float64),
+            t0.new_empty(n, dtype=torch.int64))
+
+
+if _C is not None:
+    @torch.library.register_fake("rgprune::magnitude_histogram")
+    def _magnitude_histogram_fake(tensors, masks, bits):
+        return _fake_stats(tensors, bits)
+
+    @torch.library.register_fake("rgprune::global_magnitude_threshold")
+    def _global_magnitude_threshold_fake(tensors, masks, k):
+        t0 = tensors[0]
+        return (t0.new_empty(reference.INFO_LEN, dtype=torch.int64),
+                t0.new_empty(1 << reference.RADIX_BITS, dtype=torch.int64))
+
+    @torch.library.register_fake("rgprune::apply_threshold_")
+    def _apply_threshold_fake(tensors, masks, info, bits):
+        return _fake_stats(tensors, bits)
+
+    @torch.library.register_fake("rgprune::apply_masks_")
+    def _apply_masks_fake(tensors, masks):
+        return None

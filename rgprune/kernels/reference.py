@@ -1,0 +1,174 @@
+"""Pure-PyTorch reference of rgprune's kernels: the single source of truth for their semantics.
+
+The C++ (``csrc/cpu``) and CUDA (``csrc/cuda``) kernels must return exactly what these functions return
+(integers bit for bit; the float64 sums up to summation order). The reference favours clarity over speed:
+it may concatenate and sort, which the compiled kernels never do.
+
+Conventions shared by every implementation
+------------------------------------------
+* **Magnitude keys.** The magnitude order of a weight is the unsigned order of its sign-cleared bit
+  pattern: float32 -> 31-bit keys, float16/bfloat16 -> 15-bit keys, float64 -> 63-bit keys. ``+0.0`` and
+  ``-0.0`` share key 0; ``±Inf`` has the largest ordinary key; NaN keys lie above it and are never ranked
+  (the Python API refuses NaN weights).
+* **Masks** are bit-packed: one ``int32`` word per 32 weights of a tensor (``ceil(numel / 32)`` words, 1-D),
+  bit ``j`` of word ``i`` is the weight at flat index ``32 * i + j``; 1 = surviving, 0 = pruned. Bits past
+  ``numel`` are 0. A pruned weight is ignored by every statistic and is always stored as ``+0.0``.
+* **Ties.** Exactly ``k`` weights are pruned. Survivors whose key equals the threshold key are pruned in
+  model order: lower tensor index first, then lower flat index.
+* **Statistics** (``MagnitudeStats``): histogram of the top ``bits`` bits of the survivors' keys (the
+  fixed logarithmic bins of the RG trace), and per tensor the survivor count, sum of ``|w|`` and sum of
+  ``w**2`` in float64, and the NaN count.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+#: number of bits of a magnitude key per dtype (the sign bit is dropped)
+KEY_BITS = {torch.float32: 31, torch.float16: 15, torch.bfloat16: 15, torch.float64: 63}
+#: key of +Inf per dtype; keys above it are NaN
+INF_KEY = {
+    torch.float32: 0x7F800000,
+    torch.float16: 0x7C00,
+    torch.bfloat16: 0x7F80,
+    torch.float64: 0x7FF0000000000000,
+}
+_SIGNED_VIEW = {torch.float32: torch.int32, torch.float16: torch.int16, torch.bfloat16: torch.int16,
+                torch.float64: torch.int64}
+#: bits resolved by each radix-select pass (the first pass is also the RG histogram at full resolution)
+RADIX_BITS = 12
+#: largest histogram resolution any kernel supports (4096 bins fit in GPU shared memory)
+MAX_HIST_BITS = 12
+#: layout of the int64 vector returned by ``global_magnitude_threshold``
+INFO_KEY, INFO_N_BELOW, INFO_N_TIES, INFO_N_EQUAL, INFO_N_SURVIVORS, INFO_N_NAN = range(6)
+INFO_LEN = 6
+
+
+def magnitude_keys(t: torch.Tensor) -> torch.Tensor:
+    """int64 magnitude keys of a float tensor (flattened)."""
+    raw = t.reshape(-1).view(_SIGNED_VIEW[t.dtype]).to(torch.int64)
+    return raw & ((1 << KEY_BITS[t.dtype]) - 1)
+
+
+def key_to_magnitude(key: int, dtype: torch.dtype) -> float:
+    """The non-negative float whose sign-cleared bit pattern is ``key``."""
+    if key < 0:
+        return float("nan")
+    return torch.tensor([key], dtype=torch.int64).to(_SIGNED_VIEW[dtype]).view(dtype).item()
+
+
+def mask_words(numel: int) -> int:
+    return (numel + 31) // 32
+
+
+def unpack_mask(words: torch.Tensor, numel: int) -> torch.Tensor:
+    """Bit-packed int32 words -> bool tensor of ``numel`` elements (flat)."""
+    shifts = torch.arange(32, device=words.device, dtype=torch.int64)
+    bits = (words.to(torch.int64).unsqueeze(-1) >> shifts) & 1
+    return bits.reshape(-1)[:numel].to(torch.bool)
+
+
+def pack_mask(keep: torch.Tensor) -> torch.Tensor:
+    """bool tensor (any shape) -> bit-packed int32 words (bits past numel are 0)."""
+    flat = keep.reshape(-1).to(torch.int64)
+    pad = mask_words(flat.numel()) * 32 - flat.numel()
+    flat = torch.nn.functional.pad(flat, (0, pad)).reshape(-1, 32)
+    shifts = torch.arange(32, device=flat.device, dtype=torch.int64)
+    words = (flat << shifts).sum(dim=1)
+    words = words - ((words >> 31) & 1) * (1 << 32)  # two's complement wrap into int32's range
+    return words.to(torch.int32)
+
+
+def _survivors(t: torch.Tensor, words: torch.Tensor):
+    keys = magnitude_keys(t)
+    alive = unpack_mask(words, t.numel())
+    nan = keys > INF_KEY[t.dtype]
+    return keys, alive, nan
+
+
+def magnitude_histogram(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], bits: int):
+    """Statistics of the surviving weights: ``(histogram, counts, abs_sums, sq_sums, nan_counts)``.
+
+    ``histogram[b]`` counts surviving non-NaN weights whose key's top ``bits`` bits equal ``b``;
+    the per-tensor vectors are int64 counts, float64 sums of ``|w|`` and ``w**2`` (NaN excluded),
+    and int64 counts of surviving NaN weights.
+    """
+    device = tensors[0].device
+    dtype = tensors[0].dtype
+    shift = KEY_BITS[dtype] - bits
+    hist = torch.zeros(1 << bits, dtype=torch.int64, device=device)
+    n = len(tensors)
+    counts = torch.zeros(n, dtype=torch.int64, device=device)
+    abs_sums = torch.zeros(n, dtype=torch.float64, device=device)
+    sq_sums = torch.zeros(n, dtype=torch.float64, device=device)
+    nan_counts = torch.zeros(n, dtype=torch.int64, device=device)
+    for i, (t, m) in enumerate(zip(tensors, masks)):
+        keys, alive, nan = _survivors(t, m)
+        ok = alive & ~nan
+        hist += torch.bincount(keys[ok] >> shift, minlength=1 << bits)
+        vals = t.reshape(-1)[ok].to(torch.float64)
+        counts[i] = ok.sum()
+        abs_sums[i] = vals.abs().sum()
+        sq_sums[i] = (vals * vals).sum()
+        nan_counts[i] = (alive & nan).sum()
+    return hist, counts, abs_sums, sq_sums, nan_counts
+
+
+def global_magnitude_threshold(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], k: int):
+    """Exact k-th smallest surviving magnitude over all tensors: ``(info, top_histogram)``.
+
+    ``info`` is int64 ``[key, n_below, n_ties, n_equal, n_survivors, n_nan]``: pruning every survivor with
+    key < ``key`` (``n_below`` of them) and the first ``n_ties`` of the ``n_equal`` survivors with key ==
+    ``key`` removes exactly ``k``. For ``k == 0`` or ``k > n_survivors`` nothing is to be pruned and
+    ``key = -1`` (the Python API rejects the latter). ``top_histogram`` is the first radix pass: the
+    survivors' histogram on the top ``RADIX_BITS`` bits of the keys (NaN excluded).
+    """
+    device = tensors[0].device
+    dtype = tensors[0].dtype
+    keys = []
+    n_nan = 0
+    for t, m in zip(tensors, masks):
+        k_t, alive, nan = _survivors(t, m)
+        keys.append(k_t[alive & ~nan])
+        n_nan += int((alive & nan).sum())
+    all_keys = torch.cat(keys) if keys else torch.zeros(0, dtype=torch.int64, device=device)
+    top = torch.bincount(all_keys >> (KEY_BITS[dtype] - RADIX_BITS), minlength=1 << RADIX_BITS)
+    n_surv = all_keys.numel()
+    if k == 0 or k > n_surv:
+        info = [-1, 0, 0, 0, n_surv, n_nan]
+    else:
+        thr = int(torch.kthvalue(all_keys.cpu(), k).values)
+        n_below = int((all_keys < thr).sum())
+        n_equal = int((all_keys == thr).sum())
+        info = [thr, n_below, k - n_below, n_equal, n_surv, n_nan]
+    return torch.tensor(info, dtype=torch.int64, device=device), top
+
+
+def apply_threshold_(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], info: torch.Tensor,
+                     bits: int):
+    """Prune in place to the threshold ``info`` from ``global_magnitude_threshold``.
+
+    Survivors with key < threshold are pruned, and the first ``n_ties`` survivors with key == threshold
+    in model order. Every weight whose mask bit ends up 0 is set to ``+0.0`` and the masks are updated.
+    Returns ``magnitude_histogram`` of the survivors after pruning at resolution ``bits``.
+    """
+    values = info.tolist()
+    thr, ties_left = values[INFO_KEY], values[INFO_N_TIES]
+    for t, m in zip(tensors, masks):
+        keys, alive, _ = _survivors(t, m)
+        at_thr = alive & (keys == thr)
+        rank = torch.cumsum(at_thr.to(torch.int64), 0)  # 1-based rank of each tie within this tensor
+        prune = alive & (keys < thr) | (at_thr & (rank <= ties_left))
+        ties_left -= min(ties_left, int(at_thr.sum()))
+        keep = alive & ~prune
+        t.view(-1).masked_fill_(~keep.reshape(-1), 0)
+        m.copy_(pack_mask(keep))
+    return magnitude_histogram(tensors, masks, bits)
+
+
+def apply_masks_(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]) -> None:
+    """Set every weight whose mask bit is 0 to ``+0.0`` (weights, grads, optimizer moments alike)."""
+    for t, m in zip(tensors, masks):
+        keep = unpack_mask(m, t.numel())
+        t.view(-1).masked_fill_(~keep, 0)

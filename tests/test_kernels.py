@@ -1,0 +1,192 @@
+"""The compiled kernels (C++ on CPU, CUDA on GPU) equal the pure-PyTorch reference exactly."""
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+import rgprune
+from rgprune import _ops
+from rgprune.kernels import reference as ref
+
+DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
+
+requires_compiled = pytest.mark.skipif(_ops._C is None, reason=f"extension not built: {rgprune.backend()}")
+
+
+def make_weights(shapes, dtype, device, seed, *, ties=False, specials=False):
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for shape in shapes:
+        t = torch.randn(shape, generator=g, dtype=torch.float64)
+        if ties:  # few distinct magnitudes: many ties at any threshold
+            t = torch.round(t * 4) / 4
+        if specials and t.numel() >= 8:
+            flat = t.view(-1)
+            idx = torch.randperm(flat.numel(), generator=g)[:8]
+            flat[idx] = torch.tensor([math.inf, -math.inf, 0.0, -0.0, -0.0, 0.0, 1e-30, -1e-30],
+                                     dtype=torch.float64)
+        out.append(t.to(dtype).to(device))
+    return out
+
+
+def random_masks(tensors, seed, density):
+    g = torch.Generator().manual_seed(seed)
+    keep = [torch.rand(t.shape, generator=g) < density for t in tensors]
+    masks = rgprune.MaskSet.from_bool(keep)
+    return [w.to(tensors[0].device) for w in masks.words]
+
+
+SHAPE_SETS = {
+    "empty-and-one": [(0,), (1,), (0, 3)],
+    "odd": [(7,), (33, 3), (5, 1, 3, 3), (1000,), (31,)],
+    "conv-like": [(64, 3, 7, 7), (128, 64, 3, 3), (10, 128)],
+    "many-small": [(n,) for n in torch.randint(0, 100, (200,), generator=torch.Generator().manual_seed(3)).tolist()],
+    "million": [(1_000_003,), (17,)],
+}
+
+
+def clone_all(xs):
+    return [x.clone() for x in xs]
+
+
+def bits_of(t):
+    """Raw bit patterns, so that +0.0 and -0.0 compare as different."""
+    view = {torch.float32: torch.int32, torch.float16: torch.int16, torch.bfloat16: torch.int16,
+            torch.float64: torch.int64}[t.dtype]
+    return t.contiguous().view(view)
+
+
+def assert_stats_equal(got, want):
+    hist, counts, abs_sums, sq_sums, nans = got
+    assert torch.equal(hist.cpu(), want[0].cpu())
+    assert torch.equal(counts.cpu(), want[1].cpu())
+    assert torch.equal(nans.cpu(), want[4].cpu())
+    # float64 sums: equal up to summation order
+    torch.testing.assert_close(abs_sums.cpu(), want[2].cpu(), rtol=1e-12, atol=0)
+    torch.testing.assert_close(sq_sums.cpu(), want[3].cpu(), rtol=1e-12, atol=0)
+
+
+def check_against_reference(tensors, masks, ks, bits=12):
+    # histogram
+    assert_stats_equal(torch.ops.rgprune.magnitude_histogram(tensors, masks, bits),
+                       ref.magnitude_histogram(tensors, masks, bits))
+    for k in ks:
+        info, top = torch.ops.rgprune.global_magnitude_threshold(tensors, masks, k)
+        info_ref, top_ref = ref.global_magnitude_threshold(tensors, masks, k)
+        assert info.tolist() == info_ref.tolist(), f"k={k}"
+        assert torch.equal(top.cpu(), top_ref.cpu())
+        # apply: masks, weights (bitwise) and survivors' stats
+        t_a, m_a = clone_all(tensors), clone_all(masks)
+        t_b, m_b = clone_all(tensors), clone_all(masks)
+        got = torch.ops.rgprune.apply_threshold_(t_a, m_a, info, bits)
+        want = ref.apply_threshold_(t_b, m_b, info_ref, bits)
+        assert_stats_equal(got, want)
+        for a, b in zip(m_a, m_b):
+            assert torch.equal(a.cpu(), b.cpu())
+        for a, b in zip(t_a, t_b):
+            assert torch.equal(bits_of(a).cpu(), bits_of(b).cpu())
+        if 0 < k <= info_ref[ref.INFO_N_SURVIVORS]:
+            # exactly k pruned
+            before = sum(rgprune.MaskSet(masks, [t.shape for t in tensors]).survivor_counts())
+            after = sum(rgprune.MaskSet(m_a, [t.shape for t in tensors]).survivor_counts())
+            assert before - after == k
+
+
+def survivor_count(tensors, masks):
+    return sum(rgprune.MaskSet(masks, [t.shape for t in tensors]).survivor_counts())
+
+
+@requires_compiled
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("shapes", list(SHAPE_SETS.values()), ids=list(SHAPE_SETS))
+@pytest.mark.parametrize("variant", ["plain", "ties", "specials-and-pruned"])
+def test_ops_equal_reference(device, dtype, shapes, variant):
+    tensors = make_weights(shapes, dtype, device, seed=len(shapes), ties=variant == "ties",
+                           specials=variant == "specials-and-pruned")
+    if variant == "specials-and-pruned":
+        masks = random_masks(tensors, seed=1, density=0.6)
+    else:
+        masks = rgprune.MaskSet.ones(tensors).words
+    n = survivor_count(tensors, masks)
+    ks = sorted({0, min(1, n), n // 5, n // 2, max(n - 1, 0), n})
+    check_against_reference(tensors, masks, ks, bits=12 if dtype != torch.float16 else 7)
+
+
+@requires_compiled
+@settings(max_examples=40, deadline=None)
+@given(sizes=st.lists(st.integers(0, 300), min_size=1, max_size=6),
+       dtype=st.sampled_from(DTYPES),
+       levels=st.sampled_from([0, 2, 8]),
+       density=st.sampled_from([1.0, 0.7, 0.1]),
+       frac=st.floats(0, 1),
+       bits=st.integers(1, 12),
+       seed=st.integers(0, 2**16))
+def test_ops_equal_reference_hypothesis(sizes, dtype, levels, density, frac, bits, seed):
+    """Random small cases on the CPU: few distinct levels make heavy ties."""
+    g = torch.Generator().manual_seed(seed)
+    tensors = []
+    for n in sizes:
+        t = torch.randn(n, generator=g, dtype=torch.float64)
+        if levels:
+            t = torch.round(t * levels) / levels
+        tensors.append(t.to(dtype))
+    masks = random_masks(tensors, seed, density)
+    n = survivor_count(tensors, masks)
+    check_against_reference(tensors, masks, [int(frac * n)], bits=bits)
+
+
+@requires_compiled
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_apply_masks_equals_reference_mixed_dtypes(device, dtype):
+    shapes = [(1000, 3), (5,), (0,), (64, 3, 3, 3)]
+    weights = make_weights(shapes, dtype, device, seed=5, specials=True)
+    moments = make_weights(shapes, torch.float32, device, seed=6)  # fp32 optimizer state beside them
+    masks = random_masks(weights, seed=7, density=0.4)
+    a, b = clone_all(weights + moments), clone_all(weights + moments)
+    torch.ops.rgprune.apply_masks_(a, masks + masks)
+    ref.apply_masks_(b, masks + masks)
+    for x, y in zip(a, b):
+        assert torch.equal(bits_of(x).cpu(), bits_of(y).cpu())
+    keep = rgprune.MaskSet(masks, shapes).to_bool()
+    for x, k in zip(a, keep + keep):
+        assert torch.all(bits_of(x)[~k.to(x.device)] == 0)  # +0.0 exactly
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_reference_ties_broken_in_model_order(dtype):
+    """Three equal magnitudes, prune two: the two earliest in (tensor, flat index) order go."""
+    tensors = [torch.tensor([5.0, 1.0, 3.0], dtype=dtype), torch.tensor([-1.0, 2.0, 1.0], dtype=dtype)]
+    masks = rgprune.MaskSet.ones(tensors).words
+    result = rgprune.prune_global_(tensors, masks, 2)
+    assert result.threshold.magnitude == 1.0
+    assert (result.threshold.n_below, result.threshold.n_ties, result.threshold.n_equal) == (0, 2, 3)
+    keep = rgprune.MaskSet(masks, [(3,), (3,)]).to_bool()
+    assert keep[0].tolist() == [True, False, True]
+    assert keep[1].tolist() == [False, True, True]
+    assert tensors[1].tolist() == [0.0, 2.0, 1.0]
+
+
+def test_public_api_matches_reference_and_counts(device):
+    tensors = make_weights([(300, 7), (1001,)], torch.float32, device, seed=11)
+    ms = rgprune.MaskSet.ones(tensors)
+    stats0 = rgprune.magnitude_histogram(tensors, ms.words)
+    assert int(stats0.counts.sum()) == 3101
+    res = rgprune.prune_global_(tensors, ms.words, 620)
+    assert res.threshold.k == 620 and res.threshold.n_survivors == 3101
+    assert int(res.stats.counts.sum()) == 3101 - 620 == sum(ms.survivor_counts())
+    # the threshold histogram is the pre-pruning survivors' histogram; pruning removed the lowest bins
+    assert int(res.threshold.histogram.sum()) == 3101
+    assert torch.equal(res.threshold.histogram.cpu(), stats0.histogram.cpu())
+    # every survivor is above the threshold, every pruned weight is +0.0
+    for t, keep in zip(tensors, ms.to_bool()):
+        assert torch.all(t.abs()[keep.to(device)] >= res.threshold.magnitude)
+        assert torch.all(bits_of(t)[~keep.to(device)] == 0)
+    # a second round: masks are respected (already pruned weights are ignored)
+    res2 = rgprune.prune_global_(tensors, ms.words, 100)
+    assert res2.threshold.n_survivors == 2481 and sum(ms.survivor_counts()) == 2381
+
+
+def test_backend_reports_implementation():
+    b = rgprune.backend()
+    assert b in ("cpp", "cuda+cpp") or b.startswith("reference (")
