@@ -6,7 +6,7 @@ Public API (the heavier parts — models, data, IMP, RG analysis — are submodu
 * ``backend()``: which kernel implementation is active.
 * kernels over lists of tensors: ``magnitude_histogram``, ``global_magnitude_threshold``,
   ``apply_threshold_``, ``apply_masks_``, ``prune_global_`` (also as ``torch.ops.rgprune.*``).
-* ``MaskSet``: bit-packed masks.
+* ``MaskSet``: bit-packed masks; ``GlobalMagnitudePruner``: the drop-in pruner for training code.
 """
 from rgprune._ops import (
     MagnitudeStats,
@@ -20,12 +20,15 @@ from rgprune._ops import (
     prune_global_,
 )
 from rgprune.masks import MaskSet
+from rgprune.pruner import GlobalMagnitudePruner, PruneReport
 
 __version__ = "0.1.0"
 
 __all__ = [
     "MagnitudeStats",
+    "GlobalMagnitudePruner",
     "MaskSet",
+    "PruneReport",
     "PruneResult",
     "Threshold",
     "apply_masks_",

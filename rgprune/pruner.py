@@ -1,0 +1,293 @@
+"""GlobalMagnitudePruner: the drop-in pruner for your own training code.
+
+>>> import torch, rgprune
+>>> model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
+>>> pruner = rgprune.GlobalMagnitudePruner(model, prune_head=True)
+>>> report = pruner.prune(fraction=0.5)
+>>> report.k, round(pruner.density(), 3)
+(96, 0.5)
+"""
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
+
+import torch
+
+from rgprune import _ops
+from rgprune.masks import MaskSet
+
+#: top-level module names treated as classifier heads (torchvision, CIFAR ResNets, Hugging Face, timm)
+HEAD_NAMES = ("fc", "classifier", "head", "heads", "lm_head", "linear", "cls")
+_PRUNABLE_TYPES = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    """What one ``prune`` call did: ``k`` weights removed, the threshold, the survivors' statistics
+    (the RG trace's observables, from the same kernel pass) and the density afterwards."""
+
+    k: int
+    density: float
+    threshold: _ops.Threshold
+    stats: _ops.MagnitudeStats
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    # DDP / DataParallel keep the user's model in .module; names should not carry the wrapper's prefix
+    while isinstance(model, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)):
+        model = model.module
+    return model
+
+
+def _matches(name: str, patterns: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def select_prunable(model: torch.nn.Module, include: Sequence[str] | None = None,
+                    exclude: Sequence[str] = (), *, prune_embeddings: bool = False,
+                    prune_head: bool = False) -> list[tuple[str, torch.nn.Parameter]]:
+    """The parameters a pruner ranks, in model order, each once (tied weights are counted once).
+
+    Default: the ``weight`` of every Linear and Conv layer. Never biases or norm layers. Embeddings
+    (``nn.Embedding``) only with ``prune_embeddings=True``; the classifier head (a top-level module named
+    one of ``HEAD_NAMES``) only with ``prune_head=True``. ``include`` (fnmatch patterns over qualified
+    parameter names, e.g. ``"layer1.*.weight"``) replaces the default set; ``exclude`` removes from it.
+    """
+    model = _unwrap(model)
+    chosen, seen = [], set()
+    for module_name, module in model.named_modules():
+        for param_name, param in module.named_parameters(recurse=False):
+            name = f"{module_name}.{param_name}" if module_name else param_name
+            if id(param) in seen:
+                continue
+            if include is not None:
+                take = _matches(name, include)
+            else:
+                is_head = module_name.split(".")[0] in HEAD_NAMES
+                take = param_name == "weight" and (
+                    isinstance(module, _PRUNABLE_TYPES) and (prune_head or not is_head)
+                    or isinstance(module, torch.nn.Embedding) and prune_embeddings)
+            if take and not _matches(name, exclude):
+                if not param.is_floating_point():
+                    raise TypeError(f"parameter {name} has dtype {param.dtype}; only float parameters can be pruned")
+                seen.add(id(param))
+                chosen.append((name, param))
+    if not chosen:
+        raise ValueError("no prunable parameters selected: the model has no Linear/Conv weights matching the "
+                         f"include={include!r} / exclude={list(exclude)!r} patterns; adjust them")
+    return chosen
+
+
+class GlobalMagnitudePruner:
+    """Global magnitude pruning of a model's weights with bit-packed masks.
+
+    ``prune(fraction=0.2)`` removes 20% of the surviving weights with the smallest |w| ranked across all
+    selected tensors (``target_density=`` instead prunes down to a density). ``attach(optimizer)`` keeps
+    the masks applied: after every ``optimizer.step()`` the pruned weights and their optimizer state
+    (momentum, Adam moments) are zeroed in one kernel call, so nothing grows back and no forward hook is
+    needed. ``rewind(state_dict)`` resets the model to saved values (e.g. its initialization) and keeps
+    pruned weights at 0.
+    """
+
+    def __init__(self, model: torch.nn.Module, include: Sequence[str] | None = None, exclude: Sequence[str] = (),
+                 *, prune_embeddings: bool = False, prune_head: bool = False):
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        self.model = model
+        self.selection = dict(include=list(include) if include is not None else None, exclude=list(exclude),
+                              prune_embeddings=prune_embeddings, prune_head=prune_head)
+        named = select_prunable(model, include, exclude, prune_embeddings=prune_embeddings, prune_head=prune_head)
+        dtypes = {p.dtype for _, p in named}
+        if len(dtypes) > 1:
+            raise TypeError(f"the selected parameters have several dtypes {sorted(map(str, dtypes))}; global "
+                            f"ranking needs one dtype: cast the model or select one group with include=")
+        self.names = [n for n, _ in named]
+        self.masks = MaskSet.ones([p for _, p in named], names=self.names)
+        self._hooks = []
+
+    # ---- parameters and masks -------------------------------------------------------------------
+    @property
+    def params(self) -> list[torch.nn.Parameter]:
+        """The selected parameters, looked up afresh (they change identity under .to() on some setups)."""
+        lookup = dict(_unwrap(self.model).named_parameters(remove_duplicate=False))
+        return [lookup[n] for n in self.names]
+
+    def _weights(self) -> list[torch.Tensor]:
+        params = self.params
+        device = params[0].device
+        if self.masks.words[0].device != device:  # the model moved (model.to(device)): masks follow
+            self.masks = self.masks.to(device)
+        return [p.data for p in params]
+
+    def density(self) -> float:
+        return self.masks.density()
+
+    def layer_densities(self) -> dict[str, float]:
+        return self.masks.layer_densities()
+
+    @property
+    def num_weights(self) -> int:
+        return sum(self.masks.numels())
+
+    @property
+    def num_survivors(self) -> int:
+        return sum(self.masks.survivor_counts())
+
+    # ---- pruning ----------------------------------------------------------------------------------
+    def prune(self, fraction: float | None = None, *, target_density: float | None = None,
+              bits: int = 12) -> PruneReport:
+        """Prune ``fraction`` of the surviving weights (k = round(fraction * survivors), torch.prune's
+        rule), or down to ``target_density`` of all selected weights. Returns a ``PruneReport``."""
+        if (fraction is None) == (target_density is None):
+            raise ValueError("pass exactly one of fraction= (share of survivors to remove) or target_density=")
+        survivors = self.num_survivors
+        if fraction is not None:
+            if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
+                raise ValueError(f"fraction must be a number in [0, 1], got {fraction!r}")
+            k = round(fraction * survivors)
+        else:
+            if isinstance(target_density, bool) or not isinstance(target_density, (int, float)) \
+                    or not 0 <= target_density <= 1:
+                raise ValueError(f"target_density must be a number in [0, 1], got {target_density!r}")
+            keep = round(target_density * self.num_weights)
+            if keep > survivors:
+                raise ValueError(f"target_density={target_density} is above the current density "
+                                 f"{self.density():.4f}: pruning cannot add weights back")
+            k = survivors - keep
+        with torch.no_grad():
+            result = _ops.prune_global_(self._weights(), self.masks.words, k, bits)
+        return PruneReport(k, self.density(), result.threshold, result.stats)
+
+    def stats(self, bits: int = 12) -> _ops.MagnitudeStats:
+        """Statistics of the current survivors (histogram, per-tensor count, Σ|w|, Σw²)."""
+        with torch.no_grad():
+            return _ops.magnitude_histogram(self._weights(), self.masks.words, bits)
+
+    def apply_masks(self) -> None:
+        """Zero the pruned weights (e.g. after loading weights from elsewhere)."""
+        with torch.no_grad():
+            _ops.apply_masks_(self._weights(), self.masks.words)
+
+    # ---- keeping masks applied during training ------------------------------------------------------
+    def _masked_state(self, optimizer) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Weights plus every optimizer state tensor shaped like its weight (momentum, Adam moments)."""
+        weights = self._weights()
+        tensors, masks = list(weights), list(self.masks.words)
+        for p, w, m in zip(self.params, weights, self.masks.words):
+            for value in optimizer.state.get(p, {}).values():
+                if isinstance(value, torch.Tensor) and value.shape == w.shape and value.is_floating_point():
+                    tensors.append(value)
+                    masks.append(m)
+        return tensors, masks
+
+    def attach(self, optimizer: torch.optim.Optimizer):
+        """Re-apply the masks after every ``optimizer.step()`` (a step post-hook), zeroing pruned weights
+        and their optimizer state in one ``apply_masks_`` call. Returns a handle with ``.remove()``."""
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"attach needs a torch.optim.Optimizer, got {type(optimizer).__name__}")
+        ours = {id(p) for p in self.params}
+        if not any(id(p) in ours for group in optimizer.param_groups for p in group["params"]):
+            raise ValueError("the optimizer does not update any of the pruned parameters; build it from "
+                             "this model's parameters (after model.to(device))")
+
+        def after_step(opt, args, kwargs):
+            with torch.no_grad():
+                tensors, masks = self._masked_state(opt)
+                _ops.apply_masks_(tensors, masks)
+
+        handle = optimizer.register_step_post_hook(after_step)
+        self._hooks.append(handle)
+        after_step(optimizer, (), {})  # zero any state that already exists
+        return handle
+
+    def detach(self) -> None:
+        """Remove every optimizer hook installed by ``attach``."""
+        for handle in self._hooks:
+            handle.remove()
+        self._hooks.clear()
+
+    # ---- rewinding -----------------------------------------------------------------------------------
+    def rewind(self, state_dict: Mapping[str, torch.Tensor]) -> None:
+        """Set the model to ``state_dict`` (e.g. saved at initialization or at an early step) and keep the
+        pruned weights at 0. ``state_dict`` must hold every selected parameter; parameters and buffers
+        it also holds are restored too."""
+        model = _unwrap(self.model)
+        missing = [n for n in self.names if n not in state_dict]
+        if missing:
+            raise ValueError(f"rewind state_dict lacks {len(missing)} pruned parameters, e.g. {missing[:3]}; save "
+                             f"it with model.state_dict() of the same architecture")
+        own = model.state_dict()
+        unknown = [n for n in state_dict if n not in own]
+        if unknown:
+            raise ValueError(f"rewind state_dict has entries this model lacks, e.g. {unknown[:3]}")
+        with torch.no_grad():
+            for name, value in state_dict.items():
+                if own[name].shape != value.shape:
+                    raise ValueError(f"rewind: {name} has shape {tuple(value.shape)}, the model's is "
+                                     f"{tuple(own[name].shape)}")
+            for name, value in state_dict.items():
+                own[name].copy_(value)
+        self.apply_masks()
+
+    # ---- state ------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"names": list(self.names), "selection": dict(self.selection), "masks": self.masks.state_dict()}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        """Restore masks saved by ``state_dict`` (the selected parameters must match) and apply them."""
+        masks = MaskSet.from_state_dict(state["masks"])
+        if list(state.get("names", masks.names)) != self.names:
+            raise ValueError("saved pruner state is for other parameters: "
+                             f"{len(masks.names)} saved vs {len(self.names)} selected here")
+        shapes = [p.shape for p in self.params]
+        if list(masks.shapes) != list(shapes):
+            raise ValueError("saved masks do not fit the parameters' shapes")
+        self.masks = masks.to(self.params[0].device)
+        self.apply_masks()
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_hooks"] = []  # optimizer hooks belong to this process's optimizer; re-attach after loading
+        return state
+
+    # ---- torch.nn.utils.prune interop -------------------------------------------------------------------
+    def _module_param_pairs(self) -> list[tuple[torch.nn.Module, str]]:
+        model = _unwrap(self.model)
+        pairs = []
+        for name in self.names:
+            module_name, _, param_name = name.rpartition(".")
+            pairs.append((model.get_submodule(module_name) if module_name else model, param_name))
+        return pairs
+
+    def export_torch_prune(self) -> None:
+        """Reparametrize the model the torch.nn.utils.prune way (``weight_orig`` + ``weight_mask`` + forward
+        pre-hook), e.g. to hand it to code that expects that format. The pruner stops tracking the model."""
+        self.detach()
+        self.masks.to_torch_prune(self._module_param_pairs())
+
+    @classmethod
+    def from_torch_prune(cls, model: torch.nn.Module, **selection) -> "GlobalMagnitudePruner":
+        """Adopt a model pruned with torch.nn.utils.prune: its masks are read, the reparametrization is
+        made permanent (``prune.remove``), and a pruner with the same masks is returned."""
+        import torch.nn.utils.prune as tprune
+        inner = _unwrap(model)
+        pruned = [(m, hook._tensor_name) for m in inner.modules() for hook in list(m._forward_pre_hooks.values())
+                  if isinstance(hook, tprune.BasePruningMethod)]
+        keep = {}
+        for module, name in pruned:
+            keep[(id(module), name)] = getattr(module, name + "_mask").detach() != 0
+            tprune.remove(module, name)
+        if not pruned:
+            raise ValueError("the model has no torch.nn.utils.prune reparametrization to import")
+        if "include" not in selection:
+            lookup = {id(m): n for n, m in inner.named_modules()}
+            selection["include"] = [f"{lookup[id(m)]}.{name}" if lookup[id(m)] else name for m, name in pruned]
+        pruner = cls(model, **selection)
+        bools = []
+        for (module, name), param in zip(pruner._module_param_pairs(), pruner.params):
+            bools.append(keep.get((id(module), name), torch.ones_like(param, dtype=torch.bool)))
+        pruner.masks = MaskSet.from_bool(bools, pruner.names).to(pruner.params[0].device)
+        pruner.apply_masks()
+        return pruner
