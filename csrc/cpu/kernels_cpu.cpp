@@ -8,6 +8,10 @@
 #include <cmath>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "../rgprune.h"
 
 namespace rgprune {
@@ -50,44 +54,136 @@ struct ChunkStats {
   double abs_sum = 0, sq_sum = 0;
 };
 
+// Per-element work of a histogram pass. Templated on whether a prefix filter applies and whether sums
+// are wanted, so the hot loops carry no run-time branches on either.
+template <typename K, bool kPrefix, bool kSums>
+struct HistogramVisitor {
+  using B = typename K::bits_t;
+  // Copies of the pass parameters and local accumulators (not references into shared structs), so the
+  // compiler keeps them in registers instead of reloading them after every histogram store.
+  const int prefix_shift, shift;
+  const uint64_t prefix;
+  const B bin_mask;
+  int64_t* const hist;
+  int64_t count = 0, nans = 0;
+  double abs_even = 0, sq_even = 0, abs_odd = 0, sq_odd = 0;  // two chains halve the add latency
+
+  HistogramVisitor(const RadixPass& pass, int64_t* h)
+      : prefix_shift(pass.prefix_shift), shift(pass.shift), prefix(pass.prefix),
+        bin_mask(static_cast<B>((uint64_t(1) << pass.bits) - 1)), hist(h) {}
+
+  // Bitmap of the 32 elements at x whose key matches the prefix: a loop the compiler vectorizes, so a
+  // refinement pass, where almost nothing matches, runs at close to memory speed.
+  inline uint32_t candidates(const B* x) const {
+    if (!kPrefix) return ~0u;
+#if defined(__SSE2__)
+    if constexpr (sizeof(B) == 4) {  // float32 keys: 4 compares per instruction
+      const __m128i key_mask = _mm_set1_epi32(int32_t(K::key_mask));
+      const __m128i want = _mm_set1_epi32(int32_t(prefix));
+      const __m128i count = _mm_cvtsi32_si128(prefix_shift);
+      uint32_t m = 0;
+      for (int j = 0; j < 32; j += 4) {
+        const __m128i keys = _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + j)), key_mask);
+        const __m128i hit = _mm_cmpeq_epi32(_mm_srl_epi32(keys, count), want);
+        m |= uint32_t(_mm_movemask_ps(_mm_castsi128_ps(hit))) << j;
+      }
+      return m;
+    }
+#endif
+    uint32_t m = 0;
+    for (int j = 0; j < 32; ++j) m |= uint32_t(B(K::key(x[j]) >> prefix_shift) == B(prefix)) << j;
+    return m;
+  }
+
+  template <typename scalar_t>
+  inline void visit(B raw, const scalar_t& value, bool odd) {
+    const B key = K::key(raw);
+    if (kPrefix && (uint64_t(key) >> prefix_shift) != prefix) return;
+    if (K::is_nan(key)) {
+      ++nans;
+      return;
+    }
+    ++hist[(key >> shift) & bin_mask];
+    if (kSums) add(static_cast<double>(value), odd);
+  }
+
+  // Branch-free variant for an element that may just have been pruned: `kept` is its new bit pattern
+  // (the old one, or 0 = +0.0 when pruned) and it is counted only if `keep`. Selecting by bit masks
+  // rather than by branches matters: whether a weight is pruned is a coin flip for the branch predictor.
+  template <typename scalar_t>
+  inline void visit_if(B kept, bool keep) {
+    const B key = K::key(kept);
+    if (K::is_nan(key)) {  // rare: a predictable branch
+      nans += keep;
+      return;
+    }
+    hist[(key >> shift) & bin_mask] += keep;
+    if (kSums) {
+      scalar_t value;
+      std::memcpy(&value, &kept, sizeof(value));
+      count += keep - 1;  // add() counts one
+      add(static_cast<double>(value), false);
+    }
+  }
+
+  inline void add(double v, bool odd) {
+    ++count;
+    if (odd) {
+      abs_odd += std::fabs(v);
+      sq_odd += v * v;
+    } else {
+      abs_even += std::fabs(v);
+      sq_even += v * v;
+    }
+  }
+
+  ChunkStats result() const { return ChunkStats{count, nans, abs_even + abs_odd, sq_even + sq_odd}; }
+};
+
+// Calls visitor.visit for every surviving element of a chunk: a straight loop over fully surviving
+// mask words (the common case, friendly to the branch predictor), set-bit iteration otherwise.
+template <typename scalar_t, typename Visitor>
+inline void for_each_survivor(const Chunk& ch, const at::TensorList& tensors, const at::TensorList& masks,
+                              Visitor& visitor) {
+  using B = typename Visitor::B;
+  const B* bits = reinterpret_cast<const B*>(tensors[ch.tensor].data_ptr());
+  const scalar_t* vals = tensors[ch.tensor].data_ptr<scalar_t>();
+  const uint32_t* mask = reinterpret_cast<const uint32_t*>(masks[ch.tensor].data_ptr<int32_t>());
+  for (int64_t base = ch.begin; base < ch.end; base += 32) {
+    uint32_t word = valid_word(mask, base, ch.end);
+    if (base + 32 <= ch.end) word &= visitor.candidates(bits + base);
+    if (word == ~0u) {
+      for (int j = 0; j < 32; ++j) visitor.visit(bits[base + j], vals[base + j], j & 1);
+    } else {
+      for (uint32_t w = word; w; w &= w - 1) {
+        const int j = __builtin_ctz(w);
+        visitor.visit(bits[base + j], vals[base + j], j & 1);
+      }
+    }
+  }
+}
+
 // Adds a bin count per surviving non-NaN key accepted by `pass` into `hist`; fills per-chunk stats.
 template <typename scalar_t, bool kSums>
 void histogram_pass(const at::TensorList& tensors, const at::TensorList& masks, const std::vector<Chunk>& chunks,
                     const RadixPass& pass, std::vector<int64_t>& hist, std::vector<ChunkStats>& chunk_stats) {
   using K = typename KeysFor<scalar_t>::type;
-  using B = typename K::bits_t;
   const size_t nbins = size_t(1) << pass.bits;
-  const B bin_mask = static_cast<B>(nbins - 1);
   std::vector<std::vector<int64_t>> local(at::get_num_threads());
   chunk_stats.assign(chunks.size(), ChunkStats{});
   at::parallel_for(0, int64_t(chunks.size()), 1, [&](int64_t lo, int64_t hi) {
     auto& h = local[at::get_thread_num()];
     if (h.empty()) h.assign(nbins, 0);
     for (int64_t c = lo; c < hi; ++c) {
-      const Chunk& ch = chunks[c];
-      const B* bits = reinterpret_cast<const B*>(tensors[ch.tensor].data_ptr());
-      const scalar_t* vals = tensors[ch.tensor].data_ptr<scalar_t>();
-      const uint32_t* mask = reinterpret_cast<const uint32_t*>(masks[ch.tensor].data_ptr<int32_t>());
-      ChunkStats s;
-      for (int64_t base = ch.begin; base < ch.end; base += 32) {
-        for (uint32_t word = valid_word(mask, base, ch.end); word; word &= word - 1) {
-          const int64_t i = base + __builtin_ctz(word);
-          const B key = K::key(bits[i]);
-          if (K::is_nan(key)) {
-            ++s.nans;
-            continue;
-          }
-          if (pass.has_prefix && (uint64_t(key) >> pass.prefix_shift) != pass.prefix) continue;
-          ++h[(key >> pass.shift) & bin_mask];
-          if (kSums) {
-            const double v = static_cast<double>(vals[i]);
-            ++s.count;
-            s.abs_sum += std::fabs(v);
-            s.sq_sum += v * v;
-          }
-        }
+      if (pass.has_prefix) {
+        HistogramVisitor<K, true, kSums> v(pass, h.data());
+        for_each_survivor<scalar_t>(chunks[c], tensors, masks, v);
+        chunk_stats[c] = v.result();
+      } else {
+        HistogramVisitor<K, false, kSums> v(pass, h.data());
+        for_each_survivor<scalar_t>(chunks[c], tensors, masks, v);
+        chunk_stats[c] = v.result();
       }
-      chunk_stats[c] = s;
     }
   });
   hist.assign(nbins, 0);
@@ -191,6 +287,8 @@ Stats apply_threshold_impl(const at::TensorList& tensors, const at::TensorList& 
   const int64_t n_ties = info[kInfoTies], n_equal = info[kInfoEqual];
   const bool all_ties = any && n_ties > 0 && n_ties == n_equal;
   const bool partial_ties = any && n_ties > 0 && n_ties < n_equal;
+  const uint64_t cut = all_ties ? thr + 1 : thr;  // survivors with key < cut are pruned
+  const uint64_t cut_if_any = any ? cut : 0;
 
   // Ties are pruned in model order: each chunk needs the number of ties in the chunks before it.
   std::vector<int64_t> tie_offset(chunks.size() + 1, 0);
@@ -211,7 +309,7 @@ Stats apply_threshold_impl(const at::TensorList& tensors, const at::TensorList& 
   }
 
   const size_t nbins = size_t(1) << bits;
-  const int shift = K::key_bits - int(bits);
+  const RadixPass stats_pass{false, 0, 0, K::key_bits - int(bits), int(bits)};
   std::vector<std::vector<int64_t>> local(at::get_num_threads());
   std::vector<ChunkStats> chunk_stats(chunks.size());
   at::parallel_for(0, int64_t(chunks.size()), 1, [&](int64_t lo, int64_t hi) {
@@ -223,39 +321,45 @@ Stats apply_threshold_impl(const at::TensorList& tensors, const at::TensorList& 
       const scalar_t* vals = tensors[ch.tensor].data_ptr<scalar_t>();
       uint32_t* mask = reinterpret_cast<uint32_t*>(masks[ch.tensor].data_ptr<int32_t>());
       int64_t tie_rank = tie_offset[c];
-      ChunkStats s;
+      HistogramVisitor<K, false, true> survivors(stats_pass, h.data());
+      // Pruning decision for a surviving element. Keys below `cut` go; ties at `thr` are decided here only
+      // when some but not all of them go (rare), in model order.
+      auto keeps = [&](uint64_t key) {
+        if (partial_ties && key == thr) return !(tie_rank++ < n_ties);
+        return !(any && key < cut);
+      };
       for (int64_t base = ch.begin; base < ch.end; base += 32) {
         const int valid = int(std::min<int64_t>(32, ch.end - base));
         const uint32_t valid_bits = valid == 32 ? ~0u : (uint32_t(1) << valid) - 1u;
+        const uint32_t word = mask[base / 32] & valid_bits;
         uint32_t keep = 0;
-        for (uint32_t word = mask[base / 32] & valid_bits; word; word &= word - 1) {
-          const int j = __builtin_ctz(word);
-          const B key = K::key(w[base + j]);
-          bool prune = false;
-          if (any && uint64_t(key) <= thr) {
-            if (uint64_t(key) < thr || all_ties) prune = true;
-            else if (partial_ties) prune = tie_rank++ < n_ties;
+        if (word == ~0u && !partial_ties) {
+          // Fully surviving word: branch-free, and every element is rewritten (a cache line holding 16
+          // weights almost always holds a pruned one, so this costs no extra memory traffic).
+          for (int j = 0; j < 32; ++j) {
+            const B raw = w[base + j];
+            const bool k = uint64_t(K::key(raw)) >= cut_if_any;
+            const B kept = raw & static_cast<B>(B(0) - B(k));
+            keep |= uint32_t(k) << j;
+            survivors.template visit_if<scalar_t>(kept, k);
+            w[base + j] = kept;
           }
-          if (prune) continue;
-          keep |= uint32_t(1) << j;
-          if (K::is_nan(key)) {
-            ++s.nans;
-            continue;
+        } else {
+          for (uint32_t alive = word; alive; alive &= alive - 1) {
+            const int j = __builtin_ctz(alive);
+            const bool k = keeps(K::key(w[base + j]));
+            keep |= uint32_t(k) << j;
+            if (k) survivors.visit(w[base + j], vals[base + j], j & 1);
           }
-          ++h[key >> shift];
-          const double v = static_cast<double>(vals[base + j]);
-          ++s.count;
-          s.abs_sum += std::fabs(v);
-          s.sq_sum += v * v;
-        }
-        // Every weight whose bit is now 0 is stored as +0.0 (also weights pruned before).
-        for (uint32_t dead = ~keep & valid_bits; dead; dead &= dead - 1) {
-          const int64_t i = base + __builtin_ctz(dead);
-          if (w[i] != 0) w[i] = 0;
+          // Every weight whose bit is now 0 is stored as +0.0 (also weights pruned before).
+          for (uint32_t dead = ~keep & valid_bits; dead; dead &= dead - 1) {
+            const int64_t i = base + __builtin_ctz(dead);
+            if (w[i] != 0) w[i] = 0;
+          }
         }
         if (mask[base / 32] != keep) mask[base / 32] = keep;
       }
-      chunk_stats[c] = s;
+      chunk_stats[c] = survivors.result();
     }
   });
   std::vector<int64_t> hist(nbins, 0);
