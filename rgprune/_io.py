@@ -24,3 +24,16 @@ def atomic_write(path: str | os.PathLike, write) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def atomic_write_json(path: str | os.PathLike, obj) -> None:
+    """Write ``obj`` as indented JSON atomically."""
+    import json
+
+    text = json.dumps(obj, indent=2, sort_keys=False)
+
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text + "\n")
+
+    atomic_write(path, write)

@@ -21,6 +21,7 @@ Conventions shared by every implementation
 """
 from __future__ import annotations
 
+import sys
 from typing import Sequence
 
 import torch
@@ -69,15 +70,24 @@ def unpack_mask(words: torch.Tensor, numel: int) -> torch.Tensor:
     return bits.reshape(-1)[:numel].to(torch.bool)
 
 
+_BYTE_WEIGHTS = torch.tensor([1, 2, 4, 8, 16, 32, 64, 128], dtype=torch.uint8)
+
+
 def pack_mask(keep: torch.Tensor) -> torch.Tensor:
-    """bool tensor (any shape) -> bit-packed int32 words (bits past numel are 0)."""
-    flat = keep.reshape(-1).to(torch.int64)
+    """bool tensor (any shape) -> bit-packed int32 words (bits past numel are 0).
+
+    Packs through bytes (8 flags -> 1 byte; 4 little-endian bytes -> 1 word), so the temporaries are a few
+    bytes per weight, not the 8-byte integers a direct shift-and-sum would need.
+    """
+    flat = keep.reshape(-1).to(torch.uint8)
     pad = mask_words(flat.numel()) * 32 - flat.numel()
-    flat = torch.nn.functional.pad(flat, (0, pad)).reshape(-1, 32)
-    shifts = torch.arange(32, device=flat.device, dtype=torch.int64)
-    words = (flat << shifts).sum(dim=1)
-    words = words - ((words >> 31) & 1) * (1 << 32)  # two's complement wrap into int32's range
-    return words.to(torch.int32)
+    flat = torch.nn.functional.pad(flat, (0, pad)).reshape(-1, 8)
+    packed = (flat * _BYTE_WEIGHTS.to(flat.device)).sum(dim=1, dtype=torch.uint8)
+    if sys.byteorder == "little":
+        return packed.view(torch.int32)
+    quads = packed.reshape(-1, 4).to(torch.int64) << torch.tensor([0, 8, 16, 24], device=flat.device)
+    words = quads.sum(dim=1)
+    return (words - ((words >> 31) & 1) * (1 << 32)).to(torch.int32)
 
 
 def _survivors(t: torch.Tensor, words: torch.Tensor):
@@ -113,6 +123,28 @@ def magnitude_histogram(tensors: Sequence[torch.Tensor], masks: Sequence[torch.T
         sq_sums[i] = (vals * vals).sum()
         nan_counts[i] = (alive & nan).sum()
     return hist, counts, abs_sums, sq_sums, nan_counts
+
+
+def radix_histogram(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], prefix: int, prefix_bits: int,
+                    bits: int) -> torch.Tensor:
+    """One radix-select refinement pass: int64[2**bits] histogram of the surviving non-NaN weights whose
+    key's top ``prefix_bits`` bits equal ``prefix``, binned by the next ``bits`` bits of the key.
+
+    ``prefix_bits == 0`` filters nothing (then this is ``magnitude_histogram``'s histogram at ``bits``).
+    ``global_magnitude_threshold`` is a sequence of such passes; ``rgprune.distributed`` runs them one at a
+    time so that each pass's histogram can be summed over ranks.
+    """
+    device = tensors[0].device
+    key_bits = KEY_BITS[tensors[0].dtype]
+    shift = key_bits - prefix_bits - bits
+    hist = torch.zeros(1 << bits, dtype=torch.int64, device=device)
+    for t, m in zip(tensors, masks):
+        keys, alive, nan = _survivors(t, m)
+        ok = alive & ~nan
+        if prefix_bits:
+            ok &= (keys >> (key_bits - prefix_bits)) == prefix
+        hist += torch.bincount((keys[ok] >> shift) & ((1 << bits) - 1), minlength=1 << bits)
+    return hist
 
 
 def global_magnitude_threshold(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], k: int):
