@@ -53,7 +53,9 @@ def select_prunable(model: torch.nn.Module, include: Sequence[str] | None = None
     Default: the ``weight`` of every Linear and Conv layer. Never biases or norm layers. Embeddings
     (``nn.Embedding``) only with ``prune_embeddings=True``; the classifier head (a top-level module named
     one of ``HEAD_NAMES``) only with ``prune_head=True``. ``include`` (fnmatch patterns over qualified
-    parameter names, e.g. ``"layer1.*.weight"``) replaces the default set; ``exclude`` removes from it.
+    parameter names, e.g. ``"layer1.*.conv*.weight"``) replaces the default set and selects whatever
+    float parameter it names (a broad ``"layer1.*.weight"`` would take the BatchNorm weights too);
+    ``exclude`` removes from the selection.
     """
     model = _unwrap(model)
     chosen, seen = [], set()
@@ -212,8 +214,15 @@ class GlobalMagnitudePruner:
     def rewind(self, state_dict: Mapping[str, torch.Tensor]) -> None:
         """Set the model to ``state_dict`` (e.g. saved at initialization or at an early step) and keep the
         pruned weights at 0. ``state_dict`` must hold every selected parameter; parameters and buffers
-        it also holds are restored too."""
+        it also holds are restored too. A bad ``state_dict`` raises ValueError and changes nothing."""
         model = _unwrap(self.model)
+        # a DDP / DataParallel wrapper's own state_dict() prefixes every key with "module." (once per
+        # wrapper); accept it as well as the inner model's, as the pruner's names carry no prefix
+        prefix, inner = "", self.model
+        while inner is not model:
+            prefix, inner = prefix + "module.", inner.module
+        if prefix and state_dict and all(n.startswith(prefix) for n in state_dict):
+            state_dict = {n[len(prefix):]: value for n, value in state_dict.items()}
         missing = [n for n in self.names if n not in state_dict]
         if missing:
             raise ValueError(f"rewind state_dict lacks {len(missing)} pruned parameters, e.g. {missing[:3]}; save "
@@ -223,7 +232,10 @@ class GlobalMagnitudePruner:
         if unknown:
             raise ValueError(f"rewind state_dict has entries this model lacks, e.g. {unknown[:3]}")
         with torch.no_grad():
+            # validate every entry before copying any, so that a bad state dict changes nothing
             for name, value in state_dict.items():
+                if not isinstance(value, torch.Tensor):  # else .shape / copy_ fail with an AttributeError
+                    raise ValueError(f"rewind: {name} is a {type(value).__name__}, not a tensor")
                 if own[name].shape != value.shape:
                     raise ValueError(f"rewind: {name} has shape {tuple(value.shape)}, the model's is "
                                      f"{tuple(own[name].shape)}")
@@ -233,7 +245,10 @@ class GlobalMagnitudePruner:
 
     # ---- state ------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"names": list(self.names), "selection": dict(self.selection), "masks": self.masks.state_dict()}
+        # a snapshot: prune() rewrites the mask words in place, and on the CPU MaskSet.state_dict() returns
+        # those very tensors, so without the clone a saved state would change with every later prune
+        return {"names": list(self.names), "selection": dict(self.selection),
+                "masks": self.masks.clone().state_dict()}
 
     def load_state_dict(self, state: Mapping) -> None:
         """Restore masks saved by ``state_dict`` (the selected parameters must match) and apply them."""
@@ -244,7 +259,9 @@ class GlobalMagnitudePruner:
         shapes = [p.shape for p in self.params]
         if list(masks.shapes) != list(shapes):
             raise ValueError("saved masks do not fit the parameters' shapes")
-        self.masks = masks.to(self.params[0].device)
+        # clone: MaskSet.from_state_dict adopts the saved tensors, so without it two pruners loaded from
+        # one in-memory state would share mask words and pruning one would prune the other's masks
+        self.masks = masks.clone().to(self.params[0].device)
         self.apply_masks()
 
     def __getstate__(self):
