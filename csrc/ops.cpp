@@ -44,6 +44,7 @@ void check_bits(int64_t bits, at::ScalarType dtype) {
 TORCH_LIBRARY(rgprune, m) {
   m.def("magnitude_histogram(Tensor[] tensors, Tensor[] masks, int bits) -> (Tensor, Tensor, Tensor, Tensor, Tensor)");
   m.def("global_magnitude_threshold(Tensor[] tensors, Tensor[] masks, int k) -> (Tensor, Tensor)");
+  m.def("radix_histogram(Tensor[] tensors, Tensor[] masks, int prefix, int prefix_bits, int bits) -> Tensor");
   m.def(
       "apply_threshold_(Tensor(a!)[] tensors, Tensor(b!)[] masks, Tensor info, int bits) "
       "-> (Tensor, Tensor, Tensor, Tensor, Tensor)");

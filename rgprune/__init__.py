@@ -5,7 +5,8 @@ Public API (the heavier parts — models, data, IMP, RG analysis — are submodu
 
 * ``backend()``: which kernel implementation is active.
 * kernels over lists of tensors: ``magnitude_histogram``, ``global_magnitude_threshold``,
-  ``apply_threshold_``, ``apply_masks_``, ``prune_global_`` (also as ``torch.ops.rgprune.*``).
+  ``apply_threshold_``, ``apply_masks_``, ``prune_global_``, ``radix_histogram`` (also as
+  ``torch.ops.rgprune.*``). Across torch.distributed ranks: ``rgprune.distributed``.
 * ``MaskSet``: bit-packed masks; ``GlobalMagnitudePruner``: the drop-in pruner for training code.
 """
 from rgprune._ops import (
@@ -18,6 +19,7 @@ from rgprune._ops import (
     global_magnitude_threshold,
     magnitude_histogram,
     prune_global_,
+    radix_histogram,
 )
 from rgprune.masks import MaskSet
 from rgprune.pruner import GlobalMagnitudePruner, PruneReport
@@ -37,4 +39,5 @@ __all__ = [
     "global_magnitude_threshold",
     "magnitude_histogram",
     "prune_global_",
+    "radix_histogram",
 ]

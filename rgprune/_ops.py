@@ -25,6 +25,7 @@ except ImportError as exc:  # the package still works, through the reference
 
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 _warned_reference = False
+_warned_ops: set = set()
 
 
 def backend() -> str:
@@ -35,11 +36,29 @@ def backend() -> str:
     return "cuda+cpp" if _C.built_with_cuda else "cpp"
 
 
-def _compiled_for(device: torch.device) -> bool:
-    """True when the extension has kernels for ``device``; warns once when falling back."""
+def _has_kernel(op: str, device: torch.device) -> bool:
+    """True when the dispatcher has a kernel of ``op`` (e.g. ``"rgprune::radix_histogram"``) for ``device``."""
+    try:
+        return torch._C._dispatch_has_kernel_for_dispatch_key(op, device.type.upper())
+    except RuntimeError:  # the op is not registered at all (an extension built before the op existed)
+        return False
+
+
+def _compiled_for(device: torch.device, op: str | None = None) -> bool:
+    """True when the extension has kernels for ``device``; warns once when falling back.
+
+    With ``op``, also checks that this op has a kernel for the device (newer ops may have a CPU kernel
+    before their CUDA kernel is written); the op falls back to the reference where it has none.
+    """
     global _warned_reference
     if _C is not None and (device.type == "cpu" or (device.type == "cuda" and _C.built_with_cuda)):
-        return True
+        if op is None or _has_kernel(op, device):
+            return True
+        if op not in _warned_ops:
+            _warned_ops.add(op)
+            warnings.warn(f"rgprune: {op} has no compiled {device.type} kernel in this build; using the "
+                          f"pure-PyTorch reference for it", RuntimeWarning, stacklevel=3)
+        return False
     if not _warned_reference:
         _warned_reference = True
         warnings.warn(f"rgprune: using the pure-PyTorch reference kernels on {device.type}; {backend()}",
@@ -210,6 +229,31 @@ def global_magnitude_threshold(tensors: Sequence[torch.Tensor], masks: Sequence[
     return Threshold(k, *values[:5], dtype=tensors[0].dtype, info=info, histogram=hist)
 
 
+def radix_histogram(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], prefix: int, prefix_bits: int,
+                    bits: int = 12) -> torch.Tensor:
+    """One refinement pass of the radix select: int64[2**bits] histogram of the surviving non-NaN weights
+    whose magnitude key's top ``prefix_bits`` bits equal ``prefix``, binned by the next ``bits`` bits.
+
+    ``prefix_bits=0`` filters nothing. 1 read of the weights (a fast one: almost nothing matches a long
+    prefix), no host sync. ``rgprune.distributed`` sums these over ranks to find a global threshold.
+    """
+    tensors, masks = validate(tensors, masks)
+    dtype = tensors[0].dtype
+    bits = _check_bits(bits, dtype)
+    key_bits = reference.KEY_BITS[dtype]
+    for name, value in (("prefix", prefix), ("prefix_bits", prefix_bits)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if not 0 <= prefix_bits <= key_bits - bits:
+        raise ValueError(f"prefix_bits must be between 0 and {key_bits - bits} ({dtype} keys have {key_bits} "
+                         f"bits and bits={bits} more are binned), got {prefix_bits}")
+    if not 0 <= prefix < (1 << prefix_bits):
+        raise ValueError(f"prefix must be in [0, 2**prefix_bits) = [0, {1 << prefix_bits}), got {prefix}")
+    if _compiled_for(tensors[0].device, "rgprune::radix_histogram"):
+        return torch.ops.rgprune.radix_histogram(tensors, masks, prefix, prefix_bits, bits)
+    return reference.radix_histogram(tensors, masks, prefix, prefix_bits, bits)
+
+
 def apply_threshold_(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], threshold: Threshold,
                      bits: int = 12) -> MagnitudeStats:
     """Prune in place to ``threshold``: zero the pruned weights, clear their mask bits, and return the
@@ -275,6 +319,11 @@ if _C is not None:
         t0 = tensors[0]
         return (t0.new_empty(reference.INFO_LEN, dtype=torch.int64),
                 t0.new_empty(1 << reference.RADIX_BITS, dtype=torch.int64))
+
+    if _has_kernel("rgprune::radix_histogram", torch.device("cpu")):  # absent from builds that predate it
+        @torch.library.register_fake("rgprune::radix_histogram")
+        def _radix_histogram_fake(tensors, masks, prefix, prefix_bits, bits):
+            return tensors[0].new_empty(1 << bits, dtype=torch.int64)
 
     @torch.library.register_fake("rgprune::apply_threshold_")
     def _apply_threshold_fake(tensors, masks, info, bits):

@@ -16,6 +16,7 @@ from typing import Iterable, Mapping, Sequence
 import torch
 
 from rgprune import _ops
+from rgprune import distributed as _dist
 from rgprune.masks import MaskSet
 
 #: top-level module names treated as classifier heads (torchvision, CIFAR ResNets, Hugging Face, timm)
@@ -91,10 +92,21 @@ class GlobalMagnitudePruner:
     (momentum, Adam moments) are zeroed in one kernel call, so nothing grows back and no forward hook is
     needed. ``rewind(state_dict)`` resets the model to saved values (e.g. its initialization) and keeps
     pruned weights at 0.
+
+    ``process_group=`` (a ``ProcessGroup``, ``"default"`` or ``torch.distributed.group.WORLD``; default
+    None = one process) prunes across torch.distributed ranks. A replicated model (plain or DDP-wrapped:
+    every rank holds all of it) is pruned locally, identically on every rank (checked with one tiny
+    all_gather). A model sharded with FSDP2 (``fully_shard``: DTensor parameters) is pruned shard by shard
+    with the exact global threshold of ``rgprune.distributed`` (ties in model order, so the masks equal
+    single-process pruning of the full model); its masks cover the local shards, and ``density``,
+    ``num_survivors``, ``stats`` etc. are then global (collectives: call them on every rank).
     """
 
+    process_group = None  # class defaults: pruners pickled before these attributes existed load as one-process
+    sharded = False
+
     def __init__(self, model: torch.nn.Module, include: Sequence[str] | None = None, exclude: Sequence[str] = (),
-                 *, prune_embeddings: bool = False, prune_head: bool = False):
+                 *, prune_embeddings: bool = False, prune_head: bool = False, process_group=None):
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.model = model
@@ -106,7 +118,9 @@ class GlobalMagnitudePruner:
             raise TypeError(f"the selected parameters have several dtypes {sorted(map(str, dtypes))}; global "
                             f"ranking needs one dtype: cast the model or select one group with include=")
         self.names = [n for n, _ in named]
-        self.masks = MaskSet.ones([p for _, p in named], names=self.names)
+        self.process_group = None if process_group is None else _dist.resolve_group(process_group)
+        self.sharded = _dist.is_sharded([p for _, p in named], self.process_group)
+        self.masks = MaskSet.ones([self._local(p) for _, p in named], names=self.names)
         self._hooks = []
 
     # ---- parameters and masks -------------------------------------------------------------------
@@ -116,25 +130,49 @@ class GlobalMagnitudePruner:
         lookup = dict(_unwrap(self.model).named_parameters(remove_duplicate=False))
         return [lookup[n] for n in self.names]
 
+    def _local(self, p: torch.Tensor) -> torch.Tensor:
+        """What this rank prunes of parameter ``p``: its local shard when sharded, else all of it."""
+        return _dist.local_shard(p) if self.sharded else p.data
+
     def _weights(self) -> list[torch.Tensor]:
         params = self.params
         device = params[0].device
         if self.masks.words[0].device != device:  # the model moved (model.to(device)): masks follow
             self.masks = self.masks.to(device)
-        return [p.data for p in params]
+        return [self._local(p) for p in params]
+
+    def _global_counts(self, counts: list[int]) -> list[int]:
+        """Sums of per-rank counts over the ranks when sharded (one all_reduce), else ``counts``."""
+        if not self.sharded:
+            return counts
+        t = torch.tensor(counts, dtype=torch.int64).to(self.masks.words[0].device)
+        _dist._collective("all_reduce of the survivor counts", self.process_group, torch.distributed.all_reduce, t)
+        return t.tolist()
 
     def density(self) -> float:
+        if self.sharded:
+            survivors, total = self._global_counts([self.num_survivors_local, sum(self.masks.numels())])
+            return survivors / total if total else 1.0
         return self.masks.density()
 
     def layer_densities(self) -> dict[str, float]:
+        if self.sharded:
+            n = len(self.names)
+            counts = self._global_counts(self.masks.survivor_counts() + self.masks.numels())
+            return {name: (c / s if s else 1.0) for name, c, s in zip(self.names, counts[:n], counts[n:])}
         return self.masks.layer_densities()
 
     @property
     def num_weights(self) -> int:
-        return sum(self.masks.numels())
+        return self._global_counts([sum(self.masks.numels())])[0]
 
     @property
     def num_survivors(self) -> int:
+        return self._global_counts([self.num_survivors_local])[0]
+
+    @property
+    def num_survivors_local(self) -> int:
+        """Survivors in this rank's masks (its shards when sharded)."""
         return sum(self.masks.survivor_counts())
 
     # ---- pruning ----------------------------------------------------------------------------------
@@ -159,13 +197,23 @@ class GlobalMagnitudePruner:
                                  f"{self.density():.4f}: pruning cannot add weights back")
             k = survivors - keep
         with torch.no_grad():
-            result = _ops.prune_global_(self._weights(), self.masks.words, k, bits)
+            if self.sharded:  # exact global threshold; ties in model order (FSDP2 shards are row blocks)
+                result = _dist.prune_global_distributed_(self._weights(), self.masks.words, k, self.process_group,
+                                                         bits, tie_order="parameter")
+                result = _ops.PruneResult(result.threshold, _dist.all_reduce_stats(result.stats, self.process_group))
+            else:
+                if self.process_group is not None:  # replicated (DDP): every rank must prune the same model
+                    _dist.check_replicated([k, survivors, self.num_weights], "the pruned models' k, survivors and "
+                                           "size", self.process_group, self.masks.words[0].device)
+                result = _ops.prune_global_(self._weights(), self.masks.words, k, bits)
         return PruneReport(k, self.density(), result.threshold, result.stats)
 
     def stats(self, bits: int = 12) -> _ops.MagnitudeStats:
-        """Statistics of the current survivors (histogram, per-tensor count, Σ|w|, Σw²)."""
+        """Statistics of the current survivors (histogram, per-tensor count, Σ|w|, Σw²); over all ranks when
+        sharded."""
         with torch.no_grad():
-            return _ops.magnitude_histogram(self._weights(), self.masks.words, bits)
+            stats = _ops.magnitude_histogram(self._weights(), self.masks.words, bits)
+            return _dist.all_reduce_stats(stats, self.process_group) if self.sharded else stats
 
     def apply_masks(self) -> None:
         """Zero the pruned weights (e.g. after loading weights from elsewhere)."""
@@ -179,6 +227,8 @@ class GlobalMagnitudePruner:
         tensors, masks = list(weights), list(self.masks.words)
         for p, w, m in zip(self.params, weights, self.masks.words):
             for value in optimizer.state.get(p, {}).values():
+                if self.sharded and isinstance(value, torch.Tensor):
+                    value = _dist.local_shard(value)  # FSDP2: moments are DTensors like their parameter
                 if isinstance(value, torch.Tensor) and value.shape == w.shape and value.is_floating_point():
                     tensors.append(value)
                     masks.append(m)
@@ -256,7 +306,7 @@ class GlobalMagnitudePruner:
         if list(state.get("names", masks.names)) != self.names:
             raise ValueError("saved pruner state is for other parameters: "
                              f"{len(masks.names)} saved vs {len(self.names)} selected here")
-        shapes = [p.shape for p in self.params]
+        shapes = [w.shape for w in self._weights()]  # the local shards' when sharded
         if list(masks.shapes) != list(shapes):
             raise ValueError("saved masks do not fit the parameters' shapes")
         # clone: MaskSet.from_state_dict adopts the saved tensors, so without it two pruners loaded from

@@ -276,6 +276,28 @@ std::tuple<at::Tensor, at::Tensor> global_magnitude_threshold_cpu(at::TensorList
                                          [&] { return threshold_impl<scalar_t>(tensors, masks, k); });
 }
 
+// One refinement pass of the radix select on its own (rgprune.distributed sums each pass over ranks):
+// survivors whose key's top prefix_bits bits equal prefix, binned by the next bits bits.
+at::Tensor radix_histogram_cpu(at::TensorList tensors, at::TensorList masks, int64_t prefix, int64_t prefix_bits,
+                               int64_t bits) {
+  check_tensor_lists(tensors, masks, /*same_dtype=*/true);
+  check_bits(bits, tensors[0].scalar_type());
+  const int kb = key_bits_of(tensors[0].scalar_type());
+  TORCH_CHECK(prefix_bits >= 0 && prefix_bits + bits <= kb, "rgprune: prefix_bits + bits must be in [bits, ", kb,
+              "] for this dtype, got prefix_bits=", prefix_bits, " and bits=", bits);
+  TORCH_CHECK(prefix >= 0 && (prefix >> prefix_bits) == 0, "rgprune: prefix must be in [0, 2**prefix_bits), got ",
+              prefix, " for prefix_bits=", prefix_bits);
+  const auto chunks = make_chunks(tensors);
+  std::vector<int64_t> hist;
+  std::vector<ChunkStats> chunk_stats;
+  const RadixPass pass{prefix_bits > 0, kb - int(prefix_bits), uint64_t(prefix), kb - int(prefix_bits + bits),
+                       int(bits)};
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, tensors[0].scalar_type(), "radix_histogram", [&] {
+    histogram_pass<scalar_t, false>(tensors, masks, chunks, pass, hist, chunk_stats);
+  });
+  return to_tensor(hist);
+}
+
 template <typename scalar_t>
 Stats apply_threshold_impl(const at::TensorList& tensors, const at::TensorList& masks, const int64_t* info,
                            int64_t bits) {
@@ -413,6 +435,7 @@ void apply_masks_cpu(at::TensorList tensors, at::TensorList masks) {
 TORCH_LIBRARY_IMPL(rgprune, CPU, m) {
   m.impl("magnitude_histogram", &rgprune::magnitude_histogram_cpu);
   m.impl("global_magnitude_threshold", &rgprune::global_magnitude_threshold_cpu);
+  m.impl("radix_histogram", &rgprune::radix_histogram_cpu);
   m.impl("apply_threshold_", &rgprune::apply_threshold_cpu);
   m.impl("apply_masks_", &rgprune::apply_masks_cpu);
 }
