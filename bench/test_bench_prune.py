@@ -1,0 +1,95 @@
+"""pytest-benchmark: one IMP pruning round (20% of the survivors) by each method, at a small size.
+
+``make bench`` runs these (``pytest -q bench -m "not slow" --benchmark-only``). The weight sets are small
+so the whole suite takes a few minutes on 2 cores; ``python -m bench.compare`` measures the real ResNet-50
+and BERT-base sets. Each benchmark round starts from a fresh copy of the same state (untimed setup).
+The ``slow`` benchmark at the end uses BERT-base's real shapes (``pytest -q bench -m slow --benchmark-only``).
+"""
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from bench import compare  # noqa: E402
+
+HAS_CUDA = torch.cuda.is_available()
+DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda,
+                                              pytest.mark.skipif(not HAS_CUDA, reason="no CUDA GPU present")])]
+
+# BERT-like layer shapes at width 384 (2 layers: 3.5M weights, plus one odd-sized tensor for mask tails),
+# and 200 small tensors (0.8M weights) where per-tensor overheads show.
+SETS = {
+    "bertlike-3.5M": [(384, 384)] * 4 * 2 + [(1536, 384), (384, 1536)] * 2 + [(37, 53)],
+    "small-tensors-0.8M": [(64, 64)] * 200,
+}
+# rounds per benchmark: slow methods get fewer
+ROUNDS_PER_METHOD = {"torch_prune": 3, "naive": 3, "reference": 3, "rgprune": 10}
+
+
+def _states(set_name, device):
+    torch.manual_seed(0)
+    model = compare._synthetic(torch.device(device), SETS[set_name])
+    names = [f"{i}.weight" for i in range(len(SETS[set_name]))]
+    return model, names, compare.make_states([p.detach() for p in model.parameters()])
+
+
+_CACHE = {}
+
+
+def states_for(set_name, device):
+    key = (set_name, device)
+    if key not in _CACHE:
+        _CACHE.clear()  # keep one set alive at a time
+        _CACHE[key] = _states(set_name, device)
+    return _CACHE[key]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("round_", [1, 5], ids=["round1", "round5"])
+@pytest.mark.parametrize("method", compare.METHODS)
+@pytest.mark.parametrize("set_name", list(SETS))
+def test_prune_round(benchmark, set_name, method, round_, device):
+    model, names, states = states_for(set_name, device)
+    state = states[round_]
+    impl = compare.METHOD_IMPLS[method]
+    benchmark.group = f"prune round {round_}: {set_name} on {device}"
+    benchmark.extra_info.update(n_weights=state.n_weights, k=state.k, density=state.density)
+
+    def setup():
+        ctx = impl.prepare(state, model, names)
+        compare._sync(device)
+        return (ctx,), {}
+
+    def run(ctx):
+        impl.run(ctx, state.k)
+        compare._sync(device)
+
+    benchmark.pedantic(run, setup=setup, rounds=ROUNDS_PER_METHOD[method], warmup_rounds=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("method", ["naive", "rgprune"])
+def test_prune_round_bert_base(benchmark, method, device):
+    """BERT-base's 85M linear weights, round 1 (torch.prune and the reference take ~10 s each: see
+    ``python -m bench.compare``)."""
+    spec = compare.SPECS["bert-base"]
+    torch.manual_seed(0)
+    model = spec.build(torch.device(device))
+    named = compare.select_prunable(model, **spec.select)
+    names = [n for n, _ in named]
+    state = compare.make_states([p.detach() for _, p in named])[1]
+    impl = compare.METHOD_IMPLS[method]
+    benchmark.group = f"prune round 1: bert-base on {device}"
+
+    def setup():
+        return (impl.prepare(state, model, names),), {}
+
+    def run(ctx):
+        impl.run(ctx, state.k)
+        compare._sync(device)
+
+    benchmark.pedantic(run, setup=setup, rounds=3, warmup_rounds=0)

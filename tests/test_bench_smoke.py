@@ -1,0 +1,115 @@
+"""Keeps the benchmark script from rotting: ``python -m bench.compare --quick`` on tiny weight sets, into a
+temporary folder, must succeed, write a result file with the documented schema, and render as markdown
+(also through ``bench/readme_table.py``). Takes well under 30 s on 2 cores (one torch thread)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+METHODS = ("torch_prune", "naive", "reference", "rgprune")
+
+
+def run_quick(out: Path, device: str) -> tuple[subprocess.CompletedProcess, dict]:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-m", "bench.compare", "--quick", "--device", device, "--threads", "1",
+                           "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"bench.compare failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    kind = "gpu" if device == "cuda" else "cpu"
+    files = sorted(out.glob(f"{kind}-*-1thread-quick.json"))
+    assert len(files) == 1, f"expected one {kind} result file, found {[f.name for f in out.iterdir()]}"
+    return proc, json.loads(files[0].read_text())
+
+
+def check_schema(res: dict, kind: str) -> None:
+    assert res["schema"] == "rgprune-bench/1"
+    assert res["kind"] == kind and res["quick"] is True
+    assert res["errors"] == []
+    for key in ("cpu_model", "logical_cores", "torch", "rgprune_backend", "torch_threads"):
+        assert res["machine"][key], key
+    assert res["machine"]["torch_threads"] == 1
+    assert res["copy_bandwidth"]["bytes_per_s"] > 0
+    assert set(res["models"]) == {"resnet20", "bert-tiny", "synthetic-tiny"}
+    for name, m in res["models"].items():
+        assert m["n_weights"] > 0 and m["weight_bytes"] == 4 * m["n_weights"]
+        storage = m["mask_storage_bytes"]
+        assert storage["torch_prune"] == 4 * m["n_weights"] and storage["naive"] == m["n_weights"]
+        assert storage["rgprune"] == m["bitmask_bytes"] < m["n_weights"] / 8 + 4 * m["n_tensors"]
+        for rkey, density in (("round1", 1.0), ("round5", 0.8 ** 4)):
+            r = m["rounds"][rkey]
+            assert abs(r["density"] - density) < 1e-3
+            assert r["k"] == round(0.2 * r["survivors"])
+            for method in METHODS:
+                e = r["methods"][method]
+                assert e["error"] is None
+                assert e["reps"] == len(e["times_s"]) >= 1 and e["median_s"] > 0 and e["min_s"] > 0
+                if method != "naive":  # naive prunes every tie at the threshold
+                    assert e["pruned"] == r["k"] and e["exact_k"]
+            assert r["methods"]["reference"]["mask_bits_differing_from_rgprune"] == 0
+            assert set(r["speedup"]) == {"vs_torch_prune", "vs_naive", "vs_reference"}
+            assert all(v > 0 for v in r["speedup"].values())
+            for method in METHODS:
+                mem = m["memory"][rkey][method]
+                assert isinstance(mem["peak_extra_bytes"], int) and "retained_bytes" in mem
+                assert "peak_extra_fraction_of_weights" in mem
+            assert m["floor"][rkey]["times_floor"] > 0
+            t = m["trace"][rkey]
+            assert t["trace_overhead_ratio"] > 0 and t["separate_histogram_pass_ratio"] > 0
+            assert set(t["variants"]) == {"round_with_trace", "round_without_trace", "threshold_only", "apply_only",
+                                          "apply_only_bits1", "histogram_pass"}
+        if name == "synthetic-tiny":
+            assert "training_step" not in m
+        else:
+            ts = m["training_step"]
+            assert set(ts["variants"]) == {"no_pruning", "torch_prune", "rgprune_attach"}
+            assert ts["ratio_vs_no_pruning"]["no_pruning"] == 1.0
+            assert ts["mask_reapplication"]["ratio_vs_read_write_pass"] > 0
+    assert res["targets"], "targets must be listed"
+    for t in res["targets"]:
+        assert set(t) >= {"id", "description", "model", "required", "measured", "met"}
+        assert t["met"] in (True, False)
+    ids = {t["id"] for t in res["targets"]}
+    if kind == "cpu":
+        assert {"cpu.bert-tiny.round1.vs_torch_prune", "cpu.bert-tiny.round5.vs_naive",
+                "cpu.resnet20.round1.memory"} <= ids
+    else:
+        assert {"gpu.bert-tiny.round1.vs_torch_prune", "gpu.bert-tiny.round5.floor",
+                "gpu.bert-tiny.mask_reapplication"} <= ids
+    assert isinstance(res["all_targets_met"], bool)
+
+
+def check_rendering(proc, res, tmp_path) -> None:
+    sys.path.insert(0, str(ROOT))
+    try:
+        from bench import readme_table
+    finally:
+        sys.path.remove(str(ROOT))
+    assert "### One IMP round" in proc.stdout and "### Targets" in proc.stdout
+    res["_file"] = "x.json"
+    block = readme_table.render_readme([res])
+    assert "| bert-tiny (69.6k) | 1 (1.00) |" in block
+    readme = tmp_path / "README.md"
+    readme.write_text("# title\n\nintro\n\n## GPU\n\ntext\n")
+    readme_table.write_readme(readme, block)
+    once = readme.read_text()
+    assert once.startswith("# title\n\nintro\n\n## GPU\n\ntext\n\n## Performance\n\n<!-- bench:start -->\n")
+    readme_table.write_readme(readme, block)  # idempotent: replaces the block in place
+    assert readme.read_text() == once
+
+
+def test_compare_quick_cpu(tmp_path):
+    proc, res = run_quick(tmp_path, "cpu")
+    check_schema(res, "cpu")
+    check_rendering(proc, res, tmp_path)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU present")
+def test_compare_quick_cuda(tmp_path):
+    proc, res = run_quick(tmp_path, "cuda")
+    check_schema(res, "gpu")
