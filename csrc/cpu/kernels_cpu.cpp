@@ -59,6 +59,7 @@ struct ChunkStats {
 template <typename K, bool kPrefix, bool kSums>
 struct HistogramVisitor {
   using B = typename K::bits_t;
+  static constexpr bool kFiltered = kPrefix;
   // Copies of the pass parameters and local accumulators (not references into shared structs), so the
   // compiler keeps them in registers instead of reloading them after every histogram store.
   const int prefix_shift, shift;
@@ -154,6 +155,12 @@ inline void for_each_survivor(const Chunk& ch, const at::TensorList& tensors, co
     if (base + 32 <= ch.end) word &= visitor.candidates(bits + base);
     if (word == ~0u) {
       for (int j = 0; j < 32; ++j) visitor.visit(bits[base + j], vals[base + j], j & 1);
+    } else if (!Visitor::kFiltered && base + 32 <= ch.end) {
+      // Partly pruned word of an unfiltered pass: branch-free over all 32, dead elements counted as 0.
+      for (int j = 0; j < 32; ++j) {
+        const bool alive = (word >> j) & 1u;
+        visitor.template visit_if<scalar_t>(bits[base + j] & static_cast<B>(B(0) - B(alive)), alive);
+      }
     } else {
       for (uint32_t w = word; w; w &= w - 1) {
         const int j = __builtin_ctz(w);
@@ -355,12 +362,13 @@ Stats apply_threshold_impl(const at::TensorList& tensors, const at::TensorList& 
         const uint32_t valid_bits = valid == 32 ? ~0u : (uint32_t(1) << valid) - 1u;
         const uint32_t word = mask[base / 32] & valid_bits;
         uint32_t keep = 0;
-        if (word == ~0u && !partial_ties) {
-          // Fully surviving word: branch-free, and every element is rewritten (a cache line holding 16
-          // weights almost always holds a pruned one, so this costs no extra memory traffic).
+        if (valid == 32 && !partial_ties) {
+          // A whole word, branch-free: every element is decided and rewritten (a cache line of 16 weights
+          // almost always holds a pruned one, so rewriting costs no extra memory traffic). Words pruned
+          // before are partly dead after round 1, so this is the common path in every round.
           for (int j = 0; j < 32; ++j) {
             const B raw = w[base + j];
-            const bool k = uint64_t(K::key(raw)) >= cut_if_any;
+            const bool k = ((word >> j) & 1u) & (uint64_t(K::key(raw)) >= cut_if_any);
             const B kept = raw & static_cast<B>(B(0) - B(k));
             keep |= uint32_t(k) << j;
             survivors.template visit_if<scalar_t>(kept, k);
