@@ -2,9 +2,10 @@
 
 Examples::
 
-    rgprune demo                      # prune ResNet-50 and BERT-base (random init) over three rounds
-    rgprune prune-demo --model resnet50 --rounds 3
-    rgprune --help
+    rgprune demo                      # short IMP run: ResNet-20 on digits, 5 rounds with baselines
+    rgprune imp --model resnet20 --task digits --rounds 8 --out runs/r20-digits
+    rgprune prune-demo --model resnet50 --rounds 3   # prune ResNet-50 / BERT-base weights, no training
+    rgprune imp --help
 """
 from __future__ import annotations
 
@@ -64,6 +65,69 @@ def prune_demo(models=("resnet50", "bert-base"), rounds: int = 3, fraction: floa
     return records
 
 
+IMP_EXAMPLES = """examples:
+  rgprune imp --model resnet20 --task digits --rounds 8 --out runs/r20-digits
+  rgprune imp --model resnet20 --task digits --rounds 8 --epochs 15 --image-size 16 --rewind-step 23 \\
+      --baselines random-reinit random-mask --out runs/r20-digits-16px
+  rgprune imp --model minilm --task vader --rounds 5 --epochs 3 --device auto --amp --out runs/minilm-vader
+
+Run the same command again to resume an interrupted run: it continues after the last complete round
+and gives the same result as an uninterrupted run. A directory holding a run with other settings is
+refused. Without --out the run goes to runs/<model>-<task>-<config hash>.
+"""
+
+
+def run_imp_command(args, out=None):
+    """``rgprune imp``: build the IMPConfig from the options, run or resume, print the table."""
+    from rgprune.imp import IMPConfig, run_imp
+
+    out = out or sys.stdout
+    _set_threads(args)
+    fields = ("model", "task", "rounds", "fraction", "rewind_step", "epochs", "optimizer", "lr", "momentum",
+              "weight_decay", "schedule", "batch_size", "seed", "device", "amp", "image_size", "prune_head",
+              "prune_embeddings", "baselines")
+    given = {f: getattr(args, f) for f in fields if getattr(args, f, None) is not None}
+    if "baselines" in given:
+        given["baselines"] = _baseline_names(given["baselines"])
+    config = IMPConfig(**given)
+    out_dir = args.out or os.path.join("runs", config.name)
+    print(f"IMP {config.name}: {config.model} on {config.task}, {config.rounds} rounds of pruning "
+          f"{config.fraction:g} of the survivors, rewinding to step {config.rewind_step}; run directory {out_dir}",
+          file=out, flush=True)
+    result = run_imp(config, out_dir, progress=not args.quiet)
+    print(f"\n{result.table()}\n\nrun directory: {out_dir}", file=out, flush=True)
+    return result
+
+
+def _baseline_names(names):
+    from rgprune.imp import BASELINES
+
+    chosen = []
+    for name in names:
+        if name == "all":
+            chosen += BASELINES
+        elif name != "none":
+            chosen.append(name)
+    return tuple(chosen)
+
+
+def demo_command(args, out=None):
+    """``rgprune demo``: a short IMP run (ResNet-20 on 16x16 digits, baselines on) in a few CPU minutes."""
+    from rgprune.imp import BASELINES, IMPConfig, run_imp
+
+    out = out or sys.stdout
+    _set_threads(args)
+    config = IMPConfig(model="resnet20", task="digits", rounds=args.rounds, epochs=args.epochs, image_size=16,
+                       batch_size=64, lr=0.1, rewind_step=10, seed=args.seed, device=args.device,
+                       baselines=BASELINES)
+    print(f"rgprune demo: iterative magnitude pruning of ResNet-20 on sklearn digits (16x16), {config.rounds} "
+          f"rounds of {config.epochs} epochs, rewinding to step {config.rewind_step}, with the random-reinit "
+          f"and random-mask baselines; run directory {args.out}", file=out, flush=True)
+    result = run_imp(config, args.out, progress=not args.quiet)
+    print(f"\n{result.table()}\n\nrun directory: {args.out}", file=out, flush=True)
+    return result
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -78,13 +142,93 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _nonnegative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def _add_imp_arguments(p: argparse.ArgumentParser) -> None:
+    from rgprune.data import TASK_NAMES
+    from rgprune.imp import BASELINES, OPTIMIZERS, SCHEDULES
+    from rgprune.models import MODEL_NAMES
+
+    p.add_argument("--model", required=True, choices=MODEL_NAMES, metavar="MODEL",
+                   help=f"model to prune: {', '.join(MODEL_NAMES)}")
+    p.add_argument("--task", required=True, choices=TASK_NAMES, metavar="TASK",
+                   help=f"task to train on: {', '.join(TASK_NAMES)}")
+    p.add_argument("--rounds", type=_positive_int, help="pruning rounds after the dense round 0 (default: 8)")
+    p.add_argument("--out", help="run directory (default: runs/<model>-<task>-<config hash>)")
+    p.add_argument("--fraction", type=_fraction, help="fraction of the surviving weights pruned per round (default: 0.2)")
+    p.add_argument("--rewind-step", dest="rewind_step", type=_nonnegative_int,
+                   help="optimizer step whose weights the survivors are rewound to; 0 = the initialization (default: 0)")
+    p.add_argument("--epochs", type=_positive_int, help="training epochs per round (default: 10)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, help="default: sgd for vision, adamw for text")
+    p.add_argument("--lr", type=_positive_float, help="peak learning rate (default: 0.1 for sgd, 1e-4 for adamw)")
+    p.add_argument("--momentum", type=float, help="SGD momentum (default: 0.9)")
+    p.add_argument("--weight-decay", dest="weight_decay", type=float,
+                   help="default: 1e-4 for sgd, 0.01 for adamw")
+    p.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule over the steps (default: cosine)")
+    p.add_argument("--batch-size", dest="batch_size", type=_positive_int, help="default: 64")
+    p.add_argument("--image-size", dest="image_size", type=_positive_int,
+                   help="vision tasks: resize the 8x8 digits to this size (default: 32)")
+    p.add_argument("--seed", type=_nonnegative_int, help="default: 0")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    p.add_argument("--amp", action="store_true", default=None,
+                   help="mixed precision: bfloat16 autocast on CPU, float16 + GradScaler on CUDA")
+    p.add_argument("--prune-head", dest="prune_head", action="store_true", default=None,
+                   help="also prune the classifier head")
+    p.add_argument("--prune-embeddings", dest="prune_embeddings", action="store_true", default=None,
+                   help="also prune BERT's embeddings")
+    p.add_argument("--baselines", nargs="+", choices=BASELINES + ("all", "none"), metavar="NAME",
+                   help=f"baselines trained for every round's mask: {', '.join(BASELINES)}, all or none "
+                        f"(default: none)")
+    p.add_argument("--threads", type=_positive_int,
+                   help="CPU threads for torch (default: torch's choice; 1 is often fastest for small models on a "
+                        "busy machine). Resume with the same count for bit-identical results")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or per-round lines")
+
+
+def _set_threads(args) -> None:
+    if getattr(args, "threads", None):
+        import torch
+        torch.set_num_threads(args.threads)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rgprune", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="the quick-start demo (make demo)")
-    demo.set_defaults(func=lambda a: prune_demo())
+    demo = sub.add_parser("demo", help="the quick-start demo (make demo): a short IMP run on digits",
+                          description="Iterative magnitude pruning of ResNet-20 on the sklearn digits (16x16), "
+                                      "with the random-reinit and random-mask baselines: a few minutes on a CPU.",
+                          epilog="example: rgprune demo --out runs/demo")
+    demo.add_argument("--out", default=os.path.join("runs", "demo"), help="run directory (default: runs/demo)")
+    demo.add_argument("--rounds", type=_positive_int, default=5, help="pruning rounds (default: 5)")
+    demo.add_argument("--epochs", type=_positive_int, default=4, help="epochs per round (default: 4)")
+    demo.add_argument("--seed", type=_nonnegative_int, default=0)
+    demo.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    demo.add_argument("--threads", type=_positive_int,
+                      help="CPU threads for torch (default: torch's choice; try 1 on a busy machine)")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars or per-round lines")
+    demo.set_defaults(func=demo_command)
+
+    imp = sub.add_parser("imp", help="iterative magnitude pruning with rewinding (lottery tickets), resumable",
+                         description="Train, prune the smallest-magnitude fraction of the surviving weights "
+                                     "(ranked globally), rewind the survivors and train again, for --rounds "
+                                     "rounds; every round is checkpointed in --out.",
+                         epilog=IMP_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_imp_arguments(imp)
+    imp.set_defaults(func=run_imp_command)
 
     pd = sub.add_parser("prune-demo", help="prune ResNet-50 / BERT-base weights and print the tables",
                         epilog="example: rgprune prune-demo --model resnet50 --rounds 5")
@@ -105,6 +249,10 @@ def main(argv=None) -> int:
     except (ValueError, TypeError, FileNotFoundError) as exc:
         print(f"rgprune {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"rgprune {args.command}: interrupted; completed rounds are kept, run the same command to resume",
+              file=sys.stderr)
+        return 130
     return 0
 
 

@@ -1,0 +1,181 @@
+"""Minimal, honest training and evaluation loops, meant to be read and replaced.
+
+``train_epochs`` runs plain supervised training with cross-entropy; ``evaluate`` returns top-1 accuracy.
+Both take the two batch layouts of ``rgprune.data``:
+
+* vision: ``(images, labels)``; the model maps images to logits;
+* text: ``(input_ids, attention_mask, labels)``; the model is a Hugging Face classifier called as
+  ``model(input_ids=..., attention_mask=...)`` whose output has ``.logits``.
+
+Nothing here knows about pruning: ``GlobalMagnitudePruner.attach(optimizer)`` keeps the masks applied
+through the optimizer's step hook, so any training loop that calls ``optimizer.step()`` works with it.
+
+AMP (``amp=True``) uses ``torch.autocast``: bfloat16 on the CPU, float16 with a ``GradScaler`` on CUDA.
+The weights and the optimizer stay in float32.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import warnings
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from torch.nn import functional as F
+
+__all__ = ["TrainStats", "evaluate", "forward_batch", "progress_enabled", "train_epochs"]
+
+
+def progress_enabled(progress: bool, stream=None) -> bool:
+    """Whether to draw progress bars: asked for, and the stream is an interactive terminal."""
+    stream = sys.stderr if stream is None else stream
+    return bool(progress) and hasattr(stream, "isatty") and stream.isatty()
+
+
+def _to(batch: Sequence[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
+    non_blocking = device.type == "cuda"
+    return [t.to(device, non_blocking=non_blocking) for t in batch]
+
+
+def forward_batch(model: torch.nn.Module, batch: Sequence[torch.Tensor], device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(logits, labels)`` for one batch of either layout (see the module docstring)."""
+    device = torch.device(device)
+    batch = _to(batch, device)
+    if len(batch) == 2:  # vision: (images, labels)
+        x, y = batch
+        out = model(x)
+    elif len(batch) == 3:  # text: (input_ids, attention_mask, labels)
+        input_ids, attention_mask, y = batch
+        out = model(input_ids=input_ids, attention_mask=attention_mask)
+    else:
+        raise ValueError(f"a batch must be (inputs, labels) or (input_ids, attention_mask, labels); got "
+                         f"{len(batch)} tensors")
+    logits = out.logits if hasattr(out, "logits") else out
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"the model returned {type(out).__name__}; expected logits or an output with .logits")
+    return logits, y
+
+
+def _autocast(device: torch.device, amp: bool):
+    if not amp:
+        return contextlib.nullcontext()
+    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@dataclass
+class TrainStats:
+    """What a ``train_epochs`` call did: optimizer steps taken (``steps``; ``skipped`` of them skipped by
+    the AMP grad scaler), the step counter at the end (``end_step``), and the mean training loss of the
+    last epoch."""
+
+    steps: int
+    end_step: int
+    last_epoch_loss: float
+    skipped: int = 0
+
+
+def train_epochs(model: torch.nn.Module, loader, optimizer: torch.optim.Optimizer, scheduler=None,
+                 epochs: int = 1, device="cpu", amp: bool = False, progress: bool = True, *,
+                 start_step: int = 0, seed: int | None = None,
+                 on_step: Callable[[int], None] | None = None, desc: str = "train") -> TrainStats:
+    """Train ``model`` with cross-entropy for ``epochs`` epochs of ``loader``.
+
+    ``scheduler`` (any ``torch.optim.lr_scheduler``) is stepped after every optimizer step, not per
+    epoch. ``start_step`` resumes in the middle of the run (learning-rate rewinding): training covers
+    optimizer steps ``start_step .. epochs * len(loader)``, skipping the batches before it, so the caller
+    must build ``scheduler`` to start at that step. ``seed``: when given, torch's RNG and the loader's
+    generator are reseeded at the start of every epoch from ``(seed, epoch)``, so that each epoch's data
+    order is the same whichever step training started from. ``on_step(step)`` is called after each
+    optimizer step with the number of steps taken so far (counting ``start_step``).
+
+    Progress: one tqdm bar per epoch, shown only when ``progress`` is true and stderr is a terminal.
+    """
+    from tqdm.auto import tqdm
+
+    device = torch.device(device)
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
+    steps_per_epoch = len(loader)
+    total = epochs * steps_per_epoch
+    if not 0 <= start_step <= total:
+        raise ValueError(f"start_step must be in [0, {total}] ({epochs} epochs x {steps_per_epoch} steps), "
+                         f"got {start_step}")
+    scaler = torch.amp.GradScaler("cuda") if amp and device.type == "cuda" else None
+    show = progress_enabled(progress)
+    step, steps, skipped, last_loss = start_step, 0, 0, math.nan
+    model.train()
+    for epoch in range(start_step // steps_per_epoch if steps_per_epoch else epochs, epochs):
+        if seed is not None:
+            epoch_seed = _mix(seed, epoch)
+            torch.manual_seed(epoch_seed)
+            generator = getattr(loader, "generator", None)
+            if generator is not None:
+                generator.manual_seed(epoch_seed)
+        skip = step - epoch * steps_per_epoch  # batches of this epoch already taken before start_step
+        loss_sum, n_loss = 0.0, 0
+        bar = tqdm(total=steps_per_epoch - skip, desc=f"{desc} epoch {epoch + 1}/{epochs}", leave=False,
+                   disable=not show, dynamic_ncols=True)
+        for i, batch in enumerate(loader):
+            if i < skip:
+                continue
+            with _autocast(device, amp):
+                logits, y = forward_batch(model, batch, device)
+                loss = F.cross_entropy(logits.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scale = scaler.get_scale()
+                scaler.step(optimizer)
+                scaler.update()
+                skipped += int(scaler.get_scale() < scale)  # the scaler lowered its scale: step skipped
+            else:
+                loss.backward()
+                optimizer.step()
+            if scheduler is not None:
+                with warnings.catch_warnings():  # a step skipped by the scaler makes torch warn about order
+                    warnings.simplefilter("ignore", UserWarning)
+                    scheduler.step()
+            step += 1
+            steps += 1
+            value = float(loss.detach())
+            loss_sum += value
+            n_loss += 1
+            bar.update(1)
+            if show:
+                bar.set_postfix(loss=f"{value:.3f}", refresh=False)
+            if on_step is not None:
+                on_step(step)
+        bar.close()
+        last_loss = loss_sum / n_loss if n_loss else math.nan
+    return TrainStats(steps=steps, end_step=step, last_epoch_loss=last_loss, skipped=skipped)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, loader, device="cpu", amp: bool = False) -> float:
+    """Top-1 accuracy of ``model`` on ``loader`` (eval mode; the model's train/eval mode is restored)."""
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    correct, seen = 0, 0
+    try:
+        for batch in loader:
+            with _autocast(device, amp):
+                logits, y = forward_batch(model, batch, device)
+            correct += int((logits.argmax(dim=-1) == y).sum())
+            seen += int(y.numel())
+    finally:
+        model.train(was_training)
+    if seen == 0:
+        raise ValueError("evaluate: the loader yielded no examples")
+    return correct / seen
+
+
+def _mix(*parts) -> int:
+    """A 63-bit seed from a tuple of ints/strings (stable across processes, unlike hash())."""
+    import hashlib
+
+    digest = hashlib.sha256(repr(tuple(parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
