@@ -15,6 +15,9 @@ def atomic_write(path: str | os.PathLike, write) -> None:
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes owner-only files; results should be as readable as any file
     try:
         write(tmp)
         with open(tmp, "rb") as f:

@@ -111,6 +111,70 @@ def _baseline_names(names):
     return tuple(chosen)
 
 
+def flow_command(args, out=None):
+    """``rgprune flow``: the RG flow report of a run directory or of a list of checkpoints."""
+    from pathlib import Path
+
+    from rgprune.rg.report import MIN_ROUNDS, checkpoints_in, write_flow_report
+    from rgprune.rg.trace import FlowTrace, parameter_gram, trace_from_checkpoints
+
+    out = out or sys.stdout
+    paths = [Path(p) for p in args.paths]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise FileNotFoundError(f"no such run directory or checkpoint: {', '.join(missing)}")
+    run_trace = paths[0] / "trace.json"
+    if len(paths) == 1 and paths[0].is_dir() and run_trace.is_file() and not args.from_checkpoints:
+        trace = FlowTrace.load(run_trace)  # recorded during the run, from the kernels' own passes
+        out_dir = Path(args.out) if args.out else paths[0]
+    else:
+        if not args.out:
+            raise ValueError("--out DIR is required when analysing checkpoints (where to write the report)")
+        out_dir = Path(args.out)
+        trace = None
+    checkpoints = checkpoints_in(paths) if trace is None or any(paths[0].glob("round-*")) else []
+    if trace is None:
+        if len(checkpoints) < MIN_ROUNDS:
+            raise ValueError(f"{len(checkpoints)} checkpoints: a flow needs at least {MIN_ROUNDS} (rounds 0, 1, 2, ...)")
+        trace = trace_from_checkpoints(checkpoints, include=args.include, exclude=args.exclude or (),
+                                       fraction=args.fraction)
+    elif len(trace) < MIN_ROUNDS:
+        raise ValueError(f"the run has {len(trace)} rounds: a flow needs at least {MIN_ROUNDS}; run more IMP rounds")
+    gram = parameter_gram(checkpoints, include=args.include, exclude=args.exclude or ()) \
+        if len(checkpoints) >= MIN_ROUNDS else None
+    paths_written = write_flow_report(trace, out_dir, title=out_dir.name, gram=gram)
+    import json
+    analysis = json.loads(paths_written["flow"].read_text())["analysis"]
+    moduli = ", ".join(f"{m:.3f}" for m in analysis["eigenvalue_moduli"][:4])
+    print(f"flow: {len(trace)} rounds, DMD rank {analysis['dmd_rank']}, leading |λ| {moduli}; "
+          f"report: {paths_written['report']}", file=out, flush=True)
+    return paths_written
+
+
+def compare_command(args, out=None):
+    """``rgprune compare``: distances between the flows of several runs, and figures."""
+    from pathlib import Path
+
+    from rgprune.rg.report import compare_flows, load_trace
+
+    out = out or sys.stdout
+    traces = {}
+    for path in args.runs:
+        name = Path(path).name if Path(path).is_dir() else Path(path).parent.name
+        if name in traces:
+            name = str(path)
+        traces[name] = load_trace(path)
+    written = compare_flows(traces, args.out)
+    import json
+    matrix = json.loads(written["compare"].read_text())["total"]
+    width = max(len(n) for n in traces)
+    print(" " * width + "".join(f" {n[:12]:>12}" for n in traces), file=out)
+    for name, row in zip(traces, matrix):
+        print(f"{name:<{width}}" + "".join(f" {d:12.4f}" for d in row), file=out)
+    print(f"compare: {len(traces)} flows; report: {written['report']}", file=out, flush=True)
+    return written
+
+
 def demo_command(args, out=None):
     """``rgprune demo``: a short IMP run (ResNet-20 on 16x16 digits, baselines on) in a few CPU minutes."""
     from rgprune.imp import BASELINES, IMPConfig, run_imp
@@ -229,6 +293,28 @@ def build_parser() -> argparse.ArgumentParser:
                          epilog=IMP_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_imp_arguments(imp)
     imp.set_defaults(func=run_imp_command)
+
+    fl = sub.add_parser("flow", help="RG flow statistics of a run directory or a list of checkpoints",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        epilog="examples:\n  rgprune flow runs/r20-digits\n"
+                               "  rgprune flow ckpt-0.safetensors ckpt-1.safetensors ckpt-2.safetensors --out flow/\n"
+                               "  rgprune flow round0.pt round1.pt round2.pt --fraction 0.2 --out flow/")
+    fl.add_argument("paths", nargs="+", help="a run directory, or checkpoints in round order (safetensors or "
+                                             "torch.save state_dicts)")
+    fl.add_argument("--out", help="where to write trace.json, flow.json, report.md and the PNGs "
+                                  "(default: the run directory)")
+    fl.add_argument("--from-checkpoints", action="store_true",
+                    help="recompute the trace of a run directory from its checkpoints")
+    fl.add_argument("--include", action="append", help="fnmatch pattern of tensor names to analyse (repeatable)")
+    fl.add_argument("--exclude", action="append", help="fnmatch pattern of tensor names to skip (repeatable)")
+    fl.add_argument("--fraction", type=_fraction, help="pruning fraction per round, for the scaling exponents")
+    fl.set_defaults(func=flow_command)
+
+    cp = sub.add_parser("compare", help="distance matrix and figures comparing the flows of several runs",
+                        epilog="example: rgprune compare runs/r20-digits runs/r20-digits-inverted --out runs/cmp")
+    cp.add_argument("runs", nargs="+", help="run directories (or their trace.json files)")
+    cp.add_argument("--out", default="runs/compare", help="output directory (default: runs/compare)")
+    cp.set_defaults(func=compare_command)
 
     pd = sub.add_parser("prune-demo", help="prune ResNet-50 / BERT-base weights and print the tables",
                         epilog="example: rgprune prune-demo --model resnet50 --rounds 5")

@@ -631,6 +631,19 @@ def _write_summary(run: _Run, rounds: list[dict]) -> None:
     trace.save(run.out / "trace.json")
 
 
+def write_run_flow_report(out_dir: str | os.PathLike) -> Path:
+    """flow.json, report.md and the figures of a run directory, from its trace.json (recorded during the
+    run) and the Gram matrix of its per-round weight checkpoints; returns the report's path."""
+    from rgprune.rg.report import checkpoints_in, write_flow_report
+    from rgprune.rg.trace import FlowTrace, parameter_gram
+
+    out = Path(out_dir)
+    trace = FlowTrace.load(out / "trace.json")
+    checkpoints = checkpoints_in([out])
+    gram = parameter_gram(checkpoints) if len(checkpoints) >= 3 else None
+    return write_flow_report(trace, out, title=out.name, gram=gram)["report"]
+
+
 def run_imp(config: IMPConfig, out_dir: str | os.PathLike, progress: bool = True) -> IMPResult:
     """Run (or resume) iterative magnitude pruning with rewinding; see the module docstring.
 
@@ -738,6 +751,8 @@ def _run_rounds(run: _Run, last: int) -> IMPResult:
         bar.close()
     if last == c.rounds:  # nothing was left to do: keep the summary files in step with the rounds
         _write_summary(run, rounds)
+    if len(rounds) == c.rounds + 1:
+        write_run_flow_report(out)
     return IMPResult(c, str(out), [RoundResult.from_metrics(m) for m in rounds], resumed_from)
 
 

@@ -1,0 +1,67 @@
+"""`rgprune flow` / `rgprune compare` and the flow report every finished IMP run gets."""
+import json
+
+import pytest
+import torch
+
+from rgprune.cli import main
+from rgprune.imp import IMPConfig, run_imp
+
+TINY = IMPConfig(model="resnet20", task="digits", rounds=2, epochs=1, image_size=8, batch_size=128, lr=0.05)
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        base = tmp_path_factory.mktemp("runs")
+        runs = [base / "seed0", base / "seed1"]
+        for seed, out in enumerate(runs):
+            run_imp(TINY.replace(seed=seed), out, progress=False)
+        return runs
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_finished_run_gets_its_flow_report(two_runs):
+    run = two_runs[0]
+    for name in ("trace.json", "flow.json", "report.md", "eigenvalues.png", "histograms.png", "step_sizes.png",
+                 "layer_density.png"):
+        assert (run / name).is_file(), name
+    flow = json.loads((run / "flow.json").read_text())
+    assert flow["analysis"]["dmd_rank"] >= 1
+    assert len(flow["analysis"]["parameter_space_moduli"]) >= 1  # Gram matrix of the round checkpoints
+    assert "| round | density | step size | accuracy |" in (run / "report.md").read_text()
+
+
+def test_flow_cli_on_run_and_on_checkpoints_agree(two_runs, tmp_path, capsys):
+    run = two_runs[0]
+    assert main(["flow", str(run), "--out", str(tmp_path / "a")]) == 0
+    assert "flow: 3 rounds" in capsys.readouterr().out
+    checkpoints = sorted(str(p) for p in run.glob("round-*/weights.safetensors"))
+    assert main(["flow", *checkpoints, "--fraction", "0.2", "--out", str(tmp_path / "b")]) == 0
+    recorded = json.loads((tmp_path / "a" / "trace.json").read_text())
+    streamed = json.loads((tmp_path / "b" / "trace.json").read_text())
+    assert [r["histogram"] for r in recorded["rounds"]] == [r["histogram"] for r in streamed["rounds"]]
+
+
+def test_flow_cli_errors(two_runs, tmp_path, capsys):
+    checkpoints = sorted(str(p) for p in two_runs[0].glob("round-*/weights.safetensors"))
+    assert main(["flow", *checkpoints[:2], "--out", str(tmp_path / "c")]) == 2
+    assert "at least 3" in capsys.readouterr().err
+    assert main(["flow", *checkpoints]) == 2
+    assert "--out DIR is required" in capsys.readouterr().err
+    assert main(["flow", str(tmp_path / "missing")]) == 2
+    assert "no such run directory" in capsys.readouterr().err
+
+
+def test_compare_cli(two_runs, tmp_path, capsys):
+    assert main(["compare", *map(str, two_runs), "--out", str(tmp_path / "cmp")]) == 0
+    assert "compare: 2 flows" in capsys.readouterr().out
+    result = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert result["runs"] == ["seed0", "seed1"]
+    assert result["total"][0][1] == result["total"][1][0] > 0
+    assert (tmp_path / "cmp" / "eigenvalues.png").is_file()
+    assert main(["compare", str(two_runs[0]), "--out", str(tmp_path / "cmp1")]) == 2
+    assert "at least two" in capsys.readouterr().err
