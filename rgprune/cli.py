@@ -10,6 +10,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -91,12 +92,42 @@ def run_imp_command(args, out=None):
         given["baselines"] = _baseline_names(given["baselines"])
     config = IMPConfig(**given)
     out_dir = args.out or os.path.join("runs", config.name)
-    print(f"IMP {config.name}: {config.model} on {config.task}, {config.rounds} rounds of pruning "
-          f"{config.fraction:g} of the survivors, rewinding to step {config.rewind_step}; run directory {out_dir}",
-          file=out, flush=True)
-    result = run_imp(config, out_dir, progress=not args.quiet)
-    print(f"\n{result.table()}\n\nrun directory: {out_dir}", file=out, flush=True)
+    with _torchrun_process_group(config.device) as rank:  # rank 0 (or the only process) prints
+        if rank == 0:
+            print(f"IMP {config.name}: {config.model} on {config.task}, {config.rounds} rounds of pruning "
+                  f"{config.fraction:g} of the survivors, rewinding to step {config.rewind_step}; run directory "
+                  f"{out_dir}", file=out, flush=True)
+        result = run_imp(config, out_dir, progress=not args.quiet and rank == 0)
+        if rank == 0:
+            print(f"\n{result.table()}\n\nrun directory: {out_dir}", file=out, flush=True)
     return result
+
+
+@contextlib.contextmanager
+def _torchrun_process_group(device: str):
+    """Under torchrun (RANK, WORLD_SIZE and LOCAL_RANK in the environment) with no process group yet: the
+    default process group for run_imp's distributed mode (gloo for the CPU, NCCL for CUDA, each rank on GPU
+    LOCAL_RANK; timeout RGPRUNE_DIST_TIMEOUT seconds, default 1800, so a dead rank fails the others instead
+    of hanging them), destroyed at the end. Yields this process's rank (0 when not distributed)."""
+    import torch.distributed as dist
+
+    env = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+    if not all(v in os.environ for v in env) or not dist.is_available() or dist.is_initialized():
+        yield dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        return
+    import datetime
+
+    import torch
+
+    cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if cuda:
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    timeout = datetime.timedelta(seconds=float(os.environ.get("RGPRUNE_DIST_TIMEOUT", 1800)))
+    dist.init_process_group("nccl" if cuda else "gloo", timeout=timeout)
+    try:
+        yield dist.get_rank()
+    finally:
+        dist.destroy_process_group()
 
 
 def _baseline_names(names):

@@ -46,6 +46,17 @@ epoch's data order from ``(seed, round, epoch)``, and a round starts only from w
 round saved (θ_{n-1}, m_{n-1}) plus θ_k. A config that differs from the saved one is refused. Bit-identical
 results need the same device and, on the CPU, the same number of threads (``torch.get_num_threads()``,
 recorded per round; resuming with another count warns), as CPU kernels reduce in a thread-dependent order.
+
+Distributed (``torchrun --nproc-per-node N python -m rgprune.cli imp ...``; detected from an initialized
+default process group, which ``rgprune imp`` creates from torchrun's environment): every rank trains the
+replicated model (DistributedDataParallel: gradients averaged) on its own shard of the training data (each
+epoch's permutation seeded from ``(seed, round, epoch)`` as above, then split rank by rank; ``batch_size``
+is per rank), prunes it locally and identically (``GlobalMagnitudePruner(process_group=...)`` checks k and
+the counts; a hash of the masks and weights is compared over the ranks every round) and evaluates it on
+the whole test set (the same result everywhere). Rank 0 alone writes the run directory, which the other
+ranks must see too (a resume reads the completed rounds on every rank); all ranks wait for each other after
+each round. Rank 0 decides the resume point (and config checks) and broadcasts it. ``world_size`` is
+recorded per round; resuming with another number of ranks warns (other shards: not bit-identical).
 """
 from __future__ import annotations
 
@@ -418,13 +429,57 @@ def _stats_json(stats, suffix: str = "") -> dict:
             f"sq_sums{suffix}": [float(x) for x in stats.sq_sums.tolist()]}
 
 
-def _resolve_device(name: str) -> torch.device:
+def _resolve_device(name: str, distributed: bool = False) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} asked for but CUDA is not available here; use --device cpu")
+    if distributed and device.type == "cuda" and device.index is None:  # one GPU per rank: the current one,
+        device = torch.device("cuda", torch.cuda.current_device())    # which rgprune imp sets to LOCAL_RANK
     return device
+
+
+class _ShardSampler(torch.utils.data.Sampler):
+    """DistributedSampler's sharding with the single-process seeding: each epoch, one permutation of the
+    dataset drawn from ``generator`` (reseeded per (seed, round, epoch) by train_epochs, identically on every
+    rank), padded by wrapping around to a multiple of ``world`` and dealt out rank by rank: the ranks see
+    disjoint shards of equal length (so equal step counts, as DDP needs)."""
+
+    def __init__(self, n: int, rank: int, world: int, generator: torch.Generator):
+        self.n, self.rank, self.world, self.generator = n, rank, world, generator
+
+    def __len__(self) -> int:
+        return -(-self.n // self.world)
+
+    def __iter__(self):
+        order = torch.randperm(self.n, generator=self.generator).tolist()
+        order += order[:len(self) * self.world - self.n]
+        return iter(order[self.rank::self.world])
+
+
+def _distributed() -> tuple[int, int] | None:
+    """(rank, world size) when the default torch.distributed process group is initialized, else None."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return None
+
+
+def _check_same_on_ranks(model: torch.nn.Module, pruner: GlobalMagnitudePruner, what: str) -> None:
+    """Raise on every rank unless all ranks hold the same masks and weights (one all_gather of two hashes)."""
+    from rgprune.distributed import check_replicated
+
+    masks, weights = hashlib.sha256(), hashlib.sha256()
+    for word in pruner.masks.words:
+        masks.update(word.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    for name, value in model.state_dict().items():
+        weights.update(name.encode())
+        weights.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    ints = [int.from_bytes(h.digest()[:8], "little") & ((1 << 63) - 1) for h in (masks, weights)]
+    check_replicated(ints, f"the hashes of the masks and weights after training ({what})", "default",
+                     pruner.masks.words[0].device)
 
 
 def _lr_factor(schedule: str, total: int):
@@ -444,15 +499,21 @@ def _lr_factor(schedule: str, total: int):
 class _Run:
     """State shared by the rounds of one run_imp call."""
 
-    def __init__(self, config: IMPConfig, out: Path, progress: bool):
+    def __init__(self, config: IMPConfig, out: Path, progress: bool, rank: int = 0, world: int | None = None):
         from rgprune.data import load_task
 
-        self.config, self.out, self.progress = config, out, progress
-        self.device = _resolve_device(config.device)
+        # world: the number of torch.distributed ranks (None: one process, the code path of old)
+        self.config, self.out, self.progress, self.rank, self.world = config, out, progress, rank, world
+        self.device = _resolve_device(config.device, distributed=world is not None)
         self.task = load_task(config.task, image_size=config.image_size)
         self.train_generator = torch.Generator()
-        self.train_loader = torch.utils.data.DataLoader(self.task.train, batch_size=config.batch_size, shuffle=True,
-                                                        generator=self.train_generator)
+        if world is None:
+            self.train_loader = torch.utils.data.DataLoader(self.task.train, batch_size=config.batch_size,
+                                                            shuffle=True, generator=self.train_generator)
+        else:  # this rank's shard of each epoch's permutation (train_epochs reseeds the generator per epoch)
+            sampler = _ShardSampler(len(self.task.train), rank, world, self.train_generator)
+            self.train_loader = torch.utils.data.DataLoader(self.task.train, batch_size=config.batch_size,
+                                                            sampler=sampler, generator=self.train_generator)
         self.test_loader = torch.utils.data.DataLoader(self.task.test, batch_size=max(EVAL_BATCH, config.batch_size))
         self.steps_per_epoch = len(self.train_loader)
         self.total_steps = config.epochs * self.steps_per_epoch
@@ -470,8 +531,10 @@ class _Run:
         return model.to(self.device)
 
     def pruner(self, model: torch.nn.Module) -> GlobalMagnitudePruner:
+        # distributed: the replicated model is pruned locally on every rank, the pruner checking agreement
         return GlobalMagnitudePruner(model, prune_head=self.config.prune_head,
-                                     prune_embeddings=self.config.prune_embeddings)
+                                     prune_embeddings=self.config.prune_embeddings,
+                                     process_group="default" if self.world is not None else None)
 
     def optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
         c = self.config
@@ -488,13 +551,27 @@ class _Run:
         factor = _lr_factor(self.config.schedule, self.total_steps)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: factor(s + start_step))
         start = time.perf_counter()
+        trained = model
+        if self.world is not None:  # DDP averages the gradients; it wraps the model for this training only
+            from torch.nn.parallel import DistributedDataParallel
+
+            trained = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda"
+                                              else None)
         try:
-            stats = train_epochs(model, self.train_loader, optimizer, scheduler, self.config.epochs, self.device,
+            stats = train_epochs(trained, self.train_loader, optimizer, scheduler, self.config.epochs, self.device,
                                  amp=self.config.amp, progress=self.progress, start_step=start_step, seed=seed,
                                  on_step=on_step, desc=desc)
         finally:
             if handle is not None:
                 handle.remove()
+        if self.world is not None:
+            # DDP broadcasts rank 0's buffers before each forward, but the last forward then updated each rank's
+            # BatchNorm statistics from its own batch: take rank 0's, so the ranks hold one model again
+            import torch.distributed as dist
+
+            with torch.no_grad():
+                for buffer in model.buffers():
+                    dist.broadcast(buffer, 0)
         return {"steps": stats.steps, "train_loss": _finite_or_none(stats.last_epoch_loss),
                 "amp_skipped_steps": stats.skipped, "train_s": time.perf_counter() - start}
 
@@ -539,16 +616,25 @@ class _Run:
         """Checkpoint round n: θ_n and m_n, then prune θ_n in place (the mask of round n + 1) and save the
         PruneReport's observables, then metrics.json, which marks the round complete. Returns the report."""
         folder = _round_dir(self.out, n)
-        folder.mkdir(parents=True, exist_ok=True)
-        _save_state(folder / "weights.safetensors", _state_to_cpu(model))
-        pruner.masks.save(folder / "masks.safetensors")
+        if self.world is not None:  # the ranks must hold one model: compare hashes of the masks and weights
+            _check_same_on_ranks(model, pruner, f"round {n}")
+        if self.writes:  # distributed: rank 0 alone writes; the others prune alike (same masks, no files)
+            folder.mkdir(parents=True, exist_ok=True)
+            _save_state(folder / "weights.safetensors", _state_to_cpu(model))
+            pruner.masks.save(folder / "masks.safetensors")
         round_start, start = start, time.perf_counter()
         report = pruner.prune(fraction=self.config.fraction)
         metrics["timings"]["prune_s"] = time.perf_counter() - start
         metrics["timings"]["total_s"] = time.perf_counter() - round_start
-        atomic_write_json(folder / "observables.json", _observables_json(n, pruner, report))
-        atomic_write_json(folder / "metrics.json", metrics)  # last: marks the round complete
+        if self.writes:
+            atomic_write_json(folder / "observables.json", _observables_json(n, pruner, report))
+            atomic_write_json(folder / "metrics.json", metrics)  # last: marks the round complete
         return report
+
+    @property
+    def writes(self) -> bool:
+        """Whether this process writes the run directory: always in one process, rank 0 alone when distributed."""
+        return self.rank == 0
 
 
 def _observables_json(n: int, pruner: GlobalMagnitudePruner, report: PruneReport) -> dict:
@@ -656,6 +742,8 @@ def run_imp(config: IMPConfig, out_dir: str | os.PathLike, progress: bool = True
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"output path {out} exists and is not a directory")
+    if _distributed() is not None:
+        return _run_imp_distributed(config, out, progress)
     with _run_lock(out):
         run = _Run(config, out, progress)  # validates what needs the data (rewind_step) before writing anything
         _check_run_dir(out, config)
@@ -663,6 +751,34 @@ def run_imp(config: IMPConfig, out_dir: str | os.PathLike, progress: bool = True
         _clean_partial(out, last)
         with _deterministic(run.device):
             return _run_rounds(run, last)
+
+
+def _run_imp_distributed(config: IMPConfig, out: Path, progress: bool) -> IMPResult:
+    """run_imp on every rank of the default process group: rank 0 locks the run directory, checks or writes
+    config.json, finds the last complete round and cleans up after it, then broadcasts that round (or its
+    error, which every rank raises alike, so none is left waiting in a collective)."""
+    import torch.distributed as dist
+
+    rank, world = _distributed()
+    # every rank validates alike (deterministic: the same error everywhere, before any collective)
+    run = _Run(config, out, progress and rank == 0, rank, world)
+    with contextlib.ExitStack() as stack:
+        decision: list = [None]
+        if rank == 0:
+            try:
+                stack.enter_context(_run_lock(out))
+                _check_run_dir(out, config)
+                last = _complete_rounds(out, config.rounds)
+                _clean_partial(out, last)
+                decision = [("ok", last)]
+            except (ValueError, TypeError, OSError) as exc:
+                decision = [("error", type(exc).__name__, str(exc))]
+        dist.broadcast_object_list(decision, src=0, device=run.device if run.device.type == "cuda" else None)
+        if decision[0][0] == "error":
+            kind = {"TypeError": TypeError}.get(decision[0][1], ValueError)
+            raise kind(decision[0][2] if rank == 0 else f"rank 0: {decision[0][2]}")
+        with _deterministic(run.device):
+            return _run_rounds(run, decision[0][1])
 
 
 def _say(run: _Run, text: str) -> None:
@@ -693,6 +809,12 @@ def _run_rounds(run: _Run, last: int) -> IMPResult:
                           f"{saved_threads}. CPU kernels reduce in a thread-dependent order, so the rest of the run "
                           f"will not be bit-identical to an uninterrupted one (torch.set_num_threads / "
                           f"OMP_NUM_THREADS={saved_threads} restores that)", RuntimeWarning, stacklevel=3)
+        saved_world, world = rounds[-1].get("world_size", 1), run.world or 1
+        if saved_world != world and run.writes:
+            import warnings
+            warnings.warn(f"resuming {out} with {world} torch.distributed rank(s); its rounds ran with {saved_world}. "
+                          f"The data shards differ, so the rest of the run will not be bit-identical to an "
+                          f"uninterrupted one", RuntimeWarning, stacklevel=3)
     bar = tqdm(total=c.rounds + 1, initial=last + 1, desc=f"IMP {c.name}", unit="round", dynamic_ncols=True,
                disable=not progress_enabled(run.progress))
     init_seed = _mix(c.seed, "init")
@@ -718,14 +840,17 @@ def _run_rounds(run: _Run, last: int) -> IMPResult:
                 if c.rewind_step == 0:
                     captured["theta_k"] = init
 
+                # distributed: θ_k's BatchNorm statistics are rank 0's only there (rank 0 saves them); elsewhere
+                # they are harmless, as DDP overwrites every rank's buffers with rank 0's before each forward
                 def capture(step, model=model, captured=captured):
                     if step == c.rewind_step:
                         captured["theta_k"] = _state_to_cpu(model)
 
                 train = run.train(model, None, 0, train_seed, desc="round 0 dense", on_step=capture)
                 theta_k = captured["theta_k"]
-                _save_state(out / "init.safetensors", init)
-                _save_state(out / "rewind.safetensors", theta_k)
+                if run.writes:
+                    _save_state(out / "init.safetensors", init)
+                    _save_state(out / "rewind.safetensors", theta_k)
             else:  # the mask m_n is in place (the previous round pruned θ_{n-1}); rewind the survivors to θ_k
                 pruner.rewind(theta_k)
                 train = run.train(model, pruner, c.rewind_step, train_seed, desc=f"round {n}")
@@ -742,17 +867,26 @@ def _run_rounds(run: _Run, last: int) -> IMPResult:
                        "threshold": _threshold_json(report.threshold) if report is not None else None,
                        "baselines": baselines, "layer_densities": pruner.layer_densities(), "timings": timings,
                        "device": str(run.device), "threads": torch.get_num_threads()}
+            if run.world is not None:
+                metrics["world_size"] = run.world
             report = run.save_round(n, model, pruner, metrics, start)
             rounds.append(metrics)
-            _write_summary(run, rounds)
+            if run.writes:
+                _write_summary(run, rounds)
+            if run.world is not None:  # a round is complete on disk before any rank goes on (or exits)
+                import torch.distributed as dist
+                dist.barrier()
             bar.update(1)
             _say(run, _summary_line(c, metrics))
     finally:
         bar.close()
-    if last == c.rounds:  # nothing was left to do: keep the summary files in step with the rounds
+    if last == c.rounds and run.writes:  # nothing was left to do: keep the summary files in step with the rounds
         _write_summary(run, rounds)
-    if len(rounds) == c.rounds + 1:
+    if len(rounds) == c.rounds + 1 and run.writes:
         write_run_flow_report(out)
+    if run.world is not None:  # the others wait for rank 0's summary files
+        import torch.distributed as dist
+        dist.barrier()
     return IMPResult(c, str(out), [RoundResult.from_metrics(m) for m in rounds], resumed_from)
 
 
