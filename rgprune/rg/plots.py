@@ -62,32 +62,30 @@ def _save_atomically(figure: Figure, target: Path) -> Path:
     return target
 
 
-def _real_vector(values: object, what: str, *, positive: bool = False) -> np.ndarray:
-    if np.iscomplexobj(values):
-        raise ValueError(f"{what} must be real; got complex values.")
+def _numeric_vector(values: object, what: str, dtype) -> np.ndarray:
+    """A non-empty, finite 1-D array of ``dtype``; ValueError naming ``what`` otherwise."""
     try:
-        array = np.asarray(values, dtype=np.float64)
+        array = np.asarray(values, dtype=dtype)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{what} must be numeric ({error}).") from error
     if array.ndim != 1 or array.size == 0:
         raise ValueError(f"{what} must be a non-empty 1-D array; got shape {array.shape}.")
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{what} contains non-finite values.")
+    return array
+
+
+def _real_vector(values: object, what: str, *, positive: bool = False) -> np.ndarray:
+    if np.iscomplexobj(values):
+        raise ValueError(f"{what} must be real; got complex values.")
+    array = _numeric_vector(values, what, np.float64)
     if positive and np.any(array < 0):
         raise ValueError(f"{what} must be non-negative (step sizes are norms).")
     return array
 
 
 def _complex_vector(values: object, what: str) -> np.ndarray:
-    try:
-        array = np.asarray(values, dtype=np.complex128)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{what} must be numeric ({error}).") from error
-    if array.ndim != 1 or array.size == 0:
-        raise ValueError(f"{what} must be a non-empty 1-D array; got shape {array.shape}.")
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{what} contains non-finite values.")
-    return array
+    return _numeric_vector(values, what, np.complex128)
 
 
 def _check_named_series(series: Mapping[str, object], what: str) -> None:
