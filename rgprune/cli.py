@@ -5,6 +5,9 @@ Examples::
     rgprune demo                      # short IMP run: ResNet-20 on digits, 5 rounds with baselines
     rgprune imp --model resnet20 --task digits --rounds 8 --out runs/r20-digits
     rgprune prune-demo --model resnet50 --rounds 3   # prune ResNet-50 / BERT-base weights, no training
+    rgprune flow runs/r20-digits                     # RG flow report of a run (or of checkpoints)
+    rgprune compare runs/r20-digits runs/r20-digits-rotated --out runs/cmp
+    rgprune transfer runs/r20-digits runs/r20-digits-rotated   # A's ticket trained on B's task
     rgprune imp --help
 """
 from __future__ import annotations
@@ -206,6 +209,34 @@ def compare_command(args, out=None):
     return written
 
 
+def transfer_command(args, out=None):
+    """``rgprune transfer``: each run's ticket trained on the other runs' tasks, against flow distance."""
+    from rgprune.transfer import transfer_matrix, transfer_ticket
+
+    out = out or sys.stdout
+    _set_threads(args)
+    if len(args.runs) == 2:
+        result = transfer_ticket(args.runs[0], args.runs[1], args.round, progress=not args.quiet)
+        print(f"{result.source} round {result.round} (density {result.density:.4f}) -> {result.target}: accuracy "
+              f"{result.accuracy:.4f}, the target's own ticket {result.target_accuracy:.4f}, relative "
+              f"{result.relative:.4f}", file=out, flush=True)
+        if args.out:
+            from pathlib import Path
+
+            from rgprune._io import atomic_write_json
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            atomic_write_json(Path(args.out) / "transfer.json", result.to_dict())
+        return result
+    if not args.out:
+        raise ValueError("--out DIR is required with three or more runs (where transfer.json and the pairs go)")
+    data = transfer_matrix(args.runs, args.out, args.round, progress=not args.quiet, log=out)
+    c = data["correlation"]
+    rho = "undefined" if c["rho"] is None else f"{c['rho']:.3f} (p = {c['p_value']:.3g}, {c['n']} pairs)"
+    print(f"transfer at round {data['round']}: Spearman rho(relative accuracy, flow distance) = {rho}; report: "
+          f"{args.out}/transfer.md", file=out, flush=True)
+    return data
+
+
 def demo_command(args, out=None):
     """``rgprune demo``: a short IMP run (ResNet-20 on 16x16 digits, baselines on) in a few CPU minutes."""
     from rgprune.imp import BASELINES, IMPConfig, run_imp
@@ -346,6 +377,24 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("runs", nargs="+", help="run directories (or their trace.json files)")
     cp.add_argument("--out", default="runs/compare", help="output directory (default: runs/compare)")
     cp.set_defaults(func=compare_command)
+
+    tr = sub.add_parser("transfer", help="train one run's ticket on another run's task (2 runs), or all pairs "
+                                         "against flow distance (3+ runs)",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="A ticket is a run's round-N mask and rewind weights. It is trained on the "
+                                    "target run's task exactly as the target's own round N was (optimizer, "
+                                    "schedule, data order), and its accuracy is reported relative to the target's "
+                                    "own ticket. With 3+ runs: every ordered pair, the flow distances, and their "
+                                    "Spearman rank correlation (transfer.json, transfer.md; resumable).",
+                        epilog="examples:\n  rgprune transfer runs/r20-digits runs/r20-digits-rotated\n"
+                               "  rgprune transfer runs/r20-digits runs/r20-digits-inverted runs/r20-digits-rotated "
+                               "runs/r20-digits-permuted --out runs/transfer")
+    tr.add_argument("runs", nargs="+", help="IMP run directories of one model (first = source when two)")
+    tr.add_argument("--round", type=_nonnegative_int, help="the tickets' round (default: the last complete in all)")
+    tr.add_argument("--out", help="output directory (required with 3+ runs)")
+    tr.add_argument("--threads", type=_positive_int, help="CPU threads for torch")
+    tr.add_argument("--quiet", action="store_true", help="no progress bars")
+    tr.set_defaults(func=transfer_command)
 
     pd = sub.add_parser("prune-demo", help="prune ResNet-50 / BERT-base weights and print the tables",
                         epilog="example: rgprune prune-demo --model resnet50 --rounds 5")
