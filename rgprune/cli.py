@@ -229,7 +229,7 @@ def transfer_command(args, out=None):
         return result
     if not args.out:
         raise ValueError("--out DIR is required with three or more runs (where transfer.json and the pairs go)")
-    data = transfer_matrix(args.runs, args.out, args.round, progress=not args.quiet, log=out)
+    data = transfer_matrix(args.runs, args.out, args.round, progress=not args.quiet, log=out, rank=args.rank)
     c = data["correlation"]
     rho = "undefined" if c["rho"] is None else f"{c['rho']:.3f} (p = {c['p_value']:.3g}, {c['n']} pairs)"
     print(f"transfer at round {data['round']}: Spearman rho(relative accuracy, flow distance) = {rho}; report: "
@@ -392,6 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("runs", nargs="+", help="IMP run directories of one model (first = source when two)")
     tr.add_argument("--round", type=_nonnegative_int, help="the tickets' round (default: the last complete in all)")
     tr.add_argument("--out", help="output directory (required with 3+ runs)")
+    tr.add_argument("--rank", type=_positive_int,
+                    help="DMD rank of the flows compared (default: flow_distance's truncation, which keeps every "
+                         "direction the data supports: for a long flow that is one per snapshot pair)")
     tr.add_argument("--threads", type=_positive_int, help="CPU threads for torch")
     tr.add_argument("--quiet", action="store_true", help="no progress bars")
     tr.set_defaults(func=transfer_command)

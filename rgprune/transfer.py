@@ -192,15 +192,20 @@ def _pair_path(out: Path, a: str, b: str) -> Path:
 
 
 def transfer_matrix(runs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, round: int | None = None,
-                    progress: bool = False, log=None) -> dict:
+                    progress: bool = False, log=None, rank: int | None = None) -> dict:
     """Transfer every run's ticket to every other run's task, relate it to the flows' distances, and write
     ``transfer.json`` and ``transfer.md`` into ``out_dir`` (see the module docstring). Resumable: pairs
     already saved in ``out_dir/pairs`` for the same runs and round are not trained again.
 
-    ``round`` defaults to the last round complete in every run. Returns the dict written to transfer.json:
-    ``runs``, ``tasks``, ``round``, ``relative`` / ``accuracy`` matrices (row = source ticket, column = target
-    task; the diagonal holds each run's own accuracy, relative 1), ``flow_distance`` (total of
-    ``rgprune.rg.flow_distance`` of the runs' recorded histogram trajectories), and ``correlation``.
+    ``round`` defaults to the last round complete in every run. ``rank``: the DMD rank of the flows'
+    eigenvalues (``rgprune.rg.flow_distance``; None = its default truncation). A flow of n rounds has n - 1
+    snapshot pairs, and a DMD of that full rank fits them exactly whatever the dynamics, so for long flows of
+    high-dimensional observables a small fixed rank gives the more stable eigenvalues. Returns the dict
+    written to transfer.json: ``runs``, ``tasks``, ``round``, ``relative`` / ``accuracy`` matrices (row =
+    source ticket, column = target task; the diagonal holds each run's own accuracy, relative 1),
+    ``flow_distance`` (``total`` of ``flow_distance`` of the runs' recorded histogram trajectories) with its
+    two parts ``eigenvalue_distance`` and ``trajectory_distance``, and ``correlation`` (of relative accuracy
+    with the total distance) and ``correlations`` (with each of the three).
     """
     import numpy as np
 
@@ -232,12 +237,15 @@ def transfer_matrix(runs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
     (out / "pairs").mkdir(parents=True, exist_ok=True)
 
     k = len(paths)
-    accuracy, relative, distance = np.eye(k), np.eye(k), np.zeros((k, k))
+    accuracy, relative = np.eye(k), np.eye(k)
+    parts = {key: np.zeros((k, k)) for key in ("flow_distance", "eigenvalue_distance", "trajectory_distance")}
     for i in range(k):
         accuracy[i, i] = results[i].rounds[round].accuracy
         for j in range(i + 1, k):
-            distance[i, j] = distance[j, i] = flow_distance(traces[i].trajectory("histogram"),
-                                                            traces[j].trajectory("histogram")).total
+            d = flow_distance(traces[i].trajectory("histogram"), traces[j].trajectory("histogram"), rank=rank)
+            for key, value in (("flow_distance", d.total), ("eigenvalue_distance", d.eigenvalue_distance),
+                               ("trajectory_distance", d.trajectory_distance)):
+                parts[key][i, j] = parts[key][j, i] = value
     for i in range(k):
         for j in range(k):
             if i == j:
@@ -259,17 +267,20 @@ def transfer_matrix(runs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
                           f"{saved.seconds:.1f}s", file=log, flush=True)
             accuracy[i, j], relative[i, j] = saved.accuracy, saved.relative
     off = ~np.eye(k, dtype=bool)
-    try:
-        corr = spearman(distance[off], relative[off])
-        correlation = {"rho": corr.rho, "p_value": corr.p_value, "n": corr.n}
-    except ValueError as exc:  # e.g. every transfer exactly as good as the target's own ticket
-        correlation = {"rho": None, "p_value": None, "n": int(off.sum()), "reason": str(exc)}
+    correlations = {}
+    for key, distance in parts.items():
+        try:
+            corr = spearman(distance[off], relative[off])
+            correlations[key] = {"rho": corr.rho, "p_value": corr.p_value, "n": corr.n}
+        except ValueError as exc:  # e.g. every transfer exactly as good as the target's own ticket
+            correlations[key] = {"rho": None, "p_value": None, "n": int(off.sum()), "reason": str(exc)}
     data = {"runs": [str(p) for p in paths], "names": names, "tasks": [r.config.task for r in results],
-            "round": round, "density": [r.rounds[round].density for r in results],
-            "accuracy": accuracy.tolist(), "relative": relative.tolist(), "flow_distance": distance.tolist(),
-            "correlation": correlation,
+            "round": round, "density": [r.rounds[round].density for r in results], "dmd_rank": rank,
+            "accuracy": accuracy.tolist(), "relative": relative.tolist(),
+            **{key: distance.tolist() for key, distance in parts.items()},
+            "correlation": correlations["flow_distance"], "correlations": correlations,
             "correlation_of": "Spearman rank correlation over ordered pairs A != B of relative[A][B] and "
-                              "flow_distance[A][B]"}
+                              "flow_distance[A][B] (correlations: also with each part of the distance)"}
     atomic_write_json(out / "transfer.json", data)
     atomic_write(out / "transfer.md", lambda tmp: Path(tmp).write_text(_markdown(data)))
     return data
@@ -287,11 +298,12 @@ def _markdown(data: dict) -> str:
               "| | " + " | ".join(names) + " |", "|---|" + "---|" * k]
     for i, name in enumerate(names):
         lines.append(f"| {name} | " + " | ".join(f"{v:.4f}" for v in data["flow_distance"][i]) + " |")
-    c = data["correlation"]
-    lines.append("")
-    if c["rho"] is None:
-        lines.append(f"Rank correlation: undefined ({c['reason']}).")
-    else:
-        lines.append(f"Spearman rank correlation between relative accuracy and flow distance over {c['n']} ordered "
-                     f"pairs: rho = {c['rho']:.3f} (p = {c['p_value']:.3g}).")
+    lines += ["", f"Spearman rank correlation between relative accuracy and distance over the ordered pairs "
+                  f"(DMD rank: {data['dmd_rank'] or 'default truncation'}):", "", "| distance | rho | p | pairs |",
+              "|---|---|---|---|"]
+    for key, c in data["correlations"].items():
+        if c["rho"] is None:
+            lines.append(f"| {key} | undefined: {c['reason']} | | {c['n']} |")
+        else:
+            lines.append(f"| {key} | {c['rho']:.3f} | {c['p_value']:.3g} | {c['n']} |")
     return "\n".join(lines) + "\n"

@@ -114,6 +114,13 @@ def test_transfer_matrix_writes_every_pair_and_resumes(runs, tmp_path, monkeypat
 
     monkeypatch.setattr(transfer, "transfer_ticket", no_training)
     assert transfer_matrix(paths, tmp_path / "matrix", round=2) == data
+    # another DMD rank changes the eigenvalue part of the distance only, not the trained pairs
+    ranked = transfer_matrix(paths, tmp_path / "matrix", round=2, rank=1)
+    assert ranked["dmd_rank"] == 1 and ranked["relative"] == data["relative"]
+    assert ranked["trajectory_distance"] == data["trajectory_distance"]
+    assert set(ranked["correlations"]) == {"flow_distance", "eigenvalue_distance", "trajectory_distance"}
+    total = np.array(ranked["eigenvalue_distance"]) + np.array(ranked["trajectory_distance"])
+    assert np.allclose(ranked["flow_distance"], total)
     with pytest.raises(AssertionError, match="trained again"):
         transfer_matrix(paths, tmp_path / "matrix", round=1)
 
