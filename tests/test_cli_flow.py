@@ -32,7 +32,7 @@ def test_finished_run_gets_its_flow_report(two_runs):
     flow = json.loads((run / "flow.json").read_text())
     assert flow["analysis"]["dmd_rank"] >= 1
     assert len(flow["analysis"]["parameter_space_moduli"]) >= 1  # Gram matrix of the round checkpoints
-    assert "| round | density | step size | accuracy |" in (run / "report.md").read_text()
+    assert "| round | density after prune | step size | accuracy |" in (run / "report.md").read_text()
 
 
 def test_flow_cli_on_run_and_on_checkpoints_agree(two_runs, tmp_path, capsys):

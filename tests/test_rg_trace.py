@@ -171,7 +171,7 @@ def test_flow_report_files_and_short_flow_refusal(tmp_path):
     assert set(flow_json["analysis"]["classes"]) <= {"relevant", "irrelevant", "marginal"}
     for key in ("histogram_png", "density_png", "steps_png", "eigen_png"):
         assert out[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "| round | density | step size | accuracy |" in out["report"].read_text()
+    assert "| round | density after prune | step size | accuracy |" in out["report"].read_text()
     assert FlowTrace.load(out["trace"]).rounds == trace.rounds
     short = FlowTrace(trace.tensor_names, trace.tensor_sizes, rounds=trace.rounds[:2])
     result = analyse_flow(short)

@@ -106,14 +106,17 @@ def write_flow_report(trace: FlowTrace, out_dir: str | os.PathLike, *, title: st
 def render_flow_markdown(trace: FlowTrace, stats: dict, title: str, figures: Mapping[str, str]) -> str:
     metric_keys = sorted({k for r in trace.rounds for k, v in r.metrics.items() if isinstance(v, (int, float))})
     lines = [f"# {title}", "", f"Source: {trace.source or 'recorded during the run'}", "",
-             "| round | density | step size |" + "".join(f" {k} |" for k in metric_keys)]
+             "| round | density after prune | step size |" + "".join(f" {k} |" for k in metric_keys)]
     lines.append("|---|---|---|" + "---|" * len(metric_keys))
     steps = [None] + list(stats["step_sizes"])
     for r, step in zip(trace.rounds, steps):
         cells = [str(r.round), f"{r.density:.4f}", "" if step is None else f"{step:.4f}"]
         cells += [f"{r.metrics[k]:.4g}" if k in r.metrics else "" for k in metric_keys]
         lines.append("| " + " | ".join(cells) + " |")
-    lines.append("")
+    lines += ["", "Round n's histogram is of its trained weights (the survivors of the mask it trained with, "
+                  "whose density is `train_density` when the run recorded it); `density after prune` is what "
+                  "round n's own prune kept for round n + 1 (equal to the trained density for a round that did "
+                  "not prune). Step size n = ‖g_n − g_{n−1}‖ / ‖g_{n−1}‖ of the histogram fractions g.", ""]
     analysis = stats["analysis"]
     if analysis is None:
         lines += ["**No flow analysis:** " + stats["reason"], ""]
