@@ -337,21 +337,35 @@ class GlobalMagnitudePruner:
     @classmethod
     def from_torch_prune(cls, model: torch.nn.Module, **selection) -> "GlobalMagnitudePruner":
         """Adopt a model pruned with torch.nn.utils.prune: its masks are read, the reparametrization is
-        made permanent (``prune.remove``), and a pruner with the same masks is returned."""
+        made permanent (``prune.remove``), and a pruner with the same masks is returned.
+
+        If the pruner cannot be made (e.g. a ``selection`` that matches nothing), the error is raised with
+        the model as it was: every ``<name>_orig`` (all its values, the pruned ones too) and ``<name>_mask``
+        is put back (the hooks are then ``CustomFromMask`` ones, the mask unchanged)."""
         import torch.nn.utils.prune as tprune
         inner = _unwrap(model)
         pruned = [(m, hook._tensor_name) for m in inner.modules() for hook in list(m._forward_pre_hooks.values())
                   if isinstance(hook, tprune.BasePruningMethod)]
-        keep = {}
-        for module, name in pruned:
-            keep[(id(module), name)] = getattr(module, name + "_mask").detach() != 0
-            tprune.remove(module, name)
         if not pruned:
             raise ValueError("the model has no torch.nn.utils.prune reparametrization to import")
-        if "include" not in selection:
-            lookup = {id(m): n for n, m in inner.named_modules()}
-            selection["include"] = [f"{lookup[id(m)]}.{name}" if lookup[id(m)] else name for m, name in pruned]
-        pruner = cls(model, **selection)
+        keep, undo = {}, []
+        for module, name in pruned:
+            mask = getattr(module, name + "_mask").detach()
+            keep[(id(module), name)] = mask != 0
+            # prune.remove replaces <name>_orig's data by the masked values; hold the old data (a reference,
+            # not a copy) so that a failure below can restore it
+            undo.append((module, name, getattr(module, name + "_orig").data, mask))
+            tprune.remove(module, name)
+        try:
+            if "include" not in selection:
+                lookup = {id(m): n for n, m in inner.named_modules()}
+                selection["include"] = [f"{lookup[id(m)]}.{name}" if lookup[id(m)] else name for m, name in pruned]
+            pruner = cls(model, **selection)
+        except BaseException:
+            for module, name, data, mask in undo:
+                getattr(module, name).data = data
+                tprune.custom_from_mask(module, name, mask=mask)
+            raise
         bools = []
         for (module, name), param in zip(pruner._module_param_pairs(), pruner.params):
             bools.append(keep.get((id(module), name), torch.ones_like(param, dtype=torch.bool)))

@@ -543,6 +543,32 @@ def test_from_torch_prune_adopts_masks_and_makes_them_permanent():
     assert pruner.num_survivors == round(0.8 * sum(int(m.sum()) for m in masks))
 
 
+def test_from_torch_prune_that_fails_leaves_the_model_as_it_was():
+    model = resnet20()
+    pairs = [(m, "weight") for m in model.modules() if isinstance(m, nn.Conv2d)]
+    tprune.global_unstructured(pairs, pruning_method=tprune.L1Unstructured, amount=0.3)
+    with torch.no_grad():  # make the pruned entries of weight_orig differ from 0, as training does
+        for m, _ in pairs:
+            m.weight_orig.add_(0.5)
+    params_before = [m.weight_orig for m, _ in pairs]
+    orig = [m.weight_orig.detach().clone() for m, _ in pairs]
+    masks = [m.weight_mask.clone() for m, _ in pairs]
+    x = torch.randn(2, pairs[0][0].in_channels, 32, 32)
+    model.eval()
+    with torch.no_grad():
+        expected = model(x)
+    with pytest.raises(ValueError, match="no prunable parameters selected"):
+        rgprune.GlobalMagnitudePruner.from_torch_prune(model, include=["no.such.*"])
+    for (m, _), p, o, mask in zip(pairs, params_before, orig, masks):
+        assert m.weight_orig is p and torch.equal(m.weight_orig, o)  # the same Parameter (optimizers hold it)
+        assert torch.equal(m.weight_mask, mask) and torch.equal(m.weight, o * mask)
+        assert any(isinstance(h, tprune.BasePruningMethod) for h in m._forward_pre_hooks.values())
+    with torch.no_grad():
+        assert torch.equal(model(x), expected)
+    pruner = rgprune.GlobalMagnitudePruner.from_torch_prune(model)  # and it can still be adopted
+    assert all(torch.equal(a, b.bool()) for a, b in zip(pruner.masks.to_bool(), masks))
+
+
 def test_from_torch_prune_on_an_unpruned_model_raises_value_error():
     with pytest.raises(ValueError, match="no torch.nn.utils.prune"):
         rgprune.GlobalMagnitudePruner.from_torch_prune(resnet20())
