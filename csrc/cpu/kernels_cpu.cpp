@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -141,6 +142,87 @@ struct HistogramVisitor {
   ChunkStats result() const { return ChunkStats{count, nans, abs_even + abs_odd, sq_even + sq_odd}; }
 };
 
+#if defined(__SSE2__)
+// Float32 apply pass over one whole mask word, in two phases. Phase 1 (SSE2, 4 lanes at a time): decide,
+// select, store, the keep bitmap by movemask, each lane's histogram bin, and the float64 sums of the
+// counted lanes (others contribute +0.0). Phase 2 (scalar): the histogram scatter over all 32 lanes without
+// a branch; a lane that does not count goes to its own dummy bin nbins + j past the real ones, so pruned
+// lanes neither branch nor form a store-to-load chain on one bin. With kTies, surviving lanes whose key is
+// `tie` are kept but not counted: the caller decides them after the pass (ties go in model order).
+struct ApplyF32 {
+  const __m128i cut, tie, shift, dummy0;
+  int64_t* const hist;
+  int64_t count = 0, nans = 0, ties = 0;
+  __m128d abs_acc[2], sq_acc[2];
+
+  ApplyF32(uint32_t cut_key, uint32_t tie_key, int shift_bits, int64_t nbins, int64_t* h)
+      : cut(_mm_set1_epi32(int32_t(cut_key))), tie(_mm_set1_epi32(int32_t(tie_key))),
+        shift(_mm_cvtsi32_si128(shift_bits)),
+        dummy0(_mm_add_epi32(_mm_set1_epi32(int32_t(nbins)), _mm_setr_epi32(0, 1, 2, 3))), hist(h) {
+    abs_acc[0] = abs_acc[1] = sq_acc[0] = sq_acc[1] = _mm_setzero_pd();
+  }
+
+  // Decides the 32 weights at w (mask bits `alive_bits`), rewrites them and returns the new mask word.
+  // kStore = false: a histogram pass (cut 0, nothing written); kSums = false: no float64 sums.
+  template <bool kTies, bool kStore = true, bool kSums = true>
+  inline uint32_t apply(uint32_t* w, uint32_t alive_bits) {
+    const __m128i key_mask = _mm_set1_epi32(0x7FFFFFFF), inf = _mm_set1_epi32(0x7F800000);
+    const __m128i lane = _mm_setr_epi32(1, 2, 4, 8);
+    alignas(16) uint32_t bins[32];
+    __m128i wordv = _mm_set1_epi32(int32_t(alive_bits));
+    uint32_t keep = 0, nan = 0, tied = 0;
+    for (int j = 0; j < 32; j += 8) {
+      __m128d a2[2], s2[2];
+      for (int h = 0; h < 2; ++h) {
+        const int o = j + 4 * h;
+        const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + o));
+        const __m128i key = _mm_and_si128(raw, key_mask);
+        const __m128i alive = _mm_cmpeq_epi32(_mm_and_si128(wordv, lane), lane);
+        wordv = _mm_srli_epi32(wordv, 4);
+        // keys < 2^31, so the signed compare is the unsigned one; cut <= InfKey + 1
+        const __m128i keepv = _mm_andnot_si128(_mm_cmpgt_epi32(cut, key), alive);
+        if (kStore) _mm_storeu_si128(reinterpret_cast<__m128i*>(w + o), _mm_and_si128(raw, keepv));
+        __m128i skip = _mm_cmpgt_epi32(key, inf);  // NaN: kept, counted apart
+        nan |= uint32_t(_mm_movemask_ps(_mm_castsi128_ps(skip))) << o;
+        if (kTies) {
+          const __m128i t = _mm_and_si128(_mm_cmpeq_epi32(key, tie), keepv);
+          tied |= uint32_t(_mm_movemask_ps(_mm_castsi128_ps(t))) << o;
+          skip = _mm_or_si128(skip, t);
+        }
+        const __m128i live = _mm_andnot_si128(skip, keepv);
+        keep |= uint32_t(_mm_movemask_ps(_mm_castsi128_ps(keepv))) << o;
+        const __m128i dummy = _mm_add_epi32(dummy0, _mm_set1_epi32(o));
+        const __m128i bin = _mm_or_si128(_mm_and_si128(live, _mm_srl_epi32(key, shift)),
+                                         _mm_andnot_si128(live, dummy));
+        _mm_store_si128(reinterpret_cast<__m128i*>(bins + o), bin);
+        if (!kSums) continue;
+        const __m128 mag = _mm_castsi128_ps(_mm_and_si128(key, live));  // |w| of counted lanes, else +0.0
+        const __m128d lo = _mm_cvtps_pd(mag), hi = _mm_cvtps_pd(_mm_movehl_ps(mag, mag));
+        a2[h] = _mm_add_pd(lo, hi);
+        s2[h] = _mm_add_pd(_mm_mul_pd(lo, lo), _mm_mul_pd(hi, hi));
+      }
+      if (!kSums) continue;
+      const int acc = (j >> 3) & 1;  // two chains per sum, one add per 8 lanes each
+      abs_acc[acc] = _mm_add_pd(abs_acc[acc], _mm_add_pd(a2[0], a2[1]));
+      sq_acc[acc] = _mm_add_pd(sq_acc[acc], _mm_add_pd(s2[0], s2[1]));
+    }
+    for (int j = 0; j < 32; ++j) ++hist[bins[j]];
+    nan &= keep;
+    count += __builtin_popcount(keep & ~nan & ~tied);
+    if (nan) nans += __builtin_popcount(nan);  // rare
+    if (kTies && tied) ties += __builtin_popcount(tied);
+    return keep;
+  }
+
+  ChunkStats result() const {
+    alignas(16) double a[2], s[2];
+    _mm_store_pd(a, _mm_add_pd(abs_acc[0], abs_acc[1]));
+    _mm_store_pd(s, _mm_add_pd(sq_acc[0], sq_acc[1]));
+    return ChunkStats{count, nans, a[0] + a[1], s[0] + s[1]};
+  }
+};
+#endif
+
 // Calls visitor.visit for every surviving element of a chunk: a straight loop over fully surviving
 // mask words (the common case, friendly to the branch predictor), set-bit iteration otherwise.
 template <typename scalar_t, typename Visitor>
@@ -180,8 +262,35 @@ void histogram_pass(const at::TensorList& tensors, const at::TensorList& masks, 
   chunk_stats.assign(chunks.size(), ChunkStats{});
   at::parallel_for(0, int64_t(chunks.size()), 1, [&](int64_t lo, int64_t hi) {
     auto& h = local[at::get_thread_num()];
-    if (h.empty()) h.assign(nbins, 0);
+    if (h.empty()) h.assign(nbins + 32, 0);  // + one dummy bin per lane of a word (ApplyF32)
     for (int64_t c = lo; c < hi; ++c) {
+#if defined(__SSE2__)
+      if (std::is_same<scalar_t, float>::value && !pass.has_prefix) {
+        // Unfiltered float32 pass: SSE2 over whole words (no branch on the mask bits), scalar on the tail.
+        const Chunk& ch = chunks[c];
+        uint32_t* w = reinterpret_cast<uint32_t*>(tensors[ch.tensor].data_ptr());
+        const uint32_t* mask = reinterpret_cast<const uint32_t*>(masks[ch.tensor].data_ptr<int32_t>());
+        ApplyF32 simd(0, ~0u, pass.shift, int64_t(nbins), h.data());
+        int64_t base = ch.begin;
+        for (; base + 32 <= ch.end; base += 32) simd.apply<false, false, kSums>(w + base, mask[base / 32]);
+        HistogramVisitor<K, false, kSums> v(pass, h.data());
+        if (base < ch.end) {
+          const scalar_t* vals = tensors[ch.tensor].data_ptr<scalar_t>();
+          for (uint32_t word = valid_word(mask, base, ch.end); word; word &= word - 1) {
+            const int j = __builtin_ctz(word);
+            v.visit(typename K::bits_t(w[base + j]), vals[base + j], j & 1);
+          }
+        }
+        ChunkStats st = v.result();
+        const ChunkStats sv = simd.result();
+        st.count += sv.count;
+        st.nans += sv.nans;
+        st.abs_sum += sv.abs_sum;
+        st.sq_sum += sv.sq_sum;
+        chunk_stats[c] = st;
+        continue;
+      }
+#endif
       if (pass.has_prefix) {
         HistogramVisitor<K, true, kSums> v(pass, h.data());
         for_each_survivor<scalar_t>(chunks[c], tensors, masks, v);
@@ -195,7 +304,7 @@ void histogram_pass(const at::TensorList& tensors, const at::TensorList& masks, 
   });
   hist.assign(nbins, 0);
   for (const auto& h : local)
-    for (size_t b = 0; b < h.size(); ++b) hist[b] += h[b];
+    for (size_t b = 0; b < nbins && b < h.size(); ++b) hist[b] += h[b];
 }
 
 at::Tensor to_tensor(const std::vector<int64_t>& v) {
@@ -319,49 +428,40 @@ Stats apply_threshold_impl(const at::TensorList& tensors, const at::TensorList& 
   const uint64_t cut = all_ties ? thr + 1 : thr;  // survivors with key < cut are pruned
   const uint64_t cut_if_any = any ? cut : 0;
 
-  // Ties are pruned in model order: each chunk needs the number of ties in the chunks before it.
-  std::vector<int64_t> tie_offset(chunks.size() + 1, 0);
-  if (partial_ties) {
-    at::parallel_for(0, int64_t(chunks.size()), 1, [&](int64_t lo, int64_t hi) {
-      for (int64_t c = lo; c < hi; ++c) {
-        const Chunk& ch = chunks[c];
-        const B* w = reinterpret_cast<const B*>(tensors[ch.tensor].data_ptr());
-        const uint32_t* mask = reinterpret_cast<const uint32_t*>(masks[ch.tensor].data_ptr<int32_t>());
-        int64_t n = 0;
-        for (int64_t base = ch.begin; base < ch.end; base += 32)
-          for (uint32_t word = valid_word(mask, base, ch.end); word; word &= word - 1)
-            n += uint64_t(K::key(w[base + __builtin_ctz(word)])) == thr;
-        tie_offset[c + 1] = n;
-      }
-    });
-    for (size_t c = 0; c < chunks.size(); ++c) tie_offset[c + 1] += tie_offset[c];
-  }
-
+  // Ties are pruned in model order. With some but not all of them pruned (partial_ties), the pass keeps
+  // every survivor whose key is `thr` without counting it and counts them per chunk; the ties are decided
+  // after the pass, once the number of ties in the chunks before each chunk is known.
   const size_t nbins = size_t(1) << bits;
-  const RadixPass stats_pass{false, 0, 0, K::key_bits - int(bits), int(bits)};
+  const int shift = K::key_bits - int(bits);
+  const RadixPass stats_pass{false, 0, 0, shift, int(bits)};
   std::vector<std::vector<int64_t>> local(at::get_num_threads());
   std::vector<ChunkStats> chunk_stats(chunks.size());
+  std::vector<int64_t> chunk_ties(chunks.size(), 0);
   at::parallel_for(0, int64_t(chunks.size()), 1, [&](int64_t lo, int64_t hi) {
     auto& h = local[at::get_thread_num()];
-    if (h.empty()) h.assign(nbins, 0);
+    if (h.empty()) h.assign(nbins + 32, 0);  // + one dummy bin per lane of a word (ApplyF32)
     for (int64_t c = lo; c < hi; ++c) {
       const Chunk& ch = chunks[c];
       B* w = reinterpret_cast<B*>(tensors[ch.tensor].data_ptr());
       const scalar_t* vals = tensors[ch.tensor].data_ptr<scalar_t>();
       uint32_t* mask = reinterpret_cast<uint32_t*>(masks[ch.tensor].data_ptr<int32_t>());
-      int64_t tie_rank = tie_offset[c];
+      int64_t ties = 0;
       HistogramVisitor<K, false, true> survivors(stats_pass, h.data());
-      // Pruning decision for a surviving element. Keys below `cut` go; ties at `thr` are decided here only
-      // when some but not all of them go (rare), in model order.
-      auto keeps = [&](uint64_t key) {
-        if (partial_ties && key == thr) return !(tie_rank++ < n_ties);
-        return !(any && key < cut);
-      };
+#if defined(__SSE2__)
+      constexpr bool kSimd = std::is_same<scalar_t, float>::value;
+      ApplyF32 simd(uint32_t(cut_if_any), partial_ties ? uint32_t(thr) : ~0u, shift, int64_t(nbins), h.data());
+#endif
       for (int64_t base = ch.begin; base < ch.end; base += 32) {
         const int valid = int(std::min<int64_t>(32, ch.end - base));
         const uint32_t valid_bits = valid == 32 ? ~0u : (uint32_t(1) << valid) - 1u;
         const uint32_t word = mask[base / 32] & valid_bits;
         uint32_t keep = 0;
+#if defined(__SSE2__)
+        if (kSimd && valid == 32) {
+          uint32_t* w32 = reinterpret_cast<uint32_t*>(w + base);
+          keep = partial_ties ? simd.apply<true>(w32, word) : simd.apply<false>(w32, word);
+        } else
+#endif
         if (valid == 32 && !partial_ties) {
           // A whole word, branch-free: every element is decided and rewritten (a cache line of 16 weights
           // almost always holds a pruned one, so rewriting costs no extra memory traffic). Words pruned
@@ -377,9 +477,15 @@ Stats apply_threshold_impl(const at::TensorList& tensors, const at::TensorList& 
         } else {
           for (uint32_t alive = word; alive; alive &= alive - 1) {
             const int j = __builtin_ctz(alive);
-            const bool k = keeps(K::key(w[base + j]));
-            keep |= uint32_t(k) << j;
-            if (k) survivors.visit(w[base + j], vals[base + j], j & 1);
+            const uint64_t key = K::key(w[base + j]);
+            if (partial_ties && key == thr) {  // kept for now, decided after the pass
+              keep |= uint32_t(1) << j;
+              ++ties;
+              continue;
+            }
+            if (any && key < cut) continue;
+            keep |= uint32_t(1) << j;
+            survivors.visit(w[base + j], vals[base + j], j & 1);
           }
           // Every weight whose bit is now 0 is stored as +0.0 (also weights pruned before).
           for (uint32_t dead = ~keep & valid_bits; dead; dead &= dead - 1) {
@@ -389,12 +495,70 @@ Stats apply_threshold_impl(const at::TensorList& tensors, const at::TensorList& 
         }
         if (mask[base / 32] != keep) mask[base / 32] = keep;
       }
-      chunk_stats[c] = survivors.result();
+      ChunkStats st = survivors.result();
+#if defined(__SSE2__)
+      if (kSimd) {
+        const ChunkStats v = simd.result();
+        st.count += v.count;
+        st.nans += v.nans;
+        st.abs_sum += v.abs_sum;
+        st.sq_sum += v.sq_sum;
+        ties += simd.ties;
+      }
+#endif
+      chunk_stats[c] = st;
+      chunk_ties[c] = ties;
     }
   });
   std::vector<int64_t> hist(nbins, 0);
   for (const auto& h : local)
-    for (size_t b = 0; b < h.size(); ++b) hist[b] += h[b];
+    for (size_t b = 0; b < nbins && b < h.size(); ++b) hist[b] += h[b];
+
+  if (partial_ties) {
+    // The first n_ties ties in model order go; the others are counted as survivors now. All ties have the
+    // same magnitude, so a chunk's kept ties add kept * |w| and kept * w^2 to its sums.
+    const B thr_bits = static_cast<B>(thr);
+    scalar_t thr_val;
+    std::memcpy(&thr_val, &thr_bits, sizeof(thr_val));
+    const double v = static_cast<double>(thr_val);
+    const size_t thr_bin = size_t(thr >> shift) & (nbins - 1);
+    std::vector<int64_t> prune_in(chunks.size(), 0);
+    int64_t before = 0;
+    for (size_t c = 0; c < chunks.size(); ++c) {
+      const int64_t t = chunk_ties[c];
+      const int64_t p = std::min(t, std::max<int64_t>(0, n_ties - before));
+      before += t;
+      prune_in[c] = p;
+      const int64_t kept = t - p;
+      if (kept > 0) {
+        chunk_stats[c].count += kept;
+        chunk_stats[c].abs_sum += double(kept) * v;
+        chunk_stats[c].sq_sum += double(kept) * (v * v);
+        hist[thr_bin] += kept;
+      }
+    }
+    at::parallel_for(0, int64_t(chunks.size()), 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t c = lo; c < hi; ++c) {
+        int64_t p = prune_in[c];
+        if (p == 0) continue;
+        const Chunk& ch = chunks[c];
+        B* w = reinterpret_cast<B*>(tensors[ch.tensor].data_ptr());
+        uint32_t* mask = reinterpret_cast<uint32_t*>(masks[ch.tensor].data_ptr<int32_t>());
+        for (int64_t base = ch.begin; base < ch.end && p > 0; base += 32) {
+          uint32_t word = mask[base / 32];
+          for (uint32_t alive = word; alive && p > 0; alive &= alive - 1) {
+            const int j = __builtin_ctz(alive);
+            if (uint64_t(K::key(w[base + j])) == thr) {
+              w[base + j] = 0;
+              word &= ~(uint32_t(1) << j);
+              --p;
+            }
+          }
+          mask[base / 32] = word;
+        }
+      }
+    });
+  }
   return make_stats(tensors, chunks, chunk_stats, hist);
 }
 
