@@ -244,6 +244,21 @@ def render_result(res) -> str:
     return "\n\n".join(parts)
 
 
+def _stale_kernels(res) -> str | None:
+    """A warning when a CPU result was measured with other CPU kernels than the ones in the tree now."""
+    import hashlib
+
+    recorded = res.get("machine", {}).get("kernels_cpu_sha256")
+    source = ROOT / "csrc" / "cpu" / "kernels_cpu.cpp"
+    if res.get("kind") != "cpu" or not recorded or not source.is_file():
+        return None
+    if hashlib.sha256(source.read_bytes()).hexdigest() == recorded:
+        return None
+    head = res["machine"].get("git_head", "?")[:10]
+    return (f"*Measured with an older version of the CPU kernels (`csrc/cpu/kernels_cpu.cpp` at git {head}); "
+            f"rgprune's column is out of date: rerun `python -m bench.compare` to update it.*")
+
+
 def render_readme(results) -> str:
     """The README's performance block from every non-quick result."""
     parts = ["Measured with `python -m bench.compare`; raw numbers in `bench/results/`, notes in "
@@ -263,6 +278,9 @@ def render_readme(results) -> str:
                      "kernels; the single-thread run is the reproducible comparison. Details in `bench/NOTES.md`.")
     for res in results:
         parts.append(f"**{res['kind'].upper()}**: {machine_line(res)} (`{res['_file']}`)")
+        stale = _stale_kernels(res)
+        if stale:
+            parts.append(stale)
         parts.append(rounds_table(res))
         if any(m.get("training_step") for m in res["models"].values()):
             parts.append("One training step with the masks kept applied:\n\n" + training_table(res))
