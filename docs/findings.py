@@ -89,6 +89,8 @@ def finding_3(root: Path, rank: int, upto: int | None = None) -> None:
                 same_seed.append(d)
         cell = lambda d: f"{np.mean(d):.4f} ({len(d)} pairs)" if d else "no pairs"  # noqa: E731
         print(f"| {model} | {cell(same_task)} | {cell(same_seed)} |")
+    if len(per_model) == 2:
+        _permutation_test(per_model)
     if upto is not None:
         print()
         return
@@ -114,6 +116,33 @@ def _rho(d, r) -> str:
     except ValueError as exc:
         return f"undefined ({exc})"
     return f"{c.rho:+.3f} (p={c.p_value:.2g})"
+
+
+def _permutation_test(per_model: dict, permutations: int = 10000) -> None:
+    """Is one model's mean pairwise trajectory distance smaller than the other's by more than chance? The
+    model labels are permuted within each (task, seed) cell, so every permutation keeps the design."""
+    from rgprune.rg import trajectory_distance
+
+    (ma, sa), (mb, sb) = per_model.items()
+    cells = sorted(set(k[1:] for k in sa) & set(k[1:] for k in sb))
+    trajs = [sa[(ma, *c)]["traj"] for c in cells] + [sb[(mb, *c)]["traj"] for c in cells]
+    n = len(cells)
+    d = np.zeros((2 * n, 2 * n))
+    for i, j in itertools.combinations(range(2 * n), 2):
+        d[i, j] = d[j, i] = trajectory_distance(trajs[i], trajs[j])
+    iu = np.triu_indices(n, 1)
+
+    def gap(labels):  # labels[c] = 0: cell c's run of model a is in group a; 1: swapped
+        idx_a = np.where(labels == 0, np.arange(n), np.arange(n) + n)
+        idx_b = np.where(labels == 0, np.arange(n) + n, np.arange(n))
+        return d[np.ix_(idx_a, idx_a)][iu].mean() - d[np.ix_(idx_b, idx_b)][iu].mean()
+
+    observed = gap(np.zeros(n, dtype=int))
+    rng = np.random.default_rng(0)
+    null = np.array([gap(rng.integers(0, 2, n)) for _ in range(permutations)])
+    p = float((np.abs(null) >= abs(observed) - 1e-15).mean())
+    print(f"\nPermutation test ({permutations} relabellings of the model within each task x seed cell): mean pairwise "
+          f"trajectory distance {ma} − {mb} = {observed:+.4f}, two-sided p = {p:.3g}.")
 
 
 def finding_1(root: Path, rank: int) -> None:
