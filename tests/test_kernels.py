@@ -190,3 +190,29 @@ def test_public_api_matches_reference_and_counts(device):
 def test_backend_reports_implementation():
     b = rgprune.backend()
     assert b in ("cpp", "cuda+cpp") or b.startswith("reference (")
+
+
+@requires_compiled
+def test_sse2_paths_equal_reference_without_avx2():
+    """The float32 refinement pass has an AVX2 version chosen at run time; RGPRUNE_NO_AVX2=1 forces the SSE2
+    one, which machines with AVX2 would otherwise never run. Checked in a subprocess (the choice is made once)."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import torch
+        import test_kernels as t
+        for name in ("odd", "conv-like", "million"):
+            for variant in ({}, {"ties": True}, {"specials": True}):
+                tensors = t.make_weights(t.SHAPE_SETS[name], torch.float32, "cpu", seed=5, **variant)
+                masks = t.random_masks(tensors, seed=6, density=0.7)
+                n = t.survivor_count(tensors, masks)
+                t.check_against_reference(tensors, masks, sorted({0, 1, n // 5, n // 2, max(n - 1, 0), n}))
+        print("ok")
+    """)
+    env = {**os.environ, "RGPRUNE_NO_AVX2": "1"}
+    done = subprocess.run([sys.executable, "-c", script], cwd=os.path.dirname(__file__), env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stdout + done.stderr
