@@ -60,15 +60,23 @@ from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtensio
 
 sources = ["csrc/ops.cpp", "csrc/cpu/kernels_cpu.cpp"]
 cxx_flags = ["-O3"]  # the C++ standard is chosen by torch (C++17 or C++20 by version)
+link_flags = []
+if sys.platform.startswith("linux"):
+    # at::parallel_for is a header template: without -fopenmp in *our* translation units it compiles to a
+    # serial loop, whatever torch.get_num_threads() says (the CPU kernels ran on one thread until this flag).
+    # The OpenMP runtime is the libgomp.so.1 that libtorch_cpu has already loaded, so there is one pool.
+    cxx_flags.append("-fopenmp")
+    link_flags.append("-fopenmp")
 if want_cuda(cuda_home):
     sources += sorted(str(p.relative_to(ROOT)) for p in (ROOT / "csrc" / "cuda").glob("*.cu"))
     ext = CUDAExtension(
         "rgprune._C",
         sources,
         extra_compile_args={"cxx": cxx_flags + ["-DRGPRUNE_WITH_CUDA"], "nvcc": ["-O3", "-lineinfo"]},
+        extra_link_args=link_flags,
     )
 else:
-    ext = CppExtension("rgprune._C", sources, extra_compile_args={"cxx": cxx_flags})
+    ext = CppExtension("rgprune._C", sources, extra_compile_args={"cxx": cxx_flags}, extra_link_args=link_flags)
 
 # RGPRUNE_SKIP_EXT=1: install the Python package only (the Makefile builds the extension in place, with
 # ninja, so that rebuilds are incremental).

@@ -57,4 +57,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, mod) {
 #else
   mod.attr("built_with_cuda") = false;
 #endif
+  mod.attr("cpu_kernels_parallel") = rgprune::cpu_kernels_parallel();
 }

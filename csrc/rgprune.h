@@ -68,4 +68,8 @@ void check_tensor_lists(const at::TensorList& tensors, const at::TensorList& mas
 void check_bits(int64_t bits, at::ScalarType dtype);
 int key_bits_of(at::ScalarType dtype);
 
+// True when the CPU kernels were compiled with OpenMP, i.e. at::parallel_for really uses torch's intra-op
+// threads (it is a header template: without -fopenmp it silently runs serially).
+bool cpu_kernels_parallel();
+
 }  // namespace rgprune

@@ -216,3 +216,45 @@ def test_sse2_paths_equal_reference_without_avx2():
     done = subprocess.run([sys.executable, "-c", script], cwd=os.path.dirname(__file__), env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stdout + done.stderr
+
+
+@requires_compiled
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="OpenMP build flag is set on Linux")
+def test_cpu_kernels_built_parallel():
+    """at::parallel_for is a header template: an extension compiled without -fopenmp runs it serially, silently
+    (ours did until setup.py passed the flag). Guard the flag, since no timing test could."""
+    assert _ops._C.cpu_kernels_parallel
+
+
+@requires_compiled
+@pytest.mark.parametrize("dtype,clustered", [(torch.float32, False), (torch.float32, True), (torch.float64, False),
+                                             (torch.float64, True), (torch.bfloat16, False)], ids=str)
+def test_cpu_ops_equal_reference_and_each_other_across_thread_counts(dtype, clustered):
+    """Many 64k-element chunks per tensor, so every thread count splits the work differently: results must
+    equal the reference and be bit-identical across thread counts (per-chunk sums are reduced in chunk order).
+    `clustered` puts most weights in one top-level bin, so the threshold's gather buffer overflows and the
+    multi-pass fallback runs, also threaded."""
+    shapes = [(3, 200_001), (77, 4097), (1,), (640_000,)]
+    tensors = make_weights(shapes, dtype, "cpu", seed=11, ties=dtype == torch.bfloat16)
+    if clustered:
+        g = torch.Generator().manual_seed(13)
+        for t in tensors:
+            t.copy_(1.0 + 1e-3 * torch.rand(t.shape, generator=g, dtype=torch.float64).to(dtype))
+    masks = random_masks(tensors, seed=12, density=0.8)
+    n = survivor_count(tensors, masks)
+    threads = torch.get_num_threads()
+    outputs = []
+    try:
+        for t in (1, 2, 3, 4):
+            torch.set_num_threads(t)
+            check_against_reference(tensors, masks, [1, n // 5, n // 2, n - 1])
+            info, top = torch.ops.rgprune.global_magnitude_threshold(tensors, masks, n // 5)
+            t_a, m_a = clone_all(tensors), clone_all(masks)
+            stats = torch.ops.rgprune.apply_threshold_(t_a, m_a, info, 12)
+            hist = torch.ops.rgprune.magnitude_histogram(tensors, masks, 12)
+            outputs.append((info, top, *stats, *hist, *m_a, *t_a))
+    finally:
+        torch.set_num_threads(threads)
+    for other in outputs[1:]:
+        for a, b in zip(outputs[0], other):
+            assert torch.equal(a, b)

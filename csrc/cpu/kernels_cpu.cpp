@@ -855,6 +855,15 @@ void apply_masks_cpu(at::TensorList tensors, at::TensorList masks) {
 }
 
 }  // namespace
+
+bool cpu_kernels_parallel() {
+#ifdef _OPENMP
+  return true;
+#else
+  return false;
+#endif
+}
+
 }  // namespace rgprune
 
 TORCH_LIBRARY_IMPL(rgprune, CPU, m) {
