@@ -66,6 +66,7 @@ import torch  # noqa: E402
 import torch.nn.utils.prune as tprune  # noqa: E402
 
 import rgprune  # noqa: E402
+from rgprune import _ops  # noqa: E402
 from rgprune.kernels import reference  # noqa: E402
 from rgprune.masks import MaskSet, _popcount  # noqa: E402
 from rgprune.pruner import GlobalMagnitudePruner, select_prunable  # noqa: E402
@@ -819,6 +820,9 @@ def machine(device) -> dict:
         "extension_file": ext.name if ext else None,
         "extension_sha256": _sha256(ext) if ext else None,
         "kernels_cpu_sha256": _sha256(ROOT / "csrc" / "cpu" / "kernels_cpu.cpp"),
+        # the build flags decide as much as the source (without -fopenmp the CPU kernels ran on one thread)
+        "setup_py_sha256": _sha256(ROOT / "setup.py"),
+        "cpu_kernels_parallel": bool(getattr(_ops._C, "cpu_kernels_parallel", False)) if _ops._C else None,
         "gpu": None,
     }
     if torch.device(device).type == "cuda":

@@ -248,14 +248,19 @@ def _stale_kernels(res) -> str | None:
     """A warning when a CPU result was measured with other CPU kernels than the ones in the tree now."""
     import hashlib
 
-    recorded = res.get("machine", {}).get("kernels_cpu_sha256")
+    machine = res.get("machine", {})
+    recorded = machine.get("kernels_cpu_sha256")
     source = ROOT / "csrc" / "cpu" / "kernels_cpu.cpp"
     if res.get("kind") != "cpu" or not recorded or not source.is_file():
         return None
-    if hashlib.sha256(source.read_bytes()).hexdigest() == recorded:
+    same = hashlib.sha256(source.read_bytes()).hexdigest() == recorded
+    build = machine.get("setup_py_sha256")  # the build flags (recorded since 2026-11-30)
+    if build is not None and (ROOT / "setup.py").is_file():
+        same = same and hashlib.sha256((ROOT / "setup.py").read_bytes()).hexdigest() == build
+    if same:
         return None
     head = res["machine"].get("git_head", "?")[:10]
-    return (f"*Measured with an older version of the CPU kernels (`csrc/cpu/kernels_cpu.cpp` at git {head}); "
+    return (f"*Measured with an older version of the CPU kernels (`csrc/cpu/kernels_cpu.cpp` or `setup.py` at git {head}); "
             f"rgprune's column is out of date: rerun `python -m bench.compare` to update it.*")
 
 
