@@ -278,9 +278,9 @@ def render_readme(results) -> str:
             >= r["machine"]["cores_available"] / 2]
     if busy:
         parts.append("The CPU runs below shared their cores with other jobs (see the load averages). With 2 torch "
-                     "threads on a busy 2-core machine every PyTorch parallel region can wait for the second "
-                     "core, which slows the per-tensor baselines far more than rgprune's one-region-per-pass "
-                     "kernels; the single-thread run is the reproducible comparison. Details in `bench/NOTES.md`.")
+                     "threads on a busy 2-core machine every parallel region (PyTorch's and rgprune's) can wait for "
+                     "the second core; a single-thread run is the least sensitive to that load. Details in "
+                     "`bench/NOTES.md`.")
     for res in results:
         parts.append(f"**{res['kind'].upper()}**: {machine_line(res)} (`{res['_file']}`)")
         stale = _stale_kernels(res)
