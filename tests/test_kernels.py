@@ -192,30 +192,73 @@ def test_backend_reports_implementation():
     assert b in ("cpp", "cuda+cpp") or b.startswith("reference (")
 
 
+def _apply_path_outputs(threads):
+    """Outputs of magnitude_histogram, global_magnitude_threshold and apply_threshold_ (partial ties included)
+    on float32 inputs with partly pruned masks, whose whole mask words take the SIMD word paths."""
+    torch.set_num_threads(threads)
+    out = []
+    for seed, variant in ((21, {}), (22, {"ties": True}), (23, {"specials": True})):
+        tensors = make_weights([(3, 70_001), (33, 3), (131_072,), (5,)], torch.float32, "cpu", seed=seed, **variant)
+        masks = random_masks(tensors, seed=seed + 100, density=0.7)
+        out.append(list(torch.ops.rgprune.magnitude_histogram(tensors, masks, 12)))
+        n = survivor_count(tensors, masks)
+        for k in (1, n // 5, n // 2):
+            info, top = torch.ops.rgprune.global_magnitude_threshold(tensors, masks, k)
+            t, m = clone_all(tensors), clone_all(masks)
+            stats = torch.ops.rgprune.apply_threshold_(t, m, info, 12)
+            out.append([info, top, *stats, *t, *m])
+    return out
+
+
 @requires_compiled
-def test_sse2_paths_equal_reference_without_avx2():
-    """The float32 refinement pass has an AVX2 version chosen at run time; RGPRUNE_NO_AVX2=1 forces the SSE2
-    one, which machines with AVX2 would otherwise never run. Checked in a subprocess (the choice is made once)."""
+def test_sse2_paths_equal_reference_without_avx2(tmp_path):
+    """The float32 refinement pass, the unfiltered float32 histogram pass and the float32 apply pass have AVX2
+    versions chosen at run time; RGPRUNE_NO_AVX2=1 forces the SSE2 ones, which machines with AVX2 would
+    otherwise never run. Checked in a subprocess (the choice is made once), at 1 and 2 threads, against the
+    reference and against this process's (AVX2 where available) outputs: everything bit for bit except the
+    float64 sums, whose order of additions inside a chunk may differ between the paths (rtol 1e-12)."""
     import os
     import subprocess
     import sys
     import textwrap
 
-    script = textwrap.dedent("""
+    dump = tmp_path / "sse2.pt"
+    script = textwrap.dedent(f"""
         import torch
         import test_kernels as t
-        for name in ("odd", "conv-like", "million"):
-            for variant in ({}, {"ties": True}, {"specials": True}):
-                tensors = t.make_weights(t.SHAPE_SETS[name], torch.float32, "cpu", seed=5, **variant)
-                masks = t.random_masks(tensors, seed=6, density=0.7)
-                n = t.survivor_count(tensors, masks)
-                t.check_against_reference(tensors, masks, sorted({0, 1, n // 5, n // 2, max(n - 1, 0), n}))
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            for name in ("odd", "conv-like", "million"):
+                for variant in ({{}}, {{"ties": True}}, {{"specials": True}}):
+                    tensors = t.make_weights(t.SHAPE_SETS[name], torch.float32, "cpu", seed=5, **variant)
+                    masks = t.random_masks(tensors, seed=6, density=0.7)
+                    n = t.survivor_count(tensors, masks)
+                    t.check_against_reference(tensors, masks, sorted({{0, 1, n // 5, n // 2, max(n - 1, 0), n}}))
+        torch.save([t._apply_path_outputs(1), t._apply_path_outputs(2)], {str(dump)!r})
         print("ok")
     """)
     env = {**os.environ, "RGPRUNE_NO_AVX2": "1"}
     done = subprocess.run([sys.executable, "-c", script], cwd=os.path.dirname(__file__), env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stdout + done.stderr
+    sse2 = torch.load(dump)
+    threads = torch.get_num_threads()
+    try:
+        here = [_apply_path_outputs(1), _apply_path_outputs(2)]
+    finally:
+        torch.set_num_threads(threads)
+    for run_sse2, run_here in zip(sse2, here, strict=True):
+        for got, want in zip(run_here, run_sse2, strict=True):
+            for a, b in zip(got, want, strict=True):
+                if a.dtype == torch.float64:
+                    torch.testing.assert_close(a, b, rtol=1e-12, atol=0)
+                else:
+                    assert torch.equal(bits_of(a) if a.is_floating_point() else a,
+                                       bits_of(b) if b.is_floating_point() else b)
+    # the SSE2 path itself does not depend on the thread count, bit for bit (sums included)
+    for got, want in zip(sse2[0], sse2[1], strict=True):
+        for a, b in zip(got, want, strict=True):
+            assert torch.equal(bits_of(a) if a.is_floating_point() else a, bits_of(b) if b.is_floating_point() else b)
 
 
 @requires_compiled

@@ -305,6 +305,80 @@ __attribute__((target("avx2"))) int64_t filtered_words_f32_avx2(const uint32_t* 
   }
   return base;
 }
+
+// ApplyF32 over the whole mask words [begin, end) of a float32 chunk in AVX2: the same two phases with 8
+// lanes per instruction (decide, select, store, movemask, bins; float64 sums 4 doubles per instruction, two
+// chains per sum, one add per 8 lanes each), then the same branch-free scatter with dummy bins. kStore: also
+// rewrite the weights and the mask words (apply pass); otherwise a histogram pass with cut 0. Adds the
+// chunk's count, NaNs and sums to `st` and its deferred ties to `ties`; returns where it stopped (the tail,
+// fewer than 32 elements, is left to the caller). A chunk's sums do not depend on the thread running it.
+template <bool kTies, bool kStore, bool kSums, typename H>
+__attribute__((target("avx2"))) int64_t apply_words_f32_avx2(uint32_t* w, uint32_t* mask, int64_t begin,
+                                                              int64_t end, uint32_t cut_key, uint32_t tie_key,
+                                                              int shift_bits, int64_t nbins, H* hist,
+                                                              ChunkStats& st, int64_t& ties) {
+  const __m256i key_mask = _mm256_set1_epi32(0x7FFFFFFF), inf = _mm256_set1_epi32(0x7F800000);
+  const __m256i lane = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  const __m256i cut = _mm256_set1_epi32(int32_t(cut_key)), tie = _mm256_set1_epi32(int32_t(tie_key));
+  const __m128i shift = _mm_cvtsi32_si128(shift_bits);
+  const __m256i dummy0 = _mm256_add_epi32(_mm256_set1_epi32(int32_t(nbins)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  __m256d abs_acc[2] = {_mm256_setzero_pd(), _mm256_setzero_pd()};
+  __m256d sq_acc[2] = {_mm256_setzero_pd(), _mm256_setzero_pd()};
+  int64_t count = 0, nans = 0, tie_count = 0;
+  alignas(32) uint32_t bins[32];
+  int64_t base = begin;
+  for (; base + 32 <= end; base += 32) {
+    uint32_t* x = w + base;
+    const uint32_t alive_bits = mask[base / 32];
+    __m256i wordv = _mm256_set1_epi32(int32_t(alive_bits));
+    uint32_t keep = 0, nan = 0, tied = 0;
+    for (int o = 0; o < 32; o += 8) {
+      const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + o));
+      const __m256i key = _mm256_and_si256(raw, key_mask);
+      const __m256i alive = _mm256_cmpeq_epi32(_mm256_and_si256(wordv, lane), lane);
+      wordv = _mm256_srli_epi32(wordv, 8);
+      // keys < 2^31, so the signed compare is the unsigned one; cut <= InfKey + 1
+      const __m256i keepv = _mm256_andnot_si256(_mm256_cmpgt_epi32(cut, key), alive);
+      if (kStore) _mm256_storeu_si256(reinterpret_cast<__m256i*>(x + o), _mm256_and_si256(raw, keepv));
+      __m256i skip = _mm256_cmpgt_epi32(key, inf);  // NaN: kept, counted apart
+      nan |= uint32_t(_mm256_movemask_ps(_mm256_castsi256_ps(skip))) << o;
+      if (kTies) {
+        const __m256i t = _mm256_and_si256(_mm256_cmpeq_epi32(key, tie), keepv);
+        tied |= uint32_t(_mm256_movemask_ps(_mm256_castsi256_ps(t))) << o;
+        skip = _mm256_or_si256(skip, t);
+      }
+      const __m256i live = _mm256_andnot_si256(skip, keepv);
+      keep |= uint32_t(_mm256_movemask_ps(_mm256_castsi256_ps(keepv))) << o;
+      const __m256i dummy = _mm256_add_epi32(dummy0, _mm256_set1_epi32(o));
+      const __m256i bin = _mm256_blendv_epi8(dummy, _mm256_srl_epi32(key, shift), live);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(bins + o), bin);
+      if (!kSums) continue;
+      const __m256 mag = _mm256_castsi256_ps(_mm256_and_si256(key, live));  // |w| of counted lanes, else +0.0
+      const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(mag));
+      const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(mag, 1));
+      const int acc = (o >> 3) & 1;
+      abs_acc[acc] = _mm256_add_pd(abs_acc[acc], _mm256_add_pd(lo, hi));
+      sq_acc[acc] = _mm256_add_pd(sq_acc[acc], _mm256_add_pd(_mm256_mul_pd(lo, lo), _mm256_mul_pd(hi, hi)));
+    }
+    for (int j = 0; j < 32; ++j) ++hist[bins[j]];
+    nan &= keep;
+    count += __builtin_popcount(keep & ~nan & ~tied);
+    if (nan) nans += __builtin_popcount(nan);  // rare
+    if (kTies && tied) tie_count += __builtin_popcount(tied);
+    if (kStore && alive_bits != keep) mask[base / 32] = keep;
+  }
+  if (kSums) {
+    alignas(32) double a[4], q[4];
+    _mm256_store_pd(a, _mm256_add_pd(abs_acc[0], abs_acc[1]));
+    _mm256_store_pd(q, _mm256_add_pd(sq_acc[0], sq_acc[1]));
+    st.abs_sum += (a[0] + a[1]) + (a[2] + a[3]);
+    st.sq_sum += (q[0] + q[1]) + (q[2] + q[3]);
+  }
+  st.count += count;
+  st.nans += nans;
+  ties += tie_count;
+  return base;
+}
 #endif
 
 // Calls visitor.visit for the survivors of a chunk in a prefix-filtered pass (visit checks the prefix).
@@ -350,6 +424,14 @@ void histogram_pass(const at::TensorList& tensors, const at::TensorList& masks, 
         const uint32_t* mask = reinterpret_cast<const uint32_t*>(masks[ch.tensor].data_ptr<int32_t>());
         ApplyF32 simd(0, ~0u, pass.shift, int64_t(nbins), h.data());
         int64_t base = ch.begin;
+        ChunkStats avx{};
+#if defined(RGPRUNE_AVX2_PATHS)
+        if (cpu_has_avx2()) {
+          int64_t no_ties = 0;
+          base = apply_words_f32_avx2<false, false, kSums>(w, const_cast<uint32_t*>(mask), base, ch.end, 0, ~0u,
+                                                           pass.shift, int64_t(nbins), h.data(), avx, no_ties);
+        }
+#endif
         for (; base + 32 <= ch.end; base += 32) simd.apply<false, false, kSums>(w + base, mask[base / 32]);
         HistogramVisitor<K, false, kSums> v(pass, h.data());
         if (base < ch.end) {
@@ -365,6 +447,10 @@ void histogram_pass(const at::TensorList& tensors, const at::TensorList& masks, 
         st.nans += sv.nans;
         st.abs_sum += sv.abs_sum;
         st.sq_sum += sv.sq_sum;
+        st.count += avx.count;
+        st.nans += avx.nans;
+        st.abs_sum += avx.abs_sum;
+        st.sq_sum += avx.sq_sum;
         chunk_stats[c] = st;
         continue;
       }
@@ -659,7 +745,19 @@ Stats apply_threshold_impl(const at::TensorList& tensors, const at::TensorList& 
       constexpr bool kSimd = std::is_same<scalar_t, float>::value;
       ApplyF32 simd(uint32_t(cut_if_any), partial_ties ? uint32_t(thr) : ~0u, shift, int64_t(nbins), h.data());
 #endif
-      for (int64_t base = ch.begin; base < ch.end; base += 32) {
+      int64_t start = ch.begin;
+      ChunkStats avx{};
+#if defined(RGPRUNE_AVX2_PATHS)
+      if (kSimd && cpu_has_avx2()) {
+        uint32_t* w32 = reinterpret_cast<uint32_t*>(w);
+        start = partial_ties
+                    ? apply_words_f32_avx2<true, true, true>(w32, mask, start, ch.end, uint32_t(cut_if_any),
+                                                             uint32_t(thr), shift, int64_t(nbins), h.data(), avx, ties)
+                    : apply_words_f32_avx2<false, true, true>(w32, mask, start, ch.end, uint32_t(cut_if_any), ~0u,
+                                                              shift, int64_t(nbins), h.data(), avx, ties);
+      }
+#endif
+      for (int64_t base = start; base < ch.end; base += 32) {
         const int valid = int(std::min<int64_t>(32, ch.end - base));
         const uint32_t valid_bits = valid == 32 ? ~0u : (uint32_t(1) << valid) - 1u;
         const uint32_t word = mask[base / 32] & valid_bits;
@@ -704,6 +802,10 @@ Stats apply_threshold_impl(const at::TensorList& tensors, const at::TensorList& 
         if (mask[base / 32] != keep) mask[base / 32] = keep;
       }
       ChunkStats st = survivors.result();
+      st.count += avx.count;
+      st.nans += avx.nans;
+      st.abs_sum += avx.abs_sum;
+      st.sq_sum += avx.sq_sum;
 #if defined(__SSE2__)
       if (kSimd) {
         const ChunkStats v = simd.result();
