@@ -264,6 +264,20 @@ def _stale_kernels(res) -> str | None:
             f"rgprune's column is out of date: rerun `python -m bench.compare` to update it.*")
 
 
+def _cpu_contended(machine: dict) -> bool:
+    """Whether other work competed for the cores during a CPU run.
+
+    Linux CPU pressure (PSI, recorded since 2026-11-25) says it directly: the share of the last minute in
+    which some runnable task waited for a core. The load average cannot: the run's own threads raise it.
+    Older results only have the load average at the start.
+    """
+    pressure = [p.get("avg60", 0.0) for p in (machine.get("cpu_pressure_at_start"), machine.get("cpu_pressure_at_end"))
+                if p]
+    if pressure:
+        return max(pressure) >= 10.0
+    return machine.get("load_average_at_start", [0])[0] >= machine.get("cores_available", 1) / 2
+
+
 def render_readme(results) -> str:
     """The README's performance block from every non-quick result."""
     parts = ["Measured with `python -m bench.compare`; raw numbers in `bench/results/`, notes in "
@@ -273,11 +287,9 @@ def render_readme(results) -> str:
              "are ratios measured under the same load."]
     if not results:
         parts.append("No benchmark results committed yet.")
-    busy = [r for r in results if r["kind"] == "cpu"
-            and max(r["machine"].get("load_average_at_start", [0])[0], r["machine"].get("load_average_at_end", [0])[0])
-            >= r["machine"]["cores_available"] / 2]
+    busy = [r for r in results if r["kind"] == "cpu" and _cpu_contended(r["machine"])]
     if busy:
-        parts.append("The CPU runs below shared their cores with other jobs (see the load averages). With 2 torch "
+        parts.append("Some CPU runs below shared their cores with other jobs (CPU pressure of 10% or more in the JSON). With 2 torch "
                      "threads on a busy 2-core machine every parallel region (PyTorch's and rgprune's) can wait for "
                      "the second core; a single-thread run is the least sensitive to that load. Details in "
                      "`bench/NOTES.md`.")
@@ -307,7 +319,9 @@ def load_results(folder: Path):
             except ValueError:
                 res["_file"] = path.name
             out.append(res)
-    out.sort(key=lambda r: (r["kind"], r["date"]))
+    # per kind, newest first; within a date, runs on all available cores (what the targets are about) first
+    out.sort(key=lambda r: (r["kind"], r["date"], r.get("machine", {}).get("torch_threads") or 0), reverse=True)
+    out.sort(key=lambda r: r["kind"])  # stable: cpu before gpu, the order above kept within each
     return out
 
 
