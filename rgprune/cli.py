@@ -17,6 +17,7 @@ import contextlib
 import os
 import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -177,12 +178,29 @@ def flow_command(args, out=None):
     gram = parameter_gram(checkpoints, include=args.include, exclude=args.exclude or ()) \
         if len(checkpoints) >= MIN_ROUNDS else None
     paths_written = write_flow_report(trace, out_dir, title=out_dir.name, gram=gram)
-    import json
-    analysis = json.loads(paths_written["flow"].read_text())["analysis"]
-    moduli = ", ".join(f"{m:.3f}" for m in analysis["eigenvalue_moduli"][:4])
-    print(f"flow: {len(trace)} rounds, DMD rank {analysis['dmd_rank']}, leading |λ| {moduli}; "
-          f"report: {paths_written['report']}", file=out, flush=True)
+    print(flow_summary(paths_written["flow"], paths_written["report"]), file=out, flush=True)
     return paths_written
+
+
+def flow_summary(flow_json, report) -> str:
+    """A few lines on a flow (from its flow.json): rounds, step sizes, DMD eigenvalues and their classes,
+    distance from the affine fixed point, and where the full report is."""
+    import json
+    from pathlib import Path
+
+    flow = json.loads(Path(flow_json).read_text())
+    a = flow["analysis"]
+    steps = ", ".join(f"{x:.3f}" for x in flow.get("step_sizes", []))
+    classes = {}
+    for c in a["classes"]:
+        classes[c] = classes.get(c, 0) + 1
+    kinds = ", ".join(f"{n} {c}" for c, n in sorted(classes.items()))
+    moduli = ", ".join(f"{m:.3f}" for m in a["eigenvalue_moduli"][:4])
+    return (f"RG flow over {len(flow['rounds'])} rounds ({flow['observable']} observable): step sizes {steps}\n"
+            f"  DMD rank {a['dmd_rank']}, leading |λ| {moduli} ({kinds}; marginal within "
+            f"±{flow['marginal_tolerance']} of 1); distance of the last round from the affine fixed point "
+            f"{a['fixed_point_distance']:.4g}\n"
+            f"flow report: {report}")
 
 
 def compare_command(args, out=None):
@@ -251,6 +269,12 @@ def demo_command(args, out=None):
           f"and random-mask baselines; run directory {args.out}", file=out, flush=True)
     result = run_imp(config, args.out, progress=not args.quiet)
     print(f"\n{result.table()}\n\nrun directory: {args.out}", file=out, flush=True)
+    flow = Path(args.out) / "flow.json"
+    if flow.is_file():  # written at the end of every complete run of 3 or more rounds
+        print(flow_summary(flow, Path(args.out) / "report.md"), file=out, flush=True)
+    else:
+        print("no flow report: a flow needs at least 3 rounds (0, 1, 2); use --rounds 2 or more", file=out,
+              flush=True)
     return result
 
 

@@ -38,7 +38,7 @@ def test_finished_run_gets_its_flow_report(two_runs):
 def test_flow_cli_on_run_and_on_checkpoints_agree(two_runs, tmp_path, capsys):
     run = two_runs[0]
     assert main(["flow", str(run), "--out", str(tmp_path / "a")]) == 0
-    assert "flow: 3 rounds" in capsys.readouterr().out
+    assert "RG flow over 3 rounds" in capsys.readouterr().out
     checkpoints = sorted(str(p) for p in run.glob("round-*/weights.safetensors"))
     assert main(["flow", *checkpoints, "--fraction", "0.2", "--out", str(tmp_path / "b")]) == 0
     recorded = json.loads((tmp_path / "a" / "trace.json").read_text())

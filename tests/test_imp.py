@@ -465,7 +465,11 @@ def test_cli_demo_short(tmp_path, capsys):
     from rgprune.cli import main
 
     out = tmp_path / "demo"
-    assert main(["demo", "--rounds", "1", "--epochs", "1", "--out", str(out), "--quiet"]) == 0
+    assert main(["demo", "--rounds", "2", "--epochs", "1", "--out", str(out), "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "random-reinit" in printed and "random-mask" in printed and f"run directory: {out}" in printed
     assert load_result(out).complete
+    # the demo ends with its flow: the summary, then the report's path (issue 4)
+    assert "RG flow over 3 rounds" in printed and "DMD rank" in printed
+    assert printed.rstrip().splitlines()[-1] == f"flow report: {out / 'report.md'}"
+    assert (out / "report.md").is_file()
