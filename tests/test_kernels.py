@@ -210,6 +210,43 @@ def _apply_path_outputs(threads):
     return out
 
 
+def _check_nan_words(threads):
+    """NaN weights (several bit patterns, both signs) in whole mask words, alive and masked out, next to
+    +-Inf: the float32 histogram passes skip a NaN lane but must count the rest of its word (the AVX2
+    histogram pass takes a separate path for a word holding a NaN key, alive or not)."""
+    torch.set_num_threads(threads)
+    nan_bits = torch.tensor([0x7FC00000, 0x7F800001, 0x7FFFFFFF, -0x00400000, -0x7FFFFF], dtype=torch.int32)
+    tensors = make_weights([(3, 70_001), (4096,), (131_072,), (37,)], torch.float32, "cpu", seed=31,
+                           specials=True)
+    g = torch.Generator().manual_seed(32)
+    for t in tensors:
+        flat = t.view(-1)
+        idx = torch.randperm(flat.numel(), generator=g)[: max(1, flat.numel() // 500)]
+        flat.view(torch.int32)[idx] = nan_bits[torch.randint(0, len(nan_bits), (len(idx),), generator=g)]
+    tensors[1][:32] = torch.tensor(float("nan"))  # one word of NaNs only
+    masks = random_masks(tensors, seed=33, density=0.7)
+    assert_stats_equal(torch.ops.rgprune.magnitude_histogram(tensors, masks, 12),
+                       ref.magnitude_histogram(tensors, masks, 12))
+    n = survivor_count(tensors, masks)
+    for k in (1, n // 5, n // 2):
+        info, top = torch.ops.rgprune.global_magnitude_threshold(tensors, masks, k)
+        info_ref, top_ref = ref.global_magnitude_threshold(tensors, masks, k)
+        assert info.tolist() == info_ref.tolist(), f"k={k}"
+        assert torch.equal(top, top_ref)
+    assert torch.equal(torch.ops.rgprune.radix_histogram(tensors, masks, 0, 0, 12),
+                       ref.radix_histogram(tensors, masks, 0, 0, 12))
+
+
+@requires_compiled
+def test_nan_words_equal_reference():
+    threads = torch.get_num_threads()
+    try:
+        for t in (1, 2):
+            _check_nan_words(t)
+    finally:
+        torch.set_num_threads(threads)
+
+
 @requires_compiled
 def test_sse2_paths_equal_reference_without_avx2(tmp_path):
     """The float32 refinement pass, the unfiltered float32 histogram pass and the float32 apply pass have AVX2
@@ -234,6 +271,7 @@ def test_sse2_paths_equal_reference_without_avx2(tmp_path):
                     masks = t.random_masks(tensors, seed=6, density=0.7)
                     n = t.survivor_count(tensors, masks)
                     t.check_against_reference(tensors, masks, sorted({{0, 1, n // 5, n // 2, max(n - 1, 0), n}}))
+            t._check_nan_words(threads)
         torch.save([t._apply_path_outputs(1), t._apply_path_outputs(2)], {str(dump)!r})
         print("ok")
     """)

@@ -279,6 +279,16 @@ inline bool cpu_has_avx2() {
   return has;
 }
 
+// Software prefetch distance of the AVX2 word routines, in elements (4 KB of float32; bench/NOTES.md,
+// attempt 15c). Without it the first threshold pass ran at ~2.7x a read on one thread, although its loads
+// alone ran at ~1.2x and its scatter adds ~1.3x: the two did not overlap (likely the scatter's uops filling
+// the reorder buffer, so the stream fell behind). A prefetch past the end of a tensor never faults.
+constexpr int64_t kPrefetchAhead = 1024;
+__attribute__((target("avx2"))) inline void prefetch_word(const uint32_t* x) {
+  _mm_prefetch(reinterpret_cast<const char*>(x + kPrefetchAhead), _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(x + kPrefetchAhead + 16), _MM_HINT_T0);
+}
+
 // Refinement pass over the whole mask words of a float32 chunk, AVX2: 8 prefix compares per instruction,
 // then visitor.visit (which checks the prefix again) for each alive candidate. Returns where it stopped
 // (the tail, fewer than 32 elements, is left to the caller).
@@ -290,6 +300,7 @@ __attribute__((target("avx2"))) int64_t filtered_words_f32_avx2(const uint32_t* 
   const __m128i count = _mm_cvtsi32_si128(prefix_shift);
   int64_t base = begin;
   for (; base + 32 <= end; base += 32) {
+    prefetch_word(w + base);
     uint32_t m = 0;
     for (int q = 0; q < 4; ++q) {
       const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + base + 8 * q));
@@ -309,7 +320,8 @@ __attribute__((target("avx2"))) int64_t filtered_words_f32_avx2(const uint32_t* 
 // ApplyF32 over the whole mask words [begin, end) of a float32 chunk in AVX2: the same two phases with 8
 // lanes per instruction (decide, select, store, movemask, bins; float64 sums 4 doubles per instruction, two
 // chains per sum, one add per 8 lanes each), then the same branch-free scatter with dummy bins. kStore: also
-// rewrite the weights and the mask words (apply pass); otherwise a histogram pass with cut 0. Adds the
+// rewrite the weights and the mask words (apply pass); otherwise a histogram pass with cut 0 (the histogram
+// passes now use the leaner hist_words_f32_avx2 below). Adds the
 // chunk's count, NaNs and sums to `st` and its deferred ties to `ties`; returns where it stopped (the tail,
 // fewer than 32 elements, is left to the caller). A chunk's sums do not depend on the thread running it.
 template <bool kTies, bool kStore, bool kSums, typename H>
@@ -329,6 +341,7 @@ __attribute__((target("avx2"))) int64_t apply_words_f32_avx2(uint32_t* w, uint32
   int64_t base = begin;
   for (; base + 32 <= end; base += 32) {
     uint32_t* x = w + base;
+    prefetch_word(x);
     const uint32_t alive_bits = mask[base / 32];
     __m256i wordv = _mm256_set1_epi32(int32_t(alive_bits));
     uint32_t keep = 0, nan = 0, tied = 0;
@@ -379,6 +392,87 @@ __attribute__((target("avx2"))) int64_t apply_words_f32_avx2(uint32_t* w, uint32
   ties += tie_count;
   return base;
 }
+
+// The unfiltered float32 histogram pass (cut 0, nothing stored) over the whole mask words [begin, end) of a
+// chunk in AVX2, with fewer instructions per word than apply_words_f32_avx2 (15b): a lane's mask bit is
+// moved to its sign bit by one variable shift and used by blendv_ps directly; NaN keys are looked for once
+// per word (the max of its 32 keys), and a word holding one (alive or not) takes a scalar path. Every
+// other word: counted lanes = alive lanes, bins of dead lanes go to their dummy bins, the float64 sums
+// are those of apply_words_f32_avx2 (same order of additions). Returns where it stopped.
+template <bool kSums, typename H>
+__attribute__((target("avx2"))) int64_t hist_words_f32_avx2(const uint32_t* w, const uint32_t* mask, int64_t begin,
+                                                             int64_t end, int shift_bits, int64_t nbins, H* hist,
+                                                             ChunkStats& st) {
+  const __m256i key_mask = _mm256_set1_epi32(0x7FFFFFFF), inf = _mm256_set1_epi32(0x7F800000);
+  const __m128i shift = _mm_cvtsi32_si128(shift_bits);
+  const __m256i to_sign = _mm256_setr_epi32(31, 30, 29, 28, 27, 26, 25, 24);  // lane j of group g: bit 8g + j
+  const __m256i dummy0 = _mm256_add_epi32(_mm256_set1_epi32(int32_t(nbins)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const __m256i eight = _mm256_set1_epi32(8);
+  __m256d abs_acc[2] = {_mm256_setzero_pd(), _mm256_setzero_pd()};
+  __m256d sq_acc[2] = {_mm256_setzero_pd(), _mm256_setzero_pd()};
+  double abs_scalar = 0, sq_scalar = 0;
+  int64_t count = 0, nans = 0;
+  alignas(32) uint32_t bins[32];
+  int64_t base = begin;
+  for (; base + 32 <= end; base += 32) {
+    const uint32_t* x = w + base;
+    prefetch_word(x);
+    const uint32_t alive_bits = mask[base / 32];
+    __m256i key[4];
+    for (int g = 0; g < 4; ++g)
+      key[g] = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 8 * g)), key_mask);
+    const __m256i top = _mm256_max_epu32(_mm256_max_epu32(key[0], key[1]), _mm256_max_epu32(key[2], key[3]));
+    if (__builtin_expect(!_mm256_testz_si256(_mm256_cmpgt_epi32(top, inf), _mm256_cmpgt_epi32(top, inf)), 0)) {
+      // A NaN key in the word: lane by lane.
+      for (uint32_t a = alive_bits; a; a &= a - 1) {
+        const int j = __builtin_ctz(a);
+        const uint32_t k = x[j] & 0x7FFFFFFFu;
+        if (k > 0x7F800000u) {
+          ++nans;
+          continue;
+        }
+        ++count;
+        ++hist[k >> shift_bits];
+        if (kSums) {
+          float f;
+          std::memcpy(&f, &k, sizeof(f));
+          abs_scalar += double(f);
+          sq_scalar += double(f) * double(f);
+        }
+      }
+      continue;
+    }
+    count += __builtin_popcount(alive_bits);
+    const __m256i wordv = _mm256_set1_epi32(int32_t(alive_bits));
+    __m256i sh = to_sign, dummy = dummy0;
+    for (int g = 0; g < 4; ++g) {
+      const __m256 alive = _mm256_castsi256_ps(_mm256_sllv_epi32(wordv, sh));  // sign bit = mask bit
+      sh = _mm256_sub_epi32(sh, eight);
+      const __m256 bin = _mm256_blendv_ps(_mm256_castsi256_ps(dummy),
+                                          _mm256_castsi256_ps(_mm256_srl_epi32(key[g], shift)), alive);
+      dummy = _mm256_add_epi32(dummy, eight);
+      _mm256_store_ps(reinterpret_cast<float*>(bins + 8 * g), bin);
+      if (!kSums) continue;
+      const __m256 mag = _mm256_blendv_ps(_mm256_setzero_ps(), _mm256_castsi256_ps(key[g]), alive);
+      const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(mag));
+      const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(mag, 1));
+      const int acc = g & 1;
+      abs_acc[acc] = _mm256_add_pd(abs_acc[acc], _mm256_add_pd(lo, hi));
+      sq_acc[acc] = _mm256_add_pd(sq_acc[acc], _mm256_add_pd(_mm256_mul_pd(lo, lo), _mm256_mul_pd(hi, hi)));
+    }
+    for (int j = 0; j < 32; ++j) ++hist[bins[j]];
+  }
+  if (kSums) {
+    alignas(32) double a[4], q[4];
+    _mm256_store_pd(a, _mm256_add_pd(abs_acc[0], abs_acc[1]));
+    _mm256_store_pd(q, _mm256_add_pd(sq_acc[0], sq_acc[1]));
+    st.abs_sum += ((a[0] + a[1]) + (a[2] + a[3])) + abs_scalar;
+    st.sq_sum += ((q[0] + q[1]) + (q[2] + q[3])) + sq_scalar;
+  }
+  st.count += count;
+  st.nans += nans;
+  return base;
+}
 #endif
 
 // Calls visitor.visit for the survivors of a chunk in a prefix-filtered pass (visit checks the prefix).
@@ -427,9 +521,7 @@ void histogram_pass(const at::TensorList& tensors, const at::TensorList& masks, 
         ChunkStats avx{};
 #if defined(RGPRUNE_AVX2_PATHS)
         if (cpu_has_avx2()) {
-          int64_t no_ties = 0;
-          base = apply_words_f32_avx2<false, false, kSums>(w, const_cast<uint32_t*>(mask), base, ch.end, 0, ~0u,
-                                                           pass.shift, int64_t(nbins), h.data(), avx, no_ties);
+          base = hist_words_f32_avx2<kSums>(w, mask, base, ch.end, pass.shift, int64_t(nbins), h.data(), avx);
         }
 #endif
         for (; base + 32 <= ch.end; base += 32) simd.apply<false, false, kSums>(w + base, mask[base / 32]);
