@@ -148,7 +148,6 @@ def _baseline_names(names):
 
 def flow_command(args, out=None):
     """``rgprune flow``: the RG flow report of a run directory or of a list of checkpoints."""
-    from pathlib import Path
 
     from rgprune.rg.report import MIN_ROUNDS, checkpoints_in, write_flow_report
     from rgprune.rg.trace import FlowTrace, parameter_gram, trace_from_checkpoints
@@ -186,15 +185,12 @@ def flow_summary(flow_json, report) -> str:
     """A few lines on a flow (from its flow.json): rounds, step sizes, DMD eigenvalues and their classes,
     distance from the affine fixed point, and where the full report is."""
     import json
-    from pathlib import Path
+    from collections import Counter
 
     flow = json.loads(Path(flow_json).read_text())
     a = flow["analysis"]
     steps = ", ".join(f"{x:.3f}" for x in flow.get("step_sizes", []))
-    classes = {}
-    for c in a["classes"]:
-        classes[c] = classes.get(c, 0) + 1
-    kinds = ", ".join(f"{n} {c}" for c, n in sorted(classes.items()))
+    kinds = ", ".join(f"{n} {c}" for c, n in sorted(Counter(a["classes"]).items()))
     moduli = ", ".join(f"{m:.3f}" for m in a["eigenvalue_moduli"][:4])
     return (f"RG flow over {len(flow['rounds'])} rounds ({flow['observable']} observable): step sizes {steps}\n"
             f"  DMD rank {a['dmd_rank']}, leading |λ| {moduli} ({kinds}; marginal within "
@@ -205,7 +201,6 @@ def flow_summary(flow_json, report) -> str:
 
 def compare_command(args, out=None):
     """``rgprune compare``: distances between the flows of several runs, and figures."""
-    from pathlib import Path
 
     from rgprune.rg.report import compare_flows, load_trace
 
@@ -239,8 +234,6 @@ def transfer_command(args, out=None):
               f"{result.accuracy:.4f}, the target's own ticket {result.target_accuracy:.4f}, relative "
               f"{result.relative:.4f}", file=out, flush=True)
         if args.out:
-            from pathlib import Path
-
             from rgprune._io import atomic_write_json
             Path(args.out).mkdir(parents=True, exist_ok=True)
             atomic_write_json(Path(args.out) / "transfer.json", result.to_dict())
