@@ -68,6 +68,14 @@ struct RadixPass {
 struct ChunkStats {
   int64_t count = 0, nans = 0;
   double abs_sum = 0, sq_sum = 0;
+  // Merges the statistics of another part of the same chunk (the order of merges fixes the sums' rounding).
+  ChunkStats& operator+=(const ChunkStats& o) {
+    count += o.count;
+    nans += o.nans;
+    abs_sum += o.abs_sum;
+    sq_sum += o.sq_sum;
+    return *this;
+  }
 };
 
 // Per-element work of a histogram pass. Templated on whether a prefix filter applies and whether sums
@@ -319,12 +327,11 @@ __attribute__((target("avx2"))) int64_t filtered_words_f32_avx2(const uint32_t* 
 
 // ApplyF32 over the whole mask words [begin, end) of a float32 chunk in AVX2: the same two phases with 8
 // lanes per instruction (decide, select, store, movemask, bins; float64 sums 4 doubles per instruction, two
-// chains per sum, one add per 8 lanes each), then the same branch-free scatter with dummy bins. kStore: also
-// rewrite the weights and the mask words (apply pass); otherwise a histogram pass with cut 0 (the histogram
-// passes now use the leaner hist_words_f32_avx2 below). Adds the
+// chains per sum, one add per 8 lanes each), then the same branch-free scatter with dummy bins; rewrites
+// the weights and the mask words (the histogram passes use the leaner hist_words_f32_avx2 below). Adds the
 // chunk's count, NaNs and sums to `st` and its deferred ties to `ties`; returns where it stopped (the tail,
 // fewer than 32 elements, is left to the caller). A chunk's sums do not depend on the thread running it.
-template <bool kTies, bool kStore, bool kSums, typename H>
+template <bool kTies, typename H>
 __attribute__((target("avx2"))) int64_t apply_words_f32_avx2(uint32_t* w, uint32_t* mask, int64_t begin,
                                                               int64_t end, uint32_t cut_key, uint32_t tie_key,
                                                               int shift_bits, int64_t nbins, H* hist,
@@ -352,7 +359,7 @@ __attribute__((target("avx2"))) int64_t apply_words_f32_avx2(uint32_t* w, uint32
       wordv = _mm256_srli_epi32(wordv, 8);
       // keys < 2^31, so the signed compare is the unsigned one; cut <= InfKey + 1
       const __m256i keepv = _mm256_andnot_si256(_mm256_cmpgt_epi32(cut, key), alive);
-      if (kStore) _mm256_storeu_si256(reinterpret_cast<__m256i*>(x + o), _mm256_and_si256(raw, keepv));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(x + o), _mm256_and_si256(raw, keepv));
       __m256i skip = _mm256_cmpgt_epi32(key, inf);  // NaN: kept, counted apart
       nan |= uint32_t(_mm256_movemask_ps(_mm256_castsi256_ps(skip))) << o;
       if (kTies) {
@@ -365,7 +372,6 @@ __attribute__((target("avx2"))) int64_t apply_words_f32_avx2(uint32_t* w, uint32
       const __m256i dummy = _mm256_add_epi32(dummy0, _mm256_set1_epi32(o));
       const __m256i bin = _mm256_blendv_epi8(dummy, _mm256_srl_epi32(key, shift), live);
       _mm256_store_si256(reinterpret_cast<__m256i*>(bins + o), bin);
-      if (!kSums) continue;
       const __m256 mag = _mm256_castsi256_ps(_mm256_and_si256(key, live));  // |w| of counted lanes, else +0.0
       const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(mag));
       const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(mag, 1));
@@ -378,15 +384,13 @@ __attribute__((target("avx2"))) int64_t apply_words_f32_avx2(uint32_t* w, uint32
     count += __builtin_popcount(keep & ~nan & ~tied);
     if (nan) nans += __builtin_popcount(nan);  // rare
     if (kTies && tied) tie_count += __builtin_popcount(tied);
-    if (kStore && alive_bits != keep) mask[base / 32] = keep;
+    if (alive_bits != keep) mask[base / 32] = keep;
   }
-  if (kSums) {
-    alignas(32) double a[4], q[4];
-    _mm256_store_pd(a, _mm256_add_pd(abs_acc[0], abs_acc[1]));
-    _mm256_store_pd(q, _mm256_add_pd(sq_acc[0], sq_acc[1]));
-    st.abs_sum += (a[0] + a[1]) + (a[2] + a[3]);
-    st.sq_sum += (q[0] + q[1]) + (q[2] + q[3]);
-  }
+  alignas(32) double a[4], q[4];
+  _mm256_store_pd(a, _mm256_add_pd(abs_acc[0], abs_acc[1]));
+  _mm256_store_pd(q, _mm256_add_pd(sq_acc[0], sq_acc[1]));
+  st.abs_sum += (a[0] + a[1]) + (a[2] + a[3]);
+  st.sq_sum += (q[0] + q[1]) + (q[2] + q[3]);
   st.count += count;
   st.nans += nans;
   ties += tie_count;
@@ -534,15 +538,8 @@ void histogram_pass(const at::TensorList& tensors, const at::TensorList& masks, 
           }
         }
         ChunkStats st = v.result();
-        const ChunkStats sv = simd.result();
-        st.count += sv.count;
-        st.nans += sv.nans;
-        st.abs_sum += sv.abs_sum;
-        st.sq_sum += sv.sq_sum;
-        st.count += avx.count;
-        st.nans += avx.nans;
-        st.abs_sum += avx.abs_sum;
-        st.sq_sum += avx.sq_sum;
+        st += simd.result();
+        st += avx;
         chunk_stats[c] = st;
         continue;
       }
@@ -843,9 +840,9 @@ Stats apply_threshold_impl(const at::TensorList& tensors, const at::TensorList& 
       if (kSimd && cpu_has_avx2()) {
         uint32_t* w32 = reinterpret_cast<uint32_t*>(w);
         start = partial_ties
-                    ? apply_words_f32_avx2<true, true, true>(w32, mask, start, ch.end, uint32_t(cut_if_any),
+                    ? apply_words_f32_avx2<true>(w32, mask, start, ch.end, uint32_t(cut_if_any),
                                                              uint32_t(thr), shift, int64_t(nbins), h.data(), avx, ties)
-                    : apply_words_f32_avx2<false, true, true>(w32, mask, start, ch.end, uint32_t(cut_if_any), ~0u,
+                    : apply_words_f32_avx2<false>(w32, mask, start, ch.end, uint32_t(cut_if_any), ~0u,
                                                               shift, int64_t(nbins), h.data(), avx, ties);
       }
 #endif
@@ -894,17 +891,11 @@ Stats apply_threshold_impl(const at::TensorList& tensors, const at::TensorList& 
         if (mask[base / 32] != keep) mask[base / 32] = keep;
       }
       ChunkStats st = survivors.result();
-      st.count += avx.count;
-      st.nans += avx.nans;
-      st.abs_sum += avx.abs_sum;
-      st.sq_sum += avx.sq_sum;
+      st += avx;
 #if defined(__SSE2__)
       if (kSimd) {
         const ChunkStats v = simd.result();
-        st.count += v.count;
-        st.nans += v.nans;
-        st.abs_sum += v.abs_sum;
-        st.sq_sum += v.sq_sum;
+        st += v;
         ties += simd.ties;
       }
 #endif
