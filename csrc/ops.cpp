@@ -58,4 +58,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, mod) {
   mod.attr("built_with_cuda") = false;
 #endif
   mod.attr("cpu_kernels_parallel") = rgprune::cpu_kernels_parallel();
+  mod.def("threshold_window_counts", &rgprune::threshold_window_counts,
+          "(thresholds with a first-pass key window, of which selected in it), CPU float32, since load");
 }

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #if defined(__CUDACC__)
@@ -71,5 +72,9 @@ int key_bits_of(at::ScalarType dtype);
 // True when the CPU kernels were compiled with OpenMP, i.e. at::parallel_for really uses torch's intra-op
 // threads (it is a header template: without -fopenmp it silently runs serially).
 bool cpu_kernels_parallel();
+
+// How many CPU float32 thresholds (since the library was loaded) read a key window in their first pass,
+// and how many of those found the k-th survivor in it (the rest took the second pass; bench/NOTES.md 16).
+std::pair<int64_t, int64_t> threshold_window_counts();
 
 }  // namespace rgprune

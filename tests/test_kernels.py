@@ -339,3 +339,68 @@ def test_cpu_ops_equal_reference_and_each_other_across_thread_counts(dtype, clus
     for other in outputs[1:]:
         for a, b in zip(outputs[0], other):
             assert torch.equal(a, b)
+
+
+def _window_inputs(variant):
+    """~2.4M float32 weights (more than the ~2^20 the threshold samples, so its sample is a real subset) in
+    tensors of awkward sizes, with 40% of them pruned."""
+    shapes = [(1500, 1001), (3, 200_001), (77, 4097), (1,), (33,)]
+    tensors = make_weights(shapes, torch.float32, "cpu", seed=21, specials=variant == "specials")
+    if variant == "specials":  # NaNs too, alive and pruned, beside the infinities
+        g = torch.Generator().manual_seed(22)
+        for t in tensors[:3]:
+            flat = t.view(-1)
+            flat[torch.randperm(flat.numel(), generator=g)[:50]] = math.nan
+    if variant == "tied":  # a third of the weights share one magnitude: a window holding it overflows
+        g = torch.Generator().manual_seed(23)
+        for t in tensors:
+            flat = t.view(-1)
+            flat[torch.rand(flat.numel(), generator=g) < 1 / 3] = 0.25
+    if variant == "layered":  # layers of very different scales, the sample's runs see one scale each
+        for i, t in enumerate(tensors):
+            t.mul_(10.0 ** (i - 2))
+    return tensors, random_masks(tensors, seed=24, density=0.6)
+
+
+@requires_compiled
+@pytest.mark.parametrize("variant", ["plain", "specials", "tied", "layered"])
+def test_threshold_key_window_equals_reference(variant, monkeypatch):
+    """The float32 threshold's first-pass key window (chosen from a sample; bench/NOTES.md, attempt 16) gives
+    the reference's answer whether the k-th survivor is found in it, missed (RGPRUNE_THRESHOLD_WINDOW=narrow:
+    a window of one sampled key) or the window is off, at 1 and 2 threads; the counters show which path ran."""
+    tensors, masks = _window_inputs(variant)
+    n = survivor_count(tensors, masks)
+    ks = [1, 2, n // 100, n // 5, n // 2, n - 1, n]
+    want = {k: ref.global_magnitude_threshold(tensors, masks, k) for k in ks}
+    threads = torch.get_num_threads()
+    counts = {}
+    try:
+        for mode in ("on", "narrow", "off"):
+            monkeypatch.setenv("RGPRUNE_THRESHOLD_WINDOW", mode)
+            before = _ops._C.threshold_window_counts()
+            for t in (1, 2):
+                torch.set_num_threads(t)
+                for k in ks:
+                    info, top = torch.ops.rgprune.global_magnitude_threshold(tensors, masks, k)
+                    assert info.tolist() == want[k][0].tolist(), f"mode={mode} threads={t} k={k}"
+                    assert torch.equal(top, want[k][1])
+            after = _ops._C.threshold_window_counts()
+            counts[mode] = (after[0] - before[0], after[1] - before[1])
+    finally:
+        torch.set_num_threads(threads)
+    assert counts["off"] == (0, 0)
+    tried, selected = counts["on"]
+    assert tried == 2 * len(ks)
+    if variant == "tied":  # the tie at 0.25 sits inside the window for some k and overflows it
+        assert selected < tried
+    else:
+        assert selected >= 2 * 4  # at least the inner ks (n//100 .. n-1) were selected in the window
+    assert counts["narrow"][1] < counts["narrow"][0]  # the narrow window mostly misses: the fallback ran
+
+
+@requires_compiled
+def test_threshold_key_window_mode_is_validated(monkeypatch):
+    monkeypatch.setenv("RGPRUNE_THRESHOLD_WINDOW", "sometimes")
+    w = [torch.randn(1000)]
+    with pytest.raises(RuntimeError, match="RGPRUNE_THRESHOLD_WINDOW must be on, off or narrow"):
+        torch.ops.rgprune.global_magnitude_threshold(w, rgprune.MaskSet.ones(w).words, 10)

@@ -78,6 +78,76 @@ struct ChunkStats {
   }
 };
 
+// Keys gathered by a threshold pass into one bounded buffer: survivors whose value (a bin of the second
+// pass, or a key of the first pass's window) lies in [lo, lo + width]. A thread collects keys in a small
+// local array (KeyAppender) and reserves room in the shared buffer with one atomic add per flush; when the
+// buffer would overflow, `overflow` is set and the caller falls back to the next radix pass.
+template <typename B>
+struct KeyGather {
+  B* const buf;
+  const int64_t cap;
+  const B lo, width;
+  std::atomic<int64_t> used{0};
+  std::atomic<bool> overflow{false};
+  KeyGather(B* b, int64_t c, B l, B h) : buf(b), cap(c), lo(l), width(B(h - l)) {}
+};
+
+template <typename B>
+struct KeyAppender {
+  static constexpr int kLocal = 256;
+  KeyGather<B>& g;
+  int n = 0;
+  B local[kLocal];
+
+  explicit KeyAppender(KeyGather<B>& gather) : g(gather) {}
+  ~KeyAppender() { flush(); }
+  inline void push(B key) {
+    local[n++] = key;
+    if (n == kLocal) flush();
+  }
+  void flush() {
+    if (n == 0) return;
+    const int64_t at = g.used.fetch_add(n, std::memory_order_relaxed);
+    if (at + n <= g.cap) {
+      std::memcpy(g.buf + at, local, sizeof(B) * size_t(n));
+    } else {
+      g.overflow.store(true, std::memory_order_relaxed);
+    }
+    n = 0;
+  }
+};
+
+// The first threshold pass's key window (float32 on AVX2, see threshold_impl): survivors with
+// lo <= key <= hi are gathered, those below lo counted.
+struct KeyWindow {
+  KeyGather<uint32_t> gather;
+  std::atomic<int64_t> below{0};
+  KeyWindow(uint32_t* buf, int64_t cap, uint32_t lo, uint32_t hi) : gather(buf, cap, lo, hi) {}
+};
+
+// One thread's share of a KeyWindow; finish() publishes it.
+struct WindowCollector {
+  KeyWindow& win;
+  const uint32_t lo, hi;
+  int64_t below = 0;
+  KeyAppender<uint32_t> keys;
+  explicit WindowCollector(KeyWindow& w)
+      : win(w), lo(w.gather.lo), hi(w.gather.lo + w.gather.width), keys(w.gather) {}
+  // key: a survivor's key that is not NaN
+  inline void visit(uint32_t key) {
+    if (key < lo) {
+      ++below;
+    } else if (key <= hi) {
+      keys.push(key);
+    }
+  }
+  void finish() {
+    keys.flush();
+    win.below.fetch_add(below, std::memory_order_relaxed);
+    below = 0;
+  }
+};
+
 // Per-element work of a histogram pass. Templated on whether a prefix filter applies and whether sums
 // are wanted, so the hot loops carry no run-time branches on either.
 template <typename K, bool kPrefix, bool kSums>
@@ -402,12 +472,16 @@ __attribute__((target("avx2"))) int64_t apply_words_f32_avx2(uint32_t* w, uint32
 // moved to its sign bit by one variable shift and used by blendv_ps directly; NaN keys are looked for once
 // per word (the max of its 32 keys), and a word holding one (alive or not) takes a scalar path. Every
 // other word: counted lanes = alive lanes, bins of dead lanes go to their dummy bins, the float64 sums
-// are those of apply_words_f32_avx2 (same order of additions). Returns where it stopped.
-template <bool kSums, typename H>
+// are those of apply_words_f32_avx2 (same order of additions). kWindow: the threshold's first pass also
+// feeds `win` (two compares per 8 lanes; the few lanes inside the window are gathered one by one).
+// Returns where it stopped.
+template <bool kSums, bool kWindow, typename H, bool kPrefetch = true>
 __attribute__((target("avx2"))) int64_t hist_words_f32_avx2(const uint32_t* w, const uint32_t* mask, int64_t begin,
                                                              int64_t end, int shift_bits, int64_t nbins, H* hist,
-                                                             ChunkStats& st) {
+                                                             ChunkStats& st, WindowCollector* win) {
   const __m256i key_mask = _mm256_set1_epi32(0x7FFFFFFF), inf = _mm256_set1_epi32(0x7F800000);
+  const __m256i win_lo = _mm256_set1_epi32(kWindow ? int32_t(win->lo) : 0);
+  const __m256i win_hi = _mm256_set1_epi32(kWindow ? int32_t(win->hi) : 0);
   const __m128i shift = _mm_cvtsi32_si128(shift_bits);
   const __m256i to_sign = _mm256_setr_epi32(31, 30, 29, 28, 27, 26, 25, 24);  // lane j of group g: bit 8g + j
   const __m256i dummy0 = _mm256_add_epi32(_mm256_set1_epi32(int32_t(nbins)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
@@ -420,7 +494,7 @@ __attribute__((target("avx2"))) int64_t hist_words_f32_avx2(const uint32_t* w, c
   int64_t base = begin;
   for (; base + 32 <= end; base += 32) {
     const uint32_t* x = w + base;
-    prefetch_word(x);
+    if (kPrefetch) prefetch_word(x);
     const uint32_t alive_bits = mask[base / 32];
     __m256i key[4];
     for (int g = 0; g < 4; ++g)
@@ -437,6 +511,7 @@ __attribute__((target("avx2"))) int64_t hist_words_f32_avx2(const uint32_t* w, c
         }
         ++count;
         ++hist[k >> shift_bits];
+        if (kWindow) win->visit(k);
         if (kSums) {
           float f;
           std::memcpy(&f, &k, sizeof(f));
@@ -449,7 +524,12 @@ __attribute__((target("avx2"))) int64_t hist_words_f32_avx2(const uint32_t* w, c
     count += __builtin_popcount(alive_bits);
     const __m256i wordv = _mm256_set1_epi32(int32_t(alive_bits));
     __m256i sh = to_sign, dummy = dummy0;
+    uint32_t below = 0, above = 0;
     for (int g = 0; g < 4; ++g) {
+      if (kWindow) {  // keys < 2^31: the signed compares are the unsigned ones
+        below |= uint32_t(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(win_lo, key[g])))) << (8 * g);
+        above |= uint32_t(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(key[g], win_hi)))) << (8 * g);
+      }
       const __m256 alive = _mm256_castsi256_ps(_mm256_sllv_epi32(wordv, sh));  // sign bit = mask bit
       sh = _mm256_sub_epi32(sh, eight);
       const __m256 bin = _mm256_blendv_ps(_mm256_castsi256_ps(dummy),
@@ -465,6 +545,10 @@ __attribute__((target("avx2"))) int64_t hist_words_f32_avx2(const uint32_t* w, c
       sq_acc[acc] = _mm256_add_pd(sq_acc[acc], _mm256_add_pd(_mm256_mul_pd(lo, lo), _mm256_mul_pd(hi, hi)));
     }
     for (int j = 0; j < 32; ++j) ++hist[bins[j]];
+    if (kWindow) {
+      win->below += __builtin_popcount(below & alive_bits);
+      for (uint32_t in = alive_bits & ~(below | above); in; in &= in - 1) win->keys.push(x[__builtin_ctz(in)] & 0x7FFFFFFFu);
+    }
   }
   if (kSums) {
     alignas(32) double a[4], q[4];
@@ -503,9 +587,11 @@ inline void filtered_chunk(const Chunk& ch, const at::TensorList& tensors, const
 }
 
 // Adds a bin count per surviving non-NaN key accepted by `pass` into `hist`; fills per-chunk stats.
+// `window` (threshold's first pass, float32, AVX2 only): also fed with every survivor's key.
 template <typename scalar_t, bool kSums>
 void histogram_pass(const at::TensorList& tensors, const at::TensorList& masks, const std::vector<Chunk>& chunks,
-                    const RadixPass& pass, std::vector<int64_t>& hist, std::vector<ChunkStats>& chunk_stats) {
+                    const RadixPass& pass, std::vector<int64_t>& hist, std::vector<ChunkStats>& chunk_stats,
+                    KeyWindow* window = nullptr) {
   using K = typename KeysFor<scalar_t>::type;
   const size_t nbins = size_t(1) << pass.bits;
   std::vector<std::vector<int64_t>> local(at::get_num_threads());
@@ -513,6 +599,7 @@ void histogram_pass(const at::TensorList& tensors, const at::TensorList& masks, 
   at::parallel_for(0, int64_t(chunks.size()), 1, [&](int64_t lo, int64_t hi) {
     auto& h = local[at::get_thread_num()];
     if (h.empty()) h.assign(local_hist_size(nbins), 0);  // + one dummy bin per lane of a word (ApplyF32)
+    std::unique_ptr<WindowCollector> win(window ? new WindowCollector(*window) : nullptr);
     for (int64_t c = lo; c < hi; ++c) {
 #if defined(__SSE2__)
       if (std::is_same<scalar_t, float>::value && !pass.has_prefix) {
@@ -525,9 +612,13 @@ void histogram_pass(const at::TensorList& tensors, const at::TensorList& masks, 
         ChunkStats avx{};
 #if defined(RGPRUNE_AVX2_PATHS)
         if (cpu_has_avx2()) {
-          base = hist_words_f32_avx2<kSums>(w, mask, base, ch.end, pass.shift, int64_t(nbins), h.data(), avx);
+          base = win ? hist_words_f32_avx2<kSums, true>(w, mask, base, ch.end, pass.shift, int64_t(nbins), h.data(),
+                                                        avx, win.get())
+                     : hist_words_f32_avx2<kSums, false>(w, mask, base, ch.end, pass.shift, int64_t(nbins),
+                                                         h.data(), avx, nullptr);
         }
 #endif
+        TORCH_INTERNAL_ASSERT(!win || base + 32 > ch.end, "rgprune: the key window needs the AVX2 pass");
         for (; base + 32 <= ch.end; base += 32) simd.apply<false, false, kSums>(w + base, mask[base / 32]);
         HistogramVisitor<K, false, kSums> v(pass, h.data());
         if (base < ch.end) {
@@ -535,6 +626,8 @@ void histogram_pass(const at::TensorList& tensors, const at::TensorList& masks, 
           for (uint32_t word = valid_word(mask, base, ch.end); word; word &= word - 1) {
             const int j = __builtin_ctz(word);
             v.visit(typename K::bits_t(w[base + j]), vals[base + j], j & 1);
+            const uint32_t key = w[base + j] & 0x7FFFFFFFu;
+            if (win && key <= 0x7F800000u) win->visit(key);
           }
         }
         ChunkStats st = v.result();
@@ -554,6 +647,7 @@ void histogram_pass(const at::TensorList& tensors, const at::TensorList& masks, 
         chunk_stats[c] = v.result();
       }
     }
+    if (win) win->finish();
   });
   hist.assign(nbins, 0);
   for (const auto& h : local) merge_local(hist, h, nbins);
@@ -595,33 +689,15 @@ Stats magnitude_histogram_cpu(at::TensorList tensors, at::TensorList masks, int6
   return make_stats(tensors, chunks, chunk_stats, hist);
 }
 
-// Keys gathered by the second threshold pass (see threshold_impl): survivors whose key matches the pass's
-// prefix and whose bin lies in [lo, hi], appended to one bounded buffer. A thread collects keys in a small
-// local array and reserves room in the shared buffer with one atomic add per flush; when the buffer would
-// overflow, `overflow` is set and the caller falls back to the next radix pass.
-template <typename B>
-struct KeyGather {
-  B* const buf;
-  const int64_t cap;
-  const uint32_t lo, width;  // bins lo .. lo + width are gathered
-  std::atomic<int64_t> used{0};
-  std::atomic<bool> overflow{false};
-  KeyGather(B* b, int64_t c, uint32_t l, uint32_t h) : buf(b), cap(c), lo(l), width(h - l) {}
-};
-
 template <typename K>
 struct GatherVisitor : HistogramVisitor<K, true, false> {
   using Base = HistogramVisitor<K, true, false>;
   using B = typename K::bits_t;
-  static constexpr int kLocal = 256;
-  KeyGather<B>& g;
+  KeyAppender<B> keys;
   const uint32_t lo, width;
-  int n = 0;
-  B local[kLocal];
 
   GatherVisitor(const RadixPass& pass, int64_t* h, KeyGather<B>& gather)
-      : Base(pass, h), g(gather), lo(gather.lo), width(gather.width) {}
-  ~GatherVisitor() { flush(); }
+      : Base(pass, h), keys(gather), lo(uint32_t(gather.lo)), width(uint32_t(gather.width)) {}
 
   template <typename scalar_t>
   inline void visit(B raw, const scalar_t&, bool) {
@@ -633,21 +709,7 @@ struct GatherVisitor : HistogramVisitor<K, true, false> {
     }
     const uint32_t bin = uint32_t((key >> this->shift) & this->bin_mask);
     ++this->hist[bin];
-    if (bin - lo <= width) {
-      local[n++] = key;
-      if (n == kLocal) flush();
-    }
-  }
-
-  void flush() {
-    if (n == 0) return;
-    const int64_t at = g.used.fetch_add(n, std::memory_order_relaxed);
-    if (at + n <= g.cap) {
-      std::memcpy(g.buf + at, local, sizeof(B) * size_t(n));
-    } else {
-      g.overflow.store(true, std::memory_order_relaxed);
-    }
-    n = 0;
+    if (bin - lo <= width) keys.push(key);
   }
 };
 
@@ -669,6 +731,187 @@ void gather_pass(const at::TensorList& tensors, const at::TensorList& masks, con
     for (size_t b = 0; b < nbins && b < h.size(); ++b) hist[b] += h[b];
 }
 
+// The first pass's key window (float32, AVX2; see threshold_impl), chosen from a sample: runs of 64
+// consecutive weights (one 256-byte block: a few cache lines of one page) every `step` weights, at a
+// deterministic pseudo-random offset per chunk, about 2^20 weights in all (all of them below that). The
+// sample is read twice, in parallel over chunks with the next run prefetched: a 12-bit histogram of the
+// sampled survivors' keys, then the sampled keys of the two bins holding the window's ends. The window
+// spans the sampled keys of ranks r -+ z*s around the k-th survivor's expected rank r, s = 1.25 x the
+// binomial standard deviation of that rank (runs are not independent draws), z <= 4 and small enough that
+// the expected number of gathered keys fills at most 4/5 of `cap`. Returns false (no window) when the
+// sample has no survivor, puts the k-th survivor past its end, or the buffer is too small to be worth it.
+// RGPRUNE_THRESHOLD_WINDOW=off disables the window, =narrow shrinks it to one sampled key (the k-th
+// survivor is then almost never inside): both are for tests of the fallback.
+enum class WindowMode { kOn, kOff, kNarrow };
+std::atomic<int64_t> window_counts[2];  // thresholds that had a window, and that selected in it
+inline WindowMode window_mode() {  // read at every call (once per threshold), so tests can switch it
+  const char* v = std::getenv("RGPRUNE_THRESHOLD_WINDOW");
+  if (v == nullptr || v[0] == '\0' || std::strcmp(v, "on") == 0) return WindowMode::kOn;
+  if (std::strcmp(v, "off") == 0) return WindowMode::kOff;
+  if (std::strcmp(v, "narrow") == 0) return WindowMode::kNarrow;
+  TORCH_CHECK(false, "rgprune: RGPRUNE_THRESHOLD_WINDOW must be on, off or narrow, got '", v, "'");
+}
+
+inline uint64_t mix64(uint64_t x) {  // splitmix64's finalizer
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+constexpr int64_t kSampleRun = 64, kSampleAhead = 24;
+
+// Walks the sampled runs of the chunks [c, stop): run `begin` (a multiple of 32 in its tensor) of chunk c.
+struct SampleCursor {
+  const std::vector<Chunk>& chunks;
+  const int64_t stop, step;
+  int64_t c, begin = 0;
+  SampleCursor(const std::vector<Chunk>& ch, int64_t lo, int64_t hi, int64_t s) : chunks(ch), stop(hi), step(s), c(lo) {
+    settle(first_run());
+  }
+  bool done() const { return c >= stop; }
+  int64_t end() const { return std::min(chunks[c].end, begin + kSampleRun); }
+  void next() { settle(begin + step); }
+
+ private:
+  int64_t first_run() const {
+    return c < stop ? chunks[c].begin + int64_t(mix64(uint64_t(c)) % uint64_t(step / kSampleRun)) * kSampleRun : 0;
+  }
+  void settle(int64_t run) {  // the first run at or after `run`, moving on to the next chunks as needed
+    for (; c < stop; ++c, run = first_run()) {
+      if (run < chunks[c].end) {
+        begin = run;
+        return;
+      }
+    }
+  }
+};
+
+// Calls f(w, mask, begin, end) for every sampled run of the chunks [lo, hi), prefetching kSampleAhead runs
+// ahead (a run takes tens of ns, its lines a TLB miss and a memory access each); returns the number of
+// sampled positions.
+template <typename F>
+int64_t for_each_sample_run(const at::TensorList& tensors, const at::TensorList& masks,
+                            const std::vector<Chunk>& chunks, int64_t lo, int64_t hi, int64_t step, F&& f) {
+  auto data = [&](const SampleCursor& at) {
+    return std::make_pair(reinterpret_cast<const uint32_t*>(tensors[chunks[at.c].tensor].data_ptr()),
+                          reinterpret_cast<const uint32_t*>(masks[chunks[at.c].tensor].data_ptr<int32_t>()));
+  };
+  SampleCursor cur(chunks, lo, hi, step), ahead(chunks, lo, hi, step);
+  for (int64_t i = 0; i < kSampleAhead && !ahead.done(); ++i) ahead.next();
+  int64_t positions = 0;
+  for (; !cur.done(); cur.next()) {
+    if (!ahead.done()) {
+      const auto wm = data(ahead);
+      for (int64_t o = 0; o < kSampleRun; o += 16) __builtin_prefetch(wm.first + ahead.begin + o);
+      __builtin_prefetch(wm.second + ahead.begin / 32);
+      ahead.next();
+    }
+    const auto wm = data(cur);
+    positions += cur.end() - cur.begin;
+    f(wm.first, wm.second, cur.begin, cur.end());
+  }
+  return positions;
+}
+
+// The unfiltered float32 histogram pass (or its window gather) over [begin, end), begin a multiple of 32.
+template <bool kWindow>
+__attribute__((target("avx2"))) void sample_run(const uint32_t* w, const uint32_t* mask, int64_t begin, int64_t end,
+                                                int64_t* hist, WindowCollector* win) {
+  ChunkStats st{};
+  constexpr int kShift = 31 - kRadixBits;
+  const int64_t base = hist_words_f32_avx2<false, kWindow, int64_t, false>(w, mask, begin, end, kShift,
+                                                                           int64_t(1) << kRadixBits, hist, st, win);
+  for (uint32_t word = base < end ? valid_word(mask, base, end) : 0u; word; word &= word - 1) {
+    const uint32_t key = w[base + __builtin_ctz(word)] & 0x7FFFFFFFu;
+    if (key > 0x7F800000u) continue;
+    ++hist[key >> kShift];
+    if (kWindow) win->visit(key);
+  }
+}
+
+bool choose_window(const at::TensorList& tensors, const at::TensorList& masks, const std::vector<Chunk>& chunks,
+                   int64_t n, int64_t k, int64_t cap, uint32_t& lo, uint32_t& hi) {
+  const WindowMode mode = window_mode();
+  if (mode == WindowMode::kOff || n == 0 || k <= 0) return false;
+  const int64_t step = std::max<int64_t>(kSampleRun, (n / (int64_t(1) << 20)) * kSampleRun);
+  constexpr int kShift = 31 - kRadixBits;
+  const size_t nbins = size_t(1) << kRadixBits;
+  const int nthreads = at::get_num_threads();
+  std::vector<std::vector<int64_t>> local(nthreads);
+  std::vector<int64_t> local_positions(nthreads, 0);
+  at::parallel_for(0, int64_t(chunks.size()), 1, [&](int64_t c0, int64_t c1) {
+    const int t = at::get_thread_num();
+    auto& h = local[t];
+    if (h.empty()) h.assign(local_hist_size(nbins), 0);
+    local_positions[t] += for_each_sample_run(tensors, masks, chunks, c0, c1, step,
+                                              [&](const uint32_t* w, const uint32_t* mask, int64_t b, int64_t e) {
+                                                sample_run<false>(w, mask, b, e, h.data(), nullptr);
+                                              });
+  });
+  std::vector<int64_t> hist(nbins, 0);
+  int64_t positions = 0, n_sampled = 0;
+  for (int t = 0; t < nthreads; ++t) {
+    positions += local_positions[t];
+    merge_local(hist, local[t], nbins);
+  }
+  for (auto h : hist) n_sampled += h;
+  if (n_sampled == 0) return false;
+  const double p = std::min(1.0, double(k) / double(n));
+  const double r = p * double(positions);  // expected number of sampled keys below the k-th survivor
+  const double sd = 1.25 * std::sqrt(double(positions) * p * (1.0 - p));
+  const double per_sample = double(n) / double(positions);  // weights per sampled position
+  double z = std::min(4.0, (0.8 * double(cap) / per_sample - 1.0) / (2.0 * sd + 1e-9));
+  if (mode == WindowMode::kNarrow) {
+    z = 0.0;
+  } else if (z < 0.5) {
+    return false;
+  }
+  // 0-based ranks of the window's ends among the sampled keys; an end past the sample is open
+  const int64_t a = int64_t(std::floor(r - z * sd)), b = int64_t(std::ceil(r + z * sd));
+  if (a >= n_sampled) return false;  // the sample puts the k-th survivor above all its keys
+  const int64_t a_rank = std::max<int64_t>(a, 0), b_rank = std::min<int64_t>(b, n_sampled - 1);
+  // the bins holding ranks a and b, then the sampled keys of the bins from a's to b's
+  size_t bin_a = 0, bin_b = 0;
+  int64_t below_a = 0, in_bins = 0;
+  while (below_a + hist[bin_a] <= a_rank) below_a += hist[bin_a++];
+  for (bin_b = bin_a, in_bins = hist[bin_a]; below_a + in_bins <= b_rank;) in_bins += hist[++bin_b];
+  std::unique_ptr<uint32_t[]> keys(new uint32_t[size_t(in_bins)]);
+  KeyWindow bins(keys.get(), in_bins, uint32_t(bin_a) << kShift, uint32_t(((bin_b + 1) << kShift) - 1));
+  at::parallel_for(0, int64_t(chunks.size()), 1, [&](int64_t c0, int64_t c1) {
+    std::vector<int64_t> scratch(local_hist_size(nbins));
+    WindowCollector collect(bins);
+    for_each_sample_run(tensors, masks, chunks, c0, c1, step,
+                        [&](const uint32_t* w, const uint32_t* mask, int64_t b, int64_t e) {
+                          sample_run<true>(w, mask, b, e, scratch.data(), &collect);
+                        });
+    collect.finish();
+  });
+  TORCH_INTERNAL_ASSERT(!bins.gather.overflow.load() && bins.gather.used.load() == in_bins,
+                        "rgprune: the threshold sample changed between its two reads");
+  uint32_t* first = keys.get();
+  std::nth_element(first, first + (a_rank - below_a), first + in_bins);
+  lo = a < 0 ? 0u : first[a_rank - below_a];
+  std::nth_element(first, first + (b_rank - below_a), first + in_bins);
+  hi = b >= n_sampled ? 0x7F800000u : first[b_rank - below_a];  // +Inf's key: every non-NaN key is <= it
+  return true;
+}
+
+// The threshold's info once the k-th survivor is known to be the rank-th smallest (1-based) of keys[0, m),
+// which holds every survivor key equal to it, after nth_element put it at keys[rank - 1]; `offset`
+// survivors are below keys[0, m).
+template <typename B>
+std::vector<int64_t> select_info(const B* keys, int64_t m, int64_t rank, int64_t offset, int64_t n_surv,
+                                 int64_t n_nan) {
+  const B v = keys[rank - 1];
+  int64_t less = 0, equal = 0;
+  for (int64_t i = 0; i < m; ++i) {
+    less += keys[i] < v;
+    equal += keys[i] == v;
+  }
+  return {int64_t(v), offset + less, rank - less, equal, n_surv, n_nan};
+}
+
 // Radix select by histogram refinement: the top kRadixBits bits, then the next bits restricted to the
 // bin holding the k-th survivor, until the whole key is resolved.
 //
@@ -680,20 +923,59 @@ void gather_pass(const at::TensorList& tensors, const at::TensorList& masks, con
 // second pass's histogram shows that the k-th survivor's sub-bin lies in the gathered range and nothing
 // overflowed, the rest of the key is selected in memory (nth_element) instead of by 1 (float32) or 4
 // (float64) more passes over the weights; otherwise the ordinary passes run. The result is the same.
+//
+// Shortcut for float32 on AVX2 (bench/NOTES.md, attempt 16): before the first pass, a sample of ~2^20
+// weights (choose_window) gives a key window [lo, hi] expected to hold the k-th survivor; the first pass
+// then also counts the survivors below lo and gathers those in the window into the same bounded buffer
+// (the window is sized to fill at most 4/5 of it). When those counts bracket k and nothing overflowed,
+// the k-th survivor is selected in the buffer and the second pass never runs; otherwise the passes above
+// run as if there had been no window. The result is the same either way.
 template <typename scalar_t>
 std::tuple<at::Tensor, at::Tensor> threshold_impl(const at::TensorList& tensors, const at::TensorList& masks,
                                                   int64_t k) {
   constexpr int kb = KeysFor<scalar_t>::type::key_bits;
+  using B = typename KeysFor<scalar_t>::type::bits_t;
   const auto chunks = make_chunks(tensors);
+  int64_t n_weights = 0, weight_bytes = 0;
+  for (const auto& t : tensors) {
+    n_weights += t.numel();
+    weight_bytes += t.numel() * int64_t(t.element_size());
+  }
+  // the key buffer's bound (below)
+  const int64_t cap = std::max<int64_t>(1024, weight_bytes / 256 / int64_t(sizeof(B)));
+  std::unique_ptr<KeyWindow> window;
+  std::unique_ptr<uint32_t[]> window_buf;
+#if defined(RGPRUNE_AVX2_PATHS)
+  uint32_t win_lo = 0, win_hi = 0;
+  if (std::is_same<scalar_t, float>::value && cpu_has_avx2() &&
+      choose_window(tensors, masks, chunks, n_weights, k, cap, win_lo, win_hi)) {
+    window_buf.reset(new uint32_t[size_t(cap)]);  // not initialized: untouched pages stay free
+    window.reset(new KeyWindow(window_buf.get(), cap, win_lo, win_hi));
+  }
+#endif
   std::vector<int64_t> hist;
   std::vector<ChunkStats> chunk_stats;
   RadixPass pass{false, 0, 0, kb - kRadixBits, kRadixBits};
-  histogram_pass<scalar_t, false>(tensors, masks, chunks, pass, hist, chunk_stats);
+  histogram_pass<scalar_t, false>(tensors, masks, chunks, pass, hist, chunk_stats, window.get());
   const at::Tensor top = to_tensor(hist);
   int64_t n_surv = 0, n_nan = 0;
   for (auto h : hist) n_surv += h;
   for (const auto& s : chunk_stats) n_nan += s.nans;
   std::vector<int64_t> info{-1, 0, 0, 0, n_surv, n_nan};
+  if (window) window_counts[0].fetch_add(1, std::memory_order_relaxed);
+  if (window && k > 0 && k <= n_surv && !window->gather.overflow.load()) {
+    // The k-th survivor is in the window when the keys below it and in it bracket k: select it there.
+    const int64_t below = window->below.load(), used = window->gather.used.load();
+    if (below < k && k <= below + used) {
+      window_counts[1].fetch_add(1, std::memory_order_relaxed);
+      uint32_t* keys = window_buf.get();
+      std::nth_element(keys, keys + (k - below - 1), keys + used);
+      info = select_info(keys, used, k - below, below, n_surv, n_nan);
+      return {to_tensor(info), top};
+    }
+  }
+  window.reset();
+  window_buf.reset();
   if (k > 0 && k <= n_surv) {
     int64_t remaining = k, n_below = 0;
     uint64_t prefix = 0;
@@ -714,10 +996,6 @@ std::tuple<at::Tensor, at::Tensor> threshold_impl(const at::TensorList& tensors,
       pass = RadixPass{true, kb - consumed, prefix, kb - consumed - bits, bits};
       if (consumed == kRadixBits && kb - consumed > kRadixBits) {
         // Second pass with the key gather (see above).
-        using B = typename KeysFor<scalar_t>::type::bits_t;
-        int64_t weight_bytes = 0;
-        for (const auto& t : tensors) weight_bytes += t.numel() * int64_t(t.element_size());
-        const int64_t cap = std::max<int64_t>(1024, weight_bytes / 256 / int64_t(sizeof(B)));
         const int64_t in_bin = hist[b];  // survivors in the boundary bin
         const int64_t nsub = int64_t(1) << bits;
         uint32_t lo = 0, hi = uint32_t(nsub - 1);
@@ -748,13 +1026,7 @@ std::tuple<at::Tensor, at::Tensor> threshold_impl(const at::TensorList& tensors,
           if (m == hist[b2]) {
             const int64_t rank = remaining - below2;  // 1-based within sub-bin b2
             std::nth_element(keys, keys + (rank - 1), keys + m);
-            const B v = keys[rank - 1];
-            int64_t less = 0, equal = 0;
-            for (int64_t i = 0; i < m; ++i) {
-              less += keys[i] < v;
-              equal += keys[i] == v;
-            }
-            info = {int64_t(v), n_below + below2 + less, rank - less, equal, n_surv, n_nan};
+            info = select_info(keys, m, rank, n_below + below2, n_surv, n_nan);
             break;
           }
         }
@@ -1040,6 +1312,10 @@ void apply_masks_cpu(at::TensorList tensors, at::TensorList masks) {
 }
 
 }  // namespace
+
+std::pair<int64_t, int64_t> threshold_window_counts() {
+  return {window_counts[0].load(), window_counts[1].load()};
+}
 
 bool cpu_kernels_parallel() {
 #ifdef _OPENMP
