@@ -356,6 +356,10 @@ def _window_inputs(variant):
         for t in tensors:
             flat = t.view(-1)
             flat[torch.rand(flat.numel(), generator=g) < 1 / 3] = 0.25
+    if variant == "crowded":  # every magnitude in [1, 1.1), one 12-bit bin: the window's ends come from sub-bins
+        g = torch.Generator().manual_seed(25)
+        for t in tensors:
+            t.copy_((1.0 + 0.1 * torch.rand(t.shape, generator=g)) * torch.sign(torch.randn(t.shape, generator=g)))
     if variant == "layered":  # layers of very different scales, the sample's runs see one scale each
         for i, t in enumerate(tensors):
             t.mul_(10.0 ** (i - 2))
@@ -363,11 +367,15 @@ def _window_inputs(variant):
 
 
 @requires_compiled
-@pytest.mark.parametrize("variant", ["plain", "specials", "tied", "layered"])
+@pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512")
+                    or bool(__import__("os").environ.get("RGPRUNE_NO_AVX2")),
+                    reason="the key window is part of the AVX2 first pass")
+@pytest.mark.parametrize("variant", ["plain", "specials", "tied", "crowded", "layered"])
 def test_threshold_key_window_equals_reference(variant, monkeypatch):
     """The float32 threshold's first-pass key window (chosen from a sample; bench/NOTES.md, attempt 16) gives
     the reference's answer whether the k-th survivor is found in it, missed (RGPRUNE_THRESHOLD_WINDOW=narrow:
-    a window of one sampled key) or the window is off, at 1 and 2 threads; the counters show which path ran."""
+    one sub-bin around the sampled estimate) or the window is off, at 1 and 2 threads; the counters show
+    which path ran."""
     tensors, masks = _window_inputs(variant)
     n = survivor_count(tensors, masks)
     ks = [1, 2, n // 100, n // 5, n // 2, n - 1, n]
@@ -402,5 +410,6 @@ def test_threshold_key_window_equals_reference(variant, monkeypatch):
 def test_threshold_key_window_mode_is_validated(monkeypatch):
     monkeypatch.setenv("RGPRUNE_THRESHOLD_WINDOW", "sometimes")
     w = [torch.randn(1000)]
-    with pytest.raises(RuntimeError, match="RGPRUNE_THRESHOLD_WINDOW must be on, off or narrow"):
-        torch.ops.rgprune.global_magnitude_threshold(w, rgprune.MaskSet.ones(w).words, 10)
+    for dtype in (torch.float32, torch.float64):
+        with pytest.raises(RuntimeError, match="RGPRUNE_THRESHOLD_WINDOW must be on, off or narrow"):
+            torch.ops.rgprune.global_magnitude_threshold([w[0].to(dtype)], rgprune.MaskSet.ones(w).words, 10)

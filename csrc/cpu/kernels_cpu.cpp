@@ -734,14 +734,15 @@ void gather_pass(const at::TensorList& tensors, const at::TensorList& masks, con
 // The first pass's key window (float32, AVX2; see threshold_impl), chosen from a sample: runs of 64
 // consecutive weights (one 256-byte block: a few cache lines of one page) every `step` weights, at a
 // deterministic pseudo-random offset per chunk, about 2^20 weights in all (all of them below that). The
-// sample is read twice, in parallel over chunks with the next run prefetched: a 12-bit histogram of the
-// sampled survivors' keys, then the sampled keys of the two bins holding the window's ends. The window
-// spans the sampled keys of ranks r -+ z*s around the k-th survivor's expected rank r, s = 1.25 x the
+// sample is read twice, in parallel over chunks with runs prefetched ahead: a 12-bit histogram of the
+// sampled survivors' keys, then the next 12 bits of the sampled keys in the two bins holding the window's
+// ends (O(bins) memory whatever the weights' distribution). The window spans the sampled keys of ranks
+// r -+ z*s around the k-th survivor's expected rank r, rounded out to sub-bin edges; s = 1.25 x the
 // binomial standard deviation of that rank (runs are not independent draws), z <= 4 and small enough that
 // the expected number of gathered keys fills at most 4/5 of `cap`. Returns false (no window) when the
 // sample has no survivor, puts the k-th survivor past its end, or the buffer is too small to be worth it.
-// RGPRUNE_THRESHOLD_WINDOW=off disables the window, =narrow shrinks it to one sampled key (the k-th
-// survivor is then almost never inside): both are for tests of the fallback.
+// RGPRUNE_THRESHOLD_WINDOW=off disables the window; =narrow shrinks it to the sub-bin of the sampled key
+// at rank r (the k-th survivor is then rarely inside): both are for tests of the fallback.
 enum class WindowMode { kOn, kOff, kNarrow };
 std::atomic<int64_t> window_counts[2];  // thresholds that had a window, and that selected in it
 inline WindowMode window_mode() {  // read at every call (once per threshold), so tests can switch it
@@ -814,19 +815,34 @@ int64_t for_each_sample_run(const at::TensorList& tensors, const at::TensorList&
   return positions;
 }
 
-// The unfiltered float32 histogram pass (or its window gather) over [begin, end), begin a multiple of 32.
-template <bool kWindow>
-__attribute__((target("avx2"))) void sample_run(const uint32_t* w, const uint32_t* mask, int64_t begin, int64_t end,
-                                                int64_t* hist, WindowCollector* win) {
+// Scan 1 of the sample: the 12-bit histogram of a run's surviving non-NaN keys (`hist` with the dummy bins
+// of hist_words_f32_avx2), begin a multiple of 32.
+__attribute__((target("avx2"))) void sample_run_histogram(const uint32_t* w, const uint32_t* mask, int64_t begin,
+                                                          int64_t end, int64_t* hist) {
   ChunkStats st{};
   constexpr int kShift = 31 - kRadixBits;
-  const int64_t base = hist_words_f32_avx2<false, kWindow, int64_t, false>(w, mask, begin, end, kShift,
-                                                                           int64_t(1) << kRadixBits, hist, st, win);
+  const int64_t base = hist_words_f32_avx2<false, false, int64_t, false>(w, mask, begin, end, kShift,
+                                                                         int64_t(1) << kRadixBits, hist, st, nullptr);
   for (uint32_t word = base < end ? valid_word(mask, base, end) : 0u; word; word &= word - 1) {
     const uint32_t key = w[base + __builtin_ctz(word)] & 0x7FFFFFFFu;
-    if (key > 0x7F800000u) continue;
-    ++hist[key >> kShift];
-    if (kWindow) win->visit(key);
+    if (key <= 0x7F800000u) ++hist[key >> kShift];
+  }
+}
+
+// Scan 2 of the sample: the next 12 bits of the surviving keys whose top 12 bits are bin_a (into sub_a) or
+// bin_b (into sub_b; the same array when bin_a == bin_b).
+inline void sample_run_subbins(const uint32_t* w, const uint32_t* mask, int64_t begin, int64_t end, uint32_t bin_a,
+                               uint32_t bin_b, int64_t* sub_a, int64_t* sub_b) {
+  constexpr int kShift = 31 - kRadixBits, kSubShift = 31 - 2 * kRadixBits;
+  constexpr uint32_t kSubMask = (1u << kRadixBits) - 1;
+  for (int64_t base = begin; base < end; base += 32) {
+    for (uint32_t word = valid_word(mask, base, end); word; word &= word - 1) {
+      const uint32_t key = w[base + __builtin_ctz(word)] & 0x7FFFFFFFu;
+      const uint32_t bin = key >> kShift;
+      if (bin - bin_a > bin_b - bin_a) continue;  // outside [bin_a, bin_b] (NaN keys are above any bin_b)
+      if (bin == bin_a) ++sub_a[(key >> kSubShift) & kSubMask];
+      if (bin == bin_b && bin_b != bin_a) ++sub_b[(key >> kSubShift) & kSubMask];
+    }
   }
 }
 
@@ -846,7 +862,7 @@ bool choose_window(const at::TensorList& tensors, const at::TensorList& masks, c
     if (h.empty()) h.assign(local_hist_size(nbins), 0);
     local_positions[t] += for_each_sample_run(tensors, masks, chunks, c0, c1, step,
                                               [&](const uint32_t* w, const uint32_t* mask, int64_t b, int64_t e) {
-                                                sample_run<false>(w, mask, b, e, h.data(), nullptr);
+                                                sample_run_histogram(w, mask, b, e, h.data());
                                               });
   });
   std::vector<int64_t> hist(nbins, 0);
@@ -871,29 +887,46 @@ bool choose_window(const at::TensorList& tensors, const at::TensorList& masks, c
   const int64_t a = int64_t(std::floor(r - z * sd)), b = int64_t(std::ceil(r + z * sd));
   if (a >= n_sampled) return false;  // the sample puts the k-th survivor above all its keys
   const int64_t a_rank = std::max<int64_t>(a, 0), b_rank = std::min<int64_t>(b, n_sampled - 1);
-  // the bins holding ranks a and b, then the sampled keys of the bins from a's to b's
-  size_t bin_a = 0, bin_b = 0;
-  int64_t below_a = 0, in_bins = 0;
-  while (below_a + hist[bin_a] <= a_rank) below_a += hist[bin_a++];
-  for (bin_b = bin_a, in_bins = hist[bin_a]; below_a + in_bins <= b_rank;) in_bins += hist[++bin_b];
-  std::unique_ptr<uint32_t[]> keys(new uint32_t[size_t(in_bins)]);
-  KeyWindow bins(keys.get(), in_bins, uint32_t(bin_a) << kShift, uint32_t(((bin_b + 1) << kShift) - 1));
+  // The bins holding ranks a and b, then their sub-bins (the next 12 bits): the window's ends are rounded
+  // out to sub-bin edges, which widens it by two sub-bins (~1/4096 of a bin each).
+  auto locate = [](const std::vector<int64_t>& h, int64_t rank, int64_t& below) {
+    size_t bin = 0;
+    below = 0;
+    while (below + h[bin] <= rank) below += h[bin++];
+    return uint32_t(bin);
+  };
+  int64_t below_a = 0, below_b = 0;
+  const uint32_t bin_a = locate(hist, a_rank, below_a), bin_b = locate(hist, b_rank, below_b);
+  std::vector<std::vector<int64_t>> subs(2 * size_t(nthreads));
   at::parallel_for(0, int64_t(chunks.size()), 1, [&](int64_t c0, int64_t c1) {
-    std::vector<int64_t> scratch(local_hist_size(nbins));
-    WindowCollector collect(bins);
+    const int t = at::get_thread_num();
+    auto& sa = subs[2 * t];
+    auto& sb = subs[2 * t + 1];
+    if (sa.empty()) sa.assign(nbins, 0);
+    if (sb.empty()) sb.assign(nbins, 0);
     for_each_sample_run(tensors, masks, chunks, c0, c1, step,
                         [&](const uint32_t* w, const uint32_t* mask, int64_t b, int64_t e) {
-                          sample_run<true>(w, mask, b, e, scratch.data(), &collect);
+                          sample_run_subbins(w, mask, b, e, bin_a, bin_b, sa.data(), sb.data());
                         });
-    collect.finish();
   });
-  TORCH_INTERNAL_ASSERT(!bins.gather.overflow.load() && bins.gather.used.load() == in_bins,
-                        "rgprune: the threshold sample changed between its two reads");
-  uint32_t* first = keys.get();
-  std::nth_element(first, first + (a_rank - below_a), first + in_bins);
-  lo = a < 0 ? 0u : first[a_rank - below_a];
-  std::nth_element(first, first + (b_rank - below_a), first + in_bins);
-  hi = b >= n_sampled ? 0x7F800000u : first[b_rank - below_a];  // +Inf's key: every non-NaN key is <= it
+  std::vector<int64_t> sub_a(nbins, 0), sub_b(nbins, 0);
+  for (int t = 0; t < nthreads; ++t) {
+    merge_local(sub_a, subs[2 * t], nbins);
+    merge_local(sub_b, subs[2 * t + 1], nbins);
+  }
+  if (bin_b == bin_a) sub_b = sub_a;
+  int64_t in_a = 0, in_b = 0;
+  for (size_t i = 0; i < nbins; ++i) {
+    in_a += sub_a[i];
+    in_b += sub_b[i];
+  }
+  if (in_a != hist[bin_a] || in_b != hist[bin_b]) return false;  // the weights changed under us: no window
+  constexpr int kShift2 = 31 - 2 * kRadixBits;
+  int64_t unused = 0;
+  lo = a < 0 ? 0u : (bin_a << kShift) | (locate(sub_a, a_rank - below_a, unused) << kShift2);
+  hi = b >= n_sampled ? 0x7F800000u
+                      : std::min<uint32_t>(0x7F800000u, (bin_b << kShift) | (locate(sub_b, b_rank - below_b, unused)
+                                                                             << kShift2) | ((1u << kShift2) - 1));
   return true;
 }
 
@@ -1042,6 +1075,7 @@ std::tuple<at::Tensor, at::Tensor> global_magnitude_threshold_cpu(at::TensorList
                                                                   int64_t k) {
   check_tensor_lists(tensors, masks, /*same_dtype=*/true);
   TORCH_CHECK(k >= 0, "rgprune: k must be >= 0, got ", k);
+  window_mode();  // a bad RGPRUNE_THRESHOLD_WINDOW fails for every dtype and CPU, not only where it is used
   return AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, tensors[0].scalar_type(),
                                          "global_magnitude_threshold",
                                          [&] { return threshold_impl<scalar_t>(tensors, masks, k); });
