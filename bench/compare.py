@@ -15,9 +15,10 @@ of ``transformers.BertModel(BertConfig())``, and on a GPU 200 synthetic tensors 
   modules (round 5: the existing masks installed with ``prune.custom_from_mask``), (2) the naive PyTorch
   way (concatenate ``|w|`` of the survivors, ``torch.kthvalue``, multiply every tensor by its bool mask),
   (3) rgprune's pure-PyTorch reference (``rgprune.kernels.reference``, called directly), (4) rgprune's
-  compiled kernels (``rgprune.prune_global_``). Repetitions are interleaved (method order rotates), the
-  median is reported, and speedups are ratios of medians from the same run, so a noisy shared machine
-  slows every method alike. Slow methods get fewer repetitions (the output says how many).
+  compiled kernels (``rgprune.prune_global_``). Repetitions are interleaved, each method's spread evenly over
+  the whole timing (a slow method's few repetitions are bracketed by the fast methods'), the median is
+  reported, and speedups are ratios of medians from the same run, so a noisy shared machine slows every
+  method alike. Slow methods get fewer repetitions (the output says how many).
 * **peak extra memory** of each method: on the CPU, peak RSS minus RSS before the op, each (method, round)
   in a fresh subprocess with the weights already loaded (the kernel's peak-RSS counter is reset through
   ``/proc/self/clear_refs`` just before the op, so loading does not hide the op's peak); on a GPU
@@ -333,48 +334,60 @@ def _median(xs):
     return statistics.median(xs) if xs else None
 
 
+def next_variant(names: list, done: dict, target: dict):
+    """The variant to run next, so that every variant's repetitions are spread evenly over the whole timing:
+    the one least far along, by (runs done + 1/2) / runs wanted; ties in ``names`` order, rotated by the
+    number of runs of the variant least run (equal targets: each repetition runs every variant once, in an
+    order rotated by one per repetition). A variant with few repetitions (torch.prune) is then bracketed by
+    the others' (rgprune's), instead of all of them running after it, so a machine whose speed drifts
+    during the run slows both sides of a ratio alike. None when every variant is done."""
+    active = [i for i, n in enumerate(names) if done[n] < target[n]]
+    if not active:
+        return None
+    rotation = min(done[names[i]] for i in active)
+    best = min(active, key=lambda i: ((done[names[i]] + 0.5) / target[names[i]], (i - rotation) % len(names)))
+    return names[best]
+
+
 def interleaved(variants: dict, reps: int, device, *, slow_reps: int = 2, slow_after: float = float("inf"),
                 force_slow=(), on_first=None) -> dict:
-    """Times each variant ``(prepare, run)`` ``reps`` times, interleaved: repetition i runs every variant
-    once, in an order rotated by i. A variant in ``force_slow``, or whose first run takes longer than
-    ``slow_after`` seconds, is repeated only ``slow_reps`` times. ``prepare()`` is untimed; ``run(ctx)``
+    """Times each variant ``(prepare, run)`` ``reps`` times, interleaved so that each variant's repetitions
+    span the whole timing (``next_variant``). A variant in ``force_slow``, or whose first run takes longer
+    than ``slow_after`` seconds, is repeated only ``slow_reps`` times. ``prepare()`` is untimed; ``run(ctx)``
     is timed with device synchronization and the garbage collector off. ``on_first(name, ctx)`` is called
     (untimed) after each variant's first run. Returns {name: {"times_s": [...], "error": str|None}}."""
     names = list(variants)
     target = {n: (min(reps, slow_reps) if n in force_slow else reps) for n in names}
     out = {n: {"times_s": [], "error": None} for n in names}
-    rep = 0
-    while any(len(out[n]["times_s"]) < target[n] and out[n]["error"] is None for n in names):
-        order = names[rep % len(names):] + names[:rep % len(names)]
-        rep += 1
-        for n in order:
-            if len(out[n]["times_s"]) >= target[n] or out[n]["error"] is not None:
-                continue
-            prepare, run = variants[n]
+    done = {n: 0 for n in names}
+    while (n := next_variant(names, done, target)) is not None:
+        done[n] += 1
+        prepare, run = variants[n]
+        try:
+            ctx = prepare()
+            _sync(device)
+            gc.collect()
+            gc.disable()
             try:
-                ctx = prepare()
+                t0 = time.perf_counter()
+                run(ctx)
                 _sync(device)
-                gc.collect()
-                gc.disable()
-                try:
-                    t0 = time.perf_counter()
-                    run(ctx)
-                    _sync(device)
-                    dt = time.perf_counter() - t0
-                finally:
-                    gc.enable()
-                out[n]["times_s"].append(dt)
-                if len(out[n]["times_s"]) == 1:
-                    if dt > slow_after:
-                        target[n] = min(target[n], slow_reps)
-                    if on_first is not None:
-                        on_first(n, ctx)
-                del ctx
-            except Exception as exc:  # recorded, and the other variants go on
-                out[n]["error"] = f"{type(exc).__name__}: {exc}"
-                log(f"  {n}: failed: {out[n]['error']}")
-                if torch.device(device).type == "cuda":
-                    torch.cuda.empty_cache()
+                dt = time.perf_counter() - t0
+            finally:
+                gc.enable()
+            out[n]["times_s"].append(dt)
+            if len(out[n]["times_s"]) == 1:
+                if dt > slow_after:
+                    target[n] = min(target[n], slow_reps)
+                if on_first is not None:
+                    on_first(n, ctx)
+            del ctx
+        except Exception as exc:  # recorded, and the other variants go on
+            out[n]["error"] = f"{type(exc).__name__}: {exc}"
+            target[n] = done[n]
+            log(f"  {n}: failed: {out[n]['error']}")
+            if torch.device(device).type == "cuda":
+                torch.cuda.empty_cache()
     for n in names:
         out[n]["reps"] = len(out[n]["times_s"])
         out[n]["median_s"] = _median(out[n]["times_s"])
@@ -855,8 +868,8 @@ def run_device(device: str, args) -> dict:
                      "slow_after_s": args.slow_after, "models": models, "threads": args.threads,
                      "methods": list(args.methods or METHODS),
                      "repetition_policy": (
-                         "repetitions interleaved (every method once per repetition, order rotated), median "
-                         "reported; on the CPU torch.prune and the reference always get slow_reps repetitions, "
+                         "repetitions interleaved, each method's spread evenly over the whole timing (with "
+                         "equal counts: every method once per repetition, order rotated), median reported; on the CPU torch.prune and the reference always get slow_reps repetitions, "
                          "and any method whose first run takes longer than slow_after_s gets slow_reps")},
         "models": {},
         "errors": [],

@@ -113,3 +113,25 @@ def test_compare_quick_cpu(tmp_path):
 def test_compare_quick_cuda(tmp_path):
     proc, res = run_quick(tmp_path, "cuda")
     check_schema(res, "gpu")
+
+
+def _schedule(target: dict) -> list:
+    sys.path.insert(0, str(ROOT))
+    from bench.compare import next_variant
+    names, done, order = list(target), dict.fromkeys(target, 0), []
+    while (n := next_variant(names, done, target)) is not None:
+        done[n] += 1
+        order.append(n)
+    return order
+
+
+def test_interleaving_spreads_each_methods_repetitions():
+    """torch.prune's 2 repetitions are bracketed by rgprune's 7 (some before, between and after them), so a
+    drift of the machine's speed during the run reaches both sides of the ratio; equal counts give the
+    rotated round-robin."""
+    order = _schedule({"torch_prune": 2, "naive": 7, "reference": 2, "rgprune": 7})
+    assert sorted(order) == sorted(["torch_prune"] * 2 + ["naive"] * 7 + ["reference"] * 2 + ["rgprune"] * 7)
+    tp = [i for i, n in enumerate(order) if n == "torch_prune"]
+    rg = [i for i, n in enumerate(order) if n == "rgprune"]
+    assert sum(i < tp[0] for i in rg) >= 2 and sum(tp[0] < i < tp[1] for i in rg) >= 2 and sum(i > tp[1] for i in rg) >= 2
+    assert _schedule({"a": 3, "b": 3, "c": 3}) == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
