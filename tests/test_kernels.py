@@ -375,7 +375,7 @@ def test_threshold_key_window_equals_reference(variant, monkeypatch):
     """The float32 threshold's first-pass key window (chosen from a sample; bench/NOTES.md, attempt 16) gives
     the reference's answer whether the k-th survivor is found in it, missed (RGPRUNE_THRESHOLD_WINDOW=narrow:
     one sub-bin around the sampled estimate) or the window is off, at 1 and 2 threads; the counters show
-    which path ran."""
+    which path ran. (By default, `auto`, these 2.4M weights are too few for the window.)"""
     tensors, masks = _window_inputs(variant)
     n = survivor_count(tensors, masks)
     ks = [1, 2, n // 100, n // 5, n // 2, n - 1, n]
@@ -383,7 +383,7 @@ def test_threshold_key_window_equals_reference(variant, monkeypatch):
     threads = torch.get_num_threads()
     counts = {}
     try:
-        for mode in ("on", "narrow", "off"):
+        for mode in ("on", "narrow", "off", "auto"):
             monkeypatch.setenv("RGPRUNE_THRESHOLD_WINDOW", mode)
             before = _ops._C.threshold_window_counts()
             for t in (1, 2):
@@ -397,6 +397,7 @@ def test_threshold_key_window_equals_reference(variant, monkeypatch):
     finally:
         torch.set_num_threads(threads)
     assert counts["off"] == (0, 0)
+    assert counts["auto"] == (0, 0)  # by default the window waits for 2^25 weights (its sample costs ~2 ms)
     tried, selected = counts["on"]
     assert tried == 2 * len(ks)
     if variant == "tied":  # the tie at 0.25 sits inside the window for some k and overflows it
@@ -411,5 +412,5 @@ def test_threshold_key_window_mode_is_validated(monkeypatch):
     monkeypatch.setenv("RGPRUNE_THRESHOLD_WINDOW", "sometimes")
     w = [torch.randn(1000)]
     for dtype in (torch.float32, torch.float64):
-        with pytest.raises(RuntimeError, match="RGPRUNE_THRESHOLD_WINDOW must be on, off or narrow"):
+        with pytest.raises(RuntimeError, match="RGPRUNE_THRESHOLD_WINDOW must be auto, on, off or narrow"):
             torch.ops.rgprune.global_magnitude_threshold([w[0].to(dtype)], rgprune.MaskSet.ones(w).words, 10)

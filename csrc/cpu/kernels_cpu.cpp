@@ -741,16 +741,22 @@ void gather_pass(const at::TensorList& tensors, const at::TensorList& masks, con
 // binomial standard deviation of that rank (runs are not independent draws), z <= 4 and small enough that
 // the expected number of gathered keys fills at most 4/5 of `cap`. Returns false (no window) when the
 // sample has no survivor, puts the k-th survivor past its end, or the buffer is too small to be worth it.
-// RGPRUNE_THRESHOLD_WINDOW=off disables the window; =narrow shrinks it to the sub-bin of the sampled key
-// at rank r (the k-th survivor is then rarely inside): both are for tests of the fallback.
-enum class WindowMode { kOn, kOff, kNarrow };
+// The sample costs ~2 ms whatever the size (it is latency-bound), so the window pays only from ~30M
+// weights on (bench/NOTES.md, attempt 16: 8M weights 4.7 -> 6.9 ms, 25M 9.3 -> 9.7, 40M 17.1 -> 15.2,
+// BERT-base's 85M 39 -> 30); by default (RGPRUNE_THRESHOLD_WINDOW unset or auto) it is used from
+// kWindowMinWeights on. RGPRUNE_THRESHOLD_WINDOW=on uses it at any size, =off never, =narrow shrinks it
+// to the sub-bin of the sampled key at rank r (the k-th survivor is then rarely inside): on and narrow
+// are for tests of both paths.
+constexpr int64_t kWindowMinWeights = int64_t(1) << 25;
+enum class WindowMode { kAuto, kOn, kOff, kNarrow };
 std::atomic<int64_t> window_counts[2];  // thresholds that had a window, and that selected in it
 inline WindowMode window_mode() {  // read at every call (once per threshold), so tests can switch it
   const char* v = std::getenv("RGPRUNE_THRESHOLD_WINDOW");
-  if (v == nullptr || v[0] == '\0' || std::strcmp(v, "on") == 0) return WindowMode::kOn;
+  if (v == nullptr || v[0] == '\0' || std::strcmp(v, "auto") == 0) return WindowMode::kAuto;
+  if (std::strcmp(v, "on") == 0) return WindowMode::kOn;
   if (std::strcmp(v, "off") == 0) return WindowMode::kOff;
   if (std::strcmp(v, "narrow") == 0) return WindowMode::kNarrow;
-  TORCH_CHECK(false, "rgprune: RGPRUNE_THRESHOLD_WINDOW must be on, off or narrow, got '", v, "'");
+  TORCH_CHECK(false, "rgprune: RGPRUNE_THRESHOLD_WINDOW must be auto, on, off or narrow, got '", v, "'");
 }
 
 inline uint64_t mix64(uint64_t x) {  // splitmix64's finalizer
@@ -849,7 +855,9 @@ inline void sample_run_subbins(const uint32_t* w, const uint32_t* mask, int64_t 
 bool choose_window(const at::TensorList& tensors, const at::TensorList& masks, const std::vector<Chunk>& chunks,
                    int64_t n, int64_t k, int64_t cap, uint32_t& lo, uint32_t& hi) {
   const WindowMode mode = window_mode();
-  if (mode == WindowMode::kOff || n == 0 || k <= 0) return false;
+  if (mode == WindowMode::kOff || (mode == WindowMode::kAuto && n < kWindowMinWeights) || n == 0 || k <= 0) {
+    return false;
+  }
   const int64_t step = std::max<int64_t>(kSampleRun, (n / (int64_t(1) << 20)) * kSampleRun);
   constexpr int kShift = 31 - kRadixBits;
   const size_t nbins = size_t(1) << kRadixBits;
