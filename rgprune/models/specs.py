@@ -42,6 +42,9 @@ SPEC_FORMS = "torchvision:NAME, hf:DIR (a local Hugging Face checkpoint) or modu
 HF_LAYOUT = ("hf:DIR expects a local Hugging Face checkpoint as save_pretrained leaves it: DIR/config.json, the "
              "weights (model.safetensors or pytorch_model.bin, or their sharded .index.json) and the tokenizer's files "
              "(tokenizer.json or vocab.txt/vocab.json, tokenizer_config.json) from tokenizer.save_pretrained(DIR)")
+#: At least one must be in DIR: without them transformers builds an empty-vocabulary tokenizer (every word [UNK]).
+HF_TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer.model", "spiece.model",
+                      "sentencepiece.bpe.model")
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
                    "pytorch_model.bin.index.json")
 #: torchvision models whose defaults would return auxiliary outputs in training or warn about their init.
@@ -177,6 +180,8 @@ def load_tokenizer(name: str = "minilm"):
         return make() if make is not None else bert.load_tokenizer("minilm")
     from transformers import AutoTokenizer
 
+    if not any((Path(spec.target) / name).is_file() for name in HF_TOKENIZER_FILES):
+        raise ValueError(f"{spec.target} has no tokenizer files ({', '.join(HF_TOKENIZER_FILES)}); {HF_LAYOUT}")
     try:
         return AutoTokenizer.from_pretrained(spec.target, local_files_only=True)
     except (OSError, ValueError, TypeError) as exc:
