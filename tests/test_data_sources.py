@@ -462,3 +462,17 @@ def test_loading_writes_nothing(root, imagefolder, cifar10):
     with pytest.raises(DataLayoutError):
         load_task(f"cifar100:{cifar10[0]}")
     assert td.listing(root) == before
+
+
+def test_datasets_survive_pickling_for_loader_workers(cifar10, imagefolder, tmp_path):
+    # DataLoader workers started by spawn (macOS, Windows, CUDA setups) receive the dataset pickled.
+    td.write_csv(tmp_path / "csv")
+    tasks = [load_task(f"cifar10:{cifar10[0]}", image=ImageOptions(augment=True)),
+             load_task(f"imagefolder:{imagefolder}", image_size=8),
+             load_task(f"csv:{tmp_path / 'csv'}", text=TextOptions(text_columns=("review",), label_column="sentiment"))]
+    for task in tasks:
+        copied = pickle.loads(pickle.dumps(task.train))
+        torch.manual_seed(1)
+        expected = task.train[3]
+        torch.manual_seed(1)
+        assert all(torch.equal(torch.as_tensor(a), torch.as_tensor(b)) for a, b in zip(copied[3], expected))

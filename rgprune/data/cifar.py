@@ -22,12 +22,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .images import ImageTensorDataset, image_transform, transform_description
+from torch.nn import functional as F
+from torch.utils.data import Dataset
+
 from .options import ImageOptions
 from .task import DataLayoutError, Fingerprint, Task
 
 SIDE = 32
 PIXELS = 3 * SIDE * SIDE
+PADDING = 4  # augmentation: a random 32x32 crop of the image zero-padded by 4 pixels on each side
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,49 @@ def _class_names(path: Path, fmt: CifarFormat, layout: str) -> tuple[str, ...]:
     return tuple(names)
 
 
+class CifarTransform:
+    """uint8 ``[3, 32, 32]`` -> float32 ``[3, S, S]``: [0, 1] pixels, augmentation (training set only: zero-pad by
+    :data:`PADDING`, random 32x32 crop, horizontal flip with probability 1/2, drawn from torch's global RNG),
+    bilinear resize to ``S`` if it is not 32, then per-channel normalization.
+
+    Plain tensor operations: ~10x cheaper per item than a torchvision.transforms.v2 pipeline on such small images.
+    """
+
+    def __init__(self, mean, std, image_size: int, augment: bool) -> None:
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
+        self.image_size, self.augment = image_size, augment
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        if self.augment:
+            top, left = torch.randint(0, 2 * PADDING + 1, (2,)).tolist()
+            image = F.pad(image, (PADDING,) * 4)[:, top:top + SIDE, left:left + SIDE]
+            if torch.rand(()) < 0.5:
+                image = image.flip(-1)
+        x = image.float().div_(255)  # float() copies, so the in-place ops never touch the held images
+        if self.image_size != SIDE:
+            x = F.interpolate(x[None], size=(self.image_size,) * 2, mode="bilinear", antialias=True)[0]
+        return x.sub_(self.mean).div_(self.std)
+
+    def describe(self) -> str:
+        size = f"{self.image_size}x{self.image_size}" + (" (resized from 32x32)" if self.image_size != SIDE else "")
+        return f"{size}; " + (f"train: {PADDING}-pixel pad random crop + horizontal flip" if self.augment
+                              else "no augmentation")
+
+
+class CifarDataset(Dataset):
+    """uint8 images ``[N, 3, 32, 32]`` held in memory, transformed per item into ``(float32 image, label)``."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: CifarTransform) -> None:
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.transform(self.images[index]), self.labels[index]
+
+
 def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Exact per-channel mean and std (population) of uint8 images ``[N, C, H, W]`` scaled to [0, 1]."""
     values = torch.arange(256, dtype=torch.float64) / 255
@@ -151,8 +197,7 @@ def load_cifar_task(kind: str, spec: str, root: Path, image_size: int | None, op
     x_test, y_test = _read_split(folder, fmt.test_files, fmt, layout)
     image_size = image_size or SIDE
     mean, std = (options.mean, options.std) if options.mean is not None else channel_stats(x_train)
-    datasets = [ImageTensorDataset(x, y, image_transform(train=is_train, options=options, image_size=image_size,
-                                                         mean=mean, std=std, small_images=True))
+    datasets = [CifarDataset(x, y, CifarTransform(mean, std, image_size, augment=options.augment and is_train))
                 for x, y, is_train in ((x_train, y_train, True), (x_test, y_test, False))]
     fingerprint = Fingerprint(kind).add_json({"image_size": image_size, "options": options.as_dict(),
                                               "mean": mean, "std": std, "classes": classes})
@@ -160,7 +205,7 @@ def load_cifar_task(kind: str, spec: str, root: Path, image_size: int | None, op
         fingerprint.add_tensor(tensor)
     source = "train set per-channel" if options.mean is None else "given"
     description = (f"{fmt.title} from {folder}: {len(y_train)} train / {len(y_test)} test RGB images, "
-                   f"{fmt.num_classes} classes; {transform_description(options, image_size, small_images=True)}; "
+                   f"{fmt.num_classes} classes; {datasets[0].transform.describe()}; "
                    f"normalized by {source} mean {tuple(round(m, 4) for m in mean)} std "
                    f"{tuple(round(s, 4) for s in std)}")
     return Task(name=kind, kind="vision", num_classes=fmt.num_classes, in_channels=3, train=datasets[0],

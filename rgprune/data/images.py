@@ -1,4 +1,4 @@
-"""Image tasks: the preprocessing shared by CIFAR and ImageFolder, and ``imagefolder:ROOT`` itself.
+"""``imagefolder:ROOT``: images read from class folders, one file per item.
 
 ``imagefolder:ROOT`` is the ImageNet / Places365 layout: ``ROOT/train/<class>/...`` and
 ``ROOT/val/<class>/...`` (files at any depth below a class folder). Classes are the train folder's
@@ -21,72 +21,33 @@ from .task import DataLayoutError, Fingerprint, Task
 #: File endings read as images (torchvision's ``IMG_EXTENSIONS``), compared case-insensitively.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 DEFAULT_IMAGE_SIZE = 224  # imagefolder's default crop, ImageNet's
-CIFAR_PADDING = 4  # CIFAR augmentation: random 32x32 crop of the image zero-padded by 4 pixels
 IMAGEFOLDER_LAYOUT = ("imagefolder:ROOT expects ROOT/train/<class>/<image> and ROOT/val/<class>/<image> "
                       f"(one folder per class; images ending in {', '.join(IMAGE_EXTENSIONS)})")
 
 
-def image_transform(*, train: bool, options: ImageOptions, image_size: int, mean, std, small_images: bool):
-    """The per-item transform from a uint8 ``[C, H, W]`` image to a normalized float32 one.
-
-    ``small_images``: CIFAR's recipe (pad-and-crop augmentation, plain resize) instead of ImageNet's
-    (random resized crop augmentation; resize and center crop to evaluate).
-    """
+def folder_transform(*, train: bool, options: ImageOptions, image_size: int, mean, std):
+    """The per-item transform from a uint8 ``[C, H, W]`` image to a normalized float32 one (ImageNet's recipe:
+    random resized crop to augment; resize and center crop otherwise)."""
     from torchvision.transforms import v2
 
-    steps: list = []
-    augment = train and options.augment
-    if small_images:
-        if augment:
-            steps += [v2.RandomCrop(32, padding=CIFAR_PADDING), v2.RandomHorizontalFlip()]
-        if image_size != 32:
-            steps.append(v2.Resize((image_size, image_size), antialias=True))
-    elif augment:
-        steps += [v2.RandomResizedCrop(image_size, antialias=True), v2.RandomHorizontalFlip()]
+    if train and options.augment:
+        steps = [v2.RandomResizedCrop(image_size, antialias=True), v2.RandomHorizontalFlip()]
     elif options.center_crop:
-        resize = options.resize or round(image_size / CROP_FRACTION)
-        steps += [v2.Resize(resize, antialias=True), v2.CenterCrop(image_size)]
+        steps = [v2.Resize(options.resize or round(image_size / CROP_FRACTION), antialias=True),
+                 v2.CenterCrop(image_size)]
     else:
-        steps.append(v2.Resize((image_size, image_size), antialias=True))
-    steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
-    return v2.Compose(steps)
+        steps = [v2.Resize((image_size, image_size), antialias=True)]
+    return v2.Compose([*steps, v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])
 
 
-def transform_description(options: ImageOptions, image_size: int, small_images: bool) -> str:
-    if small_images:
-        size = f"{image_size}x{image_size}" + (" (resized from 32x32)" if image_size != 32 else "")
-        augment = f"train: {CIFAR_PADDING}-pixel pad random crop + horizontal flip" if options.augment else \
-            "no augmentation"
-        return f"{size}; {augment}"
-    if options.augment:
-        train = f"train: random resized crop to {image_size} + horizontal flip"
-    else:
-        train = "train: as test"
+def folder_transform_description(options: ImageOptions, image_size: int) -> str:
+    train = f"train: random resized crop to {image_size} + horizontal flip" if options.augment else "train: as test"
     if options.center_crop:
         test = f"test: shorter side to {options.resize or round(image_size / CROP_FRACTION)}, center {image_size}x" \
                f"{image_size} crop"
     else:
         test = f"test: resized to {image_size}x{image_size}"
     return f"{test}; {train}"
-
-
-class ImageTensorDataset(Dataset):
-    """uint8 images ``[N, C, H, W]`` held in memory, transformed per item into ``(float32 image, label)``."""
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform) -> None:
-        if images.dtype != torch.uint8 or images.dim() != 4 or len(images) != len(labels):
-            raise ValueError(f"expected uint8 images [N, C, H, W] and N labels, got {images.dtype} "
-                             f"{tuple(images.shape)} and {len(labels)} labels")
-        self.images, self.labels, self.transform = images, labels, transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        from torchvision import tv_tensors
-
-        image = self.transform(tv_tensors.Image(self.images[index]))
-        return image.as_subclass(torch.Tensor), self.labels[index]
 
 
 class ImageFileDataset(Dataset):
@@ -163,11 +124,11 @@ def load_imagefolder_task(spec: str, root: Path, image_size: int | None, options
     if not test:
         raise DataLayoutError(f"{root / 'val'} holds no images; {IMAGEFOLDER_LAYOUT}")
     mean, std = (options.mean, options.std) if options.mean is not None else (IMAGENET_MEAN, IMAGENET_STD)
-    datasets = [ImageFileDataset(samples, image_transform(train=is_train, options=options, image_size=image_size,
-                                                          mean=mean, std=std, small_images=False))
+    datasets = [ImageFileDataset(samples, folder_transform(train=is_train, options=options, image_size=image_size,
+                                                           mean=mean, std=std))
                 for samples, is_train in ((train, True), (test, False))]
     description = (f"image folders {root}/train and {root}/val: {len(train)} train / {len(test)} test RGB images, "
-                   f"{len(classes)} classes; {transform_description(options, image_size, small_images=False)}; "
+                   f"{len(classes)} classes; {folder_transform_description(options, image_size)}; "
                    f"normalized by mean {tuple(mean)} std {tuple(std)}")
     return Task(name="imagefolder", kind="vision", num_classes=len(classes), in_channels=3, train=datasets[0],
                 test=datasets[1], description=description, spec=spec, fingerprint=fingerprint.hexdigest(),

@@ -134,7 +134,7 @@ def load_vader_task(tokenizer=None) -> Task:
         train, test = _tokenized_split()
         tokenizer_name = "MiniLM WordPiece"
     else:
-        check_tokenizer(tokenizer)
+        check_tokenizer(tokenizer, MAX_LENGTH)
         train, test = _encode(tokenizer)
         tokenizer_name = type(tokenizer).__name__
     train_labels, test_labels = train[2], test[2]
