@@ -25,7 +25,7 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import TensorDataset
 
-from . import Task
+from .task import Task, tensors_fingerprint
 
 SPLIT_SEED = 0
 TEST_FRACTION = 0.2
@@ -126,6 +126,7 @@ def load_digits_task(name: str, image_size: int | None = None) -> Task:
         train=TensorDataset(x_train, y_train),
         test=TensorDataset(x_test, y_test),
         description=description,
+        fingerprint=tensors_fingerprint(name, x_train, y_train, x_test, y_test),
     )
 
 

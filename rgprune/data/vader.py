@@ -24,7 +24,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import torch  # noqa: E402
 from torch.utils.data import TensorDataset  # noqa: E402
 
-from . import Task  # noqa: E402
+from .task import Task, tensors_fingerprint  # noqa: E402
+from .text import check_tokenizer  # noqa: E402
 
 POSITIVE_THRESHOLD = 0.5  # mean rating > +0.5 -> positive (1)
 NEGATIVE_THRESHOLD = -0.5  # mean rating < -0.5 -> negative (0)
@@ -102,11 +103,7 @@ def vader_split() -> tuple[list[str], list[int], list[str], list[int]]:
     return tuple(list(part) for part in _fixed_split())  # type: ignore[return-value]
 
 
-@lru_cache(maxsize=1)
-def _tokenized_split() -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
-    from rgprune.models.bert import load_tokenizer
-
-    tokenizer = load_tokenizer(TOKENIZER_NAME)
+def _encode(tokenizer) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
     train_words, train_labels, test_words, test_labels = _fixed_split()
 
     def encode(words: tuple[str, ...], labels: tuple[int, ...]) -> tuple[torch.Tensor, ...]:
@@ -123,9 +120,23 @@ def _tokenized_split() -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ..
     return encode(train_words, train_labels), encode(test_words, test_labels)
 
 
-def load_vader_task() -> Task:
-    """Build the ``vader`` task (see the module docstring)."""
-    train, test = _tokenized_split()
+@lru_cache(maxsize=1)
+def _tokenized_split() -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+    from rgprune.models.bert import load_tokenizer
+
+    return _encode(load_tokenizer(TOKENIZER_NAME))
+
+
+def load_vader_task(tokenizer=None) -> Task:
+    """Build the ``vader`` task (see the module docstring); ``tokenizer``: another model's tokenizer to use
+    instead of MiniLM's (not cached)."""
+    if tokenizer is None:
+        train, test = _tokenized_split()
+        tokenizer_name = "MiniLM WordPiece"
+    else:
+        check_tokenizer(tokenizer, MAX_LENGTH)
+        train, test = _encode(tokenizer)
+        tokenizer_name = type(tokenizer).__name__
     train_labels, test_labels = train[2], test[2]
     counts = {
         split: (int((labels == 1).sum()), int((labels == 0).sum()))
@@ -136,7 +147,7 @@ def load_vader_task() -> Task:
         f"< {NEGATIVE_THRESHOLD:+} negative (0), the rest dropped; fixed stratified split "
         f"(seed {SPLIT_SEED}): train {len(train_labels)} ({counts['train'][0]} positive, "
         f"{counts['train'][1]} negative), test {len(test_labels)} ({counts['test'][0]} positive, "
-        f"{counts['test'][1]} negative); MiniLM WordPiece tokens padded/truncated to {MAX_LENGTH}"
+        f"{counts['test'][1]} negative); {tokenizer_name} tokens padded/truncated to {MAX_LENGTH}"
     )
     return Task(
         name="vader",
@@ -147,4 +158,5 @@ def load_vader_task() -> Task:
         train=TensorDataset(*(t.clone() for t in train)),
         test=TensorDataset(*(t.clone() for t in test)),
         description=description,
+        fingerprint=tensors_fingerprint("vader", *train, *test),
     )

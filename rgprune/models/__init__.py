@@ -12,6 +12,10 @@ name               kind    what it is
 ``bert-base``      text    ``BertConfig()`` defaults (BERT-base), random init
 =================  ======  ============================================================
 
+Besides these names, ``build_model`` takes the specs ``torchvision:NAME`` (any torchvision classification
+model, random init), ``hf:DIR`` (a local Hugging Face checkpoint) and ``module:pkg.mod:fn`` (your own
+callable); see :mod:`rgprune.models.specs`, which parses every model name and spec.
+
 Vision models map ``[N, C, H, W]`` float images to ``[N, num_classes]`` logits. Text models are
 Hugging Face ``BertForSequenceClassification`` modules: ``model(input_ids=..., attention_mask=...)``
 returns an output whose ``.logits`` is ``[N, num_classes]``.
@@ -23,13 +27,13 @@ are the classifier head and the embeddings, which global magnitude pruning leave
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Literal
+from typing import Iterator
 
 import torch
 from torch import nn
 
-from . import bert, resnet_cifar, torchvision_resnet
-from .bert import load_tokenizer
+from . import bert, resnet_cifar, specs, torchvision_resnet
+from .specs import ModelKind, ModelSpec, check_model_fits_task, load_tokenizer, model_kind, parse_model_spec
 
 MODEL_NAMES: tuple[str, ...] = (
     "resnet18",
@@ -41,29 +45,18 @@ MODEL_NAMES: tuple[str, ...] = (
     "bert-base",
 )
 
-ModelKind = Literal["vision", "text"]
-
 __all__ = [
     "MODEL_NAMES",
+    "ModelKind",
+    "ModelSpec",
     "build_model",
+    "check_model_fits_task",
     "classifier_head_names",
     "embedding_module_names",
     "load_tokenizer",
     "model_kind",
+    "parse_model_spec",
 ]
-
-
-def _check_name(name: object) -> str:
-    if not isinstance(name, str):
-        raise TypeError(f"model name must be a str, got {type(name).__name__}")
-    if name not in MODEL_NAMES:
-        raise ValueError(f"unknown model {name!r}; valid names are: {', '.join(MODEL_NAMES)}")
-    return name
-
-
-def model_kind(name: str) -> ModelKind:
-    """``"text"`` for the BERT models (token-id inputs), ``"vision"`` for the ResNets (images)."""
-    return "text" if _check_name(name) in bert.BERT_NAMES else "vision"
 
 
 @contextlib.contextmanager
@@ -87,40 +80,57 @@ def build_model(
     small_input: bool = True,
     pretrained: bool = True,
     seed: int | None = None,
+    weights_path: str | None = None,
 ) -> nn.Module:
     """Build the model called ``name`` with a ``num_classes``-way classifier head, on the CPU.
 
     Args:
-        name: one of :data:`MODEL_NAMES`.
+        name: one of :data:`MODEL_NAMES`, or a spec ``torchvision:NAME``, ``hf:DIR``, ``module:pkg.mod:fn``
+            (see :mod:`rgprune.models.specs`).
         num_classes: number of output classes (>= 2).
         in_channels: image channels for vision models (>= 1; e.g. 1 for the digits tasks).
             Ignored by text models.
         small_input: torchvision ResNets only: use the 3x3 stride-1 stem without max-pool
             (right for 8x8..64x64 images) instead of the ImageNet stem. The CIFAR ResNets always
-            have a small-image stem; text models ignore it.
-        pretrained: load shipped pretrained weights where they exist, which is only ``"minilm"``
-            (``pretrained=False`` makes it equal to ``"minilm-random"``). No weights are ever
-            downloaded, so every other model is randomly initialized either way.
+            have a small-image stem; text models and specs ignore it.
+        pretrained: load the weights the name or spec comes with: ``"minilm"``'s shipped ones
+            (``pretrained=False`` makes it equal to ``"minilm-random"``), ``hf:DIR``'s, and
+            ``weights_path``. ``False`` builds the same architecture at random init (``module:``
+            callables decide for themselves). No weights are ever downloaded.
         seed: if given, initialize from ``torch.manual_seed(seed)`` (same seed, same weights)
             without changing the global RNG state; if None, draw from the global RNG.
+        weights_path: a local state_dict (``.safetensors`` or ``torch.save``'d) loaded after building
+            when ``pretrained``; a head saved with another class count keeps its fresh init (see
+            :func:`rgprune.models.specs.load_weights`). Not for ``hf:DIR``, which has its own weights.
 
     Raises:
-        ValueError: unknown name, ``num_classes < 2`` or ``in_channels < 1``.
+        ValueError: unknown name or spec, ``num_classes < 2`` or ``in_channels < 1``.
         TypeError: an argument has the wrong type.
+        FileNotFoundError: ``weights_path`` does not exist.
     """
-    _check_name(name)
+    spec = parse_model_spec(name)
     _check_int("num_classes", num_classes, minimum=2)
     _check_int("in_channels", in_channels, minimum=1)
     if seed is not None:
         _check_int("seed", seed, minimum=0)
+    if weights_path is not None and spec.source == "hf":
+        raise ValueError(f"{name} loads the weights of its folder; weights_path does not apply to hf:DIR models")
+    # Read (and check) the file before building anything.
+    state = specs.read_weights(weights_path) if weights_path is not None and pretrained else None
     with _seeded(seed):
-        if name in torchvision_resnet.CONSTRUCTORS:
-            return torchvision_resnet.build_torchvision_resnet(
+        if spec.source != "builtin":
+            model = specs.build_from_spec(spec, num_classes, in_channels=in_channels, pretrained=pretrained)
+        elif name in torchvision_resnet.CONSTRUCTORS:
+            model = torchvision_resnet.build_torchvision_resnet(
                 name, num_classes, in_channels=in_channels, small_input=small_input
             )
-        if name in resnet_cifar.BLOCKS_PER_STAGE:
-            return resnet_cifar.build_cifar_resnet(name, num_classes, in_channels=in_channels)
-        return bert.build_bert(name, num_classes, pretrained=pretrained)
+        elif name in resnet_cifar.BLOCKS_PER_STAGE:
+            model = resnet_cifar.build_cifar_resnet(name, num_classes, in_channels=in_channels)
+        else:
+            model = bert.build_bert(name, num_classes, pretrained=pretrained)
+    if state is not None:
+        specs.load_weights(model, state, num_classes, source=str(weights_path))
+    return model
 
 
 def _check_int(what: str, value: object, *, minimum: int) -> None:

@@ -54,7 +54,7 @@ def minilm_model_dir() -> Path:
 
 
 @contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
+def quiet_transformers() -> Iterator[None]:
     """Silence transformers' load report and progress bar while we load a known checkpoint.
 
     The only thing the report would say is that ``classifier.*`` is newly initialized, which is
@@ -90,7 +90,7 @@ def build_bert(name: str, num_classes: int, pretrained: bool = True) -> "BertFor
         return BertForSequenceClassification(BertConfig(num_labels=num_classes))
     path = minilm_model_dir()
     if name == "minilm" and pretrained:
-        with _quiet_transformers():
+        with quiet_transformers():
             return BertForSequenceClassification.from_pretrained(
                 path, num_labels=num_classes, local_files_only=True
             )
