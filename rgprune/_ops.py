@@ -14,6 +14,16 @@ from typing import NamedTuple, Sequence
 import torch
 
 from rgprune.kernels import reference
+from rgprune.kernels.format import (
+    INFO_LEN,
+    INFO_N_NAN,
+    INFO_N_SURVIVORS,
+    KEY_BITS,
+    MAX_HIST_BITS,
+    RADIX_BITS,
+    key_to_magnitude,
+    mask_words,
+)
 
 try:
     from rgprune import _C  # noqa: F401  (importing it registers the ops)
@@ -103,7 +113,7 @@ class Threshold(NamedTuple):
     @property
     def magnitude(self) -> float:
         """The threshold as a magnitude |w| (NaN when nothing is pruned)."""
-        return reference.key_to_magnitude(self.key, self.dtype)
+        return key_to_magnitude(self.key, self.dtype)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -151,7 +161,7 @@ def validate(tensors, masks, *, same_dtype: bool = True, inplace: bool = False):
         if inplace and t.requires_grad and t.is_leaf and torch.is_grad_enabled():
             raise ValueError(f"tensors[{i}] is a leaf that requires grad: pass param.data or call under "
                              f"torch.no_grad()")
-        words = reference.mask_words(t.numel())
+        words = mask_words(t.numel())
         if m.dtype != torch.int32 or m.dim() != 1 or m.numel() != words or not m.is_contiguous():
             raise ValueError(f"masks[{i}] must be a contiguous 1-D int32 tensor of {words} words (1 bit per "
                              f"weight) for a tensor of {t.numel()} elements, got dtype {m.dtype} and shape "
@@ -162,7 +172,7 @@ def validate(tensors, masks, *, same_dtype: bool = True, inplace: bool = False):
 def _check_bits(bits, dtype) -> int:
     if isinstance(bits, bool) or not isinstance(bits, int):
         raise TypeError(f"bits must be an int, got {type(bits).__name__}")
-    limit = min(reference.MAX_HIST_BITS, reference.KEY_BITS[dtype])
+    limit = min(MAX_HIST_BITS, KEY_BITS[dtype])
     if not 1 <= bits <= limit:
         raise ValueError(f"bits must be between 1 and {limit} (histogram of the top bits of the magnitude key), "
                          f"got {bits}")
@@ -221,9 +231,9 @@ def global_magnitude_threshold(tensors: Sequence[torch.Tensor], masks: Sequence[
         raise ValueError(f"k must be >= 0 (the number of weights to prune), got {k}")
     info, hist = _threshold_info(tensors, masks, k)
     values = info.tolist()
-    if values[reference.INFO_N_NAN]:
-        _raise_on_nan(tensors, masks, values[reference.INFO_N_NAN])
-    n_surv = values[reference.INFO_N_SURVIVORS]
+    if values[INFO_N_NAN]:
+        _raise_on_nan(tensors, masks, values[INFO_N_NAN])
+    n_surv = values[INFO_N_SURVIVORS]
     if k > n_surv:
         raise ValueError(f"k={k} exceeds the {n_surv} surviving weights: pass k <= {n_surv}")
     return Threshold(k, *values[:5], dtype=tensors[0].dtype, info=info, histogram=hist)
@@ -240,7 +250,7 @@ def radix_histogram(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tenso
     tensors, masks = validate(tensors, masks)
     dtype = tensors[0].dtype
     bits = _check_bits(bits, dtype)
-    key_bits = reference.KEY_BITS[dtype]
+    key_bits = KEY_BITS[dtype]
     for name, value in (("prefix", prefix), ("prefix_bits", prefix_bits)):
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"{name} must be an int, got {type(value).__name__}")
@@ -317,8 +327,8 @@ if _C is not None:
     @torch.library.register_fake("rgprune::global_magnitude_threshold")
     def _global_magnitude_threshold_fake(tensors, masks, k):
         t0 = tensors[0]
-        return (t0.new_empty(reference.INFO_LEN, dtype=torch.int64),
-                t0.new_empty(1 << reference.RADIX_BITS, dtype=torch.int64))
+        return (t0.new_empty(INFO_LEN, dtype=torch.int64),
+                t0.new_empty(1 << RADIX_BITS, dtype=torch.int64))
 
     if _has_kernel("rgprune::radix_histogram", torch.device("cpu")):  # absent from builds that predate it
         @torch.library.register_fake("rgprune::radix_histogram")

@@ -52,7 +52,7 @@ import torch
 import torch.distributed as dist
 
 from rgprune import _ops
-from rgprune.kernels import reference
+from rgprune.kernels.format import KEY_BITS, RADIX_BITS, key_to_magnitude
 
 __all__ = ["DistributedPruneError", "DistributedThreshold", "DistributedPruneResult", "resolve_group",
            "global_magnitude_threshold_distributed", "prune_global_distributed_", "all_reduce_stats",
@@ -96,7 +96,7 @@ class DistributedThreshold(NamedTuple):
     @property
     def magnitude(self) -> float:
         """The threshold as a magnitude |w| (NaN when nothing is pruned)."""
-        return reference.key_to_magnitude(self.key, self.dtype)
+        return key_to_magnitude(self.key, self.dtype)
 
 
 class DistributedPruneResult(NamedTuple):
@@ -182,11 +182,11 @@ def global_magnitude_threshold_distributed(tensors: Sequence[torch.Tensor], mask
         error = exc
 
     # ---- pass 1: top-12-bit histogram + per-rank header, one all_reduce -------------------------------
-    nbins = 1 << reference.RADIX_BITS
+    nbins = 1 << RADIX_BITS
     header = torch.zeros(_H_LEN, dtype=torch.int64)
     if error is None:
         device, dtype = tensors[0].device, tensors[0].dtype
-        stats = _ops.magnitude_histogram(tensors, masks, reference.RADIX_BITS, check_nan=False)
+        stats = _ops.magnitude_histogram(tensors, masks, RADIX_BITS, check_nan=False)
         local_hist = stats.histogram
         header[[_H_K, _H_DTYPE, _H_NTENSORS, _H_ORDER]] = torch.tensor(
             [k, _DTYPE_CODES[dtype], len(tensors), _TIE_ORDERS[tie_order]])
@@ -257,9 +257,9 @@ def global_magnitude_threshold_distributed(tensors: Sequence[torch.Tensor], mask
         return make(-1, 0, 0, 0, 0, 0, 0)
 
     # ---- radix select on the reduced histograms; refinement passes: local radix_histogram + all_reduce ----
-    key_bits = reference.KEY_BITS[dtype]
+    key_bits = KEY_BITS[dtype]
     hists = host[:, :nbins]  # [local, global] on the host
-    remaining, n_below, local_below, prefix, consumed, bits = k, 0, 0, 0, 0, reference.RADIX_BITS
+    remaining, n_below, local_below, prefix, consumed, bits = k, 0, 0, 0, 0, RADIX_BITS
     while True:
         b, below = _select(hists[1], remaining)
         n_below += below
@@ -270,7 +270,7 @@ def global_magnitude_threshold_distributed(tensors: Sequence[torch.Tensor], mask
         if consumed == key_bits:
             key, n_ties, n_equal, local_equal = prefix, remaining, int(hists[1, b]), int(hists[0, b])
             break
-        bits = min(reference.RADIX_BITS, key_bits - consumed)
+        bits = min(RADIX_BITS, key_bits - consumed)
         local = _ops.radix_histogram(tensors, masks, prefix, consumed, bits)
         reduced = local.clone()
         _collective(f"all_reduce of histogram pass {passes + 1}", group, dist.all_reduce, reduced)

@@ -7,7 +7,7 @@ from hypothesis import given, settings, strategies as st
 
 import rgprune
 from rgprune import _ops
-from rgprune.kernels import reference as ref
+from rgprune.kernels import format as fmt, reference as ref
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
 
@@ -86,7 +86,7 @@ def check_against_reference(tensors, masks, ks, bits=12):
             assert torch.equal(a.cpu(), b.cpu())
         for a, b in zip(t_a, t_b):
             assert torch.equal(bits_of(a).cpu(), bits_of(b).cpu())
-        if 0 < k <= info_ref[ref.INFO_N_SURVIVORS]:
+        if 0 < k <= info_ref[fmt.INFO_N_SURVIVORS]:
             # exactly k pruned
             before = sum(rgprune.MaskSet(masks, [t.shape for t in tensors]).survivor_counts())
             after = sum(rgprune.MaskSet(m_a, [t.shape for t in tensors]).survivor_counts())

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from rgprune._io import atomic_write_json
-from rgprune.kernels import reference
+from rgprune.kernels.format import KEY_BITS, RADIX_BITS, key_to_magnitude, pack_mask
 
 TRACE_VERSION = 1
 OBSERVABLES = ("histogram", "layer-density", "layer-scale")
@@ -50,7 +50,7 @@ class FlowTrace:
     tensor_names: list[str]
     tensor_sizes: list[int]
     dtype: str = "float32"
-    bits: int = reference.RADIX_BITS
+    bits: int = RADIX_BITS
     fraction: float | None = None
     rounds: list[TraceRound] = field(default_factory=list)
     source: str = ""
@@ -94,8 +94,8 @@ class FlowTrace:
     def bin_lower_edges(self) -> np.ndarray:
         """Magnitude |w| at the lower edge of every histogram bin."""
         dtype = getattr(torch, self.dtype)
-        shift = reference.KEY_BITS[dtype] - self.bits
-        return np.array([reference.key_to_magnitude(b << shift, dtype) for b in range(1 << self.bits)])
+        shift = KEY_BITS[dtype] - self.bits
+        return np.array([key_to_magnitude(b << shift, dtype) for b in range(1 << self.bits)])
 
     def histograms(self) -> np.ndarray:
         """(rounds, bins) survivor counts."""
@@ -245,8 +245,8 @@ def _survivor_mask(ckpt: _Checkpoint, name: str, weight: torch.Tensor) -> torch.
     if name.endswith("_orig"):
         mask_name = name[:-len("_orig")] + "_mask"
         if mask_name in ckpt.names:
-            return reference.pack_mask(ckpt.get(mask_name) != 0)
-    return reference.pack_mask(weight != 0)
+            return pack_mask(ckpt.get(mask_name) != 0)
+    return pack_mask(weight != 0)
 
 
 def trace_from_checkpoints(paths: Sequence[str | os.PathLike], include: Sequence[str] | None = None,
