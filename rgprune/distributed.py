@@ -51,7 +51,7 @@ from typing import NamedTuple, Sequence
 import torch
 import torch.distributed as dist
 
-from rgprune import _ops
+from rgprune import ops
 from rgprune.kernels.format import KEY_BITS, RADIX_BITS, key_to_magnitude
 
 __all__ = ["DistributedPruneError", "DistributedThreshold", "DistributedPruneResult", "resolve_group",
@@ -88,7 +88,7 @@ class DistributedThreshold(NamedTuple):
     dtype: torch.dtype
     info: torch.Tensor
     histogram: torch.Tensor
-    local: _ops.Threshold
+    local: ops.Threshold
     rank: int
     world_size: int
     passes: int
@@ -104,7 +104,7 @@ class DistributedPruneResult(NamedTuple):
     rank's survivors' statistics after pruning (``all_reduce_stats`` sums them over ranks)."""
 
     threshold: DistributedThreshold
-    stats: _ops.MagnitudeStats
+    stats: ops.MagnitudeStats
 
 
 def resolve_group(group=None):
@@ -173,7 +173,7 @@ def global_magnitude_threshold_distributed(tensors: Sequence[torch.Tensor], mask
     try:
         if tie_order not in _TIE_ORDERS:
             raise ValueError(f"tie_order must be 'rank' or 'parameter', got {tie_order!r}")
-        tensors, masks = _ops.validate(tensors, masks)
+        tensors, masks = ops.validate(tensors, masks)
         if isinstance(k, bool) or not isinstance(k, int):
             raise TypeError(f"k must be an int (the number of weights to prune), got {type(k).__name__}")
         if k < 0:
@@ -186,7 +186,7 @@ def global_magnitude_threshold_distributed(tensors: Sequence[torch.Tensor], mask
     header = torch.zeros(_H_LEN, dtype=torch.int64)
     if error is None:
         device, dtype = tensors[0].device, tensors[0].dtype
-        stats = _ops.magnitude_histogram(tensors, masks, RADIX_BITS, check_nan=False)
+        stats = ops.magnitude_histogram(tensors, masks, RADIX_BITS, check_nan=False)
         local_hist = stats.histogram
         header[[_H_K, _H_DTYPE, _H_NTENSORS, _H_ORDER]] = torch.tensor(
             [k, _DTYPE_CODES[dtype], len(tensors), _TIE_ORDERS[tie_order]])
@@ -247,7 +247,7 @@ def global_magnitude_threshold_distributed(tensors: Sequence[torch.Tensor], mask
 
     def make(key, n_below, n_ties, n_equal, local_below, local_ties, local_equal):
         local_info = torch.tensor([key, local_below, local_ties, local_equal, local_surv, 0], dtype=torch.int64)
-        local = _ops.Threshold(local_below + local_ties, key, local_below, local_ties, local_equal, local_surv,
+        local = ops.Threshold(local_below + local_ties, key, local_below, local_ties, local_equal, local_surv,
                                dtype=dtype, info=local_info.to(device), histogram=local_hist)
         info = torch.tensor([key, n_below, n_ties, n_equal, n_surv, 0], dtype=torch.int64).to(device)
         return DistributedThreshold(k, key, n_below, n_ties, n_equal, n_surv, dtype, info, global_top, local,
@@ -271,7 +271,7 @@ def global_magnitude_threshold_distributed(tensors: Sequence[torch.Tensor], mask
             key, n_ties, n_equal, local_equal = prefix, remaining, int(hists[1, b]), int(hists[0, b])
             break
         bits = min(RADIX_BITS, key_bits - consumed)
-        local = _ops.radix_histogram(tensors, masks, prefix, consumed, bits)
+        local = ops.radix_histogram(tensors, masks, prefix, consumed, bits)
         reduced = local.clone()
         _collective(f"all_reduce of histogram pass {passes + 1}", group, dist.all_reduce, reduced)
         passes += 1
@@ -285,7 +285,7 @@ def global_magnitude_threshold_distributed(tensors: Sequence[torch.Tensor], mask
         lower = int(counts[:rank].sum())
         local_ties = min(max(n_ties - lower, 0), local_equal)
     else:  # "parameter": tensor index, then rank; the ties a rank prunes are still a prefix of its own order
-        per_tensor = torch.stack([_ops.radix_histogram([t], [m], key >> 1, key_bits - 1, 1)[key & 1]
+        per_tensor = torch.stack([ops.radix_histogram([t], [m], key >> 1, key_bits - 1, 1)[key & 1]
                                   for t, m in zip(tensors, masks)]).cpu().tolist()
         counts = _all_gather_ints(per_tensor, group, device)  # [world, n_tensors]
         before_tensor = torch.cumsum(counts.sum(0), 0) - counts.sum(0)
@@ -314,11 +314,11 @@ def prune_global_distributed_(tensors: Sequence[torch.Tensor], masks: Sequence[t
     at resolution ``bits``.
     """
     threshold = global_magnitude_threshold_distributed(tensors, masks, k, group, tie_order=tie_order)
-    stats = _ops.apply_threshold_(tensors, masks, threshold.local, bits)
+    stats = ops.apply_threshold_(tensors, masks, threshold.local, bits)
     return DistributedPruneResult(threshold, stats)
 
 
-def all_reduce_stats(stats: _ops.MagnitudeStats, group=None) -> _ops.MagnitudeStats:
+def all_reduce_stats(stats: ops.MagnitudeStats, group=None) -> ops.MagnitudeStats:
     """Sum survivors' statistics over ranks (two all_reduces of O(bins + tensors) numbers). The per-tensor
     entries are summed index by index: every rank must hold shards of the same tensors, in the same order."""
     group = resolve_group(group)
@@ -327,7 +327,7 @@ def all_reduce_stats(stats: _ops.MagnitudeStats, group=None) -> _ops.MagnitudeSt
     _collective("all_reduce of the survivors' histogram", group, dist.all_reduce, ints)
     _collective("all_reduce of the survivors' sums", group, dist.all_reduce, floats)
     nb, n = stats.histogram.numel(), stats.counts.numel()
-    return _ops.MagnitudeStats(ints[:nb], ints[nb:nb + n], floats[:n], floats[n:], ints[nb + n:])
+    return ops.MagnitudeStats(ints[:nb], ints[nb:nb + n], floats[:n], floats[n:], ints[nb + n:])
 
 
 def check_replicated(values: Sequence[int], what: str, group=None, device=None) -> None:

@@ -15,7 +15,7 @@ from typing import Iterable, Mapping, Sequence
 
 import torch
 
-from rgprune import _ops
+from rgprune import ops
 from rgprune import distributed as _dist
 from rgprune.masks import MaskSet
 
@@ -31,8 +31,8 @@ class PruneReport:
 
     k: int
     density: float
-    threshold: _ops.Threshold
-    stats: _ops.MagnitudeStats
+    threshold: ops.Threshold
+    stats: ops.MagnitudeStats
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -200,25 +200,25 @@ class GlobalMagnitudePruner:
             if self.sharded:  # exact global threshold; ties in model order (FSDP2 shards are row blocks)
                 result = _dist.prune_global_distributed_(self._weights(), self.masks.words, k, self.process_group,
                                                          bits, tie_order="parameter")
-                result = _ops.PruneResult(result.threshold, _dist.all_reduce_stats(result.stats, self.process_group))
+                result = ops.PruneResult(result.threshold, _dist.all_reduce_stats(result.stats, self.process_group))
             else:
                 if self.process_group is not None:  # replicated (DDP): every rank must prune the same model
                     _dist.check_replicated([k, survivors, self.num_weights], "the pruned models' k, survivors and "
                                            "size", self.process_group, self.masks.words[0].device)
-                result = _ops.prune_global_(self._weights(), self.masks.words, k, bits)
+                result = ops.prune_global_(self._weights(), self.masks.words, k, bits)
         return PruneReport(k, self.density(), result.threshold, result.stats)
 
-    def stats(self, bits: int = 12) -> _ops.MagnitudeStats:
+    def stats(self, bits: int = 12) -> ops.MagnitudeStats:
         """Statistics of the current survivors (histogram, per-tensor count, Σ|w|, Σw²); over all ranks when
         sharded."""
         with torch.no_grad():
-            stats = _ops.magnitude_histogram(self._weights(), self.masks.words, bits)
+            stats = ops.magnitude_histogram(self._weights(), self.masks.words, bits)
             return _dist.all_reduce_stats(stats, self.process_group) if self.sharded else stats
 
     def apply_masks(self) -> None:
         """Zero the pruned weights (e.g. after loading weights from elsewhere)."""
         with torch.no_grad():
-            _ops.apply_masks_(self._weights(), self.masks.words)
+            ops.apply_masks_(self._weights(), self.masks.words)
 
     # ---- keeping masks applied during training ------------------------------------------------------
     def _masked_state(self, optimizer) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -247,7 +247,7 @@ class GlobalMagnitudePruner:
         def after_step(opt, args, kwargs):
             with torch.no_grad():
                 tensors, masks = self._masked_state(opt)
-                _ops.apply_masks_(tensors, masks)
+                ops.apply_masks_(tensors, masks)
 
         handle = optimizer.register_step_post_hook(after_step)
         self._hooks.append(handle)

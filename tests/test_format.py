@@ -3,35 +3,34 @@ mask and key helpers do what the format says."""
 import pytest
 import torch
 
-import rgprune
-from rgprune import _ops
+from rgprune.kernels import extension
 from rgprune.kernels import format as fmt
 
 DTYPE_NAMES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16",
                torch.float64: "float64"}
 
-requires_compiled = pytest.mark.skipif(_ops._C is None, reason=f"extension not built: {rgprune.backend()}")
+requires_compiled = pytest.mark.skipif(extension.module is None, reason=f"extension not built: {extension.backend()}")
 
 
 @requires_compiled
 def test_scalar_constants_equal_the_extensions():
     for name in ("RADIX_BITS", "MAX_HIST_BITS", "INFO_KEY", "INFO_N_BELOW", "INFO_N_TIES", "INFO_N_EQUAL",
                  "INFO_N_SURVIVORS", "INFO_N_NAN", "INFO_LEN"):
-        assert getattr(fmt, name) == getattr(_ops._C, name), name
+        assert getattr(fmt, name) == getattr(extension.module, name), name
 
 
 @requires_compiled
 def test_per_dtype_key_constants_equal_the_extensions():
     assert set(fmt.KEY_BITS) == set(fmt.INF_KEY) == set(DTYPE_NAMES)
     for dtype, name in DTYPE_NAMES.items():
-        assert fmt.KEY_BITS[dtype] == _ops._C.KEY_BITS[name], name
-        assert fmt.INF_KEY[dtype] == _ops._C.INF_KEY[name], name
+        assert fmt.KEY_BITS[dtype] == extension.module.KEY_BITS[name], name
+        assert fmt.INF_KEY[dtype] == extension.module.INF_KEY[name], name
 
 
 @requires_compiled
 @pytest.mark.parametrize("numel", [0, 1, 31, 32, 33, 64, 1000, 2**31 + 5])
 def test_mask_words_equal_the_extensions(numel):
-    assert fmt.mask_words(numel) == _ops._C.mask_words(numel)
+    assert fmt.mask_words(numel) == extension.module.mask_words(numel)
 
 
 @pytest.mark.parametrize("dtype", list(DTYPE_NAMES))

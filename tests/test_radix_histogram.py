@@ -5,8 +5,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 import rgprune
-from rgprune import _ops
-from rgprune.kernels import format as fmt, reference as ref
+from rgprune.kernels import extension, format as fmt, reference as ref
 
 from test_kernels import DTYPES, SHAPE_SETS, make_weights, random_masks, requires_compiled
 
@@ -14,7 +13,7 @@ OP = "rgprune::radix_histogram"
 
 
 def has_kernel(device):
-    return _ops._C is not None and _ops._has_kernel(OP, torch.device(device))
+    return extension.module is not None and extension.has_kernel(OP, torch.device(device))
 
 
 def radix_op(tensors, masks, prefix, prefix_bits, bits):
@@ -178,18 +177,20 @@ def test_direct_op_checks():
 @requires_compiled
 def test_falls_back_to_reference_without_a_cuda_kernel(monkeypatch):
     """Until csrc/cuda has the kernel, CUDA tensors go to the reference for this op only."""
-    monkeypatch.setattr(_ops._C, "built_with_cuda", True, raising=False)
-    monkeypatch.setattr(_ops, "_warned_ops", set())
+    monkeypatch.setattr(extension.module, "built_with_cuda", True, raising=False)
+    monkeypatch.setattr(extension, "_warned_ops", set())
     cuda = torch.device("cuda")
-    assert _ops._compiled_for(cuda)  # other ops: unchanged
-    assert _ops._compiled_for(torch.device("cpu"), OP) == has_kernel("cpu")
+    assert extension.compiled_for(cuda)  # other ops: unchanged
+    assert extension.compiled_for(torch.device("cpu"), OP) == has_kernel("cpu")
     expect = torch._C._dispatch_has_kernel_for_dispatch_key(OP, "CUDA")
     if expect:
-        assert _ops._compiled_for(cuda, OP)
+        assert extension.compiled_for(cuda, OP)
     else:
         with pytest.warns(RuntimeWarning, match="radix_histogram has no compiled cuda kernel"):
-            assert not _ops._compiled_for(cuda, OP)
-    assert not _ops._compiled_for(cuda, "rgprune::no_such_op")
+            assert not extension.compiled_for(cuda, OP)
+    # a misspelt op name is a bug, not an op without a kernel: it must not fall back to the reference silently
+    with pytest.raises(RuntimeError, match="does not exist"):
+        extension.compiled_for(cuda, "rgprune::no_such_op")
 
 
 @requires_compiled

@@ -260,7 +260,7 @@ def trace_from_checkpoints(paths: Sequence[str | os.PathLike], include: Sequence
     survivors are the nonzero weights (or torch.prune's ``weight_mask`` where present). Memory: one
     tensor (plus its bit mask) at a time, whatever the model's size.
     """
-    from rgprune._ops import magnitude_histogram
+    from rgprune.ops import magnitude_histogram
 
     if not paths:
         raise ValueError("no checkpoints given: pass at least one file")
