@@ -16,9 +16,15 @@ from rgprune.kernels.format import mask_words, pack_mask, unpack_mask
 
 # popcount of every byte value: counting survivors without unpacking the masks
 _POPCOUNT_BYTE = torch.tensor([bin(i).count("1") for i in range(256)], dtype=torch.int64)
+_INTEGER_DTYPES = (torch.int32, torch.int64, torch.int16, torch.int8, torch.uint8)
 
 
-def _popcount(words: torch.Tensor) -> int:
+def popcount(words: torch.Tensor) -> int:
+    """Number of set bits in bit-packed mask words (an integer tensor): the survivors they mark."""
+    if not isinstance(words, torch.Tensor) or words.dtype not in _INTEGER_DTYPES:
+        raise TypeError(f"popcount needs an integer tensor of mask words (e.g. MaskSet.words[i]), got "
+                        f"{getattr(words, 'dtype', type(words).__name__)}")
+    words = words.contiguous()
     table = _POPCOUNT_BYTE.to(words.device)
     return int(table[words.view(torch.uint8).to(torch.int64)].sum()) if words.numel() else 0
 
@@ -92,7 +98,7 @@ class MaskSet:
         return [s.numel() for s in self.shapes]
 
     def survivor_counts(self) -> list[int]:
-        return [_popcount(w) for w in self.words]
+        return [popcount(w) for w in self.words]
 
     def density(self) -> float:
         """Fraction of weights surviving over all tensors."""
