@@ -9,19 +9,17 @@
 """
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import torch
 
-from rgprune import ops
 from rgprune import distributed as _dist
+from rgprune import ops
 from rgprune.masks import MaskSet
+from rgprune.prunable import select_prunable, unwrap_model
 
-#: top-level module names treated as classifier heads (torchvision, CIFAR ResNets, Hugging Face, timm)
-HEAD_NAMES = ("fc", "classifier", "head", "heads", "lm_head", "linear", "cls")
-_PRUNABLE_TYPES = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+__all__ = ["GlobalMagnitudePruner", "PruneReport"]
 
 
 @dataclass(frozen=True)
@@ -33,54 +31,6 @@ class PruneReport:
     density: float
     threshold: ops.Threshold
     stats: ops.MagnitudeStats
-
-
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    # DDP / DataParallel keep the user's model in .module; names should not carry the wrapper's prefix
-    while isinstance(model, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)):
-        model = model.module
-    return model
-
-
-def _matches(name: str, patterns: Sequence[str]) -> bool:
-    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
-
-
-def select_prunable(model: torch.nn.Module, include: Sequence[str] | None = None,
-                    exclude: Sequence[str] = (), *, prune_embeddings: bool = False,
-                    prune_head: bool = False) -> list[tuple[str, torch.nn.Parameter]]:
-    """The parameters a pruner ranks, in model order, each once (tied weights are counted once).
-
-    Default: the ``weight`` of every Linear and Conv layer. Never biases or norm layers. Embeddings
-    (``nn.Embedding``) only with ``prune_embeddings=True``; the classifier head (a top-level module named
-    one of ``HEAD_NAMES``) only with ``prune_head=True``. ``include`` (fnmatch patterns over qualified
-    parameter names, e.g. ``"layer1.*.conv*.weight"``) replaces the default set and selects whatever
-    float parameter it names (a broad ``"layer1.*.weight"`` would take the BatchNorm weights too);
-    ``exclude`` removes from the selection.
-    """
-    model = _unwrap(model)
-    chosen, seen = [], set()
-    for module_name, module in model.named_modules():
-        for param_name, param in module.named_parameters(recurse=False):
-            name = f"{module_name}.{param_name}" if module_name else param_name
-            if id(param) in seen:
-                continue
-            if include is not None:
-                take = _matches(name, include)
-            else:
-                is_head = module_name.split(".")[0] in HEAD_NAMES
-                take = param_name == "weight" and (
-                    isinstance(module, _PRUNABLE_TYPES) and (prune_head or not is_head)
-                    or isinstance(module, torch.nn.Embedding) and prune_embeddings)
-            if take and not _matches(name, exclude):
-                if not param.is_floating_point():
-                    raise TypeError(f"parameter {name} has dtype {param.dtype}; only float parameters can be pruned")
-                seen.add(id(param))
-                chosen.append((name, param))
-    if not chosen:
-        raise ValueError("no prunable parameters selected: the model has no Linear/Conv weights matching the "
-                         f"include={include!r} / exclude={list(exclude)!r} patterns; adjust them")
-    return chosen
 
 
 class GlobalMagnitudePruner:
@@ -127,7 +77,7 @@ class GlobalMagnitudePruner:
     @property
     def params(self) -> list[torch.nn.Parameter]:
         """The selected parameters, looked up afresh (they change identity under .to() on some setups)."""
-        lookup = dict(_unwrap(self.model).named_parameters(remove_duplicate=False))
+        lookup = dict(unwrap_model(self.model).named_parameters(remove_duplicate=False))
         return [lookup[n] for n in self.names]
 
     def _local(self, p: torch.Tensor) -> torch.Tensor:
@@ -265,7 +215,7 @@ class GlobalMagnitudePruner:
         """Set the model to ``state_dict`` (e.g. saved at initialization or at an early step) and keep the
         pruned weights at 0. ``state_dict`` must hold every selected parameter; parameters and buffers
         it also holds are restored too. A bad ``state_dict`` raises ValueError and changes nothing."""
-        model = _unwrap(self.model)
+        model = unwrap_model(self.model)
         # a DDP / DataParallel wrapper's own state_dict() prefixes every key with "module." (once per
         # wrapper); accept it as well as the inner model's, as the pruner's names carry no prefix
         prefix, inner = "", self.model
@@ -321,7 +271,7 @@ class GlobalMagnitudePruner:
 
     # ---- torch.nn.utils.prune interop -------------------------------------------------------------------
     def _module_param_pairs(self) -> list[tuple[torch.nn.Module, str]]:
-        model = _unwrap(self.model)
+        model = unwrap_model(self.model)
         pairs = []
         for name in self.names:
             module_name, _, param_name = name.rpartition(".")
@@ -343,7 +293,7 @@ class GlobalMagnitudePruner:
         the model as it was: every ``<name>_orig`` (all its values, the pruned ones too) and ``<name>_mask``
         is put back (the hooks are then ``CustomFromMask`` ones, the mask unchanged)."""
         import torch.nn.utils.prune as tprune
-        inner = _unwrap(model)
+        inner = unwrap_model(model)
         pruned = [(m, hook._tensor_name) for m in inner.modules() for hook in list(m._forward_pre_hooks.values())
                   if isinstance(hook, tprune.BasePruningMethod)]
         if not pruned:

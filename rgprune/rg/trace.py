@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from rgprune import prunable
 from rgprune._io import atomic_write_json
 from rgprune.kernels.format import KEY_BITS, RADIX_BITS, key_to_magnitude, pack_mask
 
@@ -152,9 +153,6 @@ class FlowTrace:
 # From checkpoints on disk, one tensor at a time
 # ------------------------------------------------------------------------------------------------------
 
-_HEAD_OR_EMBEDDING = ("*embeddings*", "fc.*", "classifier.*", "head.*", "lm_head.*", "linear.*")
-
-
 class _Checkpoint:
     """Read-only view of one checkpoint: tensor names, and one tensor at a time."""
 
@@ -223,19 +221,18 @@ def _safetensors_index(path: str) -> dict:
 
 
 def _prunable_names(ckpt: _Checkpoint, include: Sequence[str] | None, exclude: Sequence[str]) -> list[str]:
-    import fnmatch
+    """The checkpoint's tensors in ``rgprune.prunable``'s default set (or matching ``include``), less ``exclude``."""
     chosen = []
     for name in ckpt.names:
         if name.endswith("_mask"):
             continue
         base = name[:-len("_orig")] if name.endswith("_orig") else name  # torch.prune's reparametrization
         if include is not None:
-            take = any(fnmatch.fnmatchcase(base, p) for p in include)
+            take = prunable.matches(base, include)
         else:
             t = ckpt.get(name)
-            take = (base.endswith("weight") and t.dim() >= 2 and t.is_floating_point()
-                    and not any(fnmatch.fnmatchcase(base, p) for p in _HEAD_OR_EMBEDDING))
-        if take and not any(fnmatch.fnmatchcase(base, p) for p in exclude):
+            take = prunable.is_default_prunable(base, prunable.tensor_kind(base, t.dim(), t.dtype))
+        if take and not prunable.matches(base, exclude):
             chosen.append(name)
     return chosen
 
