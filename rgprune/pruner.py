@@ -14,8 +14,7 @@ from typing import Mapping, Sequence
 
 import torch
 
-from rgprune import distributed as _dist
-from rgprune import ops
+from rgprune import distributed, ops
 from rgprune.masks import MaskSet
 from rgprune.prunable import select_prunable, unwrap_model
 
@@ -68,8 +67,8 @@ class GlobalMagnitudePruner:
             raise TypeError(f"the selected parameters have several dtypes {sorted(map(str, dtypes))}; global "
                             f"ranking needs one dtype: cast the model or select one group with include=")
         self.names = [n for n, _ in named]
-        self.process_group = None if process_group is None else _dist.resolve_group(process_group)
-        self.sharded = _dist.is_sharded([p for _, p in named], self.process_group)
+        self.process_group = None if process_group is None else distributed.resolve_group(process_group)
+        self.sharded = distributed.is_sharded([p for _, p in named], self.process_group)
         self.masks = MaskSet.ones([self._local(p) for _, p in named], names=self.names)
         self._hooks = []
 
@@ -82,7 +81,7 @@ class GlobalMagnitudePruner:
 
     def _local(self, p: torch.Tensor) -> torch.Tensor:
         """What this rank prunes of parameter ``p``: its local shard when sharded, else all of it."""
-        return _dist.local_shard(p) if self.sharded else p.data
+        return distributed.local_shard(p) if self.sharded else p.data
 
     def _weights(self) -> list[torch.Tensor]:
         params = self.params
@@ -96,7 +95,8 @@ class GlobalMagnitudePruner:
         if not self.sharded:
             return counts
         t = torch.tensor(counts, dtype=torch.int64).to(self.masks.words[0].device)
-        _dist._collective("all_reduce of the survivor counts", self.process_group, torch.distributed.all_reduce, t)
+        all_reduce = torch.distributed.all_reduce
+        distributed.collective("all_reduce of the survivor counts", self.process_group, all_reduce, t)
         return t.tolist()
 
     def density(self) -> float:
@@ -148,13 +148,15 @@ class GlobalMagnitudePruner:
             k = survivors - keep
         with torch.no_grad():
             if self.sharded:  # exact global threshold; ties in model order (FSDP2 shards are row blocks)
-                result = _dist.prune_global_distributed_(self._weights(), self.masks.words, k, self.process_group,
-                                                         bits, tie_order="parameter")
-                result = ops.PruneResult(result.threshold, _dist.all_reduce_stats(result.stats, self.process_group))
+                result = distributed.prune_global_distributed_(self._weights(), self.masks.words, k,
+                                                               self.process_group, bits, tie_order="parameter")
+                stats = distributed.all_reduce_stats(result.stats, self.process_group)
+                result = ops.PruneResult(result.threshold, stats)
             else:
                 if self.process_group is not None:  # replicated (DDP): every rank must prune the same model
-                    _dist.check_replicated([k, survivors, self.num_weights], "the pruned models' k, survivors and "
-                                           "size", self.process_group, self.masks.words[0].device)
+                    distributed.check_replicated([k, survivors, self.num_weights],
+                                                 "the pruned models' k, survivors and size", self.process_group,
+                                                 self.masks.words[0].device)
                 result = ops.prune_global_(self._weights(), self.masks.words, k, bits)
         return PruneReport(k, self.density(), result.threshold, result.stats)
 
@@ -163,7 +165,7 @@ class GlobalMagnitudePruner:
         sharded."""
         with torch.no_grad():
             stats = ops.magnitude_histogram(self._weights(), self.masks.words, bits)
-            return _dist.all_reduce_stats(stats, self.process_group) if self.sharded else stats
+            return distributed.all_reduce_stats(stats, self.process_group) if self.sharded else stats
 
     def apply_masks(self) -> None:
         """Zero the pruned weights (e.g. after loading weights from elsewhere)."""
@@ -178,7 +180,7 @@ class GlobalMagnitudePruner:
         for p, w, m in zip(self.params, weights, self.masks.words):
             for value in optimizer.state.get(p, {}).values():
                 if self.sharded and isinstance(value, torch.Tensor):
-                    value = _dist.local_shard(value)  # FSDP2: moments are DTensors like their parameter
+                    value = distributed.local_shard(value)  # FSDP2: moments are DTensors like their parameter
                 if isinstance(value, torch.Tensor) and value.shape == w.shape and value.is_floating_point():
                     tensors.append(value)
                     masks.append(m)
