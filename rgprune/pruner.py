@@ -51,9 +51,6 @@ class GlobalMagnitudePruner:
     ``num_survivors``, ``stats`` etc. are then global (collectives: call them on every rank).
     """
 
-    process_group = None  # class defaults: pruners pickled before these attributes existed load as one-process
-    sharded = False
-
     def __init__(self, model: torch.nn.Module, include: Sequence[str] | None = None, exclude: Sequence[str] = (),
                  *, prune_embeddings: bool = False, prune_head: bool = False, process_group=None):
         if not isinstance(model, torch.nn.Module):
