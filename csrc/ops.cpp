@@ -58,6 +58,28 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, mod) {
   mod.attr("built_with_cuda") = false;
 #endif
   mod.attr("cpu_kernels_parallel") = rgprune::cpu_kernels_parallel();
+  // The format constants, for the test that rgprune/kernels/format.py (their Python twin) agrees.
+  mod.attr("RADIX_BITS") = rgprune::kRadixBits;
+  mod.attr("MAX_HIST_BITS") = rgprune::kMaxHistBits;
+  mod.attr("INFO_KEY") = static_cast<int>(rgprune::kInfoKey);
+  mod.attr("INFO_N_BELOW") = static_cast<int>(rgprune::kInfoBelow);
+  mod.attr("INFO_N_TIES") = static_cast<int>(rgprune::kInfoTies);
+  mod.attr("INFO_N_EQUAL") = static_cast<int>(rgprune::kInfoEqual);
+  mod.attr("INFO_N_SURVIVORS") = static_cast<int>(rgprune::kInfoSurvivors);
+  mod.attr("INFO_N_NAN") = static_cast<int>(rgprune::kInfoNan);
+  mod.attr("INFO_LEN") = static_cast<int>(rgprune::kInfoLen);
+  pybind11::dict key_bits, inf_key;  // by torch dtype name, through the dispatch the kernels use
+  const std::pair<at::ScalarType, const char*> dtypes[] = {
+      {at::kFloat, "float32"}, {at::kHalf, "float16"}, {at::kBFloat16, "bfloat16"}, {at::kDouble, "float64"}};
+  for (const auto& [dtype, name] : dtypes) {
+    rgprune::dispatch_keys(dtype, [&, name = name](auto traits) {
+      key_bits[name] = decltype(traits)::key_bits;
+      inf_key[name] = decltype(traits)::inf_key;
+    });
+  }
+  mod.attr("KEY_BITS") = key_bits;
+  mod.attr("INF_KEY") = inf_key;
+  mod.def("mask_words", &rgprune::mask_words, "int32 words of the bit-packed mask of a tensor of numel elements");
   mod.def("threshold_window_counts", &rgprune::threshold_window_counts,
           "(thresholds with a first-pass key window, of which selected in it), CPU float32, since load");
 }

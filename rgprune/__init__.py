@@ -3,13 +3,13 @@ renormalization-group flow it induces.
 
 Public API (the heavier parts — models, data, IMP, RG analysis — are submodules imported on use):
 
-* ``backend()``: which kernel implementation is active.
+* ``backend()``: which kernel implementation is active. The typed entry points live in ``rgprune.ops``.
 * kernels over lists of tensors: ``magnitude_histogram``, ``global_magnitude_threshold``,
   ``apply_threshold_``, ``apply_masks_``, ``prune_global_``, ``radix_histogram`` (also as
   ``torch.ops.rgprune.*``). Across torch.distributed ranks: ``rgprune.distributed``.
 * ``MaskSet``: bit-packed masks; ``GlobalMagnitudePruner``: the drop-in pruner for training code.
 """
-from rgprune._ops import (
+from rgprune.ops import (
     MagnitudeStats,
     PruneResult,
     Threshold,

@@ -12,13 +12,19 @@ from typing import Iterable, Sequence
 import torch
 
 from rgprune._io import atomic_write
-from rgprune.kernels import reference
+from rgprune.kernels.format import mask_words, pack_mask, unpack_mask
 
 # popcount of every byte value: counting survivors without unpacking the masks
 _POPCOUNT_BYTE = torch.tensor([bin(i).count("1") for i in range(256)], dtype=torch.int64)
+_INTEGER_DTYPES = (torch.int32, torch.int64, torch.int16, torch.int8, torch.uint8)
 
 
-def _popcount(words: torch.Tensor) -> int:
+def popcount(words: torch.Tensor) -> int:
+    """Number of set bits in bit-packed mask words (an integer tensor): the survivors they mark."""
+    if not isinstance(words, torch.Tensor) or words.dtype not in _INTEGER_DTYPES:
+        raise TypeError(f"popcount needs an integer tensor of mask words (e.g. MaskSet.words[i]), got "
+                        f"{getattr(words, 'dtype', type(words).__name__)}")
+    words = words.contiguous()
     table = _POPCOUNT_BYTE.to(words.device)
     return int(table[words.view(torch.uint8).to(torch.int64)].sum()) if words.numel() else 0
 
@@ -45,7 +51,7 @@ class MaskSet:
         if len(set(names)) != len(names):
             raise ValueError("MaskSet names must be unique")
         for name, w, s in zip(names, words, shapes):
-            expected = reference.mask_words(s.numel())
+            expected = mask_words(s.numel())
             if not isinstance(w, torch.Tensor) or w.dtype != torch.int32 or w.dim() != 1 or w.numel() != expected:
                 raise ValueError(f"mask {name!r} must be a 1-D int32 tensor of {expected} words for shape "
                                  f"{tuple(s)}, got {getattr(w, 'dtype', type(w))} {tuple(getattr(w, 'shape', ()))}")
@@ -59,10 +65,10 @@ class MaskSet:
         """All weights surviving, on the tensors' devices."""
         words = []
         for t in tensors:
-            w = torch.full((reference.mask_words(t.numel()),), -1, dtype=torch.int32, device=t.device)
+            w = torch.full((mask_words(t.numel()),), -1, dtype=torch.int32, device=t.device)
             tail = t.numel() % 32
             if tail:
-                w[-1] = reference.pack_mask(torch.ones(tail, dtype=torch.bool))[0]
+                w[-1] = pack_mask(torch.ones(tail, dtype=torch.bool))[0]
             words.append(w)
         return cls(words, [t.shape for t in tensors], names)
 
@@ -72,7 +78,7 @@ class MaskSet:
         for i, k in enumerate(keep):
             if k.dtype != torch.bool and not bool(((k == 0) | (k == 1)).all()):
                 raise ValueError(f"mask {i} must be bool or hold only 0 and 1")
-        return cls([reference.pack_mask(k != 0) for k in keep], [k.shape for k in keep], names)
+        return cls([pack_mask(k != 0) for k in keep], [k.shape for k in keep], names)
 
     # ---- views --------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -86,13 +92,13 @@ class MaskSet:
 
     def to_bool(self) -> list[torch.Tensor]:
         """Unpacked bool masks, shaped like the tensors."""
-        return [reference.unpack_mask(w, s.numel()).reshape(s) for w, s in zip(self.words, self.shapes)]
+        return [unpack_mask(w, s.numel()).reshape(s) for w, s in zip(self.words, self.shapes)]
 
     def numels(self) -> list[int]:
         return [s.numel() for s in self.shapes]
 
     def survivor_counts(self) -> list[int]:
-        return [_popcount(w) for w in self.words]
+        return [popcount(w) for w in self.words]
 
     def density(self) -> float:
         """Fraction of weights surviving over all tensors."""

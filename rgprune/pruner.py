@@ -9,19 +9,16 @@
 """
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import torch
 
-from rgprune import _ops
-from rgprune import distributed as _dist
+from rgprune import distributed, ops
 from rgprune.masks import MaskSet
+from rgprune.prunable import select_prunable, unwrap_model
 
-#: top-level module names treated as classifier heads (torchvision, CIFAR ResNets, Hugging Face, timm)
-HEAD_NAMES = ("fc", "classifier", "head", "heads", "lm_head", "linear", "cls")
-_PRUNABLE_TYPES = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+__all__ = ["GlobalMagnitudePruner", "PruneReport"]
 
 
 @dataclass(frozen=True)
@@ -31,56 +28,8 @@ class PruneReport:
 
     k: int
     density: float
-    threshold: _ops.Threshold
-    stats: _ops.MagnitudeStats
-
-
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    # DDP / DataParallel keep the user's model in .module; names should not carry the wrapper's prefix
-    while isinstance(model, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)):
-        model = model.module
-    return model
-
-
-def _matches(name: str, patterns: Sequence[str]) -> bool:
-    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
-
-
-def select_prunable(model: torch.nn.Module, include: Sequence[str] | None = None,
-                    exclude: Sequence[str] = (), *, prune_embeddings: bool = False,
-                    prune_head: bool = False) -> list[tuple[str, torch.nn.Parameter]]:
-    """The parameters a pruner ranks, in model order, each once (tied weights are counted once).
-
-    Default: the ``weight`` of every Linear and Conv layer. Never biases or norm layers. Embeddings
-    (``nn.Embedding``) only with ``prune_embeddings=True``; the classifier head (a top-level module named
-    one of ``HEAD_NAMES``) only with ``prune_head=True``. ``include`` (fnmatch patterns over qualified
-    parameter names, e.g. ``"layer1.*.conv*.weight"``) replaces the default set and selects whatever
-    float parameter it names (a broad ``"layer1.*.weight"`` would take the BatchNorm weights too);
-    ``exclude`` removes from the selection.
-    """
-    model = _unwrap(model)
-    chosen, seen = [], set()
-    for module_name, module in model.named_modules():
-        for param_name, param in module.named_parameters(recurse=False):
-            name = f"{module_name}.{param_name}" if module_name else param_name
-            if id(param) in seen:
-                continue
-            if include is not None:
-                take = _matches(name, include)
-            else:
-                is_head = module_name.split(".")[0] in HEAD_NAMES
-                take = param_name == "weight" and (
-                    isinstance(module, _PRUNABLE_TYPES) and (prune_head or not is_head)
-                    or isinstance(module, torch.nn.Embedding) and prune_embeddings)
-            if take and not _matches(name, exclude):
-                if not param.is_floating_point():
-                    raise TypeError(f"parameter {name} has dtype {param.dtype}; only float parameters can be pruned")
-                seen.add(id(param))
-                chosen.append((name, param))
-    if not chosen:
-        raise ValueError("no prunable parameters selected: the model has no Linear/Conv weights matching the "
-                         f"include={include!r} / exclude={list(exclude)!r} patterns; adjust them")
-    return chosen
+    threshold: ops.Threshold
+    stats: ops.MagnitudeStats
 
 
 class GlobalMagnitudePruner:
@@ -102,9 +51,6 @@ class GlobalMagnitudePruner:
     ``num_survivors``, ``stats`` etc. are then global (collectives: call them on every rank).
     """
 
-    process_group = None  # class defaults: pruners pickled before these attributes existed load as one-process
-    sharded = False
-
     def __init__(self, model: torch.nn.Module, include: Sequence[str] | None = None, exclude: Sequence[str] = (),
                  *, prune_embeddings: bool = False, prune_head: bool = False, process_group=None):
         if not isinstance(model, torch.nn.Module):
@@ -118,8 +64,8 @@ class GlobalMagnitudePruner:
             raise TypeError(f"the selected parameters have several dtypes {sorted(map(str, dtypes))}; global "
                             f"ranking needs one dtype: cast the model or select one group with include=")
         self.names = [n for n, _ in named]
-        self.process_group = None if process_group is None else _dist.resolve_group(process_group)
-        self.sharded = _dist.is_sharded([p for _, p in named], self.process_group)
+        self.process_group = None if process_group is None else distributed.resolve_group(process_group)
+        self.sharded = distributed.is_sharded([p for _, p in named], self.process_group)
         self.masks = MaskSet.ones([self._local(p) for _, p in named], names=self.names)
         self._hooks = []
 
@@ -127,12 +73,12 @@ class GlobalMagnitudePruner:
     @property
     def params(self) -> list[torch.nn.Parameter]:
         """The selected parameters, looked up afresh (they change identity under .to() on some setups)."""
-        lookup = dict(_unwrap(self.model).named_parameters(remove_duplicate=False))
+        lookup = dict(unwrap_model(self.model).named_parameters(remove_duplicate=False))
         return [lookup[n] for n in self.names]
 
     def _local(self, p: torch.Tensor) -> torch.Tensor:
         """What this rank prunes of parameter ``p``: its local shard when sharded, else all of it."""
-        return _dist.local_shard(p) if self.sharded else p.data
+        return distributed.local_shard(p) if self.sharded else p.data
 
     def _weights(self) -> list[torch.Tensor]:
         params = self.params
@@ -146,7 +92,8 @@ class GlobalMagnitudePruner:
         if not self.sharded:
             return counts
         t = torch.tensor(counts, dtype=torch.int64).to(self.masks.words[0].device)
-        _dist._collective("all_reduce of the survivor counts", self.process_group, torch.distributed.all_reduce, t)
+        all_reduce = torch.distributed.all_reduce
+        distributed.collective("all_reduce of the survivor counts", self.process_group, all_reduce, t)
         return t.tolist()
 
     def density(self) -> float:
@@ -198,27 +145,29 @@ class GlobalMagnitudePruner:
             k = survivors - keep
         with torch.no_grad():
             if self.sharded:  # exact global threshold; ties in model order (FSDP2 shards are row blocks)
-                result = _dist.prune_global_distributed_(self._weights(), self.masks.words, k, self.process_group,
-                                                         bits, tie_order="parameter")
-                result = _ops.PruneResult(result.threshold, _dist.all_reduce_stats(result.stats, self.process_group))
+                result = distributed.prune_global_distributed_(self._weights(), self.masks.words, k,
+                                                               self.process_group, bits, tie_order="parameter")
+                stats = distributed.all_reduce_stats(result.stats, self.process_group)
+                result = ops.PruneResult(result.threshold, stats)
             else:
                 if self.process_group is not None:  # replicated (DDP): every rank must prune the same model
-                    _dist.check_replicated([k, survivors, self.num_weights], "the pruned models' k, survivors and "
-                                           "size", self.process_group, self.masks.words[0].device)
-                result = _ops.prune_global_(self._weights(), self.masks.words, k, bits)
+                    distributed.check_replicated([k, survivors, self.num_weights],
+                                                 "the pruned models' k, survivors and size", self.process_group,
+                                                 self.masks.words[0].device)
+                result = ops.prune_global_(self._weights(), self.masks.words, k, bits)
         return PruneReport(k, self.density(), result.threshold, result.stats)
 
-    def stats(self, bits: int = 12) -> _ops.MagnitudeStats:
+    def stats(self, bits: int = 12) -> ops.MagnitudeStats:
         """Statistics of the current survivors (histogram, per-tensor count, Σ|w|, Σw²); over all ranks when
         sharded."""
         with torch.no_grad():
-            stats = _ops.magnitude_histogram(self._weights(), self.masks.words, bits)
-            return _dist.all_reduce_stats(stats, self.process_group) if self.sharded else stats
+            stats = ops.magnitude_histogram(self._weights(), self.masks.words, bits)
+            return distributed.all_reduce_stats(stats, self.process_group) if self.sharded else stats
 
     def apply_masks(self) -> None:
         """Zero the pruned weights (e.g. after loading weights from elsewhere)."""
         with torch.no_grad():
-            _ops.apply_masks_(self._weights(), self.masks.words)
+            ops.apply_masks_(self._weights(), self.masks.words)
 
     # ---- keeping masks applied during training ------------------------------------------------------
     def _masked_state(self, optimizer) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -228,7 +177,7 @@ class GlobalMagnitudePruner:
         for p, w, m in zip(self.params, weights, self.masks.words):
             for value in optimizer.state.get(p, {}).values():
                 if self.sharded and isinstance(value, torch.Tensor):
-                    value = _dist.local_shard(value)  # FSDP2: moments are DTensors like their parameter
+                    value = distributed.local_shard(value)  # FSDP2: moments are DTensors like their parameter
                 if isinstance(value, torch.Tensor) and value.shape == w.shape and value.is_floating_point():
                     tensors.append(value)
                     masks.append(m)
@@ -247,7 +196,7 @@ class GlobalMagnitudePruner:
         def after_step(opt, args, kwargs):
             with torch.no_grad():
                 tensors, masks = self._masked_state(opt)
-                _ops.apply_masks_(tensors, masks)
+                ops.apply_masks_(tensors, masks)
 
         handle = optimizer.register_step_post_hook(after_step)
         self._hooks.append(handle)
@@ -265,7 +214,7 @@ class GlobalMagnitudePruner:
         """Set the model to ``state_dict`` (e.g. saved at initialization or at an early step) and keep the
         pruned weights at 0. ``state_dict`` must hold every selected parameter; parameters and buffers
         it also holds are restored too. A bad ``state_dict`` raises ValueError and changes nothing."""
-        model = _unwrap(self.model)
+        model = unwrap_model(self.model)
         # a DDP / DataParallel wrapper's own state_dict() prefixes every key with "module." (once per
         # wrapper); accept it as well as the inner model's, as the pruner's names carry no prefix
         prefix, inner = "", self.model
@@ -321,7 +270,7 @@ class GlobalMagnitudePruner:
 
     # ---- torch.nn.utils.prune interop -------------------------------------------------------------------
     def _module_param_pairs(self) -> list[tuple[torch.nn.Module, str]]:
-        model = _unwrap(self.model)
+        model = unwrap_model(self.model)
         pairs = []
         for name in self.names:
             module_name, _, param_name = name.rpartition(".")
@@ -343,7 +292,7 @@ class GlobalMagnitudePruner:
         the model as it was: every ``<name>_orig`` (all its values, the pruned ones too) and ``<name>_mask``
         is put back (the hooks are then ``CustomFromMask`` ones, the mask unchanged)."""
         import torch.nn.utils.prune as tprune
-        inner = _unwrap(model)
+        inner = unwrap_model(model)
         pruned = [(m, hook._tensor_name) for m in inner.modules() for hook in list(m._forward_pre_hooks.values())
                   if isinstance(hook, tprune.BasePruningMethod)]
         if not pruned:

@@ -3,9 +3,9 @@ import pytest
 import torch
 
 import rgprune
-from rgprune import _ops
+from rgprune.kernels import extension
 
-pytestmark = pytest.mark.skipif(_ops._C is None, reason="the compiled ops are not built")
+pytestmark = pytest.mark.skipif(extension.module is None, reason="the compiled ops are not built")
 
 
 def prune_step(tensors, masks, k: int):

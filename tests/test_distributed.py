@@ -440,7 +440,7 @@ def test_single_process_group_matches_local(tmp_path):
                         assert (d.key, d.n_below, d.n_ties, d.n_equal, d.n_survivors) == \
                             (s.key, s.n_below, s.n_ties, s.n_equal, s.n_survivors)
                         assert d.local.info.tolist() == s.info.tolist() and d.info.tolist() == s.info.tolist()
-                        assert d.passes == (1 if k == 0 else -(-rgprune.kernels.reference.KEY_BITS[dtype] // 12))
+                        assert d.passes == (1 if k == 0 else -(-rgprune.kernels.format.KEY_BITS[dtype] // 12))
         with pytest.raises(ValueError, match="tie_order must be"):
             rgd.global_magnitude_threshold_distributed(ts, ms, 1, tie_order="model")
         # the pruner with a group but a plain model prunes locally, like the one-process pruner

@@ -6,12 +6,11 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 import rgprune
-from rgprune import _ops
-from rgprune.kernels import reference as ref
+from rgprune.kernels import extension, format as fmt, reference as ref
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
 
-requires_compiled = pytest.mark.skipif(_ops._C is None, reason=f"extension not built: {rgprune.backend()}")
+requires_compiled = pytest.mark.skipif(extension.module is None, reason=f"extension not built: {rgprune.backend()}")
 
 
 def make_weights(shapes, dtype, device, seed, *, ties=False, specials=False):
@@ -86,7 +85,7 @@ def check_against_reference(tensors, masks, ks, bits=12):
             assert torch.equal(a.cpu(), b.cpu())
         for a, b in zip(t_a, t_b):
             assert torch.equal(bits_of(a).cpu(), bits_of(b).cpu())
-        if 0 < k <= info_ref[ref.INFO_N_SURVIVORS]:
+        if 0 < k <= info_ref[fmt.INFO_N_SURVIVORS]:
             # exactly k pruned
             before = sum(rgprune.MaskSet(masks, [t.shape for t in tensors]).survivor_counts())
             after = sum(rgprune.MaskSet(m_a, [t.shape for t in tensors]).survivor_counts())
@@ -304,7 +303,7 @@ def test_sse2_paths_equal_reference_without_avx2(tmp_path):
 def test_cpu_kernels_built_parallel():
     """at::parallel_for is a header template: an extension compiled without -fopenmp runs it serially, silently
     (ours did until setup.py passed the flag). Guard the flag, since no timing test could."""
-    assert _ops._C.cpu_kernels_parallel
+    assert extension.module.cpu_kernels_parallel
 
 
 @requires_compiled
@@ -385,14 +384,14 @@ def test_threshold_key_window_equals_reference(variant, monkeypatch):
     try:
         for mode in ("on", "narrow", "off", "auto"):
             monkeypatch.setenv("RGPRUNE_THRESHOLD_WINDOW", mode)
-            before = _ops._C.threshold_window_counts()
+            before = extension.module.threshold_window_counts()
             for t in (1, 2):
                 torch.set_num_threads(t)
                 for k in ks:
                     info, top = torch.ops.rgprune.global_magnitude_threshold(tensors, masks, k)
                     assert info.tolist() == want[k][0].tolist(), f"mode={mode} threads={t} k={k}"
                     assert torch.equal(top, want[k][1])
-            after = _ops._C.threshold_window_counts()
+            after = extension.module.threshold_window_counts()
             counts[mode] = (after[0] - before[0], after[1] - before[1])
     finally:
         torch.set_num_threads(threads)

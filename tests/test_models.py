@@ -7,12 +7,11 @@ from torch import nn
 from rgprune.models import (
     MODEL_NAMES,
     build_model,
-    classifier_head_names,
-    embedding_module_names,
     load_tokenizer,
     model_kind,
 )
 from rgprune.models.bert import minilm_model_dir
+from rgprune.prunable import LayerKind, is_head, module_kind, tensor_kind
 
 VISION_NAMES = [n for n in MODEL_NAMES if model_kind(n) == "vision"]
 TEXT_NAMES = [n for n in MODEL_NAMES if model_kind(n) == "text"]
@@ -30,12 +29,11 @@ def param_count(model: nn.Module) -> int:
 
 
 def head_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
-    prefixes = classifier_head_names(model)
-    return {
-        name: p
-        for name, p in model.named_parameters()
-        if any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes)
-    }
+    return {name: p for name, p in model.named_parameters() if is_head(name)}
+
+
+def embedding_modules(model: nn.Module) -> list[str]:
+    return [name for name, m in model.named_modules() if module_kind(m) is LayerKind.EMBEDDING]
 
 
 def test_registry_lists_the_seven_models():
@@ -175,10 +173,9 @@ def test_bert_base_has_bert_base_shape(text_models):
 def test_vision_classifier_head_and_embeddings(name):
     model = build_model(name, NUM_CLASSES)
     head = head_parameters(model)
-    assert classifier_head_names(model) == {"fc"}
     assert set(head) == {"fc.weight", "fc.bias"}
     assert head["fc.weight"].shape[0] == NUM_CLASSES
-    assert embedding_module_names(model) == set()
+    assert embedding_modules(model) == []
 
 
 def test_text_classifier_head_and_embeddings(text_models):
@@ -187,16 +184,14 @@ def test_text_classifier_head_and_embeddings(text_models):
         head = head_parameters(model)
         assert set(head) == {"classifier.weight", "classifier.bias"}, name
         assert head["classifier.weight"].shape[0] == NUM_CLASSES
-        (embeddings,) = embedding_module_names(model)
-        module = model.get_submodule(embeddings)
-        assert isinstance(module.word_embeddings, nn.Embedding)
-
-
-def test_head_helpers_reject_foreign_models():
-    with pytest.raises(TypeError, match="build_model"):
-        classifier_head_names(nn.Linear(2, 2))
-    with pytest.raises(TypeError, match="build_model"):
-        embedding_module_names(nn.Sequential())
+        embeddings = embedding_modules(model)
+        assert embeddings == ["bert.embeddings.word_embeddings", "bert.embeddings.position_embeddings",
+                              "bert.embeddings.token_type_embeddings"], name
+        assert isinstance(model.get_submodule("bert.embeddings").word_embeddings, nn.Embedding)
+        # a checkpoint, which has no module types, sees the same embedding tables
+        for module_name in embeddings:
+            weight = model.get_parameter(module_name + ".weight")
+            assert tensor_kind(module_name + ".weight", weight.dim(), weight.dtype) is LayerKind.EMBEDDING
 
 
 def test_unknown_model_name_lists_valid_names():

@@ -588,3 +588,18 @@ def test_readme_example_runs(capsys):
     pruner = namespace["pruner"]
     assert "fc.weight" not in pruner.names
     assert_pruned_are_plus_zero(pruner)
+
+
+# ---- masks.popcount ------------------------------------------------------------------------------------
+
+def test_popcount_counts_every_bit_including_the_sign_bit_and_rejects_float_words():
+    from rgprune.masks import popcount
+    g = torch.Generator().manual_seed(0)
+    keep = torch.rand(1000, generator=g) < 0.3
+    keep[31::32] = True  # bit 31 of every word: negative int32 words
+    words = rgprune.MaskSet.from_bool([keep]).words[0]
+    assert (words[:-1] < 0).all()  # the last word holds only bits 0-7 (1000 = 31 * 32 + 8)
+    assert popcount(words) == int(keep.sum())
+    assert popcount(words[:0]) == 0
+    with pytest.raises(TypeError, match="integer tensor"):
+        popcount(words.float())

@@ -5,8 +5,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 import rgprune
-from rgprune import _ops
-from rgprune.kernels import reference as ref
+from rgprune.kernels import extension, format as fmt, reference as ref
 
 from test_kernels import DTYPES, SHAPE_SETS, make_weights, random_masks, requires_compiled
 
@@ -14,7 +13,7 @@ OP = "rgprune::radix_histogram"
 
 
 def has_kernel(device):
-    return _ops._C is not None and _ops._has_kernel(OP, torch.device(device))
+    return extension.module is not None and extension.has_kernel(OP, torch.device(device))
 
 
 def radix_op(tensors, masks, prefix, prefix_bits, bits):
@@ -28,10 +27,10 @@ def prefixes_of(tensors, masks, prefix_bits):
     """Prefixes that select something (the boundary bins a real select would pick) plus one that does not."""
     if prefix_bits == 0:
         return [0]
-    key_bits = ref.KEY_BITS[tensors[0].dtype]
-    keys = [ref.magnitude_keys(t)[ref.unpack_mask(m, t.numel())] for t, m in zip(tensors, masks)]
+    key_bits = fmt.KEY_BITS[tensors[0].dtype]
+    keys = [fmt.magnitude_keys(t)[fmt.unpack_mask(m, t.numel())] for t, m in zip(tensors, masks)]
     keys = torch.cat(keys).cpu() if keys else torch.zeros(0, dtype=torch.int64)
-    keys = keys[keys <= ref.INF_KEY[tensors[0].dtype]]
+    keys = keys[keys <= fmt.INF_KEY[tensors[0].dtype]]
     out = {0, (1 << prefix_bits) - 1}
     if keys.numel():
         srt = keys.sort().values
@@ -50,12 +49,12 @@ def check(tensors, masks, prefix_bits, bits):
 
 def definition(tensors, masks, prefix, prefix_bits, bits):
     """Straight from the docstring, one weight at a time (small inputs only)."""
-    key_bits = ref.KEY_BITS[tensors[0].dtype]
+    key_bits = fmt.KEY_BITS[tensors[0].dtype]
     hist = [0] * (1 << bits)
     for t, m in zip(tensors, masks):
-        keep = ref.unpack_mask(m, t.numel()).tolist()
-        for key, alive in zip(ref.magnitude_keys(t).tolist(), keep):
-            if not alive or key > ref.INF_KEY[t.dtype]:
+        keep = fmt.unpack_mask(m, t.numel()).tolist()
+        for key, alive in zip(fmt.magnitude_keys(t).tolist(), keep):
+            if not alive or key > fmt.INF_KEY[t.dtype]:
                 continue
             if prefix_bits and key >> (key_bits - prefix_bits) != prefix:
                 continue
@@ -65,7 +64,7 @@ def definition(tensors, masks, prefix, prefix_bits, bits):
 
 def split_points(dtype):
     """(prefix_bits, bits) pairs: the passes a radix select makes, and odd ones."""
-    kb = ref.KEY_BITS[dtype]
+    kb = fmt.KEY_BITS[dtype]
     pairs = {(0, 12), (0, 1), (0, 7), (12, min(12, kb - 12)), (kb - 1, 1), (kb - 5, 5), (3, 9)}
     if kb >= 24:
         pairs |= {(24, min(12, kb - 24)), (13, 12)}
@@ -98,7 +97,7 @@ def test_radix_histogram_equals_reference(device, dtype, shapes, variant):
        nan=st.booleans(),
        seed=st.integers(0, 2**16))
 def test_radix_histogram_hypothesis(sizes, dtype, levels, density, prefix_bits, bits, nan, seed):
-    kb = ref.KEY_BITS[dtype]
+    kb = fmt.KEY_BITS[dtype]
     bits = min(bits, kb)
     prefix_bits = prefix_bits % (kb - bits + 1)
     g = torch.Generator().manual_seed(seed)
@@ -119,7 +118,7 @@ def test_reference_matches_definition(dtype):
     tensors = make_weights([(37,), (5, 7), (0,)], dtype, "cpu", seed=9, ties=True, specials=True)
     tensors[0][3] = float("nan")
     masks = random_masks(tensors, seed=4, density=0.8)
-    kb = ref.KEY_BITS[dtype]
+    kb = fmt.KEY_BITS[dtype]
     for prefix_bits, bits in split_points(dtype):
         for prefix in prefixes_of(tensors, masks, prefix_bits):
             assert ref.radix_histogram(tensors, masks, prefix, prefix_bits, bits).tolist() == \
@@ -131,7 +130,7 @@ def test_passes_reproduce_the_threshold(device, dtype):
     """Chaining radix_histogram passes on the boundary bin finds global_magnitude_threshold's key."""
     tensors = make_weights([(300, 7), (1001,), (5,)], dtype, device, seed=12, ties=True)
     masks = random_masks(tensors, seed=3, density=0.7)
-    kb = ref.KEY_BITS[dtype]
+    kb = fmt.KEY_BITS[dtype]
     n = int(rgprune.magnitude_histogram(tensors, masks).counts.sum())
     for k in (1, n // 3, n):
         remaining, prefix, consumed = k, 0, 0
@@ -178,18 +177,20 @@ def test_direct_op_checks():
 @requires_compiled
 def test_falls_back_to_reference_without_a_cuda_kernel(monkeypatch):
     """Until csrc/cuda has the kernel, CUDA tensors go to the reference for this op only."""
-    monkeypatch.setattr(_ops._C, "built_with_cuda", True, raising=False)
-    monkeypatch.setattr(_ops, "_warned_ops", set())
+    monkeypatch.setattr(extension.module, "built_with_cuda", True, raising=False)
+    monkeypatch.setattr(extension, "_warned_ops", set())
     cuda = torch.device("cuda")
-    assert _ops._compiled_for(cuda)  # other ops: unchanged
-    assert _ops._compiled_for(torch.device("cpu"), OP) == has_kernel("cpu")
+    assert extension.compiled_for(cuda)  # other ops: unchanged
+    assert extension.compiled_for(torch.device("cpu"), OP) == has_kernel("cpu")
     expect = torch._C._dispatch_has_kernel_for_dispatch_key(OP, "CUDA")
     if expect:
-        assert _ops._compiled_for(cuda, OP)
+        assert extension.compiled_for(cuda, OP)
     else:
         with pytest.warns(RuntimeWarning, match="radix_histogram has no compiled cuda kernel"):
-            assert not _ops._compiled_for(cuda, OP)
-    assert not _ops._compiled_for(cuda, "rgprune::no_such_op")
+            assert not extension.compiled_for(cuda, OP)
+    # a misspelt op name is a bug, not an op without a kernel: it must not fall back to the reference silently
+    with pytest.raises(RuntimeError, match="does not exist"):
+        extension.compiled_for(cuda, "rgprune::no_such_op")
 
 
 @requires_compiled

@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import save_file
 
 import rgprune
+from rgprune.kernels import extension
 from rgprune.models import build_model
 from rgprune.rg.report import analyse_flow, compare_flows, write_flow_report
 from rgprune.rg.trace import FlowTrace, parameter_gram, trace_from_checkpoints
@@ -51,7 +52,7 @@ def rgprune_op_calls(fn):
     return Counter(e.name for e in prof.events() if e.name.startswith("rgprune::"))
 
 
-@pytest.mark.skipif(rgprune._ops._C is None, reason="counts calls of the compiled ops")
+@pytest.mark.skipif(extension.module is None, reason="counts calls of the compiled ops")
 def test_recording_the_trace_adds_no_pass_over_the_weights():
     torch.manual_seed(0)
     model = build_model("resnet20", 10, in_channels=1)

@@ -20,8 +20,8 @@ Vision models map ``[N, C, H, W]`` float images to ``[N, num_classes]`` logits. 
 Hugging Face ``BertForSequenceClassification`` modules: ``model(input_ids=..., attention_mask=...)``
 returns an output whose ``.logits`` is ``[N, num_classes]``.
 
-:func:`classifier_head_names` and :func:`embedding_module_names` tell a pruner which parameters
-are the classifier head and the embeddings, which global magnitude pruning leaves dense by default.
+Which of a model's parameters are the classifier head and the embeddings (which global magnitude
+pruning leaves dense by default) is defined once, for every model, in :mod:`rgprune.prunable`.
 """
 
 from __future__ import annotations
@@ -51,8 +51,6 @@ __all__ = [
     "ModelSpec",
     "build_model",
     "check_model_fits_task",
-    "classifier_head_names",
-    "embedding_module_names",
     "load_tokenizer",
     "model_kind",
     "parse_model_spec",
@@ -139,31 +137,3 @@ def _check_int(what: str, value: object, *, minimum: int) -> None:
         raise TypeError(f"{what} must be an int, got {type(value).__name__} ({value!r})")
     if value < minimum:
         raise ValueError(f"{what} must be >= {minimum}, got {value}")
-
-
-def _family(model: nn.Module):
-    """The module that knows the layout of ``model``'s family."""
-    if isinstance(model, torchvision_resnet.ResNet):
-        return torchvision_resnet
-    if isinstance(model, resnet_cifar.CifarResNet):
-        return resnet_cifar
-    if bert.is_bert_classifier(model):
-        return bert
-    raise TypeError(
-        f"unrecognized model type {type(model).__name__}: expected a model built by "
-        "rgprune.models.build_model (torchvision ResNet, CifarResNet or BertForSequenceClassification)"
-    )
-
-
-def classifier_head_names(model: nn.Module) -> set[str]:
-    """Qualified-name prefixes of the classifier head's parameters.
-
-    ``{"fc"}`` for both ResNet families, ``{"classifier"}`` for BERT. A parameter belongs to the
-    head when its name equals a prefix or starts with ``prefix + "."``.
-    """
-    return _family(model).classifier_head_names(model)
-
-
-def embedding_module_names(model: nn.Module) -> set[str]:
-    """Qualified names of embedding modules: ``{"bert.embeddings"}`` for BERT, empty for ResNets."""
-    return _family(model).embedding_module_names(model)

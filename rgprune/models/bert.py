@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
@@ -27,8 +26,6 @@ from typing import TYPE_CHECKING, Iterator
 # lookup fail fast instead of hanging on a machine without internet.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-from torch import nn  # noqa: E402
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from transformers import BertForSequenceClassification, PreTrainedTokenizerBase
@@ -119,27 +116,3 @@ def load_tokenizer(name: str = "minilm") -> "PreTrainedTokenizerBase":
             f"{BertConfig().vocab_size}; bert-base cannot share it"
         )
     return tokenizer
-
-
-def is_bert_classifier(model: nn.Module) -> bool:
-    """True for a Hugging Face ``BertForSequenceClassification`` (without importing transformers)."""
-    # If transformers was never imported, no model here can be one of its classes.
-    transformers = sys.modules.get("transformers")
-    return transformers is not None and isinstance(model, transformers.BertForSequenceClassification)
-
-
-def classifier_head_names(model: "BertForSequenceClassification") -> set[str]:
-    """Parameter-name prefixes of the classifier head: ``{"classifier"}``.
-
-    The pooler (``bert.pooler.dense``) is pretrained and belongs to the body, not to the head, so
-    it is not listed; a caller that wants it dense too can exclude ``"bert.pooler"`` itself.
-    """
-    return {"classifier"}
-
-
-def embedding_module_names(model: "BertForSequenceClassification") -> set[str]:
-    """Qualified names of the embedding modules: ``{"bert.embeddings"}``.
-
-    That module holds the word, position and token-type embeddings and their LayerNorm.
-    """
-    return {f"{model.base_model_prefix}.embeddings"}

@@ -119,13 +119,3 @@ def build_cifar_resnet(name: str, num_classes: int, in_channels: int = 3) -> Cif
     if name not in BLOCKS_PER_STAGE:
         raise ValueError(f"unknown CIFAR ResNet {name!r}; choose one of {sorted(BLOCKS_PER_STAGE)}")
     return CifarResNet(BLOCKS_PER_STAGE[name], num_classes=num_classes, in_channels=in_channels)
-
-
-def classifier_head_names(model: CifarResNet) -> set[str]:
-    """Parameter-name prefixes of the classifier head: ``{"fc"}`` (``fc.weight``, ``fc.bias``)."""
-    return {"fc"}
-
-
-def embedding_module_names(model: CifarResNet) -> set[str]:
-    """ResNets have no embedding layer: always the empty set."""
-    return set()

@@ -50,13 +50,3 @@ def _he_init(conv: nn.Conv2d) -> nn.Conv2d:
     # Match torchvision's ResNet.__init__, which only initializes the convs it created itself.
     nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
     return conv
-
-
-def classifier_head_names(model: ResNet) -> set[str]:
-    """Parameter-name prefixes of the classifier head: ``{"fc"}`` (``fc.weight``, ``fc.bias``)."""
-    return {"fc"}
-
-
-def embedding_module_names(model: ResNet) -> set[str]:
-    """ResNets have no embedding layer: always the empty set."""
-    return set()

@@ -17,8 +17,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from rgprune import prunable
 from rgprune._io import atomic_write_json
-from rgprune.kernels import reference
+from rgprune.kernels.format import KEY_BITS, RADIX_BITS, key_to_magnitude, pack_mask
 
 TRACE_VERSION = 1
 OBSERVABLES = ("histogram", "layer-density", "layer-scale")
@@ -50,7 +51,7 @@ class FlowTrace:
     tensor_names: list[str]
     tensor_sizes: list[int]
     dtype: str = "float32"
-    bits: int = reference.RADIX_BITS
+    bits: int = RADIX_BITS
     fraction: float | None = None
     rounds: list[TraceRound] = field(default_factory=list)
     source: str = ""
@@ -94,8 +95,8 @@ class FlowTrace:
     def bin_lower_edges(self) -> np.ndarray:
         """Magnitude |w| at the lower edge of every histogram bin."""
         dtype = getattr(torch, self.dtype)
-        shift = reference.KEY_BITS[dtype] - self.bits
-        return np.array([reference.key_to_magnitude(b << shift, dtype) for b in range(1 << self.bits)])
+        shift = KEY_BITS[dtype] - self.bits
+        return np.array([key_to_magnitude(b << shift, dtype) for b in range(1 << self.bits)])
 
     def histograms(self) -> np.ndarray:
         """(rounds, bins) survivor counts."""
@@ -151,9 +152,6 @@ class FlowTrace:
 # ------------------------------------------------------------------------------------------------------
 # From checkpoints on disk, one tensor at a time
 # ------------------------------------------------------------------------------------------------------
-
-_HEAD_OR_EMBEDDING = ("*embeddings*", "fc.*", "classifier.*", "head.*", "lm_head.*", "linear.*")
-
 
 class _Checkpoint:
     """Read-only view of one checkpoint: tensor names, and one tensor at a time."""
@@ -223,19 +221,18 @@ def _safetensors_index(path: str) -> dict:
 
 
 def _prunable_names(ckpt: _Checkpoint, include: Sequence[str] | None, exclude: Sequence[str]) -> list[str]:
-    import fnmatch
+    """The checkpoint's tensors in ``rgprune.prunable``'s default set (or matching ``include``), less ``exclude``."""
     chosen = []
     for name in ckpt.names:
         if name.endswith("_mask"):
             continue
         base = name[:-len("_orig")] if name.endswith("_orig") else name  # torch.prune's reparametrization
         if include is not None:
-            take = any(fnmatch.fnmatchcase(base, p) for p in include)
+            take = prunable.matches(base, include)
         else:
             t = ckpt.get(name)
-            take = (base.endswith("weight") and t.dim() >= 2 and t.is_floating_point()
-                    and not any(fnmatch.fnmatchcase(base, p) for p in _HEAD_OR_EMBEDDING))
-        if take and not any(fnmatch.fnmatchcase(base, p) for p in exclude):
+            take = prunable.is_default_prunable(base, prunable.tensor_kind(base, t.dim(), t.dtype))
+        if take and not prunable.matches(base, exclude):
             chosen.append(name)
     return chosen
 
@@ -245,8 +242,8 @@ def _survivor_mask(ckpt: _Checkpoint, name: str, weight: torch.Tensor) -> torch.
     if name.endswith("_orig"):
         mask_name = name[:-len("_orig")] + "_mask"
         if mask_name in ckpt.names:
-            return reference.pack_mask(ckpt.get(mask_name) != 0)
-    return reference.pack_mask(weight != 0)
+            return pack_mask(ckpt.get(mask_name) != 0)
+    return pack_mask(weight != 0)
 
 
 def trace_from_checkpoints(paths: Sequence[str | os.PathLike], include: Sequence[str] | None = None,
@@ -260,7 +257,7 @@ def trace_from_checkpoints(paths: Sequence[str | os.PathLike], include: Sequence
     survivors are the nonzero weights (or torch.prune's ``weight_mask`` where present). Memory: one
     tensor (plus its bit mask) at a time, whatever the model's size.
     """
-    from rgprune._ops import magnitude_histogram
+    from rgprune.ops import magnitude_histogram
 
     if not paths:
         raise ValueError("no checkpoints given: pass at least one file")

@@ -1,69 +1,36 @@
 """Typed Python entry points to rgprune's kernels.
 
-Loads the compiled extension ``rgprune._C`` (which registers ``torch.ops.rgprune.*``), registers fake
-kernels so that ``torch.compile`` can trace the ops, validates every argument with an error that says what
-was wrong and how to fix it, and dispatches each call to the fastest implementation available for the
-tensors' device: the CUDA kernels, the C++ CPU kernels, or the pure-PyTorch reference
-(``rgprune.kernels.reference``), which defines the semantics and is used when the extension is missing.
+Validates every argument with an error that says what was wrong and how to fix it, and dispatches each
+call to the fastest implementation available for the tensors' device: the CUDA kernels, the C++ CPU
+kernels, or the pure-PyTorch reference (``rgprune.kernels.reference``), which defines the semantics and is
+used when the extension is missing. ``rgprune.kernels.extension`` loads the compiled ops; their fake
+kernels (``rgprune.kernels.fake``, registered here) let ``torch.compile`` trace them.
 """
 from __future__ import annotations
 
-import warnings
 from typing import NamedTuple, Sequence
 
 import torch
 
-from rgprune.kernels import reference
+from rgprune.kernels import extension, fake, reference
+from rgprune.kernels.extension import backend
+from rgprune.kernels.format import (
+    INFO_N_NAN,
+    INFO_N_SURVIVORS,
+    KEY_BITS,
+    MAX_HIST_BITS,
+    key_to_magnitude,
+    mask_words,
+)
 
-try:
-    from rgprune import _C  # noqa: F401  (importing it registers the ops)
-
-    _LOAD_ERROR = None
-except ImportError as exc:  # the package still works, through the reference
-    _C = None
-    _LOAD_ERROR = f"{type(exc).__name__}: {exc}"
+__all__ = ["FLOAT_DTYPES", "MagnitudeStats", "PruneResult", "Threshold", "apply_masks_", "apply_threshold_",
+           "backend", "global_magnitude_threshold", "magnitude_histogram", "prune_global_", "radix_histogram",
+           "validate"]
 
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
-_warned_reference = False
-_warned_ops: set = set()
 
-
-def backend() -> str:
-    """Which implementation is active: ``"cuda+cpp"``, ``"cpp"`` or ``"reference (<why>)"``."""
-    if _C is None:
-        return f"reference (rgprune._C did not load: {_LOAD_ERROR}; build it with `make build` or " \
-               f"`pip install --no-build-isolation -e .`)"
-    return "cuda+cpp" if _C.built_with_cuda else "cpp"
-
-
-def _has_kernel(op: str, device: torch.device) -> bool:
-    """True when the dispatcher has a kernel of ``op`` (e.g. ``"rgprune::radix_histogram"``) for ``device``."""
-    try:
-        return torch._C._dispatch_has_kernel_for_dispatch_key(op, device.type.upper())
-    except RuntimeError:  # the op is not registered at all (an extension built before the op existed)
-        return False
-
-
-def _compiled_for(device: torch.device, op: str | None = None) -> bool:
-    """True when the extension has kernels for ``device``; warns once when falling back.
-
-    With ``op``, also checks that this op has a kernel for the device (newer ops may have a CPU kernel
-    before their CUDA kernel is written); the op falls back to the reference where it has none.
-    """
-    global _warned_reference
-    if _C is not None and (device.type == "cpu" or (device.type == "cuda" and _C.built_with_cuda)):
-        if op is None or _has_kernel(op, device):
-            return True
-        if op not in _warned_ops:
-            _warned_ops.add(op)
-            warnings.warn(f"rgprune: {op} has no compiled {device.type} kernel in this build; using the "
-                          f"pure-PyTorch reference for it", RuntimeWarning, stacklevel=3)
-        return False
-    if not _warned_reference:
-        _warned_reference = True
-        warnings.warn(f"rgprune: using the pure-PyTorch reference kernels on {device.type}; {backend()}",
-                      RuntimeWarning, stacklevel=3)
-    return False
+if extension.module is not None:
+    fake.register()
 
 
 class MagnitudeStats(NamedTuple):
@@ -103,7 +70,7 @@ class Threshold(NamedTuple):
     @property
     def magnitude(self) -> float:
         """The threshold as a magnitude |w| (NaN when nothing is pruned)."""
-        return reference.key_to_magnitude(self.key, self.dtype)
+        return key_to_magnitude(self.key, self.dtype)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -151,7 +118,7 @@ def validate(tensors, masks, *, same_dtype: bool = True, inplace: bool = False):
         if inplace and t.requires_grad and t.is_leaf and torch.is_grad_enabled():
             raise ValueError(f"tensors[{i}] is a leaf that requires grad: pass param.data or call under "
                              f"torch.no_grad()")
-        words = reference.mask_words(t.numel())
+        words = mask_words(t.numel())
         if m.dtype != torch.int32 or m.dim() != 1 or m.numel() != words or not m.is_contiguous():
             raise ValueError(f"masks[{i}] must be a contiguous 1-D int32 tensor of {words} words (1 bit per "
                              f"weight) for a tensor of {t.numel()} elements, got dtype {m.dtype} and shape "
@@ -162,7 +129,7 @@ def validate(tensors, masks, *, same_dtype: bool = True, inplace: bool = False):
 def _check_bits(bits, dtype) -> int:
     if isinstance(bits, bool) or not isinstance(bits, int):
         raise TypeError(f"bits must be an int, got {type(bits).__name__}")
-    limit = min(reference.MAX_HIST_BITS, reference.KEY_BITS[dtype])
+    limit = min(MAX_HIST_BITS, KEY_BITS[dtype])
     if not 1 <= bits <= limit:
         raise ValueError(f"bits must be between 1 and {limit} (histogram of the top bits of the magnitude key), "
                          f"got {bits}")
@@ -189,7 +156,7 @@ def magnitude_histogram(tensors: Sequence[torch.Tensor], masks: Sequence[torch.T
     """
     tensors, masks = validate(tensors, masks)
     bits = _check_bits(bits, tensors[0].dtype)
-    if _compiled_for(tensors[0].device):
+    if extension.compiled_for(tensors[0].device):
         out = torch.ops.rgprune.magnitude_histogram(tensors, masks, bits)
     else:
         out = reference.magnitude_histogram(tensors, masks, bits)
@@ -202,7 +169,7 @@ def magnitude_histogram(tensors: Sequence[torch.Tensor], masks: Sequence[torch.T
 
 
 def _threshold_info(tensors, masks, k: int):
-    if _compiled_for(tensors[0].device):
+    if extension.compiled_for(tensors[0].device):
         return torch.ops.rgprune.global_magnitude_threshold(tensors, masks, k)
     return reference.global_magnitude_threshold(tensors, masks, k)
 
@@ -221,9 +188,9 @@ def global_magnitude_threshold(tensors: Sequence[torch.Tensor], masks: Sequence[
         raise ValueError(f"k must be >= 0 (the number of weights to prune), got {k}")
     info, hist = _threshold_info(tensors, masks, k)
     values = info.tolist()
-    if values[reference.INFO_N_NAN]:
-        _raise_on_nan(tensors, masks, values[reference.INFO_N_NAN])
-    n_surv = values[reference.INFO_N_SURVIVORS]
+    if values[INFO_N_NAN]:
+        _raise_on_nan(tensors, masks, values[INFO_N_NAN])
+    n_surv = values[INFO_N_SURVIVORS]
     if k > n_surv:
         raise ValueError(f"k={k} exceeds the {n_surv} surviving weights: pass k <= {n_surv}")
     return Threshold(k, *values[:5], dtype=tensors[0].dtype, info=info, histogram=hist)
@@ -240,7 +207,7 @@ def radix_histogram(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tenso
     tensors, masks = validate(tensors, masks)
     dtype = tensors[0].dtype
     bits = _check_bits(bits, dtype)
-    key_bits = reference.KEY_BITS[dtype]
+    key_bits = KEY_BITS[dtype]
     for name, value in (("prefix", prefix), ("prefix_bits", prefix_bits)):
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"{name} must be an int, got {type(value).__name__}")
@@ -249,7 +216,7 @@ def radix_histogram(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tenso
                          f"bits and bits={bits} more are binned), got {prefix_bits}")
     if not 0 <= prefix < (1 << prefix_bits):
         raise ValueError(f"prefix must be in [0, 2**prefix_bits) = [0, {1 << prefix_bits}), got {prefix}")
-    if _compiled_for(tensors[0].device, "rgprune::radix_histogram"):
+    if extension.compiled_for(tensors[0].device, "rgprune::radix_histogram"):
         return torch.ops.rgprune.radix_histogram(tensors, masks, prefix, prefix_bits, bits)
     return reference.radix_histogram(tensors, masks, prefix, prefix_bits, bits)
 
@@ -266,7 +233,7 @@ def apply_threshold_(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tens
         raise ValueError(f"threshold was computed for {threshold.dtype} on {threshold.info.device} but the "
                          f"tensors are {tensors[0].dtype} on {tensors[0].device}: compute it on these tensors")
     bits = _check_bits(bits, tensors[0].dtype)
-    if _compiled_for(tensors[0].device):
+    if extension.compiled_for(tensors[0].device):
         out = torch.ops.rgprune.apply_threshold_(tensors, masks, threshold.info, bits)
     else:
         out = reference.apply_threshold_(tensors, masks, threshold.info, bits)
@@ -277,7 +244,7 @@ def apply_masks_(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor])
     """Set every element whose mask bit is 0 to +0.0, in place (weights, grads or optimizer moments;
     tensors may differ in dtype). Reads the masks, writes only pruned elements."""
     tensors, masks = validate(tensors, masks, same_dtype=False, inplace=True)
-    if _compiled_for(tensors[0].device):
+    if extension.compiled_for(tensors[0].device):
         torch.ops.rgprune.apply_masks_(tensors, masks)
     else:
         reference.apply_masks_(tensors, masks)
@@ -296,39 +263,3 @@ def prune_global_(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]
     """
     threshold = global_magnitude_threshold(tensors, masks, k)
     return PruneResult(threshold, apply_threshold_(tensors, masks, threshold, bits))
-
-
-# --------------------------------------------------------------------------------------------------
-# Fake (meta) kernels: shapes only, so torch.compile can trace the compiled ops.
-# --------------------------------------------------------------------------------------------------
-
-def _fake_stats(tensors, bits):
-    t0, n = tensors[0], len(tensors)
-    return (t0.new_empty(1 << bits, dtype=torch.int64), t0.new_empty(n, dtype=torch.int64),
-            t0.new_empty(n, dtype=torch.float64), t0.new_empty(n, dtype=torch.float64),
-            t0.new_empty(n, dtype=torch.int64))
-
-
-if _C is not None:
-    @torch.library.register_fake("rgprune::magnitude_histogram")
-    def _magnitude_histogram_fake(tensors, masks, bits):
-        return _fake_stats(tensors, bits)
-
-    @torch.library.register_fake("rgprune::global_magnitude_threshold")
-    def _global_magnitude_threshold_fake(tensors, masks, k):
-        t0 = tensors[0]
-        return (t0.new_empty(reference.INFO_LEN, dtype=torch.int64),
-                t0.new_empty(1 << reference.RADIX_BITS, dtype=torch.int64))
-
-    if _has_kernel("rgprune::radix_histogram", torch.device("cpu")):  # absent from builds that predate it
-        @torch.library.register_fake("rgprune::radix_histogram")
-        def _radix_histogram_fake(tensors, masks, prefix, prefix_bits, bits):
-            return tensors[0].new_empty(1 << bits, dtype=torch.int64)
-
-    @torch.library.register_fake("rgprune::apply_threshold_")
-    def _apply_threshold_fake(tensors, masks, info, bits):
-        return _fake_stats(tensors, bits)
-
-    @torch.library.register_fake("rgprune::apply_masks_")
-    def _apply_masks_fake(tensors, masks):
-        return None

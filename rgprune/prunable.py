@@ -1,0 +1,118 @@
+"""What rgprune prunes by default: the one definition, for live models and for checkpoints on disk.
+
+The default set is the ``weight`` of every Linear and Conv layer, except
+
+* the **classifier head**: parameters under a top-level module named one of ``HEAD_MODULE_NAMES``
+  (``fc.weight``; ``classifier.1.weight`` when ``classifier`` is a ``Sequential``), kept dense unless
+  ``prune_head=True``;
+* the **embeddings**: kept dense unless ``prune_embeddings=True``.
+
+Biases, norm layers and everything else are never in the default set. A live model tells the layer kind
+by module type (``nn.Linear``, ``nn.Conv1d/2d/3d``, ``nn.Embedding``). A checkpoint holds only names and
+tensors, so there a floating-point tensor of two or more dimensions named ``*.weight`` counts as a layer
+weight, and as an embedding when its name matches ``EMBEDDING_NAME_PATTERN`` (Hugging Face models keep
+their embedding tables under ``*.embeddings.*``). ``include``/``exclude`` fnmatch patterns over qualified
+names override the default set in both (``select_prunable`` and ``rgprune.rg.trace_from_checkpoints``).
+"""
+from __future__ import annotations
+
+import enum
+import fnmatch
+from typing import Sequence
+
+import torch
+
+#: top-level module names treated as classifier heads (torchvision, CIFAR ResNets, Hugging Face, timm)
+HEAD_MODULE_NAMES = ("fc", "classifier", "head", "heads", "lm_head", "linear", "cls")
+#: module types whose ``weight`` is pruned by default
+PRUNABLE_LAYER_TYPES = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+#: how a checkpoint's tensor name marks an embedding (a live model's are ``nn.Embedding`` modules)
+EMBEDDING_NAME_PATTERN = "*embeddings*"
+
+
+class LayerKind(enum.Enum):
+    """What a parameter belongs to, as far as the default prunable set cares."""
+
+    LAYER = "linear or conv layer"
+    EMBEDDING = "embedding"
+    OTHER = "other"
+
+
+def matches(name: str, patterns: Sequence[str]) -> bool:
+    """True when the qualified name ``name`` matches one of the fnmatch ``patterns`` (case-sensitive)."""
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def is_head(name: str) -> bool:
+    """True for a qualified module or parameter name under a classifier head (its top-level module's name
+    is one of ``HEAD_MODULE_NAMES``)."""
+    return name.split(".")[0] in HEAD_MODULE_NAMES
+
+
+def module_kind(module: torch.nn.Module) -> LayerKind:
+    """The kind of a live module, by type."""
+    if isinstance(module, PRUNABLE_LAYER_TYPES):
+        return LayerKind.LAYER
+    if isinstance(module, torch.nn.Embedding):
+        return LayerKind.EMBEDDING
+    return LayerKind.OTHER
+
+
+def tensor_kind(name: str, ndim: int, dtype: torch.dtype) -> LayerKind:
+    """The kind of a checkpoint tensor, from its qualified name, number of dimensions and dtype alone."""
+    if ndim < 2 or not dtype.is_floating_point:
+        return LayerKind.OTHER
+    return LayerKind.EMBEDDING if fnmatch.fnmatchcase(name, EMBEDDING_NAME_PATTERN) else LayerKind.LAYER
+
+
+def is_default_prunable(name: str, kind: LayerKind, *, prune_head: bool = False,
+                        prune_embeddings: bool = False) -> bool:
+    """True when the parameter with qualified name ``name`` of a ``kind`` module is in the default set."""
+    if not isinstance(kind, LayerKind):
+        raise TypeError(f"kind must be a LayerKind (from module_kind or tensor_kind), got {kind!r}")
+    if name.rpartition(".")[2] != "weight":
+        return False
+    if kind is LayerKind.LAYER:
+        return prune_head or not is_head(name)
+    return kind is LayerKind.EMBEDDING and prune_embeddings
+
+
+def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The user's model inside DistributedDataParallel / DataParallel wrappers (whose parameter names carry
+    a ``module.`` prefix per wrapper); any other model is returned as is."""
+    while isinstance(model, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)):
+        model = model.module
+    return model
+
+
+def select_prunable(model: torch.nn.Module, include: Sequence[str] | None = None,
+                    exclude: Sequence[str] = (), *, prune_embeddings: bool = False,
+                    prune_head: bool = False) -> list[tuple[str, torch.nn.Parameter]]:
+    """The parameters a pruner ranks, in model order, each once (tied weights are counted once).
+
+    Default: the module docstring's set. ``include`` (fnmatch patterns over qualified parameter names,
+    e.g. ``"layer1.*.conv*.weight"``) replaces the default set and selects whatever float parameter it
+    names (a broad ``"layer1.*.weight"`` would take the BatchNorm weights too); ``exclude`` removes from
+    the selection.
+    """
+    model = unwrap_model(model)
+    chosen, seen = [], set()
+    for module_name, module in model.named_modules():
+        kind = module_kind(module)
+        for param_name, param in module.named_parameters(recurse=False):
+            name = f"{module_name}.{param_name}" if module_name else param_name
+            if id(param) in seen:
+                continue
+            if include is not None:
+                take = matches(name, include)
+            else:
+                take = is_default_prunable(name, kind, prune_head=prune_head, prune_embeddings=prune_embeddings)
+            if take and not matches(name, exclude):
+                if not param.is_floating_point():
+                    raise TypeError(f"parameter {name} has dtype {param.dtype}; only float parameters can be pruned")
+                seen.add(id(param))
+                chosen.append((name, param))
+    if not chosen:
+        raise ValueError("no prunable parameters selected: the model has no Linear/Conv weights matching the "
+                         f"include={include!r} / exclude={list(exclude)!r} patterns; adjust them")
+    return chosen
