@@ -116,8 +116,7 @@ def test_compare_quick_cuda(tmp_path):
 
 
 def _schedule(target: dict) -> list:
-    sys.path.insert(0, str(ROOT))
-    from bench.compare import next_variant
+    from rgprune.benchmark.measure import next_variant
     names, done, order = list(target), dict.fromkeys(target, 0), []
     while (n := next_variant(names, done, target)) is not None:
         done[n] += 1
