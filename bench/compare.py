@@ -53,7 +53,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import torch  # noqa: E402
 
 from rgprune.benchmark import memory_worker  # noqa: E402
-from rgprune.benchmark.methods import METHODS  # noqa: E402
+from rgprune.benchmark.methods import ALL_METHODS, METHODS  # noqa: E402
 from rgprune.benchmark.progress import log  # noqa: E402
 from rgprune.benchmark.report import output_path, write_result  # noqa: E402
 from rgprune.benchmark.runner import run_device  # noqa: E402
@@ -83,7 +83,8 @@ def parse_args(argv):
                         "the CPU, and any method whose first run exceeds --slow-after")
     p.add_argument("--slow-after", type=float, default=10.0, help="seconds (default 10)")
     p.add_argument("--methods", type=lambda s: [x for x in s.split(",") if x],
-                   help=f"comma-separated subset of {','.join(METHODS)} (default all; rgprune is always timed)")
+                   help=f"comma-separated subset of {','.join(ALL_METHODS)} (default {','.join(METHODS)}; rgprune "
+                        f"is always timed)")
     p.add_argument("--skip", type=lambda s: [x for x in s.split(",") if x], default=[],
                    help="sections to skip: rounds,memory,trace,training_step")
     p.add_argument("--threads", type=int, default=None,
@@ -97,12 +98,12 @@ def parse_args(argv):
         if m not in WORKLOADS:
             p.error(f"unknown weight set {m!r}; choose from {', '.join(WORKLOADS)}")
     if args.methods:
-        bad = set(args.methods) - set(METHODS)
+        bad = set(args.methods) - set(ALL_METHODS)
         if bad:
-            p.error(f"unknown methods {sorted(bad)}; choose from {', '.join(METHODS)}")
+            p.error(f"unknown methods {sorted(bad)}; choose from {', '.join(ALL_METHODS)}")
         if "rgprune" not in args.methods:
             args.methods.append("rgprune")
-        args.methods = [m for m in METHODS if m in args.methods]
+        args.methods = [m for m in ALL_METHODS if m in args.methods]
     bad = set(args.skip) - set(SECTIONS)
     if bad:
         p.error(f"unknown sections {sorted(bad)} in --skip")

@@ -2,6 +2,7 @@
 
     python bench/readme_table.py            # print the README's performance block
     python bench/readme_table.py --write    # rewrite it in README.md, between the bench markers
+    python bench/readme_table.py --check    # exit 1 when README.md's block differs from the JSON's
     python bench/readme_table.py --full bench/results/cpu-...json   # every table of one result file
 
 The README block lies between ``<!-- bench:start -->`` and ``<!-- bench:end -->``; with ``--write`` and no
@@ -124,13 +125,26 @@ def write_readme(readme: Path, block: str) -> None:
     readme.write_text(text)
 
 
+def check_readme(readme: Path, block: str) -> int:
+    """0 when ``readme`` holds exactly ``block`` between the bench markers, else 1 with a message."""
+    text = readme.read_text()
+    if START in text and END in text and text.split(START, 1)[1].split(END, 1)[0] == f"\n{block}\n":
+        return 0
+    print(f"{readme}: the bench block is out of date; run python bench/readme_table.py --write", file=sys.stderr)
+    return 1
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--results", type=Path, default=ROOT / "bench" / "results", help="folder of result JSON files")
     p.add_argument("--readme", type=Path, default=ROOT / "README.md")
     p.add_argument("--write", action="store_true", help="rewrite the block between the bench markers in README")
+    p.add_argument("--check", action="store_true", help="exit 1 (printing nothing else) when the README's block "
+                                                        "is not what the results render to")
     p.add_argument("--full", type=Path, help="print every table of this one result file instead")
     args = p.parse_args(argv)
+    if args.check:
+        return check_readme(args.readme, render_readme(load_results(args.results)))
     if args.full:
         print(render_result(json.loads(args.full.read_text())))
         return 0

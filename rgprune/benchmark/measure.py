@@ -71,12 +71,14 @@ def _time_once(prepare, run, device) -> tuple[float, object]:
 
 
 def interleaved(variants: dict, reps: int, device, *, slow_reps: int = 2, slow_after: float = float("inf"),
-                force_slow=(), on_first=None) -> dict:
+                force_slow=(), on_first=None, on_rep=None) -> dict:
     """Times each variant ``(prepare, run)`` ``reps`` times, interleaved so that each variant's repetitions
     span the whole timing (``next_variant``). A variant in ``force_slow``, or whose first run takes longer
     than ``slow_after`` seconds, is repeated only ``slow_reps`` times. ``prepare()`` is untimed; ``run(ctx)``
     is timed with device synchronization and the garbage collector off. ``on_first(name, ctx)`` is called
-    (untimed) after each variant's first run. Returns {name: {"times_s": [...], "error": str|None}}."""
+    (untimed) after each variant's first run, ``on_rep(name, repetitions done, repetitions planned)`` after
+    every repetition. Returns {name: {"times_s": [...], "error": str|None, "reps", "median_s", "min_s",
+    "max_s"}}."""
     names = list(variants)
     target = {n: (min(reps, slow_reps) if n in force_slow else reps) for n in names}
     out = {n: {"times_s": [], "error": None} for n in names}
@@ -98,10 +100,13 @@ def interleaved(variants: dict, reps: int, device, *, slow_reps: int = 2, slow_a
             log(f"  {n}: failed: {out[n]['error']}")
             if torch.device(device).type == "cuda":
                 torch.cuda.empty_cache()
+        if on_rep is not None:
+            on_rep(n, sum(done.values()), sum(target.values()))
     for n in names:
         out[n]["reps"] = len(out[n]["times_s"])
         out[n]["median_s"] = median(out[n]["times_s"])
         out[n]["min_s"] = min(out[n]["times_s"]) if out[n]["times_s"] else None
+        out[n]["max_s"] = max(out[n]["times_s"]) if out[n]["times_s"] else None
     return out
 
 
@@ -153,7 +158,8 @@ def memory_jobs(states: dict, methods, tmpdir: Path, tag: str) -> list:
     jobs = []
     for r, s in states.items():
         path = tmpdir / f"{tag}-round{r}.pt"
-        torch.save({"round": s.round, "weights": s.weights, "masks": s.masks, "survivors": s.survivors}, path)
+        torch.save({"round": s.round, "weights": s.weights, "masks": s.masks, "survivors": s.survivors,
+                    "fraction": s.fraction}, path)
         jobs += [{"state": str(path), "model": tag, "round": r, "method": m} for m in methods]
     return jobs
 
@@ -204,12 +210,13 @@ def memory_gpu(state, method, model, names, device) -> dict:
     return res
 
 
-def mask_storage(n_weights: int, bitmask_bytes: int) -> dict:
-    """Bytes each method keeps to remember which weights are pruned."""
+def mask_storage(n_weights: int, bitmask_bytes: int, element_size: int = 4) -> dict:
+    """Bytes each method keeps to remember which weights are pruned (weights of ``element_size`` bytes)."""
     return {
-        "torch_prune": 4 * n_weights,  # float32 <name>_mask buffers
-        "torch_prune_reparam_total": 8 * n_weights,  # + <name>_orig kept beside the masked <name> (float32)
+        "torch_prune": element_size * n_weights,  # <name>_mask buffers in the weights' dtype
+        "torch_prune_reparam_total": 2 * element_size * n_weights,  # + <name>_orig beside the masked <name>
         "naive": n_weights,  # bool masks
+        "naive_topk": n_weights,
         "reference": bitmask_bytes,
         "rgprune": bitmask_bytes,  # 1 bit per weight in int32 words
     }

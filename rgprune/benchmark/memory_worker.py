@@ -19,7 +19,7 @@ from rgprune.benchmark.methods import METHOD_IMPLS, State, warmup
 def run_job(job: dict) -> dict:
     """Loads a state, then measures one method's round."""
     data = torch.load(job["state"], weights_only=True)
-    state = State(data["round"], data["weights"], data["masks"], data["survivors"])
+    state = State(data["round"], data["weights"], data["masks"], data["survivors"], data["fraction"])
     method = METHOD_IMPLS[job["method"]]
     ctx = method.prepare(state, None, None, clone=False)
     measured = peak_rss_during(lambda: method.run(ctx, state.k))

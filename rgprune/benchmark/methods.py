@@ -1,17 +1,22 @@
 """The pruning methods compared, and the pruning states they start from.
 
-One IMP pruning round removes ``k = round(FRACTION * survivors)`` of the surviving weights. The methods:
+One IMP pruning round removes ``k = round(fraction * survivors)`` of the surviving weights (the suite's
+fraction is ``FRACTION``). The methods:
 
-* ``torch_prune``: ``torch.nn.utils.prune.global_unstructured(..., L1Unstructured, amount=FRACTION)`` on a
+* ``torch_prune``: ``torch.nn.utils.prune.global_unstructured(..., L1Unstructured, amount=fraction)`` on a
   deep copy of the model (later rounds: the existing masks installed with ``prune.custom_from_mask``);
 * ``naive``: the naive PyTorch way: concatenate ``|w|`` of the survivors, ``torch.kthvalue``, multiply every
   tensor by its bool mask;
+* ``naive_topk``: the same with ``torch.topk(k, largest=False)`` for the threshold (not in the suite's
+  default set, ``METHODS``);
 * ``reference``: rgprune's pure-PyTorch reference (``rgprune.kernels.reference``, called directly);
 * ``rgprune``: rgprune's compiled kernels (``rgprune.prune_global_``).
 
 Each is a ``Method``: ``prepare(state, model, names, clone=True) -> ctx`` builds what the method starts
 from, ``run(ctx, k)`` is the round that is timed, ``keep(ctx)`` returns the bool masks after it (for counting
-and comparing). ``prepare`` and ``keep`` are never timed.
+and comparing). ``prepare`` and ``keep`` are never timed. The naive methods prune every weight whose
+magnitude equals the threshold (more than ``k`` when there are ties); torch.prune and rgprune prune exactly
+``k``, choosing among ties in different orders (rgprune: model order).
 """
 from __future__ import annotations
 
@@ -30,10 +35,12 @@ from rgprune.masks import MaskSet
 
 FRACTION = 0.2
 ROUNDS = (1, 5)
-METHODS = ("torch_prune", "naive", "reference", "rgprune")
+METHODS = ("torch_prune", "naive", "reference", "rgprune")  # the suite's default set
+ALL_METHODS = ("torch_prune", "naive", "naive_topk", "reference", "rgprune")
 METHOD_LABELS = {
     "torch_prune": "torch.nn.utils.prune.global_unstructured (L1Unstructured)",
     "naive": "naive PyTorch: cat |w| of survivors + torch.kthvalue + multiply by bool masks",
+    "naive_topk": "naive PyTorch: cat |w| of survivors + torch.topk(largest=False) + multiply by bool masks",
     "reference": "rgprune.kernels.reference (pure PyTorch, called directly)",
     "rgprune": "rgprune.prune_global_ (compiled backend)",
 }
@@ -55,10 +62,11 @@ class State:
     weights: list
     masks: list
     survivors: int
+    fraction: float = FRACTION
     k: int = field(init=False)
 
     def __post_init__(self):
-        self.k = round(FRACTION * self.survivors)
+        self.k = round(self.fraction * self.survivors)
 
     @property
     def n_weights(self) -> int:
@@ -72,16 +80,23 @@ class State:
         return [unpack_mask(m, w.numel()).reshape(w.shape) for w, m in zip(self.weights, self.masks)]
 
 
-def make_states(weights: list) -> dict:
-    """State at round 1 (dense) and round 5 (four rgprune rounds of 20% of the survivors)."""
-    w1 = [w.detach().clone() for w in weights]
-    s1 = State(1, w1, MaskSet.ones(w1).words, sum(w.numel() for w in w1))
-    w, m, surv = [x.clone() for x in w1], [x.clone() for x in s1.masks], s1.survivors
-    for _ in range(4):
-        k = round(FRACTION * surv)
-        rgprune.prune_global_(w, m, k)
-        surv -= k
-    return {1: s1, 5: State(5, w, m, surv)}
+def make_states(weights: list, rounds=ROUNDS, fraction: float = FRACTION) -> dict:
+    """{round: State} at the start of each IMP round in ``rounds``: round 1 is dense, round r follows r - 1
+    rgprune rounds of ``fraction`` of the survivors (round 5 at 0.2: density 0.8**4 = 0.41)."""
+    w = [x.detach().clone() for x in weights]
+    m = MaskSet.ones(w).words
+    survivors, at, states = sum(x.numel() for x in w), 1, {}
+    wanted = sorted(set(rounds))
+    for r in wanted:
+        while at < r:
+            k = round(fraction * survivors)
+            rgprune.prune_global_(w, m, k)
+            survivors -= k
+            at += 1
+        last = r == wanted[-1]
+        states[r] = State(r, w if last else [x.clone() for x in w], m if last else [x.clone() for x in m],
+                          survivors, fraction)
+    return states
 
 
 def pairs(model, names) -> list:
@@ -107,11 +122,11 @@ def _tp_prepare(state, model, names, clone=True):
     if state.round > 1:
         for (module, pname), keep in zip(module_pairs, state.keep_bool()):
             tprune.custom_from_mask(module, pname, mask=keep)
-    return {"model": copy_, "pairs": module_pairs}
+    return {"model": copy_, "pairs": module_pairs, "fraction": state.fraction}
 
 
 def _tp_run(ctx, k):
-    tprune.global_unstructured(ctx["pairs"], pruning_method=tprune.L1Unstructured, amount=FRACTION)
+    tprune.global_unstructured(ctx["pairs"], pruning_method=tprune.L1Unstructured, amount=ctx["fraction"])
 
 
 def _tp_keep(ctx):
@@ -125,13 +140,13 @@ def _naive_prepare(state, model, names, clone=True):
     return {"weights": ws, "keep": keep}
 
 
-def _naive_run(ctx, k):
+def _naive_prune(ctx, k, kth_smallest):
     ws, keep = ctx["weights"], ctx["keep"]
     if keep is None:
         flat = torch.cat([w.reshape(-1).abs() for w in ws])
     else:
         flat = torch.cat([w[m].abs() for w, m in zip(ws, keep)])
-    thr = torch.kthvalue(flat, k).values
+    thr = kth_smallest(flat, k)
     del flat
     if keep is None:
         keep = [w.abs() > thr for w in ws]
@@ -141,6 +156,22 @@ def _naive_run(ctx, k):
     for w, m in zip(ws, keep):
         w.mul_(m)
     ctx["keep"] = keep
+
+
+def _kthvalue(flat, k):
+    return torch.kthvalue(flat, k).values
+
+
+def _topk_max(flat, k):
+    return torch.topk(flat, k, largest=False, sorted=False).values.max()
+
+
+def _naive_run(ctx, k):
+    _naive_prune(ctx, k, _kthvalue)
+
+
+def _naive_topk_run(ctx, k):
+    _naive_prune(ctx, k, _topk_max)
 
 
 def _naive_keep(ctx):
@@ -176,6 +207,7 @@ class Method:
 METHOD_IMPLS = {
     "torch_prune": Method("torch_prune", _tp_prepare, _tp_run, _tp_keep),
     "naive": Method("naive", _naive_prepare, _naive_run, _naive_keep),
+    "naive_topk": Method("naive_topk", _naive_prepare, _naive_topk_run, _naive_keep),
     "reference": Method("reference", _packed_prepare, _ref_run, _packed_keep),
     "rgprune": Method("rgprune", _packed_prepare, _rg_run, _packed_keep),
 }

@@ -24,7 +24,7 @@ from rgprune.benchmark.measure import (
     memory_jobs,
     run_memory_jobs,
 )
-from rgprune.benchmark.methods import FRACTION, METHOD_IMPLS, METHODS, ROUNDS, make_states, warmup
+from rgprune.benchmark.methods import METHOD_IMPLS, METHODS, make_states, warmup
 from rgprune.benchmark.progress import log
 from rgprune.benchmark.report import SCHEMA, cpu_pressure, machine
 from rgprune.benchmark.sections import bench_rounds, bench_trace
@@ -48,10 +48,10 @@ def _new_result(dev, settings, names) -> dict:
         "started": datetime.datetime.now().isoformat(timespec="seconds"),
         "quick": settings.quick, "command": settings.command,
         "machine": machine(dev),
-        "settings": {"fraction": FRACTION, "rounds": list(ROUNDS), "reps": settings.reps,
+        "settings": {"fraction": settings.fraction, "rounds": sorted(settings.rounds), "reps": settings.reps,
                      "slow_reps": settings.slow_reps, "slow_after_s": settings.slow_after, "models": names,
                      "threads": settings.threads, "methods": list(settings.methods or METHODS),
-                     "repetition_policy": REPETITION_POLICY},
+                     "dtype": settings.dtype, "repetition_policy": REPETITION_POLICY},
         "models": {},
         "errors": [],
     }
@@ -59,7 +59,8 @@ def _new_result(dev, settings, names) -> dict:
 
 def _measure_bandwidth(dev, settings, result) -> float | None:
     """Copy bandwidth in bytes/s (recorded in the result), or None when it could not be measured."""
-    nbytes = (64 << 20) if settings.quick else ((1 << 30) if dev.type == "cuda" else (256 << 20))
+    nbytes = settings.bandwidth_bytes or (
+        (64 << 20) if settings.quick else ((1 << 30) if dev.type == "cuda" else (256 << 20)))
     try:
         bandwidth = copy_bandwidth(dev, nbytes, settings.reps)
     except Exception as exc:
@@ -70,18 +71,22 @@ def _measure_bandwidth(dev, settings, result) -> float | None:
     return bandwidth["bytes_per_s"]
 
 
-def _load(workload, dev):
-    """The workload's model, its prunable parameters' names and weights, and the pruning states."""
+def _load(workload, dev, settings):
+    """The workload's model (in ``settings.dtype`` when given), its prunable parameters' names and weights,
+    and the pruning states of the rounds timed."""
     torch.manual_seed(0)
     model = workload.build(dev)
+    if settings.dtype is not None:
+        model = model.to(getattr(torch, settings.dtype))
     named = select_prunable(model, **workload.select)
     weights = [p.detach() for _, p in named]
-    return model, [n for n, _ in named], weights, make_states(weights)
+    return model, [n for n, _ in named], weights, make_states(weights, settings.rounds, settings.fraction)
 
 
 def _summary(workload, weights, states, settings) -> dict:
-    n = states[1].n_weights
-    bitmask_bytes = sum(m.numel() * 4 for m in states[1].masks)
+    dense = next(iter(states.values()))
+    n = dense.n_weights
+    bitmask_bytes = sum(m.numel() * 4 for m in dense.masks)
     methods = [m for m in (settings.methods or METHODS)
                if settings.methods or m not in DEFAULT_SKIP.get(workload.name, ())]
     return {"role": workload.role, "description": workload.description, "n_tensors": len(weights),
@@ -89,7 +94,8 @@ def _summary(workload, weights, states, settings) -> dict:
             "weight_bytes": sum(w.numel() * w.element_size() for w in weights),
             "bitmask_bytes": bitmask_bytes, "methods": methods,
             "skipped_methods": sorted(set(settings.methods or METHODS) - set(methods)),
-            "mask_storage_bytes": mask_storage(n, bitmask_bytes), "load_average": {}}
+            "mask_storage_bytes": mask_storage(n, bitmask_bytes, weights[0].element_size()),
+            "load_average": {}}
 
 
 class _ModelRun:
@@ -139,9 +145,10 @@ class _ModelRun:
                                                     self.settings))
         self.memory(tmpdir, pending)
         self.section("trace", lambda: bench_trace(self.states, self.dev, self.settings))
-        if self.workload.train is not None:
-            self.section("training_step", lambda: bench_training(self.workload, self.model, self.names,
-                                                                 self.states[5], self.dev, self.settings))
+        if self.workload.train is not None:  # at the density of the last round timed (suite: round 5, 0.41)
+            last = self.states[max(self.states)]
+            self.section("training_step", lambda: bench_training(self.workload, self.model, self.names, last,
+                                                                 self.dev, self.settings))
         if bandwidth is not None and "rounds" in self.res:
             self.res["floor"] = floor_for(self.res["rounds"], self.res["weight_bytes"], self.res["bitmask_bytes"],
                                           bandwidth)
@@ -150,7 +157,7 @@ class _ModelRun:
 def _bench_workload(workload, dev, settings, result, tmpdir, pending, bandwidth) -> None:
     log(f"{workload.name}: building ({workload.description})")
     try:
-        loaded = _load(workload, dev)
+        loaded = _load(workload, dev, settings)
     except Exception as exc:  # e.g. no kernels for this device, out of memory: go on with the next set
         traceback.print_exc(file=sys.stderr)
         result["errors"].append(f"{workload.name} setup: {type(exc).__name__}: {exc}")

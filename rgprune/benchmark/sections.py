@@ -10,13 +10,33 @@ import rgprune
 from rgprune.benchmark.compat import pack_mask, popcount
 from rgprune.benchmark.measure import interleaved, ratio
 from rgprune.benchmark.methods import METHOD_IMPLS, METHOD_LABELS
-from rgprune.benchmark.progress import log
+from rgprune.benchmark.progress import RepetitionBar, log
 
 
-def _round_entries(s, methods, timed, first) -> dict:
+def tie_words(s) -> list:
+    """Packed masks of the weights whose magnitude equals the round's threshold (the k-th smallest surviving
+    magnitude): the only weights where methods may disagree about which to prune (tie order)."""
+    threshold = rgprune.global_magnitude_threshold(s.weights, s.masks, s.k)
+    if threshold.key < 0:  # nothing pruned: no threshold, no ties
+        return [torch.zeros_like(m) for m in s.masks]
+    return [pack_mask(w.reshape(-1).abs() == threshold.magnitude) for w in s.weights]
+
+
+def compare_masks(words, reference_words, ties) -> dict:
+    """Bits differing from torch.prune's masks, all and outside the ties; equal up to the tie order when no
+    bit differs outside them."""
+    diff = [a ^ b for a, b in zip(words, reference_words)]
+    outside = sum(popcount(d & ~t) for d, t in zip(diff, ties))
+    return {"mask_bits_differing_from_torch_prune": sum(popcount(d) for d in diff),
+            "mask_bits_differing_from_torch_prune_outside_ties": outside,
+            "masks_equal_torch_prune_up_to_ties": outside == 0}
+
+
+def _round_entries(s, methods, timed, first, ties) -> dict:
     """Per method: the timing, and from its first run the number pruned and the mask bits differing from
-    rgprune's."""
+    rgprune's (and from torch.prune's, where it ran)."""
     ours = first.get("rgprune", {}).get("words")
+    theirs = first.get("torch_prune", {}).get("words")
     entries = {}
     for m in methods:
         entry = {"label": METHOD_LABELS[m], **timed[m]}
@@ -26,6 +46,8 @@ def _round_entries(s, methods, timed, first) -> dict:
             if ours is not None:
                 entry["mask_bits_differing_from_rgprune"] = sum(
                     popcount(a ^ b) for a, b in zip(first[m]["words"], ours))
+            if theirs is not None:
+                entry.update(compare_masks(first[m]["words"], theirs, ties))
         entries[m] = entry
     return entries
 
@@ -34,6 +56,7 @@ def bench_round(s, model, names, methods, device, settings) -> dict:
     """One IMP round from state ``s`` by each method, repetitions interleaved."""
     log(f"  round {s.round}: density {s.density:.4f}, k={s.k}")
     first = {}
+    ties = tie_words(s) if "torch_prune" in methods else None
 
     def on_first(name, ctx):
         keep = METHOD_IMPLS[name].keep(ctx)
@@ -44,10 +67,16 @@ def bench_round(s, model, names, methods, device, settings) -> dict:
     variants = {m: (lambda m=m: METHOD_IMPLS[m].prepare(s, model, names),
                     lambda ctx, m=m: METHOD_IMPLS[m].run(ctx, s.k)) for m in methods}
     force = {"torch_prune", "reference"} if torch.device(device).type == "cpu" else set()
-    timed = interleaved(variants, settings.reps, device, slow_reps=settings.slow_reps,
-                        slow_after=settings.slow_after, force_slow=force, on_first=on_first)
+    bar = RepetitionBar(f"round {s.round}", enabled=settings.progress)
+    try:
+        timed = interleaved(variants, settings.reps, device, slow_reps=settings.slow_reps,
+                            slow_after=settings.slow_after, force_slow=force, on_first=on_first, on_rep=bar)
+    finally:
+        bar.close()
     res = {"density": s.density, "survivors": s.survivors, "k": s.k,
-           "methods": _round_entries(s, methods, timed, first)}
+           "methods": _round_entries(s, methods, timed, first, ties)}
+    if ties is not None:
+        res["weights_at_threshold"] = sum(popcount(t) for t in ties)
     med = {m: res["methods"][m]["median_s"] for m in methods}
     res["speedup"] = {f"vs_{m}": ratio(med[m], med.get("rgprune")) for m in methods if m != "rgprune"}
     best = {m: res["methods"][m]["min_s"] for m in methods}

@@ -1,14 +1,15 @@
-"""Markdown tables of a benchmark result (the JSON that ``rgprune.benchmark`` writes).
+"""Tables of a benchmark result (the JSON that ``rgprune.benchmark`` writes).
 
-``render_result(result)`` gives every table of one result: what ``python -m bench.compare`` prints. The
-README's performance block (``bench/readme_table.py``) is built from the same tables. Only standard-library
-code: it reads the JSON, whatever machine measured it.
+``render_result(result)`` gives every markdown table of one result: what ``python -m bench.compare`` prints.
+The README's performance block (``bench/readme_table.py``) is built from the same tables. ``summary(result)``
+is the plain-text table ``rgprune bench`` prints. Only standard-library code: it reads the JSON, whatever
+machine measured it.
 """
 from __future__ import annotations
 
-METHODS = ("torch_prune", "naive", "reference", "rgprune")
-SHORT = {"torch_prune": "torch.prune", "naive": "naive cat+kthvalue", "reference": "rgprune reference",
-         "rgprune": "rgprune"}
+METHODS = ("torch_prune", "naive", "naive_topk", "reference", "rgprune")
+SHORT = {"torch_prune": "torch.prune", "naive": "naive cat+kthvalue", "naive_topk": "naive cat+topk",
+         "reference": "rgprune reference", "rgprune": "rgprune"}
 
 
 # ---- formatting ------------------------------------------------------------------------------------
@@ -56,12 +57,16 @@ def _time_cell(entry) -> str:
     return f"{fmt_s(entry.get('median_s'))} ({entry.get('reps', 0)})"
 
 
+def round_keys(per_round: dict) -> list:
+    """The ``roundN`` keys of a mapping, in round order."""
+    return sorted((k for k in per_round if k.startswith("round") and k[5:].isdigit()), key=lambda k: int(k[5:]))
+
+
 def _rounds(res):
     for name, m in res["models"].items():
-        for rkey in ("round1", "round5"):
-            r = m.get("rounds", {}).get(rkey)
-            if r is not None:
-                yield name, m, rkey, r
+        rounds = m.get("rounds", {})
+        for rkey in round_keys(rounds):
+            yield name, m, rkey, rounds[rkey]
 
 
 def _round_label(rkey, r) -> str:
@@ -113,6 +118,31 @@ def correctness_table(res) -> str:
     return table(header, rows)
 
 
+def mask_agreement_cell(entry) -> str:
+    """Whether a method's masks equal torch.prune's up to the tie order (bits differing only among weights at
+    the threshold magnitude), with the differing bits."""
+    if "masks_equal_torch_prune_up_to_ties" not in entry:
+        return "—"
+    total = entry["mask_bits_differing_from_torch_prune"]
+    outside = entry["mask_bits_differing_from_torch_prune_outside_ties"]
+    if outside:
+        return f"NO: {outside} bits outside ties"
+    return "yes" if total == 0 else f"yes ({total} tie bits)"
+
+
+def _compared_with_torch_prune(res) -> bool:
+    return any("masks_equal_torch_prune_up_to_ties" in e for *_, r in _rounds(res) for e in r["methods"].values())
+
+
+def mask_agreement_table(res) -> str:
+    methods = [m for m in METHODS if m != "torch_prune" and any(m in r["methods"] for *_, r in _rounds(res))]
+    header = ["weights", "round", "weights at the threshold"] + [f"{SHORT[m]} = torch.prune" for m in methods]
+    rows = [[name, rkey[5:], r.get("weights_at_threshold", "—")]
+            + [mask_agreement_cell(r["methods"].get(x, {})) for x in methods]
+            for name, m, rkey, r in _rounds(res)]
+    return table(header, rows)
+
+
 def memory_table(res) -> str:
     methods = [m for m in METHODS if any(m in r["methods"] for *_, r in _rounds(res))]
     header = ["weights", "round", "weights' bytes"] + [f"{SHORT[m]} peak / retained" for m in methods]
@@ -161,15 +191,14 @@ def trace_table(res) -> str:
         tr = m.get("trace")
         if not tr:
             continue
-        for rkey in ("round1", "round5"):
-            t = tr.get(rkey)
-            if not t:
-                continue
+        for rkey in round_keys(tr):
+            t = tr[rkey]
             v = t["variants"]
+            extra = 100 * (t["separate_histogram_pass_ratio"] or 0)
             rows.append([name, rkey[5:], _time_cell(v["round_with_trace"]), _time_cell(v["round_without_trace"]),
                          fmt_x(t["trace_overhead_ratio"], 2), _time_cell(v["threshold_only"]),
                          _time_cell(v["apply_only"]), _time_cell(v["apply_only_bits1"]),
-                         f"{_time_cell(v['histogram_pass'])} (+{100 * (t['separate_histogram_pass_ratio'] or 0):.0f}%)"])
+                         f"{_time_cell(v['histogram_pass'])} (+{extra:.0f}%)"])
     note = next((m["trace"]["note"] for m in res["models"].values() if m.get("trace")), "")
     return table(["weights", "round", "round, trace kept", "round, trace discarded (bits=1)", "with / without",
                   "threshold only", "apply (bits=12)", "apply (bits=1)", "separate histogram pass (vs round)"],
@@ -185,10 +214,9 @@ def floor_table(res) -> str:
         fl = m.get("floor")
         if not fl:
             continue
-        for rkey in ("round1", "round5"):
-            if rkey in fl:
-                rows.append([name, rkey[5:], fmt_b(fl["floor_bytes"]), fmt_s(fl["floor_s"]), fmt_s(fl[rkey]["rgprune_s"]),
-                             fmt_x(fl[rkey]["times_floor"])])
+        for rkey in round_keys(fl):
+            rows.append([name, rkey[5:], fmt_b(fl["floor_bytes"]), fmt_s(fl["floor_s"]),
+                         fmt_s(fl[rkey]["rgprune_s"]), fmt_x(fl[rkey]["times_floor"])])
     return (f"Measured copy bandwidth {bw['bytes_per_s'] / 1e9:.1f} GB/s (read + write). Floor = 3 reads + 1 write of "
             f"the weights + 1 read + 1 write of the bit masks.\n\n"
             + table(["weights", "round", "floor bytes", "floor time", "rgprune", "rgprune / floor"], rows))
@@ -219,6 +247,9 @@ def render_result(res) -> str:
         "speedups are ratios of medians.\n\n" + rounds_table(res, with_memory=False),
         "Pruned weights per method (mask bits differing from rgprune's; ties at the threshold may go either "
         "way in torch.prune, and naive prunes every tie):\n\n" + correctness_table(res),
+        *(["Masks equal to torch.prune's up to the tie order (bits may differ only among weights whose "
+           "magnitude equals the threshold):\n\n" + mask_agreement_table(res)] if _compared_with_torch_prune(res)
+          else []),
         "### Memory\n\nPeak extra memory during the round / memory still held after it "
         + ("(fresh subprocess per method, peak RSS minus RSS before the op)" if res["kind"] == "cpu"
            else "(torch.cuda.max_memory_allocated minus the allocation before the op)") + ":\n\n"
@@ -230,4 +261,93 @@ def render_result(res) -> str:
     ]
     if res.get("errors"):
         parts.append("### Errors\n\n" + "\n".join(f"- {e}" for e in res["errors"]))
+    return "\n\n".join(parts)
+
+
+# ---- plain text (rgprune bench) -------------------------------------------------------------------
+
+def text_table(header, rows) -> str:
+    """Columns aligned with spaces, for a terminal."""
+    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _spread_cell(entry) -> str:
+    if not entry.get("times_s"):
+        return "—"
+    lo, hi = entry["min_s"], entry.get("max_s", max(entry["times_s"]))
+    return f"{fmt_s(lo)} .. {fmt_s(hi)}"
+
+
+def _summary_rows(m, rkey, r) -> list:
+    mem = m.get("memory", {}).get(rkey, {})
+    rows = []
+    for x in METHODS:
+        e = r["methods"].get(x)
+        if e is None:
+            continue
+        time = "error: " + e["error"] if e.get("error") and not e.get("times_s") else fmt_s(e.get("median_s"))
+        speedup = "—" if x == "rgprune" else fmt_x(r["speedup"].get(f"vs_{x}"))
+        rows.append([rkey[5:], f"{r['density']:.2f}", SHORT[x], time, _spread_cell(e), e.get("reps", 0), speedup,
+                     fmt_b(mem.get(x, {}).get("peak_extra_bytes")),
+                     "(itself)" if x == "torch_prune" else mask_agreement_cell(e)])
+    return rows
+
+
+def _floor_line(res, m) -> str:
+    bw, fl = res.get("copy_bandwidth"), m.get("floor")
+    if not bw or not fl:
+        return "memory-bandwidth floor: not measured"
+    per_round = ", ".join(f"round {k[5:]}: {fmt_s(fl[k]['rgprune_s'])} = {fmt_x(fl[k]['times_floor'])} the floor"
+                          for k in round_keys(fl))
+    return (f"memory-bandwidth floor: copy bandwidth {bw['bytes_per_s'] / 1e9:.1f} GB/s; a round moves "
+            f"{fmt_b(fl['floor_bytes'])} (3 reads + 1 write of the weights, the bit masks read and written) "
+            f"= {fmt_s(fl['floor_s'])}; rgprune {per_round}")
+
+
+def summary(res) -> str:
+    """The plain-text report of ``rgprune bench``: per weight set and round, each method's median time, its
+    spread (fastest .. slowest repetition), rgprune's speedup over it, its peak extra memory and whether its
+    masks equal torch.prune's up to the tie order; then the bandwidth floor and the errors."""
+    parts = [f"rgprune benchmark, {res['kind']}: {machine_line(res)}"]
+    header = ["round", "density", "method", "median", "spread", "reps", "rgprune faster by", "peak extra memory",
+              "masks = torch.prune"]
+    for name, m in res["models"].items():
+        rows = [row for rkey in round_keys(m.get("rounds", {})) for row in _summary_rows(m, rkey, m["rounds"][rkey])]
+        parts.append(f"{name}: {m['n_weights']:,} {m['dtype']} weights in {m['n_tensors']} tensors "
+                     f"({m['description']}); each round prunes {res['settings']['fraction']:g} of the survivors")
+        parts.append(text_table(header, rows))
+        parts.append(_floor_line(res, m))
+    if res.get("errors"):
+        parts.append("errors:\n" + "\n".join(f"  {e}" for e in res["errors"]))
+    return "\n\n".join(parts)
+
+
+def scale_summary(res) -> str:
+    """The plain-text report of a scale series: per size and method, ns per weight and peak extra bytes per
+    weight; then how the time grows (the exponent of a power law fitted to it: 1.0 is linear)."""
+    scale = res["scale"]
+    parts = []
+    for rkey in round_keys(scale["growth"]):
+        per_method = scale["growth"][rkey]
+        methods = [m for m in METHODS if m in per_method]
+        rows = []
+        for i, n in enumerate(scale["sizes"]):
+            row = [fmt_n(n)]
+            for m in methods:
+                ns, b = per_method[m]["ns_per_weight"][i], per_method[m]["peak_extra_bytes_per_weight"][i]
+                row.append(("—" if ns is None else f"{ns:.2f} ns") + " / " + ("—" if b is None else f"{b:.2f} B"))
+            rows.append(row)
+        parts.append(f"round {rkey[5:]}: time per weight / peak extra memory per weight")
+        parts.append(text_table(["weights"] + [SHORT[m] for m in methods], rows))
+        exps = ", ".join(f"{SHORT[m]} {per_method[m]['time_growth_exponent']:.2f}" for m in methods
+                         if per_method[m]["time_growth_exponent"] is not None)
+        parts.append(f"time grows as (weights)^p with p: {exps or '— (one size)'}")
+    for s in scale.get("skipped", []):
+        parts.append(f"skipped {fmt_n(s['n_weights'])}: {s['reason']}")
+    if scale.get("plot"):
+        parts.append(f"plot: {scale['plot']}")
     return "\n\n".join(parts)

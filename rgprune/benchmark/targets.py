@@ -7,7 +7,7 @@ step within 2x of one read + write pass.
 """
 from __future__ import annotations
 
-ROUND_KEYS = ("round1", "round5")
+from rgprune.benchmark.tables import round_keys
 
 
 class _Targets:
@@ -50,11 +50,9 @@ def evaluate_targets(kind: str, models: dict, quick: bool) -> list:
     """Every target that applies to the measured weight sets of a ``kind`` ("cpu" or "gpu") run."""
     t = _Targets(quick)
     for name, res in models.items():
-        for rkey in ROUND_KEYS:
-            rr = res.get("rounds", {}).get(rkey)
-            if rr is None:
-                continue
-            (_cpu_round if kind == "cpu" else _gpu_round)(t, name, res, rkey, rr["speedup"])
+        rounds = res.get("rounds", {})
+        for rkey in round_keys(rounds):
+            (_cpu_round if kind == "cpu" else _gpu_round)(t, name, res, rkey, rounds[rkey]["speedup"])
         if kind == "gpu" and res.get("training_step"):
             ratio = res["training_step"]["mask_reapplication"]["ratio_vs_read_write_pass"]
             t.add(f"gpu.{name}.mask_reapplication", f"{name}: apply_masks_ after a step <= 2x one read+write "

@@ -1,7 +1,9 @@
 """What is pruned: the weight sets of the benchmark suite (ResNet-50, BERT-base, a 1B-weight synthetic set,
-and tiny ones for quick runs), with which of their weights are pruned and how a training step runs on them."""
+and tiny ones for quick runs), with which of their weights are pruned and how a training step runs on them;
+and a user's model given as an ``nn.Module``, a built-in name or a model spec (``resolve_model``)."""
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -77,3 +79,95 @@ DEFAULT_MODELS = {
 # Methods skipped by default for a weight set: the reference copies all 8-byte keys to the host and
 # sorts them there, minutes for 1e9 weights. An explicit list of methods overrides.
 DEFAULT_SKIP = {"synthetic-1b": {"reference"}}
+
+
+# --------------------------------------------------------------------------------------------------
+# A user's model: an nn.Module, a built-in name or a spec "kind:argument"
+# --------------------------------------------------------------------------------------------------
+
+class BenchmarkError(ValueError):
+    """Bad input to the benchmark (unknown model, a device that is not there, nothing to prune...): raised
+    before anything is timed, with what to change in the message."""
+
+
+def load_module_callable(target: str) -> torch.nn.Module:
+    """``module:callable``: imports ``module`` and calls ``callable`` (a dotted attribute path) with no
+    arguments; it must return an ``nn.Module``."""
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise BenchmarkError(f"model spec module:callable needs both parts, got {target!r}; e.g. "
+                             f"mypkg.models:build_model")
+    try:
+        obj = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise BenchmarkError(f"cannot import {module_name!r} for model spec {target!r} ({exc}); check that it is "
+                             f"installed or on PYTHONPATH") from exc
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise BenchmarkError(f"{module_name!r} has no attribute {attr!r} (model spec {target!r}); name a "
+                                 f"function that returns a torch.nn.Module")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise BenchmarkError(f"{target!r} is not callable; name a function that returns a torch.nn.Module")
+    model = obj()
+    if not isinstance(model, torch.nn.Module):
+        raise BenchmarkError(f"{target!r} returned {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+# kind -> loader(argument) -> nn.Module, for the model specs "torchvision:NAME" and "hf:DIR", registered by
+# the model-spec parser (register_model_spec). Any other "a.b:c" is module:callable.
+MODEL_SPEC_LOADERS: dict[str, Callable[[str], torch.nn.Module]] = {}
+SPEC_KINDS = ("torchvision", "hf")
+
+
+def register_model_spec(kind: str, loader: Callable[[str], torch.nn.Module]) -> None:
+    """Lets ``--model kind:ARG`` build a model with ``loader(ARG)`` (``torchvision``, ``hf``)."""
+    if not kind.isidentifier() or not callable(loader):
+        raise TypeError(f"register_model_spec needs an identifier kind and a callable loader, got {kind!r}, "
+                        f"{type(loader).__name__}")
+    MODEL_SPEC_LOADERS[kind] = loader
+
+
+def model_spec_help() -> str:
+    """What ``--model`` accepts, for error messages and ``--help``."""
+    from rgprune.models import MODEL_NAMES
+    names = list(WORKLOADS) + [n for n in MODEL_NAMES if n not in WORKLOADS]
+    kinds = [f"{k}:..." for k in SPEC_KINDS if k in MODEL_SPEC_LOADERS]
+    return (f"a built-in name ({', '.join(names)}), "
+            + (f"{', '.join(kinds)}, " if kinds else "")
+            + "or module:callable, a function returning an nn.Module (e.g. mypkg.models:build, "
+              "torchvision.models:resnet18)")
+
+
+def _custom(name: str, description: str, module: torch.nn.Module, select: dict) -> Workload:
+    return Workload(name, "custom", description, lambda device: module, select, None)
+
+
+def resolve_model(model, select: dict | None = None, name: str | None = None) -> Workload:
+    """The workload for ``model``: an ``nn.Module``, a built-in name (the suite's weight sets, then
+    ``rgprune.models.MODEL_NAMES``) or a spec ``kind:argument`` (``MODEL_SPEC_LOADERS``). ``select``:
+    keyword arguments of ``select_prunable`` (default: the suite's for its sets, else rgprune's default set:
+    Linear and Conv weights without the classifier head and embeddings)."""
+    if isinstance(model, torch.nn.Module):
+        return _custom(name or type(model).__name__, f"{type(model).__name__} (a user module)", model,
+                       select or {})
+    if not isinstance(model, str):
+        raise BenchmarkError(f"model must be a torch.nn.Module or a model spec string, got {type(model).__name__}")
+    if model in WORKLOADS:
+        known = WORKLOADS[model]
+        return known if select is None else Workload(known.name, known.role, known.description, known.build,
+                                                     select, known.train)
+    from rgprune.models import MODEL_NAMES, build_model
+    if model in MODEL_NAMES:
+        return Workload(name or model, "custom", f"rgprune.models.build_model({model!r}, 10)",
+                        lambda device: build_model(model, 10, seed=0).to(device), select or {}, None)
+    kind, sep, argument = model.partition(":")
+    if not sep:
+        raise BenchmarkError(f"unknown model {model!r}; give {model_spec_help()}")
+    if kind in MODEL_SPEC_LOADERS:
+        return _custom(name or model, f"{model} (model spec)", MODEL_SPEC_LOADERS[kind](argument), select or {})
+    if kind in SPEC_KINDS:
+        raise BenchmarkError(f"{kind}: model specs are not available in this build; give module:callable instead "
+                             f"(e.g. torchvision.models:resnet18)")
+    return _custom(name or model, f"{model} (module:callable)", load_module_callable(model), select or {})
