@@ -96,9 +96,9 @@ def growth(result: dict) -> dict:
     return out
 
 
-def plot_growth(scale: dict, path) -> None:
+def plot_growth(scale: dict, path, title: str = "") -> None:
     """Time per weight and peak extra memory per weight against the number of weights, one line per method
-    (the first round timed), as a PNG."""
+    (the first round timed), as a PNG; ``title`` says where it was measured."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -124,6 +124,8 @@ def plot_growth(scale: dict, path) -> None:
             ax.legend(fontsize=8)
         else:  # e.g. memory not measured
             ax.text(0.5, 0.5, "not measured", transform=ax.transAxes, ha="center")
+    if title:
+        fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     try:
         atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
@@ -168,7 +170,9 @@ def run_scale(sizes=None, *, device="cpu", dtype=None, rounds=(1,), fraction: fl
     if plot_path is None and json_path is not None:
         plot_path = Path(json_path).with_suffix(".png")
     if plot_path is not None:
-        plot_growth(result["scale"], plot_path)
+        where = result["machine"]["gpu"]["name"] if dev.type == "cuda" else result["machine"]["cpu_model"]
+        plot_growth(result["scale"], plot_path, f"{where}, torch threads {result['machine']['torch_threads']}, "
+                                                f"{result['date']}")
         result["scale"]["plot"] = str(plot_path)
     if json_path is not None:
         write_result(result, json_path)
