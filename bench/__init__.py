@@ -1,4 +1,4 @@
-"""rgprune's benchmark suite.
+"""rgprune's benchmark suite (the implementation is the installed package's ``rgprune.benchmark``).
 
 * ``python -m bench.compare``: rgprune against torch.nn.utils.prune and the naive PyTorch way, side by
   side in one run (ResNet-50, BERT-base, and a 1B-weight synthetic set on a GPU); writes

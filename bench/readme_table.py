@@ -2,11 +2,13 @@
 
     python bench/readme_table.py            # print the README's performance block
     python bench/readme_table.py --write    # rewrite it in README.md, between the bench markers
+    python bench/readme_table.py --check    # exit 1 when README.md's block differs from the JSON's
     python bench/readme_table.py --full bench/results/cpu-...json   # every table of one result file
 
 The README block lies between ``<!-- bench:start -->`` and ``<!-- bench:end -->``; with ``--write`` and no
-markers, a "## Performance" section holding them is appended to README.md. Only standard-library code, so
-it runs without torch. ``--quick`` results are ignored.
+markers, a "## Performance" section holding them is appended to README.md. ``--quick`` results are ignored.
+The tables themselves are ``rgprune.benchmark.tables`` (what ``python -m bench.compare`` and ``rgprune
+bench`` print), imported from this source tree.
 """
 from __future__ import annotations
 
@@ -16,232 +18,18 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if __package__ in (None, ""):  # run as a script: import the tables of this tree's rgprune
+    sys.path.insert(0, str(ROOT))
+
+from rgprune.benchmark.tables import (  # noqa: E402
+    machine_line,
+    render_result,
+    rounds_table,
+    targets_table,
+    training_table,
+)
+
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
-METHODS = ("torch_prune", "naive", "reference", "rgprune")
-SHORT = {"torch_prune": "torch.prune", "naive": "naive cat+kthvalue", "reference": "rgprune reference",
-         "rgprune": "rgprune"}
-
-
-# ---- formatting ------------------------------------------------------------------------------------
-
-def fmt_s(x) -> str:
-    if x is None:
-        return "—"
-    if x >= 1:
-        return f"{x:.2f} s"
-    if x >= 1e-3:
-        return f"{x * 1e3:.1f} ms"
-    return f"{x * 1e6:.0f} µs"
-
-
-def fmt_x(x, digits=1) -> str:
-    return "—" if x is None else f"{x:.{digits}f}x"
-
-
-def fmt_b(x) -> str:
-    if x is None:
-        return "—"
-    sign = "-" if x < 0 else ""
-    x = abs(x)
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if x >= scale:
-            return f"{sign}{x / scale:.1f} {unit}"
-    return f"{sign}{x:.0f} B"
-
-
-def fmt_n(n) -> str:
-    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.1f}k"
-
-
-def table(header, rows) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _time_cell(entry) -> str:
-    if not entry:
-        return "—"
-    if entry.get("error"):
-        return "error"
-    return f"{fmt_s(entry.get('median_s'))} ({entry.get('reps', 0)})"
-
-
-def _rounds(res):
-    for name, m in res["models"].items():
-        for rkey in ("round1", "round5"):
-            r = m.get("rounds", {}).get(rkey)
-            if r is not None:
-                yield name, m, rkey, r
-
-
-def _round_label(rkey, r) -> str:
-    return f"{rkey[5:]} ({r['density']:.2f})"
-
-
-# ---- sections -----------------------------------------------------------------------------------
-
-def machine_line(res) -> str:
-    m = res["machine"]
-    where = (f"GPU {m['gpu']['name']}, host CPU {m['cpu_model']}" if res["kind"] == "gpu"
-             else f"CPU {m['cpu_model']}")
-    load = ""
-    if m.get("load_average_at_start") and m.get("load_average_at_end"):
-        load = f"; load average {m['load_average_at_start'][0]:.1f} at start, {m['load_average_at_end'][0]:.1f} at end"
-    return (f"{where}; {m['cores_available']} cores available, torch threads {m['torch_threads']}{load}; torch "
-            f"{m['torch']}; rgprune backend `{m['rgprune_backend']}`; {res['date']}")
-
-
-def rounds_table(res, with_memory=True) -> str:
-    methods = [m for m in METHODS if any(m in r["methods"] for *_, r in _rounds(res))]
-    header = ["weights", "round (density)"] + [SHORT[m] for m in methods]
-    header += [f"rgprune vs {SHORT[m]}" for m in methods if m != "rgprune"]
-    if with_memory:
-        header += ["peak extra memory: " + " / ".join(SHORT[m] for m in methods)]
-    rows = []
-    for name, m, rkey, r in _rounds(res):
-        row = [f"{name} ({fmt_n(m['n_weights'])})", _round_label(rkey, r)]
-        row += [_time_cell(r["methods"].get(x)) for x in methods]
-        row += [fmt_x(r["speedup"].get(f"vs_{x}")) for x in methods if x != "rgprune"]
-        if with_memory:
-            mem = m.get("memory", {}).get(rkey, {})
-            row.append(" / ".join(fmt_b(mem.get(x, {}).get("peak_extra_bytes")) for x in methods))
-        rows.append(row)
-    return table(header, rows)
-
-
-def correctness_table(res) -> str:
-    methods = [m for m in METHODS if any(m in r["methods"] for *_, r in _rounds(res))]
-    header = ["weights", "round", "k"] + [f"{SHORT[m]}: pruned (bits ≠ rgprune)" for m in methods]
-    rows = []
-    for name, m, rkey, r in _rounds(res):
-        row = [name, rkey[5:], r["k"]]
-        for x in methods:
-            e = r["methods"].get(x, {})
-            row.append("—" if "pruned" not in e else
-                       f"{e['pruned']} ({e.get('mask_bits_differing_from_rgprune', '—')})")
-        rows.append(row)
-    return table(header, rows)
-
-
-def memory_table(res) -> str:
-    methods = [m for m in METHODS if any(m in r["methods"] for *_, r in _rounds(res))]
-    header = ["weights", "round", "weights' bytes"] + [f"{SHORT[m]} peak / retained" for m in methods]
-    header += ["rgprune peak / weights' bytes"]
-    rows = []
-    for name, m, rkey, r in _rounds(res):
-        mem = m.get("memory", {}).get(rkey, {})
-        row = [name, rkey[5:], fmt_b(m["weight_bytes"])]
-        for x in methods:
-            e = mem.get(x, {})
-            row.append("error" if e.get("error") else
-                       f"{fmt_b(e.get('peak_extra_bytes'))} / {fmt_b(e.get('retained_bytes'))}")
-        frac = mem.get("rgprune", {}).get("peak_extra_fraction_of_weights")
-        row.append("—" if frac is None else f"{100 * frac:.2f}%")
-        rows.append(row)
-    storage = table(["weights", "torch.prune float masks (+ weight_orig copy)", "naive bool masks",
-                     "rgprune bit masks"],
-                    [[name, f"{fmt_b(s['torch_prune'])} (+{fmt_b(s['torch_prune_reparam_total'] - s['torch_prune'])})",
-                      fmt_b(s["naive"]), fmt_b(s["rgprune"])]
-                     for name, m in res["models"].items() for s in [m["mask_storage_bytes"]]])
-    return table(header, rows) + "\n\nMask storage:\n\n" + storage
-
-
-def training_table(res) -> str:
-    rows = []
-    for name, m in res["models"].items():
-        t = m.get("training_step")
-        if not t:
-            continue
-        v, ratio, re_ = t["variants"], t["ratio_vs_no_pruning"], t["mask_reapplication"]
-        b = t["batch"]
-        shape = (f"batch {b['batch']} at {b['image']}x{b['image']}" if b["kind"] == "vision"
-                 else f"batch {b['batch']} x {b['seq']} tokens")
-        rows.append([name, f"{t['optimizer']}, {shape}", _time_cell(v["no_pruning"]), _time_cell(v["torch_prune"]),
-                     _time_cell(v["rgprune_attach"]), fmt_x(ratio["torch_prune"], 2),
-                     fmt_x(ratio["rgprune_attach"], 2),
-                     f"{_time_cell(re_['variants']['apply_masks_'])} = "
-                     f"{fmt_x(re_['ratio_vs_read_write_pass'], 2)} a read+write pass"])
-    return table(["weights", "step", "no pruning", "torch.prune hook", "rgprune attach",
-                  "torch.prune / none", "rgprune / none", "apply_masks_ (weights + optimizer state)"], rows)
-
-
-def trace_table(res) -> str:
-    rows = []
-    for name, m in res["models"].items():
-        tr = m.get("trace")
-        if not tr:
-            continue
-        for rkey in ("round1", "round5"):
-            t = tr.get(rkey)
-            if not t:
-                continue
-            v = t["variants"]
-            rows.append([name, rkey[5:], _time_cell(v["round_with_trace"]), _time_cell(v["round_without_trace"]),
-                         fmt_x(t["trace_overhead_ratio"], 2), _time_cell(v["threshold_only"]),
-                         _time_cell(v["apply_only"]), _time_cell(v["apply_only_bits1"]),
-                         f"{_time_cell(v['histogram_pass'])} (+{100 * (t['separate_histogram_pass_ratio'] or 0):.0f}%)"])
-    note = next((m["trace"]["note"] for m in res["models"].values() if m.get("trace")), "")
-    return table(["weights", "round", "round, trace kept", "round, trace discarded (bits=1)", "with / without",
-                  "threshold only", "apply (bits=12)", "apply (bits=1)", "separate histogram pass (vs round)"],
-                 rows) + (f"\n\n{note}" if note else "")
-
-
-def floor_table(res) -> str:
-    bw = res.get("copy_bandwidth")
-    if not bw:
-        return "copy bandwidth not measured"
-    rows = []
-    for name, m in res["models"].items():
-        fl = m.get("floor")
-        if not fl:
-            continue
-        for rkey in ("round1", "round5"):
-            if rkey in fl:
-                rows.append([name, rkey[5:], fmt_b(fl["floor_bytes"]), fmt_s(fl["floor_s"]), fmt_s(fl[rkey]["rgprune_s"]),
-                             fmt_x(fl[rkey]["times_floor"])])
-    return (f"Measured copy bandwidth {bw['bytes_per_s'] / 1e9:.1f} GB/s (read + write). Floor = 3 reads + 1 write of "
-            f"the weights + 1 read + 1 write of the bit masks.\n\n"
-            + table(["weights", "round", "floor bytes", "floor time", "rgprune", "rgprune / floor"], rows))
-
-
-def targets_table(res) -> str:
-    rows = []
-    for t in res["targets"]:
-        measured = t["measured"]
-        if measured is None:
-            shown = "—"
-        elif t["id"].endswith(".memory"):
-            shown = f"{100 * measured:.3f}%"
-        else:
-            shown = f"{measured:.2f}"
-        met = "n/a" if t["met"] is None else ("met" if t["met"] else "**missed**")
-        rows.append([t["description"], t["required"], shown, met])
-    return table(["target", "required", "measured", ""], rows)
-
-
-def render_result(res) -> str:
-    """Every table of one result (what ``python -m bench.compare`` prints)."""
-    parts = [f"## rgprune benchmark, {res['kind']}: {machine_line(res)}"]
-    if res.get("quick"):
-        parts.append("*Quick run on tiny weight sets: the numbers exercise the script, they mean nothing.*")
-    parts += [
-        "### One IMP round: prune 20% of the survivors\n\nMedian time (repetitions), interleaved in one run; "
-        "speedups are ratios of medians.\n\n" + rounds_table(res, with_memory=False),
-        "Pruned weights per method (mask bits differing from rgprune's; ties at the threshold may go either "
-        "way in torch.prune, and naive prunes every tie):\n\n" + correctness_table(res),
-        "### Memory\n\nPeak extra memory during the round / memory still held after it "
-        + ("(fresh subprocess per method, peak RSS minus RSS before the op)" if res["kind"] == "cpu"
-           else "(torch.cuda.max_memory_allocated minus the allocation before the op)") + ":\n\n"
-        + memory_table(res),
-        "### Training step with the masks kept applied\n\n" + training_table(res),
-        "### RG trace\n\n" + trace_table(res),
-        "### Memory-bandwidth floor\n\n" + floor_table(res),
-        "### Targets\n\n" + targets_table(res),
-    ]
-    if res.get("errors"):
-        parts.append("### Errors\n\n" + "\n".join(f"- {e}" for e in res["errors"]))
-    return "\n\n".join(parts)
 
 
 def _stale_kernels(res) -> str | None:
@@ -337,13 +125,26 @@ def write_readme(readme: Path, block: str) -> None:
     readme.write_text(text)
 
 
+def check_readme(readme: Path, block: str) -> int:
+    """0 when ``readme`` holds exactly ``block`` between the bench markers, else 1 with a message."""
+    text = readme.read_text()
+    if START in text and END in text and text.split(START, 1)[1].split(END, 1)[0] == f"\n{block}\n":
+        return 0
+    print(f"{readme}: the bench block is out of date; run python bench/readme_table.py --write", file=sys.stderr)
+    return 1
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--results", type=Path, default=ROOT / "bench" / "results", help="folder of result JSON files")
     p.add_argument("--readme", type=Path, default=ROOT / "README.md")
     p.add_argument("--write", action="store_true", help="rewrite the block between the bench markers in README")
+    p.add_argument("--check", action="store_true", help="exit 1 (printing nothing else) when the README's block "
+                                                        "is not what the results render to")
     p.add_argument("--full", type=Path, help="print every table of this one result file instead")
     args = p.parse_args(argv)
+    if args.check:
+        return check_readme(args.readme, render_readme(load_results(args.results)))
     if args.full:
         print(render_result(json.loads(args.full.read_text())))
         return 0

@@ -18,8 +18,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import rgprune  # noqa: E402
-from bench import compare  # noqa: E402
 from bench.test_bench_prune import DEVICES, states_for  # noqa: E402
+from rgprune.benchmark.measure import sync  # noqa: E402
 from rgprune.kernels import reference  # noqa: E402
 
 SET = "bertlike-3.5M"
@@ -37,7 +37,7 @@ def test_magnitude_histogram(benchmark, device, round_):
 
     def run():
         rgprune.magnitude_histogram(s.weights, s.masks, 12, check_nan=False)
-        compare._sync(device)
+        sync(device)
 
     benchmark(run)
 
@@ -65,7 +65,7 @@ def test_copy_pass(benchmark, device):
 
     def run():
         [w.clone() for w in s.weights]
-        compare._sync(device)
+        sync(device)
 
     benchmark(run)
 
@@ -83,7 +83,7 @@ def test_apply_threshold(benchmark, device, round_, bits):
 
     def run(ws, ms):
         rgprune.apply_threshold_(ws, ms, threshold, bits)
-        compare._sync(device)
+        sync(device)
 
     benchmark.pedantic(run, setup=setup, rounds=10, warmup_rounds=1)
 
@@ -96,7 +96,7 @@ def test_apply_masks(benchmark, device):
 
     def run():
         rgprune.apply_masks_(ws, s.masks)
-        compare._sync(device)
+        sync(device)
 
     benchmark(run)
 
@@ -110,7 +110,7 @@ def test_read_write_pass(benchmark, device):
 
     def run():
         torch._foreach_mul_(ws, 1.0)
-        compare._sync(device)
+        sync(device)
 
     benchmark(run)
 

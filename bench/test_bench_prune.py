@@ -13,7 +13,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from bench import compare  # noqa: E402
+from rgprune.benchmark.measure import sync  # noqa: E402
+from rgprune.benchmark.methods import METHOD_IMPLS, METHODS, make_states  # noqa: E402
+from rgprune.benchmark.workloads import WORKLOADS, synthetic  # noqa: E402
+from rgprune.pruner import select_prunable  # noqa: E402
 
 HAS_CUDA = torch.cuda.is_available()
 DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda,
@@ -31,9 +34,9 @@ ROUNDS_PER_METHOD = {"torch_prune": 3, "naive": 3, "reference": 3, "rgprune": 10
 
 def _states(set_name, device):
     torch.manual_seed(0)
-    model = compare._synthetic(torch.device(device), SETS[set_name])
+    model = synthetic(torch.device(device), SETS[set_name])
     names = [f"{i}.weight" for i in range(len(SETS[set_name]))]
-    return model, names, compare.make_states([p.detach() for p in model.parameters()])
+    return model, names, make_states([p.detach() for p in model.parameters()])
 
 
 _CACHE = {}
@@ -49,23 +52,23 @@ def states_for(set_name, device):
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("round_", [1, 5], ids=["round1", "round5"])
-@pytest.mark.parametrize("method", compare.METHODS)
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("set_name", list(SETS))
 def test_prune_round(benchmark, set_name, method, round_, device):
     model, names, states = states_for(set_name, device)
     state = states[round_]
-    impl = compare.METHOD_IMPLS[method]
+    impl = METHOD_IMPLS[method]
     benchmark.group = f"prune round {round_}: {set_name} on {device}"
     benchmark.extra_info.update(n_weights=state.n_weights, k=state.k, density=state.density)
 
     def setup():
         ctx = impl.prepare(state, model, names)
-        compare._sync(device)
+        sync(device)
         return (ctx,), {}
 
     def run(ctx):
         impl.run(ctx, state.k)
-        compare._sync(device)
+        sync(device)
 
     benchmark.pedantic(run, setup=setup, rounds=ROUNDS_PER_METHOD[method], warmup_rounds=1)
 
@@ -76,13 +79,13 @@ def test_prune_round(benchmark, set_name, method, round_, device):
 def test_prune_round_bert_base(benchmark, method, device):
     """BERT-base's 85M linear weights, round 1 (torch.prune and the reference take ~10 s each: see
     ``python -m bench.compare``)."""
-    spec = compare.SPECS["bert-base"]
+    spec = WORKLOADS["bert-base"]
     torch.manual_seed(0)
     model = spec.build(torch.device(device))
-    named = compare.select_prunable(model, **spec.select)
+    named = select_prunable(model, **spec.select)
     names = [n for n, _ in named]
-    state = compare.make_states([p.detach() for _, p in named])[1]
-    impl = compare.METHOD_IMPLS[method]
+    state = make_states([p.detach() for _, p in named])[1]
+    impl = METHOD_IMPLS[method]
     benchmark.group = f"prune round 1: bert-base on {device}"
 
     def setup():
@@ -90,6 +93,6 @@ def test_prune_round_bert_base(benchmark, method, device):
 
     def run(ctx):
         impl.run(ctx, state.k)
-        compare._sync(device)
+        sync(device)
 
     benchmark.pedantic(run, setup=setup, rounds=3, warmup_rounds=0)

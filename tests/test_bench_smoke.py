@@ -50,6 +50,7 @@ def check_schema(res: dict, kind: str) -> None:
                 assert e["reps"] == len(e["times_s"]) >= 1 and e["median_s"] > 0 and e["min_s"] > 0
                 if method != "naive":  # naive prunes every tie at the threshold
                     assert e["pruned"] == r["k"] and e["exact_k"]
+                assert e["masks_equal_torch_prune_up_to_ties"] is True  # bits differ only at the threshold
             assert r["methods"]["reference"]["mask_bits_differing_from_rgprune"] == 0
             assert set(r["speedup"]) == {"vs_torch_prune", "vs_naive", "vs_reference"}
             assert all(v > 0 for v in r["speedup"].values())
@@ -100,6 +101,8 @@ def check_rendering(proc, res, tmp_path) -> None:
     assert once.startswith("# title\n\nintro\n\n## GPU\n\ntext\n\n## Performance\n\n<!-- bench:start -->\n")
     readme_table.write_readme(readme, block)  # idempotent: replaces the block in place
     assert readme.read_text() == once
+    assert readme_table.check_readme(readme, block) == 0
+    assert readme_table.check_readme(readme, block + " changed") == 1
 
 
 def test_compare_quick_cpu(tmp_path):
@@ -116,8 +119,7 @@ def test_compare_quick_cuda(tmp_path):
 
 
 def _schedule(target: dict) -> list:
-    sys.path.insert(0, str(ROOT))
-    from bench.compare import next_variant
+    from rgprune.benchmark.measure import next_variant
     names, done, order = list(target), dict.fromkeys(target, 0), []
     while (n := next_variant(names, done, target)) is not None:
         done[n] += 1
