@@ -170,8 +170,9 @@ class GlobalMagnitudePruner:
             ops.apply_masks_(self._weights(), self.masks.words)
 
     # ---- keeping masks applied during training ------------------------------------------------------
-    def _masked_state(self, optimizer) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Weights plus every optimizer state tensor shaped like its weight (momentum, Adam moments)."""
+    def masked_tensors(self, optimizer) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """What ``attach(optimizer)`` re-masks after each step, with the mask of each: the weights plus every
+        optimizer state tensor shaped like its weight (momentum, Adam moments)."""
         weights = self._weights()
         tensors, masks = list(weights), list(self.masks.words)
         for p, w, m in zip(self.params, weights, self.masks.words):
@@ -195,7 +196,7 @@ class GlobalMagnitudePruner:
 
         def after_step(opt, args, kwargs):
             with torch.no_grad():
-                tensors, masks = self._masked_state(opt)
+                tensors, masks = self.masked_tensors(opt)
                 ops.apply_masks_(tensors, masks)
 
         handle = optimizer.register_step_post_hook(after_step)

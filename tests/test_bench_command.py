@@ -8,7 +8,7 @@ import torch
 
 from rgprune.benchmark import BenchmarkError, api, cli, run, run_scale
 from rgprune.benchmark import scale as scale_mod
-from rgprune.benchmark.compat import pack_mask
+from rgprune.kernels.format import pack_mask
 from rgprune.benchmark.measure import interleaved
 from rgprune.benchmark.methods import ALL_METHODS, State
 from rgprune.benchmark.sections import compare_masks, tie_words

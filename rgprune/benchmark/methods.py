@@ -28,7 +28,7 @@ import torch
 import torch.nn.utils.prune as tprune
 
 import rgprune
-from rgprune.benchmark.compat import unpack_mask
+from rgprune.kernels.format import unpack_mask
 from rgprune.benchmark.measure import sync
 from rgprune.kernels import reference
 from rgprune.masks import MaskSet

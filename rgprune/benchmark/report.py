@@ -19,7 +19,7 @@ import torch
 
 import rgprune
 from rgprune._io import atomic_write
-from rgprune.benchmark.compat import extension
+from rgprune.kernels import extension
 
 SCHEMA = "rgprune-bench/1"
 PACKAGE_DIR = Path(rgprune.__file__).resolve().parent
@@ -78,7 +78,7 @@ def machine(device) -> dict:
     """The machine, software and build a result was measured with."""
     import psutil
     ext = next(iter(sorted(PACKAGE_DIR.glob("_C*.so"))), None)
-    compiled = extension()
+    compiled = extension.module
     return {
         "cpu_model": cpu_model(),
         "logical_cores": os.cpu_count(),

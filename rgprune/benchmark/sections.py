@@ -7,7 +7,8 @@ import gc
 import torch
 
 import rgprune
-from rgprune.benchmark.compat import pack_mask, popcount
+from rgprune.kernels.format import pack_mask
+from rgprune.masks import popcount
 from rgprune.benchmark.measure import interleaved, ratio
 from rgprune.benchmark.methods import METHOD_IMPLS, METHOD_LABELS
 from rgprune.benchmark.progress import RepetitionBar, log

@@ -7,7 +7,6 @@ import copy
 import torch
 
 import rgprune
-from rgprune.benchmark.compat import masked_state
 from rgprune.benchmark.measure import interleaved, ratio, sync
 from rgprune.benchmark.methods import pairs
 from rgprune.masks import MaskSet
@@ -66,7 +65,7 @@ def _setup(kind, workload, model, names, state):
 def _mask_reapplication(pruner, opt, device, reps) -> dict:
     """The cost of re-applying the masks after a step (what attach's hook does: weights + optimizer state)
     against one read + write pass over the same tensors."""
-    tensors, masks = masked_state(pruner, opt)
+    tensors, masks = pruner.masked_tensors(opt)
     with torch.no_grad():
         hook = interleaved({
             "apply_masks_": (lambda: None, lambda ctx: rgprune.apply_masks_(tensors, masks)),
