@@ -18,9 +18,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import rgprune.imp as imp
+import rgprune.imp.trainer as trainer
 from rgprune import MaskSet
-from rgprune.imp import BASELINES, IMPConfig, load_result, run_imp
+from rgprune.imp import BASELINES, IMPConfig, RoundTrainer, load_result, run_imp
 from rgprune.train import evaluate, train_epochs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -205,13 +205,13 @@ def test_rewind_semantics_and_baselines(tmp_path, monkeypatch, reference):
     baseline has the ticket's mask on other values. The spied run equals the reference run."""
     _, ref_out = reference
     seen = []
-    real = imp.train_epochs
+    real = trainer.train_epochs
 
     def spy(model, *args, **kwargs):
         seen.append((kwargs["desc"], kwargs["start_step"], {k: v.detach().clone() for k, v in model.state_dict().items()}))
         return real(model, *args, **kwargs)
 
-    monkeypatch.setattr(imp, "train_epochs", spy)
+    monkeypatch.setattr(trainer, "train_epochs", spy)
     out = tmp_path / "spied"
     run_imp(TINY, out, progress=False)
     _assert_same_run(out, ref_out, 2)
@@ -254,14 +254,14 @@ def test_rewind_step_capture(tmp_path):
 def test_resume_after_interruption_equals_uninterrupted(tmp_path, monkeypatch, reference):
     ref_result, ref_out = reference
     out = tmp_path / "interrupted"
-    real_train = imp._Run.train
+    real_train = RoundTrainer.train
 
     def stop_in_round_2(self, model, pruner, start_step, seed, desc, on_step=None):
         if desc == "round 2 random-mask":
             raise KeyboardInterrupt
         return real_train(self, model, pruner, start_step, seed, desc, on_step)
 
-    monkeypatch.setattr(imp._Run, "train", stop_in_round_2)
+    monkeypatch.setattr(RoundTrainer, "train", stop_in_round_2)
     with pytest.raises(KeyboardInterrupt):
         run_imp(TINY, out, progress=False)
     monkeypatch.undo()
@@ -310,24 +310,21 @@ def test_resume_with_another_config_is_refused(reference, tmp_path):
 
 KILL_SCRIPT = textwrap.dedent("""
     import sys, time
-    import rgprune.imp as imp
     from rgprune.cli import main
+    from rgprune.imp import RunDir
 
-    real_save = imp._Run.save_round
+    real_save = RunDir.save_round_metrics
 
-    def save_round(self, n, model, pruner, metrics, start):
+    def save_round_metrics(self, n, metrics):
         if n < 2:
-            return real_save(self, n, model, pruner, metrics, start)
-        # round 2: write some of its files, then hang before the completion marker (metrics.json)
-        folder = imp._round_dir(self.out, n)
-        folder.mkdir(parents=True, exist_ok=True)
-        imp._save_state(folder / "weights.safetensors", imp._state_to_cpu(model))
-        pruner.masks.save(folder / "masks.safetensors")
-        (folder / ".tmp-halfwritten").write_bytes(b"partial")
+            return real_save(self, n, metrics)
+        # round 2 has written its other files: leave a half-written one, then hang before the completion
+        # marker (metrics.json)
+        (self.round_dir(n) / ".tmp-halfwritten").write_bytes(b"partial")
         print("HANGING", flush=True)
         time.sleep(600)
 
-    imp._Run.save_round = save_round
+    RunDir.save_round_metrics = save_round_metrics
     sys.exit(main(sys.argv[1:]))
 """)
 
