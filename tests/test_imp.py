@@ -390,6 +390,103 @@ def test_cli_imp_bad_input(tmp_path, capsys):
     assert exc.value.code == 0 and "rgprune imp --model resnet20 --task digits" in capsys.readouterr().out
 
 
+def test_cli_imp_options_come_from_the_config_fields(capsys):
+    """Every IMPConfig field is an option whose help is the field's help, with the dataclass's default; bounds
+    are checked at parse time; an option not given leaves the dataclass default in place."""
+    import dataclasses
+
+    from rgprune.cli import build_parser, main
+    from rgprune.cli.imp import config_from_args
+
+    with pytest.raises(SystemExit):
+        main(["imp", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for f in dataclasses.fields(IMPConfig):
+        flag = "--" + f.name.replace("_", "-")
+        assert flag in text, flag
+        assert " ".join(f.metadata["help"].split()) in text, f.name
+        if f.metadata["default_text"] is not None:
+            assert f"(default: {f.metadata['default_text']})" in text, f.name
+        elif f.default not in (dataclasses.MISSING, False):
+            assert f"(default: {f.default})" in text, f.name
+    assert "(default: 8)" in text and "(default: 0.1 for sgd, 0.0001 for adamw)" in text
+    for option, value, message in (("--image-size", "2", "must be >= 4"), ("--momentum", "1", "between 0 and 1"),
+                                    ("--epochs", "1.5", "must be an int")):
+        with pytest.raises(SystemExit):
+            main(["imp", "--model", "resnet20", "--task", "digits", option, value])
+        assert message in capsys.readouterr().err, option
+    args = build_parser().parse_args(["imp", "--model", "resnet20", "--task", "digits", "--amp", "--lr", "0.5",
+                                      "--baselines", "all"])
+    assert config_from_args(args) == IMPConfig(model="resnet20", task="digits", amp=True, lr=0.5,
+                                               baselines=BASELINES)
+    args = build_parser().parse_args(["imp", "--model", "minilm", "--task", "vader", "--baselines", "none"])
+    assert config_from_args(args) == IMPConfig(model="minilm", task="vader")  # text defaults, no image_size
+
+
+def test_cli_turns_only_configuration_errors_into_usage_errors(tmp_path, monkeypatch, capsys):
+    import rgprune.imp
+    from rgprune.cli import main
+    from rgprune.imp import ConfigError
+
+    def bug(*args, **kwargs):
+        raise ValueError("a bug deep inside")
+
+    monkeypatch.setattr(rgprune.imp, "run_imp", bug)
+    with pytest.raises(ValueError, match="a bug deep inside"):
+        main([*TINY_ARGS, "--out", str(tmp_path / "bug")])
+
+    def refused(*args, **kwargs):
+        raise ConfigError("holds an IMP run with a different config")
+
+    monkeypatch.setattr(rgprune.imp, "run_imp", refused)
+    assert main([*TINY_ARGS, "--out", str(tmp_path / "refused")]) == 2
+    assert capsys.readouterr().err.startswith("rgprune imp: error: holds an IMP run with a different config")
+
+
+def test_config_errors_are_value_errors_and_type_errors_also_type_errors():
+    from rgprune.imp import ConfigError, ConfigTypeError
+
+    with pytest.raises(ConfigTypeError) as exc:
+        TINY.replace(batch_size="64")
+    assert isinstance(exc.value, TypeError) and isinstance(exc.value, ValueError)
+    with pytest.raises(ConfigError, match=r"field\(s\) \['task'\] are missing"):
+        IMPConfig.from_dict({"model": "resnet20"})
+
+
+def test_run_dir_rounds_are_ordered_by_number_and_clean_up_after_the_last_complete(tmp_path):
+    """Round folders past round 99 sort by number, not as text; prepare() keeps the complete rounds and removes
+    a half-written one and the temp files of atomic writes."""
+    import shutil
+
+    from rgprune.imp import RunDir
+
+    run = RunDir(tmp_path / "run")
+    for n in (0, 1, 2, 10, 99, 100):
+        run.round_dir(n).mkdir(parents=True)
+        run.weights_path(n).write_bytes(b"weights")
+    (run.path / "round-xx").mkdir()  # not a round
+    assert run.round_numbers() == [0, 1, 2, 10, 99, 100]
+    assert [p.parent.name for p in run.checkpoints()] == ["round-00", "round-01", "round-02", "round-10",
+                                                          "round-99", "round-100"]
+    config = TINY.replace(rounds=200)
+    with pytest.raises(ValueError, match="not empty and holds no IMP run"):
+        run.prepare(config)
+    for folder in run.path.iterdir():
+        shutil.rmtree(folder)
+    assert run.prepare(config) == -1 and run.holds_run()  # writes config.json
+    run.save_init({"w": torch.zeros(2)}, {"w": torch.ones(2)})
+    for n in (0, 1):
+        run.save_round_metrics(n, {"round": n})
+    run.round_dir(2).mkdir()
+    (run.round_dir(2) / ".tmp-weights").write_bytes(b"half")
+    (run.path / ".tmp-summary").write_bytes(b"half")
+    with run.lock():
+        assert run.prepare(config) == 1
+    assert run.round_numbers() == [0, 1] and not list(run.path.rglob(".tmp-*"))
+    assert torch.equal(run.load_rewind()["w"], torch.ones(2))
+    with pytest.raises(ValueError, match="different config.*rounds: saved 200, given 2"):
+        run.prepare(TINY)
+
 # ---- the training loops -----------------------------------------------------------------------------------
 
 class _TinyText(torch.nn.Module):
@@ -470,3 +567,14 @@ def test_cli_demo_short(tmp_path, capsys):
     assert "RG flow over 3 rounds" in printed and "DMD rank" in printed
     assert printed.rstrip().splitlines()[-1] == f"flow report: {out / 'report.md'}"
     assert (out / "report.md").is_file()
+
+
+def test_cli_demo_of_one_round_says_why_it_has_no_flow_analysis(tmp_path, capsys):
+    """One pruning round is 2 snapshots, too few for a DMD: the demo ends with the reason, not an error."""
+    from rgprune.cli import main
+
+    out = tmp_path / "demo1"
+    assert main(["demo", "--rounds", "1", "--epochs", "1", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "RG flow over 2 rounds" in printed and "no flow analysis: 2 rounds recorded" in printed
+    assert printed.rstrip().splitlines()[-1] == f"flow report: {out / 'report.md'}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 
@@ -191,18 +191,3 @@ def load_trace(path: str | os.PathLike) -> FlowTrace:
     if not p.is_file():
         raise FileNotFoundError(f"no trace.json at {path}: run `rgprune flow` on it first")
     return FlowTrace.load(p)
-
-
-def checkpoints_in(paths: Sequence[str | os.PathLike]) -> list[str]:
-    """Expand run directories into their per-round weight checkpoints, in round order."""
-    out = []
-    for path in paths:
-        p = Path(path)
-        if p.is_dir():
-            found = sorted(p.glob("round-*/weights.safetensors"))
-            if not found:
-                raise FileNotFoundError(f"{p} holds no round-*/weights.safetensors checkpoints")
-            out += [str(f) for f in found]
-        else:
-            out.append(str(p))
-    return out
