@@ -16,8 +16,9 @@ measures how well A's ticket transfers. Transferring a run onto itself reproduce
 ``transfer_matrix(runs, out_dir)`` does every ordered pair of several runs, saves each pair as it finishes
 (``pairs/<A>--<B>.json``, written atomically; a rerun skips finished pairs), and relates transfer to the
 distance between the runs' flows (``rgprune.rg.flow_distance`` of their recorded traces): Spearman's rank
-correlation, over the ordered pairs A != B, between ``relative accuracy`` and ``flow distance``. The paper's claim (Redman et al. 2022) predicts a negative correlation: the closer two
-flows, the better the tickets transfer.
+correlation, over the ordered pairs A != B, between ``relative accuracy`` and ``flow distance``. The paper's
+claim (Redman et al. 2022) predicts a negative correlation: the closer two flows, the better the tickets
+transfer.
 
 Example (``rgprune transfer RUN_A RUN_B RUN_C RUN_D --out runs/transfer``)::
 
@@ -161,8 +162,8 @@ def transfer_ticket(source_dir: str | os.PathLike, target_dir: str | os.PathLike
         train = trainer.train_ticket(model, pruner, n, desc=f"{src.path.name} round {n} on {target.config.task}")
         accuracy = trainer.evaluate(model)
     own = target.rounds[n].accuracy
-    return TransferResult(source=source.out_dir, target=target.out_dir, round=n, density=pruner.density(), accuracy=accuracy,
-                          target_accuracy=own, relative=accuracy / own if own > 0 else math.nan,
+    return TransferResult(source=source.out_dir, target=target.out_dir, round=n, density=pruner.density(),
+                          accuracy=accuracy, target_accuracy=own, relative=accuracy / own if own > 0 else math.nan,
                           from_target=tuple(from_target), train_loss=train["train_loss"],
                           seconds=time.perf_counter() - start, source_config=source.config.digest,
                           target_config=target.config.digest)
@@ -220,51 +221,19 @@ def transfer_matrix(runs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
     """
     import numpy as np
 
-    from rgprune.rg.flow import flow_distance
-    from rgprune.rg.report import MIN_ROUNDS
-
-    if isinstance(runs, (str, os.PathLike)) or len(runs) < 3:
-        raise ConfigError("transfer_matrix needs at least 3 run directories (a rank correlation needs 3 pairs; "
-                         "for one pair use transfer_ticket)")
-    paths = [Path(r) for r in runs]
-    names = [p.name for p in paths]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"run directories must have distinct names (they label the matrix), got {names}")
-    results = [_load_run(p) for p in paths]
-    last = min(len(r.rounds) for r in results) - 1
-    for r in results[1:]:
-        _check_pair(results[0], r, None)
-    if round is None:
-        round = last
-    _check_round(round, last, "every run")
-    traces = [RunDir(p).load_trace() for p in paths]
-    short = [n for n, t in zip(names, traces) if len(t) < MIN_ROUNDS]
-    if short:
-        raise ConfigError(f"runs {short} have fewer than {MIN_ROUNDS} rounds: their flows cannot be compared")
+    paths, results, traces, round = _matrix_runs(runs, round)
+    names, k = [p.name for p in paths], len(paths)
+    parts = _flow_distances(traces, rank)
     out = Path(out_dir)
     (out / "pairs").mkdir(parents=True, exist_ok=True)
-
-    k = len(paths)
     accuracy, relative = np.eye(k), np.eye(k)
-    parts = {key: np.zeros((k, k)) for key in ("flow_distance", "eigenvalue_distance", "trajectory_distance")}
     for i in range(k):
         accuracy[i, i] = results[i].rounds[round].accuracy
-        for j in range(i + 1, k):
-            d = flow_distance(traces[i].trajectory("histogram"), traces[j].trajectory("histogram"), rank=rank)
-            for key, value in (("flow_distance", d.total), ("eigenvalue_distance", d.eigenvalue_distance),
-                               ("trajectory_distance", d.trajectory_distance)):
-                parts[key][i, j] = parts[key][j, i] = value
-    for i in range(k):
         for j in range(k):
             if i == j:
                 continue
             path = _pair_path(out, names[i], names[j])
-            saved = None
-            if path.is_file():
-                saved = TransferResult.from_dict(json.loads(path.read_text()))
-                if (saved.round, saved.source_config, saved.target_config) != \
-                        (round, results[i].config.digest, results[j].config.digest):
-                    saved = None  # made from other runs or another round: train again
+            saved = _saved_pair(path, round, results[i], results[j])
             if saved is None:
                 saved = transfer_ticket(paths[i], paths[j], round, progress=progress)
                 atomic_write_json(path, saved.to_dict())
@@ -273,14 +242,7 @@ def transfer_matrix(runs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
                           f"(own ticket {saved.target_accuracy:.4f}, relative {saved.relative:.4f}) "
                           f"{saved.seconds:.1f}s", file=log, flush=True)
             accuracy[i, j], relative[i, j] = saved.accuracy, saved.relative
-    off = ~np.eye(k, dtype=bool)
-    correlations = {}
-    for key, distance in parts.items():
-        try:
-            corr = spearman(distance[off], relative[off])
-            correlations[key] = {"rho": corr.rho, "p_value": corr.p_value, "n": corr.n}
-        except ValueError as exc:  # e.g. every transfer exactly as good as the target's own ticket
-            correlations[key] = {"rho": None, "p_value": None, "n": int(off.sum()), "reason": str(exc)}
+    correlations = _correlations(parts, relative)
     data = {"runs": [str(p) for p in paths], "names": names, "tasks": [r.config.task for r in results],
             "round": round, "density": [r.rounds[round].density for r in results], "dmd_rank": rank,
             "accuracy": accuracy.tolist(), "relative": relative.tolist(),
@@ -291,6 +253,75 @@ def transfer_matrix(runs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
     atomic_write_json(out / RESULT_FILE, data)
     atomic_write(out / REPORT_FILE, lambda tmp: Path(tmp).write_text(_markdown(data)))
     return data
+
+
+def _matrix_runs(runs, round_: int | None) -> tuple[list[Path], list[IMPResult], list, int]:
+    """Validate the runs of a transfer matrix and the round; returns their paths, results, recorded flows
+    (FlowTraces) and the round."""
+    from rgprune.rg.report import MIN_ROUNDS
+
+    if isinstance(runs, (str, os.PathLike)) or len(runs) < 3:
+        raise ConfigError("transfer_matrix needs at least 3 run directories (a rank correlation needs 3 pairs; "
+                          "for one pair use transfer_ticket)")
+    paths = [Path(r) for r in runs]
+    names = [p.name for p in paths]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"run directories must have distinct names (they label the matrix), got {names}")
+    results = [_load_run(p) for p in paths]
+    last = min(len(r.rounds) for r in results) - 1
+    for r in results[1:]:
+        _check_pair(results[0], r, None)
+    if round_ is None:
+        round_ = last
+    _check_round(round_, last, "every run")
+    traces = [RunDir(p).load_trace() for p in paths]
+    short = [name for name, trace in zip(names, traces) if len(trace) < MIN_ROUNDS]
+    if short:
+        raise ConfigError(f"runs {short} have fewer than {MIN_ROUNDS} rounds: their flows cannot be compared")
+    return paths, results, traces, round_
+
+
+def _flow_distances(traces: Sequence, rank: int | None) -> dict:
+    """``flow_distance`` (the total) and its two parts between every two runs' histogram flows: k x k arrays."""
+    import numpy as np
+
+    from rgprune.rg.flow import flow_distance
+
+    k = len(traces)
+    parts = {key: np.zeros((k, k)) for key in ("flow_distance", "eigenvalue_distance", "trajectory_distance")}
+    for i in range(k):
+        for j in range(i + 1, k):
+            d = flow_distance(traces[i].trajectory("histogram"), traces[j].trajectory("histogram"), rank=rank)
+            for key, value in (("flow_distance", d.total), ("eigenvalue_distance", d.eigenvalue_distance),
+                               ("trajectory_distance", d.trajectory_distance)):
+                parts[key][i, j] = parts[key][j, i] = value
+    return parts
+
+
+def _saved_pair(path: Path, round_: int, source: IMPResult, target: IMPResult) -> TransferResult | None:
+    """The pair's saved result when it was made from these runs at this round, else None (train again)."""
+    if not path.is_file():
+        return None
+    saved = TransferResult.from_dict(json.loads(path.read_text()))
+    if (saved.round, saved.source_config, saved.target_config) != (round_, source.config.digest,
+                                                                    target.config.digest):
+        return None
+    return saved
+
+
+def _correlations(parts: dict, relative) -> dict:
+    """Spearman's rho of relative accuracy with each distance, over the ordered pairs A != B."""
+    import numpy as np
+
+    off = ~np.eye(len(relative), dtype=bool)
+    correlations = {}
+    for key, distance in parts.items():
+        try:
+            corr = spearman(distance[off], relative[off])
+            correlations[key] = {"rho": corr.rho, "p_value": corr.p_value, "n": corr.n}
+        except ValueError as exc:  # e.g. every transfer exactly as good as the target's own ticket
+            correlations[key] = {"rho": None, "p_value": None, "n": int(off.sum()), "reason": str(exc)}
+    return correlations
 
 
 def _markdown(data: dict) -> str:
