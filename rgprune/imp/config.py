@@ -92,10 +92,13 @@ def _per_key(table: Mapping[str, Any]) -> str:
 
 def _option(default: Any = dataclasses.MISSING, *, help: str, choices: tuple | Callable | None = None,
             plural: str = "choices", derive: Callable | None = None, default_text: str | None = None,
-            **bounds) -> Any:
+            low: float | None = None, high: float | None = None, low_open: bool = False,
+            high_open: bool = False) -> Any:
     """A dataclass field whose metadata documents and constrains it (see the module docstring)."""
+    bounds = None if low is None and high is None else {"low": low, "high": high, "low_open": low_open,
+                                                         "high_open": high_open}
     metadata = {"help": help, "choices": choices, "plural": plural, "derive": derive, "default_text": default_text,
-                "bounds": bounds or None}
+                "bounds": bounds}
     return field(default=default, metadata=metadata)
 
 
