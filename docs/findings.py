@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rgprune.imp import RunDir
 from rgprune.rg import classify_directions, dmd, flow_distance, step_sizes
-from rgprune.rg.report import load_trace
 from rgprune.transfer import spearman
 
 TASKS = ("digits", "digits-inverted", "digits-rotated", "digits-permuted", "digits-5class")
@@ -30,19 +30,18 @@ def runs_in(root: Path) -> dict[tuple[str, str, int], Path]:
     found = {}
     for path in sorted(root.iterdir()):
         m = RUN.match(path.name)
-        if m and path.is_dir() and (path / "metrics.json").is_file() \
-                and json.loads((path / "metrics.json").read_text())["complete"]:
+        if m and path.is_dir() and RunDir(path).summary_path.is_file() and RunDir(path).read_summary()["complete"]:
             found[(m["model"], m["task"], int(m["seed"]))] = path
     return found
 
 
 def flow_stats(path: Path, rank: int, upto: int | None = None) -> dict:
-    trace = load_trace(path)
+    trace = RunDir(path).load_trace()
     traj = trace.trajectory("histogram")[: None if upto is None else upto + 1]
     steps = step_sizes(traj)
     eig = dmd(traj, rank=rank).eigenvalues
     full = dmd(traj)
-    metrics = json.loads((path / "metrics.json").read_text())["rounds"][: None if upto is None else upto + 1]
+    metrics = RunDir(path).read_summary()["rounds"][: None if upto is None else upto + 1]
     return {"traj": traj, "steps": steps, "mean_step": float(np.mean(steps)),
             "late_step": float(np.mean(steps[-5:])), "lead": float(np.abs(eig).max()),
             "relevant": int((classify_directions(eig) == "relevant").sum()),
@@ -56,7 +55,7 @@ def finding_3(root: Path, rank: int, upto: int | None = None) -> None:
     span = "all rounds" if upto is None else f"rounds 0-{upto} only"
     print(f"### Per model: flow statistics over tasks and seeds (DMD rank {rank}, {span})\n")
     print("| model | runs | final accuracy | mean step | late step (last 5) | leading \\|λ\\| | relevant dirs "
-          f"| full-rank DMD: rank, relevant | mean pairwise trajectory distance | mean pairwise eigenvalue distance |")
+          "| full-rank DMD: rank, relevant | mean pairwise trajectory distance | mean pairwise eigenvalue distance |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     per_model = {}
     for model in models:
@@ -162,7 +161,7 @@ def finding_1(root: Path, rank: int) -> None:
         k = len(data["names"])
         off = ~np.eye(k, dtype=bool)
         relative = np.array(data["relative"])
-        traces = [load_trace(p).trajectory("histogram") for p in data["runs"]]
+        traces = [RunDir(p).load_trace().trajectory("histogram") for p in data["runs"]]
         ranked = np.zeros((k, k))
         for i, j in itertools.combinations(range(k), 2):
             ranked[i, j] = ranked[j, i] = flow_distance(traces[i], traces[j], rank=rank).eigenvalue_distance

@@ -16,8 +16,9 @@ measures how well A's ticket transfers. Transferring a run onto itself reproduce
 ``transfer_matrix(runs, out_dir)`` does every ordered pair of several runs, saves each pair as it finishes
 (``pairs/<A>--<B>.json``, written atomically; a rerun skips finished pairs), and relates transfer to the
 distance between the runs' flows (``rgprune.rg.flow_distance`` of their recorded traces): Spearman's rank
-correlation, over the ordered pairs A != B, between ``relative accuracy`` and ``flow distance``. The paper's claim (Redman et al. 2022) predicts a negative correlation: the closer two
-flows, the better the tickets transfer.
+correlation, over the ordered pairs A != B, between ``relative accuracy`` and ``flow distance``. The paper's
+claim (Redman et al. 2022) predicts a negative correlation: the closer two flows, the better the tickets
+transfer.
 
 Example (``rgprune transfer RUN_A RUN_B RUN_C RUN_D --out runs/transfer``)::
 
@@ -27,6 +28,7 @@ Example (``rgprune transfer RUN_A RUN_B RUN_C RUN_D --out runs/transfer``)::
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -34,11 +36,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
-import torch
-
 from rgprune._io import atomic_write, atomic_write_json
+from rgprune.imp import ConfigError, ConfigTypeError, IMPResult, RoundTrainer, RunDir, deterministic, load_result
 
-__all__ = ["RankCorrelation", "TransferResult", "spearman", "transfer_matrix", "transfer_ticket"]
+__all__ = ["REPORT_FILE", "RESULT_FILE", "RankCorrelation", "TransferResult", "spearman", "transfer_matrix",
+           "transfer_ticket", "write_transfer_result"]
+
+#: the files of a transfer's output directory: the result (JSON) and, for a matrix, its markdown report
+RESULT_FILE, REPORT_FILE = "transfer.json", "transfer.md"
 
 
 @dataclass(frozen=True)
@@ -75,35 +80,46 @@ class TransferResult:
         return cls(**{**data, "from_target": tuple(data["from_target"])})
 
 
-def _load_run(path: str | os.PathLike):
-    from rgprune.imp import load_result
+def write_transfer_result(result: TransferResult, out_dir: str | os.PathLike) -> Path:
+    """Save one transfer's result as ``out_dir``/transfer.json (atomically); returns the path."""
+    if not isinstance(result, TransferResult):
+        raise TypeError(f"result must be a TransferResult, got {type(result).__name__}")
+    path = Path(out_dir) / RESULT_FILE
+    atomic_write_json(path, result.to_dict())
+    return path
 
+
+def _load_run(path: str | os.PathLike) -> IMPResult:
     result = load_result(path)
     if not result.rounds:
-        raise ValueError(f"{path} holds no complete IMP round; run `rgprune imp ... --out {path}` first")
+        raise ConfigError(f"{path} holds no complete IMP round; run `rgprune imp ... --out {path}` first")
     return result
 
 
-def _check_pair(source, target, round_: int | None) -> int:
+def _check_round(round_, last: int, where: str) -> None:
+    """``round_`` is a round complete in every run (``last``: the last such round; ``where``: the runs)."""
+    if isinstance(round_, bool) or not isinstance(round_, int):
+        raise ConfigTypeError(f"round must be an int, got {type(round_).__name__}")
+    if not 0 <= round_ <= last:
+        raise ConfigError(f"round {round_} is not complete in {where}; choose a round in 0..{last}")
+
+
+def _check_pair(source: IMPResult, target: IMPResult, round_: int | None) -> int:
     """Validate that ``source``'s tickets can be trained on ``target``'s task; returns the round."""
     a, b = source.config, target.config
     if a.model != b.model:
-        raise ValueError(f"cannot transfer a {a.model} ticket ({source.out_dir}) to a {b.model} run "
+        raise ConfigError(f"cannot transfer a {a.model} ticket ({source.out_dir}) to a {b.model} run "
                          f"({target.out_dir}): the two runs must use the same model")
     for name in ("prune_head", "prune_embeddings", "image_size"):
         if getattr(a, name) != getattr(b, name):
-            raise ValueError(f"the runs differ in {name} ({getattr(a, name)!r} in {source.out_dir}, "
+            raise ConfigError(f"the runs differ in {name} ({getattr(a, name)!r} in {source.out_dir}, "
                              f"{getattr(b, name)!r} in {target.out_dir}): the mask and weights of one do not fit "
                              f"the other's model; rerun one of them with the same {name}")
     last = min(len(source.rounds), len(target.rounds)) - 1
     if round_ is None:
         return last
-    if isinstance(round_, bool) or not isinstance(round_, int):
-        raise TypeError(f"round must be an int, got {type(round_).__name__}")
-    if not 0 <= round_ <= last:
-        raise ValueError(f"round {round_} is not complete in both runs: {source.out_dir} has rounds 0.."
-                         f"{len(source.rounds) - 1}, {target.out_dir} 0..{len(target.rounds) - 1}; choose a round "
-                         f"in 0..{last}")
+    _check_round(round_, last, f"both runs: {source.out_dir} has rounds 0..{len(source.rounds) - 1}, "
+                               f"{target.out_dir} 0..{len(target.rounds) - 1}")
     return round_
 
 
@@ -112,46 +128,42 @@ def transfer_ticket(source_dir: str | os.PathLike, target_dir: str | os.PathLike
     """Train ``source_dir``'s round-``round`` ticket on ``target_dir``'s task (see the module docstring).
 
     Both are IMP run directories of the same model (and image size / pruning selection); ``round`` defaults
-    to the last round complete in both. Nothing is written into either run directory. Raises ValueError
-    (FileNotFoundError for a missing run) with what to change.
+    to the last round complete in both. Nothing is written into either run directory. Raises ``ConfigError``
+    (a ValueError; ``RunNotFoundError``, a FileNotFoundError, for a missing run) with what to change.
     """
-    from rgprune.imp import _deterministic, _load_state, _mix, _round_dir, _Run
-    from rgprune.masks import MaskSet
-
     source, target = _load_run(source_dir), _load_run(target_dir)
     n = _check_pair(source, target, round)
-    src, dst = Path(source.out_dir), Path(target.out_dir)
+    src, dst = RunDir(source.out_dir), RunDir(target.out_dir)
     start = time.perf_counter()
-    run = _Run(target.config, dst, progress)
-    with _deterministic(run.device):
-        model = run.build(_mix(target.config.seed, "init"))
-        state = _load_state(dst / "rewind.safetensors")  # B's θ_k: what A's θ_k cannot provide
-        theirs = _load_state(src / "rewind.safetensors")
+    trainer = RoundTrainer(target.config, progress)
+    with deterministic(trainer.device):
+        model = trainer.build(trainer.init_seed)
+        state = dst.load_rewind()  # B's θ_k: what A's θ_k cannot provide
+        theirs = src.load_rewind()
         from_target = []
         for key, value in state.items():
             if key in theirs and theirs[key].shape == value.shape:
                 state[key] = theirs[key]
             else:
                 from_target.append(key)
-        pruner = run.pruner(model)
-        masks = MaskSet.load(_round_dir(src, n) / "masks.safetensors")
+        pruner = trainer.pruner(model)
+        masks = src.load_masks(n)
         if list(masks.names) != list(pruner.names):
-            raise ValueError(f"the mask of {src} round {n} covers other tensors than {dst}'s model prunes "
+            raise ConfigError(f"the mask of {src} round {n} covers other tensors than {dst}'s model prunes "
                              f"({len(masks.names)} vs {len(pruner.names)}); were the runs made by different "
                              f"rgprune versions?")
         clash = sorted(set(from_target) & set(pruner.names))
         if clash:
-            raise ValueError(f"pruned tensors {clash} have different shapes in {src} and {dst} (a pruned head of "
+            raise ConfigError(f"pruned tensors {clash} have different shapes in {src} and {dst} (a pruned head of "
                              f"tasks with different class counts?); a ticket can transfer only when its masked "
                              f"tensors fit")
         pruner.load_state_dict({"names": masks.names, "masks": masks.state_dict()})
         pruner.rewind(state)  # A's θ_k (and B's head where A's does not fit), A's mask applied
-        train = run.train(model, pruner, target.config.rewind_step, _mix(target.config.seed, n, "train"),
-                          desc=f"{src.name} round {n} on {target.config.task}")
-        accuracy = run.evaluate(model)
+        train = trainer.train_ticket(model, pruner, n, desc=f"{src.path.name} round {n} on {target.config.task}")
+        accuracy = trainer.evaluate(model)
     own = target.rounds[n].accuracy
-    return TransferResult(source=str(src), target=str(dst), round=n, density=pruner.density(), accuracy=accuracy,
-                          target_accuracy=own, relative=accuracy / own if own > 0 else math.nan,
+    return TransferResult(source=source.out_dir, target=target.out_dir, round=n, density=pruner.density(),
+                          accuracy=accuracy, target_accuracy=own, relative=accuracy / own if own > 0 else math.nan,
                           from_target=tuple(from_target), train_loss=train["train_loss"],
                           seconds=time.perf_counter() - start, source_config=source.config.digest,
                           target_config=target.config.digest)
@@ -209,55 +221,19 @@ def transfer_matrix(runs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
     """
     import numpy as np
 
-    from rgprune.rg.flow import flow_distance
-    from rgprune.rg.report import MIN_ROUNDS, load_trace
-
-    if isinstance(runs, (str, os.PathLike)) or len(runs) < 3:
-        raise ValueError("transfer_matrix needs at least 3 run directories (a rank correlation needs 3 pairs; "
-                         "for one pair use transfer_ticket)")
-    paths = [Path(r) for r in runs]
-    names = [p.name for p in paths]
-    if len(set(names)) != len(names):
-        raise ValueError(f"run directories must have distinct names (they label the matrix), got {names}")
-    results = [_load_run(p) for p in paths]
-    last = min(len(r.rounds) for r in results) - 1
-    for r in results[1:]:
-        _check_pair(results[0], r, None)
-    if round is None:
-        round = last
-    if isinstance(round, bool) or not isinstance(round, int):
-        raise TypeError(f"round must be an int, got {type(round).__name__}")
-    if not 0 <= round <= last:
-        raise ValueError(f"round {round} is not complete in every run; choose one in 0..{last}")
-    traces = [load_trace(p) for p in paths]
-    short = [n for n, t in zip(names, traces) if len(t) < MIN_ROUNDS]
-    if short:
-        raise ValueError(f"runs {short} have fewer than {MIN_ROUNDS} rounds: their flows cannot be compared")
+    paths, results, traces, round = _matrix_runs(runs, round)
+    names, k = [p.name for p in paths], len(paths)
+    parts = _flow_distances(traces, rank)
     out = Path(out_dir)
     (out / "pairs").mkdir(parents=True, exist_ok=True)
-
-    k = len(paths)
     accuracy, relative = np.eye(k), np.eye(k)
-    parts = {key: np.zeros((k, k)) for key in ("flow_distance", "eigenvalue_distance", "trajectory_distance")}
     for i in range(k):
         accuracy[i, i] = results[i].rounds[round].accuracy
-        for j in range(i + 1, k):
-            d = flow_distance(traces[i].trajectory("histogram"), traces[j].trajectory("histogram"), rank=rank)
-            for key, value in (("flow_distance", d.total), ("eigenvalue_distance", d.eigenvalue_distance),
-                               ("trajectory_distance", d.trajectory_distance)):
-                parts[key][i, j] = parts[key][j, i] = value
-    for i in range(k):
         for j in range(k):
             if i == j:
                 continue
             path = _pair_path(out, names[i], names[j])
-            saved = None
-            if path.is_file():
-                import json
-                saved = TransferResult.from_dict(json.loads(path.read_text()))
-                if (saved.round, saved.source_config, saved.target_config) != \
-                        (round, results[i].config.digest, results[j].config.digest):
-                    saved = None  # made from other runs or another round: train again
+            saved = _saved_pair(path, round, results[i], results[j])
             if saved is None:
                 saved = transfer_ticket(paths[i], paths[j], round, progress=progress)
                 atomic_write_json(path, saved.to_dict())
@@ -266,14 +242,7 @@ def transfer_matrix(runs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
                           f"(own ticket {saved.target_accuracy:.4f}, relative {saved.relative:.4f}) "
                           f"{saved.seconds:.1f}s", file=log, flush=True)
             accuracy[i, j], relative[i, j] = saved.accuracy, saved.relative
-    off = ~np.eye(k, dtype=bool)
-    correlations = {}
-    for key, distance in parts.items():
-        try:
-            corr = spearman(distance[off], relative[off])
-            correlations[key] = {"rho": corr.rho, "p_value": corr.p_value, "n": corr.n}
-        except ValueError as exc:  # e.g. every transfer exactly as good as the target's own ticket
-            correlations[key] = {"rho": None, "p_value": None, "n": int(off.sum()), "reason": str(exc)}
+    correlations = _correlations(parts, relative)
     data = {"runs": [str(p) for p in paths], "names": names, "tasks": [r.config.task for r in results],
             "round": round, "density": [r.rounds[round].density for r in results], "dmd_rank": rank,
             "accuracy": accuracy.tolist(), "relative": relative.tolist(),
@@ -281,9 +250,78 @@ def transfer_matrix(runs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
             "correlation": correlations["flow_distance"], "correlations": correlations,
             "correlation_of": "Spearman rank correlation over ordered pairs A != B of relative[A][B] and "
                               "flow_distance[A][B] (correlations: also with each part of the distance)"}
-    atomic_write_json(out / "transfer.json", data)
-    atomic_write(out / "transfer.md", lambda tmp: Path(tmp).write_text(_markdown(data)))
+    atomic_write_json(out / RESULT_FILE, data)
+    atomic_write(out / REPORT_FILE, lambda tmp: Path(tmp).write_text(_markdown(data)))
     return data
+
+
+def _matrix_runs(runs, round_: int | None) -> tuple[list[Path], list[IMPResult], list, int]:
+    """Validate the runs of a transfer matrix and the round; returns their paths, results, recorded flows
+    (FlowTraces) and the round."""
+    from rgprune.rg.report import MIN_ROUNDS
+
+    if isinstance(runs, (str, os.PathLike)) or len(runs) < 3:
+        raise ConfigError("transfer_matrix needs at least 3 run directories (a rank correlation needs 3 pairs; "
+                          "for one pair use transfer_ticket)")
+    paths = [Path(r) for r in runs]
+    names = [p.name for p in paths]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"run directories must have distinct names (they label the matrix), got {names}")
+    results = [_load_run(p) for p in paths]
+    last = min(len(r.rounds) for r in results) - 1
+    for r in results[1:]:
+        _check_pair(results[0], r, None)
+    if round_ is None:
+        round_ = last
+    _check_round(round_, last, "every run")
+    traces = [RunDir(p).load_trace() for p in paths]
+    short = [name for name, trace in zip(names, traces) if len(trace) < MIN_ROUNDS]
+    if short:
+        raise ConfigError(f"runs {short} have fewer than {MIN_ROUNDS} rounds: their flows cannot be compared")
+    return paths, results, traces, round_
+
+
+def _flow_distances(traces: Sequence, rank: int | None) -> dict:
+    """``flow_distance`` (the total) and its two parts between every two runs' histogram flows: k x k arrays."""
+    import numpy as np
+
+    from rgprune.rg.flow import flow_distance
+
+    k = len(traces)
+    parts = {key: np.zeros((k, k)) for key in ("flow_distance", "eigenvalue_distance", "trajectory_distance")}
+    for i in range(k):
+        for j in range(i + 1, k):
+            d = flow_distance(traces[i].trajectory("histogram"), traces[j].trajectory("histogram"), rank=rank)
+            for key, value in (("flow_distance", d.total), ("eigenvalue_distance", d.eigenvalue_distance),
+                               ("trajectory_distance", d.trajectory_distance)):
+                parts[key][i, j] = parts[key][j, i] = value
+    return parts
+
+
+def _saved_pair(path: Path, round_: int, source: IMPResult, target: IMPResult) -> TransferResult | None:
+    """The pair's saved result when it was made from these runs at this round, else None (train again)."""
+    if not path.is_file():
+        return None
+    saved = TransferResult.from_dict(json.loads(path.read_text()))
+    if (saved.round, saved.source_config, saved.target_config) != (round_, source.config.digest,
+                                                                    target.config.digest):
+        return None
+    return saved
+
+
+def _correlations(parts: dict, relative) -> dict:
+    """Spearman's rho of relative accuracy with each distance, over the ordered pairs A != B."""
+    import numpy as np
+
+    off = ~np.eye(len(relative), dtype=bool)
+    correlations = {}
+    for key, distance in parts.items():
+        try:
+            corr = spearman(distance[off], relative[off])
+            correlations[key] = {"rho": corr.rho, "p_value": corr.p_value, "n": corr.n}
+        except ValueError as exc:  # e.g. every transfer exactly as good as the target's own ticket
+            correlations[key] = {"rho": None, "p_value": None, "n": int(off.sum()), "reason": str(exc)}
+    return correlations
 
 
 def _markdown(data: dict) -> str:

@@ -65,3 +65,22 @@ def test_compare_cli(two_runs, tmp_path, capsys):
     assert (tmp_path / "cmp" / "eigenvalues.png").is_file()
     assert main(["compare", str(two_runs[0]), "--out", str(tmp_path / "cmp1")]) == 2
     assert "at least two" in capsys.readouterr().err
+
+
+def test_flow_and_compare_cli_reject_unusable_inputs(two_runs, tmp_path, capsys):
+    """Files that are no checkpoints, a directory without rounds, a path without a trace: usage errors (exit 2)
+    that say what is wrong, not tracebacks."""
+    checkpoints = sorted(str(p) for p in two_runs[0].glob("round-*/weights.safetensors"))
+    bogus = tmp_path / "notes.safetensors"
+    bogus.write_text("notes")
+    assert main(["flow", *checkpoints[:2], str(bogus), "--out", str(tmp_path / "d")]) == 2
+    assert "is not a safetensors file" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["flow", str(empty), "--out", str(tmp_path / "e")]) == 2
+    assert "without IMP round checkpoints" in capsys.readouterr().err
+    assert main(["compare", str(two_runs[0]), str(empty), "--out", str(tmp_path / "f")]) == 2
+    assert "no trace.json" in capsys.readouterr().err
+    # a run directory is expanded into its checkpoints, in round order
+    assert main(["flow", str(two_runs[0]), "--from-checkpoints", "--out", str(tmp_path / "g")]) == 0
+    assert json.loads((tmp_path / "g" / "trace.json").read_text())["source"] == ", ".join(checkpoints)

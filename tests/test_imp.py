@@ -18,9 +18,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import rgprune.imp as imp
+import rgprune.imp.trainer as trainer
 from rgprune import MaskSet
-from rgprune.imp import BASELINES, IMPConfig, load_result, run_imp
+from rgprune.imp import BASELINES, IMPConfig, RoundTrainer, load_result, run_imp
 from rgprune.train import evaluate, train_epochs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -205,13 +205,13 @@ def test_rewind_semantics_and_baselines(tmp_path, monkeypatch, reference):
     baseline has the ticket's mask on other values. The spied run equals the reference run."""
     _, ref_out = reference
     seen = []
-    real = imp.train_epochs
+    real = trainer.train_epochs
 
     def spy(model, *args, **kwargs):
         seen.append((kwargs["desc"], kwargs["start_step"], {k: v.detach().clone() for k, v in model.state_dict().items()}))
         return real(model, *args, **kwargs)
 
-    monkeypatch.setattr(imp, "train_epochs", spy)
+    monkeypatch.setattr(trainer, "train_epochs", spy)
     out = tmp_path / "spied"
     run_imp(TINY, out, progress=False)
     _assert_same_run(out, ref_out, 2)
@@ -254,14 +254,14 @@ def test_rewind_step_capture(tmp_path):
 def test_resume_after_interruption_equals_uninterrupted(tmp_path, monkeypatch, reference):
     ref_result, ref_out = reference
     out = tmp_path / "interrupted"
-    real_train = imp._Run.train
+    real_train = RoundTrainer.train
 
     def stop_in_round_2(self, model, pruner, start_step, seed, desc, on_step=None):
         if desc == "round 2 random-mask":
             raise KeyboardInterrupt
         return real_train(self, model, pruner, start_step, seed, desc, on_step)
 
-    monkeypatch.setattr(imp._Run, "train", stop_in_round_2)
+    monkeypatch.setattr(RoundTrainer, "train", stop_in_round_2)
     with pytest.raises(KeyboardInterrupt):
         run_imp(TINY, out, progress=False)
     monkeypatch.undo()
@@ -310,24 +310,21 @@ def test_resume_with_another_config_is_refused(reference, tmp_path):
 
 KILL_SCRIPT = textwrap.dedent("""
     import sys, time
-    import rgprune.imp as imp
     from rgprune.cli import main
+    from rgprune.imp import RunDir
 
-    real_save = imp._Run.save_round
+    real_save = RunDir.save_round_metrics
 
-    def save_round(self, n, model, pruner, metrics, start):
+    def save_round_metrics(self, n, metrics):
         if n < 2:
-            return real_save(self, n, model, pruner, metrics, start)
-        # round 2: write some of its files, then hang before the completion marker (metrics.json)
-        folder = imp._round_dir(self.out, n)
-        folder.mkdir(parents=True, exist_ok=True)
-        imp._save_state(folder / "weights.safetensors", imp._state_to_cpu(model))
-        pruner.masks.save(folder / "masks.safetensors")
-        (folder / ".tmp-halfwritten").write_bytes(b"partial")
+            return real_save(self, n, metrics)
+        # round 2 has written its other files: leave a half-written one, then hang before the completion
+        # marker (metrics.json)
+        (self.round_dir(n) / ".tmp-halfwritten").write_bytes(b"partial")
         print("HANGING", flush=True)
         time.sleep(600)
 
-    imp._Run.save_round = save_round
+    RunDir.save_round_metrics = save_round_metrics
     sys.exit(main(sys.argv[1:]))
 """)
 
@@ -392,6 +389,103 @@ def test_cli_imp_bad_input(tmp_path, capsys):
         main(["imp", "--help"])
     assert exc.value.code == 0 and "rgprune imp --model resnet20 --task digits" in capsys.readouterr().out
 
+
+def test_cli_imp_options_come_from_the_config_fields(capsys):
+    """Every IMPConfig field is an option whose help is the field's help, with the dataclass's default; bounds
+    are checked at parse time; an option not given leaves the dataclass default in place."""
+    import dataclasses
+
+    from rgprune.cli import build_parser, main
+    from rgprune.cli.imp import config_from_args
+
+    with pytest.raises(SystemExit):
+        main(["imp", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for f in dataclasses.fields(IMPConfig):
+        flag = "--" + f.name.replace("_", "-")
+        assert flag in text, flag
+        assert " ".join(f.metadata["help"].split()) in text, f.name
+        if f.metadata["default_text"] is not None:
+            assert f"(default: {f.metadata['default_text']})" in text, f.name
+        elif f.default not in (dataclasses.MISSING, False):
+            assert f"(default: {f.default})" in text, f.name
+    assert "(default: 8)" in text and "(default: 0.1 for sgd, 0.0001 for adamw)" in text
+    for option, value, message in (("--image-size", "2", "must be >= 4"), ("--momentum", "1", "between 0 and 1"),
+                                    ("--epochs", "1.5", "must be an int")):
+        with pytest.raises(SystemExit):
+            main(["imp", "--model", "resnet20", "--task", "digits", option, value])
+        assert message in capsys.readouterr().err, option
+    args = build_parser().parse_args(["imp", "--model", "resnet20", "--task", "digits", "--amp", "--lr", "0.5",
+                                      "--baselines", "all"])
+    assert config_from_args(args) == IMPConfig(model="resnet20", task="digits", amp=True, lr=0.5,
+                                               baselines=BASELINES)
+    args = build_parser().parse_args(["imp", "--model", "minilm", "--task", "vader", "--baselines", "none"])
+    assert config_from_args(args) == IMPConfig(model="minilm", task="vader")  # text defaults, no image_size
+
+
+def test_cli_turns_only_configuration_errors_into_usage_errors(tmp_path, monkeypatch, capsys):
+    import rgprune.imp
+    from rgprune.cli import main
+    from rgprune.imp import ConfigError
+
+    def bug(*args, **kwargs):
+        raise ValueError("a bug deep inside")
+
+    monkeypatch.setattr(rgprune.imp, "run_imp", bug)
+    with pytest.raises(ValueError, match="a bug deep inside"):
+        main([*TINY_ARGS, "--out", str(tmp_path / "bug")])
+
+    def refused(*args, **kwargs):
+        raise ConfigError("holds an IMP run with a different config")
+
+    monkeypatch.setattr(rgprune.imp, "run_imp", refused)
+    assert main([*TINY_ARGS, "--out", str(tmp_path / "refused")]) == 2
+    assert capsys.readouterr().err.startswith("rgprune imp: error: holds an IMP run with a different config")
+
+
+def test_config_errors_are_value_errors_and_type_errors_also_type_errors():
+    from rgprune.imp import ConfigError, ConfigTypeError
+
+    with pytest.raises(ConfigTypeError) as exc:
+        TINY.replace(batch_size="64")
+    assert isinstance(exc.value, TypeError) and isinstance(exc.value, ValueError)
+    with pytest.raises(ConfigError, match=r"field\(s\) \['task'\] are missing"):
+        IMPConfig.from_dict({"model": "resnet20"})
+
+
+def test_run_dir_rounds_are_ordered_by_number_and_clean_up_after_the_last_complete(tmp_path):
+    """Round folders past round 99 sort by number, not as text; prepare() keeps the complete rounds and removes
+    a half-written one and the temp files of atomic writes."""
+    import shutil
+
+    from rgprune.imp import RunDir
+
+    run = RunDir(tmp_path / "run")
+    for n in (0, 1, 2, 10, 99, 100):
+        run.round_dir(n).mkdir(parents=True)
+        run.weights_path(n).write_bytes(b"weights")
+    (run.path / "round-xx").mkdir()  # not a round
+    assert run.round_numbers() == [0, 1, 2, 10, 99, 100]
+    assert [p.parent.name for p in run.checkpoints()] == ["round-00", "round-01", "round-02", "round-10",
+                                                          "round-99", "round-100"]
+    config = TINY.replace(rounds=200)
+    with pytest.raises(ValueError, match="not empty and holds no IMP run"):
+        run.prepare(config)
+    for folder in run.path.iterdir():
+        shutil.rmtree(folder)
+    assert run.prepare(config) == -1 and run.holds_run()  # writes config.json
+    run.save_init({"w": torch.zeros(2)}, {"w": torch.ones(2)})
+    for n in (0, 1):
+        run.save_round_metrics(n, {"round": n})
+    run.round_dir(2).mkdir()
+    (run.round_dir(2) / ".tmp-weights").write_bytes(b"half")
+    (run.path / ".tmp-summary").write_bytes(b"half")
+    with run.lock():
+        assert run.prepare(config) == 1
+    assert run.round_numbers() == [0, 1] and not list(run.path.rglob(".tmp-*"))
+    assert torch.equal(run.load_rewind()["w"], torch.ones(2))
+    with pytest.raises(ValueError, match="different config.*rounds: saved 200, given 2"):
+        run.prepare(TINY)
 
 # ---- the training loops -----------------------------------------------------------------------------------
 
@@ -473,3 +567,14 @@ def test_cli_demo_short(tmp_path, capsys):
     assert "RG flow over 3 rounds" in printed and "DMD rank" in printed
     assert printed.rstrip().splitlines()[-1] == f"flow report: {out / 'report.md'}"
     assert (out / "report.md").is_file()
+
+
+def test_cli_demo_of_one_round_says_why_it_has_no_flow_analysis(tmp_path, capsys):
+    """One pruning round is 2 snapshots, too few for a DMD: the demo ends with the reason, not an error."""
+    from rgprune.cli import main
+
+    out = tmp_path / "demo1"
+    assert main(["demo", "--rounds", "1", "--epochs", "1", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "RG flow over 2 rounds" in printed and "no flow analysis: 2 rounds recorded" in printed
+    assert printed.rstrip().splitlines()[-1] == f"flow report: {out / 'report.md'}"

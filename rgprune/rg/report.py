@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 
@@ -19,6 +19,8 @@ from rgprune.rg import flow, plots
 from rgprune.rg.trace import FlowTrace
 
 MIN_ROUNDS = 3
+#: the files ``write_flow_report`` writes into its directory besides the figures (``load_trace`` reads "trace")
+FLOW_REPORT_FILES = {"trace": "trace.json", "flow": "flow.json", "report": "report.md"}
 
 
 def _complex_list(values) -> list[list[float]]:
@@ -82,7 +84,7 @@ def write_flow_report(trace: FlowTrace, out_dir: str | os.PathLike, *, title: st
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stats = analyse_flow(trace, gram=gram)
-    paths = {"trace": out / "trace.json", "flow": out / "flow.json", "report": out / "report.md"}
+    paths = {key: out / name for key, name in FLOW_REPORT_FILES.items()}
     trace.save(paths["trace"])
     atomic_write_json(paths["flow"], stats)
     edges = trace.bin_lower_edges()
@@ -182,25 +184,10 @@ def compare_flows(traces: Mapping[str, FlowTrace], out_dir: str | os.PathLike,
 
 
 def load_trace(path: str | os.PathLike) -> FlowTrace:
-    """A trace from a run directory (its trace.json) or a trace.json file."""
+    """A trace from a directory that holds one (where ``write_flow_report`` puts it) or a trace.json file."""
     p = Path(path)
     if p.is_dir():
-        p = p / "trace.json"
+        p = p / FLOW_REPORT_FILES["trace"]
     if not p.is_file():
         raise FileNotFoundError(f"no trace.json at {path}: run `rgprune flow` on it first")
     return FlowTrace.load(p)
-
-
-def checkpoints_in(paths: Sequence[str | os.PathLike]) -> list[str]:
-    """Expand run directories into their per-round weight checkpoints, in round order."""
-    out = []
-    for path in paths:
-        p = Path(path)
-        if p.is_dir():
-            found = sorted(p.glob("round-*/weights.safetensors"))
-            if not found:
-                raise FileNotFoundError(f"{p} holds no round-*/weights.safetensors checkpoints")
-            out += [str(f) for f in found]
-        else:
-            out.append(str(p))
-    return out

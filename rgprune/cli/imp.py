@@ -1,0 +1,195 @@
+"""``rgprune imp`` (options generated from ``IMPConfig``'s fields) and ``rgprune demo``."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import os
+import sys
+from typing import Callable, Iterator
+
+from rgprune.cli.arguments import add_threads_and_quiet, nonnegative_int, positive_int, set_threads
+from rgprune.cli.flow import flow_summary
+from rgprune.imp.config import ConfigError, IMPConfig, check_number, describe_bounds, field_types, option_choices
+
+__all__ = ["add_config_arguments", "add_demo_parser", "add_imp_parser", "config_from_args", "demo_command",
+           "run_imp_command"]
+
+IMP_EXAMPLES = """examples:
+  rgprune imp --model resnet20 --task digits --rounds 8 --out runs/r20-digits
+  rgprune imp --model resnet20 --task digits --rounds 8 --epochs 15 --image-size 16 --rewind-step 23 \\
+      --baselines random-reinit random-mask --out runs/r20-digits-16px
+  rgprune imp --model minilm --task vader --rounds 5 --epochs 3 --device auto --amp --out runs/minilm-vader
+
+Run the same command again to resume an interrupted run: it continues after the last complete round
+and gives the same result as an uninterrupted run. A directory holding a run with other settings is
+refused. Without --out the run goes to runs/<model>-<task>-<config hash>.
+"""
+#: the extra values of a list option: every choice, or none
+ALL, NONE = "all", "none"
+
+
+def _number_type(kind: type, bounds: dict | None) -> Callable[[str], int | float]:
+    """An argparse type: the text as ``kind``, checked against the field's bounds at parse time."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            kind_name = "an int" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"must be {kind_name}, got {text!r}") from None
+        try:
+            check_number("value", value, integer=kind is int, **(bounds or {}))
+        except ConfigError:
+            raise argparse.ArgumentTypeError(f"must be {describe_bounds(**bounds) if bounds else 'finite'}, got "
+                                             f"{value}") from None
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its "invalid <type> value" messages
+    return parse
+
+
+def _help(f: dataclasses.Field, kind: type, choices) -> str:
+    meta = f.metadata
+    text = meta["help"]
+    if callable(meta["choices"]):  # a registry (models, tasks): too long for the usage line, listed here
+        text += ": " + ", ".join(choices)
+    elif kind is tuple:
+        text += f"; {ALL} for every one"
+    if meta["default_text"] is not None:
+        text += f" (default: {meta['default_text']})"
+    elif f.default is not dataclasses.MISSING and kind is not bool:
+        text += f" (default: {f.default})"
+    return text.replace("%", "%%")  # argparse %-formats help strings
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One option per ``IMPConfig`` field (``--rewind-step`` for ``rewind_step``), its help, choices, bounds and
+    default taken from the field. An option not given stays None, so that the dataclass default applies."""
+    types = field_types()
+    for f in dataclasses.fields(IMPConfig):
+        kind, choices = types[f.name], option_choices(f)
+        kwargs = {"dest": f.name, "help": _help(f, kind, choices)}
+        if f.default is dataclasses.MISSING:
+            kwargs["required"] = True
+        if kind is bool:
+            kwargs.update(action="store_true", default=None)
+        elif kind is tuple:
+            kwargs.update(nargs="+", choices=(*choices, ALL, NONE), metavar="NAME")
+        else:
+            if kind in (int, float):
+                kwargs["type"] = _number_type(kind, f.metadata["bounds"])
+            if choices is not None:
+                kwargs["choices"] = choices
+                if callable(f.metadata["choices"]):
+                    kwargs["metavar"] = f.name.upper()
+        parser.add_argument("--" + f.name.replace("_", "-"), **kwargs)
+
+
+def config_from_args(args: argparse.Namespace) -> IMPConfig:
+    """The ``IMPConfig`` of the options given (``all``/``none`` expanded in list options)."""
+    types, given = field_types(), {}
+    for f in dataclasses.fields(IMPConfig):
+        value = getattr(args, f.name, None)
+        if value is None:
+            continue
+        if types[f.name] is tuple:
+            value = tuple(option_choices(f)) if ALL in value else tuple(v for v in value if v != NONE)
+        given[f.name] = value
+    return IMPConfig(**given)
+
+
+def add_imp_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("imp", help="iterative magnitude pruning with rewinding (lottery tickets), resumable",
+                       description="Train, prune the smallest-magnitude fraction of the surviving weights (ranked "
+                                   "globally), rewind the survivors and train again, for --rounds rounds; every "
+                                   "round is checkpointed in --out.",
+                       epilog=IMP_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_arguments(p)
+    p.add_argument("--out", help="run directory (default: runs/<model>-<task>-<config hash>)")
+    add_threads_and_quiet(p, "CPU threads for torch (default: torch's choice; 1 is often fastest for small models "
+                             "on a busy machine). Resume with the same count for bit-identical results",
+                          "no progress bars or per-round lines")
+    p.set_defaults(func=run_imp_command)
+    return p
+
+
+def run_imp_command(args: argparse.Namespace, out=None):
+    """``rgprune imp``: build the IMPConfig from the options, run or resume, print the table."""
+    from rgprune.imp import run_imp
+
+    out = out or sys.stdout
+    set_threads(args)
+    config = config_from_args(args)
+    out_dir = args.out or os.path.join("runs", config.name)
+    with _torchrun_process_group(config.device) as rank:  # rank 0 (or the only process) prints
+        if rank == 0:
+            print(f"IMP {config.name}: {config.model} on {config.task}, {config.rounds} rounds of pruning "
+                  f"{config.fraction:g} of the survivors, rewinding to step {config.rewind_step}; run directory "
+                  f"{out_dir}", file=out, flush=True)
+        result = run_imp(config, out_dir, progress=not args.quiet and rank == 0)
+        if rank == 0:
+            print(f"\n{result.table()}\n\nrun directory: {out_dir}", file=out, flush=True)
+    return result
+
+
+@contextlib.contextmanager
+def _torchrun_process_group(device: str) -> Iterator[int]:
+    """Under torchrun (RANK, WORLD_SIZE and LOCAL_RANK in the environment) with no process group yet: the
+    default process group for run_imp's distributed mode (gloo for the CPU, NCCL for CUDA, each rank on GPU
+    LOCAL_RANK; timeout RGPRUNE_DIST_TIMEOUT seconds, default 1800, so a dead rank fails the others instead
+    of hanging them), destroyed at the end. Yields this process's rank (0 when not distributed)."""
+    import torch.distributed as dist
+
+    env = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+    if not all(v in os.environ for v in env) or not dist.is_available() or dist.is_initialized():
+        yield dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        return
+    import datetime
+
+    import torch
+
+    cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if cuda:
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    timeout = datetime.timedelta(seconds=float(os.environ.get("RGPRUNE_DIST_TIMEOUT", 1800)))
+    dist.init_process_group("nccl" if cuda else "gloo", timeout=timeout)
+    try:
+        yield dist.get_rank()
+    finally:
+        dist.destroy_process_group()
+
+
+def add_demo_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("demo", help="the quick-start demo (make demo): a short IMP run on digits",
+                       description="Iterative magnitude pruning of ResNet-20 on the sklearn digits (16x16), with the "
+                                   "random-reinit and random-mask baselines: a few minutes on a CPU.",
+                       epilog="example: rgprune demo --out runs/demo")
+    p.add_argument("--out", default=os.path.join("runs", "demo"), help="run directory (default: runs/demo)")
+    p.add_argument("--rounds", type=positive_int, default=5, help="pruning rounds (default: 5)")
+    p.add_argument("--epochs", type=positive_int, default=4, help="epochs per round (default: 4)")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    add_threads_and_quiet(p, "CPU threads for torch (default: torch's choice; try 1 on a busy machine)",
+                          "no progress bars or per-round lines")
+    p.set_defaults(func=demo_command)
+    return p
+
+
+def demo_command(args: argparse.Namespace, out=None):
+    """``rgprune demo``: a short IMP run (ResNet-20 on 16x16 digits, baselines on) in a few CPU minutes."""
+    from rgprune.imp import BASELINES, RunDir, run_imp
+
+    out = out or sys.stdout
+    set_threads(args)
+    config = IMPConfig(model="resnet20", task="digits", rounds=args.rounds, epochs=args.epochs, image_size=16,
+                       batch_size=64, lr=0.1, rewind_step=10, seed=args.seed, device=args.device,
+                       baselines=BASELINES)
+    print(f"rgprune demo: iterative magnitude pruning of ResNet-20 on sklearn digits (16x16), {config.rounds} "
+          f"rounds of {config.epochs} epochs, rewinding to step {config.rewind_step}, with the random-reinit "
+          f"and random-mask baselines; run directory {args.out}", file=out, flush=True)
+    result = run_imp(config, args.out, progress=not args.quiet)
+    print(f"\n{result.table()}\n\nrun directory: {args.out}", file=out, flush=True)
+    run = RunDir(args.out)  # a complete run ends with its flow report
+    print(flow_summary(run.flow_path, run.report_path), file=out, flush=True)
+    return result

@@ -1,0 +1,23 @@
+"""The RG flow report of an IMP run directory (written by ``run_imp`` when a run completes)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rgprune.imp.rundir import RunDir
+
+__all__ = ["write_run_flow_report"]
+
+
+def write_run_flow_report(out_dir: str | os.PathLike) -> Path:
+    """flow.json, report.md and the figures of a run directory, from its trace.json (recorded during the
+    run) and the Gram matrix of its per-round weight checkpoints; returns the report's path."""
+    from rgprune.rg.report import MIN_ROUNDS, write_flow_report
+    from rgprune.rg.trace import parameter_gram
+
+    run = RunDir(out_dir)
+    trace = run.load_trace()
+    checkpoints = run.checkpoints()
+    gram = parameter_gram(checkpoints) if len(checkpoints) >= MIN_ROUNDS else None
+    return write_flow_report(trace, run.path, title=run.path.name, gram=gram)["report"]

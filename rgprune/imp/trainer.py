@@ -1,0 +1,238 @@
+"""``RoundTrainer``: how every round of an IMP run builds, trains and evaluates its model.
+
+One ``RoundTrainer`` per ``IMPConfig`` holds the task's data loaders and the step counts, and trains a model
+the way ``run_imp`` trains each round: the config's optimizer, learning-rate schedule (per optimizer step,
+over ``epochs`` x ``steps_per_epoch`` steps), batch size and AMP, the masks kept applied through the
+optimizer's step hook (``GlobalMagnitudePruner.attach``), each epoch's data order seeded from
+``(seed, round, epoch)``. Every random draw comes from ``mix_seed(config.seed, ...)``: ``init_seed`` for
+the initialization θ_init, ``train_seed(n)`` for round n's training. So anything trained with
+``train_ticket(model, pruner, n)`` is trained exactly as round n's ticket was (``rgprune.transfer`` uses
+this to train one run's ticket on another run's task).
+
+Under torch.distributed (``rank``/``world`` given) each rank trains the replicated model with
+DistributedDataParallel on its own shard of every epoch's permutation (``rgprune.imp.coordination``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import time
+from typing import Callable, Iterator, Mapping
+
+import numpy as np
+import torch
+
+from rgprune.imp.config import ConfigError, IMPConfig
+from rgprune.imp.coordination import ShardSampler, broadcast_buffers, wrap_ddp
+from rgprune.masks import MaskSet
+from rgprune.pruner import GlobalMagnitudePruner
+from rgprune.train import evaluate, mix_seed, train_epochs
+
+__all__ = ["EVAL_BATCH", "RoundTrainer", "cpu_state", "deterministic", "seed_all"]
+
+#: the smallest evaluation batch (the training batch size when that is larger)
+EVAL_BATCH = 256
+
+
+def seed_all(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global random number generators."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    random.seed(seed)
+    torch.manual_seed(seed)
+    np.random.seed(seed % (1 << 32))
+
+
+@contextlib.contextmanager
+def deterministic(device: torch.device | str) -> Iterator[None]:
+    """Deterministic kernels for the duration of the block (warn-only where an op has none), restored after.
+
+    On CUDA this also sets ``CUBLAS_WORKSPACE_CONFIG`` (if unset), which deterministic cuBLAS needs.
+    """
+    import torch.utils.deterministic as det
+
+    if torch.device(device).type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    previous = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+                torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark, det.fill_uninitialized_memory)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    # no NaN-filling of every torch.empty: nothing here reads uninitialized memory, and it costs a write pass
+    det.fill_uninitialized_memory = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = previous[2], previous[3]
+        det.fill_uninitialized_memory = previous[4]
+
+
+def cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of ``model``'s state dict on the CPU (what the run directory saves)."""
+    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
+
+
+def _lr_factor(schedule: str, total: int) -> Callable[[int], float]:
+    """The learning rate at an optimizer step, relative to the peak (see IMPConfig.schedule)."""
+    def factor(step: int) -> float:
+        if schedule == "constant" or total <= 0:
+            return 1.0
+        if schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+        return 0.1 ** ((step >= 0.5 * total) + (step >= 0.75 * total))  # "step"
+    return factor
+
+
+def _resolve_device(name: str, distributed: bool) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for but CUDA is not available here; use --device cpu")
+    if distributed and device.type == "cuda" and device.index is None:  # one GPU per rank: the current one,
+        device = torch.device("cuda", torch.cuda.current_device())    # which rgprune imp sets to LOCAL_RANK
+    return device
+
+
+class RoundTrainer:
+    """Trains and evaluates models for one ``IMPConfig`` the way ``run_imp``'s rounds do (module docstring).
+
+    ``progress``: tqdm bars per epoch (on a terminal only). ``rank``/``world``: this process's
+    torch.distributed rank and the number of ranks (``world=None``: one process). Loads the task's data;
+    raises ``ConfigError`` when the config cannot run here (``rewind_step`` past the end of training, CUDA
+    asked for but absent).
+    """
+
+    def __init__(self, config: IMPConfig, progress: bool = False, rank: int = 0, world: int | None = None):
+        from rgprune.data import load_task
+
+        if not isinstance(config, IMPConfig):
+            raise TypeError(f"config must be an IMPConfig, got {type(config).__name__}")
+        if world is not None and not 0 <= rank < world:
+            raise ValueError(f"rank must be in [0, world) = [0, {world}), got {rank}")
+        self.config, self.progress, self.rank, self.world = config, progress, rank, world
+        self.device = _resolve_device(config.device, distributed=world is not None)
+        self.task = load_task(config.task, image_size=config.image_size)
+        self.train_generator = torch.Generator()  # reseeded per (seed, round, epoch) by train_epochs
+        if world is None:
+            self.train_loader = torch.utils.data.DataLoader(self.task.train, batch_size=config.batch_size,
+                                                            shuffle=True, generator=self.train_generator)
+        else:  # this rank's shard of each epoch's permutation
+            sampler = ShardSampler(len(self.task.train), rank, world, self.train_generator)
+            self.train_loader = torch.utils.data.DataLoader(self.task.train, batch_size=config.batch_size,
+                                                            sampler=sampler, generator=self.train_generator)
+        self.test_loader = torch.utils.data.DataLoader(self.task.test, batch_size=max(EVAL_BATCH, config.batch_size))
+        self.steps_per_epoch = len(self.train_loader)
+        self.total_steps = config.epochs * self.steps_per_epoch
+        if config.rewind_step > self.total_steps:
+            raise ConfigError(f"rewind_step={config.rewind_step} is past the end of training: {config.epochs} epochs "
+                              f"x {self.steps_per_epoch} steps = {self.total_steps} optimizer steps (batch size "
+                              f"{config.batch_size}, {len(self.task.train)} training examples)")
+
+    # ---- seeds ---------------------------------------------------------------------------------------
+    @property
+    def init_seed(self) -> int:
+        """The seed of θ_init (the model every ticket and the random-mask baseline start from)."""
+        return mix_seed(self.config.seed, "init")
+
+    def train_seed(self, n: int) -> int:
+        """The seed of round n's training: its data order, hence the same for the ticket and the baselines."""
+        return mix_seed(self.config.seed, n, "train")
+
+    def seed_round(self, n: int) -> None:
+        """Seed every global generator for round n (done at the start of each round)."""
+        seed_all(mix_seed(self.config.seed, n))
+
+    # ---- building blocks ------------------------------------------------------------------------------
+    def build(self, seed: int, pretrained: bool = True) -> torch.nn.Module:
+        """The config's model for the task, initialized from ``seed``, on the device."""
+        from rgprune.models import build_model
+
+        model = build_model(self.config.model, self.task.num_classes, in_channels=self.task.in_channels or 3,
+                            pretrained=pretrained, seed=seed)
+        return model.to(self.device)
+
+    def pruner(self, model: torch.nn.Module) -> GlobalMagnitudePruner:
+        """The config's pruner of ``model`` (distributed: pruned locally on every rank, agreement checked)."""
+        return GlobalMagnitudePruner(model, prune_head=self.config.prune_head,
+                                     prune_embeddings=self.config.prune_embeddings,
+                                     process_group="default" if self.world is not None else None)
+
+    def optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
+        c = self.config
+        if c.optimizer == "sgd":
+            return torch.optim.SGD(model.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+        return torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+
+    # ---- training and evaluation -----------------------------------------------------------------------
+    def train(self, model: torch.nn.Module, pruner: GlobalMagnitudePruner | None, start_step: int, seed: int,
+              desc: str, on_step: Callable[[int], None] | None = None) -> dict:
+        """Train from optimizer step ``start_step`` to the end of the schedule with ``pruner``'s masks kept
+        applied (None: dense). Returns ``steps``, ``train_loss`` (the last epoch's mean, None if not finite),
+        ``amp_skipped_steps`` and ``train_s``."""
+        seed_all(seed)
+        optimizer = self.optimizer(model)
+        handle = pruner.attach(optimizer) if pruner is not None else None
+        factor = _lr_factor(self.config.schedule, self.total_steps)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: factor(s + start_step))
+        start = time.perf_counter()
+        trained = wrap_ddp(model, self.device) if self.world is not None else model
+        try:
+            stats = train_epochs(trained, self.train_loader, optimizer, scheduler, self.config.epochs, self.device,
+                                 amp=self.config.amp, progress=self.progress, start_step=start_step, seed=seed,
+                                 on_step=on_step, desc=desc)
+        finally:
+            if handle is not None:
+                handle.remove()
+        if self.world is not None:
+            broadcast_buffers(model)
+        loss = stats.last_epoch_loss
+        return {"steps": stats.steps, "train_loss": loss if math.isfinite(loss) else None,
+                "amp_skipped_steps": stats.skipped, "train_s": time.perf_counter() - start}
+
+    def train_ticket(self, model: torch.nn.Module, pruner: GlobalMagnitudePruner, n: int, desc: str) -> dict:
+        """Train a masked model rewound to the rewind step exactly as round ``n``'s ticket is trained."""
+        return self.train(model, pruner, self.config.rewind_step, self.train_seed(n), desc)
+
+    def evaluate(self, model: torch.nn.Module) -> float:
+        """Top-1 accuracy on the task's whole test set."""
+        return evaluate(model, self.test_loader, self.device, amp=self.config.amp)
+
+    # ---- the baselines ----------------------------------------------------------------------------------
+    @staticmethod
+    def random_mask(masks: MaskSet, seed: int) -> MaskSet:
+        """Random survivor positions with ``masks``' per-layer survivor counts."""
+        generator = torch.Generator().manual_seed(seed)
+        keep = []
+        for shape, count in zip(masks.shapes, masks.survivor_counts()):
+            flat = torch.zeros(shape.numel(), dtype=torch.bool)
+            flat[torch.randperm(shape.numel(), generator=generator)[:count]] = True
+            keep.append(flat.reshape(shape))
+        return MaskSet.from_bool(keep, masks.names)
+
+    def baselines(self, n: int, masks: MaskSet, theta_k: Mapping[str, torch.Tensor]) -> dict:
+        """Round n's baselines (``config.baselines``), each trained like the ticket with mask ``masks``:
+        ``random-reinit`` (that mask on a fresh initialization) and ``random-mask`` (random positions with its
+        per-layer counts, rewound to ``theta_k``). Returns ``{name: accuracy, density, train_loss, seconds}``."""
+        c, results = self.config, {}
+        for name in c.baselines:
+            start = time.perf_counter()
+            if name == "random-reinit":
+                model = self.build(mix_seed(c.seed, n, "reinit"), pretrained=False)
+                pruner = self.pruner(model)
+                pruner.load_state_dict({"names": masks.names, "masks": masks.state_dict()})
+            else:  # random-mask
+                model = self.build(self.init_seed)
+                pruner = self.pruner(model)
+                random_masks = self.random_mask(masks, mix_seed(c.seed, n, "random-mask"))
+                pruner.load_state_dict({"names": random_masks.names, "masks": random_masks.state_dict()})
+                pruner.rewind(theta_k)
+            train = self.train_ticket(model, pruner, n, desc=f"round {n} {name}")
+            accuracy = self.evaluate(model)
+            results[name] = {"accuracy": accuracy, "density": pruner.density(), "train_loss": train["train_loss"],
+                             "seconds": time.perf_counter() - start}
+            del model, pruner
+        return results
