@@ -134,10 +134,12 @@ class _Bins:
 
     def cdf(self, x: np.ndarray) -> np.ndarray:
         """Survivors with |w| < x, for each x (piecewise linear between the bins' edges)."""
-        x = np.asarray(x, dtype=np.float64)[:, None]
-        with np.errstate(invalid="ignore"):
-            share = np.clip((x - self.lo) / (self.hi - self.lo), 0.0, 1.0)
-        return np.nan_to_num(share, nan=1.0) @ self.counts
+        x = np.asarray(x, dtype=np.float64)
+        below = np.concatenate([[0.0], np.cumsum(self.counts)])
+        j = np.searchsorted(self.hi, x, side="right")  # bins 0..j-1 lie wholly below x (bins are disjoint, sorted)
+        inside = np.minimum(j, len(self.counts) - 1)
+        share = np.clip((x - self.lo[inside]) / (self.hi[inside] - self.lo[inside]), 0.0, 1.0)
+        return below[j] + np.where(j < len(self.counts), share * self.counts[inside], 0.0)
 
     def quantile(self, k: float) -> float:
         """The magnitude below which ``k`` survivors lie."""
@@ -237,6 +239,16 @@ def _observable(state: _RoundState, kind: str) -> np.ndarray:
     if kind == "log-relative":
         return state.before.fractions(state.threshold * np.exp2(LOG_RELATIVE_EDGES))
     return state.after.fractions(state.threshold + state.mean_excess * EXCESS_EDGES)[1:]
+
+
+def round_thresholds(trace: "FlowTrace") -> np.ndarray:
+    """The magnitude at which each round pruned: exact from the recorded key, else interpolated in its bin of
+    the histogram (traces of version 1, or of checkpoints), else the would-be threshold of the trace's
+    pruning fraction. ``FlowTrace.thresholds()`` calls this."""
+    if not trace.rounds:
+        raise ValueError("the trace has no rounds yet")
+    edges = magnitude_bin_edges(trace.dtype, trace.bits)
+    return np.array([_round_state(trace, n, edges).threshold for n in range(len(trace.rounds))])
 
 
 def rescaled_trajectory(trace: "FlowTrace", kind: str) -> np.ndarray:

@@ -19,7 +19,7 @@ import torch
 
 from rgprune._io import atomic_write_json
 from rgprune.kernels import reference
-from rgprune.rg.observables import magnitude_bin_edges, rescaled_trajectory
+from rgprune.rg.observables import magnitude_bin_edges, rescaled_trajectory, round_thresholds
 
 #: version 2 added ``TraceRound.threshold_key``; version 1 files still load (their rounds have no key)
 TRACE_VERSION = 2
@@ -128,6 +128,10 @@ class FlowTrace:
     def bin_lower_edges(self) -> np.ndarray:
         """Magnitude |w| at the lower edge of every histogram bin (``inf`` for the bins of Inf/NaN keys)."""
         return magnitude_bin_edges(self.dtype, self.bits)[:-1]
+
+    def thresholds(self) -> np.ndarray:
+        """Each round's pruning threshold |w| (``rgprune.rg.observables.round_thresholds``)."""
+        return round_thresholds(self)
 
     def histograms(self) -> np.ndarray:
         """(rounds, bins) survivor counts."""
