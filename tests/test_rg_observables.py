@@ -14,7 +14,6 @@ import pytest
 import torch
 
 import rgprune
-from rgprune import _ops
 from rgprune.kernels import reference
 from rgprune.masks import MaskSet
 from rgprune.rg.flow import step_sizes
@@ -46,7 +45,7 @@ def pruning_only_flow(dist, rounds=8, n=1 << 20, fraction=0.2, seed=0):
     masks = MaskSet.ones(weights)
     trace = FlowTrace(["a", "b", "c"], sizes, fraction=fraction)
     for r in range(rounds):
-        result = _ops.prune_global_(weights, masks.words, round(fraction * sum(masks.survivor_counts())))
+        result = rgprune.prune_global_(weights, masks.words, round(fraction * sum(masks.survivor_counts())))
         trace.record(r, result.threshold.histogram, result.stats.counts, result.stats.abs_sums,
                      result.stats.sq_sums, threshold_key=int(result.threshold.key))
     return trace
@@ -69,7 +68,7 @@ def test_bin_edges_are_the_kernels_key_boundaries():
     edges = magnitude_bin_edges("float32")
     for value in (0.3, 1.0, 1.0624, 1.0625, 5.0e-3, 3.0e-38):  # the kernels bin each weight between its edges
         w = torch.tensor([value])
-        b = int(np.flatnonzero(_ops.magnitude_histogram([w], MaskSet.ones([w]).words).histogram.numpy())[0])
+        b = int(np.flatnonzero(rgprune.magnitude_histogram([w], MaskSet.ones([w]).words).histogram.numpy())[0])
         assert edges[b] <= value < edges[b + 1]
     with pytest.raises(ValueError, match="dtype must be one of"):
         magnitude_bin_edges("int8")
@@ -185,7 +184,7 @@ def test_density_profile_is_layer_density_over_global_density():
     masks = MaskSet.ones(weights)
     trace = FlowTrace(["narrow", "wide"], [w.numel() for w in weights], fraction=0.2)
     for r in range(5):
-        result = _ops.prune_global_(weights, masks.words, round(0.2 * sum(masks.survivor_counts())))
+        result = rgprune.prune_global_(weights, masks.words, round(0.2 * sum(masks.survivor_counts())))
         trace.record(r, result.threshold.histogram, result.stats.counts, result.stats.abs_sums,
                      result.stats.sq_sums, threshold_key=int(result.threshold.key))
     profile = trace.trajectory("density-profile")
