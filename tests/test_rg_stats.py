@@ -67,6 +67,8 @@ def test_transfer_gain_matrix_names_the_tasks_without_a_ticket_effect():
         transfer_gain_matrix([[0.9, np.nan], [0.8, 0.9]], [0.5, 0.6])
     with pytest.raises(ValueError, match="one accuracy per task"):
         transfer_gain_matrix(acc, [0.5, 0.6, 0.7])
+    with pytest.raises(ValueError, match="min_gap must be >= 0"):
+        transfer_gain_matrix(acc, [0.5, 0.5], min_gap=-1)
 
 
 # --------------------------------------------------------------------------------------------

@@ -60,9 +60,9 @@ def transfer_gain(ticket_accuracy: float, random_mask_accuracy: float, own_ticke
     ticket = _accuracy(ticket_accuracy, "ticket_accuracy")
     random = _accuracy(random_mask_accuracy, "random_mask_accuracy")
     own = _accuracy(own_ticket_accuracy, "own_ticket_accuracy")
-    gap = own - random
     if _accuracy(min_gap, "min_gap") < 0:
         raise ValueError(f"min_gap must be >= 0, got {min_gap}")
+    gap = own - random
     return None if gap < min_gap or gap <= 0 else (ticket - random) / gap
 
 
@@ -74,6 +74,8 @@ def transfer_gain_matrix(accuracy, random_mask_accuracy, *, min_gap: float = 0.0
     naming the target tasks whose own ticket beats the random mask by less than ``min_gap`` (the gain is
     undefined there; drop those tasks or use a denser ticket). The diagonal of the result is 1.
     """
+    if _accuracy(min_gap, "min_gap") < 0:
+        raise ValueError(f"min_gap must be >= 0, got {min_gap}")
     acc = _finite_array(accuracy, "accuracy")
     rnd = _finite_array(random_mask_accuracy, "random_mask_accuracy")
     if acc.ndim != 2 or acc.shape[0] != acc.shape[1] or acc.shape[0] < 2:
