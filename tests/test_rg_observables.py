@@ -205,6 +205,10 @@ def test_observables_need_a_threshold_or_a_fraction():
         unpruned.trajectory("excess")
     unpruned.fraction = 0.2  # the round is read as if it pruned 20%: its threshold is interpolated
     assert unpruned.trajectory("excess").shape == (1, len(EXCESS_EDGES))
+    emptied = FlowTrace(["a"], [total])
+    emptied.record(0, torch.tensor(hist), torch.zeros(1, dtype=torch.int64), torch.zeros(1), torch.zeros(1))
+    with pytest.raises(ValueError, match="pruned all of its"):
+        emptied.trajectory("excess")
 
 
 @pytest.mark.parametrize("call, message", [

@@ -223,6 +223,8 @@ def _round_state(trace: FlowTrace, n: int, edges: np.ndarray) -> _RoundState:
     where = f"round {r.round}"
     before = _Bins.from_histogram(r.histogram, edges, where)
     k = _pruned_count(trace, n)
+    if k >= before.total:
+        raise ValueError(f"{where} pruned all of its {before.total:g} survivors: nothing is left to rescale")
     recorded = sum(r.counts) == before.total - k  # this round's own prune: exact key and sums
     if recorded and r.threshold_key is not None:
         threshold = reference.key_to_magnitude(r.threshold_key, _dtype(trace.dtype))
