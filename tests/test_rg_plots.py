@@ -103,3 +103,143 @@ def test_directory_as_path_is_rejected(tmp_path):
     folder.mkdir()
     with pytest.raises(ValueError, match="directory"):
         plot_eigenvalues({"a": [0.5]}, folder)
+
+
+# --------------------------------------------------------------------------------------------
+# What is drawn: labels with units, series, points, integer round ticks
+# --------------------------------------------------------------------------------------------
+
+from rgprune.rg import plots  # noqa: E402
+from rgprune.rg.plots import plot_lottery_ticket, plot_step_split  # noqa: E402
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The Figure objects the plot functions save, to inspect what they draw."""
+    figures = []
+    save = plots._save
+
+    def keep(figure, target):
+        figures.append(figure)
+        return save(figure, target)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    return figures
+
+
+def visible_ticks(axis, low, high):
+    return [t for t in axis.get_majorticklocs() if low <= t <= high]
+
+
+def assert_integer_ticks(axis, low, high):
+    ticks = visible_ticks(axis, low, high)
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_step_sizes_are_indexed_by_the_round_they_arrive_at(tmp_path, drawn):
+    plot_step_sizes({"a": [0.3, 0.1, 0.03], "b": [0.2, 0.2]}, tmp_path / "steps.png")
+    axes = drawn[0].axes[0]
+    lines = [line for line in axes.get_lines() if line.get_label() in ("a", "b")]
+    assert [list(line.get_xdata()) for line in lines] == [[1, 2, 3], [1, 2]]  # step n: round n - 1 -> n
+    assert "round n" in axes.get_xlabel() and "‖g(n) − g(n−1)‖" in axes.get_ylabel()
+    assert axes.get_yscale() == "log"
+    assert_integer_ticks(axes.xaxis, 1, 3)
+
+
+def test_step_split_draws_total_pruning_and_training(tmp_path, drawn):
+    plot_step_split([1, 2, 3, 4], [0.3, 0.2, 0.1, 0.1], [0.3, 0.1, 0.1, 0.05], [0.0, 0.1, 0.01, 0.05],
+                    tmp_path / "split.png", observable="excess")
+    axes = drawn[0].axes[0]
+    lines = axes.get_lines()
+    assert [line.get_label() for line in lines] == ["step", "pruning alone", "training"]
+    assert all(list(line.get_xdata()) == [1, 2, 3, 4] for line in lines)
+    assert list(lines[2].get_ydata()) == [0.0, 0.1, 0.01, 0.05]
+    assert "excess" in axes.get_title() and "round n" in axes.get_xlabel()
+    assert_integer_ticks(axes.xaxis, 1, 4)
+    with pytest.raises(ValueError, match="3 values for 4 rounds"):
+        plot_step_split([1, 2, 3, 4], [0.3] * 4, [0.3] * 3, [0.0] * 4, tmp_path / "bad.png")
+    with pytest.raises(ValueError, match="whole numbers"):
+        plot_step_split([1.5], [0.3], [0.3], [0.0], tmp_path / "bad.png")
+
+
+def test_eigenvalue_intervals_are_radial_bars_through_each_eigenvalue(tmp_path, drawn):
+    eigs = np.array([1.2, 0.5 + 0.5j, 0.5 - 0.5j])
+    bounds = np.array([[1.1, 1.3], [0.6, 0.8], [0.3, 1.05]])
+    plot_eigenvalues({"flow": eigs, "other": [0.9]}, tmp_path / "eigs.png", intervals={"flow": bounds})
+    axes = drawn[0].axes[0]
+    bars = [line for line in axes.get_lines() if line.get_gid() == "interval of flow"]
+    assert len(bars) == 3
+    for bar, eig, (lower, upper) in zip(bars, eigs, bounds):
+        ends = np.array(bar.get_xdata()) + 1j * np.array(bar.get_ydata())
+        np.testing.assert_allclose(np.abs(ends), [lower, upper])
+        np.testing.assert_allclose(np.angle(ends), np.angle(eig))
+    assert "interval" in axes.get_title()
+    assert len(axes.collections) == 2  # one scatter per flow
+    assert axes.get_xlim()[1] >= 1.1 * 1.3
+
+
+@pytest.mark.parametrize("intervals, message", [
+    ({"flow": np.ones((2, 2))}, "shape \\(3, 2\\)"),
+    ({"flow": [[1.0, 0.5]] * 3}, "lower <= upper"),
+    ({"nope": np.ones((3, 2))}, "not a flow"),
+    ([[0.1, 0.2]], "dict mapping flow names"),
+])
+def test_bad_intervals_are_rejected(tmp_path, intervals, message):
+    with pytest.raises(ValueError, match=message):
+        plot_eigenvalues({"flow": [1.2, 0.5, 0.1]}, tmp_path / "eigs.png", intervals=intervals)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_heatmaps_name_units_and_when_they_are_measured(tmp_path, drawn):
+    plot_histogram_heatmap(np.ones((5, 8)), np.linspace(-8, 0, 9), tmp_path / "h.png", "flow")
+    plot_layer_densities(0.8 ** np.arange(6)[:, None] * np.ones((6, 3)), ["a", "b", "c"], tmp_path / "d.png")
+    hist_axes, hist_bar = drawn[0].axes
+    assert hist_axes.get_xlabel() == "log2 |w|" and "before its prune" in hist_axes.get_ylabel()
+    assert hist_bar.get_ylabel() == "survivors per bin"
+    assert_integer_ticks(hist_axes.yaxis, 0, 4)
+    density_axes, density_bar = drawn[1].axes
+    assert "after each round's prune" in density_axes.get_title()
+    assert "fraction" in density_bar.get_ylabel() and density_axes.get_ylabel() == "round n"
+    assert_integer_ticks(density_axes.yaxis, 0, 5)
+    plot_histogram_heatmap(np.ones((2, 4)), np.arange(5.0), tmp_path / "x.png", "t", xlabel="excess / mean",
+                           value_label="fraction of survivors")
+    assert drawn[2].axes[0].get_xlabel() == "excess / mean"
+    assert drawn[2].axes[1].get_ylabel() == "fraction of survivors"
+
+
+def test_lottery_ticket_figure_draws_every_series(tmp_path, drawn):
+    density = [1.0, 0.8, 0.64, 0.512]
+    ticket = [0.90, 0.91, [0.90, 0.92, 0.88], 0.85]  # seeds at one density
+    reinit = [0.90, 0.85, 0.80, None]  # not measured at the last density
+    written = plot_lottery_ticket(density, ticket, reinit, [0.9, 0.84, 0.79, 0.70], 0.90, tmp_path / "lt.png")
+    assert_png(written)
+    axes = drawn[0].axes[0]
+    assert axes.get_xlabel() == "density (fraction of weights remaining)" and axes.get_ylabel() == "accuracy"
+    assert axes.get_xscale() == "log" and axes.xaxis_inverted()
+    drawn[0].canvas.draw()
+    labels = {t.get_text() for t in axes.get_xticklabels() if t.get_text()}
+    assert {"1", "0.5"} <= labels, labels  # densities as plain numbers
+    legend = [t.get_text() for t in axes.get_legend().get_texts()]
+    assert legend == ["dense", "ticket (IMP, rewound)", "random re-init", "random mask"]
+    data = {c.get_label(): c for c in axes.containers}
+    np.testing.assert_allclose(data["ticket (IMP, rewound)"].lines[0].get_ydata(), [0.90, 0.91, 0.90, 0.85])
+    assert list(data["random re-init"].lines[0].get_xdata()) == [1.0, 0.8, 0.64]
+    low_high = data["ticket (IMP, rewound)"].lines[2][0].get_segments()[2]
+    np.testing.assert_allclose([low_high[0][1], low_high[1][1]], [0.88, 0.92])  # the seeds' range
+    dense_line = [line for line in axes.get_lines() if line.get_label() == "dense"]
+    assert len(dense_line) == 1 and list(dense_line[0].get_ydata()) == [0.90, 0.90]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(density=[1.0, 0.0]), "\\(0, 1\\]"),
+    (dict(ticket=[0.9]), "list of 2 entries"),
+    (dict(ticket=[0.9, "x"]), "numeric"),
+    (dict(ticket=[None, None], random_reinit=[None, None], random_mask=[None, None]), "no accuracy"),
+    (dict(dense=float("nan")), "non-finite"),
+])
+def test_lottery_ticket_rejects_bad_input(tmp_path, kwargs, message):
+    args = dict(density=[1.0, 0.5], ticket=[0.9, 0.8], random_reinit=[0.9, 0.7], random_mask=[0.9, 0.6],
+                dense=0.9) | kwargs
+    with pytest.raises(ValueError, match=message):
+        plot_lottery_ticket(path=tmp_path / "lt.png", **args)
+    assert list(tmp_path.iterdir()) == []

@@ -200,3 +200,69 @@ def test_trace_validation():
     with pytest.raises(ValueError, match="unknown observable"):
         trace.record(0, torch.ones(4096, dtype=torch.int64), torch.ones(1), torch.ones(1), torch.ones(1))
         trace.trajectory("nope")
+
+
+def test_record_prune_keeps_the_threshold_key_and_the_trace_round_trips(tmp_path):
+    trace, paths, pruner = imp_like_run(tmp_path, rounds=3)
+    assert all(isinstance(r.threshold_key, int) and r.threshold_key > 0 for r in trace.rounds)
+    from safetensors.torch import load_file
+    before = load_file(str(paths[-1]))
+    before = torch.cat([before[n].reshape(-1) for n in trace.tensor_names])
+    after = torch.cat([p.detach().reshape(-1) for p in pruner.params])
+    pruned = (before != 0) & (after == 0)
+    assert trace.thresholds()[-1] == before[pruned].abs().max().item()  # exact: the largest pruned |w|
+    path = tmp_path / "trace.json"
+    trace.save(path)
+    assert json.loads(path.read_text())["version"] == 2
+    loaded = FlowTrace.load(path)
+    assert loaded.rounds == trace.rounds
+    np.testing.assert_array_equal(loaded.trajectory("excess"), trace.trajectory("excess"))
+
+
+def test_version_1_traces_still_load_and_interpolate_the_threshold(tmp_path):
+    trace, _, _ = imp_like_run(tmp_path, rounds=3)
+    old = trace.to_dict()
+    old["version"] = 1
+    for r in old["rounds"]:
+        del r["threshold_key"]
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    loaded = FlowTrace.load(tmp_path / "old.json")
+    assert [r.threshold_key for r in loaded.rounds] == [None] * 3
+    exact, interpolated = trace.thresholds(), loaded.thresholds()
+    assert np.all(interpolated != exact)
+    np.testing.assert_allclose(interpolated, exact, rtol=1 / 16)  # within the threshold's bin
+    np.testing.assert_array_equal(loaded.trajectory("histogram"), trace.trajectory("histogram"))
+    for kind in ("excess", "log-relative"):  # the threshold interpolated in its bin: close, not equal
+        np.testing.assert_allclose(loaded.trajectory(kind), trace.trajectory(kind), atol=2e-3)
+    old["version"] = 99
+    (tmp_path / "new.json").write_text(json.dumps(old))
+    with pytest.raises(ValueError, match="unsupported trace version 99"):
+        FlowTrace.load(tmp_path / "new.json")
+
+
+def test_a_threshold_key_that_cannot_have_made_the_counts_is_refused(tmp_path):
+    trace, _, _ = imp_like_run(tmp_path, rounds=2)
+    r = trace.rounds[1]
+    fresh = FlowTrace(trace.tensor_names, trace.tensor_sizes)
+    args = (torch.tensor(r.histogram), torch.tensor(r.counts), torch.tensor(r.abs_sums), torch.tensor(r.sq_sums))
+    with pytest.raises(ValueError, match="cannot leave"):
+        fresh.record(1, *args, threshold_key=trace.rounds[0].threshold_key)  # round 0's key: another prune
+    with pytest.raises(ValueError, match="threshold_key must be an int"):
+        fresh.record(1, *args, threshold_key=1 << 31)
+    with pytest.raises(ValueError, match="survivors after pruning but only"):
+        fresh.record(1, torch.zeros(4096, dtype=torch.int64), *args[1:])
+    assert fresh.rounds == []
+    assert fresh.record(1, *args, threshold_key=-1).threshold_key is None  # Threshold.key of a prune of 0
+    assert fresh.record(2, *args, threshold_key=r.threshold_key).threshold_key == r.threshold_key
+
+
+def test_checkpoint_traces_have_the_rescaled_observables_too(tmp_path):
+    """Checkpoints do not record thresholds: round n's prune is read from round n + 1's survivors (the last
+    round's from the trace's fraction), and its threshold interpolated in the histogram."""
+    trace, paths, _ = imp_like_run(tmp_path, rounds=4)
+    from_disk = trace_from_checkpoints(paths, fraction=0.2)
+    # The recorded trace's round n holds θ_n before its prune: the checkpoints' round n is the same θ_n.
+    for kind in ("excess", "log-relative"):
+        np.testing.assert_allclose(from_disk.trajectory(kind), trace.trajectory(kind), atol=3e-3)
+    with pytest.raises(ValueError, match="pruning fraction"):
+        trace_from_checkpoints(paths).trajectory("excess")

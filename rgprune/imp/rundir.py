@@ -323,5 +323,6 @@ class RunDir:
                 extra[f"{name}_accuracy"] = b["accuracy"]
             trace.record(metrics["round"], torch.tensor(o["histogram_before"]), torch.tensor(o["counts_after"]),
                          torch.tensor(o["abs_sums_after"], dtype=torch.float64),
-                         torch.tensor(o["sq_sums_after"], dtype=torch.float64), extra)
+                         torch.tensor(o["sq_sums_after"], dtype=torch.float64), extra,
+                         threshold_key=o["threshold"]["key"])
         trace.save(self.trace_path)

@@ -1,7 +1,9 @@
 """RG flow statistics of iterative magnitude pruning (DESIGN.md section 1).
 
 ``flow``: step sizes, exact and affine DMD (Koopman eigenvalues, fixed points), scaling exponents,
-direction classes, flow distances, parameter-space DMD from a Gram matrix. ``plots``: figures.
+direction classes, flow distances, parameter-space DMD from a Gram matrix. ``observables``: rescaled
+histogram observables and the pruning/training split of each step. ``stats``: transfer gain, Mantel and
+PERMANOVA permutation tests. ``plots``: figures.
 """
 from rgprune.rg.flow import (
     AffineFixedPointResult,
@@ -20,6 +22,16 @@ from rgprune.rg.flow import (
     step_sizes,
     trajectory_distance,
 )
+# Observables with a fixed point, the pruning/training split of each step, statistics of transfer vs flows
+from rgprune.rg.observables import StepSplit, magnitude_bin_edges, step_split
+from rgprune.rg.stats import (
+    MantelResult,
+    PermanovaResult,
+    mantel_test,
+    permanova,
+    transfer_gain,
+    transfer_gain_matrix,
+)
 
 __all__ = [
     "AffineFixedPointResult",
@@ -37,4 +49,14 @@ __all__ = [
     "scaling_exponents",
     "step_sizes",
     "trajectory_distance",
+    # observables and statistics
+    "StepSplit",
+    "magnitude_bin_edges",
+    "step_split",
+    "MantelResult",
+    "PermanovaResult",
+    "mantel_test",
+    "permanova",
+    "transfer_gain",
+    "transfer_gain_matrix",
 ]

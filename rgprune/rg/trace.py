@@ -19,10 +19,13 @@ import torch
 
 from rgprune import prunable
 from rgprune._io import atomic_write_json
-from rgprune.kernels.format import KEY_BITS, RADIX_BITS, key_to_magnitude, pack_mask
+from rgprune.kernels.format import KEY_BITS, RADIX_BITS, pack_mask
+from rgprune.rg.observables import magnitude_bin_edges, rescaled_trajectory, round_thresholds
 
-TRACE_VERSION = 1
-OBSERVABLES = ("histogram", "layer-density", "layer-scale")
+#: version 2 added ``TraceRound.threshold_key``; version 1 files still load (their rounds have no key)
+TRACE_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+OBSERVABLES = ("histogram", "log-relative", "excess", "layer-density", "density-profile", "layer-scale")
 
 
 @dataclass
@@ -33,6 +36,9 @@ class TraceRound:
     ``counts``, ``abs_sums``, ``sq_sums``: per tensor, of the survivors kept for the next round (after
     pruning; equal to θ_n's survivors for a round that did not prune). ``density``: surviving fraction of
     the prunable weights after the round. ``metrics``: whatever the run measured (accuracy, ...).
+    ``threshold_key``: magnitude key of the round's pruning threshold (``Threshold.key``; survivors kept have
+    keys ≥ it), None for a round that did not prune or a trace recorded before version 2 (the rescaled
+    observables then interpolate the threshold in the histogram).
     """
 
     round: int
@@ -42,6 +48,7 @@ class TraceRound:
     abs_sums: list[float]
     sq_sums: list[float]
     metrics: dict = field(default_factory=dict)
+    threshold_key: int | None = None
 
 
 @dataclass
@@ -58,8 +65,12 @@ class FlowTrace:
 
     # ---- recording ----------------------------------------------------------------------------------
     def record(self, round: int, histogram: torch.Tensor, counts: torch.Tensor, abs_sums: torch.Tensor,
-               sq_sums: torch.Tensor, metrics: dict | None = None) -> TraceRound:
-        """Append a round from kernel outputs (tensors on any device; copied to the host here)."""
+               sq_sums: torch.Tensor, metrics: dict | None = None, *,
+               threshold_key: int | None = None) -> TraceRound:
+        """Append a round from kernel outputs (tensors on any device; copied to the host here).
+
+        ``threshold_key``: the round's ``Threshold.key`` when it pruned (None or -1: it did not, or unknown).
+        """
         hist = [int(x) for x in histogram.tolist()]
         if len(hist) != 1 << self.bits:
             raise ValueError(f"histogram has {len(hist)} bins, this trace uses {1 << self.bits} ({self.bits} bits)")
@@ -68,18 +79,41 @@ class FlowTrace:
             raise ValueError(f"got stats for {len(counts_l)} tensors, the trace has {len(self.tensor_names)}")
         if self.rounds and round <= self.rounds[-1].round:
             raise ValueError(f"round {round} recorded after round {self.rounds[-1].round}: rounds must increase")
+        if sum(counts_l) > sum(hist):
+            raise ValueError(f"round {round}: {sum(counts_l)} survivors after pruning but only {sum(hist)} in the "
+                             f"histogram before it; pass the histogram and stats of one prune")
+        key = self._check_threshold_key(round, threshold_key, hist, sum(counts_l))
         total = sum(self.tensor_sizes)
         entry = TraceRound(round, sum(counts_l) / total if total else 1.0, hist, counts_l,
                            [float(x) for x in abs_sums.tolist()], [float(x) for x in sq_sums.tolist()],
-                           dict(metrics or {}))
+                           dict(metrics or {}), key)
         self.rounds.append(entry)
         return entry
 
+    def _check_threshold_key(self, round: int, key, hist: list[int], kept: int) -> int | None:
+        """The key to store (None when the round did not prune); ValueError when it cannot have made ``kept``."""
+        if key is None or key == -1:
+            return None
+        key_bits = KEY_BITS[getattr(torch, self.dtype)]
+        if isinstance(key, bool) or not isinstance(key, int) or not 0 <= key < 1 << key_bits:
+            raise ValueError(f"threshold_key must be an int in [0, 2**{key_bits}) (Threshold.key), or None; "
+                             f"got {key!r}")
+        if kept == sum(hist):
+            return None  # the threshold pruned nothing (k = 0)
+        b = key >> (key_bits - self.bits)
+        above = sum(hist[b + 1:])
+        if not above <= kept <= above + hist[b]:
+            raise ValueError(f"round {round}: threshold_key {key} lies in bin {b}, which cannot leave {kept} "
+                             f"survivors ({above} above that bin, {hist[b]} in it); pass the key of the "
+                             f"threshold that made these counts (report.threshold.key)")
+        return key
+
     def record_prune(self, round: int, report, metrics: dict | None = None) -> TraceRound:
         """Append a round from a ``GlobalMagnitudePruner.prune`` report: the threshold pass's histogram
-        (θ_n's survivors) and the apply pass's per-tensor statistics — no extra pass over the weights."""
+        (θ_n's survivors), the threshold and the apply pass's per-tensor statistics — no extra pass over the
+        weights."""
         return self.record(round, report.threshold.histogram, report.stats.counts, report.stats.abs_sums,
-                           report.stats.sq_sums, metrics)
+                           report.stats.sq_sums, metrics, threshold_key=int(report.threshold.key))
 
     def record_stats(self, round: int, stats, metrics: dict | None = None) -> TraceRound:
         """Append a round from ``magnitude_histogram`` statistics (a round that did not prune)."""
@@ -93,40 +127,58 @@ class FlowTrace:
         return len(self.rounds)
 
     def bin_lower_edges(self) -> np.ndarray:
-        """Magnitude |w| at the lower edge of every histogram bin."""
-        dtype = getattr(torch, self.dtype)
-        shift = KEY_BITS[dtype] - self.bits
-        return np.array([key_to_magnitude(b << shift, dtype) for b in range(1 << self.bits)])
+        """Magnitude |w| at the lower edge of every histogram bin (``inf`` for the bins of Inf/NaN keys)."""
+        return magnitude_bin_edges(self.dtype, self.bits)[:-1]
+
+    def thresholds(self) -> np.ndarray:
+        """Each round's pruning threshold |w| (``rgprune.rg.observables.round_thresholds``)."""
+        return round_thresholds(self)
 
     def histograms(self) -> np.ndarray:
         """(rounds, bins) survivor counts."""
         return np.array([r.histogram for r in self.rounds], dtype=np.float64)
 
-    def trajectory(self, kind: str = "histogram", coarsen: int = 4) -> np.ndarray:
+    def trajectory(self, kind: str = "histogram", coarsen: int | None = None) -> np.ndarray:
         """The flow as an array (rounds, observables), normalized so models of different sizes compare.
 
-        ``"histogram"``: fraction of the surviving weights per magnitude bin, ``coarsen`` adjacent bins
-        merged (4 -> 4 bins per octave for float32). ``"layer-density"``: surviving fraction per tensor.
+        ``"histogram"``: fraction of the surviving weights per magnitude bin on the kernels' fixed bins,
+        ``coarsen`` adjacent bins merged (default 4 -> 4 bins per octave for float32); pruning alone moves it
+        every round, so it cannot have a fixed point. ``"excess"`` and ``"log-relative"``: the survivors'
+        magnitudes rescaled by the round's threshold (``rgprune.rg.observables`` says how, why, and what
+        each can show). ``"layer-density"``: surviving fraction per tensor after the round's prune.
+        ``"density-profile"``: that divided by the global density (1 = thinned like the whole model).
         ``"layer-scale"``: root-mean-square magnitude of each tensor's survivors.
         """
+        if kind not in OBSERVABLES:
+            raise ValueError(f"unknown observable kind {kind!r}; choose one of {OBSERVABLES}")
+        if coarsen is not None and kind != "histogram":
+            raise ValueError(f"coarsen applies to the 'histogram' observable only, not {kind!r}; leave it out")
         if not self.rounds:
             raise ValueError("the trace has no rounds yet")
         if kind == "histogram":
-            if coarsen < 1 or (1 << self.bits) % coarsen:
+            coarsen = 4 if coarsen is None else coarsen
+            if isinstance(coarsen, bool) or not isinstance(coarsen, int) or coarsen < 1 \
+                    or (1 << self.bits) % coarsen:
                 raise ValueError(f"coarsen must divide {1 << self.bits}, got {coarsen}")
             h = self.histograms().reshape(len(self.rounds), -1, coarsen).sum(axis=2)
             totals = h.sum(axis=1, keepdims=True)
             if np.any(totals == 0):
                 raise ValueError("a round has no surviving weights: its histogram cannot be normalized")
             return h / totals
-        if kind == "layer-density":
-            sizes = np.array(self.tensor_sizes, dtype=np.float64)
-            return np.array([r.counts for r in self.rounds], dtype=np.float64) / np.maximum(sizes, 1)
+        if kind in ("log-relative", "excess"):
+            return rescaled_trajectory(self, kind)
+        counts = np.array([r.counts for r in self.rounds], dtype=np.float64)
         if kind == "layer-scale":
-            counts = np.array([r.counts for r in self.rounds], dtype=np.float64)
             sq = np.array([r.sq_sums for r in self.rounds], dtype=np.float64)
             return np.sqrt(sq / np.maximum(counts, 1))
-        raise ValueError(f"unknown observable kind {kind!r}; choose one of {OBSERVABLES}")
+        sizes = np.array(self.tensor_sizes, dtype=np.float64)
+        layer = counts / np.maximum(sizes, 1)
+        if kind == "layer-density":
+            return layer
+        overall = counts.sum(axis=1, keepdims=True) / max(sizes.sum(), 1)
+        if np.any(overall == 0):
+            raise ValueError("a round has no surviving weights: its density profile is undefined")
+        return layer / overall
 
     # ---- persistence --------------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -134,8 +186,9 @@ class FlowTrace:
 
     @classmethod
     def from_dict(cls, data: dict) -> "FlowTrace":
-        if data.get("version") != TRACE_VERSION:
-            raise ValueError(f"unsupported trace version {data.get('version')!r} (this rgprune reads {TRACE_VERSION})")
+        if data.get("version") not in READABLE_VERSIONS:
+            raise ValueError(f"unsupported trace version {data.get('version')!r} (this rgprune reads versions "
+                             f"{READABLE_VERSIONS}); upgrade rgprune to read it")
         body = {k: v for k, v in data.items() if k != "version"}
         body["rounds"] = [TraceRound(**r) for r in body.get("rounds", [])]
         return cls(**body)
