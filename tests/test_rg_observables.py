@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import rgprune
-from rgprune.kernels import reference
+from rgprune.kernels import format
 from rgprune.masks import MaskSet
 from rgprune.rg.flow import step_sizes
 from rgprune.rg.observables import EXCESS_EDGES, LOG_RELATIVE_EDGES, magnitude_bin_edges, step_split
@@ -60,9 +60,9 @@ def binned_exponential():
 def test_bin_edges_are_the_kernels_key_boundaries():
     for dtype in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
         edges = magnitude_bin_edges(dtype)
-        shift = reference.KEY_BITS[dtype] - 12
+        shift = format.KEY_BITS[dtype] - 12
         for b in (0, 1, 7, 1000, 2047, 3000):
-            expected = reference.key_to_magnitude(b << shift, dtype)
+            expected = format.key_to_magnitude(b << shift, dtype)
             assert edges[b] == (expected if np.isfinite(expected) else np.inf)
         assert np.all(edges[1:] >= edges[:-1]) and edges[-1] == np.inf and len(edges) == 4097
     edges = magnitude_bin_edges("float32")
