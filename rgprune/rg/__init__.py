@@ -1,25 +1,14 @@
 """RG flow statistics of iterative magnitude pruning (DESIGN.md section 1).
 
-``flow``: step sizes, exact and affine DMD (Koopman eigenvalues, fixed points), scaling exponents,
-direction classes, flow distances, parameter-space DMD from a Gram matrix. ``plots``: figures.
+One module per job: ``steps`` (step sizes, density profiles), ``dmd`` (DMD, parameter-space DMD from a
+Gram matrix), ``fixed_point`` (affine DMD and the fixed point), ``exponents`` (scaling exponents,
+direction classes), ``distance`` (flow distances); ``flow`` re-exports them. ``plots``: figures.
 """
-from rgprune.rg.flow import (
-    AffineFixedPointResult,
-    DMDResult,
-    FlowDistance,
-    GramDMDResult,
-    affine_fixed_point,
-    classify_directions,
-    density_profiles,
-    dmd,
-    eigenvalue_wasserstein,
-    flow_distance,
-    gram_dmd,
-    rescaling_factor,
-    scaling_exponents,
-    step_sizes,
-    trajectory_distance,
-)
+from rgprune.rg.distance import FlowDistance, eigenvalue_wasserstein, flow_distance, trajectory_distance
+from rgprune.rg.dmd import DMDResult, GramDMDResult, dmd, gram_dmd
+from rgprune.rg.exponents import classify_directions, rescaling_factor, scaling_exponents
+from rgprune.rg.fixed_point import AffineFixedPointResult, affine_fixed_point
+from rgprune.rg.steps import density_profiles, step_sizes
 
 __all__ = [
     "AffineFixedPointResult",
