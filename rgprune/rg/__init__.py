@@ -2,12 +2,15 @@
 
 One module per job: ``steps`` (step sizes, density profiles), ``dmd`` (DMD, parameter-space DMD from a
 Gram matrix), ``fixed_point`` (affine DMD and the fixed point), ``exponents`` (scaling exponents,
-direction classes), ``distance`` (flow distances); ``flow`` re-exports them. ``plots``: figures.
+direction classes), ``distance`` (flow distances); ``flow`` re-exports them. Behind the estimators:
+``snapshots`` (pairs in coordinates), ``linear_fit`` (the centred fit and its held-out rank rule),
+``intervals`` (bootstrap intervals). ``plots``: figures.
 """
 from rgprune.rg.distance import FlowDistance, eigenvalue_wasserstein, flow_distance, trajectory_distance
 from rgprune.rg.dmd import DMDResult, GramDMDResult, dmd, gram_dmd
 from rgprune.rg.exponents import classify_directions, rescaling_factor, scaling_exponents
 from rgprune.rg.fixed_point import AffineFixedPointResult, affine_fixed_point
+from rgprune.rg.linear_fit import RankChoice
 from rgprune.rg.steps import density_profiles, step_sizes
 
 __all__ = [
@@ -15,6 +18,7 @@ __all__ = [
     "DMDResult",
     "FlowDistance",
     "GramDMDResult",
+    "RankChoice",
     "affine_fixed_point",
     "classify_directions",
     "density_profiles",

@@ -83,11 +83,13 @@ class FlowDistance:
     eigenvalue_distance: Wasserstein-1 distance between the flows' DMD eigenvalue sets.
     trajectory_distance: :func:`trajectory_distance` of the trajectories.
     total: eigenvalue_distance + trajectory_weight * trajectory_distance.
+    ranks: the DMD ranks of ``a`` and ``b`` (0: nothing resolved, compared as the eigenvalue set {0}).
     """
 
     eigenvalue_distance: float
     trajectory_distance: float
     total: float
+    ranks: tuple[int, int]
 
 
 def flow_distance(
@@ -101,31 +103,42 @@ def flow_distance(
     """Compare two flows by their DMD eigenvalues and by their trajectories.
 
     ``eigenvalue_distance`` is the Wasserstein-1 distance between the :func:`dmd` eigenvalues of
-    ``a`` and ``b`` (``rank`` / ``tol`` are passed to both fits); it compares the linearized
-    dynamics regardless of where the flows are. ``trajectory_distance`` is the mean distance of
-    aligned rounds; it compares where the flows are. ``total`` is their plain sum
-    ``eigenvalue_distance + trajectory_weight * trajectory_distance``; the eigenvalue part is
-    dimensionless while the trajectory part is in observable units, so set ``trajectory_weight``
-    to put them on a common scale (0 compares dynamics only).
+    ``a`` and ``b``; it compares the linearized dynamics regardless of where the flows are.
+    ``trajectory_distance`` is the mean distance of aligned rounds; it compares where the flows are.
+    ``total`` is their plain sum ``eigenvalue_distance + trajectory_weight * trajectory_distance``; the
+    eigenvalue part is dimensionless while the trajectory part is in observable units, so set
+    ``trajectory_weight`` to put them on a common scale (0 compares dynamics only).
+
+    Ranks: by default each flow is fitted at the rank its own data supports (:func:`dmd`'s held-out rule),
+    so each set holds only the directions resolved in that flow, and a flow with nothing resolved (or too
+    short to tell) is compared as the eigenvalue set {0}: the linear part of a fit at rank 0 is A = 0, no
+    memory from one round to the next. Two flows resolving different numbers of directions are still
+    comparable (the sets are uniform measures of any size). ``rank`` / ``tol`` fix the truncation of both
+    fits instead, as in :func:`dmd`. ``ranks`` reports the ranks used. No intervals are computed here.
 
     Example: two decaying flows, 0.9**n and 0.5**n, one step apart in eigenvalue.
 
     >>> import numpy as np
     >>> rounds = np.arange(5)[:, None]
     >>> d = flow_distance(0.9 ** rounds, 0.5 ** rounds)
-    >>> round(d.eigenvalue_distance, 10)
-    0.4
+    >>> round(d.eigenvalue_distance, 10), d.ranks
+    (0.4, (1, 1))
     >>> round(d.total, 10) == round(d.eigenvalue_distance + d.trajectory_distance, 10)
     True
     """
     if not (math.isfinite(trajectory_weight) and trajectory_weight >= 0.0):
         raise ValueError(f"trajectory_weight must be finite and >= 0; got {trajectory_weight!r}.")
-    eigenvalues_a = dmd(a, rank=rank, tol=tol).eigenvalues
-    eigenvalues_b = dmd(b, rank=rank, tol=tol).eigenvalues
-    eigen_part = eigenvalue_wasserstein(eigenvalues_a, eigenvalues_b)
+    fit_a = dmd(a, rank=rank, tol=tol, n_boot=0)
+    fit_b = dmd(b, rank=rank, tol=tol, n_boot=0)
+    eigen_part = eigenvalue_wasserstein(_resolved_or_zero(fit_a.eigenvalues), _resolved_or_zero(fit_b.eigenvalues))
     path_part = trajectory_distance(a, b)
     return FlowDistance(
         eigenvalue_distance=eigen_part,
         trajectory_distance=path_part,
         total=eigen_part + trajectory_weight * path_part,
+        ranks=(fit_a.rank, fit_b.rank),
     )
+
+
+def _resolved_or_zero(eigenvalues: np.ndarray) -> np.ndarray:
+    return eigenvalues if eigenvalues.size else np.zeros(1, dtype=np.complex128)

@@ -142,8 +142,8 @@ def check_rank_and_tol(rank: int | None, tol: float | None) -> None:
         raise ValueError(f"rank must be a positive int or None; got {rank!r}.")
 
 
-def check_eigenvalues(eigenvalues: ArrayLike, what: str) -> np.ndarray:
-    """Validate a 1-D set of (complex) eigenvalues; return it as complex128."""
+def check_eigenvalues(eigenvalues: ArrayLike, what: str, allow_empty: bool = False) -> np.ndarray:
+    """Validate a 1-D set of (complex) eigenvalues (empty only with ``allow_empty``); return it as complex128."""
     try:
         values = np.asarray(eigenvalues, dtype=np.complex128)
     except (TypeError, ValueError) as error:
@@ -151,7 +151,7 @@ def check_eigenvalues(eigenvalues: ArrayLike, what: str) -> np.ndarray:
     if values.ndim > 1:
         raise ValueError(f"{what} must be a 1-D array of eigenvalues; got shape {values.shape}.")
     values = values.ravel()
-    if values.size == 0:
+    if values.size == 0 and not allow_empty:
         raise ValueError(f"{what} is empty; pass at least one eigenvalue.")
     if not np.all(np.isfinite(values)):
         raise ValueError(f"{what} contains non-finite values: {values[~np.isfinite(values)]}.")
