@@ -17,12 +17,20 @@ into the leading eigenvalues at a given rank.
 Rank rule (default). For every candidate r = 0 .. K, the fit is refitted without one resampling unit
 (a whole trajectory when there are 3 or more, else one snapshot pair; see ``rgprune.rg.snapshots``) and
 predicts the held-out pairs' y from their x; rank 0 predicts the training mean of y (the mean step, no
-dynamics). The held-out error is the summed squared prediction error over all held-out pairs. The rank
+dynamics). The held-out error is the summed squared Euclidean prediction error over all held-out pairs
+(every observable weighted equally, so scale observables comparably before fitting). The rank
 chosen is the smallest r whose error is within one standard error (over folds) of the smallest error
 (the "one-standard-error rule"). A rank that predicts held-out pairs no better than rank 0 is thus not
 chosen, and rank 0 means nothing is resolved. K is the largest rank every training set supports (see
 :func:`supported_rank`), so the default can never be the exact fit of all pairs: with N pairs a held-out
 fold has at most N - 2 centred pairs to fit. With fewer than 3 folds, or K = 0, the flow is too short.
+
+Limits. A direction the data cannot resolve (below the noise, so left out of the fit) still biases the
+eigenvalues of the directions kept when it overlaps them: in a histogram flow the skewness direction
+overlaps the mean direction, and a fit that resolves only the mean reports a growth rate between the
+two. The eigenvalue intervals (``rgprune.rg.intervals``) describe the sampling variability at the chosen
+rank, not this bias. Noise in the inputs also attenuates |λ| slightly (errors in variables); the
+intervals' reflection rule partly corrects for it.
 """
 
 from __future__ import annotations
