@@ -291,11 +291,16 @@ def test_gram_dmd_matches_dmd_on_tall_random_data():
     rng = np.random.default_rng(5)
     snapshots = rng.normal(size=(9, 400))  # 9 rounds of a 400-parameter "model"
     gram = snapshots @ snapshots.T
-    from_gram = gram_dmd(gram)
-    direct = dmd(snapshots)
-    assert from_gram.rank == direct.rank == 8
+    # Independent random snapshots: no rank predicts a held-out round better than the mean.
+    assert gram_dmd(gram).rank == dmd(snapshots).rank == 0
+    assert gram_dmd(gram).status == dmd(snapshots).status == "nothing resolved"
+    from_gram = gram_dmd(gram, rank=6)
+    direct = dmd(snapshots, rank=6)
+    assert from_gram.rank == direct.rank == 6
     np.testing.assert_allclose(from_gram.eigenvalues, direct.eigenvalues, atol=1e-8)
-    np.testing.assert_allclose(from_gram.singular_values, direct.singular_values, rtol=1e-8)
+    # 8 centred pairs span 7 directions; the Gram coordinates drop the rounding-level 8th.
+    np.testing.assert_allclose(from_gram.singular_values[:7], direct.singular_values[:7], rtol=1e-8)
+    assert direct.singular_values[7:].max() < 1e-12 * direct.singular_values[0]
     # The modes rebuilt from the coefficients are dmd's modes up to a phase.
     modes = snapshots.T @ from_gram.mode_coefficients
     overlaps = np.abs(np.sum(modes.conj() * direct.modes, axis=0))
@@ -535,8 +540,11 @@ def test_a_nested_list_is_one_trajectory():
 
 
 def test_several_two_round_trajectories_are_enough():
-    result = dmd([np.array([[1.0], [0.5]]), np.array([[2.0], [1.0]])])
+    result = dmd([np.array([[1.0], [0.5]]), np.array([[2.0], [1.0]]), np.array([[4.0], [2.0]])])
     assert result.eigenvalues[0] == pytest.approx(0.5)
+    # Two pairs with an intercept are fitted exactly by any slope: too short to resolve anything.
+    two = dmd([np.array([[1.0], [0.5]]), np.array([[2.0], [1.0]])])
+    assert two.rank == 0 and two.status == "too short"
 
 
 def test_one_round_trajectory_in_a_list_is_rejected():

@@ -1,27 +1,20 @@
 """RG flow statistics of iterative magnitude pruning (DESIGN.md section 1).
 
-``flow``: step sizes, exact and affine DMD (Koopman eigenvalues, fixed points), scaling exponents,
-direction classes, flow distances, parameter-space DMD from a Gram matrix. ``observables``: rescaled
-histogram observables and the pruning/training split of each step. ``stats``: transfer gain, Mantel and
-PERMANOVA permutation tests. ``plots``: figures.
+One module per job: ``steps`` (step sizes, density profiles), ``dmd`` (DMD, parameter-space DMD from a
+Gram matrix), ``fixed_point`` (affine DMD and the fixed point), ``exponents`` (scaling exponents,
+direction classes), ``distance`` (flow distances); ``flow`` re-exports them. Behind the estimators:
+``snapshots`` (pairs in coordinates), ``linear_fit`` (the centred fit and its held-out rank rule),
+``intervals`` (bootstrap intervals). ``observables``: rescaled histogram observables and the
+pruning/training split of each step. ``stats``: transfer gain, Mantel and PERMANOVA permutation tests.
+``trace``: the per-round record (FlowTrace). ``plots``: figures; ``report``: the flow report.
 """
-from rgprune.rg.flow import (
-    AffineFixedPointResult,
-    DMDResult,
-    FlowDistance,
-    GramDMDResult,
-    affine_fixed_point,
-    classify_directions,
-    density_profiles,
-    dmd,
-    eigenvalue_wasserstein,
-    flow_distance,
-    gram_dmd,
-    rescaling_factor,
-    scaling_exponents,
-    step_sizes,
-    trajectory_distance,
-)
+from rgprune.rg.distance import FlowDistance, eigenvalue_wasserstein, flow_distance, trajectory_distance
+from rgprune.rg.dmd import DMDResult, GramDMDResult, dmd, gram_dmd
+from rgprune.rg.exponents import classify_directions, rescaling_factor, scaling_exponents
+from rgprune.rg.fixed_point import AffineFixedPointResult, affine_fixed_point
+from rgprune.rg.linear_fit import RankChoice
+from rgprune.rg.steps import density_profiles, step_sizes
+
 # Observables with a fixed point, the pruning/training split of each step, statistics of transfer vs flows
 from rgprune.rg.observables import StepSplit, magnitude_bin_edges, step_split
 from rgprune.rg.stats import (
@@ -38,6 +31,7 @@ __all__ = [
     "DMDResult",
     "FlowDistance",
     "GramDMDResult",
+    "RankChoice",
     "affine_fixed_point",
     "classify_directions",
     "density_profiles",

@@ -49,8 +49,10 @@ def analyse_flow(trace: FlowTrace, kind: str = "histogram", gram: np.ndarray | N
         out["reason"] = (f"{len(trace)} rounds recorded; DMD needs at least {MIN_ROUNDS} (2 snapshot pairs): "
                          f"run more IMP rounds")
         return out
-    result = flow.dmd(traj)
-    affine = flow.affine_fixed_point(traj)
+    # The report keeps the singular-value threshold rule (tol) it printed before the held-out rank rule and
+    # intervals of issue 12 existed; moving the report to them is the report/CLI wiring step.
+    result = flow.dmd(traj, tol=flow.DEFAULT_TOL)
+    affine = flow.affine_fixed_point(traj, tol=flow.DEFAULT_TOL)
     analysis = {
         "dmd_rank": result.rank,
         "eigenvalues": _complex_list(result.eigenvalues),
@@ -67,7 +69,7 @@ def analyse_flow(trace: FlowTrace, kind: str = "histogram", gram: np.ndarray | N
         analysis["rescaling_factor"] = b
         analysis["scaling_exponents"] = [None if not math.isfinite(y) else float(y) for y in exps]
     if gram is not None:
-        g = flow.gram_dmd(gram)
+        g = flow.gram_dmd(gram, tol=flow.GRAM_DEFAULT_TOL)
         analysis["parameter_space_eigenvalues"] = _complex_list(g.eigenvalues)
         analysis["parameter_space_moduli"] = np.abs(g.eigenvalues).tolist()
     out["analysis"] = analysis
@@ -169,7 +171,7 @@ def compare_flows(traces: Mapping[str, FlowTrace], out_dir: str | os.PathLike,
               "trajectory_distance": traj_d.tolist(), "total": total.tolist()}
     paths = {"compare": out / "compare.json", "report": out / "compare.md"}
     atomic_write_json(paths["compare"], result)
-    eigs = {name: flow.dmd(trajs[name]).eigenvalues for name in names}
+    eigs = {name: flow.dmd(trajs[name], tol=flow.DEFAULT_TOL).eigenvalues for name in names}
     paths["eigen_png"] = plots.plot_eigenvalues(eigs, out / "eigenvalues.png")
     paths["steps_png"] = plots.plot_step_sizes({name: flow.step_sizes(trajs[name]) for name in names},
                                                out / "step_sizes.png")
