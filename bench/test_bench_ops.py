@@ -157,6 +157,6 @@ def test_reference_threshold(benchmark, device):
     s = _state(device, 5)
     benchmark.group = f"ops: {SET} round 5 on {device}"
     info, top = benchmark.pedantic(reference.global_magnitude_threshold, args=(s.weights, s.masks, s.k), rounds=3)
-    key, n_below, n_ties, n_equal, n_survivors, n_nan = info.tolist()
+    _, n_below, n_ties, _, n_survivors, n_nan = info.tolist()
     assert n_below + n_ties == s.k and n_survivors == s.survivors == int(top.sum()) and n_nan == 0
     assert info.tolist() == rgprune.global_magnitude_threshold(s.weights, s.masks, s.k).info.tolist()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from test_rg_plots import figures_drawn  # noqa: F401 - a fixture
+from test_rg_plots import record_figures
 
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = ("torch_prune", "naive", "reference", "rgprune")
@@ -151,6 +151,11 @@ def test_interleaving_spreads_each_methods_repetitions():
     rg = [i for i, n in enumerate(order) if n == "rgprune"]
     assert sum(i < tp[0] for i in rg) >= 2 and sum(tp[0] < i < tp[1] for i in rg) >= 2 and sum(i > tp[1] for i in rg) >= 2
     assert _schedule({"a": 3, "b": 3, "c": 3}) == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+
+
+@pytest.fixture
+def figures_drawn(monkeypatch):
+    return record_figures(monkeypatch)
 
 
 def test_scale_plot_draws_each_methods_series(tmp_path, figures_drawn):

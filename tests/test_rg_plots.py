@@ -26,11 +26,10 @@ def assert_png(path):
     assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
 
 
-@pytest.fixture
-def figures_drawn(monkeypatch):
-    """The matplotlib Figures rendered to PNG during the test, each once, in order (captured where Agg writes
-    a PNG, which every plot function here and bench's scale plot go through; tight_layout's dry run lands
-    there too, hence once)."""
+def record_figures(monkeypatch) -> list:
+    """A list that collects the matplotlib Figures rendered to PNG from now on, each once, in order (captured
+    where Agg writes a PNG, which every plot function here and bench's scale plot go through; tight_layout's
+    dry run lands there too, hence once)."""
     figures = []
     print_png = FigureCanvasAgg.print_png
 
@@ -42,6 +41,11 @@ def figures_drawn(monkeypatch):
 
     monkeypatch.setattr(FigureCanvasAgg, "print_png", record)
     return figures
+
+
+@pytest.fixture
+def figures_drawn(monkeypatch):
+    return record_figures(monkeypatch)
 
 
 def labelled_lines(axes, labels):
@@ -100,7 +104,7 @@ def test_plot_histogram_heatmap_with_edges_and_centers(tmp_path, figures_drawn):
     for figure, data, want_edges, title in zip(figures_drawn, (hist, hist, hist[:, :1]),
                                                (edges, edges, [-0.5, 0.5]), ("log|w| per round", "centers",
                                                                              "one bin")):
-        axes, colorbar = figure.axes
+        axes, _colorbar = figure.axes
         (mesh,) = axes.collections
         np.testing.assert_allclose(np.asarray(mesh.get_array()).reshape(data.shape), data)
         np.testing.assert_allclose(mesh.get_coordinates()[0, :, 0], want_edges)  # x edges of the first row
@@ -116,7 +120,7 @@ def test_plot_layer_densities_writes_png_and_creates_directory(tmp_path, figures
     names = [f"layer{i}.weight" for i in range(60)]
     target = tmp_path / "sub" / "dir" / "densities.png"
     assert_png(plot_layer_densities(densities, names, target))
-    axes, colorbar = figures_drawn[0].axes
+    axes, _colorbar = figures_drawn[0].axes
     (image,) = axes.images
     np.testing.assert_allclose(image.get_array(), densities)
     assert image.get_clim() == (0.0, 1.0)
