@@ -16,7 +16,8 @@ from rgprune.kernels import extension, format as fmt, reference as ref
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
 
-requires_compiled = pytest.mark.skipif(extension.module is None, reason=f"extension not built: {rgprune.backend()}")
+requires_compiled = pytest.mark.skipif(extension.module is None,
+                                       reason=f"needs the compiled extension rgprune._C: {rgprune.backend()}")
 
 
 def make_weights(shapes, dtype, device, seed, *, ties=False, specials=False):
