@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export MPLBACKEND := Agg
 
-.PHONY: all build demo test test-slow test-cuda bench bench-compare clean
+.PHONY: all build demo test test-reference test-slow test-cuda bench bench-compare clean
 
 all: build
 
@@ -39,6 +39,21 @@ demo: build
 
 test: build
 	$(PY) -m pytest -q
+
+# The op, pruner, prunable and distributed tests on the pure-PyTorch reference alone: RGPRUNE_BACKEND=reference
+# keeps rgprune._C from loading (so it needs no build), and the tests that compare the compiled kernels with
+# the reference skip. A few minutes on 2 cores: the reference sorts, so the torch.prune comparisons on
+# ResNet-50 and BERT-base (25M and 85M weights, ~2 and ~4.5 min on the reference) and the 400 MB streaming
+# memory test are left to `make test` (the ResNet-18 comparison stays).
+REFERENCE_TESTS := tests/test_reference.py tests/test_ops_properties.py tests/test_kernels.py \
+	tests/test_radix_histogram.py tests/test_ops_validation.py tests/test_format.py tests/test_pruner.py \
+	tests/test_torch_prune_equivalence.py tests/test_prunable.py tests/test_prunable_layouts.py \
+	tests/test_distributed.py tests/test_rg_trace.py tests/test_compile.py
+REFERENCE_SLOW := (test_masks_equal_torch_prune_three_rounds and (resnet50 or bert)) \
+	or test_streaming_memory_does_not_grow_with_the_model
+
+test-reference: $(PKG_STAMP)
+	RGPRUNE_BACKEND=reference $(PY) -m pytest -q $(REFERENCE_TESTS) -k "not ($(REFERENCE_SLOW))"
 
 test-slow: build
 	$(PY) -m pytest -q -m slow

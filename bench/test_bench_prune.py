@@ -4,6 +4,11 @@
 so the whole suite takes a few minutes on 2 cores; ``python -m bench.compare`` measures the real ResNet-50
 and BERT-base sets. Each benchmark round starts from a fresh copy of the same state (untimed setup).
 The ``slow`` benchmark at the end uses BERT-base's real shapes (``pytest -q bench -m slow --benchmark-only``).
+
+After timing, each test checks the round it timed (``check_round``): the exact methods prune exactly ``k``
+weights and their masks equal the reference's (rgprune bit for bit; torch.prune up to the order among weights
+tied at the threshold), the naive method prunes every weight up to the threshold, and every pruned weight is
+zero. A method that got faster by pruning the wrong weights, or nothing, fails here.
 """
 import os
 
@@ -16,6 +21,8 @@ import torch  # noqa: E402
 from rgprune.benchmark.measure import sync  # noqa: E402
 from rgprune.benchmark.methods import METHOD_IMPLS, METHODS, make_states  # noqa: E402
 from rgprune.benchmark.workloads import WORKLOADS, synthetic  # noqa: E402
+from rgprune.kernels import reference  # noqa: E402
+from rgprune.kernels.format import key_to_magnitude, unpack_mask  # noqa: E402
 from rgprune.pruner import select_prunable  # noqa: E402
 
 HAS_CUDA = torch.cuda.is_available()
@@ -50,6 +57,51 @@ def states_for(set_name, device):
     return _CACHE[key]
 
 
+_REFERENCE_ROUND = {}
+
+
+def reference_round(state):
+    """(bool masks, weights, threshold magnitude) after the reference prunes ``state.k`` of ``state``'s survivors
+    (cached for the last state seen)."""
+    cached = _REFERENCE_ROUND.get("last")
+    if cached is None or cached[0] is not state:
+        ws, ms = [w.clone() for w in state.weights], [m.clone() for m in state.masks]
+        info, _ = reference.global_magnitude_threshold(ws, ms, state.k)
+        reference.apply_threshold_(ws, ms, info, 12)
+        keep = [unpack_mask(m, w.numel()).reshape(w.shape) for w, m in zip(ws, ms)]
+        cached = _REFERENCE_ROUND["last"] = (state, keep, ws, key_to_magnitude(int(info[0]), ws[0].dtype))
+    return cached[1:]
+
+
+def bits_of(t):
+    return t.contiguous().view({4: torch.int32, 2: torch.int16, 8: torch.int64}[t.element_size()])
+
+
+def check_round(method, state, keep, weights):
+    """The round a benchmark timed did the job: see the module docstring. ``keep``/``weights``: the method's
+    bool masks and weights after the round."""
+    want_keep, want_weights, magnitude = reference_round(state)
+    survivors = sum(int(k.sum()) for k in keep)
+    for k, w in zip(keep, weights):
+        assert bool((w.reshape(k.shape)[~k] == 0).all()), f"{method}: a pruned weight is not zero"
+    if method in ("rgprune", "reference"):
+        assert survivors == state.survivors - state.k
+        for k, want in zip(keep, want_keep):
+            assert torch.equal(k.reshape(want.shape), want), method
+        for w, want in zip(weights, want_weights):
+            assert torch.equal(bits_of(w), bits_of(want)), f"{method}: weights differ from the reference's (bits)"
+        return
+    # torch.prune (exactly k, its own order among ties) and naive (every weight up to the threshold): they may
+    # differ from the reference only at weights whose magnitude is the threshold
+    if method == "torch_prune":
+        assert survivors == state.survivors - state.k
+    else:
+        assert survivors <= state.survivors - state.k
+    for k, want, w in zip(keep, want_keep, state.weights):
+        differ = k.reshape(want.shape) != want
+        assert bool((w.abs()[differ] == magnitude).all()), f"{method}: masks differ from the reference's off ties"
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("round_", [1, 5], ids=["round1", "round5"])
 @pytest.mark.parametrize("method", METHODS)
@@ -69,8 +121,17 @@ def test_prune_round(benchmark, set_name, method, round_, device):
     def run(ctx):
         impl.run(ctx, state.k)
         sync(device)
+        return ctx
 
-    benchmark.pedantic(run, setup=setup, rounds=ROUNDS_PER_METHOD[method], warmup_rounds=1)
+    ctx = benchmark.pedantic(run, setup=setup, rounds=ROUNDS_PER_METHOD[method], warmup_rounds=1)
+    check_round(method, state, impl.keep(ctx), method_weights(method, ctx))
+
+
+def method_weights(method, ctx):
+    """The weights a method pruned (torch.prune's are the reparametrized ``weight = weight_orig * weight_mask``)."""
+    if method == "torch_prune":
+        return [getattr(module, name).detach() for module, name in ctx["pairs"]]
+    return ctx["weights"]
 
 
 @pytest.mark.slow
@@ -94,5 +155,7 @@ def test_prune_round_bert_base(benchmark, method, device):
     def run(ctx):
         impl.run(ctx, state.k)
         sync(device)
+        return ctx
 
-    benchmark.pedantic(run, setup=setup, rounds=3, warmup_rounds=0)
+    ctx = benchmark.pedantic(run, setup=setup, rounds=3, warmup_rounds=0)
+    check_round(method, state, impl.keep(ctx), method_weights(method, ctx))

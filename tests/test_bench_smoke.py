@@ -3,12 +3,15 @@ temporary folder, must succeed, write a result file with the documented schema, 
 (also through ``bench/readme_table.py``). Takes well under 30 s on 2 cores (one torch thread)."""
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+
+from test_rg_plots import record_figures
 
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = ("torch_prune", "naive", "reference", "rgprune")
@@ -26,6 +29,13 @@ def run_quick(out: Path, device: str) -> tuple[subprocess.CompletedProcess, dict
     return proc, json.loads(files[0].read_text())
 
 
+def survivors_after(n: int, rounds: int) -> int:
+    """Survivors after ``rounds`` IMP rounds that each prune round(0.2 * survivors) of ``n`` weights."""
+    for _ in range(rounds):
+        n -= round(0.2 * n)
+    return n
+
+
 def check_schema(res: dict, kind: str) -> None:
     assert res["schema"] == "rgprune-bench/1"
     assert res["kind"] == kind and res["quick"] is True
@@ -40,10 +50,10 @@ def check_schema(res: dict, kind: str) -> None:
         storage = m["mask_storage_bytes"]
         assert storage["torch_prune"] == 4 * m["n_weights"] and storage["naive"] == m["n_weights"]
         assert storage["rgprune"] == m["bitmask_bytes"] < m["n_weights"] / 8 + 4 * m["n_tensors"]
-        for rkey, density in (("round1", 1.0), ("round5", 0.8 ** 4)):
+        for rkey, survivors in (("round1", m["n_weights"]), ("round5", survivors_after(m["n_weights"], 4))):
             r = m["rounds"][rkey]
-            assert abs(r["density"] - density) < 1e-3
-            assert r["k"] == round(0.2 * r["survivors"])
+            assert r["survivors"] == survivors and r["density"] == survivors / m["n_weights"]
+            assert r["k"] == round(0.2 * survivors)
             for method in METHODS:
                 e = r["methods"][method]
                 assert e["error"] is None
@@ -53,7 +63,11 @@ def check_schema(res: dict, kind: str) -> None:
                 assert e["masks_equal_torch_prune_up_to_ties"] is True  # bits differ only at the threshold
             assert r["methods"]["reference"]["mask_bits_differing_from_rgprune"] == 0
             assert set(r["speedup"]) == {"vs_torch_prune", "vs_naive", "vs_reference"}
-            assert all(v > 0 for v in r["speedup"].values())
+            for method in METHODS:  # each median is its repetitions' median; speedups are ratios of medians
+                assert r["methods"][method]["median_s"] == statistics.median(r["methods"][method]["times_s"])
+            for method in ("torch_prune", "naive", "reference"):
+                want = r["methods"][method]["median_s"] / r["methods"]["rgprune"]["median_s"]
+                assert r["speedup"][f"vs_{method}"] == pytest.approx(want, rel=1e-12)
             for method in METHODS:
                 mem = m["memory"][rkey][method]
                 assert isinstance(mem["peak_extra_bytes"], int) and "retained_bytes" in mem
@@ -137,3 +151,43 @@ def test_interleaving_spreads_each_methods_repetitions():
     rg = [i for i, n in enumerate(order) if n == "rgprune"]
     assert sum(i < tp[0] for i in rg) >= 2 and sum(tp[0] < i < tp[1] for i in rg) >= 2 and sum(i > tp[1] for i in rg) >= 2
     assert _schedule({"a": 3, "b": 3, "c": 3}) == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+
+
+@pytest.fixture
+def figures_drawn(monkeypatch):
+    return record_figures(monkeypatch)
+
+
+def test_scale_plot_draws_each_methods_series(tmp_path, figures_drawn):
+    """bench's scale plot (``rgprune.benchmark.scale.plot_growth``): left, ns per weight against the number of
+    weights on log-log axes; right, peak extra bytes per weight; one line per method with data (unmeasured
+    points left out, a panel without any says so), methods named in the legend, the machine in the title.
+    Guards against: the panels swapped, a method's series dropped or shifted by a size, None drawn as 0."""
+    from rgprune.benchmark.scale import plot_growth
+
+    sizes = [20_000, 60_000, 180_000]
+    growth = {"round1": {
+        "torch_prune": {"n_weights": sizes, "ns_per_weight": [40.0, 45.0, None],
+                        "peak_extra_bytes_per_weight": [None] * 3},
+        "rgprune": {"n_weights": sizes, "ns_per_weight": [2.0, 1.5, 1.2], "peak_extra_bytes_per_weight": [None] * 3},
+    }}
+    plot_growth({"growth": growth}, tmp_path / "scale.png", "some CPU, torch threads 1")
+    assert (tmp_path / "scale.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (figure,) = figures_drawn
+    time_axes, memory_axes = figure.axes
+    assert time_axes.get_xlabel() == "weights" and time_axes.get_ylabel() == "ns per weight (median)"
+    assert (time_axes.get_xscale(), time_axes.get_yscale()) == ("log", "log")
+    series = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in time_axes.get_lines()}
+    assert series == {"torch.prune": ([20_000, 60_000], [40.0, 45.0]),
+                      "rgprune": (sizes, [2.0, 1.5, 1.2])}
+    assert [t.get_text() for t in time_axes.get_legend().get_texts()] == ["torch.prune", "rgprune"]
+    assert memory_axes.get_ylabel() == "peak extra bytes per weight" and list(memory_axes.get_lines()) == []
+    assert [t.get_text() for t in memory_axes.texts] == ["not measured"]
+    assert figure.get_suptitle() == "some CPU, torch threads 1"
+
+    growth["round1"]["rgprune"]["peak_extra_bytes_per_weight"] = [0.5, 0.25, 0.125]
+    plot_growth({"growth": growth}, tmp_path / "scale2.png")
+    memory_axes = figures_drawn[1].axes[1]
+    assert [(line.get_label(), list(line.get_ydata())) for line in memory_axes.get_lines()] == \
+        [("rgprune", [0.5, 0.25, 0.125])]
+    assert list(memory_axes.texts) == [] and memory_axes.get_xscale() == "log"

@@ -265,7 +265,9 @@ def scenario_ddp(rank, world):
         opt.zero_grad()
         torch.nn.functional.cross_entropy(ddp(x), y).backward()
         opt.step()
-        report = pruner.prune(fraction=fraction)
+        pruner.prune(fraction=fraction)
+    survivors = sum(pruner.masks.survivor_counts())
+    assert pruner.num_survivors == survivors
     digests = [None] * world
     dist.all_gather_object(digests, mask_digest(pruner))
     assert len(set(digests)) == 1, digests
@@ -275,7 +277,7 @@ def scenario_ddp(rank, world):
     other.prune(fraction=0.3)  # same k and counts everywhere: allowed (masks may differ: replicas' business)
     msg = expect_error_everywhere(lambda: other.prune(fraction=0.3 + 0.1 * rank), ValueError,
                                   "differ between ranks")
-    return {"density": report.density, "refused": msg}
+    return {"n_weights": pruner.num_weights, "survivors": survivors, "refused": msg}
 
 
 def scenario_fsdp2(rank, world):
@@ -347,7 +349,8 @@ def scenario_fsdp2(rank, world):
     for name, keep in zip(names, pruner.masks.to_bool()):
         local, start = params[name].to_local(), init[name].to_local()
         assert torch.all(bits_of(local)[~keep] == 0) and torch.equal(local[keep], start[keep]), name
-    return {"density": pruner.density()}
+    return {"n_weights": pruner.num_weights, "survivors": pruner.num_survivors,
+            "mask_survivors": sum(pruner.masks.survivor_counts())}
 
 
 def scenario_crash(rank, world):
@@ -396,13 +399,24 @@ def test_sharded_lists_equal_single_process(world, tmp_path):
 
 
 def test_ddp_and_fsdp2_pruner(tmp_path):
+    """Survivor counts are integers fixed by the pruning rule (k = round(fraction * survivors), keep =
+    round(target_density * n)), the same on every rank. Guards against: a rank pruning one weight more or less
+    (a density compared with a tolerance would not see it), FSDP2 shards counted twice or not at all."""
     results = run_ranks(2, ["ddp", "fsdp2"], tmp_path)
     check_no_errors(results)
-    assert results[0]["ddp"]["density"] == results[1]["ddp"]["density"]
+    n = results[0]["ddp"]["n_weights"]
+    after_02 = n - round(0.2 * n)
+    assert [res["ddp"]["survivors"] for res in results] == [after_02 - round(0.5 * after_02)] * 2
     fsdp = results[0]["fsdp2"]
     if "skip" in fsdp:
         pytest.skip(fsdp["skip"])
-    assert results[0]["fsdp2"]["density"] == results[1]["fsdp2"]["density"]
+    n = fsdp["n_weights"]
+    after_03 = n - round(0.3 * n)
+    after_05 = round(0.5 * n)
+    want = after_05 - round(0.25 * after_05)
+    assert after_03 > after_05
+    assert [res["fsdp2"]["survivors"] for res in results] == [want] * 2
+    assert sum(res["fsdp2"]["mask_survivors"] for res in results) == want  # each rank's masks cover its shards
 
 
 def test_crashed_rank_fails_fast_with_clear_error(tmp_path, monkeypatch):

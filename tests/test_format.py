@@ -9,7 +9,8 @@ from rgprune.kernels import format as fmt
 DTYPE_NAMES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16",
                torch.float64: "float64"}
 
-requires_compiled = pytest.mark.skipif(extension.module is None, reason=f"extension not built: {extension.backend()}")
+requires_compiled = pytest.mark.skipif(extension.module is None,
+                                       reason=f"needs the compiled extension rgprune._C: {extension.backend()}")
 
 
 @requires_compiled

@@ -1,5 +1,11 @@
 """The compiled kernels (C++ on CPU, CUDA on GPU) equal the pure-PyTorch reference exactly."""
+import importlib
+import importlib.machinery
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,7 +16,8 @@ from rgprune.kernels import extension, format as fmt, reference as ref
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
 
-requires_compiled = pytest.mark.skipif(extension.module is None, reason=f"extension not built: {rgprune.backend()}")
+requires_compiled = pytest.mark.skipif(extension.module is None,
+                                       reason=f"needs the compiled extension rgprune._C: {rgprune.backend()}")
 
 
 def make_weights(shapes, dtype, device, seed, *, ties=False, specials=False):
@@ -113,7 +120,7 @@ def test_ops_equal_reference(device, dtype, shapes, variant):
 
 
 @requires_compiled
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=True, database=None)
 @given(sizes=st.lists(st.integers(0, 300), min_size=1, max_size=6),
        dtype=st.sampled_from(DTYPES),
        levels=st.sampled_from([0, 2, 8]),
@@ -153,8 +160,10 @@ def test_apply_masks_equals_reference_mixed_dtypes(device, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-def test_reference_ties_broken_in_model_order(dtype):
-    """Three equal magnitudes, prune two: the two earliest in (tensor, flat index) order go."""
+def test_public_ops_break_ties_in_model_order(dtype):
+    """Three equal magnitudes, prune two: the two earliest in (tensor, flat index) order go, the pruned -1.0 is
+    stored as +0.0. Through the public ops, i.e. the active backend (the reference's own tie order is tested
+    directly in test_reference.py). Guards against: ties pruned last-first, -0.0 stored for a pruned negative."""
     tensors = [torch.tensor([5.0, 1.0, 3.0], dtype=dtype), torch.tensor([-1.0, 2.0, 1.0], dtype=dtype)]
     masks = rgprune.MaskSet.ones(tensors).words
     result = rgprune.prune_global_(tensors, masks, 2)
@@ -163,7 +172,7 @@ def test_reference_ties_broken_in_model_order(dtype):
     keep = rgprune.MaskSet(masks, [(3,), (3,)]).to_bool()
     assert keep[0].tolist() == [True, False, True]
     assert keep[1].tolist() == [False, True, True]
-    assert tensors[1].tolist() == [0.0, 2.0, 1.0]
+    assert tensors[1].tolist() == [0.0, 2.0, 1.0] and bits_of(tensors[1]).tolist()[0] == 0  # +0.0, not -0.0
 
 
 def test_public_api_matches_reference_and_counts(device):
@@ -186,9 +195,103 @@ def test_public_api_matches_reference_and_counts(device):
     assert res2.threshold.n_survivors == 2481 and sum(ms.survivor_counts()) == 2381
 
 
+def compiled_files_next_to_package():
+    """What ``import rgprune._C`` would load, found without asking rgprune.kernels.extension."""
+    package_dir = Path(rgprune.__file__).resolve().parent
+    return [package_dir / f"_C{suffix}" for suffix in importlib.machinery.EXTENSION_SUFFIXES
+            if (package_dir / f"_C{suffix}").is_file()]
+
+
 def test_backend_reports_implementation():
+    """The rule: RGPRUNE_BACKEND=reference -> the reference, said to be forced; RGPRUNE_BACKEND=cpp, or a compiled
+    rgprune._C next to the package -> the compiled kernels (a build that has the extension must load it);
+    otherwise (a reference-only install) the reference, saying why rgprune._C did not load.
+
+    Guards against: a build whose extension exists but silently falls back to the reference (e.g. the import
+    error swallowed, or the wrong module name imported), and a forced reference that still loads rgprune._C."""
     b = rgprune.backend()
-    assert b in ("cpp", "cuda+cpp") or b.startswith("reference (")
+    choice = os.environ.get("RGPRUNE_BACKEND", "").strip().lower() or "auto"
+    if choice == "reference":
+        assert b == "reference (forced by RGPRUNE_BACKEND=reference)"
+        assert extension.module is None and "rgprune._C" not in sys.modules
+    elif choice == "cpp" or compiled_files_next_to_package():
+        assert b in ("cpp", "cuda+cpp"), f"{compiled_files_next_to_package()} exist but the backend is {b}"
+        assert (b == "cuda+cpp") == bool(extension.module.built_with_cuda)
+        assert extension.has_kernel("rgprune::global_magnitude_threshold", torch.device("cpu"))
+    else:
+        assert b.startswith("reference (rgprune._C did not load: "), b
+
+
+def test_backend_choice_is_validated():
+    """Guards against: a misspelt RGPRUNE_BACKEND silently meaning auto."""
+    assert extension.requested_backend("") == "auto"
+    assert [extension.requested_backend(v) for v in ("auto", " CPP ", "reference")] == ["auto", "cpp", "reference"]
+    with pytest.raises(ValueError, match=r"RGPRUNE_BACKEND='refrence' is not a backend.*auto.*cpp.*reference"):
+        extension.requested_backend("refrence")
+
+
+def test_cpp_backend_refuses_a_missing_extension_and_reference_never_imports_it(monkeypatch):
+    """Guards against: RGPRUNE_BACKEND=cpp falling back to the reference when rgprune._C does not load, and
+    RGPRUNE_BACKEND=reference importing rgprune._C anyway (registering compiled ops that could run)."""
+    monkeypatch.setitem(sys.modules, "rgprune._C", None)  # makes `import rgprune._C` fail
+    with pytest.raises(ImportError, match="RGPRUNE_BACKEND=cpp requires the compiled kernels, but rgprune._C did "
+                                          "not load"):
+        extension.load("cpp")
+    module, why = extension.load("auto")
+    assert module is None and why.startswith("rgprune._C did not load: ")
+
+    def no_import(name, *args):
+        raise AssertionError(f"imported {name}")
+
+    monkeypatch.setattr(importlib, "import_module", no_import)
+    assert extension.load("reference") == (None, "forced by RGPRUNE_BACKEND=reference")
+
+
+@requires_compiled
+def test_cpp_backend_refuses_an_op_without_a_cpu_kernel(monkeypatch):
+    """Guards against: RGPRUNE_BACKEND=cpp quietly running the reference for an op the build lacks."""
+    monkeypatch.setattr(extension, "requested", "cpp")
+    monkeypatch.setattr(extension, "has_kernel", lambda op, device: False)
+    with pytest.raises(RuntimeError, match="RGPRUNE_BACKEND=cpp requires the compiled CPU kernels, but "
+                                           "rgprune::radix_histogram has no CPU kernel"):
+        extension.compiled_for(torch.device("cpu"), "rgprune::radix_histogram")
+    monkeypatch.setattr(extension, "requested", "auto")
+    monkeypatch.setattr(extension, "_warned_ops", set())
+    with pytest.warns(RuntimeWarning, match="no compiled cpu kernel"):
+        assert not extension.compiled_for(torch.device("cpu"), "rgprune::radix_histogram")
+
+
+FORCED_REFERENCE = """
+import sys, warnings
+warnings.simplefilter("error")  # the reference was asked for: no fallback warning
+import torch, rgprune
+from rgprune.kernels import extension
+t = [torch.tensor([3.0, -1.0, 2.0]), torch.tensor([1.0, 5.0])]
+m = rgprune.MaskSet.ones(t)
+rgprune.prune_global_(t, m.words, 2)
+assert extension.module is None and "rgprune._C" not in sys.modules
+assert not hasattr(torch.ops.rgprune, "global_magnitude_threshold")  # no compiled op is even registered
+print(rgprune.backend(), m.to_bool()[0].tolist(), m.to_bool()[1].tolist(), t[0].tolist())
+"""
+
+
+@pytest.mark.parametrize("value, code, expect", [
+    ("reference", FORCED_REFERENCE,
+     "reference (forced by RGPRUNE_BACKEND=reference) [True, False, True] [False, True] [3.0, 0.0, 2.0]"),
+    ("cpp", "import sys; sys.modules['rgprune._C'] = None; import rgprune",
+     "ImportError: RGPRUNE_BACKEND=cpp requires the compiled kernels"),
+    ("Reference-only", "import rgprune",
+     "ValueError: RGPRUNE_BACKEND='Reference-only' is not a backend: set it to auto"),
+])
+def test_backend_env_var_in_a_fresh_process(value, code, expect):
+    """RGPRUNE_BACKEND is read at import: in a fresh interpreter, reference runs the ops without rgprune._C and
+    without a warning; cpp without the extension makes `import rgprune` fail; a bad value fails naming the
+    valid ones. Guards against: the variable read too late (after rgprune._C loaded) or not at all."""
+    env = {**os.environ, "RGPRUNE_BACKEND": value}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    out = (done.stdout + done.stderr).strip()
+    assert expect in out, out
+    assert (done.returncode == 0) == (value == "reference"), out
 
 
 def _apply_path_outputs(threads):
@@ -253,9 +356,6 @@ def test_sse2_paths_equal_reference_without_avx2(tmp_path):
     otherwise never run. Checked in a subprocess (the choice is made once), at 1 and 2 threads, against the
     reference and against this process's (AVX2 where available) outputs: everything bit for bit except the
     float64 sums, whose order of additions inside a chunk may differ between the paths (rtol 1e-12)."""
-    import os
-    import subprocess
-    import sys
     import textwrap
 
     dump = tmp_path / "sse2.pt"

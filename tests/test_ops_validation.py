@@ -42,11 +42,14 @@ def test_nan_weights_are_refused(call):
 
 
 def test_nan_in_pruned_weight_is_ignored():
+    """A NaN under a cleared mask bit is not refused, not counted, and stored as +0.0 by the next prune.
+    Guards against: the NaN check reading pruned weights, a pruned NaN left in place or stored as -0.0."""
     tensors, masks = setup()
-    tensors[0][0, 0] = math.nan
+    tensors[0][0, 0] = -math.nan
     masks[0][0] = masks[0][0] & ~1  # weight 0 already pruned
-    rgprune.prune_global_(tensors, masks, 5)
-    assert tensors[0][0, 0] == 0
+    result = rgprune.prune_global_(tensors, masks, 5)
+    assert result.threshold.n_survivors == 72 and int(result.stats.counts.sum()) == 67
+    assert tensors[0].view(torch.int32)[0, 0].item() == 0  # +0.0 by bit pattern
 
 
 @pytest.mark.parametrize("call", list(ALL_CALLS))

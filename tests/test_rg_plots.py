@@ -1,9 +1,12 @@
-"""Tests of rgprune.rg.plots: valid PNGs written atomically, bad input rejected."""
+"""Tests of rgprune.rg.plots: what each figure draws (series, their data, axis labels, tick labels), PNGs
+written atomically, bad input rejected."""
 
+import functools
 import os
 
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from rgprune.rg.plots import (
     plot_eigenvalues,
@@ -16,48 +19,123 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def assert_png(path):
+    """The file is a finished PNG (the figure's content is checked on the Figure, see ``figures_drawn``)."""
     assert path.is_file()
-    data = path.read_bytes()
-    assert data[:8] == PNG_MAGIC
-    assert len(data) > 1000  # a real figure, not an empty stub
+    assert path.read_bytes()[:8] == PNG_MAGIC
     # Nothing left behind from the atomic write.
     assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
 
 
-def test_plot_eigenvalues_writes_png(tmp_path):
+def record_figures(monkeypatch) -> list:
+    """A list that collects the matplotlib Figures rendered to PNG from now on, each once, in order (captured
+    where Agg writes a PNG, which every plot function here and bench's scale plot go through; tight_layout's
+    dry run lands there too, hence once)."""
+    figures = []
+    print_png = FigureCanvasAgg.print_png
+
+    @functools.wraps(print_png)  # keeps its signature: savefig passes only the arguments it takes
+    def record(canvas, *args, **kwargs):
+        if not any(f is canvas.figure for f in figures):
+            figures.append(canvas.figure)
+        return print_png(canvas, *args, **kwargs)
+
+    monkeypatch.setattr(FigureCanvasAgg, "print_png", record)
+    return figures
+
+
+@pytest.fixture
+def figures_drawn(monkeypatch):
+    return record_figures(monkeypatch)
+
+
+def labelled_lines(axes, labels):
+    return [line for line in axes.get_lines() if line.get_label() in labels]
+
+
+def test_plot_eigenvalues_writes_png(tmp_path, figures_drawn):
+    """One scatter per flow at its eigenvalues, the unit circle, the flows in the legend, Re/Im axes.
+    Guards against: a flow left out, real and imaginary parts swapped, the circle missing."""
     eigs = {"resnet20": np.array([1.2, 0.5 + 0.3j, 0.5 - 0.3j]), "resnet56": [0.9, -0.2]}
     written = plot_eigenvalues(eigs, tmp_path / "eigs.png")
     assert written == tmp_path / "eigs.png"
     assert_png(written)
+    (axes,) = figures_drawn[0].axes
+    assert len(axes.collections) == 2
+    for points, values in zip(axes.collections, eigs.values()):
+        values = np.asarray(values, dtype=complex)
+        np.testing.assert_allclose(points.get_offsets(), np.column_stack([values.real, values.imag]))
+    legend = [t.get_text() for t in axes.get_legend().get_texts()]
+    assert {"resnet20", "resnet56"} <= set(legend)
+    circle = [line for line in axes.get_lines() if len(line.get_xdata()) > 100]
+    assert len(circle) == 1
+    np.testing.assert_allclose(np.hypot(circle[0].get_xdata(), circle[0].get_ydata()), 1.0)
+    assert "Re" in axes.get_xlabel() and "Im" in axes.get_ylabel()
+    assert axes.get_xlim()[1] >= 1.2 and axes.get_ylim()[1] >= 1.2  # every point inside the axes
 
 
-def test_plot_step_sizes_writes_png_with_zero_steps_too(tmp_path):
+def test_plot_step_sizes_writes_png_with_zero_steps_too(tmp_path, figures_drawn):
+    """One line per flow through its steps against consecutive rounds; a log axis when every step is positive,
+    a linear one when a step is 0. Guards against: a flow dropped, steps reordered, log axis with a zero."""
     assert_png(plot_step_sizes({"a": [0.3, 0.1, 0.03], "b": np.array([0.2, 0.2])},
                                tmp_path / "steps.png"))
     assert_png(plot_step_sizes({"a": [0.3, 0.0]}, tmp_path / "steps_zero.png"))  # linear axis
+    axes = figures_drawn[0].axes[0]
+    lines = labelled_lines(axes, ("a", "b"))
+    assert [list(line.get_ydata()) for line in lines] == [[0.3, 0.1, 0.03], [0.2, 0.2]]
+    for line in lines:
+        assert np.all(np.diff(line.get_xdata()) == 1)  # one step per round
+    assert axes.get_yscale() == "log" and "round" in axes.get_xlabel()
+    assert [t.get_text() for t in axes.get_legend().get_texts()] == ["a", "b"]
+    zero_axes = figures_drawn[1].axes[0]
+    assert zero_axes.get_yscale() == "linear"
+    assert [list(line.get_ydata()) for line in labelled_lines(zero_axes, ("a",))] == [[0.3, 0.0]]
 
 
-def test_plot_histogram_heatmap_with_edges_and_centers(tmp_path):
+def test_plot_histogram_heatmap_with_edges_and_centers(tmp_path, figures_drawn):
+    """The mesh holds the histogram (rounds x bins) between the given bin edges (or the edges halfway between
+    given centers), under the given title, with a colour bar. Guards against: rows and columns transposed,
+    centers used as edges (bins shifted by half a bin), the title dropped."""
     hist = np.random.default_rng(0).random((5, 16))
     edges = np.linspace(-8, 0, 17)
     centers = (edges[1:] + edges[:-1]) / 2
     assert_png(plot_histogram_heatmap(hist, edges, tmp_path / "edges.png", "log|w| per round"))
     assert_png(plot_histogram_heatmap(hist, centers, str(tmp_path / "centers.png"), "centers"))
     assert_png(plot_histogram_heatmap(hist[:, :1], [0.0], tmp_path / "one_bin.png", "one bin"))
+    for figure, data, want_edges, title in zip(figures_drawn, (hist, hist, hist[:, :1]),
+                                               (edges, edges, [-0.5, 0.5]), ("log|w| per round", "centers",
+                                                                             "one bin")):
+        axes, _colorbar = figure.axes
+        (mesh,) = axes.collections
+        np.testing.assert_allclose(np.asarray(mesh.get_array()).reshape(data.shape), data)
+        np.testing.assert_allclose(mesh.get_coordinates()[0, :, 0], want_edges)  # x edges of the first row
+        assert mesh.get_coordinates().shape[:2] == (data.shape[0] + 1, data.shape[1] + 1)
+        assert title in axes.get_title() and "round" in axes.get_ylabel()
 
 
-def test_plot_layer_densities_writes_png_and_creates_directory(tmp_path):
+def test_plot_layer_densities_writes_png_and_creates_directory(tmp_path, figures_drawn):
+    """The image holds the densities (rounds x layers, colour 0..1); 60 layers get every second name as a
+    tick label, at that layer's column. Guards against: labels shifted against their columns, all 60 labels
+    crammed in, densities transposed."""
     densities = 0.8 ** np.arange(6)[:, None] * np.ones((6, 60))  # many layers: thinned labels
     names = [f"layer{i}.weight" for i in range(60)]
     target = tmp_path / "sub" / "dir" / "densities.png"
     assert_png(plot_layer_densities(densities, names, target))
+    axes, _colorbar = figures_drawn[0].axes
+    (image,) = axes.images
+    np.testing.assert_allclose(image.get_array(), densities)
+    assert image.get_clim() == (0.0, 1.0)
+    assert list(axes.get_xticks()) == list(range(0, 60, 2))
+    assert [t.get_text() for t in axes.get_xticklabels()] == names[::2]
+    assert axes.get_xlabel() == "layer" and "round" in axes.get_ylabel()
 
 
-def test_existing_file_is_replaced(tmp_path):
+def test_existing_file_is_replaced(tmp_path, figures_drawn):
     target = tmp_path / "eigs.png"
     target.write_bytes(b"old contents")
     plot_eigenvalues({"x": [0.5]}, target)
     assert_png(target)
+    assert len(figures_drawn) == 1
+    np.testing.assert_allclose(figures_drawn[0].axes[0].collections[0].get_offsets(), [[0.5, 0.0]])
 
 
 def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
