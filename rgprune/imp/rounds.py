@@ -79,6 +79,7 @@ def run_imp(config: IMPConfig, out_dir: str | os.PathLike, progress: bool = True
                            tokenizer=tokenizer)
     with deterministic(trainer.device):
         model = trainer.build(trainer.init_seed)  # a model or weights file that does not fit fails here, unwritten
+        trainer.check_model(model)
         if ranks is None:
             with run_dir.lock():
                 return _run_rounds(trainer, run_dir, run_dir.prepare(config, trainer.inputs()), model)

@@ -211,6 +211,18 @@ class RoundTrainer:
             raise ConfigError(str(exc)) from None
         return model.to(self.device)
 
+    def check_model(self, model: torch.nn.Module) -> None:
+        """Refuse a model that cannot train on this data's batches: BatchNorm (in training mode) fails on a batch of
+        one example, which the last batch of every epoch is when the training examples (this rank's shard) leave
+        a remainder of one. Failing now, before anything is written, beats failing at the end of the first epoch."""
+        shard = len(self.train_loader.sampler)
+        batch_norms = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d, torch.nn.SyncBatchNorm)
+        has_batch_norm = any(isinstance(m, batch_norms) for m in model.modules())
+        if has_batch_norm and self.config.batch_size > 1 and shard % self.config.batch_size == 1:
+            raise ConfigError(f"the last training batch of every epoch would hold a single example ({shard} examples"
+                              f"{' on this rank' if self.world else ''}, batch size {self.config.batch_size}), on which "
+                              "the model's BatchNorm layers cannot train; choose another batch size")
+
     def _forward_module(self, model: torch.nn.Module) -> torch.nn.Module:
         """What runs the forward passes: ``model``, compiled when the config says so."""
         return torch.compile(model) if self.pipeline.compile else model
