@@ -167,12 +167,6 @@ def _default_image_size(config: "IMPConfig", kind: str) -> int | None:
     return FOLDER_IMAGE_SIZE if spec.kind == "imagefolder" else DEFAULT_IMAGE_SIZE
 
 
-def _default_max_length(config: "IMPConfig", kind: str) -> int | None:
-    from rgprune.data import TextOptions
-
-    return TextOptions().max_length if kind == "text" and _parse_task(config.task).path is not None else None
-
-
 def _name_part(spec: str) -> str:
     """A spec as a file-name-safe part of a run's name: embedded and built-in names as they are, ``KIND:PATH``
     as ``KIND-<last path component>`` (the digest tells apart what this leaves alike)."""
@@ -191,9 +185,9 @@ class IMPConfig:
     """Everything that determines an IMP run: two runs with equal configs give equal results.
 
     Every field's meaning and default is its ``help`` metadata (``rgprune imp --help`` lists them).
-    ``None`` fields are filled in from the others (``optimizer``, ``lr``, ``weight_decay``, ``image_size``,
-    ``max_length``) or, for the input pipeline, chosen per device when the run starts
-    (``rgprune.imp.pipeline``). Invalid values raise ``ConfigError`` (a ``ValueError``; ``ConfigTypeError``,
+    ``None`` fields are filled in from the others (``optimizer``, ``lr``, ``weight_decay``, ``image_size``) or, for
+    ``max_length`` and the input pipeline, chosen when the run starts (by the model's positions; per device:
+    ``rgprune.imp.pipeline``). Invalid values raise ``ConfigError`` (a ``ValueError``; ``ConfigTypeError``,
     also a ``TypeError``, for a value of the wrong type) naming the field and the valid values.
     """
 
@@ -254,8 +248,9 @@ class IMPConfig:
                                                 "flip; imagefolder: random resized crop + flip), seeded per example",
                             group="image", since=2)
     max_length: int | None = option(None, help=_DATA + "tokens per text example (longer ones truncated)", low=4,
-                                     group="text", since=2, derive=_default_max_length,
-                                     default_text="128; the vader task has its own")
+                                    group="text", since=2,
+                                    default_text="128, or the model's position count if smaller; the vader task "
+                                                 "has its own")
     text_columns: tuple[str, ...] | None = option(None, help=_DATA + "csv:/hf-disk: the text column, or two for "
                                                                       "sentence pairs", group="text", since=2,
                                                    default_text="text")
@@ -385,12 +380,15 @@ class IMPConfig:
         return ImageOptions(resize=self.resize, center_crop=self.center_crop, mean=self.mean, std=self.std,
                             augment=self.augment)
 
-    def text_options(self):
-        """The ``rgprune.data.TextOptions`` of these fields (for ``load_task``)."""
+    def text_options(self, positions: int | None = None):
+        """The ``rgprune.data.TextOptions`` of these fields (for ``load_task``); ``positions``: the model's token
+        positions, which cap the default ``max_length``."""
         from rgprune.data import TextOptions
 
-        return TextOptions(max_length=self.max_length or TextOptions().max_length, text_columns=self.text_columns,
-                           label_column=self.label_column, labels=self.labels, test_split=self.test_split)
+        default = TextOptions().max_length
+        max_length = self.max_length or (min(default, positions) if positions is not None else default)
+        return TextOptions(max_length=max_length, text_columns=self.text_columns, label_column=self.label_column,
+                           labels=self.labels, test_split=self.test_split)
 
     # ---- identity and persistence ------------------------------------------------------------------
     def to_dict(self) -> dict:

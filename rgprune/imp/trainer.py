@@ -111,6 +111,12 @@ def _check_given(config: IMPConfig, given_task: bool, given_model: bool, task, m
                         f"{type(model_fn).__name__}")
 
 
+def _positions(tokenizer) -> int | None:
+    """The token positions of a tokenizer's model (None when it has no limit: tokenizers without one report 1e30)."""
+    limit = getattr(tokenizer, "model_max_length", None)
+    return limit if isinstance(limit, int) and limit < 1_000_000 else None
+
+
 def _resolve_device(name: str, distributed: bool) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
@@ -173,7 +179,8 @@ class RoundTrainer:
             if spec.task_kind == "text" and tokenizer is None and self.model_source in ("hf", "module"):
                 tokenizer = load_tokenizer(c.model)
             options = {} if spec.is_embedded else (
-                {"image": c.image_options()} if spec.task_kind == "vision" else {"text": c.text_options()})
+                {"image": c.image_options()} if spec.task_kind == "vision" else
+                {"text": c.text_options(_positions(tokenizer))})
             return load_task(c.task, image_size=c.image_size, tokenizer=tokenizer, **options)
         except ValueError as exc:  # DataLayoutError (a ValueError) and the options a format refuses
             raise ConfigError(str(exc)) from None
@@ -212,9 +219,17 @@ class RoundTrainer:
         return model.to(self.device)
 
     def check_model(self, model: torch.nn.Module) -> None:
-        """Refuse a model that cannot train on this data's batches: BatchNorm (in training mode) fails on a batch of
-        one example, which the last batch of every epoch is when the training examples (this rank's shard) leave
-        a remainder of one. Failing now, before anything is written, beats failing at the end of the first epoch."""
+        """Refuse, before anything is written, a model with nothing to prune (under the config's prune_head and
+        prune_embeddings) or one that cannot train on this data's batches: BatchNorm (in training mode) fails on a
+        batch of one example, which the last batch of every epoch is when the training examples (this rank's shard)
+        leave a remainder of one; better now than at the end of the first epoch."""
+        from rgprune.prunable import select_prunable
+
+        try:
+            select_prunable(model, prune_head=self.config.prune_head, prune_embeddings=self.config.prune_embeddings)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{self.config.model}: {exc} (or prune the head or the embeddings too: prune_head, "
+                              "prune_embeddings)") from None
         shard = len(self.train_loader.sampler)
         batch_norms = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d, torch.nn.SyncBatchNorm)
         has_batch_norm = any(isinstance(m, batch_norms) for m in model.modules())
