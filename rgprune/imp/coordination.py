@@ -3,13 +3,13 @@
 ``torchrun --nproc-per-node N python -m rgprune.cli imp ...`` (detected from an initialized default process
 group, which ``rgprune imp`` creates from torchrun's environment): every rank trains the replicated model
 (DistributedDataParallel: gradients averaged) on its own shard of the training data (each epoch's permutation
-seeded from ``(seed, round, epoch)`` as in one process, then dealt out rank by rank: ``rgprune.imp.pipeline.EpochSampler``;
-``batch_size`` is per rank), prunes it locally and identically (``GlobalMagnitudePruner(process_group=...)``
-checks k and the counts; ``check_replicated_state`` compares a hash of the masks and weights over the ranks
-every round) and evaluates it on the whole test set (the same result everywhere). Rank 0 alone writes the
-run directory, which the other ranks must see too (a resume reads the completed rounds on every rank); all
-ranks wait for each other after each round (``barrier``). Rank 0 decides the resume point (and checks the
-config) and broadcasts it (``rank0_prepares``).
+seeded from ``(seed, round, epoch)`` as in one process, then dealt out rank by rank:
+``rgprune.imp.pipeline.EpochSampler``; ``batch_size`` is per rank), prunes it locally and identically
+(``GlobalMagnitudePruner(process_group=...)`` checks k and the counts; ``check_replicated_state`` compares a
+hash of the masks and weights over the ranks every round) and evaluates it on the whole test set (the same
+result everywhere). Rank 0 alone writes the run directory, which the other ranks must see too (a resume reads
+the completed rounds on every rank); all ranks wait for each other after each round (``barrier``). Rank 0
+decides the resume point (and checks the config and the inputs) and broadcasts it (``rank0_prepares``).
 """
 
 from __future__ import annotations

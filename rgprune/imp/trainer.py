@@ -234,9 +234,10 @@ class RoundTrainer:
         batch_norms = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d, torch.nn.SyncBatchNorm)
         has_batch_norm = any(isinstance(m, batch_norms) for m in model.modules())
         if has_batch_norm and self.config.batch_size > 1 and shard % self.config.batch_size == 1:
+            where = " on this rank" if self.world else ""
             raise ConfigError(f"the last training batch of every epoch would hold a single example ({shard} examples"
-                              f"{' on this rank' if self.world else ''}, batch size {self.config.batch_size}), on which "
-                              "the model's BatchNorm layers cannot train; choose another batch size")
+                              f"{where}, batch size {self.config.batch_size}), on which the model's BatchNorm layers "
+                              "cannot train; choose another batch size")
 
     def _forward_module(self, model: torch.nn.Module) -> torch.nn.Module:
         """What runs the forward passes: ``model``, compiled when the config says so."""
@@ -286,8 +287,8 @@ class RoundTrainer:
 
     def evaluate(self, model: torch.nn.Module) -> float:
         """Top-1 accuracy on the task's whole test set."""
-        return evaluate(self._forward_module(model), self.test_loader, self.device, amp=self.pipeline.amp_dtype or False,
-                        channels_last=self.pipeline.channels_last)
+        return evaluate(self._forward_module(model), self.test_loader, self.device,
+                        amp=self.pipeline.amp_dtype or False, channels_last=self.pipeline.channels_last)
 
     # ---- the baselines ----------------------------------------------------------------------------------
     @staticmethod
