@@ -170,6 +170,8 @@ def _broken(data: Path, tmp_path: Path, case: str) -> list[str]:
         return [*c10, "--weights", str(tmp_path / "r56.safetensors")]
     if case == "resize-on-cifar":
         return [*c10, "--resize", "40"]
+    if case == "max-length-over-positions":
+        return ["--model", f"hf:{data}/bert", "--task", f"glue-sst2:{data}/SST-2", "--max-length", "100"]
     if case == "lone-example-for-batchnorm":
         return [*c10, "--batch-size", "19"]  # 20 training images
     raise AssertionError(case)
@@ -189,6 +191,7 @@ BAD = {
     "weights-of-another-model": "does not fit the model",
     "resize-on-cifar": "ImageOptions.resize and center_crop apply to imagefolder tasks",
     "lone-example-for-batchnorm": "would hold a single example (20 examples, batch size 19)",
+    "max-length-over-positions": f"max_length=100 exceeds the {td.HF_POSITIONS} token positions of hf:",
 }
 
 
@@ -200,6 +203,22 @@ def test_bad_layouts_and_files_fail_clearly_with_nothing_written(case, data, tmp
     assert code == 2 and err.startswith("rgprune imp: error: ")
     assert BAD[case] in err
     assert not out.exists()
+
+
+def test_default_max_length_fits_the_model_when_the_tokenizer_sets_no_limit(data, tmp_path):
+    """A tokenizer saved without model_max_length reports no limit; the checkpoint's 64 positions still cap the
+    default 128 tokens (else training would index past the position embeddings)."""
+    shutil.copytree(data / "bert", tmp_path / "bert")
+    config_path = tmp_path / "bert" / "tokenizer_config.json"
+    config_path.write_text(json.dumps({k: v for k, v in json.loads(config_path.read_text()).items()
+                                       if k != "model_max_length"}))
+    from rgprune.models import load_tokenizer
+
+    assert load_tokenizer(f"hf:{tmp_path}/bert").model_max_length > 10**6
+    out = tmp_path / "run"
+    assert run_cli("--model", f"hf:{tmp_path}/bert", "--task", f"glue-sst2:{data}/SST-2", "--rounds", "1",
+                   "--epochs", "1", "--quiet", out=out)[0] == 0
+    assert load_result(out).complete
 
 
 def test_bad_specs_are_usage_errors(data, tmp_path, capsys):

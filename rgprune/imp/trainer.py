@@ -173,14 +173,22 @@ class RoundTrainer:
         """The config's task, read as its spec says; a missing or malformed file is a ``ConfigError``."""
         from rgprune.data import load_task, parse_task_spec
         from rgprune.models import load_tokenizer
+        from rgprune.models.specs import model_positions
 
         c, spec = self.config, parse_task_spec(self.config.task)
         try:
             if spec.task_kind == "text" and tokenizer is None and self.model_source in ("hf", "module"):
                 tokenizer = load_tokenizer(c.model)
-            options = {} if spec.is_embedded else (
-                {"image": c.image_options()} if spec.task_kind == "vision" else
-                {"text": c.text_options(_positions(tokenizer))})
+            options = {}
+            if not spec.is_embedded and spec.task_kind == "vision":
+                options["image"] = c.image_options()
+            elif not spec.is_embedded:
+                limits = [n for n in (_positions(tokenizer), model_positions(c.model)) if n is not None]
+                positions = min(limits) if limits else None
+                if c.max_length is not None and positions is not None and c.max_length > positions:
+                    raise ConfigError(f"max_length={c.max_length} exceeds the {positions} token positions of "
+                                      f"{c.model}; use max_length <= {positions}")
+                options["text"] = c.text_options(positions)
             return load_task(c.task, image_size=c.image_size, tokenizer=tokenizer, **options)
         except ValueError as exc:  # DataLayoutError (a ValueError) and the options a format refuses
             raise ConfigError(str(exc)) from None

@@ -195,6 +195,18 @@ def load_tokenizer(name: str = "minilm"):
         raise ValueError(f"{spec.target} has no loadable tokenizer ({exc}); {HF_LAYOUT}") from exc
 
 
+def model_positions(spec: str) -> int | None:
+    """The token positions of ``hf:DIR``'s model (``max_position_embeddings`` in DIR/config.json), which bound the
+    tokens per example; None for other specs and configs without the key."""
+    import json
+
+    parsed = parse_model_spec(spec)
+    if parsed.source != "hf":
+        return None
+    value = json.loads((Path(parsed.target) / "config.json").read_text()).get("max_position_embeddings")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
 def build_from_spec(spec: ModelSpec, num_classes: int, *, in_channels: int, pretrained: bool,
                     factory: Callable[..., nn.Module] | None = None, kind: ModelKind = "vision") -> nn.Module:
     """Build a ``torchvision:``, ``hf:``, ``module:`` or ``given:`` model (built-in names are built by
