@@ -121,9 +121,15 @@ class SeededItems(Dataset):
 
     def __getitem__(self, key: tuple[int, int]):
         index, seed = key
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        # the CPU generator alone, which item transforms draw from: torch.manual_seed (and fork_rng) would also
+        # reach every other device's generator, a cost paid per example
+        generator = torch.default_generator
+        state = generator.get_state()
+        generator.manual_seed(seed)
+        try:
             return self.dataset[index]
+        finally:
+            generator.set_state(state)
 
 
 def _workers(pipeline: Pipeline) -> dict:
