@@ -4,7 +4,7 @@ resumes to the result of an uninterrupted run without them; bad layouts fail wit
 written; a resume on other data or weights is refused; the Python API takes a model factory and datasets; the
 input pipeline's settings per device; config names of existing runs unchanged.
 
-Tiny sizes throughout (one CPU thread): the whole file takes about a minute on an idle 2-core machine.
+Tiny sizes throughout (one CPU thread): the whole file takes about a minute on a loaded 2-core machine.
 """
 
 from __future__ import annotations
