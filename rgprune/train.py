@@ -10,8 +10,14 @@ Both take the two batch layouts of ``rgprune.data``:
 Nothing here knows about pruning: ``GlobalMagnitudePruner.attach(optimizer)`` keeps the masks applied
 through the optimizer's step hook, so any training loop that calls ``optimizer.step()`` works with it.
 
-AMP (``amp=True``) uses ``torch.autocast``: bfloat16 on the CPU, float16 with a ``GradScaler`` on CUDA.
-The weights and the optimizer stay in float32.
+AMP uses ``torch.autocast``: ``amp=True`` picks the device's dtype (bfloat16 on the CPU, float16 on CUDA), or
+``amp`` names it (``torch.bfloat16``/``torch.float16``); float16 trains with a ``GradScaler``. The weights and
+the optimizer stay in float32. ``channels_last=True`` hands 4-D image batches to the model in channels-last
+memory format (cuDNN's fast layout for convolutions); the model's weights keep theirs.
+
+Data order: ``train_epochs(seed=...)`` reseeds, every epoch, torch's RNG, the loader's ``generator`` and, when
+the loader's sampler has one, its ``seed_epoch(seed)`` (``rgprune.imp.pipeline.EpochSampler``, which also
+seeds every example's augmentation whichever process loads it).
 """
 from __future__ import annotations
 
@@ -26,7 +32,7 @@ from typing import Callable, Sequence
 import torch
 from torch.nn import functional as F
 
-__all__ = ["TrainStats", "evaluate", "forward_batch", "mix_seed", "progress_enabled", "train_epochs"]
+__all__ = ["TrainStats", "amp_dtype", "evaluate", "forward_batch", "mix_seed", "progress_enabled", "train_epochs"]
 
 
 def progress_enabled(progress: bool, stream=None) -> bool:
@@ -36,16 +42,20 @@ def progress_enabled(progress: bool, stream=None) -> bool:
 
 
 def _to(batch: Sequence[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
+    # non_blocking: a copy from pinned memory overlaps with the GPU's work (from pageable memory it syncs anyway)
     non_blocking = device.type == "cuda"
     return [t.to(device, non_blocking=non_blocking) for t in batch]
 
 
-def forward_batch(model: torch.nn.Module, batch: Sequence[torch.Tensor], device) -> tuple[torch.Tensor, torch.Tensor]:
+def forward_batch(model: torch.nn.Module, batch: Sequence[torch.Tensor], device,
+                  channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """``(logits, labels)`` for one batch of either layout (see the module docstring)."""
     device = torch.device(device)
     batch = _to(batch, device)
     if len(batch) == 2:  # vision: (images, labels)
         x, y = batch
+        if channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         out = model(x)
     elif len(batch) == 3:  # text: (input_ids, attention_mask, labels)
         input_ids, attention_mask, y = batch
@@ -59,10 +69,21 @@ def forward_batch(model: torch.nn.Module, batch: Sequence[torch.Tensor], device)
     return logits, y
 
 
-def _autocast(device: torch.device, amp: bool):
-    if not amp:
+def amp_dtype(device, amp: bool | torch.dtype) -> torch.dtype | None:
+    """The autocast dtype of ``amp`` on ``device``: None (off), the device's default for ``True`` (float16 on
+    CUDA, bfloat16 on the CPU), or the dtype given (bfloat16 or float16)."""
+    if amp is False or amp is None:
+        return None
+    if amp is True:
+        return torch.float16 if torch.device(device).type == "cuda" else torch.bfloat16
+    if amp not in (torch.bfloat16, torch.float16):
+        raise ValueError(f"amp must be True, False, torch.bfloat16 or torch.float16, got {amp!r}")
+    return amp
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
         return contextlib.nullcontext()
-    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
@@ -79,18 +100,22 @@ class TrainStats:
 
 
 def _seed_epoch(loader, epoch_seed: int) -> None:
-    """Reseed torch and the loader's generator (its shuffling order) for one epoch."""
+    """Reseed torch, the loader's generator and its sampler's ``seed_epoch`` (the shuffling order) for one epoch."""
     torch.manual_seed(epoch_seed)
     generator = getattr(loader, "generator", None)
     if generator is not None:
         generator.manual_seed(epoch_seed)
+    seed_sampler = getattr(getattr(loader, "sampler", None), "seed_epoch", None)
+    if seed_sampler is not None:
+        seed_sampler(epoch_seed)
 
 
-def _train_step(model, batch, optimizer, scheduler, scaler, device: torch.device, amp: bool) -> tuple[float, bool]:
+def _train_step(model, batch, optimizer, scheduler, scaler, device: torch.device, dtype: torch.dtype | None,
+                channels_last: bool) -> tuple[float, bool]:
     """One optimizer step on one batch (then one scheduler step); returns the loss and whether the AMP grad
     scaler skipped the step."""
-    with _autocast(device, amp):
-        logits, y = forward_batch(model, batch, device)
+    with _autocast(device, dtype):
+        logits, y = forward_batch(model, batch, device, channels_last)
         loss = F.cross_entropy(logits.float(), y)
     optimizer.zero_grad(set_to_none=True)
     skipped = False
@@ -111,9 +136,10 @@ def _train_step(model, batch, optimizer, scheduler, scaler, device: torch.device
 
 
 def train_epochs(model: torch.nn.Module, loader, optimizer: torch.optim.Optimizer, scheduler=None,
-                 epochs: int = 1, device="cpu", amp: bool = False, progress: bool = True, *,
+                 epochs: int = 1, device="cpu", amp: bool | torch.dtype = False, progress: bool = True, *,
                  start_step: int = 0, seed: int | None = None,
-                 on_step: Callable[[int], None] | None = None, desc: str = "train") -> TrainStats:
+                 on_step: Callable[[int], None] | None = None, desc: str = "train",
+                 channels_last: bool = False) -> TrainStats:
     """Train ``model`` with cross-entropy for ``epochs`` epochs of ``loader``.
 
     ``scheduler`` (any ``torch.optim.lr_scheduler``) is stepped after every optimizer step, not per
@@ -122,7 +148,8 @@ def train_epochs(model: torch.nn.Module, loader, optimizer: torch.optim.Optimize
     must build ``scheduler`` to start at that step. ``seed``: when given, torch's RNG and the loader's
     generator are reseeded at the start of every epoch from ``(seed, epoch)``, so that each epoch's data
     order is the same whichever step training started from. ``on_step(step)`` is called after each
-    optimizer step with the number of steps taken so far (counting ``start_step``).
+    optimizer step with the number of steps taken so far (counting ``start_step``). ``amp`` and
+    ``channels_last``: see the module docstring.
 
     Progress: one tqdm bar per epoch, shown only when ``progress`` is true and stderr is a terminal.
     """
@@ -136,7 +163,8 @@ def train_epochs(model: torch.nn.Module, loader, optimizer: torch.optim.Optimize
     if not 0 <= start_step <= total:
         raise ValueError(f"start_step must be in [0, {total}] ({epochs} epochs x {steps_per_epoch} steps), "
                          f"got {start_step}")
-    scaler = torch.amp.GradScaler("cuda") if amp and device.type == "cuda" else None
+    dtype = amp_dtype(device, amp)
+    scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
     show = progress_enabled(progress)
     step, steps, skipped, last_loss = start_step, 0, 0, math.nan
     model.train()
@@ -150,7 +178,7 @@ def train_epochs(model: torch.nn.Module, loader, optimizer: torch.optim.Optimize
         for i, batch in enumerate(loader):
             if i < skip:
                 continue
-            value, was_skipped = _train_step(model, batch, optimizer, scheduler, scaler, device, amp)
+            value, was_skipped = _train_step(model, batch, optimizer, scheduler, scaler, device, dtype, channels_last)
             skipped += was_skipped
             step += 1
             steps += 1
@@ -167,16 +195,18 @@ def train_epochs(model: torch.nn.Module, loader, optimizer: torch.optim.Optimize
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, loader, device="cpu", amp: bool = False) -> float:
+def evaluate(model: torch.nn.Module, loader, device="cpu", amp: bool | torch.dtype = False,
+             channels_last: bool = False) -> float:
     """Top-1 accuracy of ``model`` on ``loader`` (eval mode; the model's train/eval mode is restored)."""
     device = torch.device(device)
+    dtype = amp_dtype(device, amp)
     was_training = model.training
     model.eval()
     correct, seen = 0, 0
     try:
         for batch in loader:
-            with _autocast(device, amp):
-                logits, y = forward_batch(model, batch, device)
+            with _autocast(device, dtype):
+                logits, y = forward_batch(model, batch, device, channels_last)
             correct += int((logits.argmax(dim=-1) == y).sum())
             seen += int(y.numel())
     finally:

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from rgprune.benchmark import BenchmarkError, api, cli, run, run_scale
+from rgprune.benchmark import BenchmarkError, api, cli, run, run_scale, workloads
 from rgprune.benchmark import scale as scale_mod
 from rgprune.kernels.format import pack_mask
 from rgprune.benchmark.measure import interleaved
@@ -118,7 +118,8 @@ def nothing_prunable():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"model": "resnet-9000"}, "unknown model 'resnet-9000'; give a built-in name"),
-    ({"model": "torchvision:resnet18"}, "give module:callable instead (e.g. torchvision.models:resnet18)"),
+    ({"model": "torchvision:resnet9000"}, "torchvision has no classification model 'resnet9000'"),
+    ({"model": "hf:/no/such/checkpoint"}, "has no config.json"),
     ({"model": "no_such_module_xyz:build"}, "cannot import 'no_such_module_xyz'"),
     ({"model": f"{__name__}:no_such_function"}, "has no attribute 'no_such_function'"),
     ({"model": f"{__name__}:nothing_prunable"}, "nothing to prune"),
@@ -134,6 +135,69 @@ def test_bad_input_fails_before_timing(no_timing, kwargs, message):
     with pytest.raises(BenchmarkError, match=None) as info:
         run(model, **kwargs)
     assert message in str(info.value)
+
+
+def test_model_specs_need_their_loaders(no_timing, monkeypatch):
+    """Without the registered loaders of rgprune imp's model specs, a spec says so and what to give instead."""
+    monkeypatch.setattr(workloads, "MODEL_SPEC_LOADERS", {})
+    with pytest.raises(BenchmarkError) as info:
+        run("torchvision:resnet18")
+    assert "give module:callable instead (e.g. torchvision.models:resnet18)" in str(info.value)
+
+
+def spec_model(num_classes, in_channels):
+    """A ``module:`` model spec as rgprune imp takes it: built with the head and input sizes."""
+    torch.manual_seed(5)
+    return torch.nn.Sequential(torch.nn.Conv2d(in_channels, 16, 3), torch.nn.Flatten(),
+                               torch.nn.Linear(16 * 30 * 30, 32), torch.nn.Linear(32, num_classes))
+
+
+def test_model_specs_of_rgprune_imp_build_the_models_it_would(tmp_path):
+    """--model takes torchvision:NAME, hf:DIR and module:pkg.mod:fn, built as rgprune.models builds them."""
+    import tiny_data as td
+
+    from rgprune.models import build_model
+
+    folder = tmp_path / "bert"
+    td.write_hf_checkpoint(folder, num_labels=3)
+    for spec, classes in (("torchvision:squeezenet1_1", 1000), (f"hf:{folder}", 3),
+                          (f"module:{__name__}:spec_model", 1000)):
+        workload = workloads.resolve_model(spec)
+        built = workload.build(torch.device("cpu"))
+        expected = build_model(spec, classes, seed=0).state_dict()
+        assert workload.name == spec and built.state_dict().keys() == expected.keys()
+        assert all(torch.equal(v, expected[k]) for k, v in built.state_dict().items()), spec
+
+
+def test_rgprune_bench_through_main(tmp_path, capsys):
+    """The installed command: rgprune bench on a model spec (CPU) writes the JSON with the mask-equality column;
+    bad input is a usage error (exit status 2) with nothing timed or written."""
+    from rgprune.cli import main
+
+    path = tmp_path / "bench.json"
+    argv = ["bench", "--model", f"module:{__name__}:spec_model", "--rounds", "1,2", "--reps", "2", "--slow-reps", "1",
+            "--methods", "torch_prune,naive,rgprune", "--threads", "1", "--no-progress", "--no-memory", "--json",
+            str(path)]
+    assert main(argv) == 0
+    res = json.loads(path.read_text())
+    assert res["schema"] == "rgprune-bench/1" and res["errors"] == [] and res["command"] == "rgprune " + " ".join(argv)
+    model = res["models"][f"module:{__name__}:spec_model"]
+    assert model["n_weights"] == 3 * 16 * 9 + 16 * 30 * 30 * 32 + 32 * 1000  # with its 1000-class head (unnamed)
+    for rkey in ("round1", "round2"):
+        methods = model["rounds"][rkey]["methods"]
+        assert set(methods) == {"torch_prune", "naive", "rgprune"}
+        assert all(e["masks_equal_torch_prune_up_to_ties"] is True for e in methods.values())
+        assert methods["rgprune"]["mask_bits_differing_from_torch_prune"] == 0
+        assert model["rounds"][rkey]["speedup"]["vs_torch_prune"] > 0
+    out = capsys.readouterr().out
+    assert "masks = torch.prune" in out and out.count(" yes") == 4  # naive and rgprune, rounds 1 and 2
+
+    bad = tmp_path / "bad.json"
+    assert main(["bench", "--model", "torchvision:resnet9000", "--json", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rgprune bench: error: --model torchvision:resnet9000: torchvision has no classification")
+    assert main(["bench", "--model", "resnet20", "--device", "tpu", "--json", str(bad)]) == 2
+    assert "device must be 'cpu' or 'cuda'" in capsys.readouterr().err and not bad.exists()
 
 
 def test_cuda_without_gpu_names_the_fix(no_timing, monkeypatch):

@@ -5,25 +5,16 @@ Fast: ResNet-20 on the 8x8 digits, one epoch of 12 steps per round, two rounds.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import textwrap
-import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
+from run_helpers import assert_same_run, kill_in_round_2, round_files
 from safetensors.torch import load_file
 
 import rgprune.imp.trainer as trainer
-from rgprune import MaskSet
 from rgprune.imp import BASELINES, IMPConfig, RoundTrainer, load_result, run_imp
 from rgprune.train import evaluate, train_epochs
-
-REPO = Path(__file__).resolve().parents[1]
 TINY = IMPConfig(model="resnet20", task="digits", rounds=2, epochs=1, image_size=8, batch_size=128,
                  rewind_step=3, baselines=BASELINES)
 # the same config as command-line options
@@ -47,34 +38,6 @@ def reference(tmp_path_factory, one_thread):
     """An uninterrupted TINY run: (result, run directory)."""
     out = tmp_path_factory.mktemp("imp") / "reference"
     return run_imp(TINY, out, progress=False), out
-
-
-def _round_files(out: Path, n: int) -> dict:
-    folder = out / f"round-{n:02d}"
-    return {"weights": load_file(str(folder / "weights.safetensors")),
-            "masks": MaskSet.load(folder / "masks.safetensors"),
-            "metrics": json.loads((folder / "metrics.json").read_text()),
-            "observables": json.loads((folder / "observables.json").read_text())}
-
-
-def _assert_same_run(out_a: Path, out_b: Path, rounds: int) -> None:
-    """Two run directories hold bit-identical rounds (masks, weights, observables, metrics up to timings)."""
-    for n in range(rounds + 1):
-        a, b = _round_files(out_a, n), _round_files(out_b, n)
-        assert a["masks"] == b["masks"], f"round {n}: masks differ"
-        assert a["weights"].keys() == b["weights"].keys()
-        for key in a["weights"]:
-            assert torch.equal(a["weights"][key], b["weights"][key]), f"round {n}: {key} differs"
-        assert a["observables"] == b["observables"], f"round {n}: observables differ"
-        for m in (a["metrics"], b["metrics"]):
-            m.pop("timings")
-            m.pop("train_s", None)
-            for base in m["baselines"].values():
-                base.pop("seconds")
-        assert a["metrics"] == b["metrics"], f"round {n}: metrics differ"
-    for name in ("init.safetensors", "rewind.safetensors"):
-        sa, sb = load_file(str(out_a / name)), load_file(str(out_b / name))
-        assert all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
 # ---- config validation --------------------------------------------------------------------------------
@@ -145,7 +108,7 @@ def test_two_rounds_checkpoints_metrics_and_exact_densities(reference):
     summary = json.loads((out / "metrics.json").read_text())
     assert summary["complete"] and summary["name"] == TINY.name and len(summary["rounds"]) == 3
     for n in range(3):
-        files = _round_files(out, n)
+        files = round_files(out, n)
         m = files["metrics"]
         assert m["round"] == n and m["density"] == expected[n] and m["survivors"] == survivors[n]
         assert m["accuracy"] == result.rounds[n].accuracy == summary["rounds"][n]["accuracy"]
@@ -174,7 +137,7 @@ def test_observables_come_from_the_prune_reports_and_form_the_trace(reference):
     trace = FlowTrace.load(out / "trace.json")
     assert [r.round for r in trace.rounds] == [0, 1, 2]
     for n in range(3):
-        files = _round_files(out, n)
+        files = round_files(out, n)
         obs, masks = files["observables"], files["masks"]
         assert obs["round"] == n and obs["tensor_names"] == masks.names and len(obs["histogram_before"]) == 4096
         # the threshold pass's histogram is the histogram of θ_n's survivors (what the checkpoint holds)
@@ -182,8 +145,8 @@ def test_observables_come_from_the_prune_reports_and_form_the_trace(reference):
         assert obs["histogram_before"] == magnitude_histogram(weights, masks.words).histogram.tolist()
         # the statistics after the prune are those of the next round's mask (the last round's is untrained)
         if n < 2:
-            assert obs["counts_after"] == _round_files(out, n + 1)["masks"].survivor_counts()
-            assert obs["threshold"] == _round_files(out, n + 1)["metrics"]["threshold"]
+            assert obs["counts_after"] == round_files(out, n + 1)["masks"].survivor_counts()
+            assert obs["threshold"] == round_files(out, n + 1)["metrics"]["threshold"]
         assert sum(obs["counts_after"]) == sum(masks.survivor_counts()) - obs["threshold"]["k"]
         assert trace.rounds[n].histogram == obs["histogram_before"] and trace.rounds[n].counts == obs["counts_after"]
         assert trace.rounds[n].metrics["accuracy"] == result.accuracies[n]
@@ -214,7 +177,7 @@ def test_rewind_semantics_and_baselines(tmp_path, monkeypatch, reference):
     monkeypatch.setattr(trainer, "train_epochs", spy)
     out = tmp_path / "spied"
     run_imp(TINY, out, progress=False)
-    _assert_same_run(out, ref_out, 2)
+    assert_same_run(out, ref_out, 2)
 
     init, theta_k = load_file(str(out / "init.safetensors")), load_file(str(out / "rewind.safetensors"))
     assert not torch.equal(init["conv1.weight"], theta_k["conv1.weight"])  # k = 3 > 0: trained 3 steps
@@ -222,7 +185,7 @@ def test_rewind_semantics_and_baselines(tmp_path, monkeypatch, reference):
         (f"round {n}{suffix}", 3) for n in (1, 2) for suffix in ("", " random-reinit", " random-mask")]
     assert all(torch.equal(seen[0][2][k], init[k]) for k in init)
     for n in (1, 2):
-        masks = _round_files(out, n)["masks"]
+        masks = round_files(out, n)["masks"]
         ticket, reinit, random_mask = (state for desc, _, state in seen if desc.startswith(f"round {n}"))
         for name, keep in zip(masks.names, masks.to_bool()):
             assert torch.equal(ticket[name][keep], theta_k[name][keep])
@@ -272,7 +235,7 @@ def test_resume_after_interruption_equals_uninterrupted(tmp_path, monkeypatch, r
     assert resumed.resumed_from == 1
     assert resumed.densities == ref_result.densities and resumed.accuracies == ref_result.accuracies
     assert [r.baselines for r in resumed.rounds] == [r.baselines for r in ref_result.rounds]
-    _assert_same_run(out, ref_out, 2)
+    assert_same_run(out, ref_out, 2)
     assert json.loads((out / "trace.json").read_text())["rounds"] == json.loads((ref_out / "trace.json").read_text())["rounds"]
 
     # a complete run resumes to itself without training
@@ -308,46 +271,10 @@ def test_resume_with_another_config_is_refused(reference, tmp_path):
         run_imp(TINY, foreign, progress=False)
 
 
-KILL_SCRIPT = textwrap.dedent("""
-    import sys, time
-    from rgprune.cli import main
-    from rgprune.imp import RunDir
-
-    real_save = RunDir.save_round_metrics
-
-    def save_round_metrics(self, n, metrics):
-        if n < 2:
-            return real_save(self, n, metrics)
-        # round 2 has written its other files: leave a half-written one, then hang before the completion
-        # marker (metrics.json)
-        (self.round_dir(n) / ".tmp-halfwritten").write_bytes(b"partial")
-        print("HANGING", flush=True)
-        time.sleep(600)
-
-    RunDir.save_round_metrics = save_round_metrics
-    sys.exit(main(sys.argv[1:]))
-""")
-
-
 def test_resume_after_sigkill(tmp_path, reference):
     ref_result, ref_out = reference
     out = tmp_path / "killed"
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, *TINY_ARGS, "--out", str(out)], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 240
-        partial_file = out / "round-02" / ".tmp-halfwritten"
-        while not partial_file.exists():
-            assert proc.poll() is None, f"the run exited early: {proc.communicate()}"
-            assert time.monotonic() < deadline, "round 2 never started"
-            time.sleep(0.05)
-        assert (out / "round-01" / "metrics.json").is_file()
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.communicate()
-    assert proc.returncode == -signal.SIGKILL
+    kill_in_round_2(TINY_ARGS, out)  # SIGKILLed after round 2 wrote its files, before its completion marker
 
     # the half-written round is not taken as complete
     assert (out / "round-02" / "weights.safetensors").is_file() and not (out / "round-02" / "metrics.json").exists()
@@ -359,7 +286,7 @@ def test_resume_after_sigkill(tmp_path, reference):
     assert resumed.resumed_from == 1 and resumed.complete
     assert resumed.accuracies == ref_result.accuracies and resumed.densities == ref_result.densities
     assert not list(out.rglob(".tmp-*"))
-    _assert_same_run(out, ref_out, 2)
+    assert_same_run(out, ref_out, 2)
 
 
 # ---- CLI ------------------------------------------------------------------------------------------------

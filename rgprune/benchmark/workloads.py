@@ -115,10 +115,11 @@ def load_module_callable(target: str) -> torch.nn.Module:
     return model
 
 
-# kind -> loader(argument) -> nn.Module, for the model specs "torchvision:NAME" and "hf:DIR", registered by
-# the model-spec parser (register_model_spec). Any other "a.b:c" is module:callable.
+# kind -> loader(argument) -> nn.Module, for the model specs "torchvision:NAME", "hf:DIR" and
+# "module:pkg.mod:fn" of rgprune imp, registered by rgprune.benchmark.model_specs (register_model_spec). Any other
+# "a.b:c" is module:callable, called with no arguments.
 MODEL_SPEC_LOADERS: dict[str, Callable[[str], torch.nn.Module]] = {}
-SPEC_KINDS = ("torchvision", "hf")
+SPEC_KINDS = ("torchvision", "hf", "module")
 
 
 def register_model_spec(kind: str, loader: Callable[[str], torch.nn.Module]) -> None:
@@ -133,11 +134,12 @@ def model_spec_help() -> str:
     """What ``--model`` accepts, for error messages and ``--help``."""
     from rgprune.models import MODEL_NAMES
     names = list(WORKLOADS) + [n for n in MODEL_NAMES if n not in WORKLOADS]
-    kinds = [f"{k}:..." for k in SPEC_KINDS if k in MODEL_SPEC_LOADERS]
+    forms = {"torchvision": "torchvision:NAME", "hf": "hf:DIR", "module": "module:pkg.mod:fn"}
+    kinds = [forms[k] for k in SPEC_KINDS if k in MODEL_SPEC_LOADERS]
     return (f"a built-in name ({', '.join(names)}), "
-            + (f"{', '.join(kinds)}, " if kinds else "")
-            + "or module:callable, a function returning an nn.Module (e.g. mypkg.models:build, "
-              "torchvision.models:resnet18)")
+            + (f"a model spec as rgprune imp takes it ({', '.join(kinds)}), " if kinds else "")
+            + "or module:callable, a function called with no arguments returning an nn.Module (e.g. "
+              "mypkg.models:build, torchvision.models:resnet18)")
 
 
 def _custom(name: str, description: str, module: torch.nn.Module, select: dict) -> Workload:

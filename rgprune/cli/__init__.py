@@ -8,6 +8,7 @@ Examples::
     rgprune flow runs/r20-digits                     # RG flow report of a run (or of checkpoints)
     rgprune compare runs/r20-digits runs/r20-digits-rotated --out runs/cmp
     rgprune transfer runs/r20-digits runs/r20-digits-rotated   # A's ticket trained on B's task
+    rgprune bench --model torchvision:resnet50 --json out.json  # rgprune vs torch.prune on your model
     rgprune imp --help
 """
 
@@ -20,6 +21,7 @@ import sys
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may load from a model hub at run time
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from rgprune.cli.bench import add_bench_parser  # noqa: E402
 from rgprune.cli.flow import add_compare_parser, add_flow_parser, flow_summary  # noqa: E402
 from rgprune.cli.imp import add_demo_parser, add_imp_parser  # noqa: E402
 from rgprune.cli.prune_demo import add_prune_demo_parser, prune_demo  # noqa: E402
@@ -35,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (add_demo_parser, add_imp_parser, add_flow_parser, add_compare_parser, add_transfer_parser,
-                add_prune_demo_parser):
+                add_prune_demo_parser, add_bench_parser):
         add(sub)
     return parser
 
@@ -45,10 +47,13 @@ def main(argv: list[str] | None = None) -> int:
 
     An unusable configuration (``ConfigError``: bad values, a run directory holding another run, files that
     cannot be analysed) is a usage error: exit status 2 and one line on stderr. Any other exception is a bug
-    and propagates with its traceback."""
+    and propagates with its traceback. A command that returns an exit status of its own (``rgprune bench``:
+    1 when a measurement failed) has it returned."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.command_line = " ".join(["rgprune", *argv])  # what was run, for the records a command writes
     try:
-        args.func(args)
+        status = args.func(args)
     except ConfigError as exc:
         print(f"rgprune {args.command}: error: {exc}", file=sys.stderr)
         return 2
@@ -56,4 +61,4 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rgprune {args.command}: interrupted; completed rounds are kept, run the same command to resume",
               file=sys.stderr)
         return 130
-    return 0
+    return status if type(status) is int else 0  # the other commands return their results

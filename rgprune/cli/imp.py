@@ -11,7 +11,15 @@ from typing import Callable, Iterator
 
 from rgprune.cli.arguments import add_threads_and_quiet, nonnegative_int, positive_int, set_threads
 from rgprune.cli.flow import flow_summary
-from rgprune.imp.config import ConfigError, IMPConfig, check_number, describe_bounds, field_types, option_choices
+from rgprune.imp.config import (
+    ConfigError,
+    IMPConfig,
+    check_number,
+    describe_bounds,
+    field_item_types,
+    field_types,
+    option_choices,
+)
 
 __all__ = ["add_config_arguments", "add_demo_parser", "add_imp_parser", "config_from_args", "demo_command",
            "run_imp_command"]
@@ -21,6 +29,10 @@ IMP_EXAMPLES = """examples:
   rgprune imp --model resnet20 --task digits --rounds 8 --epochs 15 --image-size 16 --rewind-step 23 \\
       --baselines random-reinit random-mask --out runs/r20-digits-16px
   rgprune imp --model minilm --task vader --rounds 5 --epochs 3 --device auto --amp --out runs/minilm-vader
+  rgprune imp --model resnet20 --task cifar10:~/data --augment --epochs 30 --device cuda --out runs/r20-c10
+  rgprune imp --model torchvision:resnet50 --task imagefolder:/data/imagenet --device cuda --amp \\
+      --amp-dtype bfloat16 --batch-size 256 --out runs/r50-imagenet
+  rgprune imp --model hf:./my-bert --task glue-sst2:~/glue/SST-2 --device cuda --amp --out runs/bert-sst2
 
 Run the same command again to resume an interrupted run: it continues after the last complete round
 and gives the same result as an uninterrupted run. A directory holding a run with other settings is
@@ -49,40 +61,63 @@ def _number_type(kind: type, bounds: dict | None) -> Callable[[str], int | float
     return parse
 
 
+def _spec_type(f: dataclasses.Field) -> Callable[[str], str]:
+    """An argparse type: the spec, checked by the field's parser at parse time."""
+    def parse(text: str) -> str:
+        try:
+            f.metadata["parse"](text)
+        except (ValueError, TypeError) as exc:
+            raise argparse.ArgumentTypeError(f"invalid choice: {text!r}: {exc}") from None
+        return text
+
+    parse.__name__ = f.name  # argparse names the type in its "invalid <type> value" messages
+    return parse
+
+
 def _help(f: dataclasses.Field, kind: type, choices) -> str:
     meta = f.metadata
     text = meta["help"]
-    if callable(meta["choices"]):  # a registry (models, tasks): too long for the usage line, listed here
-        text += ": " + ", ".join(choices)
-    elif kind is tuple:
+    if meta["forms"] is not None:  # a spec: its valid forms
+        text += ": " + meta["forms"]()
+    elif kind is tuple and choices is not None:
         text += f"; {ALL} for every one"
     if meta["default_text"] is not None:
         text += f" (default: {meta['default_text']})"
-    elif f.default is not dataclasses.MISSING and kind is not bool:
+    elif f.default is not dataclasses.MISSING and f.default is not False:
         text += f" (default: {f.default})"
     return text.replace("%", "%%")  # argparse %-formats help strings
+
+
+def _field_arguments(f: dataclasses.Field, kind: type, item: type | None) -> dict:
+    """The add_argument keywords of one field (besides dest and help)."""
+    choices = option_choices(f)
+    if kind is bool:  # store_true when off by default; --x/--no-x when on (or chosen per device) by default
+        return {"action": "store_true" if f.default is False else argparse.BooleanOptionalAction, "default": None}
+    if kind is tuple:
+        if choices is not None:
+            return {"nargs": "+", "choices": (*choices, ALL, NONE), "metavar": "NAME"}
+        return {"nargs": "+", "type": _number_type(item, None) if item in (int, float) else item,
+                "metavar": item.__name__.upper()}
+    kwargs = {}
+    if kind in (int, float):
+        kwargs["type"] = _number_type(kind, f.metadata["bounds"])
+    elif f.metadata["parse"] is not None:
+        kwargs.update(type=_spec_type(f), metavar="SPEC")
+    if choices is not None:
+        kwargs["choices"] = choices
+    return kwargs
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """One option per ``IMPConfig`` field (``--rewind-step`` for ``rewind_step``), its help, choices, bounds and
     default taken from the field. An option not given stays None, so that the dataclass default applies."""
-    types = field_types()
+    types, items = field_types(), field_item_types()
     for f in dataclasses.fields(IMPConfig):
-        kind, choices = types[f.name], option_choices(f)
-        kwargs = {"dest": f.name, "help": _help(f, kind, choices)}
+        kind = types[f.name]
+        kwargs = {"dest": f.name, "help": _help(f, kind, option_choices(f)),
+                  **_field_arguments(f, kind, items.get(f.name))}
         if f.default is dataclasses.MISSING:
             kwargs["required"] = True
-        if kind is bool:
-            kwargs.update(action="store_true", default=None)
-        elif kind is tuple:
-            kwargs.update(nargs="+", choices=(*choices, ALL, NONE), metavar="NAME")
-        else:
-            if kind in (int, float):
-                kwargs["type"] = _number_type(kind, f.metadata["bounds"])
-            if choices is not None:
-                kwargs["choices"] = choices
-                if callable(f.metadata["choices"]):
-                    kwargs["metavar"] = f.name.upper()
         parser.add_argument("--" + f.name.replace("_", "-"), **kwargs)
 
 
@@ -94,7 +129,10 @@ def config_from_args(args: argparse.Namespace) -> IMPConfig:
         if value is None:
             continue
         if types[f.name] is tuple:
-            value = tuple(option_choices(f)) if ALL in value else tuple(v for v in value if v != NONE)
+            choices = option_choices(f)
+            if choices is not None:
+                value = tuple(choices) if ALL in value else tuple(v for v in value if v != NONE)
+            value = tuple(value)
         given[f.name] = value
     return IMPConfig(**given)
 

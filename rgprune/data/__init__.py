@@ -33,6 +33,10 @@ spec                   kind    PATH
 ``csv:PATH``           text    ``PATH/train.csv`` and ``PATH/test.csv`` (or ``.tsv``) with a header
 =====================  ======  =================================================================
 
+Datasets a program builds itself (any ``torch.utils.data.Dataset`` of the batch formats below) become a
+:class:`Task` with :func:`given_task` under the spec ``given-vision:NAME`` or ``given-text:NAME``; their
+fingerprint hashes the lengths and a fixed sample of items (see :mod:`rgprune.data.given`).
+
 Image preprocessing is set by :class:`ImageOptions`, tokenization and columns by :class:`TextOptions`;
 text tasks are tokenized by the tokenizer passed in (the model's: ``rgprune.models.load_tokenizer(spec)``),
 by default that of the built-in text models (MiniLM's). Batch formats: see :mod:`rgprune.data.task`.
@@ -41,9 +45,11 @@ by default that of the built-in text models (MiniLM's). Batch formats: see :mod:
 from __future__ import annotations
 
 from .options import ImageOptions, TextOptions
+from .given import given_task
 from .specs import (
     DIGITS_TASK_NAMES,
     FILE_TASK_KINDS,
+    GIVEN_TASK_KINDS,
     TASK_NAMES,
     TEXT_TASK_NAMES,
     TaskSpec,
@@ -56,6 +62,7 @@ __all__ = [
     "DIGITS_TASK_NAMES",
     "DataLayoutError",
     "FILE_TASK_KINDS",
+    "GIVEN_TASK_KINDS",
     "ImageOptions",
     "TASK_NAMES",
     "TEXT_TASK_NAMES",
@@ -63,6 +70,7 @@ __all__ = [
     "TaskKind",
     "TaskSpec",
     "TextOptions",
+    "given_task",
     "load_task",
     "parse_task_spec",
     "task_kind",
@@ -125,6 +133,10 @@ def load_task(spec: str, *, image_size: int | None = None, seed: int = 0, image:
         TypeError: an argument has the wrong type.
     """
     parsed = parse_task_spec(spec)
+    if parsed.is_given:
+        raise ValueError(f"{spec!r} names datasets that a program passes in (rgprune.data.given_task, "
+                         "rgprune.imp.run_imp(train=..., test=...)); there is nothing to load: use an embedded name "
+                         "or a KIND:PATH spec")
     _check_arguments(parsed, image_size, seed, image, text, tokenizer)
     if parsed.kind in DIGITS_TASK_NAMES:
         from .digits import load_digits_task

@@ -1,7 +1,9 @@
 """Task specs: the one place that says which strings name a task and what kind of task each is.
 
-A spec is either an embedded task's name (``digits``, ``vader``, ...) or ``KIND:PATH`` for data on
-the local disk; :func:`parse_task_spec` checks the syntax, the loaders check the files.
+A spec is an embedded task's name (``digits``, ``vader``, ...), ``KIND:PATH`` for data on the local disk, or
+``given-vision:NAME`` / ``given-text:NAME`` for datasets a program hands over itself (``rgprune.data.given_task``,
+``rgprune.imp.run_imp(train=..., test=...)``); :func:`parse_task_spec` checks the syntax, the loaders check the
+files.
 """
 
 from __future__ import annotations
@@ -33,12 +35,14 @@ FILE_TASK_KINDS: dict[str, tuple[TaskKind, str]] = {
     "hf-disk": ("text", "a DatasetDict saved with datasets' save_to_disk"),
     "csv": ("text", "a folder with train.csv and test.csv (or .tsv)"),
 }
+#: ``KIND`` of a ``KIND:NAME`` spec naming datasets passed in by the program (Python API only) -> the kind of task.
+GIVEN_TASK_KINDS: dict[str, TaskKind] = {"given-vision": "vision", "given-text": "text"}
 
 
 @dataclass(frozen=True)
 class TaskSpec:
     """A parsed task spec: ``spec`` as given, its ``kind`` (an embedded name or a ``KIND``) and ``path``
-    (None for an embedded task; ``~`` expanded, otherwise as given)."""
+    (None for an embedded or given task; ``~`` expanded, otherwise as given)."""
 
     spec: str
     kind: str
@@ -47,9 +51,21 @@ class TaskSpec:
     @property
     def task_kind(self) -> TaskKind:
         """``"vision"`` or ``"text"``: the kind of model the task needs."""
+        if self.kind in GIVEN_TASK_KINDS:
+            return GIVEN_TASK_KINDS[self.kind]
         if self.path is None:
             return "text" if self.kind in TEXT_TASK_NAMES else "vision"
         return FILE_TASK_KINDS[self.kind][0]
+
+    @property
+    def is_embedded(self) -> bool:
+        """An embedded task (fixed data and preprocessing, no files)."""
+        return self.kind in TASK_NAMES
+
+    @property
+    def is_given(self) -> bool:
+        """``given-vision:NAME`` / ``given-text:NAME``: datasets passed in by the program, not loaded from a spec."""
+        return self.kind in GIVEN_TASK_KINDS
 
 
 def spec_help() -> str:
@@ -60,7 +76,7 @@ def spec_help() -> str:
 
 
 def parse_task_spec(spec: str) -> TaskSpec:
-    """Parse a task spec (an embedded name or ``KIND:PATH``); the files are not looked at.
+    """Parse a task spec (an embedded name, ``KIND:PATH`` or ``given-KIND:NAME``); the files are not looked at.
 
     Raises:
         TypeError: ``spec`` is not a str.
@@ -72,8 +88,13 @@ def parse_task_spec(spec: str) -> TaskSpec:
         return TaskSpec(spec=spec, kind=spec, path=None)
     kind, colon, path = spec.partition(":")
     if not colon:
-        raise ValueError(f"unknown task {spec!r}; valid names are: {', '.join(TASK_NAMES)}; or a spec KIND:PATH "
-                         f"for local data, one of:\n{spec_help()}")
+        kinds = "\n".join(line for line in spec_help().splitlines() if ":PATH" in line)
+        raise ValueError(f"unknown task {spec!r}; valid tasks are: {', '.join(TASK_NAMES)}; or a spec KIND:PATH "
+                         f"for local data, one of:\n{kinds}")
+    if kind in GIVEN_TASK_KINDS:
+        if not path.strip():
+            raise ValueError(f"task spec {spec!r} has no name: write {kind}:NAME, NAME saying what the datasets are")
+        return TaskSpec(spec=spec, kind=kind, path=None)
     if kind not in FILE_TASK_KINDS:
         raise ValueError(f"unknown task kind {kind!r} in {spec!r}; valid specs are:\n{spec_help()}")
     if not path.strip():

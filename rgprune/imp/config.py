@@ -1,11 +1,18 @@
 """``IMPConfig``: everything that determines an IMP run, validated, with the help text of every field.
 
 Each field carries its documentation once, in its metadata: ``help`` (what it is), and where it applies
-``choices`` (the valid values, or a function returning them), ``bounds`` (for numbers: ``low``/``high``,
-each inclusive unless ``low_open``/``high_open``), and for a field whose default depends on others
-(``None`` in the dataclass) ``derive`` (how it is filled in) and ``default_text`` (that rule in words).
-``IMPConfig.__post_init__`` validates from this metadata and ``rgprune imp`` builds its options from it
-(``rgprune.cli.imp``), so the two cannot drift apart.
+``choices`` (the valid values), ``parse`` (for a spec: the parser that validates it, and ``forms``, the valid
+forms in words), ``bounds`` (for numbers: ``low``/``high``, each inclusive unless ``low_open``/``high_open``),
+``group`` (``"image"``/``"text"``: an option of how ``KIND:PATH`` data is prepared, refused elsewhere), and for
+a field whose default depends on others (``None`` in the dataclass) ``derive`` (how it is filled in) and
+``default_text`` (that rule in words). ``IMPConfig.__post_init__`` validates from this metadata and
+``rgprune imp`` builds its options from it (``rgprune.cli.imp``), so the two cannot drift apart.
+
+Names and resume. ``digest`` hashes the fields that decide the result: a field marked ``runtime`` (how the data
+is fed: ``num_workers``, ``persistent_workers``, ``pin_memory``, which never change a result) does not count,
+and a field added after the first config version (``since`` > 1) counts only when it differs from its
+default. So adding a field never renames (or stops resuming) a run made before it existed: its config.json
+lacks the field, which then takes its default. A resume must match the saved config in every non-runtime field.
 
 >>> config = IMPConfig(model="resnet20", task="digits", rounds=8, rewind_step=20, image_size=16)
 >>> config.name.startswith("resnet20-digits-"), config.optimizer, config.lr
@@ -18,12 +25,25 @@ import dataclasses
 import functools
 import hashlib
 import json
-import math
+import re
+import types as types_module
 import typing
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from rgprune.imp.fields import (
+    ConfigError,
+    ConfigTypeError,
+    check_choice,
+    check_number,
+    describe_bounds,
+    option,
+    per_key,
+)
 
 __all__ = [
+    "AMP_DTYPES",
     "BASELINES",
     "CONFIG_VERSION",
     "ConfigError",
@@ -36,122 +56,80 @@ __all__ = [
     "SCHEDULES",
     "check_number",
     "describe_bounds",
+    "field_item_types",
     "field_types",
     "option_choices",
-    "task_kind",
 ]
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "constant", "step")
 BASELINES = ("random-reinit", "random-mask")
+AMP_DTYPES = ("bfloat16", "float16")
 #: the default optimizer per task kind, and the default learning rate and weight decay per optimizer
 DEFAULT_OPTIMIZER = {"vision": "sgd", "text": "adamw"}
 DEFAULT_LR = {"sgd": 0.1, "adamw": 1e-4}
 DEFAULT_WEIGHT_DECAY = {"sgd": 1e-4, "adamw": 0.01}
-#: vision tasks: the 8x8 digits are upsampled to the ResNets' native 32x32
+#: vision tasks: the 8x8 digits are upsampled to the ResNets' native 32x32 (CIFAR's size too)
 DEFAULT_IMAGE_SIZE = 32
-CONFIG_VERSION = 1
+#: 2: the model and task specs, the data options, weights and the input pipeline (every field with since=2)
+CONFIG_VERSION = 2
 
 
-class ConfigError(ValueError):
-    """An unusable IMP configuration or run directory; the message says what was wrong and how to fix it.
+def _parse_model(spec: str):
+    from rgprune.models import parse_model_spec  # imported on use: it loads torchvision and transformers
 
-    ``rgprune`` turns exactly these errors into usage errors (exit status 2); any other exception is a bug
-    and keeps its traceback.
-    """
+    return parse_model_spec(spec)
 
 
-class ConfigTypeError(ConfigError, TypeError):
-    """A configuration value of the wrong type (a ``TypeError`` and a ``ConfigError``)."""
+def _parse_task(spec: str):
+    from rgprune.data import parse_task_spec
+
+    return parse_task_spec(spec)
 
 
-def _model_names() -> tuple[str, ...]:
-    from rgprune.models import MODEL_NAMES  # imported on use: it loads torchvision and transformers
+def _model_forms() -> str:
+    from rgprune.models import MODEL_NAMES
+    from rgprune.models.specs import SPEC_FORMS
 
-    return tuple(MODEL_NAMES)
+    return f"a built-in name ({', '.join(MODEL_NAMES)}) or {SPEC_FORMS}"
 
 
-def _task_names() -> tuple[str, ...]:
+def _task_forms() -> str:
     from rgprune.data import TASK_NAMES
+    from rgprune.data.specs import FILE_TASK_KINDS
 
-    return tuple(TASK_NAMES)
-
-
-def task_kind(task: str) -> str:
-    """``"vision"`` or ``"text"``: the kind of a task name (``ConfigError`` for an unknown one)."""
-    from rgprune.data import TEXT_TASK_NAMES
-
-    _check_choice("task", task, _task_names(), "tasks")
-    return "text" if task in TEXT_TASK_NAMES else "vision"
-
-
-def _per_key(table: Mapping[str, Any]) -> str:
-    return ", ".join(f"{value:g} for {key}" if isinstance(value, float) else f"{value} for {key}"
-                     for key, value in table.items())
-
-
-def _option(default: Any = dataclasses.MISSING, *, help: str, choices: tuple | Callable | None = None,
-            plural: str = "choices", derive: Callable | None = None, default_text: str | None = None,
-            low: float | None = None, high: float | None = None, low_open: bool = False,
-            high_open: bool = False) -> Any:
-    """A dataclass field whose metadata documents and constrains it (see the module docstring)."""
-    bounds = None if low is None and high is None else {"low": low, "high": high, "low_open": low_open,
-                                                         "high_open": high_open}
-    metadata = {"help": help, "choices": choices, "plural": plural, "derive": derive, "default_text": default_text,
-                "bounds": bounds}
-    return field(default=default, metadata=metadata)
+    return (f"an embedded task ({', '.join(TASK_NAMES)}) or local data, read from disk and never downloaded: "
+            f"{', '.join(f'{kind}:PATH' for kind in FILE_TASK_KINDS)}")
 
 
 def option_choices(f: dataclasses.Field) -> tuple[str, ...] | None:
     """The valid values of an ``IMPConfig`` field (None for a field without a fixed set)."""
-    choices = f.metadata["choices"]
-    return choices() if callable(choices) else choices
+    return f.metadata["choices"]
+
+
+@functools.cache
+def _hints() -> dict[str, list]:
+    """Each field's annotation as the list of its types, None aside (``X | None``: ``[X]``)."""
+    def types(hint) -> list:
+        if typing.get_origin(hint) in (typing.Union, types_module.UnionType):
+            return [a for a in typing.get_args(hint) if a is not type(None)]
+        return [hint]
+
+    return {name: types(hint) for name, hint in typing.get_type_hints(IMPConfig).items()}
 
 
 @functools.cache
 def field_types() -> dict[str, type]:
     """``{field name: int, float, str, bool or tuple}``: the type of each ``IMPConfig`` field's value, ``None``
     aside (from the annotations, which this module's ``from __future__ import annotations`` keeps as text)."""
-    types = {}
-    for name, hint in typing.get_type_hints(IMPConfig).items():
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        types[name] = tuple if typing.get_origin(hint) is tuple else args[0] if args else hint
-    return types
+    return {name: tuple if typing.get_origin(args[0]) is tuple else args[0] for name, args in _hints().items()}
 
 
-def check_number(name: str, value, *, integer: bool = False, low=None, high=None, low_open=False,
-                 high_open=False) -> None:
-    """Raise ``ConfigTypeError`` unless ``value`` is an int (``integer``) or a finite number, and ``ConfigError``
-    unless it lies within the bounds (each inclusive unless ``low_open``/``high_open``)."""
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds):
-        raise ConfigTypeError(f"{name} must be {'an int' if integer else 'a number'}, got {type(value).__name__} "
-                              f"({value!r})")
-    if not integer and not math.isfinite(value):
-        raise ConfigError(f"{name} must be finite, got {value!r}")
-    if low is not None and (value <= low if low_open else value < low):
-        raise ConfigError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
-    if high is not None and (value >= high if high_open else value > high):
-        raise ConfigError(f"{name} must be {'<' if high_open else '<='} {high}, got {value!r}")
-
-
-def _check_choice(name: str, value, choices, plural: str = "choices") -> None:
-    if not isinstance(value, str):
-        raise ConfigTypeError(f"{name} must be a str, one of: {', '.join(choices)}; got {type(value).__name__}")
-    if value not in choices:
-        raise ConfigError(f"unknown {name} {value!r}; valid {plural} are: {', '.join(choices)}")
-
-
-def describe_bounds(low=None, high=None, low_open=False, high_open=False) -> str:
-    """The bounds of a number in words: ``">= 1"``, ``"between 0 and 1 (exclusive)"``, ..."""
-    if low is not None and high is not None:
-        ends = {(True, True): " (exclusive)", (False, False): " (inclusive)"}.get(
-            (low_open, high_open), f" ({'exclusive' if low_open else 'inclusive'} of {low}, "
-                                   f"{'exclusive' if high_open else 'inclusive'} of {high})")
-        return f"between {low} and {high}{ends}"
-    if low is not None:
-        return f"{'>' if low_open else '>='} {low}"
-    return f"{'<' if high_open else '<='} {high}"
+@functools.cache
+def field_item_types() -> dict[str, type]:
+    """``{field name: item type}`` of the tuple-valued ``IMPConfig`` fields (``tuple[float, ...]``: float)."""
+    return {name: typing.get_args(args[0])[0] for name, args in _hints().items()
+            if typing.get_origin(args[0]) is tuple}
 
 
 def _check_device(device) -> None:
@@ -180,92 +158,247 @@ def _canonical_baselines(baselines) -> tuple[str, ...]:
     return tuple(b for b in BASELINES if b in baselines)  # canonical order, whatever the input order
 
 
+def _default_image_size(config: "IMPConfig", kind: str) -> int | None:
+    spec = _parse_task(config.task)
+    if kind != "vision" or spec.is_given:
+        return None
+    from rgprune.data.images import DEFAULT_IMAGE_SIZE as FOLDER_IMAGE_SIZE
+
+    return FOLDER_IMAGE_SIZE if spec.kind == "imagefolder" else DEFAULT_IMAGE_SIZE
+
+
+def _name_part(spec: str) -> str:
+    """A spec as a file-name-safe part of a run's name: embedded and built-in names as they are, ``KIND:PATH``
+    as ``KIND-<last path component>`` (the digest tells apart what this leaves alike)."""
+    kind, colon, rest = spec.partition(":")
+    if not colon:
+        return spec
+    last = Path(rest.replace(":", "/").rstrip("/")).name
+    return re.sub(r"[^A-Za-z0-9._-]", "_", f"{kind}-{last}" if last not in ("", ".", "..") else kind)
+
+
+_DATA = "KIND:PATH tasks: "
+
+
 @dataclass(frozen=True)
 class IMPConfig:
     """Everything that determines an IMP run: two runs with equal configs give equal results.
 
     Every field's meaning and default is its ``help`` metadata (``rgprune imp --help`` lists them).
-    ``None`` fields are filled in from the others (``optimizer``, ``lr``, ``weight_decay``, ``image_size``).
-    Invalid values raise ``ConfigError`` (a ``ValueError``; ``ConfigTypeError``, also a ``TypeError``, for a
-    value of the wrong type) naming the field and the valid values.
+    ``None`` fields are filled in from the others (``optimizer``, ``lr``, ``weight_decay``, ``image_size``) or, for
+    ``max_length`` and the input pipeline, chosen when the run starts (by the model's positions; per device:
+    ``rgprune.imp.pipeline``). Invalid values raise ``ConfigError`` (a ``ValueError``; ``ConfigTypeError``,
+    also a ``TypeError``, for a value of the wrong type) naming the field and the valid values.
     """
 
-    model: str = _option(help="model to prune", choices=_model_names, plural="models")
-    task: str = _option(help="task to train on", choices=_task_names, plural="tasks")
-    rounds: int = _option(8, help="pruning rounds after the dense round 0", low=1)
-    fraction: float = _option(0.2, help="fraction of the surviving weights pruned per round", low=0, high=1,
+    model: str = option(help="model to prune", parse=_parse_model, forms=_model_forms)
+    task: str = option(help="task to train on", parse=_parse_task, forms=_task_forms)
+    rounds: int = option(8, help="pruning rounds after the dense round 0", low=1)
+    fraction: float = option(0.2, help="fraction of the surviving weights pruned per round", low=0, high=1,
                               low_open=True, high_open=True)
-    rewind_step: int = _option(0, help="optimizer step whose weights the survivors are rewound to; 0 = the "
+    rewind_step: int = option(0, help="optimizer step whose weights the survivors are rewound to; 0 = the "
                                        "initialization", low=0)
-    epochs: int = _option(10, help="training epochs per round", low=1)
-    optimizer: str | None = _option(None, help="SGD (with momentum) or AdamW", choices=OPTIMIZERS,
+    epochs: int = option(10, help="training epochs per round", low=1)
+    optimizer: str | None = option(None, help="SGD (with momentum) or AdamW", choices=OPTIMIZERS,
                                     derive=lambda config, kind: DEFAULT_OPTIMIZER[kind],
                                     default_text=", ".join(f"{v} for {k}" for k, v in DEFAULT_OPTIMIZER.items()))
-    lr: float | None = _option(None, help="peak learning rate", low=0, low_open=True,
+    lr: float | None = option(None, help="peak learning rate", low=0, low_open=True,
                                derive=lambda config, kind: DEFAULT_LR[config.optimizer],
-                               default_text=_per_key(DEFAULT_LR))
-    momentum: float = _option(0.9, help="SGD momentum (AdamW has none)", low=0, high=1, high_open=True)
-    weight_decay: float | None = _option(None, help="weight decay", low=0,
+                               default_text=per_key(DEFAULT_LR))
+    momentum: float = option(0.9, help="SGD momentum (AdamW has none)", low=0, high=1, high_open=True)
+    weight_decay: float | None = option(None, help="weight decay", low=0,
                                          derive=lambda config, kind: DEFAULT_WEIGHT_DECAY[config.optimizer],
-                                         default_text=_per_key(DEFAULT_WEIGHT_DECAY))
-    schedule: str = _option("cosine", help="learning rate per optimizer step: cosine (to 0 over the run), constant, "
+                                         default_text=per_key(DEFAULT_WEIGHT_DECAY))
+    schedule: str = option("cosine", help="learning rate per optimizer step: cosine (to 0 over the run), constant, "
                                            "or step (x0.1 at 50% and 75% of the steps)", choices=SCHEDULES)
-    batch_size: int = _option(64, help="training batch size (per rank under torchrun)", low=1)
-    seed: int = _option(0, help="seed of every random draw (initialization, data order, baselines)", low=0)
-    device: str = _option("cpu", help="cpu, cuda, cuda:N or auto (CUDA when available)")
-    amp: bool = _option(False, help="mixed precision: bfloat16 autocast on CPU, float16 + GradScaler on CUDA")
-    image_size: int | None = _option(None, help="vision tasks: resize the 8x8 digits to this size", low=4,
-                                     derive=lambda config, kind: DEFAULT_IMAGE_SIZE if kind == "vision" else None,
-                                     default_text=f"{DEFAULT_IMAGE_SIZE} for vision tasks, unused by text tasks")
-    prune_head: bool = _option(False, help="also prune the classifier head")
-    prune_embeddings: bool = _option(False, help="also prune BERT's embeddings")
-    baselines: tuple[str, ...] = _option((), help="baselines trained like the ticket for every round's mask: "
+    batch_size: int = option(64, help="training batch size (per rank under torchrun)", low=1)
+    seed: int = option(0, help="seed of every random draw (initialization, data order, augmentation, baselines)",
+                        low=0)
+    device: str = option("cpu", help="cpu, cuda, cuda:N or auto (CUDA when available)")
+    amp: bool = option(False, help="mixed precision autocast (its dtype: amp_dtype); the weights and the optimizer "
+                                    "stay float32")
+    image_size: int | None = option(None, help="vision tasks: side of the square images the model sees (digits: "
+                                                "resized from 8x8; cifar: from 32x32; imagefolder: the crop)", low=4,
+                                     derive=_default_image_size,
+                                     default_text=f"{DEFAULT_IMAGE_SIZE}; 224 for imagefolder:; unused by text tasks "
+                                                  f"and given datasets")
+    prune_head: bool = option(False, help="also prune the classifier head")
+    prune_embeddings: bool = option(False, help="also prune BERT's embeddings")
+    baselines: tuple[str, ...] = option((), help="baselines trained like the ticket for every round's mask: "
                                                   "random-reinit (the mask on a fresh initialization) and "
                                                   "random-mask (random positions with the mask's per-layer counts)",
                                          choices=BASELINES, default_text="none")
+    # ---- the model's starting weights and the data options of KIND:PATH tasks (rgprune.data) ----
+    weights: str | None = option(None, help="a local state_dict (.safetensors or torch.save'd) the model starts "
+                                             "from, for built-in, torchvision: and module: models; a classifier head "
+                                             "of another class count keeps its fresh init. Its SHA-256 is recorded: "
+                                             "a resume with other weights is refused", since=2,
+                                  default_text="the model's own initialization (hf:DIR: DIR's weights)")
+    resize: int | None = option(None, help=_DATA + "imagefolder: shorter side before the center crop", low=1,
+                                 group="image", since=2, default_text="image_size / 0.875 (256 for 224)")
+    center_crop: bool = option(True, help=_DATA + "imagefolder: resize the shorter side then crop the center "
+                                           "(--no-center-crop: resize the whole image, ignoring the aspect ratio)",
+                                group="image", since=2)
+    mean: tuple[float, ...] | None = option(None, help=_DATA + "per-channel (R G B) mean of [0, 1] pixels to "
+                                                         "normalize by (with std)", group="image", since=2,
+                                             default_text="cifar: the train set's; imagefolder: ImageNet's")
+    std: tuple[float, ...] | None = option(None, help=_DATA + "per-channel (R G B) std to normalize by (with mean)",
+                                            group="image", since=2, default_text="as for mean")
+    augment: bool = option(False, help=_DATA + "augment the training images (cifar: 4-pixel padded random crop + "
+                                                "flip; imagefolder: random resized crop + flip), seeded per example",
+                            group="image", since=2)
+    max_length: int | None = option(None, help=_DATA + "tokens per text example (longer ones truncated)", low=4,
+                                    group="text", since=2,
+                                    default_text="128, or the model's position count if smaller; the vader task "
+                                                 "has its own")
+    text_columns: tuple[str, ...] | None = option(None, help=_DATA + "csv:/hf-disk: the text column, or two for "
+                                                                      "sentence pairs", group="text", since=2,
+                                                   default_text="text")
+    label_column: str | None = option(None, help=_DATA + "csv:/hf-disk: the label column", group="text", since=2,
+                                       default_text="label")
+    labels: tuple[str, ...] | None = option(None, help=_DATA + "csv:/hf-disk: every label value, in id order",
+                                             group="text", since=2,
+                                             default_text="the train set's labels, sorted (as numbers if all are)")
+    test_split: str | None = option(None, help=_DATA + "hf-disk: the split to evaluate on", group="text", since=2,
+                                     default_text="validation if present, else test")
+    # ---- the input pipeline (rgprune.imp.pipeline chooses the defaults per device) ----
+    amp_dtype: str | None = option(None, help="with amp: the autocast dtype (float16 trains with a gradient "
+                                               "scaler; bfloat16 needs none and suits Ampere and later GPUs)",
+                                    choices=AMP_DTYPES, since=2, default_text="float16 on CUDA, bfloat16 on the CPU")
+    channels_last: bool | None = option(None, help="feed images to the model in channels-last memory format (the "
+                                                    "weights keep theirs, as pruning needs)", since=2,
+                                         default_text="on for vision tasks on CUDA")
+    compile: bool = option(False, help="torch.compile the model for training and evaluation", since=2)
+    num_workers: int | None = option(None, help="DataLoader worker processes (the data order and augmentation are "
+                                                 "the same for any number)", low=0, since=2, runtime=True,
+                                      default_text="0 on the CPU; on CUDA, up to 8 per GPU, as the CPUs allow")
+    persistent_workers: bool | None = option(None, help="keep the DataLoader workers alive between epochs",
+                                              since=2, runtime=True, default_text="on when there are workers")
+    pin_memory: bool | None = option(None, help="page-locked batches, copied to the GPU without blocking", since=2,
+                                      runtime=True, default_text="on for CUDA")
 
     def __post_init__(self) -> None:
-        from rgprune.models import model_kind
-
-        _check_choice("model", self.model, _model_names(), "models")
-        kind = task_kind(self.task)
-        if model_kind(self.model) != kind:
-            raise ConfigError(f"model {self.model!r} is a {model_kind(self.model)} model but task {self.task!r} is a "
-                              f"{kind} task; pair vision models (resnet*) with digits* tasks and text models "
-                              f"(minilm, minilm-random, bert-base) with vader")
+        model, task = self._parse_specs()
+        kind = task.task_kind
         if kind == "text" and self.image_size is not None:
             raise ConfigError(f"image_size applies to vision tasks only; task {self.task!r} is a text task, leave it "
                               f"None")
         for f in dataclasses.fields(self):  # in field order: a derived default reads fields validated before it
+            self._check_applies(f, task)
             self._check_field(f, kind)
         _check_device(self.device)
         object.__setattr__(self, "baselines", _canonical_baselines(self.baselines))
+        if self.weights is not None and model.source == "hf":
+            raise ConfigError(f"weights applies to built-in, torchvision:, module: and given: models; {self.model} "
+                              "loads the weights of its folder")
+        if self.amp_dtype is not None and not self.amp:
+            raise ConfigError(f"amp_dtype={self.amp_dtype!r} applies with amp=True (--amp)")
+        if task.is_given and self.image_size is not None:
+            raise ConfigError(f"image_size applies to the tasks rgprune loads; {self.task} holds the images as given")
+        self._check_data_options(task)
+
+    def _parse_specs(self):
+        """The parsed model and task specs, refused unless their kinds fit."""
+        from rgprune.models import check_model_fits_task
+
+        parsed = []
+        for f in dataclasses.fields(self)[:2]:  # model, task
+            value = getattr(self, f.name)
+            if not isinstance(value, str):
+                raise ConfigTypeError(f"{f.name} must be a str, {f.metadata['forms']()}; got {type(value).__name__}")
+            try:
+                parsed.append(f.metadata["parse"](value))
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(str(exc)) from None
+        try:
+            check_model_fits_task(self.model, self.task)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        return parsed
 
     def _check_field(self, f: dataclasses.Field, kind: str) -> None:
         meta, value, kind_of_value = f.metadata, getattr(self, f.name), field_types()[f.name]
         if value is None and meta["derive"] is not None:
             value = meta["derive"](self, kind)
             object.__setattr__(self, f.name, value)
-        if value is None or kind_of_value is tuple:
-            return  # a field that does not apply to this task kind, or the baselines (checked by __post_init__)
-        if meta["bounds"] is not None:
+        if value is None or meta["parse"] is not None or f.name == "baselines":
+            return  # unset; a spec (parsed by _parse_specs); the baselines (checked by __post_init__)
+        if kind_of_value is tuple:
+            object.__setattr__(self, f.name, self._checked_tuple(f.name, value))
+        elif meta["bounds"] is not None:
             check_number(f.name, value, integer=kind_of_value is int, **meta["bounds"])
             if kind_of_value is float:
                 object.__setattr__(self, f.name, float(value))
         elif meta["choices"] is not None:
-            _check_choice(f.name, value, option_choices(f), meta["plural"])
+            check_choice(f.name, value, option_choices(f), meta["plural"])
         elif kind_of_value is bool and not isinstance(value, bool):
             raise ConfigTypeError(f"{f.name} must be a bool, got {value!r}")
+        elif kind_of_value is str and (not isinstance(value, str) or not value):
+            raise ConfigTypeError(f"{f.name} must be a non-empty str, got {value!r}")
+
+    @staticmethod
+    def _checked_tuple(name: str, value) -> tuple:
+        """``value`` as a tuple of the field's item type (a list, as JSON gives, is accepted; ints become floats)."""
+        item = field_item_types()[name]
+        if not isinstance(value, (tuple, list)):
+            raise ConfigTypeError(f"{name} must be a tuple of {item.__name__}s, got {type(value).__name__}")
+        kinds = (int, float) if item is float else (item,)
+        bad = [v for v in value if isinstance(v, bool) or not isinstance(v, kinds)]
+        if bad:
+            raise ConfigTypeError(f"{name} must hold {item.__name__}s, got {bad[0]!r}")
+        return tuple(item(v) for v in value)
+
+    def _check_applies(self, f: dataclasses.Field, task) -> None:
+        """A data option (``group``) set away from its default must fit the task: a KIND:PATH task of its kind.
+        (Checked before the default is derived: a derived value always fits.)"""
+        group = f.metadata["group"]
+        if group is None or getattr(self, f.name) == f.default:
+            return
+        wanted = "vision" if group == "image" else "text"
+        if task.path is None:
+            raise ConfigError(f"{f.name} applies to KIND:PATH tasks, which rgprune reads from disk; task {self.task!r} "
+                              f"comes with its data prepared: leave {f.name} unset")
+        if task.task_kind != wanted:
+            raise ConfigError(f"{f.name} applies to {'image' if group == 'image' else 'text'} tasks; task "
+                              f"{self.task!r} is a {task.task_kind} task: leave {f.name} unset")
+
+    def _check_data_options(self, task) -> None:
+        """Build the ImageOptions/TextOptions of a KIND:PATH task: they check their values together."""
+        if task.path is None:
+            return
+        try:
+            self.image_options() if task.task_kind == "vision" else self.text_options()
+        except TypeError as exc:
+            raise ConfigTypeError(str(exc)) from None
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def image_options(self):
+        """The ``rgprune.data.ImageOptions`` of these fields (for ``load_task``)."""
+        from rgprune.data import ImageOptions
+
+        return ImageOptions(resize=self.resize, center_crop=self.center_crop, mean=self.mean, std=self.std,
+                            augment=self.augment)
+
+    def text_options(self, positions: int | None = None):
+        """The ``rgprune.data.TextOptions`` of these fields (for ``load_task``); ``positions``: the model's token
+        positions, which cap the default ``max_length``."""
+        from rgprune.data import TextOptions
+
+        default = TextOptions().max_length
+        max_length = self.max_length or (min(default, positions) if positions is not None else default)
+        return TextOptions(max_length=max_length, text_columns=self.text_columns, label_column=self.label_column,
+                           labels=self.labels, test_split=self.test_split)
 
     # ---- identity and persistence ------------------------------------------------------------------
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
-        data["baselines"] = list(self.baselines)
-        return data
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "IMPConfig":
-        """The config of ``to_dict`` (a ``version`` key, as config.json holds, is ignored)."""
+        """The config of ``to_dict`` (a ``version`` key, as config.json holds, is ignored; a field missing from the
+        dict of an older version takes its default)."""
         if not isinstance(data, Mapping):
             raise ConfigTypeError(f"an IMPConfig is read from a dict, got {type(data).__name__}")
         data = {k: v for k, v in data.items() if k != "version"}
@@ -281,21 +414,35 @@ class IMPConfig:
             data["baselines"] = tuple(data["baselines"])
         return cls(**data)
 
+    def _identity(self) -> dict:
+        """The fields that decide the result, as the digest hashes them (see the module docstring)."""
+        data = self.to_dict()
+        identity = {}
+        for f in dataclasses.fields(self):
+            default = list(f.default) if isinstance(f.default, tuple) else f.default
+            if f.metadata["runtime"] or (f.metadata["since"] > 1 and data[f.name] == default):
+                continue
+            identity[f.name] = data[f.name]
+        return identity
+
     @property
     def digest(self) -> str:
-        """A short hash of every field."""
-        text = json.dumps(self.to_dict(), sort_keys=True)
+        """A short hash of the fields that decide the result (see the module docstring)."""
+        text = json.dumps(self._identity(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:8]
 
     @property
     def name(self) -> str:
-        """``<model>-<task>-<hash>``: experiments are named by their config."""
-        return f"{self.model}-{self.task}-{self.digest}"
+        """``<model>-<task>-<hash>``: experiments are named by their config (specs shortened to a file-name-safe
+        ``KIND-<last path component>``)."""
+        return f"{_name_part(self.model)}-{_name_part(self.task)}-{self.digest}"
 
     def replace(self, **changes) -> "IMPConfig":
         return dataclasses.replace(self, **changes)
 
     def differences(self, other: "IMPConfig") -> dict[str, tuple[Any, Any]]:
-        """``{field: (self's value, other's value)}`` for every field that differs."""
+        """``{field: (self's value, other's value)}`` for every field that differs, runtime fields aside (they
+        never change a result, so a resume may change them)."""
         a, b = self.to_dict(), other.to_dict()
-        return {k: (a[k], b[k]) for k in a if a[k] != b[k]}
+        runtime = {f.name for f in dataclasses.fields(self) if f.metadata["runtime"]}
+        return {k: (a[k], b[k]) for k in a if a[k] != b[k] and k not in runtime}

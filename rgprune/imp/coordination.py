@@ -3,13 +3,13 @@
 ``torchrun --nproc-per-node N python -m rgprune.cli imp ...`` (detected from an initialized default process
 group, which ``rgprune imp`` creates from torchrun's environment): every rank trains the replicated model
 (DistributedDataParallel: gradients averaged) on its own shard of the training data (each epoch's permutation
-seeded from ``(seed, round, epoch)`` as in one process, then dealt out rank by rank: ``ShardSampler``;
-``batch_size`` is per rank), prunes it locally and identically (``GlobalMagnitudePruner(process_group=...)``
-checks k and the counts; ``check_replicated_state`` compares a hash of the masks and weights over the ranks
-every round) and evaluates it on the whole test set (the same result everywhere). Rank 0 alone writes the
-run directory, which the other ranks must see too (a resume reads the completed rounds on every rank); all
-ranks wait for each other after each round (``barrier``). Rank 0 decides the resume point (and checks the
-config) and broadcasts it (``rank0_prepares``).
+seeded from ``(seed, round, epoch)`` as in one process, then dealt out rank by rank:
+``rgprune.imp.pipeline.EpochSampler``; ``batch_size`` is per rank), prunes it locally and identically
+(``GlobalMagnitudePruner(process_group=...)`` checks k and the counts; ``check_replicated_state`` compares a
+hash of the masks and weights over the ranks every round) and evaluates it on the whole test set (the same
+result everywhere). Rank 0 alone writes the run directory, which the other ranks must see too (a resume reads
+the completed rounds on every rank); all ranks wait for each other after each round (``barrier``). Rank 0
+decides the resume point (and checks the config and the inputs) and broadcasts it (``rank0_prepares``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 
 from rgprune.imp.config import ConfigError
 
-__all__ = ["ShardSampler", "barrier", "broadcast_buffers", "check_replicated_state", "distributed",
+__all__ = ["barrier", "broadcast_buffers", "check_replicated_state", "distributed",
            "rank0_prepares", "wrap_ddp"]
 
 
@@ -40,27 +40,6 @@ def barrier() -> None:
     import torch.distributed as dist
 
     dist.barrier()
-
-
-class ShardSampler(torch.utils.data.Sampler):
-    """DistributedSampler's sharding with the single-process seeding: each epoch, one permutation of the
-    dataset drawn from ``generator`` (reseeded per (seed, round, epoch) by train_epochs, identically on every
-    rank), padded by wrapping around to a multiple of ``world`` and dealt out rank by rank: the ranks see
-    disjoint shards of equal length (so equal step counts, as DDP needs)."""
-
-    def __init__(self, n: int, rank: int, world: int, generator: torch.Generator):
-        if not (n >= 1 and world >= 1 and 0 <= rank < world):
-            raise ValueError(f"ShardSampler needs n >= 1 examples and 0 <= rank < world, got n={n}, rank={rank}, "
-                             f"world={world}")
-        self.n, self.rank, self.world, self.generator = n, rank, world, generator
-
-    def __len__(self) -> int:
-        return -(-self.n // self.world)
-
-    def __iter__(self):
-        order = torch.randperm(self.n, generator=self.generator).tolist()
-        order += order[:len(self) * self.world - self.n]
-        return iter(order[self.rank::self.world])
 
 
 def wrap_ddp(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
@@ -97,9 +76,10 @@ def check_replicated_state(model: torch.nn.Module, pruner, what: str) -> None:
 
 
 @contextlib.contextmanager
-def rank0_prepares(run_dir, config, rank: int, device: torch.device) -> Iterator[int]:
-    """Rank 0 locks ``run_dir`` for the block, prepares it for ``config`` (``RunDir.prepare``: checks or
-    writes config.json, finds the last complete round, cleans up after it) and broadcasts that round, which
+def rank0_prepares(run_dir, config, inputs, rank: int, device: torch.device) -> Iterator[int]:
+    """Rank 0 locks ``run_dir`` for the block, prepares it for ``config`` and ``inputs`` (``RunDir.prepare``: checks
+    or writes config.json and inputs.json, finds the last complete round, cleans up after it) and broadcasts that
+    round, which
     every rank gets from the block. An error there reaches every rank, so none is left waiting in a
     collective: a ``ConfigError`` is raised on every rank alike; any other error as it is on rank 0, and as
     a RuntimeError naming it on the others."""
@@ -111,7 +91,7 @@ def rank0_prepares(run_dir, config, rank: int, device: torch.device) -> Iterator
         if rank == 0:
             try:
                 stack.enter_context(run_dir.lock())
-                decision = [("ok", run_dir.prepare(config))]
+                decision = [("ok", run_dir.prepare(config, inputs))]
             except ConfigError as exc:
                 error, decision = exc, [("config", str(exc))]
             except Exception as exc:

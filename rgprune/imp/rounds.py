@@ -31,10 +31,11 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from typing import Callable
 
 import torch
 
-from rgprune.imp.config import IMPConfig
+from rgprune.imp.config import ConfigError, IMPConfig
 from rgprune.imp.coordination import barrier, check_replicated_state, distributed, rank0_prepares
 from rgprune.imp.flow_report import write_run_flow_report
 from rgprune.imp.results import IMPResult, RoundResult
@@ -46,29 +47,60 @@ from rgprune.train import progress_enabled
 __all__ = ["run_imp"]
 
 
-def run_imp(config: IMPConfig, out_dir: str | os.PathLike, progress: bool = True) -> IMPResult:
+def run_imp(config: IMPConfig, out_dir: str | os.PathLike, progress: bool = True, *,
+            model_fn: Callable[..., torch.nn.Module] | None = None, train=None, test=None,
+            num_classes: int | None = None, tokenizer=None) -> IMPResult:
     """Run (or resume) iterative magnitude pruning with rewinding; see the module docstring.
 
     ``progress``: tqdm bars per round and per epoch (on a terminal only) and a one-line summary per
     round on stdout. Returns an ``IMPResult`` with one ``RoundResult`` per round (round 0 = dense).
-    Raises ``ConfigError`` (a ValueError) for an unusable config or output directory (e.g. a run with
-    another config). Under torch.distributed, every rank of the default process group calls it.
+
+    The program's own model and data: ``model_fn`` builds the model of ``config.model = "given:NAME"``, called
+    as ``model_fn(num_classes=K, in_channels=C)`` for a vision task and ``model_fn(num_classes=K)`` for a text
+    task; ``train`` and ``test`` are the datasets of ``config.task = "given-vision:NAME"`` or
+    ``"given-text:NAME"`` (items and fingerprint: ``rgprune.data.given_task``; ``num_classes`` when they do not
+    list their labels). ``tokenizer`` tokenizes a text task read from disk instead of the model's own. Resume,
+    baselines and reports are as for named models and tasks; a resume with other data (lengths or sampled items)
+    is refused.
+
+    Everything is validated (config, data, model, weights) before anything is written: on any error the output
+    directory is not created. Raises ``ConfigError`` (a ValueError) for an unusable config, data or output
+    directory (e.g. a run with another config, or on other data). Under torch.distributed, every rank of the
+    default process group calls it.
     """
     if not isinstance(config, IMPConfig):
         raise TypeError(f"config must be an IMPConfig, got {type(config).__name__}")
     run_dir = RunDir(out_dir)
     ranks = distributed()
-    if ranks is None:
-        with run_dir.lock():
-            trainer = RoundTrainer(config, progress)  # validates what needs the data before writing anything
-            last = run_dir.prepare(config)
-            with deterministic(trainer.device):
-                return _run_rounds(trainer, run_dir, last)
-    rank, world = ranks
+    rank, world = ranks if ranks is not None else (0, None)
     # every rank validates alike (deterministic: the same error everywhere, before any collective)
-    trainer = RoundTrainer(config, progress and rank == 0, rank, world)
-    with rank0_prepares(run_dir, config, rank, trainer.device) as last, deterministic(trainer.device):
-        return _run_rounds(trainer, run_dir, last)
+    task = _given_task(config, train, test, num_classes)
+    trainer = RoundTrainer(config, progress and rank == 0, rank, world, task=task, model_fn=model_fn,
+                           tokenizer=tokenizer)
+    with deterministic(trainer.device):
+        model = trainer.build(trainer.init_seed)  # a model or weights file that does not fit fails here, unwritten
+        trainer.check_model(model)
+        if ranks is None:
+            with run_dir.lock():
+                return _run_rounds(trainer, run_dir, run_dir.prepare(config, trainer.inputs()), model)
+        with rank0_prepares(run_dir, config, trainer.inputs(), rank, trainer.device) as last:
+            return _run_rounds(trainer, run_dir, last, model)
+
+
+def _given_task(config: IMPConfig, train, test, num_classes: int | None):
+    """The Task of the datasets passed to run_imp (None when none were)."""
+    from rgprune.data import given_task
+
+    if train is None and test is None:
+        if num_classes is not None:
+            raise ConfigError("num_classes goes with the datasets of a given-*:NAME task (train=..., test=...)")
+        return None
+    if train is None or test is None:
+        raise ConfigError("pass both datasets, train=... and test=..., or neither")
+    try:
+        return given_task(config.task, train, test, num_classes=num_classes)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _say(trainer: RoundTrainer, text: str) -> None:
@@ -168,8 +200,9 @@ def _write_summary(trainer: RoundTrainer, run_dir: RunDir, rounds: list[dict]) -
                           c.fraction)
 
 
-def _run_rounds(trainer: RoundTrainer, run_dir: RunDir, last: int) -> IMPResult:
-    """Rounds last + 1 .. config.rounds, after the complete rounds 0 .. last found in ``run_dir``."""
+def _run_rounds(trainer: RoundTrainer, run_dir: RunDir, last: int, model: torch.nn.Module) -> IMPResult:
+    """Rounds last + 1 .. config.rounds, after the complete rounds 0 .. last found in ``run_dir``; ``model``: the
+    config's model at θ_init."""
     from tqdm.auto import tqdm
 
     c, writes = trainer.config, trainer.rank == 0
@@ -177,7 +210,6 @@ def _run_rounds(trainer: RoundTrainer, run_dir: RunDir, last: int) -> IMPResult:
     if last >= 0:
         _say(trainer, f"resuming {c.name} in {run_dir.path} after round {last}")
         _warn_on_resume(trainer, run_dir, rounds[-1])
-    model = trainer.build(trainer.init_seed)
     pruner = trainer.pruner(model)
     report: PruneReport | None = None  # the prune of θ_{n-1}, which made this round's mask m_n
     theta_k = None

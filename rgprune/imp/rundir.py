@@ -3,6 +3,8 @@
 Every file is written to a temp file and renamed into place (``rgprune._io.atomic_write``)::
 
     config.json                  the IMPConfig (written first; a resume must match it)
+    inputs.json                  what the run started from: the task's spec and data fingerprint, the model's
+                                 spec and the SHA-256 of its weight files (a resume must match it too)
     init.safetensors             θ_init, the full state dict before training
     rewind.safetensors           θ_k, the rewind point (equal to θ_init when rewind_step = 0)
     round-XX/weights.safetensors θ_n, the trained weights (weights pruned by m_n are 0)
@@ -79,8 +81,8 @@ class RunDir:
     is for the process that holds ``lock()``, after ``prepare(config)``.
     """
 
-    _CONFIG, _INIT, _REWIND, _SUMMARY, _LOCK = "config.json", "init.safetensors", "rewind.safetensors", \
-        "metrics.json", ".lock"
+    _CONFIG, _INPUTS, _INIT, _REWIND, _SUMMARY, _LOCK = "config.json", "inputs.json", "init.safetensors", \
+        "rewind.safetensors", "metrics.json", ".lock"
     _ROUND_PREFIX = "round-"
     _WEIGHTS, _MASKS, _OBSERVABLES, _METRICS = "weights.safetensors", "masks.safetensors", "observables.json", \
         "metrics.json"
@@ -97,6 +99,10 @@ class RunDir:
     @property
     def config_path(self) -> Path:
         return self.path / self._CONFIG
+
+    @property
+    def inputs_path(self) -> Path:
+        return self.path / self._INPUTS
 
     @property
     def init_path(self) -> Path:
@@ -172,6 +178,11 @@ class RunDir:
             return IMPConfig.from_dict(_read_json(self.config_path))
         except (ValueError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
             raise ConfigError(f"{self.config_path} is not a readable IMP config ({exc})") from None
+
+    def read_inputs(self) -> dict | None:
+        """inputs.json (``RoundTrainer.inputs()``: the task's and the model's identity), None for a run made before
+        runs recorded it."""
+        return _read_json(self.inputs_path) if self.inputs_path.is_file() else None
 
     def complete_rounds(self, rounds: int) -> int:
         """The last round n <= ``rounds`` such that rounds 0..n are all complete (-1 if none)."""
@@ -253,10 +264,11 @@ class RunDir:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def prepare(self, config: IMPConfig) -> int:
-        """Make the directory ready to run ``config``: write config.json into a new (or empty) directory, or check
-        that the run it holds has the same config (``ConfigError`` otherwise, nothing touched); then remove the
-        leftovers of an interrupted round. Returns the last complete round (-1 if none)."""
+    def prepare(self, config: IMPConfig, inputs: Mapping[str, Any] | None = None) -> int:
+        """Make the directory ready to run ``config`` on ``inputs`` (``RoundTrainer.inputs()``): write config.json and
+        inputs.json into a new (or empty) directory, or check that the run it holds has the same config and inputs
+        (``ConfigError`` otherwise, nothing touched; a run without inputs.json, made before runs recorded it, gets
+        one); then remove the leftovers of an interrupted round. Returns the last complete round (-1 if none)."""
         if self.holds_run():
             try:
                 saved = self.read_config()
@@ -268,6 +280,8 @@ class RunDir:
                 raise ConfigError(f"{self.path} holds an IMP run with a different config, refusing to resume it. "
                                   f"Differing fields: {lines}. Use another output directory, or the saved config "
                                   f"(IMPConfig.from_dict(json.load(open('{self.config_path}'))))")
+            if inputs is not None:
+                self._check_inputs(inputs)
         else:
             foreign = [p.name for p in self.path.iterdir() if not p.name.startswith(".")] \
                 if self.path.exists() else []
@@ -275,9 +289,28 @@ class RunDir:
                 raise ConfigError(f"{self.path} is not empty and holds no IMP run (no {self._CONFIG}; found "
                                   f"{sorted(foreign)[:5]}); use a new or empty output directory")
             atomic_write_json(self.config_path, {"version": CONFIG_VERSION, **config.to_dict()})
+        if inputs is not None and not self.inputs_path.is_file():
+            atomic_write_json(self.inputs_path, dict(inputs))
         last = self.complete_rounds(config.rounds)
         self._clean_partial(last)
         return last
+
+    def _check_inputs(self, inputs: Mapping[str, Any]) -> None:
+        """Refuse to resume on data or weights other than those the run started from (inputs.json)."""
+        saved = self.read_inputs()
+        if saved is None:
+            return
+        task, model = saved.get("task", {}), saved.get("model", {})
+        if task != inputs["task"]:
+            raise ConfigError(f"{self.path} holds a run on other data, refusing to resume it: task "
+                              f"{task.get('spec')!r} had data fingerprint {task.get('fingerprint')}, the data given "
+                              f"now ({inputs['task']['spec']!r}) has {inputs['task']['fingerprint']} (files changed, "
+                              "or other preprocessing). Use another output directory, or the data the run started "
+                              "with")
+        if model != inputs["model"]:
+            raise ConfigError(f"{self.path} holds a run that started from other model weights, refusing to resume "
+                              f"it: saved {model}, given {dict(inputs['model'])}. Use another output directory, or "
+                              "the weights the run started from")
 
     def _clean_partial(self, last: int) -> None:
         """Remove the leftovers of an interrupted round: temp files (atomic_write's ``.tmp-*``) and the round

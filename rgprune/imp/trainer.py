@@ -2,8 +2,9 @@
 
 One ``RoundTrainer`` per ``IMPConfig`` holds the task's data loaders and the step counts, and trains a model
 the way ``run_imp`` trains each round: the config's optimizer, learning-rate schedule (per optimizer step,
-over ``epochs`` x ``steps_per_epoch`` steps), batch size and AMP, the masks kept applied through the
-optimizer's step hook (``GlobalMagnitudePruner.attach``), each epoch's data order seeded from
+over ``epochs`` x ``steps_per_epoch`` steps), batch size and input pipeline (``rgprune.imp.pipeline``: workers,
+pinned memory, channels-last, AMP, ``torch.compile``), the masks kept applied through the optimizer's step hook
+(``GlobalMagnitudePruner.attach``), each epoch's data order and augmentation seeded from
 ``(seed, round, epoch)``. Every random draw comes from ``mix_seed(config.seed, ...)``: ``init_seed`` for
 the initialization θ_init, ``train_seed(n)`` for round n's training. So anything trained with
 ``train_ticket(model, pruner, n)`` is trained exactly as round n's ticket was (``rgprune.transfer`` uses
@@ -26,15 +27,13 @@ import numpy as np
 import torch
 
 from rgprune.imp.config import ConfigError, IMPConfig
-from rgprune.imp.coordination import ShardSampler, broadcast_buffers, wrap_ddp
+from rgprune.imp.coordination import broadcast_buffers, wrap_ddp
+from rgprune.imp.pipeline import eval_loader, resolve_pipeline, train_loader
 from rgprune.masks import MaskSet
 from rgprune.pruner import GlobalMagnitudePruner
 from rgprune.train import evaluate, mix_seed, train_epochs
 
-__all__ = ["EVAL_BATCH", "RoundTrainer", "cpu_state", "deterministic", "seed_all"]
-
-#: the smallest evaluation batch (the training batch size when that is larger)
-EVAL_BATCH = 256
+__all__ = ["RoundTrainer", "cpu_state", "deterministic", "seed_all"]
 
 
 def seed_all(seed: int) -> None:
@@ -86,6 +85,38 @@ def _lr_factor(schedule: str, total: int) -> Callable[[int], float]:
     return factor
 
 
+def _check_given(config: IMPConfig, given_task: bool, given_model: bool, task, model_fn) -> None:
+    """A ``given-*:NAME`` task comes with its Task and a ``given:NAME`` model with its factory, and only they do."""
+    from rgprune.data import Task
+
+    if given_task and task is None:
+        raise ConfigError(f"task {config.task!r} names datasets the program passes in: call run_imp(config, out_dir, "
+                          "train=..., test=...); on the command line, give an embedded task or a KIND:PATH spec")
+    if task is not None and not given_task:
+        raise ConfigError(f"datasets were passed in but task {config.task!r} is loaded from its spec; name them "
+                          "given-vision:NAME or given-text:NAME")
+    if task is not None and not isinstance(task, Task):
+        raise TypeError(f"task must be an rgprune.data.Task (rgprune.data.given_task), got {type(task).__name__}")
+    if task is not None and task.spec != config.task:
+        raise ConfigError(f"the datasets were given as {task.spec!r} but the config's task is {config.task!r}")
+    if given_model and model_fn is None:
+        raise ConfigError(f"model {config.model!r} is built by a factory the program passes in: call "
+                          "run_imp(config, out_dir, model_fn=...); on the command line, give a built-in name or a "
+                          "torchvision:, hf: or module: spec")
+    if model_fn is not None and not given_model:
+        raise ConfigError(f"a model_fn was passed in but model {config.model!r} is built from its spec; name it "
+                          "given:NAME")
+    if model_fn is not None and not callable(model_fn):
+        raise TypeError(f"model_fn must be callable (num_classes=..., in_channels=...) -> nn.Module, got "
+                        f"{type(model_fn).__name__}")
+
+
+def _positions(tokenizer) -> int | None:
+    """The token positions of a tokenizer's model (None when it has no limit: tokenizers without one report 1e30)."""
+    limit = getattr(tokenizer, "model_max_length", None)
+    return limit if isinstance(limit, int) and limit < 1_000_000 else None
+
+
 def _resolve_device(name: str, distributed: bool) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
@@ -101,36 +132,71 @@ class RoundTrainer:
     """Trains and evaluates models for one ``IMPConfig`` the way ``run_imp``'s rounds do (module docstring).
 
     ``progress``: tqdm bars per epoch (on a terminal only). ``rank``/``world``: this process's
-    torch.distributed rank and the number of ranks (``world=None``: one process). Loads the task's data;
-    raises ``ConfigError`` when the config cannot run here (``rewind_step`` past the end of training, CUDA
-    asked for but absent).
+    torch.distributed rank and the number of ranks (``world=None``: one process). Loads the task's data
+    (``task``: the ``Task`` of a ``given-*:NAME`` spec, from ``rgprune.data.given_task``, instead); ``model_fn``
+    builds a ``given:NAME`` model; ``tokenizer`` tokenizes a text task instead of the model's own (default: an
+    ``hf:DIR`` or ``module:`` model's tokenizer, MiniLM's for the others). Raises ``ConfigError`` when the config
+    cannot run here (data missing or malformed, a missing weights file, ``rewind_step`` past the end of training,
+    CUDA asked for but absent).
     """
 
-    def __init__(self, config: IMPConfig, progress: bool = False, rank: int = 0, world: int | None = None):
-        from rgprune.data import load_task
+    def __init__(self, config: IMPConfig, progress: bool = False, rank: int = 0, world: int | None = None, *,
+                 task=None, model_fn: Callable[..., torch.nn.Module] | None = None, tokenizer=None):
+        from rgprune.data import parse_task_spec
+        from rgprune.models import parse_model_spec, weights_identity
 
         if not isinstance(config, IMPConfig):
             raise TypeError(f"config must be an IMPConfig, got {type(config).__name__}")
         if world is not None and not 0 <= rank < world:
             raise ValueError(f"rank must be in [0, world) = [0, {world}), got {rank}")
         self.config, self.progress, self.rank, self.world = config, progress, rank, world
+        self.model_source = parse_model_spec(config.model).source
+        _check_given(config, parse_task_spec(config.task).is_given, self.model_source == "given", task, model_fn)
         self.device = _resolve_device(config.device, distributed=world is not None)
-        self.task = load_task(config.task, image_size=config.image_size)
-        self.train_generator = torch.Generator()  # reseeded per (seed, round, epoch) by train_epochs
-        if world is None:
-            self.train_loader = torch.utils.data.DataLoader(self.task.train, batch_size=config.batch_size,
-                                                            shuffle=True, generator=self.train_generator)
-        else:  # this rank's shard of each epoch's permutation
-            sampler = ShardSampler(len(self.task.train), rank, world, self.train_generator)
-            self.train_loader = torch.utils.data.DataLoader(self.task.train, batch_size=config.batch_size,
-                                                            sampler=sampler, generator=self.train_generator)
-        self.test_loader = torch.utils.data.DataLoader(self.task.test, batch_size=max(EVAL_BATCH, config.batch_size))
+        self.model_fn = model_fn
+        self.task = task if task is not None else self._load_task(tokenizer)
+        try:
+            self.model_identity = weights_identity(config.model, config.weights) or {"spec": config.model}
+        except FileNotFoundError as exc:
+            raise ConfigError(str(exc)) from None
+        self.pipeline = resolve_pipeline(config, self.device, self.task.kind)
+        self.train_loader = train_loader(self.task.train, config.batch_size, self.pipeline, rank, world or 1)
+        self.test_loader = eval_loader(self.task.test, config.batch_size, self.pipeline)
         self.steps_per_epoch = len(self.train_loader)
         self.total_steps = config.epochs * self.steps_per_epoch
         if config.rewind_step > self.total_steps:
             raise ConfigError(f"rewind_step={config.rewind_step} is past the end of training: {config.epochs} epochs "
                               f"x {self.steps_per_epoch} steps = {self.total_steps} optimizer steps (batch size "
                               f"{config.batch_size}, {len(self.task.train)} training examples)")
+
+    def _load_task(self, tokenizer):
+        """The config's task, read as its spec says; a missing or malformed file is a ``ConfigError``."""
+        from rgprune.data import load_task, parse_task_spec
+        from rgprune.models import load_tokenizer
+        from rgprune.models.specs import model_positions
+
+        c, spec = self.config, parse_task_spec(self.config.task)
+        try:
+            if spec.task_kind == "text" and tokenizer is None and self.model_source in ("hf", "module"):
+                tokenizer = load_tokenizer(c.model)
+            options = {}
+            if not spec.is_embedded and spec.task_kind == "vision":
+                options["image"] = c.image_options()
+            elif not spec.is_embedded:
+                limits = [n for n in (_positions(tokenizer), model_positions(c.model)) if n is not None]
+                positions = min(limits) if limits else None
+                if c.max_length is not None and positions is not None and c.max_length > positions:
+                    raise ConfigError(f"max_length={c.max_length} exceeds the {positions} token positions of "
+                                      f"{c.model}; use max_length <= {positions}")
+                options["text"] = c.text_options(positions)
+            return load_task(c.task, image_size=c.image_size, tokenizer=tokenizer, **options)
+        except ValueError as exc:  # DataLayoutError (a ValueError) and the options a format refuses
+            raise ConfigError(str(exc)) from None
+
+    def inputs(self) -> dict:
+        """What the run directory records to refuse a resume on other data or weights: the task's identity (spec and
+        data fingerprint) and the model's (spec and the SHA-256 of its weight files, where it has files)."""
+        return {"task": self.task.identity, "model": self.model_identity}
 
     # ---- seeds ---------------------------------------------------------------------------------------
     @property
@@ -148,12 +214,42 @@ class RoundTrainer:
 
     # ---- building blocks ------------------------------------------------------------------------------
     def build(self, seed: int, pretrained: bool = True) -> torch.nn.Module:
-        """The config's model for the task, initialized from ``seed``, on the device."""
+        """The config's model for the task, initialized from ``seed`` (then the config's weights, when
+        ``pretrained``), on the device. A weights file that does not fit the model is a ``ConfigError``."""
         from rgprune.models import build_model
 
-        model = build_model(self.config.model, self.task.num_classes, in_channels=self.task.in_channels or 3,
-                            pretrained=pretrained, seed=seed)
+        try:
+            model = build_model(self.config.model, self.task.num_classes, in_channels=self.task.in_channels or 3,
+                                pretrained=pretrained, seed=seed, weights_path=self.config.weights,
+                                factory=self.model_fn, kind=self.task.kind)
+        except (ValueError, FileNotFoundError) as exc:
+            raise ConfigError(str(exc)) from None
         return model.to(self.device)
+
+    def check_model(self, model: torch.nn.Module) -> None:
+        """Refuse, before anything is written, a model with nothing to prune (under the config's prune_head and
+        prune_embeddings) or one that cannot train on this data's batches: BatchNorm (in training mode) fails on a
+        batch of one example, which the last batch of every epoch is when the training examples (this rank's shard)
+        leave a remainder of one; better now than at the end of the first epoch."""
+        from rgprune.prunable import select_prunable
+
+        try:
+            select_prunable(model, prune_head=self.config.prune_head, prune_embeddings=self.config.prune_embeddings)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{self.config.model}: {exc} (or prune the head or the embeddings too: prune_head, "
+                              "prune_embeddings)") from None
+        shard = len(self.train_loader.sampler)
+        batch_norms = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d, torch.nn.SyncBatchNorm)
+        has_batch_norm = any(isinstance(m, batch_norms) for m in model.modules())
+        if has_batch_norm and self.config.batch_size > 1 and shard % self.config.batch_size == 1:
+            where = " on this rank" if self.world else ""
+            raise ConfigError(f"the last training batch of every epoch would hold a single example ({shard} examples"
+                              f"{where}, batch size {self.config.batch_size}), on which the model's BatchNorm layers "
+                              "cannot train; choose another batch size")
+
+    def _forward_module(self, model: torch.nn.Module) -> torch.nn.Module:
+        """What runs the forward passes: ``model``, compiled when the config says so."""
+        return torch.compile(model) if self.pipeline.compile else model
 
     def pruner(self, model: torch.nn.Module) -> GlobalMagnitudePruner:
         """The config's pruner of ``model`` (distributed: pruned locally on every rank, agreement checked)."""
@@ -179,11 +275,11 @@ class RoundTrainer:
         factor = _lr_factor(self.config.schedule, self.total_steps)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: factor(s + start_step))
         start = time.perf_counter()
-        trained = wrap_ddp(model, self.device) if self.world is not None else model
+        trained = self._forward_module(wrap_ddp(model, self.device) if self.world is not None else model)
         try:
             stats = train_epochs(trained, self.train_loader, optimizer, scheduler, self.config.epochs, self.device,
-                                 amp=self.config.amp, progress=self.progress, start_step=start_step, seed=seed,
-                                 on_step=on_step, desc=desc)
+                                 amp=self.pipeline.amp_dtype or False, progress=self.progress, start_step=start_step,
+                                 seed=seed, on_step=on_step, desc=desc, channels_last=self.pipeline.channels_last)
         finally:
             if handle is not None:
                 handle.remove()
@@ -199,7 +295,8 @@ class RoundTrainer:
 
     def evaluate(self, model: torch.nn.Module) -> float:
         """Top-1 accuracy on the task's whole test set."""
-        return evaluate(model, self.test_loader, self.device, amp=self.config.amp)
+        return evaluate(self._forward_module(model), self.test_loader, self.device,
+                        amp=self.pipeline.amp_dtype or False, channels_last=self.pipeline.channels_last)
 
     # ---- the baselines ----------------------------------------------------------------------------------
     @staticmethod

@@ -13,8 +13,9 @@ name               kind    what it is
 =================  ======  ============================================================
 
 Besides these names, ``build_model`` takes the specs ``torchvision:NAME`` (any torchvision classification
-model, random init), ``hf:DIR`` (a local Hugging Face checkpoint) and ``module:pkg.mod:fn`` (your own
-callable); see :mod:`rgprune.models.specs`, which parses every model name and spec.
+model, random init), ``hf:DIR`` (a local Hugging Face checkpoint), ``module:pkg.mod:fn`` (your own
+callable) and ``given:NAME`` (a factory passed in); see :mod:`rgprune.models.specs`, which parses every
+model name and spec.
 
 Vision models map ``[N, C, H, W]`` float images to ``[N, num_classes]`` logits. Text models are
 Hugging Face ``BertForSequenceClassification`` modules: ``model(input_ids=..., attention_mask=...)``
@@ -27,13 +28,21 @@ pruning leaves dense by default) is defined once, for every model, in :mod:`rgpr
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
 
 from . import bert, resnet_cifar, specs, torchvision_resnet
-from .specs import ModelKind, ModelSpec, check_model_fits_task, load_tokenizer, model_kind, parse_model_spec
+from .specs import (
+    ModelKind,
+    ModelSpec,
+    check_model_fits_task,
+    load_tokenizer,
+    model_kind,
+    parse_model_spec,
+    weights_identity,
+)
 
 MODEL_NAMES: tuple[str, ...] = (
     "resnet18",
@@ -54,6 +63,7 @@ __all__ = [
     "load_tokenizer",
     "model_kind",
     "parse_model_spec",
+    "weights_identity",
 ]
 
 
@@ -79,6 +89,8 @@ def build_model(
     pretrained: bool = True,
     seed: int | None = None,
     weights_path: str | None = None,
+    factory: Callable[..., nn.Module] | None = None,
+    kind: ModelKind = "vision",
 ) -> nn.Module:
     """Build the model called ``name`` with a ``num_classes``-way classifier head, on the CPU.
 
@@ -100,6 +112,8 @@ def build_model(
         weights_path: a local state_dict (``.safetensors`` or ``torch.save``'d) loaded after building
             when ``pretrained``; a head saved with another class count keeps its fresh init (see
             :func:`rgprune.models.specs.load_weights`). Not for ``hf:DIR``, which has its own weights.
+        factory: the callable of a ``given:NAME`` spec (required for it, refused for the others), called
+            like a ``module:`` callable for a task of ``kind`` (``"vision"``: with ``in_channels``).
 
     Raises:
         ValueError: unknown name or spec, ``num_classes < 2`` or ``in_channels < 1``.
@@ -111,13 +125,19 @@ def build_model(
     _check_int("in_channels", in_channels, minimum=1)
     if seed is not None:
         _check_int("seed", seed, minimum=0)
+    if (factory is not None) != (spec.source == "given"):
+        raise ValueError(f"factory builds given:NAME models, which need one; got model {name!r} with "
+                         f"factory={'a callable' if factory is not None else 'None'}")
+    if kind not in ("vision", "text"):
+        raise ValueError(f"kind must be 'vision' or 'text', got {kind!r}")
     if weights_path is not None and spec.source == "hf":
         raise ValueError(f"{name} loads the weights of its folder; weights_path does not apply to hf:DIR models")
     # Read (and check) the file before building anything.
     state = specs.read_weights(weights_path) if weights_path is not None and pretrained else None
     with _seeded(seed):
         if spec.source != "builtin":
-            model = specs.build_from_spec(spec, num_classes, in_channels=in_channels, pretrained=pretrained)
+            model = specs.build_from_spec(spec, num_classes, in_channels=in_channels, pretrained=pretrained,
+                                          factory=factory, kind=kind)
         elif name in torchvision_resnet.CONSTRUCTORS:
             model = torchvision_resnet.build_torchvision_resnet(
                 name, num_classes, in_channels=in_channels, small_input=small_input

@@ -11,6 +11,9 @@ spec                       kind    what is built
                                    fresh ``K``-way head when DIR's has another class count
 ``module:pkg.mod:fn``      fn's    ``fn(num_classes=K, in_channels=C)`` (vision) or ``fn(num_classes=K)``
                                    (text): any importable callable returning an ``nn.Module``
+``given:NAME``             task's  a factory the program passes in (``build_model(..., factory=fn)``,
+                                   ``rgprune.imp.run_imp(model_fn=fn)``), called as ``module:``'s are
+                                   for the task's kind; NAME says what it builds. Python API only
 =========================  ======  ====================================================================
 
 Nothing is downloaded: torchvision models start from their random initialization (a local state_dict
@@ -36,8 +39,8 @@ from torch import nn
 from . import bert  # sets the offline switches before anything imports transformers
 
 ModelKind = Literal["vision", "text"]
-ModelSource = Literal["builtin", "torchvision", "hf", "module"]
-SPEC_SOURCES = ("torchvision", "hf", "module")
+ModelSource = Literal["builtin", "torchvision", "hf", "module", "given"]
+SPEC_SOURCES = ("torchvision", "hf", "module", "given")
 SPEC_FORMS = "torchvision:NAME, hf:DIR (a local Hugging Face checkpoint) or module:pkg.mod:fn"
 HF_LAYOUT = ("hf:DIR expects a local Hugging Face checkpoint as save_pretrained leaves it: DIR/config.json, the "
              "weights (model.safetensors or pytorch_model.bin, or their sharded .index.json) and the tokenizer's files "
@@ -64,8 +67,11 @@ class ModelSpec:
     target: str
 
     @property
-    def kind(self) -> ModelKind:
-        """``"vision"`` (image inputs) or ``"text"`` (token ids); for ``module:``, the callable's ``kind``."""
+    def kind(self) -> ModelKind | None:
+        """``"vision"`` (image inputs) or ``"text"`` (token ids); for ``module:``, the callable's ``kind``; None for
+        ``given:``, whose factory builds a model for whichever kind of task it is given."""
+        if self.source == "given":
+            return None
         if self.source == "builtin":
             return "text" if self.target in bert.BERT_NAMES else "vision"
         if self.source == "torchvision":
@@ -92,7 +98,7 @@ def parse_model_spec(spec: str) -> ModelSpec:
         return ModelSpec(spec=spec, source="builtin", target=spec)
     source, colon, target = spec.partition(":")
     if not colon:
-        raise ValueError(f"unknown model {spec!r}; valid names are: {', '.join(MODEL_NAMES)}; or a spec {SPEC_FORMS}")
+        raise ValueError(f"unknown model {spec!r}; valid models are: {', '.join(MODEL_NAMES)}; or a spec {SPEC_FORMS}")
     if source not in SPEC_SOURCES:
         raise ValueError(f"unknown model source {source!r} in {spec!r}; valid specs are a built-in name "
                          f"({', '.join(MODEL_NAMES)}) or {SPEC_FORMS}")
@@ -108,13 +114,14 @@ def parse_model_spec(spec: str) -> ModelSpec:
         if not (folder / "config.json").is_file():
             raise ValueError(f"{folder} has no config.json ({spec!r}); {HF_LAYOUT}")
         target = str(folder)
-    else:
+    elif source == "module":
         resolve_callable(target, spec)
     return ModelSpec(spec=spec, source=source, target=target)
 
 
-def model_kind(name: str) -> ModelKind:
-    """``"text"`` for models taking token ids (the BERTs, ``hf:``), ``"vision"`` for models taking images."""
+def model_kind(name: str) -> ModelKind | None:
+    """``"text"`` for models taking token ids (the BERTs, ``hf:``), ``"vision"`` for models taking images; None for
+    ``given:NAME``, a factory that fits any task."""
     return parse_model_spec(name).kind
 
 
@@ -124,7 +131,7 @@ def check_model_fits_task(model: str, task: str) -> None:
     from rgprune.data import task_kind
 
     wanted, have = task_kind(task), model_kind(model)
-    if wanted != have:
+    if have is not None and wanted != have:
         raise ValueError(f"model {model!r} is a {have} model but task {task!r} is a {wanted} task; pair vision models "
                          "(resnet*, torchvision:NAME) with image tasks (digits*, cifar10/100:, imagefolder:) and text "
                          "models (minilm, minilm-random, bert-base, hf:DIR) with text tasks (vader, glue-*:, hf-disk:, "
@@ -188,9 +195,26 @@ def load_tokenizer(name: str = "minilm"):
         raise ValueError(f"{spec.target} has no loadable tokenizer ({exc}); {HF_LAYOUT}") from exc
 
 
-def build_from_spec(spec: ModelSpec, num_classes: int, *, in_channels: int, pretrained: bool) -> nn.Module:
-    """Build a ``torchvision:``, ``hf:`` or ``module:`` model (built-in names are built by
-    ``rgprune.models.build_model``, which calls this for the others). Randomness comes from torch's global RNG."""
+def model_positions(spec: str) -> int | None:
+    """The token positions of ``hf:DIR``'s model (``max_position_embeddings`` in DIR/config.json), which bound the
+    tokens per example; None for other specs and configs without the key."""
+    import json
+
+    parsed = parse_model_spec(spec)
+    if parsed.source != "hf":
+        return None
+    value = json.loads((Path(parsed.target) / "config.json").read_text()).get("max_position_embeddings")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def build_from_spec(spec: ModelSpec, num_classes: int, *, in_channels: int, pretrained: bool,
+                    factory: Callable[..., nn.Module] | None = None, kind: ModelKind = "vision") -> nn.Module:
+    """Build a ``torchvision:``, ``hf:``, ``module:`` or ``given:`` model (built-in names are built by
+    ``rgprune.models.build_model``, which calls this for the others). ``factory``: the callable of a ``given:``
+    spec, called for a task of ``kind``. Randomness comes from torch's global RNG."""
+    if (factory is not None) != (spec.source == "given"):
+        raise ValueError(f"a factory builds given:NAME models, and they need one; got spec {spec.spec!r} and "
+                         f"factory={factory!r}")
     if spec.source == "torchvision":
         if in_channels != 3:
             raise ValueError(f"{spec.spec} takes RGB images (3 channels), the task has {in_channels}; use a built-in "
@@ -201,19 +225,30 @@ def build_from_spec(spec: ModelSpec, num_classes: int, *, in_channels: int, pret
         return torchvision.models.get_model(spec.target, weights=None, num_classes=num_classes, **extra)
     if spec.source == "hf":
         return _build_hf(spec, num_classes, pretrained)
+    if spec.source == "given":
+        if not callable(factory):
+            raise TypeError(f"the factory of {spec.spec!r} must be callable, got {type(factory).__name__}")
+        return call_model_factory(factory, spec.spec, kind, num_classes, in_channels)
     fn = resolve_callable(spec.target, spec.spec)
-    kwargs = {"num_classes": num_classes} if _callable_kind(spec.spec, fn) == "text" else \
-        {"num_classes": num_classes, "in_channels": in_channels}
+    return call_model_factory(fn, spec.spec, _callable_kind(spec.spec, fn), num_classes, in_channels)
+
+
+def call_model_factory(fn: Callable[..., nn.Module], spec: str, kind: ModelKind, num_classes: int,
+                       in_channels: int) -> nn.Module:
+    """``fn(num_classes=K, in_channels=C)`` for a vision model, ``fn(num_classes=K)`` for a text model, checked to
+    accept those arguments and to return an ``nn.Module``."""
+    kwargs = {"num_classes": num_classes} if kind == "text" else {"num_classes": num_classes,
+                                                                 "in_channels": in_channels}
     try:
         inspect.signature(fn).bind(**kwargs)
     except TypeError as exc:
-        raise TypeError(f"model spec {spec.spec!r}: the callable must accept keyword arguments "
+        raise TypeError(f"model spec {spec!r}: the callable must accept keyword arguments "
                         f"{', '.join(kwargs)} ({exc})") from exc
     except ValueError:  # no signature to inspect (some builtins): just call it
         pass
     model = fn(**kwargs)
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model spec {spec.spec!r}: the callable returned a {type(model).__name__}, not an nn.Module")
+        raise TypeError(f"model spec {spec!r}: the callable returned a {type(model).__name__}, not an nn.Module")
     return model
 
 
@@ -290,3 +325,38 @@ def load_weights(model: nn.Module, state: dict, num_classes: int, source: str = 
                          f"other shapes {body[:5]} (of {len(missing)}, {len(unexpected)}, {len(body)}); was it saved "
                          "from the same architecture?")
     model.load_state_dict({k: v for k, v in state.items() if k not in head}, strict=False)
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def weights_identity(spec: str, weights_path: str | Path | None = None) -> dict | None:
+    """What a run records to recognize its model's starting weights on resume: the SHA-256 of ``weights_path`` and,
+    for ``hf:DIR``, of DIR's config.json and weight files (``{file name: sha256}``). None when the spec has no files
+    (built-in names, ``torchvision:`` without weights, ``module:``/``given:``, whose code is the user's)."""
+    parsed = parse_model_spec(spec)
+    files = {}
+    if parsed.source == "hf":
+        folder = Path(parsed.target)
+        names = ["config.json"] + [name for name in HF_WEIGHT_FILES if (folder / name).is_file()]
+        for index in (name for name in HF_WEIGHT_FILES if name.endswith(".index.json")):
+            if (folder / index).is_file():  # a sharded checkpoint: every shard its index names
+                import json
+
+                shards = json.loads((folder / index).read_text()).get("weight_map", {}).values()
+                names += sorted(set(shards))
+        files.update({name: _sha256(folder / name) for name in names if (folder / name).is_file()})
+    if weights_path is not None:
+        path = Path(weights_path).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"weights file {path} does not exist; save one with "
+                                    "torch.save(model.state_dict(), PATH) or safetensors.torch.save_file")
+        files[str(weights_path)] = _sha256(path)
+    return {"spec": spec, "sha256": files} if files else None
