@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import enum
 import fnmatch
+import sys
+import warnings
 from typing import Sequence
 
 import torch
@@ -38,9 +40,25 @@ class LayerKind(enum.Enum):
     OTHER = "other"
 
 
-def matches(name: str, patterns: Sequence[str]) -> bool:
-    """True when the qualified name ``name`` matches one of the fnmatch ``patterns`` (case-sensitive)."""
-    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+def as_patterns(patterns, what: str) -> list[str]:
+    """fnmatch patterns as a list: a single string is one pattern (``include="fc.weight"`` means
+    ``include=["fc.weight"]``); anything else must be an iterable of strings."""
+    if isinstance(patterns, str):
+        return [patterns]
+    try:
+        patterns = list(patterns)
+    except TypeError:
+        raise TypeError(f"{what} must be a string or a list of fnmatch patterns, got {type(patterns).__name__}") from None
+    bad = [p for p in patterns if not isinstance(p, str)]
+    if bad:
+        raise TypeError(f"{what} must hold strings (fnmatch patterns over qualified parameter names), got {bad[:3]}")
+    return patterns
+
+
+def matches(name: str, patterns: Sequence[str] | str) -> bool:
+    """True when the qualified name ``name`` matches one of the fnmatch ``patterns`` (case-sensitive; a single
+    string is one pattern)."""
+    return any(fnmatch.fnmatchcase(name, p) for p in as_patterns(patterns, "patterns"))
 
 
 def is_head(name: str) -> bool:
@@ -77,26 +95,50 @@ def is_default_prunable(name: str, kind: LayerKind, *, prune_head: bool = False,
     return kind is LayerKind.EMBEDDING and prune_embeddings
 
 
+def _wrapped(model: torch.nn.Module) -> tuple[torch.nn.Module, str] | None:
+    """The module inside one wrapper layer and the prefix that layer adds to parameter names, or None."""
+    if isinstance(model, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)):
+        return model.module, "module."
+    # torch.compile's OptimizedModule; without torch._dynamo imported no model can be compiled
+    dynamo = sys.modules.get("torch._dynamo.eval_frame")
+    if dynamo is not None and isinstance(model, dynamo.OptimizedModule):
+        return model._orig_mod, "_orig_mod."
+    return None
+
+
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
-    """The user's model inside DistributedDataParallel / DataParallel wrappers (whose parameter names carry
-    a ``module.`` prefix per wrapper); any other model is returned as is."""
-    while isinstance(model, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)):
-        model = model.module
+    """The user's model inside DistributedDataParallel / DataParallel and ``torch.compile`` wrappers (whose
+    parameter names carry a ``module.`` / ``_orig_mod.`` prefix per wrapper); any other model as is."""
+    while (inner := _wrapped(model)) is not None:
+        model = inner[0]
     return model
 
 
-def select_prunable(model: torch.nn.Module, include: Sequence[str] | None = None,
-                    exclude: Sequence[str] = (), *, prune_embeddings: bool = False,
+def wrapper_prefixes(model: torch.nn.Module) -> list[str]:
+    """What each wrapper around the user's model, outermost first, prefixes to its state_dict keys: ``[]``
+    for a plain model, ``["module.", "_orig_mod."]`` for DDP around a compiled model."""
+    prefixes = []
+    while (inner := _wrapped(model)) is not None:
+        model = inner[0]
+        prefixes.append(inner[1])
+    return prefixes
+
+
+def select_prunable(model: torch.nn.Module, include: Sequence[str] | str | None = None,
+                    exclude: Sequence[str] | str = (), *, prune_embeddings: bool = False,
                     prune_head: bool = False) -> list[tuple[str, torch.nn.Parameter]]:
     """The parameters a pruner ranks, in model order, each once (tied weights are counted once).
 
     Default: the module docstring's set. ``include`` (fnmatch patterns over qualified parameter names,
-    e.g. ``"layer1.*.conv*.weight"``) replaces the default set and selects whatever float parameter it
-    names (a broad ``"layer1.*.weight"`` would take the BatchNorm weights too); ``exclude`` removes from
-    the selection.
+    e.g. ``"layer1.*.conv*.weight"``; a single string is one pattern) replaces the default set and selects
+    whatever float parameter it names; when that takes parameters other than Linear/Conv/Embedding weights
+    (a broad ``"layer1.*"`` takes biases and BatchNorm weights too) a warning lists them. ``exclude``
+    removes from the selection.
     """
+    include = as_patterns(include, "include") if include is not None else None
+    exclude = as_patterns(exclude, "exclude")
     model = unwrap_model(model)
-    chosen, seen = [], set()
+    chosen, seen, beyond = [], set(), []
     for module_name, module in model.named_modules():
         kind = module_kind(module)
         for param_name, param in module.named_parameters(recurse=False):
@@ -112,7 +154,14 @@ def select_prunable(model: torch.nn.Module, include: Sequence[str] | None = None
                     raise TypeError(f"parameter {name} has dtype {param.dtype}; only float parameters can be pruned")
                 seen.add(id(param))
                 chosen.append((name, param))
+                if kind is LayerKind.OTHER or param_name != "weight":
+                    beyond.append(name)
     if not chosen:
         raise ValueError("no prunable parameters selected: the model has no Linear/Conv weights matching the "
-                         f"include={include!r} / exclude={list(exclude)!r} patterns; adjust them")
+                         f"include={include!r} / exclude={exclude!r} patterns; adjust them")
+    if beyond:
+        warnings.warn(f"include={include!r} selected {len(beyond)} parameters that are not Linear/Conv/Embedding "
+                      f"weights (biases, norm layers, ...): {beyond[:6]}{' ...' if len(beyond) > 6 else ''}; the "
+                      f"default set never prunes them. If that is not what you meant, narrow the patterns (e.g. "
+                      f"'layer1.*.conv*.weight') or add exclude=['*.bias', ...]", UserWarning, stacklevel=3)
     return chosen
