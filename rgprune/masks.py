@@ -80,6 +80,23 @@ class MaskSet:
                 raise ValueError(f"mask {i} must be bool or hold only 0 and 1")
         return cls([pack_mask(k != 0) for k in keep], [k.shape for k in keep], names)
 
+    @classmethod
+    def from_nonzero(cls, tensors: Sequence[torch.Tensor], names: Sequence[str] | None = None) -> "MaskSet":
+        """Masks that keep exactly the nonzero entries of ``tensors`` (NaN counts as nonzero), e.g. to adopt a
+        model that was pruned elsewhere. One tensor's bool temporary at a time, in logical order."""
+        return cls([pack_mask(t.detach() != 0) for t in tensors], [t.shape for t in tensors], names)
+
+    def complement(self) -> "MaskSet":
+        """The pruned positions as a MaskSet (bit 1 = pruned), e.g. to measure what lies outside the masks."""
+        words = []
+        for w, s in zip(self.words, self.shapes):
+            flipped = torch.bitwise_not(w)
+            tail = s.numel() % 32
+            if tail:  # bits past numel stay 0
+                flipped[-1] &= (1 << tail) - 1
+            words.append(flipped)
+        return MaskSet(words, self.shapes, self.names)
+
     # ---- views --------------------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.words)
