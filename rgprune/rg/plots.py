@@ -9,13 +9,14 @@ a half-written figure under the final name) and returns the path written.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from rgprune._io import atomic_write
 
 __all__ = [
     "plot_eigenvalues",
@@ -47,18 +48,7 @@ def _check_png_path(path: str | os.PathLike) -> Path:
 
 def _save_atomically(figure: Figure, target: Path) -> Path:
     """Render ``figure`` to ``target`` through a temporary file in the same directory."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{target.stem}.", suffix=".png.tmp", dir=target.parent
-    )
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            FigureCanvasAgg(figure).print_png(stream)
-        os.replace(temporary, target)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    atomic_write(target, lambda temporary: FigureCanvasAgg(figure).print_png(temporary))
     return target
 
 
