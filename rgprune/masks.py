@@ -24,9 +24,11 @@ def popcount(words: torch.Tensor) -> int:
     if not isinstance(words, torch.Tensor) or words.dtype not in _INTEGER_DTYPES:
         raise TypeError(f"popcount needs an integer tensor of mask words (e.g. MaskSet.words[i]), got "
                         f"{getattr(words, 'dtype', type(words).__name__)}")
-    words = words.contiguous()
-    table = _POPCOUNT_BYTE.to(words.device)
-    return int(table[words.view(torch.uint8).to(torch.int64)].sum()) if words.numel() else 0
+    if not words.numel():
+        return 0
+    # how many bytes take each of the 256 values, times that value's popcount: one pass, no 8-byte temporaries
+    octets = torch.bincount(words.contiguous().view(torch.uint8), minlength=256)
+    return int((octets * _POPCOUNT_BYTE.to(words.device)).sum())
 
 
 class MaskSet:
