@@ -22,12 +22,26 @@ from rgprune.kernels.layout import StorageMaskCache
 from rgprune.masks import MaskSet
 from rgprune.prunable import as_patterns, select_prunable, unwrap_model, wrapper_prefixes
 
-__all__ = ["ALREADY_PRUNED_SHARE", "GlobalMagnitudePruner", "PruneReport", "select_prunable"]
+__all__ = ["ALREADY_PRUNED_SHARE", "GlobalMagnitudePruner", "PruneReport", "hookable_optimizer", "select_prunable"]
 
 #: share of exact zeros among the selected weights above which a pruner starting from all-ones masks warns
 ALREADY_PRUNED_SHARE = 0.05
 #: every pruner with an optimizer hook, so that two pruners cannot keep masks on the same parameters
 _ATTACHED: weakref.WeakSet = weakref.WeakSet()
+
+
+def hookable_optimizer(optimizer) -> torch.optim.Optimizer:
+    """The optimizer that runs step hooks: ``optimizer`` itself, or the one a wrapper holds as ``.optimizer``
+    (Accelerate's ``AcceleratedOptimizer``, as Hugging Face Trainer uses, subclasses Optimizer without
+    running its ``__init__``, so it has no hooks; its ``step()`` calls the wrapped optimizer's)."""
+    target = optimizer
+    while not (isinstance(target, torch.optim.Optimizer) and hasattr(target, "_optimizer_step_post_hooks")):
+        inner = getattr(target, "optimizer", None)
+        if inner is None or inner is target:
+            raise TypeError(f"attach needs a torch.optim.Optimizer (or a wrapper exposing it as .optimizer), got "
+                            f"{type(optimizer).__name__}")
+        target = inner
+    return target
 
 
 @dataclass(frozen=True)
@@ -249,8 +263,10 @@ class GlobalMagnitudePruner:
                     distributed.check_replicated([k, self.num_survivors, self.num_weights],
                                                  "the pruned models' k, survivors and size", self.process_group,
                                                  self.masks.words[0].device)
-                if score_list is None:
-                    result = ops.prune_global_(weights, self.masks.words, k, bits)
+                if score_list is None:  # the threshold's read-only passes run on the cached storage order
+                    threshold = ops.global_magnitude_threshold(*self._storage_order(weights), k)
+                    result = ops.PruneResult(threshold, ops.apply_threshold_(weights, self.masks.words, threshold,
+                                                                             bits))
                 else:
                     result = ops.prune_by_scores_(score_list, self.masks.words, k, weights, bits)
         self._masks_generation += 1  # the words changed in place
@@ -273,13 +289,14 @@ class GlobalMagnitudePruner:
         loaded from elsewhere), as {parameter name: count}; empty when masks and weights agree. One read of
         the weights. Warns when some are found, or with ``strict`` raises ValueError (``prune`` does)."""
         with torch.no_grad():
-            weights, pruned = self._weights(), self.masks.complement()
-            stats = ops.magnitude_histogram(weights, pruned.words, 1, check_nan=False)
+            weights, words = self._storage_order(self._weights())
+            pruned = MaskSet(words, self.masks.shapes, self.names).complement().words  # order-independent
+            stats = ops.magnitude_histogram(weights, pruned, 1, check_nan=False)
             suspects = ((stats.abs_sums > 0) | (stats.nan_counts > 0)).nonzero().flatten().tolist()
             counts = [0] * len(weights)
             key_bits = KEY_BITS[weights[0].dtype]
             for i in suspects:  # exact count: survivors of the complement minus its zeros, plus its NaNs
-                zeros = ops.radix_histogram([weights[i]], [pruned.words[i]], 0, key_bits - 1, 1)[0]
+                zeros = ops.radix_histogram([weights[i]], [pruned[i]], 0, key_bits - 1, 1)[0]
                 counts[i] = int(stats.counts[i] - zeros + stats.nan_counts[i])
         counts = self._global_counts(counts)
         grown = {name: c for name, c in zip(self.names, counts) if c}
@@ -309,13 +326,16 @@ class GlobalMagnitudePruner:
                     masks.append(m)
         return tensors, masks
 
+    def _storage_order(self, tensors, masks=None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Storage views of ``tensors`` (masked by ``masks``, default ``self.masks``) and their masks in storage
+        order, converted once per mask change for weights in permuted layouts (``rgprune.kernels.layout``)."""
+        masks = self.masks.words if masks is None else masks
+        return self._storage_masks.storage_order(tensors, masks, self._masks_generation)
+
     def _reapply(self, optimizer) -> None:
-        """The step hook: zero the pruned weights and optimizer state in one ``apply_masks_`` call (masks of
-        permuted layouts converted once per mask change, not per step)."""
+        """The step hook: zero the pruned weights and optimizer state in one ``apply_masks_`` call."""
         with torch.no_grad():
-            tensors, masks = self.masked_tensors(optimizer)
-            views, words = self._storage_masks.storage_order(tensors, masks, self._masks_generation)
-            ops.apply_masks_(views, words)
+            ops.apply_masks_(*self._storage_order(*self.masked_tensors(optimizer)))
 
     @property
     def attached(self) -> bool:
@@ -330,14 +350,7 @@ class GlobalMagnitudePruner:
         ``.optimizer`` (Accelerate's ``AcceleratedOptimizer``, as Hugging Face Trainer uses): the hook goes
         on the innermost optimizer that runs step hooks. Attaching twice to one optimizer, or while another
         attached pruner keeps masks on some of the same parameters, is refused (their masks would fight)."""
-        target = optimizer
-        # an Optimizer whose __init__ ran has step hooks; AcceleratedOptimizer subclasses Optimizer without it
-        while not (isinstance(target, torch.optim.Optimizer) and hasattr(target, "_optimizer_step_post_hooks")):
-            inner = getattr(target, "optimizer", None)
-            if inner is None or inner is target:
-                raise TypeError(f"attach needs a torch.optim.Optimizer (or a wrapper exposing it as .optimizer), "
-                                f"got {type(optimizer).__name__}")
-            target = inner
+        target = hookable_optimizer(optimizer)
         ours = {id(p) for p in self.params}
         if not any(id(p) in ours for group in target.param_groups for p in group["params"]):
             raise ValueError("the optimizer does not update any of the pruned parameters; build it from "

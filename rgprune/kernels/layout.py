@@ -6,20 +6,15 @@ A tensor is *dense* when its elements fill a block of storage without gaps or ov
 The kernels prune that view in place. The masks and the tie order stay in the tensor's *logical* order,
 the flat index of ``t.contiguous().view(-1)`` (row-major over ``t.shape``), whatever the layout, so a
 channels_last model gets bit for bit the masks of the same model in the contiguous layout. Masks are
-converted between the two orders one tensor at a time (temporaries of about 3 bytes per weight).
+converted between the two orders one tensor at a time (temporaries of a few bytes per weight).
 Overlapping tensors (``expand``, stride 0) and tensors with gaps (``x[:, ::2]``) have no storage view and
 are refused: in-place pruning would write some weights twice or skip memory it does not own.
 """
 from __future__ import annotations
 
-import sys
-
 import torch
 
 from rgprune.kernels.format import pack_mask, unpack_mask
-
-_BIT_SHIFTS = torch.arange(8, dtype=torch.uint8)
-
 
 def storage_permutation(t: torch.Tensor) -> tuple[int, ...] | None:
     """``None`` for a contiguous tensor; else the dimension order ``perm`` with ``t.permute(perm)``
@@ -41,20 +36,11 @@ def storage_view(t: torch.Tensor, perm: tuple[int, ...] | None) -> torch.Tensor:
     return t if perm is None else t.permute(perm)
 
 
-def _unpack(words: torch.Tensor, numel: int) -> torch.Tensor:
-    """Mask words -> flat bool tensor, through uint8 (1 byte per weight, not format.unpack_mask's 8)."""
-    if sys.byteorder != "little":
-        return unpack_mask(words, numel)
-    shifts = _BIT_SHIFTS.to(words.device)
-    bits = (words.view(torch.uint8).unsqueeze(-1) >> shifts) & 1
-    return bits.reshape(-1)[:numel].to(torch.bool)
-
-
 def to_storage_order(words: torch.Tensor, shape: torch.Size, perm: tuple[int, ...] | None) -> torch.Tensor:
     """Mask words in logical order of a tensor of ``shape`` -> new words in the storage order ``perm``."""
     if perm is None:
         return words
-    keep = _unpack(words, shape.numel()).reshape(shape)
+    keep = unpack_mask(words, shape.numel()).reshape(shape)
     return pack_mask(keep.permute(perm))
 
 
@@ -62,7 +48,7 @@ def to_logical_order(words: torch.Tensor, shape: torch.Size, perm: tuple[int, ..
     """Inverse of ``to_storage_order``: mask words in storage order ``perm`` -> new words in logical order."""
     if perm is None:
         return words
-    stored = _unpack(words, shape.numel()).reshape([shape[d] for d in perm])
+    stored = unpack_mask(words, shape.numel()).reshape([shape[d] for d in perm])
     inverse = sorted(range(len(perm)), key=perm.__getitem__)
     return pack_mask(stored.permute(inverse))
 
