@@ -88,17 +88,6 @@ class MaskSet:
         model that was pruned elsewhere. One tensor's bool temporary at a time, in logical order."""
         return cls([pack_mask(t.detach() != 0) for t in tensors], [t.shape for t in tensors], names)
 
-    def complement(self) -> "MaskSet":
-        """The pruned positions as a MaskSet (bit 1 = pruned), e.g. to measure what lies outside the masks."""
-        words = []
-        for w, s in zip(self.words, self.shapes):
-            flipped = torch.bitwise_not(w)
-            tail = s.numel() % 32
-            if tail:  # bits past numel stay 0
-                flipped[-1] &= (1 << tail) - 1
-            words.append(flipped)
-        return MaskSet(words, self.shapes, self.names)
-
     # ---- views --------------------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.words)

@@ -31,8 +31,8 @@ from rgprune.kernels.format import (
 )
 
 __all__ = ["FLOAT_DTYPES", "MagnitudeStats", "PruneResult", "Threshold", "apply_masks_", "apply_threshold_",
-           "backend", "global_magnitude_threshold", "magnitude_histogram", "prune_by_scores_", "prune_global_",
-           "radix_histogram", "validate"]
+           "backend", "count_outside_masks", "global_magnitude_threshold", "magnitude_histogram",
+           "prune_by_scores_", "prune_global_", "radix_histogram", "validate"]
 
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
@@ -368,3 +368,22 @@ def prune_by_scores_(scores: Sequence[torch.Tensor], masks: Sequence[torch.Tenso
         return PruneResult(threshold, magnitude_histogram(scores, masks, bits))
     apply_masks_(weights, masks)
     return PruneResult(threshold, magnitude_histogram(weights, masks, bits))
+
+
+def count_outside_masks(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]) -> list[int]:
+    """Per tensor, how many entries whose mask bit is 0 are not 0 (NaN counted; +0.0 and -0.0 not): weights
+    that grew back outside their masks. One read of the tensors (a second of any tensor that has some)."""
+    tensors, masks = validate(tensors, masks)
+    pruned = []  # the complement masks: bit 1 = pruned (bits past numel stay 0)
+    for t, m in zip(tensors, masks):
+        flipped, tail = torch.bitwise_not(m), t.numel() % 32
+        if tail:
+            flipped[-1] &= (1 << tail) - 1
+        pruned.append(flipped)
+    stats = magnitude_histogram(tensors, pruned, 1, check_nan=False)
+    suspects = ((stats.abs_sums > 0) | (stats.nan_counts > 0)).nonzero().flatten().tolist()
+    counts, key_bits = [0] * len(tensors), KEY_BITS[tensors[0].dtype]
+    for i in suspects:  # the complement's survivors, minus its zeros (key 0), plus its NaNs
+        zeros = int(radix_histogram([tensors[i]], [pruned[i]], 0, key_bits - 1, 1)[0])
+        counts[i] = int(stats.counts[i]) - zeros + int(stats.nan_counts[i])
+    return counts

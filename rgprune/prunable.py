@@ -124,6 +124,17 @@ def wrapper_prefixes(model: torch.nn.Module) -> list[str]:
     return prefixes
 
 
+def unwrap_state_dict(model: torch.nn.Module, state_dict):
+    """``state_dict`` with the key prefix of ``model``'s wrappers removed, when every key carries it: the
+    wrappers' own ``state_dict()`` (DDP's ``module.``, torch.compile's ``_orig_mod.``, of any wrapper level)
+    then reads like the inner model's. Any other state dict is returned as is."""
+    prefixes = wrapper_prefixes(model)
+    for prefix in ("".join(prefixes[i:]) for i in range(len(prefixes))):
+        if state_dict and all(n.startswith(prefix) for n in state_dict):
+            return {n[len(prefix):]: value for n, value in state_dict.items()}
+    return state_dict
+
+
 def select_prunable(model: torch.nn.Module, include: Sequence[str] | str | None = None,
                     exclude: Sequence[str] | str = (), *, prune_embeddings: bool = False,
                     prune_head: bool = False) -> list[tuple[str, torch.nn.Parameter]]:

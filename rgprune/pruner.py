@@ -17,31 +17,17 @@ from typing import Mapping, Sequence
 import torch
 
 from rgprune import distributed, ops
-from rgprune.kernels.format import KEY_BITS
 from rgprune.kernels.layout import StorageMaskCache
 from rgprune.masks import MaskSet
-from rgprune.prunable import as_patterns, select_prunable, unwrap_model, wrapper_prefixes
+from rgprune.optim_hooks import hookable_optimizer
+from rgprune.prunable import as_patterns, select_prunable, unwrap_model, unwrap_state_dict
 
-__all__ = ["ALREADY_PRUNED_SHARE", "GlobalMagnitudePruner", "PruneReport", "hookable_optimizer", "select_prunable"]
+__all__ = ["ALREADY_PRUNED_SHARE", "GlobalMagnitudePruner", "PruneReport", "select_prunable"]
 
 #: share of exact zeros among the selected weights above which a pruner starting from all-ones masks warns
 ALREADY_PRUNED_SHARE = 0.05
 #: every pruner with an optimizer hook, so that two pruners cannot keep masks on the same parameters
 _ATTACHED: weakref.WeakSet = weakref.WeakSet()
-
-
-def hookable_optimizer(optimizer) -> torch.optim.Optimizer:
-    """The optimizer that runs step hooks: ``optimizer`` itself, or the one a wrapper holds as ``.optimizer``
-    (Accelerate's ``AcceleratedOptimizer``, as Hugging Face Trainer uses, subclasses Optimizer without
-    running its ``__init__``, so it has no hooks; its ``step()`` calls the wrapped optimizer's)."""
-    target = optimizer
-    while not (isinstance(target, torch.optim.Optimizer) and hasattr(target, "_optimizer_step_post_hooks")):
-        inner = getattr(target, "optimizer", None)
-        if inner is None or inner is target:
-            raise TypeError(f"attach needs a torch.optim.Optimizer (or a wrapper exposing it as .optimizer), got "
-                            f"{type(optimizer).__name__}")
-        target = inner
-    return target
 
 
 @dataclass(frozen=True)
@@ -289,16 +275,7 @@ class GlobalMagnitudePruner:
         loaded from elsewhere), as {parameter name: count}; empty when masks and weights agree. One read of
         the weights. Warns when some are found, or with ``strict`` raises ValueError (``prune`` does)."""
         with torch.no_grad():
-            weights, words = self._storage_order(self._weights())
-            pruned = MaskSet(words, self.masks.shapes, self.names).complement().words  # order-independent
-            stats = ops.magnitude_histogram(weights, pruned, 1, check_nan=False)
-            suspects = ((stats.abs_sums > 0) | (stats.nan_counts > 0)).nonzero().flatten().tolist()
-            counts = [0] * len(weights)
-            key_bits = KEY_BITS[weights[0].dtype]
-            for i in suspects:  # exact count: survivors of the complement minus its zeros, plus its NaNs
-                zeros = ops.radix_histogram([weights[i]], [pruned[i]], 0, key_bits - 1, 1)[0]
-                counts[i] = int(stats.counts[i] - zeros + stats.nan_counts[i])
-        counts = self._global_counts(counts)
+            counts = self._global_counts(ops.count_outside_masks(*self._storage_order(self._weights())))
         grown = {name: c for name, c in zip(self.names, counts) if c}
         if grown:
             message = (f"{sum(grown.values())} weights outside the masks are not 0 (e.g. "
@@ -314,7 +291,9 @@ class GlobalMagnitudePruner:
     # ---- keeping masks applied during training ------------------------------------------------------
     def masked_tensors(self, optimizer) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """What ``attach(optimizer)`` re-masks after each step, with the mask of each: the weights plus every
-        optimizer state tensor shaped like its weight (momentum, Adam moments), in whatever layout."""
+        optimizer state tensor shaped like its weight (momentum, Adam moments), in whatever layout.
+        ``optimizer`` may be wrapped, as for ``attach``."""
+        optimizer = hookable_optimizer(optimizer)
         weights = self._weights()
         tensors, masks = list(weights), list(self.masks.words)
         for p, w, m in zip(self.params, weights, self.masks.words):
@@ -385,13 +364,7 @@ class GlobalMagnitudePruner:
         pruned weights at 0. ``state_dict`` must hold every selected parameter; parameters and buffers
         it also holds are restored too. A bad ``state_dict`` raises ValueError and changes nothing."""
         model = unwrap_model(self.model)
-        # the wrappers' own state_dict() prefix every key ("module." per DDP / DataParallel, "_orig_mod." for
-        # torch.compile); accept those of any wrapper level as well as the inner model's, as names carry none
-        prefixes = wrapper_prefixes(self.model)
-        for prefix in ("".join(prefixes[i:]) for i in range(len(prefixes))):
-            if state_dict and all(n.startswith(prefix) for n in state_dict):
-                state_dict = {n[len(prefix):]: value for n, value in state_dict.items()}
-                break
+        state_dict = unwrap_state_dict(self.model, state_dict)  # the names carry no wrapper prefix
         missing = [n for n in self.names if n not in state_dict]
         if missing:
             raise ValueError(f"rewind state_dict lacks {len(missing)} pruned parameters, e.g. {missing[:3]}; save "
@@ -439,8 +412,10 @@ class GlobalMagnitudePruner:
         state["_storage_masks"] = StorageMaskCache()
         return state
 
-    # ---- torch.nn.utils.prune interop -------------------------------------------------------------------
-    def _module_param_pairs(self) -> list[tuple[torch.nn.Module, str]]:
+    # ---- torch.nn.utils.prune interop (rgprune.prune) ---------------------------------------------------
+    def module_param_pairs(self) -> list[tuple[torch.nn.Module, str]]:
+        """The pruned parameters as (module, name) pairs, in the order of ``names``: the ``parameters`` of
+        ``torch.nn.utils.prune.global_unstructured`` / ``rgprune.prune.global_unstructured``."""
         model = unwrap_model(self.model)
         pairs = []
         for name in self.names:
@@ -452,43 +427,13 @@ class GlobalMagnitudePruner:
         """Reparametrize the model the torch.nn.utils.prune way (``weight_orig`` + ``weight_mask`` + forward
         pre-hook), e.g. to hand it to code that expects that format. The pruner stops tracking the model."""
         self.detach()
-        self.masks.to_torch_prune(self._module_param_pairs())
+        self.masks.to_torch_prune(self.module_param_pairs())
 
     @classmethod
-    def from_torch_prune(cls, model: torch.nn.Module, **selection) -> "GlobalMagnitudePruner":
+    def from_torch_prune(cls, model: torch.nn.Module, **selection) -> GlobalMagnitudePruner:
         """Adopt a model pruned with torch.nn.utils.prune: its masks are read, the reparametrization is
-        made permanent (``prune.remove``), and a pruner with the same masks is returned.
+        made permanent (``prune.remove``), and a pruner with the same masks is returned
+        (``rgprune.prune.adopt``: if the pruner cannot be made, the model is left as it was)."""
+        from rgprune.prune import adopt
 
-        If the pruner cannot be made (e.g. a ``selection`` that matches nothing), the error is raised with
-        the model as it was: every ``<name>_orig`` (all its values, the pruned ones too) and ``<name>_mask``
-        is put back (the hooks are then ``CustomFromMask`` ones, the mask unchanged)."""
-        import torch.nn.utils.prune as tprune
-        inner = unwrap_model(model)
-        pruned = [(m, hook._tensor_name) for m in inner.modules() for hook in list(m._forward_pre_hooks.values())
-                  if isinstance(hook, tprune.BasePruningMethod)]
-        if not pruned:
-            raise ValueError("the model has no torch.nn.utils.prune reparametrization to import")
-        keep, undo = {}, []
-        for module, name in pruned:
-            mask = getattr(module, name + "_mask").detach()
-            keep[(id(module), name)] = mask != 0
-            # prune.remove replaces <name>_orig's data by the masked values; hold the old data (a reference,
-            # not a copy) so that a failure below can restore it
-            undo.append((module, name, getattr(module, name + "_orig").data, mask))
-            tprune.remove(module, name)
-        try:
-            if "include" not in selection:
-                lookup = {id(m): n for n, m in inner.named_modules()}
-                selection["include"] = [f"{lookup[id(m)]}.{name}" if lookup[id(m)] else name for m, name in pruned]
-            pruner = cls(model, **{"masks_from": "ones", **selection})  # the masks are set from torch's below
-        except BaseException:
-            for module, name, data, mask in undo:
-                getattr(module, name).data = data
-                tprune.custom_from_mask(module, name, mask=mask)
-            raise
-        bools = []
-        for (module, name), param in zip(pruner._module_param_pairs(), pruner.params):
-            bools.append(keep.get((id(module), name), torch.ones_like(param, dtype=torch.bool)))
-        pruner.masks = MaskSet.from_bool(bools, pruner.names).to(pruner.params[0].device)
-        pruner.apply_masks()
-        return pruner
+        return adopt(model, cls, **selection)

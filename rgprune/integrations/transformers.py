@@ -27,7 +27,8 @@ from collections.abc import Sequence
 
 from transformers import TrainerCallback
 
-from rgprune.pruner import GlobalMagnitudePruner, hookable_optimizer
+from rgprune.optim_hooks import hookable_optimizer
+from rgprune.pruner import GlobalMagnitudePruner
 
 __all__ = ["PruningCallback"]
 
