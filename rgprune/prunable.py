@@ -1,6 +1,7 @@
 """What rgprune prunes by default: the one definition, for live models and for checkpoints on disk.
 
-The default set is the ``weight`` of every Linear and Conv layer, except
+The default set is the ``weight`` of every Linear and Conv layer (and Hugging Face ``Conv1D``, GPT-2's
+transposed Linear), except
 
 * the **classifier head**: parameters under a top-level module named one of ``HEAD_MODULE_NAMES``
   (``fc.weight``; ``classifier.1.weight`` when ``classifier`` is a ``Sequential``), kept dense unless
@@ -8,11 +9,12 @@ The default set is the ``weight`` of every Linear and Conv layer, except
 * the **embeddings**: kept dense unless ``prune_embeddings=True``.
 
 Biases, norm layers and everything else are never in the default set. A live model tells the layer kind
-by module type (``nn.Linear``, ``nn.Conv1d/2d/3d``, ``nn.Embedding``). A checkpoint holds only names and
-tensors, so there a floating-point tensor of two or more dimensions named ``*.weight`` counts as a layer
-weight, and as an embedding when its name matches ``EMBEDDING_NAME_PATTERN`` (Hugging Face models keep
-their embedding tables under ``*.embeddings.*``). ``include``/``exclude`` fnmatch patterns over qualified
-names override the default set in both (``select_prunable`` and ``rgprune.rg.trace_from_checkpoints``).
+by module type (``nn.Linear``, ``nn.Conv1d/2d/3d``, transformers' ``Conv1D``, ``nn.Embedding``). A
+checkpoint holds only names and tensors, so there a floating-point tensor of two or more dimensions named
+``*.weight`` counts as a layer weight, and as an embedding when its name matches one of
+``EMBEDDING_NAME_PATTERNS`` (the names Hugging Face models give their embedding tables).
+``include``/``exclude`` fnmatch patterns over qualified names override the default set in both
+(``select_prunable`` and ``rgprune.rg.trace_from_checkpoints``).
 """
 from __future__ import annotations
 
@@ -24,12 +26,14 @@ from typing import Sequence
 
 import torch
 
-#: top-level module names treated as classifier heads (torchvision, CIFAR ResNets, Hugging Face, timm)
-HEAD_MODULE_NAMES = ("fc", "classifier", "head", "heads", "lm_head", "linear", "cls")
+#: top-level module names treated as classifier heads (torchvision, CIFAR ResNets, Hugging Face -- ``score`` for
+#: GPT-2/Llama sequence classification, ``qa_outputs`` for question answering --, timm)
+HEAD_MODULE_NAMES = ("fc", "classifier", "head", "heads", "lm_head", "linear", "cls", "score", "qa_outputs")
 #: module types whose ``weight`` is pruned by default
 PRUNABLE_LAYER_TYPES = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
-#: how a checkpoint's tensor name marks an embedding (a live model's are ``nn.Embedding`` modules)
-EMBEDDING_NAME_PATTERN = "*embeddings*"
+#: how a checkpoint's tensor name marks an embedding (a live model's are ``nn.Embedding`` modules): BERT's
+#: ``*.embeddings.*``, Llama's ``embed_tokens``, GPT-2's ``wte`` / ``wpe``
+EMBEDDING_NAME_PATTERNS = ("*embeddings*", "*embed_tokens*", "*wte.*", "*wpe.*")
 
 
 class LayerKind(enum.Enum):
@@ -48,7 +52,8 @@ def as_patterns(patterns, what: str) -> list[str]:
     try:
         patterns = list(patterns)
     except TypeError:
-        raise TypeError(f"{what} must be a string or a list of fnmatch patterns, got {type(patterns).__name__}") from None
+        raise TypeError(f"{what} must be a string or a list of fnmatch patterns, got "
+                        f"{type(patterns).__name__}") from None
     bad = [p for p in patterns if not isinstance(p, str)]
     if bad:
         raise TypeError(f"{what} must hold strings (fnmatch patterns over qualified parameter names), got {bad[:3]}")
@@ -67,9 +72,16 @@ def is_head(name: str) -> bool:
     return name.split(".")[0] in HEAD_MODULE_NAMES
 
 
+def _is_transformers_conv1d(module: torch.nn.Module) -> bool:
+    """Hugging Face's ``Conv1D`` (GPT-2's attention and MLP layers): a Linear layer with a transposed weight.
+    Told by class, without importing transformers (a model holding one has imported it)."""
+    conv1d = getattr(sys.modules.get("transformers.pytorch_utils"), "Conv1D", None)
+    return conv1d is not None and isinstance(module, conv1d)
+
+
 def module_kind(module: torch.nn.Module) -> LayerKind:
     """The kind of a live module, by type."""
-    if isinstance(module, PRUNABLE_LAYER_TYPES):
+    if isinstance(module, PRUNABLE_LAYER_TYPES) or _is_transformers_conv1d(module):
         return LayerKind.LAYER
     if isinstance(module, torch.nn.Embedding):
         return LayerKind.EMBEDDING
@@ -80,7 +92,7 @@ def tensor_kind(name: str, ndim: int, dtype: torch.dtype) -> LayerKind:
     """The kind of a checkpoint tensor, from its qualified name, number of dimensions and dtype alone."""
     if ndim < 2 or not dtype.is_floating_point:
         return LayerKind.OTHER
-    return LayerKind.EMBEDDING if fnmatch.fnmatchcase(name, EMBEDDING_NAME_PATTERN) else LayerKind.LAYER
+    return LayerKind.EMBEDDING if matches(name, EMBEDDING_NAME_PATTERNS) else LayerKind.LAYER
 
 
 def is_default_prunable(name: str, kind: LayerKind, *, prune_head: bool = False,
