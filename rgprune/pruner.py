@@ -109,7 +109,10 @@ class GlobalMagnitudePruner:
 
     def _warn_if_already_pruned(self, tensors: list[torch.Tensor]) -> None:
         total = sum(t.numel() for t in tensors)
-        zeros = total - sum(int(torch.count_nonzero(t)) for t in tensors)
+        counts = [torch.count_nonzero(t) for t in tensors]
+        if len({c.device for c in counts}) == 1:  # one host sync, not one per tensor
+            counts = [torch.stack(counts).sum()]
+        zeros = total - sum(int(c) for c in counts)
         if total and zeros > ALREADY_PRUNED_SHARE * total:
             warnings.warn(f"GlobalMagnitudePruner: {zeros / total:.1%} of the selected weights are exactly 0, as in "
                           f"a pruned model, but the masks start with every weight surviving: density() would "
