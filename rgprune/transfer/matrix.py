@@ -218,7 +218,8 @@ def _markdown(data: dict) -> str:
     lines += _matrix_lines(names, data["flow_distance"])
     lines += [f"Distance between the dense models: {data['dense_distance_note']}.", ""]
     lines += _matrix_lines(names, data["dense_distance"])
-    lines += [data["mantel_note"], "", "| test | r | one-sided p | null | smallest possible p |", "|---|---|---|---|---|",
+    lines += [data["mantel_note"], "", "| test | r | one-sided p | null | smallest possible p |",
+              "|---|---|---|---|---|",
               _mantel_line("Mantel (flow distance vs gain)", data["mantel"]),
               _mantel_line("partial Mantel (controlling for the dense models' distance)", data["partial_mantel"]), ""]
     return "\n".join(lines)

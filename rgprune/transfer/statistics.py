@@ -126,9 +126,9 @@ def transfer_statistics(accuracy, random_mask_accuracy: Sequence[float | None], 
         out["mantel"] = _mantel(task_dist, task_gain, None, options)
         if len(names) < 4:
             out["partial_mantel"] = {"statistic": None, "p_value": None, "reason": (
-                f"{len(names)} tasks: the partial test fits the control (slope and intercept) on the {len(names)} pairs "
-                f"of tasks, leaving residuals of one degree of freedom whose correlation is ±1 whatever the data; it "
-                f"needs at least 4 tasks")}
+                f"{len(names)} tasks: the partial test fits the control (slope and intercept) on the {len(names)} "
+                f"pairs of tasks, leaving residuals of one degree of freedom whose correlation is ±1 whatever the "
+                f"data; it needs at least 4 tasks")}
         else:
             out["partial_mantel"] = _mantel(task_dist, task_gain, np.array(out["task_level"]["dense_distance"]),
                                             options)
