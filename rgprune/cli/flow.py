@@ -125,33 +125,36 @@ def _fit_line(fit: dict, limit: int = 4) -> str:
 
 
 def flow_summary(flow_json, report) -> str:
-    """A few lines on a flow (from its flow.json): rounds, step sizes split into pruning and training, the resolved
-    directions with their intervals (or "too short to resolve anything", "nothing resolved"), the other
-    observables and the parameter-space fit in one line each, and, last, where the full report is."""
+    """A few lines on a flow (from its flow.json): rounds, step sizes beside what pruning alone would give and what
+    training adds, the resolved directions with their intervals (or "too short to resolve anything", "nothing
+    resolved"), the other observables and the parameter-space fit in one line each, and, last, the report's path."""
     flow = json.loads(Path(flow_json).read_text())
     a = flow["analysis"]
-    lines = [f"RG flow over {len(flow['rounds'])} rounds ({flow['observable']} observable): step sizes "
-             f"{_steps(flow.get('step_sizes', []))}"]
+    lines = [f"RG flow over {len(flow['rounds'])} rounds ({flow['observable']} observable), relative step of each "
+             f"round n = 1, 2, ...:"]
     if flow.get("observable_fallback"):
         lines.append(f"  note: {flow['observable_fallback']}")
     split = flow.get("step_split")
+    rows = [("step sizes", flow.get("step_sizes", []))]
     if split:
-        lines.append(f"  pruning alone {_steps(split['pruning'])}; training {_steps(split['training'])}")
+        rows += [("pruning alone", split["pruning"]), ("training", split["training"])]
+    lines += [f"  {label:<14} {_steps(values)}" for label, values in rows if values]
     if a is None:  # too few rounds for any fit
         return "\n".join(lines + [f"  no flow analysis: {flow['reason']}", f"flow report: {report}"])
     lines.append("  " + _fit_line(a))
     if a["eigenvalues"]:
-        level = round(100 * flow["interval_level"])
-        lines.append(f"    ({level}% bootstrap intervals of |λ|, ∞ = unbounded; a class only when the whole interval "
-                     f"is in its band, marginal within ±{flow['marginal_tolerance']} of 1, else unresolved)")
+        unbounded = "; ∞: unbounded" if any(None in bounds for bounds in a["intervals"]) else ""
+        lines.append(f"    ({round(100 * flow['interval_level'])}% bootstrap intervals of |λ|{unbounded}; a direction "
+                     f"is classed only when its whole interval lies in one band, marginal = 1 ± "
+                     f"{flow['marginal_tolerance']})")
     if a.get("fixed_point_distance") is not None:
-        lines.append(f"  distance of the last round from the affine fixed point {a['fixed_point_distance']:.4g}")
-    for kind, other in flow.get("by_observable", {}).items():
-        if kind != flow["observable"] and other["analysis"] is not None:
-            lines.append(f"  {kind} observable: {_fit_line(other['analysis'], 2)}")
+        lines.append(f"  the last round is {a['fixed_point_distance']:.4g} from the fitted affine fixed point")
+    others = [(kind, f["analysis"]) for kind, f in flow.get("by_observable", {}).items()
+              if kind != flow["observable"] and f["analysis"] is not None]
     space = (flow.get("parameter_space") or {}).get("analysis")
     if space is not None:
-        lines.append(f"  parameter space (Gram DMD of the checkpoints): {_fit_line(space, 2)}")
+        others.append(("parameter space (Gram DMD of the checkpoints)", space))
+    lines += [f"  also {kind}: {_fit_line(fit, 2)}" for kind, fit in others]
     return "\n".join(lines + [f"flow report: {report}"])
 
 
