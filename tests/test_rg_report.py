@@ -162,6 +162,9 @@ def test_reports_are_reproducible_and_the_parameter_space_fit_uses_the_same_rule
     assert space["rank_rule"] == "held-out" and space["snapshot_pairs"] == 4 and not space["exact_fit"]
     with pytest.raises(ValueError, match="Gram matrix of the same rounds"):
         analyse_flow(trace, gram=gram[:4, :4])
+    still = write_flow_report(trace, tmp_path / "c", gram=np.ones((5, 5)))  # checkpoints that never move
+    assert "does not move" in json.loads(still["flow"].read_text())["parameter_space"]["reason"]
+    assert "**No fit:** all input snapshots are equal" in still["report"].read_text()
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -277,5 +277,8 @@ def _parameter_space(gram, rounds: int, options: dict, fraction: float | None) -
                          f"rounds' checkpoints ({rounds} x {rounds})")
     if rounds < MIN_ROUNDS:
         return {"analysis": None, "reason": f"{rounds} checkpoints; a fit needs at least {MIN_ROUNDS}"}
-    result = gram_dmd(g, level=options["level"], n_boot=options["n_boot"], seed=options["seed"])
+    try:
+        result = gram_dmd(g, level=options["level"], n_boot=options["n_boot"], seed=options["seed"])
+    except ValueError as exc:  # e.g. checkpoints that do not move: the report says so instead of failing
+        return {"analysis": None, "reason": str(exc)}
     return {"analysis": fit_json(result, marginal_tol=options["marginal_tol"], fraction=fraction)}
