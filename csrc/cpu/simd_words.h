@@ -92,6 +92,29 @@ __attribute__((target("avx2"))) int64_t filtered_words_f32_avx2(const uint32_t* 
   return base;
 }
 
+// A word of hist_words_f32_avx2 that holds a NaN key (alive or not), lane by lane: the rare path.
+template <bool kSums, bool kWindow>
+inline void hist_word_with_nan(const uint32_t* x, uint32_t alive_bits, int shift_bits, int64_t* hist, int64_t& count,
+                               int64_t& nans, double& abs_sum, double& sq_sum, WindowCollector* win) {
+  for (uint32_t a = alive_bits; a; a &= a - 1) {
+    const int j = __builtin_ctz(a);
+    const uint32_t k = x[j] & 0x7FFFFFFFu;
+    if (k > 0x7F800000u) {
+      ++nans;
+      continue;
+    }
+    ++count;
+    ++hist[k >> shift_bits];
+    if (kWindow) win->visit(k);
+    if (kSums) {
+      float f;
+      std::memcpy(&f, &k, sizeof(f));
+      abs_sum += double(f);
+      sq_sum += double(f) * double(f);
+    }
+  }
+}
+
 // The unfiltered float32 histogram pass (cut 0, nothing stored) over the whole mask words [begin, end) of a
 // chunk in AVX2, with fewer instructions per word than apply_words_f32: a lane's mask bit is moved to its
 // sign bit by one variable shift and used by blendv_ps directly; NaN keys are looked for once per word (the
@@ -100,7 +123,8 @@ __attribute__((target("avx2"))) int64_t filtered_words_f32_avx2(const uint32_t* 
 // apply_words_f32<Avx2Lanes> (same order of additions). kWindow: the threshold's first pass also feeds `win`
 // (two compares per 8 lanes; the few lanes inside the window are gathered one by one). kPrefetch = false
 // for the threshold's sample, whose runs are too short for a prefetch 4 KB ahead to land in them. Returns
-// where it stopped.
+// where it stopped. (One loop body on purpose, like apply_words_f32: its accumulators stay in registers
+// across the words.)
 template <bool kSums, bool kWindow, bool kPrefetch = true>
 __attribute__((target("avx2"))) int64_t hist_words_f32_avx2(const uint32_t* w, const uint32_t* mask, int64_t begin,
                                                              int64_t end, int shift_bits, int64_t nbins,
@@ -127,24 +151,7 @@ __attribute__((target("avx2"))) int64_t hist_words_f32_avx2(const uint32_t* w, c
       key[g] = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 8 * g)), key_mask);
     const __m256i top = _mm256_max_epu32(_mm256_max_epu32(key[0], key[1]), _mm256_max_epu32(key[2], key[3]));
     if (__builtin_expect(!_mm256_testz_si256(_mm256_cmpgt_epi32(top, inf), _mm256_cmpgt_epi32(top, inf)), 0)) {
-      // A NaN key in the word: lane by lane.
-      for (uint32_t a = alive_bits; a; a &= a - 1) {
-        const int j = __builtin_ctz(a);
-        const uint32_t k = x[j] & 0x7FFFFFFFu;
-        if (k > 0x7F800000u) {
-          ++nans;
-          continue;
-        }
-        ++count;
-        ++hist[k >> shift_bits];
-        if (kWindow) win->visit(k);
-        if (kSums) {
-          float f;
-          std::memcpy(&f, &k, sizeof(f));
-          abs_scalar += double(f);
-          sq_scalar += double(f) * double(f);
-        }
-      }
+      hist_word_with_nan<kSums, kWindow>(x, alive_bits, shift_bits, hist, count, nans, abs_scalar, sq_scalar, win);
       continue;
     }
     count += __builtin_popcount(alive_bits);
