@@ -1,4 +1,4 @@
-"""RG flow statistics of iterative magnitude pruning (DESIGN.md section 1).
+"""RG flow statistics of iterative magnitude pruning (docs/DESIGN.md, "The science").
 
 One module per job: ``steps`` (step sizes, density profiles), ``dmd`` (DMD, parameter-space DMD from a
 Gram matrix), ``fixed_point`` (affine DMD and the fixed point), ``exponents`` (scaling exponents,

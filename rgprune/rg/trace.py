@@ -1,11 +1,11 @@
 """FlowTrace: the RG observables of an IMP run, one record per round.
 
-The observables come out of the kernels' own passes (DESIGN.md section 1): the histogram that selects
-a round's threshold *is* the histogram of that round's trained survivors on fixed logarithmic bins (the
-top 12 bits of the magnitude key: 16 bins per octave for float32), and ``apply_threshold_`` returns the
-per-tensor count, Σ|w| and Σw² of the survivors from the pruning pass itself. Recording a trace therefore
-costs no pass over the weights. ``trace_from_checkpoints`` computes the same records from checkpoints on
-disk, one tensor at a time.
+The observables come out of the kernels' own passes (docs/DESIGN.md, "Observing the flow through the kernels'
+passes"): the histogram that selects a round's threshold *is* the histogram of that round's trained survivors
+on fixed logarithmic bins (the top 12 bits of the magnitude key: 16 bins per octave for float32), and
+``apply_threshold_`` returns the per-tensor count, Σ|w| and Σw² of the survivors from the pruning pass itself.
+Recording a trace therefore costs no pass over the weights. ``trace_from_checkpoints`` computes the same records
+from checkpoints on disk, one tensor at a time.
 """
 from __future__ import annotations
 
