@@ -224,7 +224,8 @@ def _threshold_kernel(tensors, masks, k: int):
 
 def global_magnitude_threshold(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor],
                                k: int) -> Threshold:
-    """Exact k-th smallest surviving magnitude over all ``tensors`` (radix select, 2-6 reads, O(bins) memory).
+    """Exact k-th smallest surviving magnitude over all ``tensors`` by radix select (the passes over the weights
+    per dtype and device, and the bounded key buffer, are in docs/DESIGN.md, "The ops and their passes").
 
     Raises ValueError when k is negative or larger than the number of surviving weights, or when a
     surviving weight is NaN. Nothing is modified.

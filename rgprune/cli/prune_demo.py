@@ -30,6 +30,7 @@ def prune_demo(models=DEMO_MODELS, rounds: int = 3, fraction: float = 0.2, seed:
     import torch
 
     import rgprune
+    from rgprune.prunable import select_prunable
 
     unknown = [name for name in models if name not in DEMO_MODELS]
     if unknown:
@@ -43,12 +44,12 @@ def prune_demo(models=DEMO_MODELS, rounds: int = 3, fraction: float = 0.2, seed:
     for name in models:
         torch.manual_seed(seed)
         model = _demo_model(name)
-        named = [(n, m.weight) for n, m in model.named_modules()
-                 if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+        named = select_prunable(model)  # the default set, as GlobalMagnitudePruner takes it (heads stay dense)
         tensors = [p.data for _, p in named]
         masks = rgprune.MaskSet.ones(tensors, names=[n for n, _ in named])
         n_total = sum(t.numel() for t in tensors)
-        print(f"\n{name}: {len(tensors)} conv/linear weight tensors, {n_total / 1e6:.1f}M weights", file=out)
+        print(f"\n{name}: {len(tensors)} prunable weight tensors (conv/linear, no head), {n_total / 1e6:.1f}M "
+              f"weights", file=out)
         print(f"{'round':>5} {'pruned':>10} {'sparsity':>9} {'threshold':>11} {'time ms':>9}", file=out)
         for r in range(1, rounds + 1):
             survivors = sum(masks.survivor_counts())

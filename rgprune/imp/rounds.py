@@ -21,7 +21,8 @@ the same result as an uninterrupted run: every random draw is seeded from ``(see
 epoch's data order from ``(seed, round, epoch)``, and a round starts only from what the previous complete
 round saved (θ_{n-1}, m_{n-1}) plus θ_k. A config that differs from the saved one is refused. Bit-identical
 results need the same device and, on the CPU, the same number of threads (``torch.get_num_threads()``,
-recorded per round; resuming with another count warns), as CPU kernels reduce in a thread-dependent order.
+recorded per round; resuming with another count warns), as torch's CPU training kernels reduce in a
+thread-dependent order (rgprune's own kernels give one result for any count).
 Under torch.distributed: ``rgprune.imp.coordination`` (``world_size`` is recorded per round; resuming with
 another number of ranks warns, as the data shards then differ).
 """
@@ -123,7 +124,7 @@ def _warn_on_resume(trainer: RoundTrainer, run_dir: RunDir, saved: dict) -> None
     saved_threads = saved.get("threads")
     if trainer.device.type == "cpu" and saved_threads not in (None, torch.get_num_threads()):
         warnings.warn(f"resuming {run_dir.path} with {torch.get_num_threads()} CPU threads; its rounds ran with "
-                      f"{saved_threads}. CPU kernels reduce in a thread-dependent order, so the rest of the run "
+                      f"{saved_threads}. torch's CPU training kernels reduce in a thread-dependent order, so the rest of the run "
                       f"will not be bit-identical to an uninterrupted one (torch.set_num_threads / "
                       f"OMP_NUM_THREADS={saved_threads} restores that)", RuntimeWarning, stacklevel=4)
     saved_world, world = saved.get("world_size", 1), trainer.world or 1
