@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import pytest
 import tiny_data as td
 import torch
-from run_helpers import assert_same_run, kill_in_round_2
+from run_helpers import TinyConvNet, assert_same_run, blobs, kill_in_round_2
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -277,26 +277,6 @@ def test_weights_are_loaded_and_a_resume_with_others_is_refused(data, tmp_path, 
 
 
 # ---- the Python API: a model factory and datasets --------------------------------------------------------------
-
-class TinyConvNet(nn.Module):
-    def __init__(self, num_classes: int, in_channels: int):
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, 6, 3, padding=1)
-        self.norm = nn.BatchNorm2d(6)
-        self.head = nn.Linear(6, num_classes)
-        self.seen = []  # (channels_last input, autocast dtype or None) per forward
-
-    def forward(self, x):
-        autocast = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None
-        self.seen.append((x.is_contiguous(memory_format=torch.channels_last), autocast))
-        return self.head(torch.relu(self.norm(self.conv(x))).mean((2, 3)))
-
-
-def blobs(n: int, seed: int) -> TensorDataset:
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.arange(n) % 3
-    return TensorDataset(torch.randn(n, 3, 6, 6, generator=g) + labels[:, None, None, None].float(), labels)
-
 
 API = IMPConfig(model="given:tinyconv", task="given-vision:blobs", rounds=2, epochs=2, batch_size=8, rewind_step=2,
                 baselines=BASELINES)
