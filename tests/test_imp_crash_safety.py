@@ -7,16 +7,17 @@ Planted bugs these tests were seen to fail on (one at a time):
 - ``_finish_round`` writing round n's ``metrics.json`` (the completion marker) before its weights and masks: a
   failed or killed weights write leaves a round reported complete without weights, which resume trusts;
 - ``RunDir.complete_rounds`` taking a round folder holding ``weights.safetensors`` as complete;
-- ``RunDir.complete_rounds`` no longer requiring ``rewind.safetensors`` (round 0 then "complete" without θ_k);
-- ``RunDir._clean_partial`` not removing the half-written round folder (or the temp files of atomic writes);
+- ``RunDir._clean_partial`` not removing the temp files of atomic writes (a killed write's stays forever);
+- ``atomic_write`` leaving its temp file behind when the write fails;
 - ``_run_rounds`` skipping the summary files on a resume with nothing left to train (a failed write of the last
   round's summary, trace or flow report then stays failed);
 - ``atomic_write`` writing in place instead of temp file + rename (a killed write leaves a half-written file);
 - resume restarting from the round before the last complete one's checkpoint (θ_{n-1} instead of θ_n).
 
-Tiny sizes: a 6-channel conv net on 40 random 6x6 images, two pruning rounds (about 1 s a run); a SIGKILL is
-delivered to a forked copy of the test process, so no interpreter starts per kill. One CPU thread (as every IMP
-test): results are bit-identical only at a fixed thread count.
+Tiny sizes: a 6-channel conv net on 40 random 6x6 images, two pruning rounds (well under a second a run); a
+SIGKILL is delivered to a forked copy of the test process, so no interpreter starts per kill. The file takes about
+30 s of CPU (about 65 s on the shared 2-core machine). One CPU thread, as every IMP test: results are
+bit-identical only at a fixed thread count. ``make test-slow`` also kills ``rgprune imp`` itself at every write.
 """
 
 from __future__ import annotations
@@ -166,7 +167,8 @@ def assert_resumes_to_the_uninterrupted_run(out: Path, ref: Path, last: int) -> 
     assert files == {p.relative_to(ref).as_posix() for p in ref.rglob("*") if p.is_file()}  # no leftovers
 
 
-@pytest.mark.parametrize("action", ["raise", "kill"])
+@pytest.mark.parametrize("action", ["raise", pytest.param("kill", marks=pytest.mark.skipif(
+    not hasattr(os, "fork"), reason="the SIGKILLed run is a forked copy of the test process (POSIX only)"))])
 @pytest.mark.parametrize("point", POINTS, ids=[point_id(p) for p in POINTS])
 def test_a_failed_or_killed_write_leaves_no_round_complete_that_resume_trusts(point, action, tmp_path, reference):
     """Each write of a run fails in turn, or the process is SIGKILLed at it: the rounds reported complete are
@@ -192,38 +194,33 @@ def test_a_failed_or_killed_write_leaves_no_round_complete_that_resume_trusts(po
     assert_resumes_to_the_uninterrupted_run(out, ref, last)
 
 
-def test_a_resume_killed_again_still_resumes_to_the_uninterrupted_run(tmp_path, reference):
-    """Two crashes in a row: killed at round 1's masks, then the resume killed at round 2's completion marker.
-    Guards against a resume that trusts the leftovers of the first crash (half-written round folder, temp files)
-    once a second one has added its own."""
-    ref, _ = reference
-    out = tmp_path / "run"
-    interrupted_by("kill", ("round-01/masks.safetensors", 0), out)
-    assert RunDir(out).complete_rounds(ROUNDS) == 0
-    interrupted_by("kill", ("round-02/metrics.json", 0), out)
-    assert RunDir(out).complete_rounds(ROUNDS) == 1
-    assert_resumes_to_the_uninterrupted_run(out, ref, 1)
-
-
 TINY_ARGS = ["imp", "--model", "resnet20", "--task", "digits", "--rounds", "2", "--epochs", "1", "--image-size", "8",
              "--batch-size", "128", "--rewind-step", "3", "--baselines", "all", "--quiet"]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("point", numbered(LAYOUT), ids=[point_id(p) for p in numbered(LAYOUT)])
-def test_rgprune_imp_killed_at_every_write_resumes_to_the_uninterrupted_run(point, tmp_path_factory):
-    """``rgprune imp`` (ResNet-20 on the digits) in a fresh interpreter, SIGKILLed at each write in turn, then
-    resumed from the command line: the result of an uninterrupted run (about 20 s a point)."""
+@pytest.fixture(scope="module")
+def cli_reference(tmp_path_factory) -> Path:
+    """An uninterrupted ``rgprune imp`` run of TINY_ARGS."""
     from rgprune.cli import main
 
-    ref = tmp_path_factory.getbasetemp() / "cli-reference" / "run"
-    if not ref.exists():
-        assert main([*TINY_ARGS, "--out", str(ref)]) == 0
-    out = tmp_path_factory.mktemp("killed") / "run"
+    out = tmp_path_factory.mktemp("cli-reference") / "run"
+    assert main([*TINY_ARGS, "--out", str(out)]) == 0
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", numbered(LAYOUT), ids=[point_id(p) for p in numbered(LAYOUT)])
+def test_rgprune_imp_killed_at_every_write_resumes_to_the_uninterrupted_run(point, tmp_path, cli_reference):
+    """``rgprune imp`` (ResNet-20 on the digits) in a fresh interpreter, SIGKILLed at each write in turn, then
+    resumed from the command line: the result of an uninterrupted run (about 20 s a point). The same planted bugs
+    as above, on the command users run (seen failing on the completion marker written first)."""
+    from rgprune.cli import main
+
+    out = tmp_path / "run"
     kill_at(TINY_ARGS, out, point)
     last = last_complete_before(point)
     if point != ("config.json", 0):
         assert RunDir(out).complete_rounds(ROUNDS) == last
     assert main([*TINY_ARGS, "--out", str(out)]) == 0
     assert load_result(out).complete
-    assert_same_run(out, ref, ROUNDS)
+    assert_same_run(out, cli_reference, ROUNDS)
