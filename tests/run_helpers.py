@@ -1,7 +1,7 @@
 """What the IMP tests share: a tiny model and data set for the Python API, reading a run directory's rounds,
-comparing two runs bit for bit, fault injection at the real writes of a run (``WriteFaults``), and a run of
-``rgprune imp`` SIGKILLed at one of its writes (by default in its last round: after round 2 wrote its other files,
-before its completion marker)."""
+comparing two runs bit for bit, an accuracy counted independently of the runner, fault injection at the real
+writes of a run (``WriteFaults``), and a run of ``rgprune imp`` SIGKILLed at one of its writes (by default in its
+last round: after round 2 wrote its other files, before its completion marker)."""
 
 from __future__ import annotations
 
@@ -80,6 +80,20 @@ def assert_same_run(out_a: Path, out_b: Path, rounds: int) -> None:
     for name in ("init.safetensors", "rewind.safetensors"):
         sa, sb = load_file(str(out_a / name)), load_file(str(out_b / name))
         assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa), f"{name} differs"
+
+
+def accuracy_of(model: nn.Module, state: dict, test, batch_size: int) -> float:
+    """Top-1 accuracy of ``model`` holding ``state`` (a full state dict) on the vision data set ``test``, counted
+    here rather than by ``rgprune.train.evaluate``: the value a run's metrics must record. ``batch_size``: the
+    run's evaluation batch (rgprune.imp.pipeline.EVAL_BATCH or more), so the logits are summed in the same order."""
+    model.load_state_dict(state)
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for start in range(0, len(test), batch_size):
+            images, labels = zip(*(test[i] for i in range(start, min(start + batch_size, len(test)))))
+            correct += int((model(torch.stack(images)).argmax(dim=1) == torch.stack(labels)).sum())
+    return correct / len(test)
 
 
 # ---- fault injection at the real writes -------------------------------------------------------------------------
