@@ -85,14 +85,19 @@ def assert_same_run(out_a: Path, out_b: Path, rounds: int) -> None:
 def accuracy_of(model: nn.Module, state: dict, test, batch_size: int) -> float:
     """Top-1 accuracy of ``model`` holding ``state`` (a full state dict) on the vision data set ``test``, counted
     here rather than by ``rgprune.train.evaluate``: the value a run's metrics must record. ``batch_size``: the
-    run's evaluation batch (rgprune.imp.pipeline.EVAL_BATCH or more), so the logits are summed in the same order."""
+    run's evaluation batch (rgprune.imp.pipeline.EVAL_BATCH or more), and one CPU thread as the tests' runs, so the
+    logits are summed in the same order."""
     model.load_state_dict(state)
     model.eval()
-    correct = 0
-    with torch.no_grad():
-        for start in range(0, len(test), batch_size):
-            images, labels = zip(*(test[i] for i in range(start, min(start + batch_size, len(test)))))
-            correct += int((model(torch.stack(images)).argmax(dim=1) == torch.stack(labels)).sum())
+    correct, threads = 0, torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            for start in range(0, len(test), batch_size):
+                images, labels = zip(*(test[i] for i in range(start, min(start + batch_size, len(test)))))
+                correct += int((model(torch.stack(images)).argmax(dim=1) == torch.stack(labels)).sum())
+    finally:
+        torch.set_num_threads(threads)
     return correct / len(test)
 
 
