@@ -1,8 +1,9 @@
 """``rgprune imp`` on the user's own data and models: every local format (written here in its real on-disk layout by
 tiny_data) runs a short IMP from the command line and produces its report; a run SIGKILLed with DataLoader workers
 resumes to the result of an uninterrupted run without them; bad layouts fail with the layout named and nothing
-written; a resume on other data or weights is refused; the Python API takes a model factory and datasets; the
-input pipeline's settings per device; config names of existing runs unchanged.
+written; a resume on other data or weights is refused; the Python API takes a model factory and datasets (a nested
+classifier head stays dense unless prune_head); the input pipeline's settings per device; config names of existing
+runs unchanged.
 
 Tiny sizes throughout (one CPU thread): the whole file takes about a minute on a loaded 2-core machine.
 """
@@ -359,6 +360,39 @@ def test_text_datasets_and_a_factory(tmp_path):
     with pytest.raises(ConfigError, match="no prunable parameters selected.*prune_head"):
         run_imp(config, tmp_path / "nothing", progress=False, model_fn=OnlyAHead, train=data, test=data)
     assert not (tmp_path / "nothing").exists()
+
+
+class NestedHead(nn.Module):
+    """A torchvision-style classifier: ``classifier = Sequential(Linear, ReLU, Linear)``."""
+
+    def __init__(self, num_classes: int, in_channels: int):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(in_channels, 6, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                                      nn.Flatten())
+        self.classifier = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, num_classes))
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+@pytest.mark.parametrize("prune_head", [False, True])
+def test_imp_on_a_nested_head_keeps_it_dense_unless_asked(tmp_path, prune_head):
+    """run_imp's masks, observables and trace cover the 162 conv weights, and the nested head's 48 + 24 weights only
+    with prune_head=True: guards against the head rule matched on the full module name (``classifier.0`` is then
+    no head and gets pruned by default) and against IMPConfig.prune_head not reaching the run's pruner."""
+    config = API.replace(rounds=1, epochs=1, baselines=(), prune_head=prune_head)
+    out = tmp_path / "nested"
+    run_imp(config, out, progress=False, model_fn=NestedHead, train=blobs(40, 0), test=blobs(12, 1))
+    head = ["classifier.0.weight", "classifier.2.weight"] if prune_head else []
+    run = RunDir(out)
+    names = ["features.0.weight", *head]
+    assert run.load_masks(1).names == names and run.read_observables(1)["tensor_names"] == names
+    assert run.load_trace().tensor_names == names
+    # 20% of the selected weights pruned: round(0.2 * 162) = 32, or round(0.2 * 234) = 47 with the head
+    assert run.read_round_metrics(1)["survivors"] == (234 - 47 if prune_head else 162 - 32)
+    if not prune_head:  # the head trained unmasked: no weight of it is 0
+        weights = run.load_weights(1)
+        assert all(bool(weights[name].all()) for name in ("classifier.0.weight", "classifier.2.weight"))
 
 
 def test_gpu_pipeline_settings_run_on_the_cpu(tmp_path, monkeypatch):
