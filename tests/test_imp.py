@@ -9,11 +9,14 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from run_helpers import assert_same_run, kill_in_round_2, round_files
+from run_helpers import accuracy_of, assert_same_run, kill_in_round_2, round_files
 from safetensors.torch import load_file
 
 import rgprune.imp.trainer as trainer
+from rgprune.data import load_task
 from rgprune.imp import BASELINES, IMPConfig, RoundTrainer, load_result, run_imp
+from rgprune.imp.pipeline import EVAL_BATCH
+from rgprune.models import build_model
 from rgprune.train import evaluate, train_epochs
 TINY = IMPConfig(model="resnet20", task="digits", rounds=2, epochs=1, image_size=8, batch_size=128,
                  rewind_step=3, baselines=BASELINES)
@@ -31,6 +34,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def digits_test():
+    """The test set TINY evaluates on (8x8 digits)."""
+    return load_task("digits", image_size=8).test
+
+
+def tiny_accuracy(state: dict, test) -> float:
+    """The accuracy of TINY's model (ResNet-20, one input channel) holding ``state``, counted by the test."""
+    return accuracy_of(build_model("resnet20", 10, in_channels=1), state, test, max(EVAL_BATCH, TINY.batch_size))
 
 
 @pytest.fixture(scope="module")
@@ -94,14 +108,17 @@ def test_rewind_step_past_the_end_is_refused(tmp_path):
 
 # ---- one run: checkpoints, metrics, densities, trace ---------------------------------------------------
 
-def test_two_rounds_checkpoints_metrics_and_exact_densities(reference):
+def test_two_rounds_checkpoints_metrics_and_exact_densities(reference, digits_test):
+    """Exact survivor counts and the accuracy of each saved θ_n counted here: guards against k off by one (floor
+    instead of round) and against an accuracy measured on other data or in training mode (a range check passed
+    both)."""
     result, out = reference
     survivors = [N_PRUNABLE]
     for _ in range(2):  # the pruner's rule: k = round(fraction * survivors)
         survivors.append(survivors[-1] - round(0.2 * survivors[-1]))
     expected = [s / N_PRUNABLE for s in survivors]
     assert result.densities == expected
-    assert result.densities[1] == pytest.approx(0.8, abs=1e-5) and result.densities[2] == pytest.approx(0.64, abs=1e-5)
+    assert survivors == [N_PRUNABLE, 213926, 171141]  # 53482 and then 42785 pruned, worked out by hand
     assert result.complete and result.resumed_from is None and len(result.rounds) == 3
 
     assert json.loads((out / "config.json").read_text())["rounds"] == 2
@@ -112,6 +129,7 @@ def test_two_rounds_checkpoints_metrics_and_exact_densities(reference):
         m = files["metrics"]
         assert m["round"] == n and m["density"] == expected[n] and m["survivors"] == survivors[n]
         assert m["accuracy"] == result.rounds[n].accuracy == summary["rounds"][n]["accuracy"]
+        assert m["accuracy"] == tiny_accuracy(files["weights"], digits_test)
         assert files["masks"].density() == expected[n]
         assert set(m["layer_densities"]) == set(files["masks"].names)
         assert {"train_s", "eval_s", "prune_s", "baselines_s", "total_s"} <= set(m["timings"])
@@ -124,7 +142,7 @@ def test_two_rounds_checkpoints_metrics_and_exact_densities(reference):
             assert m["threshold"]["k"] == survivors[n - 1] - survivors[n] and m["threshold"]["magnitude"] > 0
             assert set(m["baselines"]) == set(BASELINES)
             for base in m["baselines"].values():
-                assert base["density"] == expected[n] and 0 <= base["accuracy"] <= 1
+                assert base["density"] == expected[n]  # its accuracy: test_rewind_semantics_and_baselines
     # no stray temp files
     assert not list(out.rglob(".tmp-*"))
 
@@ -162,17 +180,21 @@ def test_imp_really_trains(reference):
 
 # ---- rewinding and baselines ------------------------------------------------------------------------------
 
-def test_rewind_semantics_and_baselines(tmp_path, monkeypatch, reference):
+def test_rewind_semantics_and_baselines(tmp_path, monkeypatch, reference, digits_test):
     """At the start of every training of round n >= 1 the survivors equal θ_k and pruned weights are 0;
     the random-mask baseline has the ticket's per-layer counts at other positions; the random-reinit
-    baseline has the ticket's mask on other values. The spied run equals the reference run."""
+    baseline has the ticket's mask on other values. The spied run equals the reference run. Each accuracy
+    recorded is that of the model trained under its name, counted here: guards against a baseline's accuracy
+    measured on another model (e.g. before it trained), which the range check 0 <= accuracy <= 1 passed."""
     _, ref_out = reference
-    seen = []
+    seen, trained = [], {}
     real = trainer.train_epochs
 
     def spy(model, *args, **kwargs):
         seen.append((kwargs["desc"], kwargs["start_step"], {k: v.detach().clone() for k, v in model.state_dict().items()}))
-        return real(model, *args, **kwargs)
+        stats = real(model, *args, **kwargs)
+        trained[kwargs["desc"]] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return stats
 
     monkeypatch.setattr(trainer, "train_epochs", spy)
     out = tmp_path / "spied"
@@ -198,6 +220,11 @@ def test_rewind_semantics_and_baselines(tmp_path, monkeypatch, reference):
         for name in theta_k:  # BN statistics and every other tensor are rewound too
             if name not in masks.names:
                 assert torch.equal(ticket[name], theta_k[name]) and torch.equal(random_mask[name], theta_k[name])
+        metrics = round_files(out, n)["metrics"]
+        assert metrics["accuracy"] == tiny_accuracy(trained[f"round {n}"], digits_test)
+        for baseline in BASELINES:
+            assert metrics["baselines"][baseline]["accuracy"] == tiny_accuracy(trained[f"round {n} {baseline}"],
+                                                                               digits_test), baseline
 
 
 def test_rewind_step_capture(tmp_path):

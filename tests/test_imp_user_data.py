@@ -1,8 +1,9 @@
 """``rgprune imp`` on the user's own data and models: every local format (written here in its real on-disk layout by
 tiny_data) runs a short IMP from the command line and produces its report; a run SIGKILLed with DataLoader workers
 resumes to the result of an uninterrupted run without them; bad layouts fail with the layout named and nothing
-written; a resume on other data or weights is refused; the Python API takes a model factory and datasets; the
-input pipeline's settings per device; config names of existing runs unchanged.
+written; a resume on other data or weights is refused; the Python API takes a model factory and datasets (a nested
+classifier head stays dense unless prune_head); the input pipeline's settings per device; config names of existing
+runs unchanged.
 
 Tiny sizes throughout (one CPU thread): the whole file takes about a minute on a loaded 2-core machine.
 """
@@ -19,14 +20,14 @@ from types import SimpleNamespace
 import pytest
 import tiny_data as td
 import torch
-from run_helpers import assert_same_run, kill_in_round_2
+from run_helpers import TinyConvNet, accuracy_of, assert_same_run, blobs, kill_in_round_2
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from rgprune.cli import main
 from rgprune.imp import BASELINES, ConfigError, IMPConfig, RunDir, load_result, run_imp
-from rgprune.imp.pipeline import EpochSampler, SeededItems, resolve_pipeline
+from rgprune.imp.pipeline import EVAL_BATCH, EpochSampler, SeededItems, resolve_pipeline
 
 SHORT = ["--rounds", "2", "--epochs", "1", "--baselines", "all", "--quiet"]
 
@@ -278,36 +279,23 @@ def test_weights_are_loaded_and_a_resume_with_others_is_refused(data, tmp_path, 
 
 # ---- the Python API: a model factory and datasets --------------------------------------------------------------
 
-class TinyConvNet(nn.Module):
-    def __init__(self, num_classes: int, in_channels: int):
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, 6, 3, padding=1)
-        self.norm = nn.BatchNorm2d(6)
-        self.head = nn.Linear(6, num_classes)
-        self.seen = []  # (channels_last input, autocast dtype or None) per forward
-
-    def forward(self, x):
-        autocast = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None
-        self.seen.append((x.is_contiguous(memory_format=torch.channels_last), autocast))
-        return self.head(torch.relu(self.norm(self.conv(x))).mean((2, 3)))
-
-
-def blobs(n: int, seed: int) -> TensorDataset:
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.arange(n) % 3
-    return TensorDataset(torch.randn(n, 3, 6, 6, generator=g) + labels[:, None, None, None].float(), labels)
-
-
 API = IMPConfig(model="given:tinyconv", task="given-vision:blobs", rounds=2, epochs=2, batch_size=8, rewind_step=2,
                 baselines=BASELINES)
 
 
 def test_run_imp_takes_a_model_factory_and_datasets(tmp_path):
+    """The factory's model trains on the given data: exact survivor counts of its 162 conv weights and each round's
+    accuracy counted here on the given test set (guards against a given test set ignored or evaluated in training
+    mode, and a pruning count off by one weight (k + 1), which densities within 0.02 passed)."""
     train, test = blobs(40, 0), blobs(12, 1)
     out = tmp_path / "api"
     result = run_imp(API, out, progress=False, model_fn=TinyConvNet, train=train, test=test)
     assert result.complete and all(set(r.baselines) == set(BASELINES) for r in result.rounds[1:])
-    assert result.densities[2] == pytest.approx(0.64, abs=0.02) and (out / "report.md").is_file()
+    run = RunDir(out)
+    assert [run.read_round_metrics(n)["survivors"] for n in range(3)] == [162, 130, 104]  # 32, then 26 pruned
+    assert result.densities == [1.0, 130 / 162, 104 / 162] and (out / "report.md").is_file()
+    for n in range(3):
+        assert result.accuracies[n] == accuracy_of(TinyConvNet(3, 3), run.load_weights(n), test, EVAL_BATCH)
     assert API.name.startswith("given-tinyconv-given-vision-blobs-")
     inputs = json.loads((out / "inputs.json").read_text())
     assert inputs == {"task": {"spec": "given-vision:blobs", "fingerprint": inputs["task"]["fingerprint"]},
@@ -345,6 +333,8 @@ def test_run_imp_refuses_missing_or_malformed_inputs_before_writing(tmp_path, kw
 
 
 def test_text_datasets_and_a_factory(tmp_path):
+    """A text model from a factory on given token datasets; the exact survivor count guards against a pruner taking
+    k = floor(fraction * survivors) (52 of 64 kept instead of 51), which a density within 0.02 passed."""
     class BagOfWords(nn.Module):
         def __init__(self, num_classes: int):
             super().__init__()
@@ -359,7 +349,8 @@ def test_text_datasets_and_a_factory(tmp_path):
     config = IMPConfig(model="given:bag", task="given-text:words", rounds=1, epochs=1, batch_size=8)
     assert config.optimizer == "adamw"  # the text defaults
     result = run_imp(config, tmp_path / "text", progress=False, model_fn=BagOfWords, train=data, test=data)
-    assert result.complete and result.rounds[1].density == pytest.approx(0.8, abs=0.02)
+    assert result.complete and RunDir(tmp_path / "text").read_round_metrics(1)["survivors"] == 51  # of 64: 13 pruned
+    assert result.rounds[1].density == 51 / 64
 
     class OnlyAHead(nn.Module):  # the head and the embeddings stay dense by default: nothing to prune
         def __init__(self, num_classes: int):
@@ -369,6 +360,39 @@ def test_text_datasets_and_a_factory(tmp_path):
     with pytest.raises(ConfigError, match="no prunable parameters selected.*prune_head"):
         run_imp(config, tmp_path / "nothing", progress=False, model_fn=OnlyAHead, train=data, test=data)
     assert not (tmp_path / "nothing").exists()
+
+
+class NestedHead(nn.Module):
+    """A torchvision-style classifier: ``classifier = Sequential(Linear, ReLU, Linear)``."""
+
+    def __init__(self, num_classes: int, in_channels: int):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(in_channels, 6, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                                      nn.Flatten())
+        self.classifier = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, num_classes))
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+@pytest.mark.parametrize("prune_head", [False, True])
+def test_imp_on_a_nested_head_keeps_it_dense_unless_asked(tmp_path, prune_head):
+    """run_imp's masks, observables and trace cover the 162 conv weights, and the nested head's 48 + 24 weights only
+    with prune_head=True: guards against the head rule matched on the full module name (``classifier.0`` is then
+    no head and gets pruned by default) and against IMPConfig.prune_head not reaching the run's pruner."""
+    config = API.replace(rounds=1, epochs=1, baselines=(), prune_head=prune_head)
+    out = tmp_path / "nested"
+    run_imp(config, out, progress=False, model_fn=NestedHead, train=blobs(40, 0), test=blobs(12, 1))
+    head = ["classifier.0.weight", "classifier.2.weight"] if prune_head else []
+    run = RunDir(out)
+    names = ["features.0.weight", *head]
+    assert run.load_masks(1).names == names and run.read_observables(1)["tensor_names"] == names
+    assert run.load_trace().tensor_names == names
+    # 20% of the selected weights pruned: round(0.2 * 162) = 32, or round(0.2 * 234) = 47 with the head
+    assert run.read_round_metrics(1)["survivors"] == (234 - 47 if prune_head else 162 - 32)
+    if not prune_head:  # the head trained unmasked: no weight of it is 0
+        weights = run.load_weights(1)
+        assert all(bool(weights[name].all()) for name in ("classifier.0.weight", "classifier.2.weight"))
 
 
 def test_gpu_pipeline_settings_run_on_the_cpu(tmp_path, monkeypatch):

@@ -107,6 +107,53 @@ def test_dmd_modes_are_eigenvectors_and_amplitudes_rebuild_the_start(linear_syst
     np.testing.assert_allclose(result.modes @ result.amplitudes, trajectories[0][0], atol=1e-8)
 
 
+# The documented order of every fit's eigenvalues (rgprune.rg.linalg.by_decreasing_modulus): decreasing |λ|, a
+# conjugate pair adjacent with its positive imaginary part first. A system where that order differs from the
+# order by real part, by increasing modulus and by imaginary part: |-0.95| > |0.3 ± 0.85j| = 0.901 > |0.6| >
+# |0.5 ± 0.2j| = 0.539 > |0.1|.
+ORDERED_EIGENVALUES = np.array([-0.95, 0.3 + 0.85j, 0.3 - 0.85j, 0.6, 0.5 + 0.2j, 0.5 - 0.2j, 0.1])
+
+
+def assert_documented_order(eigenvalues, atol):
+    """``eigenvalues`` equal ORDERED_EIGENVALUES position by position, each conjugate pair exactly conjugate."""
+    np.testing.assert_allclose(eigenvalues, ORDERED_EIGENVALUES, atol=atol)
+    for i in np.flatnonzero(ORDERED_EIGENVALUES.imag > 0):
+        assert eigenvalues[i].imag > 0 and eigenvalues[i + 1] == np.conj(eigenvalues[i])
+
+
+def test_every_fit_orders_eigenvalues_by_modulus_with_conjugate_pairs_positive_imaginary_first():
+    """dmd, gram_dmd and affine_fixed_point list the eigenvalues in the documented order, and the modes and
+    intervals of dmd follow it (mode i is the eigenvector of eigenvalue i, interval i brackets |λ_i|). Guards
+    against a pair with its negative imaginary part first (the sign of the tie-break key), an order by real part or
+    by increasing modulus, and eigenvectors left in LAPACK's order while the eigenvalues are sorted; the other tests
+    compare sorted copies or moduli only, and pass the first two."""
+    rng = np.random.default_rng(11)
+    a = real_map_with_eigenvalues([-0.95, 0.6, 0.1], [0.3 + 0.85j, 0.5 + 0.2j], rng)
+    trajectories = [iterate(lambda g: a @ g, start, 8) for start in rng.normal(size=(4, 7))]
+    result = dmd(trajectories, rank=7)
+    assert_documented_order(result.eigenvalues, atol=1e-8)
+    for value, mode in zip(result.eigenvalues, result.modes.T):
+        np.testing.assert_allclose(a @ mode, value * mode, atol=1e-8)
+    np.testing.assert_allclose(result.eigenvalue_intervals, np.abs(ORDERED_EIGENVALUES)[:, None].repeat(2, 1),
+                               atol=1e-8)  # exact data: every replicate agrees
+    assert_documented_order(affine_fixed_point(trajectories, rank=7).eigenvalues, atol=1e-8)
+    snapshots = iterate(lambda g: a @ g, rng.normal(size=7), 12) @ rng.normal(size=(300, 7)).T  # one long flow
+    assert_documented_order(gram_dmd(snapshots @ snapshots.T, rank=7).eigenvalues, atol=1e-6)
+
+
+def test_by_decreasing_modulus_is_stable_and_puts_the_positive_imaginary_part_first():
+    """The sort itself: pairs given negative part first come out positive part first; equal moduli that are not
+    a pair keep their input order. Guards against the planted bugs above, and against ties broken by another key
+    (e.g. by real part: 0.5 before -0.5 whatever their order), which breaks the documented stable order."""
+    from rgprune.rg.linalg import by_decreasing_modulus
+
+    values = np.array([0.2 - 0.1j, -0.9, 0.6 - 0.3j, 0.5, 0.6 + 0.3j, 0.2 + 0.1j])
+    assert values[by_decreasing_modulus(values)].tolist() == [-0.9, 0.6 + 0.3j, 0.6 - 0.3j, 0.5, 0.2 + 0.1j,
+                                                               0.2 - 0.1j]
+    ties = np.array([0.5, -0.5, 0.25, -0.5, 0.5, -0.25])
+    assert by_decreasing_modulus(ties).tolist() == [0, 1, 3, 4, 2, 5]
+
+
 def test_dmd_accepts_a_3d_batch_like_a_list(linear_system):
     _, trajectories = linear_system
     from_list = dmd(trajectories).eigenvalues

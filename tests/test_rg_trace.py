@@ -17,6 +17,11 @@ from rgprune.rg.report import analyse_flow, compare_flows, write_flow_report
 from rgprune.rg.trace import FlowTrace, parameter_gram, trace_from_checkpoints
 
 
+# Survivors of ResNet-20's 267408 prunable (conv) weights after 0, 1, 2, 3 prunes of 20%: the pruner's rule,
+# k = round(0.2 * survivors), worked out by hand (213926 = 267408 - 53482, ...)
+SURVIVORS = [267408, 213926, 171141, 136913]
+
+
 def perturb(pruner, seed):
     """Stand-in for training: change the survivors a little, keep pruned weights at 0."""
     g = torch.Generator().manual_seed(seed)
@@ -71,9 +76,13 @@ def test_recording_the_trace_adds_no_pass_over_the_weights():
 
 
 def test_trace_records_the_pruned_survivors(tmp_path):
+    """Exact survivor counts: a pruner taking k = floor(fraction * survivors) (one weight fewer in 267408) passed
+    the densities compared with atol=1e-5 and fails here."""
     trace, paths, pruner = imp_like_run(tmp_path, rounds=3)
     assert [r.round for r in trace.rounds] == [0, 1, 2]
-    np.testing.assert_allclose([r.density for r in trace.rounds], [0.8, 0.64, 0.512], atol=1e-5)
+    # survivors after each prune, exactly: k = round(0.2 * survivors) pruned from the 267408 prunable weights
+    assert [sum(r.counts) for r in trace.rounds] == SURVIVORS[1:4]
+    assert [r.density for r in trace.rounds] == [s / SURVIVORS[0] for s in SURVIVORS[1:4]]
     last = trace.rounds[-1]
     assert last.counts == pruner.masks.survivor_counts()
     weights = [p.detach().double() for p in pruner.params]
@@ -88,7 +97,8 @@ def test_trace_from_checkpoints_equals_the_recorded_histograms(tmp_path):
     assert from_disk.tensor_names == trace.tensor_names
     assert [r.histogram for r in from_disk.rounds] == [r.histogram for r in trace.rounds]
     # round n's checkpoint holds θ_n under mask m_n: its density is the previous round's
-    np.testing.assert_allclose([r.density for r in from_disk.rounds], [1.0, 0.8, 0.64, 0.512], atol=1e-5)
+    assert [sum(r.counts) for r in from_disk.rounds] == SURVIVORS
+    assert [r.density for r in from_disk.rounds] == [s / SURVIVORS[0] for s in SURVIVORS]
 
 
 def test_trace_from_torch_save_and_torch_prune_format(tmp_path):
@@ -101,7 +111,9 @@ def test_trace_from_torch_save_and_torch_prune_format(tmp_path):
     torch.save(model.state_dict(), path)
     trace = trace_from_checkpoints([path])
     assert trace.tensor_names[0] == "conv1.weight"  # weight_orig read through its mask
-    assert abs(trace.rounds[0].density - 0.7) < 1e-4
+    # torch.prune removes round(0.3 * n) of the n = 267408 conv weights
+    assert sum(trace.rounds[0].counts) == SURVIVORS[0] - round(0.3 * SURVIVORS[0]) == 187186
+    assert trace.rounds[0].density == 187186 / SURVIVORS[0]
     with pytest.raises(ValueError, match="neither a safetensors file nor"):
         bad = tmp_path / "junk.pt"
         bad.write_bytes(b"not a checkpoint")
