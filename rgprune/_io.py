@@ -1,8 +1,14 @@
 """Small file helpers shared by masks, checkpoints and reports."""
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+TEMP_PREFIX = ".tmp-"
+LOCK_FILE = ".lock"
 
 
 def file_mode() -> int:
@@ -22,7 +28,7 @@ def atomic_write(path: str | os.PathLike, write) -> None:
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=os.path.basename(path), dir=folder)
     os.close(fd)
     try:
         write(tmp)
@@ -49,3 +55,40 @@ def atomic_write_json(path: str | os.PathLike, obj) -> None:
             f.write(text + "\n")
 
     atomic_write(path, write)
+
+
+def remove_temp_files(*folders: str | os.PathLike) -> None:
+    """Remove the temp files a killed ``atomic_write`` left in ``folders`` (call it while holding
+    ``directory_lock``: another writer's temp files are in flight)."""
+    for folder in folders:
+        for tmp in Path(folder).glob(TEMP_PREFIX + "*"):
+            tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def directory_lock(path: str | os.PathLike, busy: str) -> Iterator[None]:
+    """An advisory lock (flock on ``path/.lock``) on a directory, created if missing: two processes must not write
+    one result directory at once. The kernel drops it when the process dies, so a killed writer never leaves the
+    directory locked. ``busy``: the message of the ``RuntimeError`` raised when another process holds it."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"output path {path} exists and is not a directory; choose a directory")
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no locking
+        yield
+        return
+    with open(path / LOCK_FILE, "a") as handle:  # "a": never truncates, so the file is left untouched
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise DirectoryBusy(busy) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class DirectoryBusy(RuntimeError):
+    """Another process holds the directory's lock."""

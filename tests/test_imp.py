@@ -440,6 +440,13 @@ def test_run_dir_rounds_are_ordered_by_number_and_clean_up_after_the_last_comple
     assert torch.equal(run.load_rewind()["w"], torch.ones(2))
     with pytest.raises(ValueError, match="different config.*rounds: saved 200, given 2"):
         run.prepare(TINY)
+    fcntl = pytest.importorskip("fcntl")
+    with open(run.path / ".lock", "a") as held:  # another process writing the run holds its lock
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(ValueError, match="being written by another running IMP process"), run.lock():
+            pass
+    with run.lock():  # released: the next writer gets it
+        pass
 
 # ---- the training loops -----------------------------------------------------------------------------------
 

@@ -4,7 +4,10 @@ Tiny ResNet-20 runs on 8x8 digits tasks, three rounds each."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,7 @@ from rgprune.cli import main
 from rgprune.imp import IMPConfig, run_imp
 from rgprune.rg import mantel_test, transfer_gain
 from rgprune.transfer import random_mask_baseline, task_average, transfer_matrix, transfer_statistics, transfer_ticket
+from run_helpers import WriteFaults
 
 TINY = IMPConfig(model="resnet20", task="digits", rounds=3, epochs=1, image_size=8, batch_size=128, rewind_step=3)
 
@@ -255,6 +259,20 @@ def test_transfer_matrix_validation(runs, tmp_path):
         transfer_matrix([runs["digits"], runs["digits-rotated"], runs["digits"]], tmp_path)
     with pytest.raises(ValueError, match="not complete in every run"):
         transfer_matrix(list(runs.values()), tmp_path, round=7)
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(ValueError, match="exists and is not a directory"):
+        transfer_matrix(list(runs.values()), a_file)
+    # another process writing the same matrix holds its lock: refused before anything is trained or removed
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / ".tmp-in-flight.json").write_text("{}")
+    fcntl = pytest.importorskip("fcntl")
+    with open(busy / ".lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(ValueError, match="another transfer_matrix"):
+            transfer_matrix(list(runs.values()), busy)
+    assert (busy / ".tmp-in-flight.json").is_file()
 
 
 def test_cli_transfer(runs, matrix, tmp_path, capsys):
@@ -272,3 +290,101 @@ def test_cli_transfer(runs, matrix, tmp_path, capsys):
     assert lines[0] == "transfer at round 2, 3 runs of 3 tasks, excess flows:"
     assert lines[1].startswith("  Mantel: ") and lines[2].startswith("  partial Mantel, dense models' distance")
     assert lines[-1] == f"report: {out / 'transfer.md'}"
+
+
+# ---- crash safety of the matrix's resumable pairs ---------------------------------------------------------------
+
+TASKS = ("digits", "digits-rotated", "digits-5class")
+PAIRS = [f"pairs/{a}--{b}.json" for a in TASKS for b in TASKS if a != b]
+PAIR_WRITES = [*PAIRS, "baselines/digits-rotated-round02.json", "baselines/digits-5class-round02.json",
+               "transfer.json", "transfer.md"]
+
+
+def run_matrix(runs, out: Path) -> dict:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the runs' thread count: a retrained pair is then bit-identical
+    try:
+        return transfer_matrix([runs[task] for task in TASKS], out, round=2)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def matrix_reference(runs, tmp_path_factory):
+    """The uninterrupted matrix (six pairs, two random-mask baselines trained) with the writes it made in order."""
+    out = tmp_path_factory.mktemp("matrix-reference")
+    with WriteFaults(out) as faults:
+        data = run_matrix(runs, out)
+    return out, data, faults.writes
+
+
+def pair_files(out: Path) -> dict:
+    """The matrix's saved pairs and baselines, less their training seconds (the clock's)."""
+    files = {}
+    for path in sorted(out.rglob("*.json")):
+        if path.parent.name in ("pairs", "baselines"):
+            saved = json.loads(path.read_text())
+            saved.pop("seconds")
+            files[path.relative_to(out).as_posix()] = saved
+    return files
+
+
+def test_the_matrix_writes_each_result_once_atomically_in_order(matrix_reference):
+    """Guards against a pair or baseline written outside atomic_write (a killed write would leave half a JSON that
+    resume trusts or crashes on) and against the summary written before the pairs it summarizes."""
+    out, _, writes = matrix_reference
+    assert writes == PAIR_WRITES
+    on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
+    assert on_disk == set(PAIR_WRITES)
+
+
+@pytest.mark.parametrize("action", ["raise", pytest.param("kill", marks=pytest.mark.skipif(
+    not hasattr(os, "fork"), reason="the SIGKILLed matrix is a forked copy of the test process (POSIX only)"))])
+@pytest.mark.parametrize("point", PAIR_WRITES)
+def test_a_failed_or_killed_matrix_write_resumes_to_the_uninterrupted_matrix(point, action, runs, matrix_reference,
+                                                                             tmp_path):
+    """Each write of the transfer matrix fails in turn (ENOSPC), or the process is SIGKILLed at it: the results
+    written before it are in place and nothing after it; the rerun trains only what is missing, removes the killed
+    write's temp file and gives the uninterrupted matrix exactly. Guards against a resume that trusts a pair whose
+    write failed, one that keeps a killed write's temp file, and one that retrains (or loses) saved pairs."""
+    ref, ref_data, _ = matrix_reference
+    out = tmp_path / "matrix"
+    if action == "raise":
+        with WriteFaults(out, at=(point, 0), action="raise") as faults, pytest.raises(OSError, match="injected"):
+            run_matrix(runs, out)
+        assert faults.fired
+    else:
+        pid = os.fork()
+        if pid == 0:  # the child must never return to pytest
+            try:
+                with WriteFaults(out, at=(point, 0), action="kill"):
+                    run_matrix(runs, out)
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                os._exit(70)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, f"not killed at {point}: {status}"
+    before = PAIR_WRITES[:PAIR_WRITES.index(point)]
+    written = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
+    temp = {name for name in written if Path(name).name.startswith(".tmp-")}
+    assert written - temp == set(before)
+    assert len(temp) == (action == "kill") and all(name.endswith(Path(point).name) for name in temp)
+
+    trained = []
+    real = matrix_module.transfer_ticket
+
+    def counted(source, target, *args, **kwargs):
+        trained.append(f"pairs/{Path(source).name}--{Path(target).name}.json")
+        return real(source, target, *args, **kwargs)
+
+    matrix_module.transfer_ticket = counted
+    try:
+        assert run_matrix(runs, out) == ref_data
+    finally:
+        matrix_module.transfer_ticket = real
+    assert trained == [name for name in PAIRS if name not in before]
+    assert pair_files(out) == pair_files(ref)
+    assert (out / "transfer.md").read_text() == (ref / "transfer.md").read_text()
+    assert {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != ".lock"} == \
+        set(PAIR_WRITES)

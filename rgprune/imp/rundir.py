@@ -37,7 +37,7 @@ from typing import Any, Iterator, Mapping
 
 import torch
 
-from rgprune._io import atomic_write, atomic_write_json
+from rgprune._io import DirectoryBusy, atomic_write, atomic_write_json, directory_lock, remove_temp_files
 from rgprune.imp.config import CONFIG_VERSION, ConfigError, IMPConfig
 from rgprune.masks import MaskSet
 
@@ -81,8 +81,8 @@ class RunDir:
     is for the process that holds ``lock()``, after ``prepare(config)``.
     """
 
-    _CONFIG, _INPUTS, _INIT, _REWIND, _SUMMARY, _LOCK = "config.json", "inputs.json", "init.safetensors", \
-        "rewind.safetensors", "metrics.json", ".lock"
+    _CONFIG, _INPUTS, _INIT, _REWIND, _SUMMARY = "config.json", "inputs.json", "init.safetensors", \
+        "rewind.safetensors", "metrics.json"
     _ROUND_PREFIX = "round-"
     _WEIGHTS, _MASKS, _OBSERVABLES, _METRICS = "weights.safetensors", "masks.safetensors", "observables.json", \
         "metrics.json"
@@ -247,22 +247,13 @@ class RunDir:
         once. The kernel drops it when the process dies, so a killed run never leaves the directory locked."""
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(f"output path {self.path} exists and is not a directory")
-        self.path.mkdir(parents=True, exist_ok=True)
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not POSIX: no locking
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(directory_lock(self.path, busy=f"{self.path} is being written by another running "
+                                                   "IMP process; wait for it or use another output directory"))
+            except DirectoryBusy as exc:
+                raise ConfigError(str(exc)) from None
             yield
-            return
-        with open(self.path / self._LOCK, "a") as handle:  # "a": never truncates, so the file is left untouched
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                raise ConfigError(f"{self.path} is being written by another running IMP process; wait for it or "
-                                  f"use another output directory") from None
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def prepare(self, config: IMPConfig, inputs: Mapping[str, Any] | None = None) -> int:
         """Make the directory ready to run ``config`` on ``inputs`` (``RoundTrainer.inputs()``): write config.json and
@@ -315,8 +306,7 @@ class RunDir:
     def _clean_partial(self, last: int) -> None:
         """Remove the leftovers of an interrupted round: temp files (atomic_write's ``.tmp-*``) and the round
         folders after the last complete one."""
-        for tmp in list(self.path.glob(".tmp-*")) + list(self.path.glob(f"{self._ROUND_PREFIX}*/.tmp-*")):
-            tmp.unlink(missing_ok=True)
+        remove_temp_files(self.path, *(self.round_dir(n) for n in self.round_numbers()))
         for n in self.round_numbers():
             if n > last:
                 shutil.rmtree(self.round_dir(n))

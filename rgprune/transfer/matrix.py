@@ -7,9 +7,13 @@ and relates the normalized transfer gain to the distance between the runs' flows
 of their recorded traces, on the ``excess`` observable by default) with the Mantel tests of
 ``rgprune.transfer.statistics``. Pair-level correlations (e.g. Spearman over ordered pairs) are not reported:
 pairs share tasks, so they treat dependent numbers as independent and reject far too often.
+
+Every file is written atomically (temp file, then rename) while the process holds ``out_dir/.lock``; a killed
+matrix resumes where it stopped: the temp file of the write it was killed at is removed and that pair trained again.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -17,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from rgprune._io import atomic_write, atomic_write_json
+from rgprune._io import DirectoryBusy, atomic_write, atomic_write_json, directory_lock, remove_temp_files
 from rgprune.imp import ConfigError, IMPResult, RunDir
 from rgprune.rg.analysis import DEFAULT_OBSERVABLES, MIN_ROUNDS
 from rgprune.rg.distance import flow_distance
@@ -73,10 +77,26 @@ def transfer_matrix(runs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
     """
     _check_options(observable, rank)
     paths, results, traces, round = _matrix_runs(runs, round)
-    names = [p.name for p in paths]
     parts = _flow_distances(traces, rank, observable)
     out = Path(out_dir)
-    (out / "pairs").mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"out_dir {out} exists and is not a directory; give a directory for the matrix")
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(directory_lock(out, busy=f"{out} is being written by another transfer_matrix "
+                                               "process; wait for it or use another output directory"))
+        except DirectoryBusy as exc:
+            raise ConfigError(str(exc)) from None
+        # a killed run leaves the temp file of the write it was killed at; that pair is trained again
+        remove_temp_files(out, out / "pairs", out / "baselines")
+        (out / "pairs").mkdir(exist_ok=True)
+        return _write_matrix(paths, results, round, out, parts, progress, log, rank, observable, alternative, seed)
+
+
+def _write_matrix(paths, results, round, out, parts, progress, log, rank, observable, alternative,
+                  seed) -> dict:
+    """``transfer_matrix`` once its inputs are checked and ``out`` is locked."""
+    names = [p.name for p in paths]
     accuracy, relative = _pairs(paths, results, round, out, progress, log)
     baselines = [_baseline(out, path, result, round, progress, log) for path, result in zip(paths, results)]
     tasks = [r.config.task for r in results]
