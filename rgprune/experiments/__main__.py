@@ -1,8 +1,8 @@
 """``python -m rgprune.experiments``: run the pieces of a finding, and collect its summaries.
 
     python -m rgprune.experiments run finding1 imp --runs runs/findings --shard 0/2
-    python -m rgprune.experiments run finding1 baselines --runs runs/findings
-    python -m rgprune.experiments run finding1 transfer --runs runs/findings     # only after the go/no-go passed
+    python -m rgprune.experiments run finding1 baselines --runs runs/findings    # these two only after the
+    python -m rgprune.experiments run finding1 transfer --runs runs/findings     # go/no-go test passed
     python -m rgprune.experiments collect finding1 --runs runs/findings --data docs/findings-data
 
 Every piece resumes: run the same command again after an interruption. ``--shard i/n`` does every n-th item from
@@ -56,10 +56,10 @@ def _run(args) -> int:
         raise SystemExit(f"{args.finding} has the pieces {PIECES[args.finding]}, not {args.piece!r}")
     if args.finding == "finding1" and args.piece == "imp":
         return pieces.imp_runs(designs.F1.runs(), args.runs, args.shard, log=sys.stdout)
-    if args.finding == "finding1" and args.piece == "baselines":
-        return pieces.f1_baselines(args.runs, args.shard, log=sys.stdout)
-    if args.finding == "finding1":
+    if args.finding == "finding1":  # the baselines and transfers: only after the go/no-go test passed
         _require_go(args.runs)
+        if args.piece == "baselines":
+            return pieces.f1_baselines(args.runs, args.shard, log=sys.stdout)
         return pieces.f1_transfers(args.runs, args.shard, log=sys.stdout)
     if args.finding == "finding3":
         return pieces.imp_runs(pieces.f3_specs(), args.runs, args.shard, log=sys.stdout)
@@ -67,7 +67,7 @@ def _run(args) -> int:
 
 
 def _require_go(runs: str) -> None:
-    """The transfers of finding 1 run only after its go/no-go test passed on the complete runs."""
+    """The baselines and transfers of finding 1 run only after its go/no-go test passed on the complete runs."""
     import tempfile
 
     from rgprune.experiments import finding1
