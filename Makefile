@@ -83,7 +83,6 @@ findings-1: build
 	$(PY) docs/findings.py --write
 
 findings-3: build
-	$(EXPERIMENTS) run finding1 imp --runs $(FINDINGS_RUNS)
 	$(EXPERIMENTS) run finding3 imp --runs $(FINDINGS_RUNS)
 	$(EXPERIMENTS) collect finding3 --runs $(FINDINGS_RUNS)
 	$(PY) docs/findings.py --write

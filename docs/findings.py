@@ -249,16 +249,20 @@ def finding_2(out: Output) -> None:
             if e is None:
                 continue
             fit = e["dmd"]
-            lead = "—" if fit is None or fit.rank == 0 else \
-                f"{abs(fit.eigenvalues[0]):.3f} [{fit.eigenvalue_intervals[0][0]:.3f}, {fit.eigenvalue_intervals[0][1]:.3f}]"
+            lead = "—" if fit is None or fit.rank == 0 else _leading(fit)
             grams = [g for g in e["gram"] if g.rank]
-            gram = "; ".join(f"{abs(g.eigenvalues[0]):.3f} [{g.eigenvalue_intervals[0][0]:.3f}, "
-                             f"{g.eigenvalue_intervals[0][1]:.3f}]" for g in grams) or "nothing resolved"
+            gram = "; ".join(_leading(g) for g in grams) or "nothing resolved"
             rows.append([f"`{model}`", task, f"{fit.status if fit else 'one run'}, rank {fit.rank if fit else 0}",
                          lead, f"{len(grams)} of {e['runs']}: {gram}"])
     out.blocks["f2-eigenvalues"] = table(["model", "task", "excess DMD (seeds pooled)", "leading \\|λ\\| [90%]",
                                           "parameter-space DMD, runs resolving a direction: leading \\|λ\\| [90%]"],
                                          rows) if rows else "Pending.\n"
+
+
+def _leading(fit) -> str:
+    """The leading |λ| of a DMD fit and its interval."""
+    low, high = fit.eigenvalue_intervals[0]
+    return f"{abs(fit.eigenvalues[0]):.3f} [{low:.3f}, {high:.3f}]"
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -331,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         matplotlib.use("Agg")
         FIGURES.mkdir(parents=True, exist_ok=True)
         for name, (draw, digest) in out.figures.items():
-            atomic_write(FIGURES / f"{name}.png", lambda tmp: draw(tmp, digest))
+            atomic_write(FIGURES / f"{name}.png", lambda tmp, draw=draw, digest=digest: draw(tmp, digest))
         atomic_write(DOC, lambda tmp: Path(tmp).write_text(new))
         print(f"wrote {DOC} ({len(problems)} part(s) changed) and {len(out.figures)} figure(s)")
         return 0

@@ -46,7 +46,7 @@ def test_check_fails_on_a_changed_number_or_table(findings, computed):
 def test_check_fails_on_a_figure_drawn_from_other_data(findings, computed, tmp_path, monkeypatch):
     if not computed.figures:
         pytest.skip("no figure yet: the summaries they are drawn from are not committed")
-    name, (draw, digest) = next(iter(computed.figures.items()))
+    name, (draw, _) = next(iter(computed.figures.items()))
     figures = tmp_path / "figures"
     shutil.copytree(findings.FIGURES, figures)
     monkeypatch.setattr(findings, "FIGURES", figures)

@@ -217,7 +217,7 @@ def test_noise_floor_removes_sampling_noise():
 def test_windows_match_survivor_counts():
     design = Finding3Design()
     counts = {"resnet8": 73_872, "resnet20": 267_408, "resnet56": 848_016}
-    for model, count in counts.items():
+    for count in counts.values():
         first, last = design.rounds_for(count)
         assert last - first + 1 == design.window_rounds
         assert abs(np.log(count * 0.8 ** first / design.window_start_survivors)) <= 0.5 * np.log(1.25) + 1e-9

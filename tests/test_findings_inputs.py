@@ -46,7 +46,7 @@ def test_every_equal_size_task_trains_on_the_same_number_of_images(equal_tasks):
 
 
 def test_ten_digit_tasks_share_one_stratified_subsample():
-    x_train, y_train, _, _ = digits_split()
+    _, y_train, _, _ = digits_split()
     rows = equal_subsample(y_train)
     assert len(rows) == EQUAL_TRAIN_SIZE and len(set(rows.tolist())) == EQUAL_TRAIN_SIZE
     counts = torch.bincount(y_train[rows], minlength=10)
@@ -57,7 +57,7 @@ def test_ten_digit_tasks_share_one_stratified_subsample():
 
 
 def test_transforms_of_the_shared_images(equal_tasks):
-    x_train, y_train, x_test, y_test = digits_split()
+    x_train, y_train, _, y_test = digits_split()
     rows = equal_subsample(y_train)
     plain = x_train[rows]
     expected = {
@@ -107,7 +107,7 @@ def test_pixel_shuffle_keeps_values_and_moves_them(equal_tasks):
 
 
 def test_upper5_is_digits_five_to_nine_relabelled(equal_tasks):
-    x_train, y_train, x_test, y_test = digits_split()
+    x_train, y_train, _, y_test = digits_split()
     task = equal_tasks["digits700-upper5"]
     assert task.num_classes == 5
     upper_test = y_test >= 5

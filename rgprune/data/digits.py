@@ -205,8 +205,8 @@ def load_digits_task(name: str, image_size: int | None = None) -> Task:
     """Build the digits task ``name`` (see the module docstring for each step)."""
     if name in EQUAL_TASK_NAMES:
         x_train, y_train, x_test, y_test = _equal_split(name)
-        what = (f"sklearn handwritten digits: {_EQUAL_VARIANTS[_variant(name)]}, a fixed subsample of {EQUAL_TRAIN_SIZE} train images "
-                f"stratified by digit (seed {SUBSAMPLE_SEED})")
+        what = (f"sklearn handwritten digits: {_EQUAL_VARIANTS[_variant(name)]}, a fixed subsample of "
+                f"{EQUAL_TRAIN_SIZE} train images stratified by digit (seed {SUBSAMPLE_SEED})")
     elif name in _DESCRIPTIONS:
         x_train, y_train, x_test, y_test = digits_split()
         x_train, y_train = _transform(name, x_train, y_train)

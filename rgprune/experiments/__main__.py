@@ -62,7 +62,7 @@ def _run(args) -> int:
             return pieces.f1_baselines(args.runs, args.shard, log=sys.stdout)
         return pieces.f1_transfers(args.runs, args.shard, log=sys.stdout)
     if args.finding == "finding3":
-        return pieces.imp_runs(pieces.f3_specs(), args.runs, args.shard, log=sys.stdout)
+        return pieces.imp_runs(pieces.f3_specs(shared=True), args.runs, args.shard, log=sys.stdout)
     return pieces.imp_runs(designs.F2.runs(), args.runs, args.shard, log=sys.stdout, datasets=pieces.f2_datasets)
 
 

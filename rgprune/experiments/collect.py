@@ -117,8 +117,7 @@ def collect(finding: str, runs_root: str | os.PathLike, data_root: str | os.Path
                        "transfers": len(extra["transfer"])})
         return report
     if finding == "finding3":
-        specs = [s for s in F1.runs() if s.task in F3.tasks and s.seed in F3.seeds] + f3_specs()
-        return _collect_runs(finding, specs, runs_root, data_root, _finding3_extra)
+        return _collect_runs(finding, f3_specs(shared=True), runs_root, data_root, _finding3_extra)
     if finding == "finding2":
         return _collect_runs(finding, F2.runs(), runs_root, data_root, _finding2_extra)
     raise ValueError(f"unknown finding {finding!r}; choose finding1, finding2 or finding3")

@@ -100,8 +100,10 @@ def f1_baselines(root: str | os.PathLike, shard: tuple[int, int] = (0, 1), log=N
     """Finding 1: the random-mask baseline of every run at every transfer round. Returns how many are done."""
     items = [(spec, n) for spec in F1.runs() for n in F1.transfer_rounds]
     for spec, n in shard_of(items, shard):
-        _write_once(f1_baseline_path(root, spec.name, n), lambda: random_mask_accuracy(Path(root) / spec.name, n),
-                    log, f"random mask {spec.name} round {n}")
+        def make(spec=spec, n=n):
+            return random_mask_accuracy(Path(root) / spec.name, n)
+
+        _write_once(f1_baseline_path(root, spec.name, n), make, log, f"random mask {spec.name} round {n}")
     return len(shard_of(items, shard))
 
 
@@ -125,13 +127,15 @@ def f1_transfers(root: str | os.PathLike, shard: tuple[int, int] = (0, 1), log=N
     return len(items)
 
 
-def f3_specs() -> list[RunSpec]:
-    """Finding 3's runs beyond finding 1's (their rounds follow from each model's prunable weight count)."""
+def f3_specs(shared: bool = False) -> list[RunSpec]:
+    """Finding 3's runs beyond finding 1's (their rounds follow from each model's prunable weight count); with
+    ``shared``, finding 1's runs of its cells too (last, so that they are reached after finding 1 made them)."""
     from rgprune.models import build_model
     from rgprune.pruner import GlobalMagnitudePruner
 
     counts = {m: GlobalMagnitudePruner(build_model(m, 10, in_channels=1)).num_weights for m in DEPTH_MODELS}
-    return F3.runs(counts)
+    own = F3.runs(counts)
+    return own + [s for s in F1.runs() if s.task in F3.tasks and s.seed in F3.seeds] if shared else own
 
 
 def f2_datasets(spec: RunSpec) -> dict:
