@@ -58,7 +58,7 @@ os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0+PTX")
 
 from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension  # noqa: E402
 
-sources = ["csrc/ops.cpp", "csrc/cpu/kernels_cpu.cpp"]
+sources = ["csrc/ops.cpp"] + sorted(str(p.relative_to(ROOT)) for p in (ROOT / "csrc" / "cpu").glob("*.cpp"))
 cxx_flags = ["-O3"]  # the C++ standard is chosen by torch (C++17 or C++20 by version)
 link_flags = []
 if sys.platform.startswith("linux"):

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if __package__ in (None, ""):  # run as a script: import the tables of this tree's rgprune
     sys.path.insert(0, str(ROOT))
 
+from rgprune.benchmark.report import cpu_kernel_sources_sha256  # noqa: E402
 from rgprune.benchmark.tables import (  # noqa: E402
     machine_line,
     render_result,
@@ -33,23 +34,29 @@ START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
 def _stale_kernels(res) -> str | None:
-    """A warning when a CPU result was measured with other CPU kernels than the ones in the tree now."""
+    """A warning when a CPU result was measured with other CPU kernels than the ones in the tree now.
+
+    Results since the split of the CPU kernels record one hash of all their sources; older ones recorded the
+    hash of the single file they were then (``kernels_cpu_sha256``), which no longer exists: those are stale.
+    """
     import hashlib
 
     machine = res.get("machine", {})
-    recorded = machine.get("kernels_cpu_sha256")
-    source = ROOT / "csrc" / "cpu" / "kernels_cpu.cpp"
-    if res.get("kind") != "cpu" or not recorded or not source.is_file():
+    if res.get("kind") != "cpu":
         return None
-    same = hashlib.sha256(source.read_bytes()).hexdigest() == recorded
+    now = cpu_kernel_sources_sha256(ROOT)
+    recorded = machine.get("cpu_kernels_sources_sha256")
+    if now is None or (recorded is None and "kernels_cpu_sha256" not in machine):
+        return None  # not a source tree, or a result that recorded no source hash at all
+    same = recorded == now
     build = machine.get("setup_py_sha256")  # the build flags (recorded since 2026-11-30)
     if build is not None and (ROOT / "setup.py").is_file():
         same = same and hashlib.sha256((ROOT / "setup.py").read_bytes()).hexdigest() == build
     if same:
         return None
-    head = res["machine"].get("git_head", "?")[:10]
-    return (f"*Measured with an older version of the CPU kernels (`csrc/cpu/kernels_cpu.cpp` or `setup.py` at git {head}); "
-            f"rgprune's column is out of date: rerun `python -m bench.compare` to update it.*")
+    head = machine.get("git_head", "?")[:10]
+    return (f"*Measured with an older version of the CPU kernels (`csrc/cpu/`, `csrc/ops.cpp` or `setup.py` at git "
+            f"{head}); rgprune's column is out of date: rerun `python -m bench.compare` to update it.*")
 
 
 def _cpu_contended(machine: dict) -> bool:

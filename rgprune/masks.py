@@ -24,9 +24,11 @@ def popcount(words: torch.Tensor) -> int:
     if not isinstance(words, torch.Tensor) or words.dtype not in _INTEGER_DTYPES:
         raise TypeError(f"popcount needs an integer tensor of mask words (e.g. MaskSet.words[i]), got "
                         f"{getattr(words, 'dtype', type(words).__name__)}")
-    words = words.contiguous()
-    table = _POPCOUNT_BYTE.to(words.device)
-    return int(table[words.view(torch.uint8).to(torch.int64)].sum()) if words.numel() else 0
+    if not words.numel():
+        return 0
+    # how many bytes take each of the 256 values, times that value's popcount: one pass, no 8-byte temporaries
+    octets = torch.bincount(words.contiguous().view(torch.uint8), minlength=256)
+    return int((octets * _POPCOUNT_BYTE.to(words.device)).sum())
 
 
 class MaskSet:
@@ -79,6 +81,12 @@ class MaskSet:
             if k.dtype != torch.bool and not bool(((k == 0) | (k == 1)).all()):
                 raise ValueError(f"mask {i} must be bool or hold only 0 and 1")
         return cls([pack_mask(k != 0) for k in keep], [k.shape for k in keep], names)
+
+    @classmethod
+    def from_nonzero(cls, tensors: Sequence[torch.Tensor], names: Sequence[str] | None = None) -> "MaskSet":
+        """Masks that keep exactly the nonzero entries of ``tensors`` (NaN counts as nonzero), e.g. to adopt a
+        model that was pruned elsewhere. One tensor's bool temporary at a time, in logical order."""
+        return cls([pack_mask(t.detach() != 0) for t in tensors], [t.shape for t in tensors], names)
 
     # ---- views --------------------------------------------------------------------------------------
     def __len__(self) -> int:

@@ -5,6 +5,13 @@ call to the fastest implementation available for the tensors' device: the CUDA k
 kernels, or the pure-PyTorch reference (``rgprune.kernels.reference``), which defines the semantics and is
 used when the extension is missing. ``rgprune.kernels.extension`` loads the compiled ops; their fake
 kernels (``rgprune.kernels.fake``, registered here) let ``torch.compile`` trace them.
+
+Layouts and ties: every op takes dense tensors in any memory layout (contiguous, ``channels_last``,
+``channels_last_3d``, transposed: see ``rgprune.kernels.layout``) and prunes them in place in their own
+layout. Mask bits and the tie order are those of the *logical* flat index (row-major over the shape,
+``t.contiguous().view(-1)``): ties at the threshold are pruned in model order -- lower tensor index first,
+then lower logical flat index -- on every backend and for every layout, so a model gets the same masks in
+any layout. Tensors whose elements overlap or leave gaps in memory are refused.
 """
 from __future__ import annotations
 
@@ -12,7 +19,7 @@ from typing import NamedTuple, Sequence
 
 import torch
 
-from rgprune.kernels import extension, fake, reference
+from rgprune.kernels import extension, fake, layout, reference
 from rgprune.kernels.extension import backend
 from rgprune.kernels.format import (
     INFO_N_NAN,
@@ -24,8 +31,8 @@ from rgprune.kernels.format import (
 )
 
 __all__ = ["FLOAT_DTYPES", "MagnitudeStats", "PruneResult", "Threshold", "apply_masks_", "apply_threshold_",
-           "backend", "global_magnitude_threshold", "magnitude_histogram", "prune_global_", "radix_histogram",
-           "validate"]
+           "backend", "count_outside_masks", "global_magnitude_threshold", "magnitude_histogram",
+           "prune_by_scores_", "prune_global_", "radix_histogram", "validate"]
 
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
@@ -111,10 +118,10 @@ def validate(tensors, masks, *, same_dtype: bool = True, inplace: bool = False):
         if t.device != device or m.device != device:
             raise ValueError(f"tensors[{i}] is on {t.device} and masks[{i}] on {m.device} but tensors[0] is on "
                              f"{device}: move all tensors and masks to one device")
-        if not t.is_contiguous():
-            raise ValueError(f"tensors[{i}] is not contiguous (shape {tuple(t.shape)}, strides {t.stride()}): "
-                             f"pass contiguous tensors (module parameters are; call .contiguous() on views "
-                             f"and copy results back)")
+        try:
+            layout.storage_permutation(t)
+        except ValueError as exc:
+            raise ValueError(f"tensors[{i}]: {exc}") from None
         if inplace and t.requires_grad and t.is_leaf and torch.is_grad_enabled():
             raise ValueError(f"tensors[{i}] is a leaf that requires grad: pass param.data or call under "
                              f"torch.no_grad()")
@@ -144,6 +151,46 @@ def _raise_on_nan(tensors, masks, n_nan: int):
 
 
 # --------------------------------------------------------------------------------------------------
+# Layouts: the kernels walk storage; masks and ties are in logical order (rgprune.kernels.layout)
+# --------------------------------------------------------------------------------------------------
+
+def _storage_order(tensors, masks):
+    """Storage views of ``tensors`` and their masks in storage order (new words for permuted tensors; the
+    same lists when every tensor is contiguous), and the permutations (None = contiguous)."""
+    perms = [layout.storage_permutation(t) for t in tensors]
+    if all(p is None for p in perms):
+        return tensors, masks, perms
+    views = [layout.storage_view(t, p) for t, p in zip(tensors, perms)]
+    words = [layout.to_storage_order(m, t.shape, p) for t, m, p in zip(tensors, masks, perms)]
+    return views, words, perms
+
+
+def _equal_count(t: torch.Tensor, m: torch.Tensor, key: int) -> int:
+    """Survivors of ``t`` whose magnitude key is ``key`` (one radix pass over the full key)."""
+    key_bits = KEY_BITS[t.dtype]
+    return int(radix_histogram([t], [m], key >> 1, key_bits - 1, 1)[key & 1])
+
+
+def _tie_shares(tensors, masks, threshold) -> list[tuple[int, int]] | None:
+    """Per tensor, (ties it prunes, survivors equal to the key) when the threshold prunes some but not all
+    of its ties (taken in model order); None when it prunes all of them or none (then no tensor needs them
+    ordered). Reads each tensor once, up to the one in which the ties run out."""
+    if not 0 < threshold.n_ties < threshold.n_equal:
+        return None
+    shares, remaining = [], threshold.n_ties
+    for t, m in zip(tensors, masks):
+        equal = _equal_count(t, m, threshold.key) if remaining else 0
+        shares.append((min(remaining, equal), equal))
+        remaining -= shares[-1][0]
+    return shares
+
+
+def _threshold_info(key: int, n_ties: int, n_equal: int, device) -> torch.Tensor:
+    """An info vector for ``apply_threshold_``'s kernels, which read only the key, n_ties and n_equal."""
+    return torch.tensor([key, 0, n_ties, n_equal, 0, 0], dtype=torch.int64).to(device)
+
+
+# --------------------------------------------------------------------------------------------------
 # Public ops
 # --------------------------------------------------------------------------------------------------
 
@@ -156,10 +203,11 @@ def magnitude_histogram(tensors: Sequence[torch.Tensor], masks: Sequence[torch.T
     """
     tensors, masks = validate(tensors, masks)
     bits = _check_bits(bits, tensors[0].dtype)
+    views, words, _ = _storage_order(tensors, masks)
     if extension.compiled_for(tensors[0].device):
-        out = torch.ops.rgprune.magnitude_histogram(tensors, masks, bits)
+        out = torch.ops.rgprune.magnitude_histogram(views, words, bits)
     else:
-        out = reference.magnitude_histogram(tensors, masks, bits)
+        out = reference.magnitude_histogram(views, words, bits)
     stats = MagnitudeStats(*out)
     if check_nan:
         n_nan = int(stats.nan_counts.sum())
@@ -168,7 +216,7 @@ def magnitude_histogram(tensors: Sequence[torch.Tensor], masks: Sequence[torch.T
     return stats
 
 
-def _threshold_info(tensors, masks, k: int):
+def _threshold_kernel(tensors, masks, k: int):
     if extension.compiled_for(tensors[0].device):
         return torch.ops.rgprune.global_magnitude_threshold(tensors, masks, k)
     return reference.global_magnitude_threshold(tensors, masks, k)
@@ -186,7 +234,8 @@ def global_magnitude_threshold(tensors: Sequence[torch.Tensor], masks: Sequence[
         raise TypeError(f"k must be an int (the number of weights to prune), got {type(k).__name__}")
     if k < 0:
         raise ValueError(f"k must be >= 0 (the number of weights to prune), got {k}")
-    info, hist = _threshold_info(tensors, masks, k)
+    views, words, _ = _storage_order(tensors, masks)
+    info, hist = _threshold_kernel(views, words, k)
     values = info.tolist()
     if values[INFO_N_NAN]:
         _raise_on_nan(tensors, masks, values[INFO_N_NAN])
@@ -216,15 +265,25 @@ def radix_histogram(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tenso
                          f"bits and bits={bits} more are binned), got {prefix_bits}")
     if not 0 <= prefix < (1 << prefix_bits):
         raise ValueError(f"prefix must be in [0, 2**prefix_bits) = [0, {1 << prefix_bits}), got {prefix}")
+    views, words, _ = _storage_order(tensors, masks)
     if extension.compiled_for(tensors[0].device, "rgprune::radix_histogram"):
-        return torch.ops.rgprune.radix_histogram(tensors, masks, prefix, prefix_bits, bits)
-    return reference.radix_histogram(tensors, masks, prefix, prefix_bits, bits)
+        return torch.ops.rgprune.radix_histogram(views, words, prefix, prefix_bits, bits)
+    return reference.radix_histogram(views, words, prefix, prefix_bits, bits)
+
+
+def _apply_threshold_kernel(tensors, masks, info: torch.Tensor, bits: int) -> MagnitudeStats:
+    """The kernel of ``apply_threshold_`` on contiguous tensors with masks in their order."""
+    if extension.compiled_for(tensors[0].device):
+        return MagnitudeStats(*torch.ops.rgprune.apply_threshold_(tensors, masks, info, bits))
+    return MagnitudeStats(*reference.apply_threshold_(tensors, masks, info, bits))
 
 
 def apply_threshold_(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], threshold: Threshold,
                      bits: int = 12) -> MagnitudeStats:
     """Prune in place to ``threshold``: zero the pruned weights, clear their mask bits, and return the
-    survivors' statistics (the RG trace's histogram) from the same pass. 1 read + 1 write, no host sync."""
+    survivors' statistics (the RG trace's histogram) from the same pass. 1 read + 1 write, no host sync
+    (for permuted layouts: plus the mask conversions, and when the threshold splits a group of ties inside a
+    permuted tensor, one read per tensor to locate it and a temporary copy of that tensor)."""
     tensors, masks = validate(tensors, masks, inplace=True)
     if not isinstance(threshold, Threshold):
         raise TypeError(f"threshold must be the Threshold returned by global_magnitude_threshold, got "
@@ -233,21 +292,33 @@ def apply_threshold_(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tens
         raise ValueError(f"threshold was computed for {threshold.dtype} on {threshold.info.device} but the "
                          f"tensors are {tensors[0].dtype} on {tensors[0].device}: compute it on these tensors")
     bits = _check_bits(bits, tensors[0].dtype)
-    if extension.compiled_for(tensors[0].device):
-        out = torch.ops.rgprune.apply_threshold_(tensors, masks, threshold.info, bits)
-    else:
-        out = reference.apply_threshold_(tensors, masks, threshold.info, bits)
-    return MagnitudeStats(*out)
+    views, words, perms = _storage_order(tensors, masks)
+    if views is tensors:
+        return _apply_threshold_kernel(tensors, masks, threshold.info, bits)
+    # Ties within a tensor are taken in its storage order by the kernels. Only the one tensor in which the
+    # ties run out needs them in logical order: it is pruned as a contiguous temporary copy.
+    shares = _tie_shares(views, words, threshold) or []
+    split = next((i for i, (ties, equal) in enumerate(shares) if 0 < ties < equal and perms[i] is not None), None)
+    if split is not None:
+        views[split], words[split] = tensors[split].contiguous(), masks[split]
+    stats = _apply_threshold_kernel(views, words, threshold.info, bits)
+    for i, (t, m, p) in enumerate(zip(tensors, masks, perms)):
+        if i == split:
+            t.copy_(views[i])
+        elif p is not None:
+            m.copy_(layout.to_logical_order(words[i], t.shape, p))
+    return stats
 
 
 def apply_masks_(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]) -> None:
     """Set every element whose mask bit is 0 to +0.0, in place (weights, grads or optimizer moments;
     tensors may differ in dtype). Reads the masks, writes only pruned elements."""
     tensors, masks = validate(tensors, masks, same_dtype=False, inplace=True)
+    views, words, _ = _storage_order(tensors, masks)
     if extension.compiled_for(tensors[0].device):
-        torch.ops.rgprune.apply_masks_(tensors, masks)
+        torch.ops.rgprune.apply_masks_(views, words)
     else:
-        reference.apply_masks_(tensors, masks)
+        reference.apply_masks_(views, words)
 
 
 class PruneResult(NamedTuple):
@@ -263,3 +334,56 @@ def prune_global_(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]
     """
     threshold = global_magnitude_threshold(tensors, masks, k)
     return PruneResult(threshold, apply_threshold_(tensors, masks, threshold, bits))
+
+
+def prune_by_scores_(scores: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], k: int,
+                     weights: Sequence[torch.Tensor] | None = None, bits: int = 12) -> PruneResult:
+    """Rank one list, prune another: clear the mask bits of the ``k`` survivors with the smallest
+    ``|score|`` over all ``scores`` (ties in model order, as ``prune_global_``), and zero those entries of
+    ``weights`` (tensors shaped like the scores) when given.
+
+    The scores are never modified and never concatenated: ``global_magnitude_threshold`` ranks them, then
+    each tensor's mask is cut from a temporary contiguous copy of its scores, one tensor at a time, so the
+    extra memory at any moment is one score tensor. Returns the threshold (of the scores) and the
+    statistics of the surviving weights (of the surviving scores when ``weights`` is None).
+    """
+    scores, masks = validate([s.detach() if isinstance(s, torch.Tensor) else s for s in _as_list(scores, "scores")],
+                             masks)
+    if weights is not None:
+        weights, _ = validate(weights, masks, inplace=True)
+        for i, (w, s) in enumerate(zip(weights, scores)):
+            if w.shape != s.shape:
+                raise ValueError(f"weights[{i}] has shape {tuple(w.shape)} but scores[{i}] has {tuple(s.shape)}: "
+                                 f"pass one score per weight")
+    bits = _check_bits(bits, scores[0].dtype)
+    threshold = global_magnitude_threshold(scores, masks, k)
+    if threshold.key >= 0:
+        shares = _tie_shares(scores, masks, threshold)
+        for i, (s, m) in enumerate(zip(scores, masks)):
+            info = threshold.info if shares is None else _threshold_info(threshold.key, *shares[i], s.device)
+            temporary = torch.empty_like(s, memory_format=torch.contiguous_format).copy_(s)
+            _apply_threshold_kernel([temporary], [m], info, 1)
+            del temporary
+    if weights is None:
+        return PruneResult(threshold, magnitude_histogram(scores, masks, bits))
+    apply_masks_(weights, masks)
+    return PruneResult(threshold, magnitude_histogram(weights, masks, bits))
+
+
+def count_outside_masks(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]) -> list[int]:
+    """Per tensor, how many entries whose mask bit is 0 are not 0 (NaN counted; +0.0 and -0.0 not): weights
+    that grew back outside their masks. One read of the tensors (a second of any tensor that has some)."""
+    tensors, masks = validate(tensors, masks)
+    pruned = []  # the complement masks: bit 1 = pruned (bits past numel stay 0)
+    for t, m in zip(tensors, masks):
+        flipped, tail = torch.bitwise_not(m), t.numel() % 32
+        if tail:
+            flipped[-1] &= (1 << tail) - 1
+        pruned.append(flipped)
+    stats = magnitude_histogram(tensors, pruned, 1, check_nan=False)
+    suspects = ((stats.abs_sums > 0) | (stats.nan_counts > 0)).nonzero().flatten().tolist()
+    counts, key_bits = [0] * len(tensors), KEY_BITS[tensors[0].dtype]
+    for i in suspects:  # the complement's survivors, minus its zeros (key 0), plus its NaNs
+        zeros = int(radix_histogram([tensors[i]], [pruned[i]], 0, key_bits - 1, 1)[0])
+        counts[i] = int(stats.counts[i]) - zeros + int(stats.nan_counts[i])
+    return counts

@@ -1,6 +1,7 @@
 """What rgprune prunes by default: the one definition, for live models and for checkpoints on disk.
 
-The default set is the ``weight`` of every Linear and Conv layer, except
+The default set is the ``weight`` of every Linear and Conv layer (and Hugging Face ``Conv1D``, GPT-2's
+transposed Linear), except
 
 * the **classifier head**: parameters under a top-level module named one of ``HEAD_MODULE_NAMES``
   (``fc.weight``; ``classifier.1.weight`` when ``classifier`` is a ``Sequential``), kept dense unless
@@ -8,26 +9,31 @@ The default set is the ``weight`` of every Linear and Conv layer, except
 * the **embeddings**: kept dense unless ``prune_embeddings=True``.
 
 Biases, norm layers and everything else are never in the default set. A live model tells the layer kind
-by module type (``nn.Linear``, ``nn.Conv1d/2d/3d``, ``nn.Embedding``). A checkpoint holds only names and
-tensors, so there a floating-point tensor of two or more dimensions named ``*.weight`` counts as a layer
-weight, and as an embedding when its name matches ``EMBEDDING_NAME_PATTERN`` (Hugging Face models keep
-their embedding tables under ``*.embeddings.*``). ``include``/``exclude`` fnmatch patterns over qualified
-names override the default set in both (``select_prunable`` and ``rgprune.rg.trace_from_checkpoints``).
+by module type (``nn.Linear``, ``nn.Conv1d/2d/3d``, transformers' ``Conv1D``, ``nn.Embedding``). A
+checkpoint holds only names and tensors, so there a floating-point tensor of two or more dimensions named
+``*.weight`` counts as a layer weight, and as an embedding when its name matches one of
+``EMBEDDING_NAME_PATTERNS`` (the names Hugging Face models give their embedding tables).
+``include``/``exclude`` fnmatch patterns over qualified names override the default set in both
+(``select_prunable`` and ``rgprune.rg.trace_from_checkpoints``).
 """
 from __future__ import annotations
 
 import enum
 import fnmatch
+import sys
+import warnings
 from typing import Sequence
 
 import torch
 
-#: top-level module names treated as classifier heads (torchvision, CIFAR ResNets, Hugging Face, timm)
-HEAD_MODULE_NAMES = ("fc", "classifier", "head", "heads", "lm_head", "linear", "cls")
+#: top-level module names treated as classifier heads (torchvision, CIFAR ResNets, Hugging Face -- ``score`` for
+#: GPT-2/Llama sequence classification, ``qa_outputs`` for question answering --, timm)
+HEAD_MODULE_NAMES = ("fc", "classifier", "head", "heads", "lm_head", "linear", "cls", "score", "qa_outputs")
 #: module types whose ``weight`` is pruned by default
 PRUNABLE_LAYER_TYPES = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
-#: how a checkpoint's tensor name marks an embedding (a live model's are ``nn.Embedding`` modules)
-EMBEDDING_NAME_PATTERN = "*embeddings*"
+#: how a checkpoint's tensor name marks an embedding (a live model's are ``nn.Embedding`` modules): BERT's
+#: ``*.embeddings.*``, Llama's ``embed_tokens``, GPT-2's ``wte`` / ``wpe``
+EMBEDDING_NAME_PATTERNS = ("*embeddings*", "*embed_tokens*", "*wte.*", "*wpe.*")
 
 
 class LayerKind(enum.Enum):
@@ -38,9 +44,26 @@ class LayerKind(enum.Enum):
     OTHER = "other"
 
 
-def matches(name: str, patterns: Sequence[str]) -> bool:
-    """True when the qualified name ``name`` matches one of the fnmatch ``patterns`` (case-sensitive)."""
-    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+def as_patterns(patterns, what: str) -> list[str]:
+    """fnmatch patterns as a list: a single string is one pattern (``include="fc.weight"`` means
+    ``include=["fc.weight"]``); anything else must be an iterable of strings."""
+    if isinstance(patterns, str):
+        return [patterns]
+    try:
+        patterns = list(patterns)
+    except TypeError:
+        raise TypeError(f"{what} must be a string or a list of fnmatch patterns, got "
+                        f"{type(patterns).__name__}") from None
+    bad = [p for p in patterns if not isinstance(p, str)]
+    if bad:
+        raise TypeError(f"{what} must hold strings (fnmatch patterns over qualified parameter names), got {bad[:3]}")
+    return patterns
+
+
+def matches(name: str, patterns: Sequence[str] | str) -> bool:
+    """True when the qualified name ``name`` matches one of the fnmatch ``patterns`` (case-sensitive; a single
+    string is one pattern)."""
+    return any(fnmatch.fnmatchcase(name, p) for p in as_patterns(patterns, "patterns"))
 
 
 def is_head(name: str) -> bool:
@@ -49,9 +72,16 @@ def is_head(name: str) -> bool:
     return name.split(".")[0] in HEAD_MODULE_NAMES
 
 
+def _is_transformers_conv1d(module: torch.nn.Module) -> bool:
+    """Hugging Face's ``Conv1D`` (GPT-2's attention and MLP layers): a Linear layer with a transposed weight.
+    Told by class, without importing transformers (a model holding one has imported it)."""
+    conv1d = getattr(sys.modules.get("transformers.pytorch_utils"), "Conv1D", None)
+    return conv1d is not None and isinstance(module, conv1d)
+
+
 def module_kind(module: torch.nn.Module) -> LayerKind:
     """The kind of a live module, by type."""
-    if isinstance(module, PRUNABLE_LAYER_TYPES):
+    if isinstance(module, PRUNABLE_LAYER_TYPES) or _is_transformers_conv1d(module):
         return LayerKind.LAYER
     if isinstance(module, torch.nn.Embedding):
         return LayerKind.EMBEDDING
@@ -62,7 +92,7 @@ def tensor_kind(name: str, ndim: int, dtype: torch.dtype) -> LayerKind:
     """The kind of a checkpoint tensor, from its qualified name, number of dimensions and dtype alone."""
     if ndim < 2 or not dtype.is_floating_point:
         return LayerKind.OTHER
-    return LayerKind.EMBEDDING if fnmatch.fnmatchcase(name, EMBEDDING_NAME_PATTERN) else LayerKind.LAYER
+    return LayerKind.EMBEDDING if matches(name, EMBEDDING_NAME_PATTERNS) else LayerKind.LAYER
 
 
 def is_default_prunable(name: str, kind: LayerKind, *, prune_head: bool = False,
@@ -77,26 +107,61 @@ def is_default_prunable(name: str, kind: LayerKind, *, prune_head: bool = False,
     return kind is LayerKind.EMBEDDING and prune_embeddings
 
 
+def _wrapped(model: torch.nn.Module) -> tuple[torch.nn.Module, str] | None:
+    """The module inside one wrapper layer and the prefix that layer adds to parameter names, or None."""
+    if isinstance(model, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)):
+        return model.module, "module."
+    # torch.compile's OptimizedModule; without torch._dynamo imported no model can be compiled
+    dynamo = sys.modules.get("torch._dynamo.eval_frame")
+    if dynamo is not None and isinstance(model, dynamo.OptimizedModule):
+        return model._orig_mod, "_orig_mod."
+    return None
+
+
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
-    """The user's model inside DistributedDataParallel / DataParallel wrappers (whose parameter names carry
-    a ``module.`` prefix per wrapper); any other model is returned as is."""
-    while isinstance(model, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)):
-        model = model.module
+    """The user's model inside DistributedDataParallel / DataParallel and ``torch.compile`` wrappers (whose
+    parameter names carry a ``module.`` / ``_orig_mod.`` prefix per wrapper); any other model as is."""
+    while (inner := _wrapped(model)) is not None:
+        model = inner[0]
     return model
 
 
-def select_prunable(model: torch.nn.Module, include: Sequence[str] | None = None,
-                    exclude: Sequence[str] = (), *, prune_embeddings: bool = False,
+def wrapper_prefixes(model: torch.nn.Module) -> list[str]:
+    """What each wrapper around the user's model, outermost first, prefixes to its state_dict keys: ``[]``
+    for a plain model, ``["module.", "_orig_mod."]`` for DDP around a compiled model."""
+    prefixes = []
+    while (inner := _wrapped(model)) is not None:
+        model = inner[0]
+        prefixes.append(inner[1])
+    return prefixes
+
+
+def unwrap_state_dict(model: torch.nn.Module, state_dict):
+    """``state_dict`` with the key prefix of ``model``'s wrappers removed, when every key carries it: the
+    wrappers' own ``state_dict()`` (DDP's ``module.``, torch.compile's ``_orig_mod.``, of any wrapper level)
+    then reads like the inner model's. Any other state dict is returned as is."""
+    prefixes = wrapper_prefixes(model)
+    for prefix in ("".join(prefixes[i:]) for i in range(len(prefixes))):
+        if state_dict and all(n.startswith(prefix) for n in state_dict):
+            return {n[len(prefix):]: value for n, value in state_dict.items()}
+    return state_dict
+
+
+def select_prunable(model: torch.nn.Module, include: Sequence[str] | str | None = None,
+                    exclude: Sequence[str] | str = (), *, prune_embeddings: bool = False,
                     prune_head: bool = False) -> list[tuple[str, torch.nn.Parameter]]:
     """The parameters a pruner ranks, in model order, each once (tied weights are counted once).
 
     Default: the module docstring's set. ``include`` (fnmatch patterns over qualified parameter names,
-    e.g. ``"layer1.*.conv*.weight"``) replaces the default set and selects whatever float parameter it
-    names (a broad ``"layer1.*.weight"`` would take the BatchNorm weights too); ``exclude`` removes from
-    the selection.
+    e.g. ``"layer1.*.conv*.weight"``; a single string is one pattern) replaces the default set and selects
+    whatever float parameter it names; when that takes parameters other than Linear/Conv/Embedding weights
+    (a broad ``"layer1.*"`` takes biases and BatchNorm weights too) a warning lists them. ``exclude``
+    removes from the selection.
     """
+    include = as_patterns(include, "include") if include is not None else None
+    exclude = as_patterns(exclude, "exclude")
     model = unwrap_model(model)
-    chosen, seen = [], set()
+    chosen, seen, beyond = [], set(), []
     for module_name, module in model.named_modules():
         kind = module_kind(module)
         for param_name, param in module.named_parameters(recurse=False):
@@ -112,7 +177,14 @@ def select_prunable(model: torch.nn.Module, include: Sequence[str] | None = None
                     raise TypeError(f"parameter {name} has dtype {param.dtype}; only float parameters can be pruned")
                 seen.add(id(param))
                 chosen.append((name, param))
+                if kind is LayerKind.OTHER or param_name != "weight":
+                    beyond.append(name)
     if not chosen:
         raise ValueError("no prunable parameters selected: the model has no Linear/Conv weights matching the "
-                         f"include={include!r} / exclude={list(exclude)!r} patterns; adjust them")
+                         f"include={include!r} / exclude={exclude!r} patterns; adjust them")
+    if beyond:
+        warnings.warn(f"include={include!r} selected {len(beyond)} parameters that are not Linear/Conv/Embedding "
+                      f"weights (biases, norm layers, ...): {beyond[:6]}{' ...' if len(beyond) > 6 else ''}; the "
+                      f"default set never prunes them. If that is not what you meant, narrow the patterns (e.g. "
+                      f"'layer1.*.conv*.weight') or add exclude=['*.bias', ...]", UserWarning, stacklevel=3)
     return chosen

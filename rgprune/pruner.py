@@ -9,16 +9,25 @@
 """
 from __future__ import annotations
 
+import warnings
+import weakref
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import torch
 
 from rgprune import distributed, ops
+from rgprune.kernels.layout import StorageMaskCache
 from rgprune.masks import MaskSet
-from rgprune.prunable import select_prunable, unwrap_model
+from rgprune.optim_hooks import hookable_optimizer
+from rgprune.prunable import as_patterns, select_prunable, unwrap_model, unwrap_state_dict
 
-__all__ = ["GlobalMagnitudePruner", "PruneReport"]
+__all__ = ["ALREADY_PRUNED_SHARE", "GlobalMagnitudePruner", "PruneReport", "select_prunable"]
+
+#: share of exact zeros among the selected weights above which a pruner starting from all-ones masks warns
+ALREADY_PRUNED_SHARE = 0.05
+#: every pruner with an optimizer hook, so that two pruners cannot keep masks on the same parameters
+_ATTACHED: weakref.WeakSet = weakref.WeakSet()
 
 
 @dataclass(frozen=True)
@@ -36,11 +45,21 @@ class GlobalMagnitudePruner:
     """Global magnitude pruning of a model's weights with bit-packed masks.
 
     ``prune(fraction=0.2)`` removes 20% of the surviving weights with the smallest |w| ranked across all
-    selected tensors (``target_density=`` instead prunes down to a density). ``attach(optimizer)`` keeps
-    the masks applied: after every ``optimizer.step()`` the pruned weights and their optimizer state
-    (momentum, Adam moments) are zeroed in one kernel call, so nothing grows back and no forward hook is
-    needed. ``rewind(state_dict)`` resets the model to saved values (e.g. its initialization) and keeps
-    pruned weights at 0.
+    selected tensors (``target_density=`` instead prunes down to a density; ``scores=`` ranks by other
+    scores). ``attach(optimizer)`` keeps the masks applied: after every ``optimizer.step()`` the pruned
+    weights and their optimizer state (momentum, Adam moments) are zeroed in one kernel call, so nothing
+    grows back and no forward hook is needed. ``rewind(state_dict)`` resets the model to saved values (e.g.
+    its initialization) and keeps pruned weights at 0.
+
+    The model may be wrapped in DDP / DataParallel or compiled with ``torch.compile``: the pruner sees the
+    model inside (same names, selection and state as on the plain model). Weights may be in any dense
+    memory layout (``channels_last`` ...): they are pruned in place in their layout, with the masks and tie
+    order of the logical index, so the masks equal those of the same model in the contiguous layout.
+
+    ``masks_from``: where the masks start. ``None`` (default): all weights survive, with a warning when
+    many weights are already exactly 0 (more than ``ALREADY_PRUNED_SHARE``: the model looks pruned);
+    ``"ones"``: all weights survive, silently; ``"zeros"``: exactly the nonzero weights survive (adopt a
+    model pruned elsewhere, or a checkpoint saved without the pruner's state).
 
     ``process_group=`` (a ``ProcessGroup``, ``"default"`` or ``torch.distributed.group.WORLD``; default
     None = one process) prunes across torch.distributed ranks. A replicated model (plain or DDP-wrapped:
@@ -51,14 +70,25 @@ class GlobalMagnitudePruner:
     ``num_survivors``, ``stats`` etc. are then global (collectives: call them on every rank).
     """
 
-    def __init__(self, model: torch.nn.Module, include: Sequence[str] | None = None, exclude: Sequence[str] = (),
-                 *, prune_embeddings: bool = False, prune_head: bool = False, process_group=None):
+    def __init__(self, model: torch.nn.Module, include: Sequence[str] | str | None = None,
+                 exclude: Sequence[str] | str = (), *, prune_embeddings: bool = False, prune_head: bool = False,
+                 process_group=None, masks_from: str | None = None):
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if masks_from not in (None, "ones", "zeros"):
+            raise ValueError(f"masks_from must be None, 'ones' or 'zeros', got {masks_from!r}")
+        include = as_patterns(include, "include") if include is not None else None
+        exclude = as_patterns(exclude, "exclude")
         self.model = model
-        self.selection = dict(include=list(include) if include is not None else None, exclude=list(exclude),
-                              prune_embeddings=prune_embeddings, prune_head=prune_head)
+        self.selection = dict(include=include, exclude=exclude, prune_embeddings=prune_embeddings,
+                              prune_head=prune_head)
         named = select_prunable(model, include, exclude, prune_embeddings=prune_embeddings, prune_head=prune_head)
+        meta = [n for n, p in named if p.is_meta]
+        if meta:
+            raise ValueError(f"the model's parameters are on the meta device (shapes without values, e.g. "
+                             f"{meta[:3]}): there are no magnitudes to rank. Materialize the model first (e.g. "
+                             f"model.to_empty(device='cpu') and load its weights, or build it outside a "
+                             f"torch.device('meta') context), then build the pruner")
         dtypes = {p.dtype for _, p in named}
         if len(dtypes) > 1:
             raise TypeError(f"the selected parameters have several dtypes {sorted(map(str, dtypes))}; global "
@@ -66,10 +96,44 @@ class GlobalMagnitudePruner:
         self.names = [n for n, _ in named]
         self.process_group = None if process_group is None else distributed.resolve_group(process_group)
         self.sharded = distributed.is_sharded([p for _, p in named], self.process_group)
-        self.masks = MaskSet.ones([self._local(p) for _, p in named], names=self.names)
-        self._hooks = []
+        self._masks_generation = 0
+        self._storage_masks = StorageMaskCache()
+        self._attached: list[tuple[weakref.ref, object]] = []
+        local = [self._local(p) for _, p in named]
+        if masks_from == "zeros":
+            self.masks = MaskSet.from_nonzero(local, names=self.names)
+        else:
+            self.masks = MaskSet.ones(local, names=self.names)
+            if masks_from is None:
+                self._warn_if_already_pruned(local)
+
+    def _warn_if_already_pruned(self, tensors: list[torch.Tensor]) -> None:
+        total = sum(t.numel() for t in tensors)
+        counts = [torch.count_nonzero(t) for t in tensors]
+        if len({c.device for c in counts}) == 1:  # one host sync, not one per tensor
+            counts = [torch.stack(counts).sum()]
+        zeros = total - sum(int(c) for c in counts)
+        if total and zeros > ALREADY_PRUNED_SHARE * total:
+            warnings.warn(f"GlobalMagnitudePruner: {zeros / total:.1%} of the selected weights are exactly 0, as in "
+                          f"a pruned model, but the masks start with every weight surviving: density() would "
+                          f"report 1.0 and prune() would first remove weights that are already 0. Pass "
+                          f"masks_from='zeros' to build the masks from the zeros (or load the pruner's saved "
+                          f"state); masks_from='ones' silences this warning", RuntimeWarning, stacklevel=3)
 
     # ---- parameters and masks -------------------------------------------------------------------
+    @property
+    def masks(self) -> MaskSet:
+        """The masks, in the order of ``names``. Replace them by assignment (or ``load_state_dict``), not by
+        editing their words in place, so that the cached storage-order masks of ``attach`` follow."""
+        return self._masks
+
+    @masks.setter
+    def masks(self, masks: MaskSet) -> None:
+        if not isinstance(masks, MaskSet):
+            raise TypeError(f"masks must be a rgprune.MaskSet, got {type(masks).__name__}")
+        self._masks = masks
+        self._masks_generation += 1
+
     @property
     def params(self) -> list[torch.nn.Parameter]:
         """The selected parameters, looked up afresh (they change identity under .to() on some setups)."""
@@ -97,6 +161,7 @@ class GlobalMagnitudePruner:
         return t.tolist()
 
     def density(self) -> float:
+        """Surviving share of the selected weights, as the masks say (``check()`` compares the weights)."""
         if self.sharded:
             survivors, total = self._global_counts([self.num_survivors_local, sum(self.masks.numels())])
             return survivors / total if total else 1.0
@@ -123,43 +188,82 @@ class GlobalMagnitudePruner:
         return sum(self.masks.survivor_counts())
 
     # ---- pruning ----------------------------------------------------------------------------------
-    def prune(self, fraction: float | None = None, *, target_density: float | None = None,
-              bits: int = 12) -> PruneReport:
-        """Prune ``fraction`` of the surviving weights (k = round(fraction * survivors), torch.prune's
-        rule), or down to ``target_density`` of all selected weights. Returns a ``PruneReport``."""
+    def _count_to_prune(self, fraction, target_density) -> int:
         if (fraction is None) == (target_density is None):
             raise ValueError("pass exactly one of fraction= (share of survivors to remove) or target_density=")
         survivors = self.num_survivors
         if fraction is not None:
             if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
                 raise ValueError(f"fraction must be a number in [0, 1], got {fraction!r}")
-            k = round(fraction * survivors)
-        else:
-            if isinstance(target_density, bool) or not isinstance(target_density, (int, float)) \
-                    or not 0 <= target_density <= 1:
-                raise ValueError(f"target_density must be a number in [0, 1], got {target_density!r}")
-            keep = round(target_density * self.num_weights)
-            if keep > survivors:
-                raise ValueError(f"target_density={target_density} is above the current density "
-                                 f"{self.density():.4f}: pruning cannot add weights back")
-            k = survivors - keep
+            return round(fraction * survivors)
+        if isinstance(target_density, bool) or not isinstance(target_density, (int, float)) \
+                or not 0 <= target_density <= 1:
+            raise ValueError(f"target_density must be a number in [0, 1], got {target_density!r}")
+        keep = round(target_density * self.num_weights)
+        if keep > survivors:
+            raise ValueError(f"target_density={target_density} is above the current density "
+                             f"{self.density():.4f}: pruning cannot add weights back")
+        return survivors - keep
+
+    def _score_tensors(self, scores, weights: list[torch.Tensor]) -> list[torch.Tensor]:
+        """``scores`` (a mapping name -> tensor, or a sequence in the order of ``names``) as a checked list."""
+        if self.sharded:
+            raise ValueError("prune(scores=...) is not supported for sharded (FSDP2) models; prune by magnitude")
+        if isinstance(scores, Mapping):
+            missing = [n for n in self.names if n not in scores]
+            unknown = [n for n in scores if n not in self.names]
+            if missing or unknown:
+                raise ValueError(f"scores must hold one tensor per pruned parameter (pruner.names): missing "
+                                 f"{missing[:3]}, not pruned {unknown[:3]}")
+            scores = [scores[n] for n in self.names]
+        elif isinstance(scores, torch.Tensor) or not isinstance(scores, Sequence):
+            raise TypeError(f"scores must be a dict name -> tensor or a list in the order of pruner.names, got "
+                            f"{type(scores).__name__}")
+        if len(scores) != len(weights):
+            raise ValueError(f"got {len(scores)} score tensors for {len(weights)} pruned parameters")
+        for name, s, w in zip(self.names, scores, weights):
+            if not isinstance(s, torch.Tensor) or s.shape != w.shape:
+                raise ValueError(f"the score of {name} must be a tensor of its shape {tuple(w.shape)}, got "
+                                 f"{tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__}")
+        return list(scores)
+
+    def prune(self, fraction: float | None = None, *, target_density: float | None = None, scores=None,
+              bits: int = 12) -> PruneReport:
+        """Prune ``fraction`` of the surviving weights (k = round(fraction * survivors), torch.prune's
+        rule), or down to ``target_density`` of all selected weights. Returns a ``PruneReport``.
+
+        ``scores`` (a dict name -> tensor shaped like that weight, or a list in the order of ``names``)
+        ranks by ``|score|`` instead of ``|w|`` and prunes the weights (e.g. ``{n: (p * p.grad).abs()}``); the
+        scores are not modified, and the extra memory is one score tensor (``rgprune.ops.prune_by_scores_``).
+        Under DDP pass the same scores on every rank. First runs ``check(strict=True)``: pruning refuses to
+        rank masks that disagree with the weights."""
+        k = self._count_to_prune(fraction, target_density)
+        self.check(strict=True)
         with torch.no_grad():
+            weights = self._weights()
+            score_list = self._score_tensors(scores, weights) if scores is not None else None
             if self.sharded:  # exact global threshold; ties in model order (FSDP2 shards are row blocks)
-                result = distributed.prune_global_distributed_(self._weights(), self.masks.words, k,
-                                                               self.process_group, bits, tie_order="parameter")
+                result = distributed.prune_global_distributed_(weights, self.masks.words, k, self.process_group,
+                                                               bits, tie_order="parameter")
                 stats = distributed.all_reduce_stats(result.stats, self.process_group)
                 result = ops.PruneResult(result.threshold, stats)
             else:
                 if self.process_group is not None:  # replicated (DDP): every rank must prune the same model
-                    distributed.check_replicated([k, survivors, self.num_weights],
+                    distributed.check_replicated([k, self.num_survivors, self.num_weights],
                                                  "the pruned models' k, survivors and size", self.process_group,
                                                  self.masks.words[0].device)
-                result = ops.prune_global_(self._weights(), self.masks.words, k, bits)
+                if score_list is None:  # the threshold's read-only passes run on the cached storage order
+                    threshold = ops.global_magnitude_threshold(*self._storage_order(weights), k)
+                    result = ops.PruneResult(threshold, ops.apply_threshold_(weights, self.masks.words, threshold,
+                                                                             bits))
+                else:
+                    result = ops.prune_by_scores_(score_list, self.masks.words, k, weights, bits)
+        self._masks_generation += 1  # the words changed in place
         return PruneReport(k, self.density(), result.threshold, result.stats)
 
     def stats(self, bits: int = 12) -> ops.MagnitudeStats:
-        """Statistics of the current survivors (histogram, per-tensor count, Σ|w|, Σw²); over all ranks when
-        sharded."""
+        """Statistics of the current survivors (histogram, per-tensor count, Σ|w|, Σw², NaN count); over all
+        ranks when sharded."""
         with torch.no_grad():
             stats = ops.magnitude_histogram(self._weights(), self.masks.words, bits)
             return distributed.all_reduce_stats(stats, self.process_group) if self.sharded else stats
@@ -169,10 +273,30 @@ class GlobalMagnitudePruner:
         with torch.no_grad():
             ops.apply_masks_(self._weights(), self.masks.words)
 
+    def check(self, strict: bool = False) -> dict[str, int]:
+        """The weights outside the masks that are not 0 (they grew back: trained without ``attach``, or
+        loaded from elsewhere), as {parameter name: count}; empty when masks and weights agree. One read of
+        the weights. Warns when some are found, or with ``strict`` raises ValueError (``prune`` does)."""
+        with torch.no_grad():
+            counts = self._global_counts(ops.count_outside_masks(*self._storage_order(self._weights())))
+        grown = {name: c for name, c in zip(self.names, counts) if c}
+        if grown:
+            message = (f"{sum(grown.values())} weights outside the masks are not 0 (e.g. "
+                       f"{dict(list(grown.items())[:3])}): they grew back since the masks were last applied, so "
+                       f"density() ({self.density():.4f}) no longer describes the model. Keep the masks applied "
+                       f"during training with pruner.attach(optimizer), or zero them now with "
+                       f"pruner.apply_masks()")
+            if strict:
+                raise ValueError(message + " before pruning")
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+        return grown
+
     # ---- keeping masks applied during training ------------------------------------------------------
     def masked_tensors(self, optimizer) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """What ``attach(optimizer)`` re-masks after each step, with the mask of each: the weights plus every
-        optimizer state tensor shaped like its weight (momentum, Adam moments)."""
+        optimizer state tensor shaped like its weight (momentum, Adam moments), in whatever layout.
+        ``optimizer`` may be wrapped, as for ``attach``."""
+        optimizer = hookable_optimizer(optimizer)
         weights = self._weights()
         tensors, masks = list(weights), list(self.masks.words)
         for p, w, m in zip(self.params, weights, self.masks.words):
@@ -184,31 +308,58 @@ class GlobalMagnitudePruner:
                     masks.append(m)
         return tensors, masks
 
-    def attach(self, optimizer: torch.optim.Optimizer):
+    def _storage_order(self, tensors, masks=None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Storage views of ``tensors`` (masked by ``masks``, default ``self.masks``) and their masks in storage
+        order, converted once per mask change for weights in permuted layouts (``rgprune.kernels.layout``)."""
+        masks = self.masks.words if masks is None else masks
+        return self._storage_masks.storage_order(tensors, masks, self._masks_generation)
+
+    def _reapply(self, optimizer) -> None:
+        """The step hook: zero the pruned weights and optimizer state in one ``apply_masks_`` call."""
+        with torch.no_grad():
+            ops.apply_masks_(*self._storage_order(*self.masked_tensors(optimizer)))
+
+    @property
+    def attached(self) -> bool:
+        """Whether an ``attach`` hook is installed on an optimizer that still exists."""
+        return any(ref() is not None for ref, _ in self._attached)
+
+    def attach(self, optimizer):
         """Re-apply the masks after every ``optimizer.step()`` (a step post-hook), zeroing pruned weights
-        and their optimizer state in one ``apply_masks_`` call. Returns a handle with ``.remove()``."""
-        if not isinstance(optimizer, torch.optim.Optimizer):
-            raise TypeError(f"attach needs a torch.optim.Optimizer, got {type(optimizer).__name__}")
+        and their optimizer state in one ``apply_masks_`` call. Returns a handle with ``.remove()``.
+
+        ``optimizer`` is a ``torch.optim.Optimizer`` or a wrapper that exposes the one it wraps as
+        ``.optimizer`` (Accelerate's ``AcceleratedOptimizer``, as Hugging Face Trainer uses): the hook goes
+        on the innermost optimizer that runs step hooks. Attaching twice to one optimizer, or while another
+        attached pruner keeps masks on some of the same parameters, is refused (their masks would fight)."""
+        target = hookable_optimizer(optimizer)
         ours = {id(p) for p in self.params}
-        if not any(id(p) in ours for group in optimizer.param_groups for p in group["params"]):
+        if not any(id(p) in ours for group in target.param_groups for p in group["params"]):
             raise ValueError("the optimizer does not update any of the pruned parameters; build it from "
                              "this model's parameters (after model.to(device))")
+        if any(ref() is target for ref, _ in self._attached):
+            raise ValueError("this pruner is already attached to this optimizer: a second hook would only repeat "
+                             "the first; call detach() first to re-attach")
+        for other in list(_ATTACHED):
+            if other is not self and other.attached and ours & {id(p) for p in other.params}:
+                raise ValueError("another GlobalMagnitudePruner is attached to an optimizer of some of the same "
+                                 "parameters: two pruners would keep different masks on them. Use one pruner, or "
+                                 "call detach() on the other first")
+        def after_step(opt, args, kwargs):  # holds the pruner: it keeps working while the optimizer lives
+            self._reapply(opt)
 
-        def after_step(opt, args, kwargs):
-            with torch.no_grad():
-                tensors, masks = self.masked_tensors(opt)
-                ops.apply_masks_(tensors, masks)
-
-        handle = optimizer.register_step_post_hook(after_step)
-        self._hooks.append(handle)
-        after_step(optimizer, (), {})  # zero any state that already exists
+        handle = target.register_step_post_hook(after_step)
+        self._attached.append((weakref.ref(target), handle))
+        _ATTACHED.add(self)
+        self._reapply(target)  # zero any state that already exists
         return handle
 
     def detach(self) -> None:
         """Remove every optimizer hook installed by ``attach``."""
-        for handle in self._hooks:
+        for _, handle in self._attached:
             handle.remove()
-        self._hooks.clear()
+        self._attached.clear()
+        _ATTACHED.discard(self)
 
     # ---- rewinding -----------------------------------------------------------------------------------
     def rewind(self, state_dict: Mapping[str, torch.Tensor]) -> None:
@@ -216,13 +367,7 @@ class GlobalMagnitudePruner:
         pruned weights at 0. ``state_dict`` must hold every selected parameter; parameters and buffers
         it also holds are restored too. A bad ``state_dict`` raises ValueError and changes nothing."""
         model = unwrap_model(self.model)
-        # a DDP / DataParallel wrapper's own state_dict() prefixes every key with "module." (once per
-        # wrapper); accept it as well as the inner model's, as the pruner's names carry no prefix
-        prefix, inner = "", self.model
-        while inner is not model:
-            prefix, inner = prefix + "module.", inner.module
-        if prefix and state_dict and all(n.startswith(prefix) for n in state_dict):
-            state_dict = {n[len(prefix):]: value for n, value in state_dict.items()}
+        state_dict = unwrap_state_dict(self.model, state_dict)  # the names carry no wrapper prefix
         missing = [n for n in self.names if n not in state_dict]
         if missing:
             raise ValueError(f"rewind state_dict lacks {len(missing)} pruned parameters, e.g. {missing[:3]}; save "
@@ -266,11 +411,14 @@ class GlobalMagnitudePruner:
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_hooks"] = []  # optimizer hooks belong to this process's optimizer; re-attach after loading
+        state["_attached"] = []  # optimizer hooks belong to this process's optimizer; re-attach after loading
+        state["_storage_masks"] = StorageMaskCache()
         return state
 
-    # ---- torch.nn.utils.prune interop -------------------------------------------------------------------
-    def _module_param_pairs(self) -> list[tuple[torch.nn.Module, str]]:
+    # ---- torch.nn.utils.prune interop (rgprune.prune) ---------------------------------------------------
+    def module_param_pairs(self) -> list[tuple[torch.nn.Module, str]]:
+        """The pruned parameters as (module, name) pairs, in the order of ``names``: the ``parameters`` of
+        ``torch.nn.utils.prune.global_unstructured`` / ``rgprune.prune.global_unstructured``."""
         model = unwrap_model(self.model)
         pairs = []
         for name in self.names:
@@ -282,43 +430,13 @@ class GlobalMagnitudePruner:
         """Reparametrize the model the torch.nn.utils.prune way (``weight_orig`` + ``weight_mask`` + forward
         pre-hook), e.g. to hand it to code that expects that format. The pruner stops tracking the model."""
         self.detach()
-        self.masks.to_torch_prune(self._module_param_pairs())
+        self.masks.to_torch_prune(self.module_param_pairs())
 
     @classmethod
-    def from_torch_prune(cls, model: torch.nn.Module, **selection) -> "GlobalMagnitudePruner":
+    def from_torch_prune(cls, model: torch.nn.Module, **selection) -> GlobalMagnitudePruner:
         """Adopt a model pruned with torch.nn.utils.prune: its masks are read, the reparametrization is
-        made permanent (``prune.remove``), and a pruner with the same masks is returned.
+        made permanent (``prune.remove``), and a pruner with the same masks is returned
+        (``rgprune.prune.adopt``: if the pruner cannot be made, the model is left as it was)."""
+        from rgprune.prune import adopt
 
-        If the pruner cannot be made (e.g. a ``selection`` that matches nothing), the error is raised with
-        the model as it was: every ``<name>_orig`` (all its values, the pruned ones too) and ``<name>_mask``
-        is put back (the hooks are then ``CustomFromMask`` ones, the mask unchanged)."""
-        import torch.nn.utils.prune as tprune
-        inner = unwrap_model(model)
-        pruned = [(m, hook._tensor_name) for m in inner.modules() for hook in list(m._forward_pre_hooks.values())
-                  if isinstance(hook, tprune.BasePruningMethod)]
-        if not pruned:
-            raise ValueError("the model has no torch.nn.utils.prune reparametrization to import")
-        keep, undo = {}, []
-        for module, name in pruned:
-            mask = getattr(module, name + "_mask").detach()
-            keep[(id(module), name)] = mask != 0
-            # prune.remove replaces <name>_orig's data by the masked values; hold the old data (a reference,
-            # not a copy) so that a failure below can restore it
-            undo.append((module, name, getattr(module, name + "_orig").data, mask))
-            tprune.remove(module, name)
-        try:
-            if "include" not in selection:
-                lookup = {id(m): n for n, m in inner.named_modules()}
-                selection["include"] = [f"{lookup[id(m)]}.{name}" if lookup[id(m)] else name for m, name in pruned]
-            pruner = cls(model, **selection)
-        except BaseException:
-            for module, name, data, mask in undo:
-                getattr(module, name).data = data
-                tprune.custom_from_mask(module, name, mask=mask)
-            raise
-        bools = []
-        for (module, name), param in zip(pruner._module_param_pairs(), pruner.params):
-            bools.append(keep.get((id(module), name), torch.ones_like(param, dtype=torch.bool)))
-        pruner.masks = MaskSet.from_bool(bools, pruner.names).to(pruner.params[0].device)
-        pruner.apply_masks()
-        return pruner
+        return adopt(model, cls, **selection)

@@ -321,3 +321,17 @@ def test_lottery_ticket_rejects_bad_input(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         plot_lottery_ticket(path=tmp_path / "lt.png", **args)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_eigenvalues_of_a_fit_that_resolved_nothing_and_unbounded_intervals(tmp_path, drawn):
+    """A fit of rank 0 has no eigenvalues (its legend says so); an interval [0, inf), no information, is a dotted
+    bar to the edge of the plot."""
+    plot_eigenvalues({"flow": [0.9], "nothing": []}, tmp_path / "e.png",
+                     intervals={"flow": [[0.0, np.inf]], "nothing": np.zeros((0, 2))})
+    axes = drawn[0].axes[0]
+    assert "nothing (nothing resolved)" in [t.get_text() for t in axes.get_legend().get_texts()]
+    (bar,) = [line for line in axes.get_lines() if line.get_gid() == "interval of flow"]
+    assert bar.get_linestyle() == ":" and max(bar.get_xdata()) == pytest.approx(axes.get_xlim()[1])
+    assert_png(plot_eigenvalues({"empty": []}, tmp_path / "empty.png"))
+    with pytest.raises(ValueError, match="only an upper bound may be inf"):
+        plot_eigenvalues({"flow": [0.9]}, tmp_path / "bad.png", intervals={"flow": [[np.inf, np.inf]]})

@@ -1,7 +1,7 @@
 // CUDA kernels: one launch walks all tensors of a list (multi_tensor.cuh), block histograms live in
 // shared memory (survivor_stats.cuh), and nothing ever waits for the device: the radix select runs its
 // passes and their bin selection entirely on the GPU, and apply_threshold_ reads the threshold from the
-// device. Semantics: rgprune/kernels/reference.py; the algorithm follows csrc/cpu/kernels_cpu.cpp.
+// device. Semantics: rgprune/kernels/reference.py; the algorithm follows the CPU kernels in csrc/cpu/ (threshold_cpu.cpp, apply_cpu.cpp).
 
 // c10's stream header rather than ATen/cuda/CUDAContext.h (the same current stream), which would also
 // pull in the cuSPARSE/cuBLAS headers that a minimal CUDA toolkit lacks.

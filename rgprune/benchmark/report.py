@@ -44,6 +44,20 @@ def sha256(path: Path):
         return None
 
 
+def cpu_kernel_sources_sha256(root: Path):
+    """One hash of every source the CPU kernels are compiled from (csrc/rgprune.h, csrc/ops.cpp and
+    csrc/cpu/*, by relative path and content), so a result can tell whether it was measured with the kernels in
+    the tree; None outside a source tree."""
+    csrc = root / "csrc"
+    files = sorted([csrc / "rgprune.h", csrc / "ops.cpp", *(csrc / "cpu").glob("*")])
+    if not (csrc / "cpu").is_dir() or not all(f.is_file() for f in files):
+        return None
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def git_head():
     """The source tree's commit, when rgprune runs from a git checkout (None for an installed package)."""
     if not (SOURCE_ROOT / ".git").exists():
@@ -97,7 +111,7 @@ def machine(device) -> dict:
         "git_head": git_head(),
         "extension_file": ext.name if ext else None,
         "extension_sha256": sha256(ext) if ext else None,
-        "kernels_cpu_sha256": sha256(SOURCE_ROOT / "csrc" / "cpu" / "kernels_cpu.cpp"),
+        "cpu_kernels_sources_sha256": cpu_kernel_sources_sha256(SOURCE_ROOT),
         # the build flags decide as much as the source (without -fopenmp the CPU kernels ran on one thread)
         "setup_py_sha256": sha256(SOURCE_ROOT / "setup.py"),
         "cpu_kernels_parallel": bool(getattr(compiled, "cpu_kernels_parallel", False)) if compiled else None,

@@ -54,7 +54,7 @@ def _setup(kind, workload, model, names, state):
         MaskSet([x.clone() for x in state.masks], shapes, names).to_torch_prune(pairs(m, names))
     opt = optimizer(workload.train, m.parameters())
     if kind == "rgprune_attach":
-        pruner = GlobalMagnitudePruner(m, **workload.select)
+        pruner = GlobalMagnitudePruner(m, masks_from="zeros", **workload.select)  # the state is pruned already
         assert pruner.names == names
         pruner.masks = MaskSet([x.clone() for x in state.masks], shapes, names)
         pruner.apply_masks()

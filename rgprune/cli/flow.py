@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import Counter
 from pathlib import Path
 
 from rgprune.cli.arguments import fraction
@@ -29,9 +28,28 @@ def add_flow_parser(sub) -> argparse.ArgumentParser:
                    help="recompute the trace of a run directory from its checkpoints")
     p.add_argument("--include", action="append", help="fnmatch pattern of tensor names to analyse (repeatable)")
     p.add_argument("--exclude", action="append", help="fnmatch pattern of tensor names to skip (repeatable)")
-    p.add_argument("--fraction", type=fraction, help="pruning fraction per round, for the scaling exponents")
+    p.add_argument("--fraction", type=fraction, help="pruning fraction per round: the scaling exponents, and the "
+                                                     "last checkpoint's threshold for the rescaled observables")
+    _add_observable_option(p, "the report's main observable (the others are fitted beside it)")
     p.set_defaults(func=flow_command)
     return p
+
+
+def _add_observable_option(parser: argparse.ArgumentParser, what: str) -> None:
+    from rgprune.rg.analysis import DEFAULT_OBSERVABLES
+    from rgprune.rg.trace import OBSERVABLES
+
+    parser.add_argument("--observable", choices=OBSERVABLES, default=DEFAULT_OBSERVABLES[0],
+                        help=f"{what} (default: %(default)s, the survivors' excess over the round's threshold in units "
+                             f"of its mean, which can have a fixed point; 'histogram', on fixed log2|w| bins, cannot: "
+                             f"pruning alone moves it every round)")
+
+
+def _observables(main: str) -> tuple[str, ...]:
+    """``main`` first, then the report's other default observables."""
+    from rgprune.rg.analysis import DEFAULT_OBSERVABLES
+
+    return (main,) + tuple(k for k in DEFAULT_OBSERVABLES if k != main)
 
 
 def _checkpoints(paths: list[Path]) -> list[Path]:
@@ -82,26 +100,62 @@ def flow_command(args: argparse.Namespace, out=None) -> dict[str, Path]:
             raise ConfigError(str(exc)) from exc
     gram = parameter_gram(checkpoints, include=args.include, exclude=args.exclude or ()) \
         if len(checkpoints) >= MIN_ROUNDS else None
-    paths_written = write_flow_report(trace, out_dir, title=out_dir.name, gram=gram)
+    paths_written = write_flow_report(trace, out_dir, title=out_dir.name, gram=gram,
+                                      observables=_observables(args.observable))
     print(flow_summary(paths_written["flow"], paths_written["report"]), file=out, flush=True)
     return paths_written
 
 
+def _steps(values) -> str:
+    return ", ".join(f"{x:.3f}" for x in values)
+
+
+def _fit_line(fit: dict, limit: int = 4) -> str:
+    """'DMD rank 1 (...): |λ| 0.844 [0.703, 0.887] irrelevant' or the plain reason nothing is resolved."""
+    from rgprune.rg.analysis import describe_directions
+    from rgprune.rg.linear_fit import MIN_FOLDS
+
+    if fit["status"] == "too short":
+        return (f"DMD rank 0: too short to resolve anything ({fit['snapshot_pairs']} snapshot pairs; the held-out rank "
+                f"rule needs at least {MIN_FOLDS}, i.e. {MIN_FOLDS + 1} rounds)")
+    if fit["status"] == "nothing resolved":
+        return (f"DMD rank 0: nothing resolved (no direction predicts held-out rounds better than the mean step, "
+                f"{fit['snapshot_pairs']} snapshot pairs)")
+    return f"DMD rank {fit['dmd_rank']} ({fit['snapshot_pairs']} snapshot pairs): {describe_directions(fit, limit)}"
+
+
 def flow_summary(flow_json, report) -> str:
-    """A few lines on a flow (from its flow.json): rounds, step sizes, DMD eigenvalues and their classes,
-    distance from the affine fixed point (or why there is no analysis), and where the full report is."""
+    """A few lines on a flow (from its flow.json): rounds, step sizes beside what pruning alone would give and what
+    training adds, the resolved directions with their intervals (or "too short to resolve anything", "nothing
+    resolved"), the other observables and the parameter-space fit in one line each, and, last, the report's path."""
     flow = json.loads(Path(flow_json).read_text())
     a = flow["analysis"]
-    steps = ", ".join(f"{x:.3f}" for x in flow.get("step_sizes", []))
-    head = f"RG flow over {len(flow['rounds'])} rounds ({flow['observable']} observable): step sizes {steps}\n"
-    if a is None:  # too few rounds for a DMD
-        return head + f"  no flow analysis: {flow['reason']}\nflow report: {report}"
-    kinds = ", ".join(f"{n} {c}" for c, n in sorted(Counter(a["classes"]).items()))
-    moduli = ", ".join(f"{m:.3f}" for m in a["eigenvalue_moduli"][:4])
-    return (head + f"  DMD rank {a['dmd_rank']}, leading |λ| {moduli} ({kinds}; marginal within "
-            f"±{flow['marginal_tolerance']} of 1); distance of the last round from the affine fixed point "
-            f"{a['fixed_point_distance']:.4g}\n"
-            f"flow report: {report}")
+    lines = [f"RG flow over {len(flow['rounds'])} rounds ({flow['observable']} observable), relative step of each "
+             f"round n = 1, 2, ...:"]
+    if flow.get("observable_fallback"):
+        lines.append(f"  note: {flow['observable_fallback']}")
+    split = flow.get("step_split")
+    rows = [("step sizes", flow.get("step_sizes", []))]
+    if split:
+        rows += [("pruning alone", split["pruning"]), ("training", split["training"])]
+    lines += [f"  {label:<14} {_steps(values)}" for label, values in rows if values]
+    if a is None:  # too few rounds for any fit
+        return "\n".join(lines + [f"  no flow analysis: {flow['reason']}", f"flow report: {report}"])
+    lines.append("  " + _fit_line(a))
+    if a["eigenvalues"]:
+        unbounded = "; ∞: unbounded" if any(None in bounds for bounds in a["intervals"]) else ""
+        lines.append(f"    ({round(100 * flow['interval_level'])}% bootstrap intervals of |λ|{unbounded}; a direction "
+                     f"is classed only when its whole interval lies in one band, marginal = 1 ± "
+                     f"{flow['marginal_tolerance']})")
+    if a.get("fixed_point_distance") is not None:
+        lines.append(f"  the last round is {a['fixed_point_distance']:.4g} from the fitted affine fixed point")
+    others = [(kind, f["analysis"]) for kind, f in flow.get("by_observable", {}).items()
+              if kind != flow["observable"] and f["analysis"] is not None]
+    space = (flow.get("parameter_space") or {}).get("analysis")
+    if space is not None:
+        others.append(("parameter space (Gram DMD of the checkpoints)", space))
+    lines += [f"  also {kind}: {_fit_line(fit, 2)}" for kind, fit in others]
+    return "\n".join(lines + [f"flow report: {report}"])
 
 
 def add_compare_parser(sub) -> argparse.ArgumentParser:
@@ -109,6 +163,7 @@ def add_compare_parser(sub) -> argparse.ArgumentParser:
                        epilog="example: rgprune compare runs/r20-digits runs/r20-digits-inverted --out runs/cmp")
     p.add_argument("runs", nargs="+", help="run directories (or their trace.json files)")
     p.add_argument("--out", default="runs/compare", help="output directory (default: runs/compare)")
+    _add_observable_option(p, "the observable whose flows are compared")
     p.set_defaults(func=compare_command)
     return p
 
@@ -132,11 +187,17 @@ def compare_command(args: argparse.Namespace, out=None) -> dict[str, Path]:
     short = [name for name, trace in traces.items() if len(trace) < MIN_ROUNDS]
     if short:
         raise ConfigError(f"runs with fewer than {MIN_ROUNDS} rounds cannot be compared: {short}")
-    written = compare_flows(traces, args.out)
-    matrix = json.loads(written["compare"].read_text())["total"]
+    try:
+        written = compare_flows(traces, args.out, observable=args.observable)
+    except ValueError as exc:  # e.g. an observable these traces cannot give
+        raise ConfigError(str(exc)) from exc
+    result = json.loads(written["compare"].read_text())
     width = max(len(n) for n in traces)
+    print(f"flow distance ({result['observable']} observable):", file=out)
     print(" " * width + "".join(f" {n[:12]:>12}" for n in traces), file=out)
-    for name, row in zip(traces, matrix):
+    for name, row in zip(traces, result["total"]):
         print(f"{name:<{width}}" + "".join(f" {d:12.4f}" for d in row), file=out)
+    for name, fit in result["flows"].items():
+        print(f"{name:<{width}} {_fit_line(fit, 2)}", file=out)
     print(f"compare: {len(traces)} flows; report: {written['report']}", file=out, flush=True)
     return written

@@ -56,25 +56,34 @@ def mask_words(numel: int) -> int:
 
 
 def unpack_mask(words: torch.Tensor, numel: int) -> torch.Tensor:
-    """Bit-packed int32 words -> bool tensor of ``numel`` elements (flat)."""
-    shifts = torch.arange(32, device=words.device, dtype=torch.int64)
-    bits = (words.to(torch.int64).unsqueeze(-1) >> shifts) & 1
-    return bits.reshape(-1)[:numel].to(torch.bool)
+    """Bit-packed int32 words -> bool tensor of ``numel`` elements (flat).
 
-
-_BYTE_WEIGHTS = torch.tensor([1, 2, 4, 8, 16, 32, 64, 128], dtype=torch.uint8)
+    Unpacks byte by byte: 8 shift-and passes over the mask's bytes, each writing one flag of every byte, so
+    the only temporary is the 1-byte-per-weight result."""
+    if sys.byteorder != "little":  # the bytes of a word are not in bit order: go through int64
+        shifts = torch.arange(32, device=words.device, dtype=torch.int64)
+        bits = (words.to(torch.int64).unsqueeze(-1) >> shifts) & 1
+        return bits.reshape(-1)[:numel].to(torch.bool)
+    octets = words.contiguous().view(torch.uint8)
+    flags = torch.empty(octets.numel(), 8, dtype=torch.uint8, device=words.device)
+    for j in range(8):
+        torch.bitwise_and(octets >> j, 1, out=flags[:, j])
+    return flags.view(-1)[:numel].view(torch.bool)
 
 
 def pack_mask(keep: torch.Tensor) -> torch.Tensor:
-    """bool tensor (any shape) -> bit-packed int32 words (bits past numel are 0).
+    """bool tensor (any shape; other dtypes: nonzero = kept) -> bit-packed int32 words (bits past numel are 0).
 
-    Packs through bytes (8 flags -> 1 byte; 4 little-endian bytes -> 1 word), so the temporaries are a few
-    bytes per weight, not the 8-byte integers a direct shift-and-sum would need.
+    Packs through bytes (8 flags -> 1 byte by 8 shift-or passes; 4 little-endian bytes -> 1 word), so the
+    temporaries are a few bytes per weight, not the 8-byte integers a direct shift-and-sum would need.
     """
-    flat = keep.reshape(-1).to(torch.uint8)
+    flat = keep.reshape(-1)
+    flat = (flat if flat.dtype == torch.bool else flat != 0).view(torch.uint8)
     pad = mask_words(flat.numel()) * 32 - flat.numel()
-    flat = torch.nn.functional.pad(flat, (0, pad)).reshape(-1, 8)
-    packed = (flat * _BYTE_WEIGHTS.to(flat.device)).sum(dim=1, dtype=torch.uint8)
+    flags = torch.nn.functional.pad(flat, (0, pad)).reshape(-1, 8)
+    packed = torch.empty(flags.shape[0], dtype=torch.uint8, device=flags.device).copy_(flags[:, 0])  # dense
+    for j in range(1, 8):
+        packed |= flags[:, j] << j
     if sys.byteorder == "little":
         return packed.view(torch.int32)
     quads = packed.reshape(-1, 4).to(torch.int64) << torch.tensor([0, 8, 16, 24], device=flat.device)

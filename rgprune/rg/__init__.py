@@ -25,23 +25,28 @@ from rgprune.rg.stats import (
     transfer_gain,
     transfer_gain_matrix,
 )
+from rgprune.rg.trace import FlowTrace, TraceRound, parameter_gram, trace_from_checkpoints
 
 __all__ = [
     "AffineFixedPointResult",
     "DMDResult",
     "FlowDistance",
+    "FlowTrace",
     "GramDMDResult",
     "RankChoice",
+    "TraceRound",
     "affine_fixed_point",
     "classify_directions",
     "density_profiles",
     "dmd",
     "eigenvalue_wasserstein",
     "flow_distance",
+    "parameter_gram",
     "gram_dmd",
     "rescaling_factor",
     "scaling_exponents",
     "step_sizes",
+    "trace_from_checkpoints",
     "trajectory_distance",
     # observables and statistics
     "StepSplit",

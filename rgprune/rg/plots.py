@@ -62,14 +62,14 @@ def _integer_ticks(axis) -> None:
     axis.set_major_locator(MaxNLocator(integer=True))
 
 
-def _numeric_vector(values: object, what: str, dtype) -> np.ndarray:
-    """A non-empty, finite 1-D array of ``dtype``; ValueError naming ``what`` otherwise."""
+def _numeric_vector(values: object, what: str, dtype, allow_empty: bool = False) -> np.ndarray:
+    """A finite 1-D array of ``dtype``, non-empty unless ``allow_empty``; ValueError naming ``what`` otherwise."""
     try:
         array = np.asarray(values, dtype=dtype)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{what} must be numeric ({error}).") from error
-    if array.ndim != 1 or array.size == 0:
-        raise ValueError(f"{what} must be a non-empty 1-D array; got shape {array.shape}.")
+    if array.ndim != 1 or (array.size == 0 and not allow_empty):
+        raise ValueError(f"{what} must be a {'' if allow_empty else 'non-empty '}1-D array; got shape {array.shape}.")
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{what} contains non-finite values.")
     return array
@@ -84,8 +84,8 @@ def _real_vector(values: object, what: str, *, positive: bool = False) -> np.nda
     return array
 
 
-def _complex_vector(values: object, what: str) -> np.ndarray:
-    return _numeric_vector(values, what, np.complex128)
+def _complex_vector(values: object, what: str, allow_empty: bool = False) -> np.ndarray:
+    return _numeric_vector(values, what, np.complex128, allow_empty)
 
 
 def _check_named_series(series: Mapping[str, object], what: str) -> None:
@@ -119,14 +119,16 @@ def plot_eigenvalues(eigs_by_name: Mapping[str, object], path: str | os.PathLike
                      intervals: Mapping[str, object] | None = None) -> Path:
     """Scatter DMD eigenvalues of one or more flows in the complex plane with the unit circle.
 
-    Points outside the circle are relevant directions, inside irrelevant, on it marginal.
+    Points outside the circle are relevant directions, inside irrelevant, on it marginal. A flow may have
+    no eigenvalues (a fit of rank 0: nothing resolved, or too short to tell); its legend entry says so.
     ``intervals`` (optional) maps a flow's name to a (k, 2) array of the lower and upper modulus of
     each of its k eigenvalues (``eigenvalue_intervals``); each is drawn as a radial bar through its
-    eigenvalue, from |λ| = lower to upper, so a bar crossing the circle is an unresolved direction.
+    eigenvalue, from |λ| = lower to upper, so a bar crossing the circle is an unresolved direction. An
+    upper bound of inf (no information) is drawn dotted to the edge of the plot.
     """
     _check_named_series(eigs_by_name, "eigs_by_name")
     target = _check_png_path(path)
-    eigenvalues = {name: _complex_vector(v, f"eigenvalues of {name!r}")
+    eigenvalues = {name: _complex_vector(v, f"eigenvalues of {name!r}", allow_empty=True)
                    for name, v in eigs_by_name.items()}
     bounds = _check_intervals(intervals, eigenvalues)
 
@@ -136,17 +138,18 @@ def plot_eigenvalues(eigs_by_name: Mapping[str, object], path: str | os.PathLike
     axes.plot(np.cos(angle), np.sin(angle), color="0.5", lw=1.0, ls="--", label="|λ| = 1")
     axes.axhline(0.0, color="0.85", lw=0.8)
     axes.axvline(0.0, color="0.85", lw=0.8)
-    extent = 1.1
+    finite = [np.abs(v) for v in eigenvalues.values()] + [b[np.isfinite(b)] for b in bounds.values()]
+    extent = max([1.1] + [1.1 * float(x.max()) for x in finite if x.size])
     for name, values in eigenvalues.items():
-        points = axes.scatter(values.real, values.imag, s=30, alpha=0.8, label=name, zorder=3)
-        extent = max(extent, 1.1 * np.abs(values).max())
+        label = name if values.size else f"{name} (nothing resolved)"
+        points = axes.scatter(values.real, values.imag, s=30, alpha=0.8, label=label, zorder=3)
         if name in bounds:
             direction = np.exp(1j * np.angle(values))
             for (lower, upper), unit in zip(bounds[name], direction):
-                axes.plot([lower * unit.real, upper * unit.real], [lower * unit.imag, upper * unit.imag],
-                          color=points.get_facecolor()[0], lw=2.0, alpha=0.6, solid_capstyle="butt",
-                          gid=f"interval of {name}")
-            extent = max(extent, 1.1 * bounds[name][:, 1].max())
+                top = upper if np.isfinite(upper) else extent
+                axes.plot([lower * unit.real, top * unit.real], [lower * unit.imag, top * unit.imag],
+                          color=points.get_facecolor()[0] if values.size else "0.3", lw=2.0, alpha=0.6,
+                          ls="-" if np.isfinite(upper) else ":", solid_capstyle="butt", gid=f"interval of {name}")
     axes.set_xlim(-extent, extent)
     axes.set_ylim(-extent, extent)
     axes.set_aspect("equal")
@@ -167,10 +170,19 @@ def _check_intervals(intervals, eigenvalues: Mapping[str, np.ndarray]) -> dict[s
     for name, value in intervals.items():
         if name not in eigenvalues:
             raise ValueError(f"intervals has {name!r}, which is not a flow of eigs_by_name.")
-        bounds = _real_matrix(value, f"intervals of {name!r}", "eigenvalues x (lower, upper)")
-        if bounds.shape != (eigenvalues[name].size, 2):
-            raise ValueError(f"intervals of {name!r} must have shape ({eigenvalues[name].size}, 2): one (lower, "
+        count = eigenvalues[name].size
+        try:
+            bounds = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"intervals of {name!r} must be numeric ({error}).") from error
+        if count == 0 and bounds.size == 0:  # no eigenvalues (rank 0): no bounds, in any empty shape
+            bounds = bounds.reshape(0, 2)
+        if bounds.shape != (count, 2):
+            raise ValueError(f"intervals of {name!r} must have shape ({count}, 2): one (lower, "
                              f"upper) modulus per eigenvalue; got {bounds.shape}.")
+        if np.any(np.isnan(bounds)) or not np.all(np.isfinite(bounds[:, 0])) or np.any(bounds[:, 1] == -np.inf):
+            raise ValueError(f"intervals of {name!r} contain non-finite values (only an upper bound may be inf: "
+                             f"no information).")
         if np.any(bounds[:, 0] < 0) or np.any(bounds[:, 0] > bounds[:, 1]):
             raise ValueError(f"intervals of {name!r} must satisfy 0 <= lower <= upper (moduli).")
         out[name] = bounds

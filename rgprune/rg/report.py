@@ -1,188 +1,308 @@
-"""Flow analysis of FlowTraces and the files ``rgprune flow`` / ``rgprune compare`` write.
+"""The files ``rgprune flow`` / ``rgprune compare`` write, and every finished IMP run gets: flow report, comparison.
 
-``analyse_flow(trace)`` turns a trace into the numbers of flow.json: step sizes, exact DMD (Koopman
-eigenvalues), the affine fixed point, scaling exponents y = ln|λ| / ln b with b = 1/(1 - p), and the
-classification of directions. Flows with fewer than 3 rounds cannot be analysed: the result says so
-(``"analysis": null`` with the reason) instead of reporting numbers that mean nothing.
+``write_flow_report(trace, out_dir)`` writes trace.json, flow.json (the numbers of
+:func:`rgprune.rg.analysis.analyse_flow`: fits with intervals, statuses, the step split, the lottery-ticket
+series), report.md and the figures. ``compare_flows`` writes the distances between several flows with each
+flow's resolved directions. Flows with fewer than ``MIN_ROUNDS`` rounds get no fit: the report says why.
 """
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from rgprune._io import atomic_write, atomic_write_json
-from rgprune.rg import flow, plots
+from rgprune.rg import plots
+from rgprune.rg.analysis import (
+    DEFAULT_OBSERVABLES,
+    FLOW_JSON_VERSION,
+    INTERVALS_NOTE,
+    MIN_ROUNDS,
+    OBSERVABLE_NOTES,
+    analyse_flow,
+    describe_directions,
+    describe_status,
+    fit_json,
+    format_interval,
+)
+from rgprune.rg.distance import flow_distance
+from rgprune.rg.dmd import dmd
+from rgprune.rg.observables import EXCESS_EDGES, LOG_RELATIVE_EDGES
+from rgprune.rg.steps import step_sizes
 from rgprune.rg.trace import FlowTrace
 
-MIN_ROUNDS = 3
+__all__ = ["FLOW_REPORT_FILES", "MIN_ROUNDS", "analyse_flow", "compare_flows", "load_trace", "render_flow_markdown",
+           "write_flow_report"]
+
 #: the files ``write_flow_report`` writes into its directory besides the figures (``load_trace`` reads "trace")
 FLOW_REPORT_FILES = {"trace": "trace.json", "flow": "flow.json", "report": "report.md"}
 
 
-def _complex_list(values) -> list[list[float]]:
-    return [[float(np.real(v)), float(np.imag(v))] for v in values]
+def _write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
-def analyse_flow(trace: FlowTrace, kind: str = "histogram", gram: np.ndarray | None = None,
-                 marginal_tol: float = flow.MARGINAL_TOL) -> dict:
-    """Flow statistics of one trace as a JSON-ready dict (see the module docstring)."""
-    traj = trace.trajectory(kind)
-    out: dict = {
-        "observable": kind,
-        "rounds": [r.round for r in trace.rounds],
-        "density": [r.density for r in trace.rounds],
-        "layer_density": trace.trajectory("layer-density").tolist(),
-        "tensor_names": list(trace.tensor_names),
-        "fraction": trace.fraction,
-        "marginal_tolerance": marginal_tol,
-    }
-    if len(trace) < 2:
-        out["step_sizes"] = []
-    else:
-        out["step_sizes"] = flow.step_sizes(traj).tolist()
-    if len(trace) < MIN_ROUNDS:
-        out["analysis"] = None
-        out["reason"] = (f"{len(trace)} rounds recorded; DMD needs at least {MIN_ROUNDS} (2 snapshot pairs): "
-                         f"run more IMP rounds")
-        return out
-    # The report keeps the singular-value threshold rule (tol) it printed before the held-out rank rule and
-    # intervals of issue 12 existed; moving the report to them is the report/CLI wiring step.
-    result = flow.dmd(traj, tol=flow.DEFAULT_TOL)
-    affine = flow.affine_fixed_point(traj, tol=flow.DEFAULT_TOL)
-    analysis = {
-        "dmd_rank": result.rank,
-        "eigenvalues": _complex_list(result.eigenvalues),
-        "eigenvalue_moduli": np.abs(result.eigenvalues).tolist(),
-        "reconstruction_error": result.reconstruction_error,
-        "classes": flow.classify_directions(result.eigenvalues, marginal_tol).tolist(),
-        "affine_eigenvalues": _complex_list(affine.eigenvalues),
-        "fixed_point_distance": float(np.linalg.norm(traj[-1] - affine.fixed_point)),
-        "affine_residual": affine.residual,
-    }
-    if trace.fraction:
-        b = flow.rescaling_factor(trace.fraction)
-        exps = flow.scaling_exponents(result.eigenvalues, b)
-        analysis["rescaling_factor"] = b
-        analysis["scaling_exponents"] = [None if not math.isfinite(y) else float(y) for y in exps]
-    if gram is not None:
-        g = flow.gram_dmd(gram, tol=flow.GRAM_DEFAULT_TOL)
-        analysis["parameter_space_eigenvalues"] = _complex_list(g.eigenvalues)
-        analysis["parameter_space_moduli"] = np.abs(g.eigenvalues).tolist()
-    out["analysis"] = analysis
-    return out
+def _observable_heatmap(stats: dict, trajectory: np.ndarray, path: Path, title: str) -> Path | None:
+    """Heatmap of the main observable when it is a rescaled histogram (the columns beyond its edges left out)."""
+    kind = stats["observable"]
+    if kind == "excess":  # 32 bins on EXCESS_EDGES, then one column for y >= 8
+        return plots.plot_histogram_heatmap(trajectory[:, :-1], EXCESS_EDGES, path, f"{title}: excess observable",
+                                            xlabel="(|w| − t_n) / mean excess (survivors after the round's prune)",
+                                            value_label="fraction of survivors",
+                                            ylabel="round n (survivors after its prune)")
+    if kind == "log-relative":  # one column below the first edge, 64 bins, one above the last
+        return plots.plot_histogram_heatmap(trajectory[:, 1:-1], LOG_RELATIVE_EDGES, path,
+                                            f"{title}: log-relative observable", xlabel="log2(|w| / t_n)",
+                                            value_label="fraction of survivors")
+    return None
 
 
-def _eigs(analysis: dict) -> np.ndarray:
-    return np.array([complex(re, im) for re, im in analysis["eigenvalues"]])
-
-
-def write_flow_report(trace: FlowTrace, out_dir: str | os.PathLike, *, title: str = "RG flow",
-                      gram: np.ndarray | None = None) -> dict[str, Path]:
-    """Write trace.json, flow.json, report.md and the PNG figures into ``out_dir``; returns the paths."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    stats = analyse_flow(trace, gram=gram)
-    paths = {key: out / name for key, name in FLOW_REPORT_FILES.items()}
-    trace.save(paths["trace"])
-    atomic_write_json(paths["flow"], stats)
+def _figures(trace: FlowTrace, stats: dict, out: Path, title: str) -> dict[str, Path]:
+    figures = {}
     edges = trace.bin_lower_edges()
     occupied = np.nonzero(trace.histograms().sum(axis=0))[0]
     lo, hi = (occupied[0], occupied[-1] + 1) if occupied.size else (0, len(edges))
     log_edges = np.log2(np.maximum(np.append(edges[lo:hi], edges[hi] if hi < len(edges) else edges[-1] * 2),
                                    np.finfo(float).tiny))
-    paths["histogram_png"] = plots.plot_histogram_heatmap(trace.histograms()[:, lo:hi], log_edges,
-                                                          out / "histograms.png", f"{title}: log2|w| per round")
-    paths["density_png"] = plots.plot_layer_densities(np.array(stats["layer_density"]), trace.tensor_names,
-                                                      out / "layer_density.png")
-    if stats["step_sizes"]:
-        paths["steps_png"] = plots.plot_step_sizes({title: stats["step_sizes"]}, out / "step_sizes.png")
-    if stats["analysis"]:
-        paths["eigen_png"] = plots.plot_eigenvalues({title: _eigs(stats["analysis"])}, out / "eigenvalues.png")
+    figures["histogram_png"] = plots.plot_histogram_heatmap(trace.histograms()[:, lo:hi], log_edges,
+                                                            out / "histograms.png", f"{title}: log2|w| per round")
+    heatmap = _observable_heatmap(stats, trace.trajectory(stats["observable"]), out / "observable.png", title)
+    if heatmap is not None:
+        figures["observable_png"] = heatmap
+    figures["density_png"] = plots.plot_layer_densities(np.array(stats["layer_density"]), trace.tensor_names,
+                                                        out / "layer_density.png")
+    steps = {kind: flow["step_sizes"] for kind, flow in stats["by_observable"].items() if flow["step_sizes"]}
+    if steps:
+        figures["steps_png"] = plots.plot_step_sizes(steps, out / "step_sizes.png")
+    split = stats["step_split"]
+    if split is not None:
+        figures["split_png"] = plots.plot_step_split(split["rounds"], split["total"], split["pruning"],
+                                                     split["training"], out / "step_split.png", split["observable"])
+    fits = {stats["observable"]: stats["analysis"]}
+    if stats["parameter_space"] is not None:
+        fits["parameter space"] = stats["parameter_space"]["analysis"]
+    fits = {name: fit for name, fit in fits.items() if fit is not None}
+    if fits:
+        figures["eigen_png"] = plots.plot_eigenvalues(
+            {name: _eigenvalues(fit) for name, fit in fits.items()}, out / "eigenvalues.png",
+            intervals={name: _bounds(fit) for name, fit in fits.items()})
+    lottery = stats["lottery_ticket"]
+    if lottery is not None:
+        figures["lottery_png"] = plots.plot_lottery_ticket(
+            lottery["density"], lottery["ticket"], lottery["random-reinit"], lottery["random-mask"],
+            lottery["dense"], out / "lottery_ticket.png", title=f"{title}: lottery tickets")
+    return figures
+
+
+def _eigenvalues(fit: dict) -> np.ndarray:
+    return np.array([complex(re, im) for re, im in fit["eigenvalues"]], dtype=np.complex128)
+
+
+def _bounds(fit: dict) -> np.ndarray:
+    """(k, 2) |λ| intervals from JSON, None (unbounded above) back to inf."""
+    return np.array([[lower, np.inf if upper is None else upper] for lower, upper in fit["intervals"]],
+                    dtype=np.float64).reshape(-1, 2)
+
+
+def write_flow_report(trace: FlowTrace, out_dir: str | os.PathLike, *, title: str = "RG flow",
+                      gram: np.ndarray | None = None,
+                      observables: str | Sequence[str] = DEFAULT_OBSERVABLES) -> dict[str, Path]:
+    """Write trace.json, flow.json, report.md and the PNG figures into ``out_dir``; returns the paths.
+
+    ``observables``: the kinds fitted, the first the main one (``analyse_flow``); ``gram``: the Gram matrix of
+    the round checkpoints for the parameter-space fit. Everything is computed before anything is written.
+    """
+    if not isinstance(title, str) or not title:
+        raise ValueError(f"title must be a non-empty str, got {title!r}")
+    stats = analyse_flow(trace, observables, gram)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {key: out / name for key, name in FLOW_REPORT_FILES.items()}
+    trace.save(paths["trace"])
+    atomic_write_json(paths["flow"], stats)
+    paths.update(_figures(trace, stats, out, title))
     text = render_flow_markdown(trace, stats, title, {k: v.name for k, v in paths.items() if k.endswith("png")})
-    atomic_write(paths["report"], lambda tmp: Path(tmp).write_text(text))
+    _write_text(paths["report"], text)
     return paths
 
 
-def render_flow_markdown(trace: FlowTrace, stats: dict, title: str, figures: Mapping[str, str]) -> str:
-    metric_keys = sorted({k for r in trace.rounds for k, v in r.metrics.items() if isinstance(v, (int, float))})
-    lines = [f"# {title}", "", f"Source: {trace.source or 'recorded during the run'}", "",
-             "| round | density after prune | step size |" + "".join(f" {k} |" for k in metric_keys)]
-    lines.append("|---|---|---|" + "---|" * len(metric_keys))
+def _rounds_table(trace: FlowTrace, stats: dict) -> list[str]:
+    metric_keys = sorted({k for r in trace.rounds for k, v in r.metrics.items()
+                          if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    split = stats["step_split"] or {}
+    lines = ["| round | density after prune | step size | pruning alone | training |"
+             + "".join(f" {k} |" for k in metric_keys), "|---|---|---|---|---|" + "---|" * len(metric_keys)]
     steps = [None] + list(stats["step_sizes"])
-    for r, step in zip(trace.rounds, steps):
-        cells = [str(r.round), f"{r.density:.4f}", "" if step is None else f"{step:.4f}"]
+    pruning = [None] + list(split.get("pruning", [None] * len(stats["step_sizes"])))
+    training = [None] + list(split.get("training", [None] * len(stats["step_sizes"])))
+    for r, step, p, t in zip(trace.rounds, steps, pruning, training):
+        cells = [str(r.round), f"{r.density:.4f}"] + ["" if v is None else f"{v:.4f}" for v in (step, p, t)]
         cells += [f"{r.metrics[k]:.4g}" if k in r.metrics else "" for k in metric_keys]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Round n's histogram is of its trained weights (the survivors of the mask it trained with, "
-                  "whose density is `train_density` when the run recorded it); `density after prune` is what "
-                  "round n's own prune kept for round n + 1 (equal to the trained density for a round that did "
-                  "not prune). Step size n = ‖g_n − g_{n−1}‖ / ‖g_{n−1}‖ of the histogram fractions g.", ""]
-    analysis = stats["analysis"]
+    return lines
+
+
+def _directions_table(fit: dict, marginal_tol: float) -> list[str]:
+    level = round(100 * fit["interval_level"])
+    lines = [f"**{describe_status(fit)}.**", ""]
+    if fit["eigenvalues"]:
+        exponents = "scaling_exponents" in fit
+        lines += [f"| λ | \\|λ\\| | {level}% interval of \\|λ\\| | class |" + (" y = ln\\|λ\\| / ln b | interval of y |"
+                                                                            if exponents else ""),
+                  "|---|---|---|---|" + ("---|---|" if exponents else "")]
+        for i, ((re, im), modulus, bounds, cls) in enumerate(zip(fit["eigenvalues"], fit["eigenvalue_moduli"],
+                                                                fit["intervals"], fit["classes"])):
+            row = f"| {re:.4f}{im:+.4f}i | {modulus:.4f} | {format_interval(bounds)} | {cls} |"
+            if exponents:
+                y = fit["scaling_exponents"][i]
+                row += f" {'−∞' if y is None else f'{y:.3f}'} | {format_interval(fit['exponent_intervals'][i])} |"
+            lines.append(row)
+        lines += ["", f"A direction is relevant when its whole interval lies above 1 + {marginal_tol}, irrelevant "
+                      f"below 1 − {marginal_tol}, marginal within; unresolved otherwise. Intervals: bootstrap over "
+                      f"snapshot {fit['resampling_units']} (∞: unbounded, no information)."]
+    if fit["heldout_error"]:
+        errors = ", ".join(f"{r}: {e:.3f} ± {s:.3f}" for r, (e, s) in
+                           enumerate(zip(fit["heldout_error"], fit["heldout_error_se"])))
+        lines += ["", f"Held-out one-step prediction error by rank, relative to rank 0 (the mean step): {errors}."]
+    return lines + [""]
+
+
+def _cell(text: str) -> str:
+    """Text for a markdown table cell: a bare | would end the cell."""
+    return text.replace("|", "\\|")
+
+
+def _main_flow_section(stats: dict) -> list[str]:
+    kind, analysis = stats["observable"], stats["analysis"]
+    lines = [f"## Flow of the {kind} observable", ""]
     if analysis is None:
-        lines += ["**No flow analysis:** " + stats["reason"], ""]
+        return lines + ["**No flow analysis:** " + stats["reason"], ""]
+    lines += _directions_table(analysis, stats["marginal_tolerance"])
+    if analysis["fixed_point_distance"] is not None:
+        lines += [f"Distance of the last round from the affine fixed point: {analysis['fixed_point_distance']:.4g} "
+                  f"(affine residual {analysis['affine_residual']:.3g}).", ""]
+    return lines
+
+
+def _observables_section(stats: dict) -> list[str]:
+    lines = ["## All observables side by side", "", "| observable | mean step | last step | fit |", "|---|---|---|---|"]
+    for kind, flow in stats["by_observable"].items():
+        steps = flow["step_sizes"]
+        fit = flow["analysis"]
+        text = flow["reason"] if fit is None else describe_status(fit) + (
+            f": {describe_directions(fit)}" if fit["eigenvalues"] else "")
+        cells = [f"{np.mean(steps):.4f}" if steps else "", f"{steps[-1]:.4f}" if steps else "", _cell(text)]
+        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines += [f"- **{kind}**: {OBSERVABLE_NOTES[kind]}" for kind in stats["by_observable"]]
+    lines += [f"- **{kind}**: unavailable: {reason}" for kind, reason in stats["unavailable"].items()]
+    return lines + [""]
+
+
+def render_flow_markdown(trace: FlowTrace, stats: dict, title: str, figures: Mapping[str, str]) -> str:
+    """report.md from a trace and its ``analyse_flow`` numbers; ``figures`` maps keys to figure file names."""
+    kind = stats["observable"]
+    lines = [f"# {title}", "", f"Source: {trace.source or 'recorded during the run'}", "",
+             f"Main observable: **{kind}**: {OBSERVABLE_NOTES[kind]}", ""]
+    if "observable_fallback" in stats:
+        lines += [f"Note: {stats['observable_fallback']}.", ""]
+    lines += ["## Rounds", ""] + _rounds_table(trace, stats)
+    lines += ["", "Round n's histogram is of its trained weights (the survivors of the mask it trained with, whose "
+                  "density is `train_density` when the run recorded it); `density after prune` is what round n's own "
+                  "prune kept for round n + 1 (equal to the trained density for a round that did not prune). "
+                  f"Step size n = ‖O_n − O_{{n−1}}‖ / ‖O_{{n−1}}‖ of the {kind} observable O. `pruning alone` = "
+                  "‖P_n − O_{n−1}‖ / ‖O_{n−1}‖, where P_n is what round n − 1's survivors would give after round n's "
+                  "prune with no training in between; `training` = ‖O_n − P_n‖ / ‖O_{n−1}‖, the part of the step "
+                  "that retraining causes (near 0: the step is what pruning alone does)."]
+    if stats["step_split"] is None:
+        lines += ["", f"No pruning/training split: {stats['step_split_reason']}."]
+    lines += [""] + _main_flow_section(stats) + _observables_section(stats)
+    space = stats["parameter_space"]
+    if space is not None:
+        lines += ["## Parameter space", "", "Centred DMD of the round checkpoints θ_n from their Gram matrix (the "
+                  "prunable weights, pruned ones as 0), with the same rank rule and intervals.", ""]
+        lines += ["**No fit:** " + space["reason"], ""] if space["analysis"] is None else \
+            _directions_table(space["analysis"], stats["marginal_tolerance"])
+    lines += ["## Lottery tickets", ""]
+    if stats["lottery_ticket"] is None:
+        lines += ["The trace records no accuracies (e.g. a trace of checkpoints): no lottery-ticket figure.", ""]
     else:
-        lines += [f"Observable: {stats['observable']} (fraction of surviving weights per magnitude bin). "
-                  f"DMD rank {analysis['dmd_rank']}, reconstruction error {analysis['reconstruction_error']:.3g}. "
-                  f"Directions: relevant |λ| > 1 + {stats['marginal_tolerance']}, irrelevant |λ| < 1 - "
-                  f"{stats['marginal_tolerance']}, marginal otherwise.", "",
-                  "| λ | \\|λ\\| | class | y = ln\\|λ\\| / ln b |", "|---|---|---|---|"]
-        exps = analysis.get("scaling_exponents") or [None] * len(analysis["eigenvalues"])
-        for (re, im), mod, cls, y in zip(analysis["eigenvalues"], analysis["eigenvalue_moduli"],
-                                         analysis["classes"], exps):
-            lines.append(f"| {re:.4f}{im:+.4f}i | {mod:.4f} | {cls} | {'' if y is None else f'{y:.3f}'} |")
-        lines += ["", f"Distance of the last round from the affine fixed point: "
-                      f"{analysis['fixed_point_distance']:.4g}.", ""]
-        if "parameter_space_moduli" in analysis:
-            mods = ", ".join(f"{m:.4f}" for m in analysis["parameter_space_moduli"])
-            lines += [f"Parameter-space DMD (method of snapshots) eigenvalue moduli: {mods}.", ""]
-    for name in figures.values():
-        lines.append(f"![{name}]({name})")
+        lines += ["Accuracy against the density each round trained at: the ticket (IMP, rewound; round 0 is the "
+                  "dense model), and the baselines the run trained (columns of the rounds table).", ""]
+    lines += [f"![{name}]({name})" for name in figures.values()]
     return "\n".join(lines) + "\n"
 
 
-def compare_flows(traces: Mapping[str, FlowTrace], out_dir: str | os.PathLike,
-                  kind: str = "histogram") -> dict[str, Path]:
-    """Distance matrix between flows (``flow.flow_distance``) and comparison figures, in ``out_dir``."""
-    if len(traces) < 2:
-        raise ValueError("compare needs at least two runs")
+def _check_traces(traces: Mapping[str, FlowTrace]) -> None:
+    if not isinstance(traces, Mapping) or len(traces) < 2:
+        raise ValueError("compare needs at least two runs (a dict of name -> FlowTrace)")
+    bad = [name for name, t in traces.items() if not isinstance(t, FlowTrace)]
+    if bad:
+        raise ValueError(f"compare needs FlowTraces; {bad} are not")
     short = [n for n, t in traces.items() if len(t) < MIN_ROUNDS]
     if short:
         raise ValueError(f"runs with fewer than {MIN_ROUNDS} rounds cannot be compared: {short}")
+
+
+def compare_flows(traces: Mapping[str, FlowTrace], out_dir: str | os.PathLike,
+                  observable: str = DEFAULT_OBSERVABLES[0]) -> dict[str, Path]:
+    """Distances between flows (``flow_distance``: each flow fitted at the rank its data supports), each flow's
+    resolved directions with intervals, and comparison figures, in ``out_dir``: compare.json, compare.md."""
+    _check_traces(traces)
     names = list(traces)
-    trajs = {n: t.trajectory(kind) for n, t in traces.items()}
+    trajs = {}
+    for name, trace in traces.items():
+        try:
+            trajs[name] = trace.trajectory(observable)
+        except ValueError as exc:
+            raise ValueError(f"{name}: the {observable} observable is undefined ({exc}); compare another one") \
+                from None
     widths = {t.shape[1] for t in trajs.values()}
     if len(widths) != 1:
-        raise ValueError(f"the flows have different observable sizes {sorted(widths)}; compare runs of one dtype")
+        raise ValueError(f"the flows have different observable sizes {sorted(widths)}; compare runs of one dtype "
+                         f"and architecture")
     n = len(names)
     eig, traj_d, total = np.zeros((n, n)), np.zeros((n, n)), np.zeros((n, n))
     for i in range(n):
         for j in range(i + 1, n):
-            d = flow.flow_distance(trajs[names[i]], trajs[names[j]])
+            d = flow_distance(trajs[names[i]], trajs[names[j]])
             eig[i, j] = eig[j, i] = d.eigenvalue_distance
             traj_d[i, j] = traj_d[j, i] = d.trajectory_distance
             total[i, j] = total[j, i] = d.total
+    fits = {name: fit_json(dmd(trajs[name]), fraction=traces[name].fraction) for name in names}
+    result = {"version": FLOW_JSON_VERSION, "runs": names, "observable": observable,
+              "eigenvalue_distance": eig.tolist(), "trajectory_distance": traj_d.tolist(), "total": total.tolist(),
+              "flows": fits, "intervals_note": INTERVALS_NOTE,
+              "distance_note": "total = Wasserstein-1 distance between the flows' resolved DMD eigenvalue sets (a flow "
+                               "that resolves nothing counts as {0}) + mean distance between aligned rounds"}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    result = {"runs": names, "observable": kind, "eigenvalue_distance": eig.tolist(),
-              "trajectory_distance": traj_d.tolist(), "total": total.tolist()}
     paths = {"compare": out / "compare.json", "report": out / "compare.md"}
     atomic_write_json(paths["compare"], result)
-    eigs = {name: flow.dmd(trajs[name], tol=flow.DEFAULT_TOL).eigenvalues for name in names}
-    paths["eigen_png"] = plots.plot_eigenvalues(eigs, out / "eigenvalues.png")
-    paths["steps_png"] = plots.plot_step_sizes({name: flow.step_sizes(trajs[name]) for name in names},
+    paths["eigen_png"] = plots.plot_eigenvalues({name: _eigenvalues(f) for name, f in fits.items()},
+                                                out / "eigenvalues.png",
+                                                intervals={name: _bounds(f) for name, f in fits.items()})
+    paths["steps_png"] = plots.plot_step_sizes({name: step_sizes(trajs[name]) for name in names},
                                                out / "step_sizes.png")
-    lines = ["# Flow comparison", "", f"Observable: {kind}. Distance = Wasserstein distance between the DMD "
-             "eigenvalue sets + trajectory distance (see rgprune.rg.flow_distance).", "",
+    _write_text(paths["report"], _compare_markdown(result))
+    return paths
+
+
+def _compare_markdown(result: dict) -> str:
+    names, n = result["runs"], len(result["runs"])
+    lines = ["# Flow comparison", "", f"Observable: {result['observable']}: {OBSERVABLE_NOTES[result['observable']]}",
+             "", f"Distance: {result['distance_note']} (rgprune.rg.flow_distance).", "",
              "| | " + " | ".join(names) + " |", "|---|" + "---|" * n]
     for i, name in enumerate(names):
-        lines.append(f"| {name} | " + " | ".join(f"{total[i, j]:.4f}" for j in range(n)) + " |")
+        lines.append(f"| {name} | " + " | ".join(f"{result['total'][i][j]:.4f}" for j in range(n)) + " |")
+    lines += ["", "Each flow's fit (held-out rank rule, bootstrap intervals of |λ|; ∞: unbounded):", ""]
+    lines += [f"- **{name}**: {describe_status(fit)}" + (f": {_cell(describe_directions(fit))}"
+                                                          if fit["eigenvalues"] else "")
+              for name, fit in result["flows"].items()]
     lines += ["", "![eigenvalues](eigenvalues.png)", "![step sizes](step_sizes.png)"]
-    atomic_write(paths["report"], lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
-    return paths
+    return "\n".join(lines) + "\n"
 
 
 def load_trace(path: str | os.PathLike) -> FlowTrace:

@@ -1,0 +1,18 @@
+// The CPU kernels of the ops declared in csrc/ops.cpp, registered by register_cpu.cpp.
+#pragma once
+
+#include "../rgprune.h"
+
+namespace rgprune {
+namespace cpu {
+
+Stats magnitude_histogram_cpu(at::TensorList tensors, at::TensorList masks, int64_t bits);
+std::tuple<at::Tensor, at::Tensor> global_magnitude_threshold_cpu(at::TensorList tensors, at::TensorList masks,
+                                                                  int64_t k);
+at::Tensor radix_histogram_cpu(at::TensorList tensors, at::TensorList masks, int64_t prefix, int64_t prefix_bits,
+                               int64_t bits);
+Stats apply_threshold_cpu(at::TensorList tensors, at::TensorList masks, const at::Tensor& info, int64_t bits);
+void apply_masks_cpu(at::TensorList tensors, at::TensorList masks);
+
+}  // namespace cpu
+}  // namespace rgprune
