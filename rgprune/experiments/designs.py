@@ -147,10 +147,10 @@ class Finding2Design:
     tasks: tuple[str, ...] = ("vader", "afinn")
     seeds: tuple[int, ...] = (0, 1, 2)
     rounds: int = 6
-    epochs: int = 2
+    epochs: int = 4
     batch_size: int = 32
     lr: float = 1e-4
-    train_size: int = 1000
+    train_size: int = 800
     subsample_seed: int = 0
     max_length: int = 8
     observable: str = "excess"

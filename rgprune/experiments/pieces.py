@@ -19,8 +19,8 @@ from rgprune._io import atomic_write_json
 from rgprune.experiments.designs import F1, F2, F3, DEPTH_MODELS, RunSpec
 from rgprune.imp import RunDir, run_imp
 
-__all__ = ["check_shard", "f1_baselines", "f1_transfers", "f2_datasets", "imp_runs", "run_is_complete",
-           "shard_of"]
+__all__ = ["check_shard", "f1_baselines", "f1_transfers", "f2_datasets", "f3_specs", "imp_runs", "lexicon_subsample",
+           "run_is_complete", "shard_of"]
 
 T = TypeVar("T")
 
@@ -83,25 +83,15 @@ def f1_transfer_path(root: str | os.PathLike, source: str, target: str, n: int) 
     return Path(root) / "f1-transfers" / f"{source}--{target}-round{n:02d}.json"
 
 
-def random_mask_accuracy(run_dir: str | os.PathLike, n: int) -> dict:
-    """Train round n's ``random-mask`` baseline of a run exactly as ``run_imp`` would have with
-    ``baselines=("random-mask",)`` (its seeds depend on the run's seed and the round alone)."""
-    from rgprune.imp import RoundTrainer, deterministic
-
-    run = RunDir(run_dir)
-    config = run.read_config().replace(baselines=("random-mask",))
-    trainer = RoundTrainer(config)
-    with deterministic(trainer.device):
-        result = trainer.baselines(n, run.load_masks(n), run.load_rewind())["random-mask"]
-    return {"run": run.path.name, "round": n, **result}
-
-
 def f1_baselines(root: str | os.PathLike, shard: tuple[int, int] = (0, 1), log=None) -> int:
-    """Finding 1: the random-mask baseline of every run at every transfer round. Returns how many are done."""
+    """Finding 1: the random-mask baseline of every run at every transfer round (``rgprune.transfer``'s
+    ``random_mask_baseline``: trained exactly as ``run_imp`` would have). Returns how many this shard holds."""
+    from rgprune.transfer import random_mask_baseline
+
     items = [(spec, n) for spec in F1.runs() for n in F1.transfer_rounds]
     for spec, n in shard_of(items, shard):
         def make(spec=spec, n=n):
-            return random_mask_accuracy(Path(root) / spec.name, n)
+            return random_mask_baseline(Path(root) / spec.name, n).to_dict()
 
         _write_once(f1_baseline_path(root, spec.name, n), make, log, f"random mask {spec.name} round {n}")
     return len(shard_of(items, shard))
