@@ -50,7 +50,8 @@ def _collect_runs(finding: str, specs, runs_root: Path, data_root: Path, extra=N
             summary.update(extra(spec, run))
         write_summary(path, summary)
         written += 1
-    return {"written": written, "already there": skipped, "incomplete": missing}
+    return {"written": written, "already there": skipped, "incomplete": len(missing),
+            "first incomplete": missing[:3]}
 
 
 def _finding1_extra(runs_root: Path) -> dict:
