@@ -13,7 +13,8 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export MPLBACKEND := Agg
 
-.PHONY: all build demo test test-reference test-slow test-cuda bench bench-compare clean
+.PHONY: all build demo test test-reference test-slow test-cuda bench bench-compare clean findings-1 findings-2 \
+	findings-3
 
 all: build
 
@@ -66,6 +67,30 @@ bench: build
 
 bench-compare: build
 	$(PY) -m bench.compare
+
+# The experiments of docs/findings.md (hours on 2 CPU cores; every step resumes where it stopped). Each step can be
+# shared by n processes: run the same command with --shard 0/n ... --shard n-1/n at once. The run directories go to
+# FINDINGS_RUNS (git-ignored), the summaries to docs/findings-data/, and docs/findings.py --write updates the document.
+FINDINGS_RUNS ?= runs/findings
+EXPERIMENTS := $(PY) -m rgprune.experiments
+
+findings-1: build
+	$(EXPERIMENTS) run finding1 imp --runs $(FINDINGS_RUNS)
+	$(EXPERIMENTS) collect finding1 --runs $(FINDINGS_RUNS)
+	$(EXPERIMENTS) run finding1 baselines --runs $(FINDINGS_RUNS)
+	$(EXPERIMENTS) run finding1 transfer --runs $(FINDINGS_RUNS)
+	$(EXPERIMENTS) collect finding1 --runs $(FINDINGS_RUNS)
+	$(PY) docs/findings.py --write
+
+findings-3: build
+	$(EXPERIMENTS) run finding3 imp --runs $(FINDINGS_RUNS)
+	$(EXPERIMENTS) collect finding3 --runs $(FINDINGS_RUNS)
+	$(PY) docs/findings.py --write
+
+findings-2: build
+	$(EXPERIMENTS) run finding2 imp --runs $(FINDINGS_RUNS)
+	$(EXPERIMENTS) collect finding2 --runs $(FINDINGS_RUNS)
+	$(PY) docs/findings.py --write
 
 clean:
 	rm -rf build rgprune/_C*.so *.egg-info

@@ -1,222 +1,353 @@
-"""The tables of docs/findings.md (findings 1 and 3) from the run directories the commands there make.
+"""Every table, figure and result number of docs/findings.md, computed from the committed summaries alone.
 
-    python docs/findings.py [--runs runs/find] [--runs3 runs/find3] [--rank 5]
+    python docs/findings.py --check   # recompute; exit 1 naming each table, figure or number that differs
+    python docs/findings.py --write   # rewrite them in the document (and the figures' PNG files)
+    python docs/findings.py           # print what would be written
 
-Reads the IMP runs ``<dir>/<model>-<task>-s<seed>/`` (trace.json, metrics.json; complete runs only) and
-``<runs>/transfer-s<seed>-round<N>/transfer.json`` (``rgprune transfer``), and prints markdown.
-Every flow statistic is recomputed here from the recorded traces with ``rgprune.rg``, so the DMD rank
-is explicit: a flow of 25 rounds has 24 snapshot pairs, and a full-rank DMD of a 4096-bin histogram fits
-them exactly whatever the dynamics, so we report a fixed small rank (``--rank``) beside the default.
+The document marks what is generated: a number as ``<!--v:KEY-->text<!--/v-->`` and a table or a figure as a
+block ``<!--block:NAME-->`` ... ``<!--/block-->`` on lines of their own (HTML comments: invisible when rendered).
+A figure's block holds its image link and the SHA-256 of the data it draws, which the PNG file also carries in its
+metadata; ``--check`` compares the blocks and those digests (not the pixels, which vary with matplotlib's version).
+The summaries are ``docs/findings-data/`` (``python -m rgprune.experiments collect ...`` writes them).
 """
 from __future__ import annotations
 
 import argparse
-import itertools
+import hashlib
 import json
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from scipy.stats import spearmanr
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # the rgprune next to this file, also when it is not installed
 
-from rgprune.imp import RunDir
-from rgprune.rg import classify_directions, dmd, flow_distance, step_sizes
+from rgprune._io import atomic_write  # noqa: E402
+from rgprune.experiments import finding1, finding2, finding3  # noqa: E402
+from rgprune.experiments.designs import DEPTH_MODELS, F1, F2, F3  # noqa: E402
+from rgprune.rg import trajectory_distance  # noqa: E402
 
-TASKS = ("digits", "digits-inverted", "digits-rotated", "digits-permuted", "digits-5class")
-RUN = re.compile(r"^(?P<model>r\d+)-(?P<task>digits(?:-[a-z0-9]+)?)-s(?P<seed>\d+)$")
-
-
-def runs_in(root: Path) -> dict[tuple[str, str, int], Path]:
-    found = {}
-    for path in sorted(root.iterdir()):
-        m = RUN.match(path.name)
-        if m and path.is_dir() and RunDir(path).summary_path.is_file() and RunDir(path).read_summary()["complete"]:
-            found[(m["model"], m["task"], int(m["seed"]))] = path
-    return found
+DOC = HERE / "findings.md"
+DATA = HERE / "findings-data"
+FIGURES = DATA / "figures"
+VALUE = re.compile(r"<!--v:([\w.-]+)-->(.*?)<!--/v-->", re.S)
+BLOCK = re.compile(r"<!--block:([\w.-]+)-->\n(.*?)<!--/block-->", re.S)
+PENDING = "pending"
 
 
-def flow_stats(path: Path, rank: int, upto: int | None = None) -> dict:
-    trace = RunDir(path).load_trace()
-    traj = trace.trajectory("histogram")[: None if upto is None else upto + 1]
-    steps = step_sizes(traj)
-    eig = dmd(traj, rank=rank).eigenvalues
-    full = dmd(traj)
-    metrics = RunDir(path).read_summary()["rounds"][: None if upto is None else upto + 1]
-    return {"traj": traj, "steps": steps, "mean_step": float(np.mean(steps)),
-            "late_step": float(np.mean(steps[-5:])), "lead": float(np.abs(eig).max()),
-            "relevant": int((classify_directions(eig) == "relevant").sum()),
-            "full_rank": full.rank, "full_relevant": int((classify_directions(full.eigenvalues) == "relevant").sum()),
-            "accuracy": [m["accuracy"] for m in metrics], "density": [m["density"] for m in metrics]}
+def fmt(x, digits: int = 3) -> str:
+    return PENDING if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{x:.{digits}f}"
 
 
-def finding_3(root: Path, rank: int, upto: int | None = None) -> None:
-    runs = runs_in(root)
-    models = sorted({m for m, _, _ in runs}, key=lambda m: int(m[1:]))
-    span = "all rounds" if upto is None else f"rounds 0-{upto} only"
-    print(f"### Per model: flow statistics over tasks and seeds (DMD rank {rank}, {span})\n")
-    print("| model | runs | final accuracy | mean step | late step (last 5) | leading \\|λ\\| | relevant dirs "
-          "| full-rank DMD: rank, relevant | mean pairwise trajectory distance | mean pairwise eigenvalue distance |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    per_model = {}
-    for model in models:
-        keys = sorted(k for k in runs if k[0] == model)
-        stats = {k: flow_stats(runs[k], rank, upto) for k in keys}
-        per_model[model] = stats
+def fmt_p(p) -> str:
+    return PENDING if p is None else (f"{p:.2g}" if p >= 0.001 else f"{p:.1e}")
 
-        def ms(values):
-            return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}"
 
-        pairs = list(itertools.combinations(keys, 2))
-        dists = [flow_distance(stats[a]["traj"], stats[b]["traj"], rank=rank) for a, b in pairs]
-        print(f"| {model} | {len(keys)} | {ms([s['accuracy'][-1] for s in stats.values()])} "
-              f"| {ms([s['mean_step'] for s in stats.values()])} | {ms([s['late_step'] for s in stats.values()])} "
-              f"| {ms([s['lead'] for s in stats.values()])} | {ms([s['relevant'] for s in stats.values()])} "
-              f"| {np.mean([s['full_rank'] for s in stats.values()]):.1f}, "
-              f"{ms([s['full_relevant'] for s in stats.values()])} "
-              f"| {ms([d.trajectory_distance for d in dists])} | {ms([d.eigenvalue_distance for d in dists])} |")
-    print("\nmean ± sample std over the runs (tasks x seeds); pairwise distances over all pairs of runs of one model.\n")
-    print("### Spread across seeds within a task vs across tasks (mean pairwise trajectory distance)\n")
-    print("| model | same task, other seed | same seed, other task |")
-    print("|---|---|---|")
-    for model, stats in per_model.items():
-        same_task, same_seed = [], []
-        for a, b in itertools.combinations(stats, 2):
-            d = flow_distance(stats[a]["traj"], stats[b]["traj"], rank=rank).trajectory_distance
-            if a[1] == b[1]:
-                same_task.append(d)
-            elif a[2] == b[2]:
-                same_seed.append(d)
-        cell = lambda d: f"{np.mean(d):.4f} ({len(d)} pairs)" if d else "no pairs"  # noqa: E731
-        print(f"| {model} | {cell(same_task)} | {cell(same_seed)} |")
-    if len(per_model) == 2:
-        _permutation_test(per_model)
-    if upto is not None:
-        print()
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+class Output:
+    """The values, blocks and figures of the document, as computed from the summaries."""
+
+    def __init__(self):
+        self.values: dict[str, str] = {}
+        self.blocks: dict[str, str] = {}
+        self.figures: dict[str, tuple] = {}  # name -> (draw(path, digest), digest)
+
+    def figure(self, name: str, caption: str, data, draw) -> None:
+        digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=float).encode()).hexdigest()[:16]
+        self.blocks[name] = f"![{caption}](findings-data/figures/{name}.png)\n<!-- data sha256 {digest} -->\n"
+        self.figures[name] = (draw, digest)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Finding 1
+# --------------------------------------------------------------------------------------------------------------
+
+
+def pending(out: Output, values: list[str], blocks: list[str], why: str) -> None:
+    """Defaults of a finding's generated parts while its runs are not all summarized."""
+    out.values.update({key: PENDING for key in values})
+    out.blocks.update({name: f"Pending: {why}.\n" for name in blocks})
+
+
+def finding_1(out: Output) -> None:
+    data = finding1.load(DATA)
+    out.values["f1.runs"] = str(len(data.flows))
+    rounds = [f"f1.r{n}.{k}" for n in F1.transfer_rounds for k in ("kept", "r", "p", "partial-r", "partial-p", "ci")]
+    pending(out, ["f1.F", "f1.p", "f1.within", "f1.between", "f1.ratio", "f1.verdict-go", "f1.F9", "f1.p9"] + rounds,
+            ["f1-gonogo", "f1-distances"] + [f"f1-transfer-{n}" for n in F1.transfer_rounds],
+            f"{len(data.flows)} of the {len(F1.runs())} IMP runs are summarized")
+    keys = [(t, s) for s in F1.seeds for t in F1.all_tasks]
+    if not all(k in data.flows for k in keys):
         return
-    print("\n### Per task (mean over seeds): final accuracy, mean step, leading |λ|\n")
-    print("| task | " + " | ".join(f"{m} acc | {m} step | {m} \\|λ\\|" for m in per_model) + " |")
-    print("|---|" + "---|---|---|" * len(per_model))
-    for task in TASKS:
-        cells = []
-        for model, stats in per_model.items():
-            sel = [s for k, s in stats.items() if k[1] == task]
-            if not sel:
-                cells += ["", "", ""]
+    check = finding1.go_no_go(data)
+    r = check["result"]
+    out.values.update({"f1.F": fmt(r.statistic, 2), "f1.p": fmt_p(r.p_value), "f1.within": fmt(r.mean_within),
+                       "f1.between": fmt(r.mean_between), "f1.ratio": fmt(check["ratio"], 2),
+                       "f1.verdict-go": "go" if check["go"] else "no go"})
+    with_control = finding1.go_no_go(data, F1.all_tasks)["result"]
+    out.values.update({"f1.F9": fmt(with_control.statistic, 2), "f1.p9": fmt_p(with_control.p_value)})
+    out.blocks["f1-gonogo"] = _gonogo_table(data)
+    _distance_figure(out, data)
+    for n in F1.transfer_rounds:
+        _transfer_round(out, data, n)
+
+
+def _gonogo_table(data) -> str:
+    """Mean flow distance between runs: same task other seed, other task same seed, per task."""
+    rows = []
+    for task in F1.all_tasks:
+        same_task = [trajectory_distance(data.flows[(task, a)], data.flows[(task, b)])
+                     for i, a in enumerate(F1.seeds) for b in F1.seeds[i + 1:]]
+        other = [trajectory_distance(data.flows[(task, s)], data.flows[(t, s)])
+                 for s in F1.seeds for t in F1.tasks if t != task]
+        accuracy = [data.accuracy[(task, s)] for s in F1.seeds]
+        rows.append([f"`{task}`", fmt(np.mean([a[0] for a in accuracy])), fmt(np.mean([a[13] for a in accuracy])),
+                     fmt(np.mean([a[24] for a in accuracy])), fmt(np.mean(same_task)), fmt(np.mean(other))])
+    return table(["task", "dense acc.", "acc. round 13", "acc. round 24", "flow distance, same task (other seeds)",
+                  "flow distance to the 8 tasks (same seed)"], rows)
+
+
+def _distance_figure(out: Output, data) -> None:
+    keys = [(t, s) for t in F1.all_tasks for s in F1.seeds]
+    d = finding1.run_distances(data, keys, F1.rounds)
+
+    def draw(path, digest):
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6.4, 5.4))
+        im = ax.imshow(d, cmap="viridis")
+        ticks = np.arange(len(F1.all_tasks)) * len(F1.seeds) + (len(F1.seeds) - 1) / 2
+        ax.set_xticks(ticks, [t.removeprefix("digits700-") for t in F1.all_tasks], rotation=60, fontsize=8)
+        ax.set_yticks(ticks, [t.removeprefix("digits700-") for t in F1.all_tasks], fontsize=8)
+        ax.set_title("flow distance between runs (task x seed), rounds 0-24", fontsize=10)
+        fig.colorbar(im, ax=ax, label="mean distance of the excess observable")
+        fig.tight_layout()
+        fig.savefig(path, format="png", metadata={"Description": digest})
+        plt.close(fig)
+
+    out.figure("f1-distances", "Flow distances between the 45 runs, grouped by task (5 seeds each)",
+               np.round(d, 6).tolist(), draw)
+
+
+def _transfer_round(out: Output, data, n: int) -> None:
+    p = f"f1.r{n}"
+    test = finding1.transfer_test(data, n)
+    if not test["complete"]:
+        out.blocks[f"f1-transfer-{n}"] = f"Pending: {test['missing']} accuracies of round {n} are missing.\n"
+        for key in ("kept", "r", "p", "partial-r", "partial-p", "ci"):
+            out.values[f"{p}.{key}"] = PENDING
+        return
+    tasks = test["tasks"]
+    rows = [[f"`{t}`", fmt(test["own"][i]), fmt(test["random_mask"][i]), fmt(test["own"][i] - test["random_mask"][i])]
+            + [fmt(test["gain"][j, i], 2) for j in range(len(tasks))] for i, t in enumerate(tasks)]
+    header = ["target task", "own ticket", "random mask", "gap"] + [f"gain from {t.removeprefix('digits700-')}"
+                                                                    for t in tasks]
+    out.blocks[f"f1-transfer-{n}"] = table(header, rows)
+    out.values[f"{p}.kept"] = str(len(test["kept"]))
+    mantel, partial = test["mantel"], test["partial"]
+    out.values[f"{p}.r"] = fmt(mantel.statistic, 2) if mantel else "undefined"
+    out.values[f"{p}.p"] = fmt_p(mantel.p_value) if mantel else "undefined"
+    out.values[f"{p}.partial-r"] = fmt(partial.statistic, 2) if partial else "undefined"
+    out.values[f"{p}.partial-p"] = fmt_p(partial.p_value) if partial else "undefined"
+    ci = test["interval"]
+    out.values[f"{p}.ci"] = f"[{fmt(ci[0], 2)}, {fmt(ci[1], 2)}]" if ci else "undefined"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Finding 3
+# --------------------------------------------------------------------------------------------------------------
+
+
+def finding_3(out: Output) -> None:
+    data = finding3.load(DATA)
+    cells = finding3.cells(data)
+    out.values["f3.cells"] = str(len(cells))
+    pending(out, ["f3.r", "f3.p"], ["f3-depths", "f3-spread"],
+            f"{len(cells)} of the {len(F3.tasks) * len(F3.seeds)} task x seed cells have every depth summarized")
+    if len(cells) < 2:
+        return
+    test = finding3.depth_test(data)
+    props = finding3.flow_properties(data)
+    out.values.update({"f3.r": fmt(test["r"], 2), "f3.p": fmt_p(test["p_value"])})
+    rows = []
+    for d, model in enumerate(F3.models):
+        survivors = [data.survivors[(model, *c)] for c in cells]
+        pr = props[model]
+        rows.append([f"ResNet-{DEPTH_MODELS[model]}", f"{survivors[0][0]:,}-{survivors[0][-1]:,}",
+                     fmt(pr["accuracy"].mean()), fmt(1e3 * test["spread"][d], 2), fmt(1e3 * test["floor"][d], 2),
+                     fmt(1e3 * test["excess"][d], 2), fmt(1e3 * test["seed_part"][d], 2),
+                     fmt(1e3 * test["task_part"][d], 2), f"{fmt(pr['step'].mean())} ± {fmt(pr['step'].std(ddof=1))}",
+                     f"{fmt(pr['lead'].mean())} ± {fmt(pr['lead'].std(ddof=1))}"])
+    out.blocks["f3-depths"] = table(["model", "survivors (window)", "acc. at window end", "spread ×1e3",
+                                     "noise floor ×1e3", "excess ×1e3", "between seeds ×1e3", "between tasks ×1e3",
+                                     "mean step", "leading \\|λ\\|"], rows)
+    depths = [DEPTH_MODELS[m] for m in F3.models]
+
+    def draw(path, digest):
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5.6, 3.6))
+        ax.plot(depths, 1e3 * test["spread"], "o-", label="spread between runs")
+        ax.plot(depths, 1e3 * test["floor"], "s--", label="noise floor (two subsamples of one run)")
+        ax.plot(depths, 1e3 * test["excess"], "^-", label="excess = spread − floor")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(depths, [str(d) for d in depths])
+        ax.set_xlabel("depth (ResNet-d)")
+        ax.set_ylabel("mean squared distance ×1e3")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, format="png", metadata={"Description": digest})
+        plt.close(fig)
+
+    series = {k: np.round(test[k], 9).tolist() for k in ("spread", "floor", "excess")}
+    out.figure("f3-spread", "Spread of the flows per depth at matched survivor counts", series, draw)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Finding 2
+# --------------------------------------------------------------------------------------------------------------
+
+
+def finding_2(out: Output) -> None:
+    data = finding2.load(DATA)
+    out.values["f2.runs"] = str(len(data.runs))
+    pending(out, [f"f2.{m}.{c}" for m in ("retraining", "training") for c in F2.models[1:]],
+            ["f2-runs", "f2-eigenvalues"], f"{len(data.runs)} of the {len(F2.runs())} runs are summarized")
+    if not data.runs:
+        return
+    values = finding2.per_run(data)
+    rows = []
+    for model in F2.models:
+        for task in F2.tasks:
+            runs = [values[(model, task, s)] for s in F2.seeds if (model, task, s) in values]
+            if not runs:
+                rows.append([f"`{model}`", task, "0"] + [PENDING] * 5)
                 continue
-            cells += [f"{np.mean([s['accuracy'][-1] for s in sel]):.3f}", f"{np.mean([s['mean_step'] for s in sel]):.3f}",
-                      f"{np.mean([s['lead'] for s in sel]):.3f}"]
-        print(f"| {task} | " + " | ".join(cells) + " |")
-    print()
+            rows.append([f"`{model}`", task, str(len(runs)), fmt(np.mean([r["accuracy"][0] for r in runs])),
+                         fmt(np.mean([r["accuracy"][-1] for r in runs])),
+                         fmt(np.mean([r["retraining"] for r in runs])), fmt(np.mean([r["training"] for r in runs])),
+                         fmt(np.mean([r["pruning"] for r in runs]))])
+    out.blocks["f2-runs"] = table(["model", "task", "seeds", "acc. dense", "acc. round 6", "retraining step",
+                                   "training part (excess)", "pruning part (excess)"], rows)
+    for measure in ("retraining", "training"):
+        for control in F2.models[1:]:
+            diff = finding2.paired_difference(values, measure, control)
+            key = f"f2.{measure}.{control}"
+            out.values[key] = PENDING if diff is None else \
+                f"{diff['mean']:+.3f} [{diff['low']:+.3f}, {diff['high']:+.3f}] ({diff['pairs']} pairs)"
+    rows = []
+    for model in F2.models:
+        for task in F2.tasks:
+            e = finding2.eigenvalues(data, model, task)
+            if e is None:
+                continue
+            fit = e["dmd"]
+            lead = "—" if fit is None or fit.rank == 0 else _leading(fit)
+            grams = [g for g in e["gram"] if g.rank]
+            gram = "; ".join(_leading(g) for g in grams) or "nothing resolved"
+            rows.append([f"`{model}`", task, f"{fit.status if fit else 'one run'}, rank {fit.rank if fit else 0}",
+                         lead, f"{len(grams)} of {e['runs']}: {gram}"])
+    out.blocks["f2-eigenvalues"] = table(["model", "task", "excess DMD (seeds pooled)", "leading \\|λ\\| [90%]",
+                                          "parameter-space DMD, runs resolving a direction: leading \\|λ\\| [90%]"],
+                                         rows) if rows else "Pending.\n"
 
 
-def _rho(d, r) -> str:
-    """Spearman over ordered pairs, as the findings were first computed (rgprune transfer now reports Mantel tests:
-    pairs share tasks, so this p-value is not valid; kept to reproduce the numbers of docs/findings.md)."""
-    if len(d) < 3 or np.ptp(d) == 0 or np.ptp(r) == 0:
-        return "undefined (fewer than 3 pairs or a constant side)"
-    c = spearmanr(d, r)
-    return f"{c.statistic:+.3f} (p={c.pvalue:.2g})"
+def _leading(fit) -> str:
+    """The leading |λ| of a DMD fit and its interval."""
+    low, high = fit.eigenvalue_intervals[0]
+    return f"{abs(fit.eigenvalues[0]):.3f} [{low:.3f}, {high:.3f}]"
 
 
-def _permutation_test(per_model: dict, permutations: int = 10000) -> None:
-    """Is one model's mean pairwise trajectory distance smaller than the other's by more than chance? The
-    model labels are permuted within each (task, seed) cell, so every permutation keeps the design."""
-    from rgprune.rg import trajectory_distance
-
-    (ma, sa), (mb, sb) = per_model.items()
-    cells = sorted(set(k[1:] for k in sa) & set(k[1:] for k in sb))
-    trajs = [sa[(ma, *c)]["traj"] for c in cells] + [sb[(mb, *c)]["traj"] for c in cells]
-    n = len(cells)
-    d = np.zeros((2 * n, 2 * n))
-    for i, j in itertools.combinations(range(2 * n), 2):
-        d[i, j] = d[j, i] = trajectory_distance(trajs[i], trajs[j])
-    iu = np.triu_indices(n, 1)
-
-    def gap(labels):  # labels[c] = 0: cell c's run of model a is in group a; 1: swapped
-        idx_a = np.where(labels == 0, np.arange(n), np.arange(n) + n)
-        idx_b = np.where(labels == 0, np.arange(n) + n, np.arange(n))
-        return d[np.ix_(idx_a, idx_a)][iu].mean() - d[np.ix_(idx_b, idx_b)][iu].mean()
-
-    observed = gap(np.zeros(n, dtype=int))
-    rng = np.random.default_rng(0)
-    null = np.array([gap(rng.integers(0, 2, n)) for _ in range(permutations)])
-    p = float((np.abs(null) >= abs(observed) - 1e-15).mean())
-    print(f"\nPermutation test ({permutations} relabellings of the model within each task x seed cell): mean pairwise "
-          f"trajectory distance {ma} − {mb} = {observed:+.4f}, two-sided p = {p:.3g}.")
+# --------------------------------------------------------------------------------------------------------------
 
 
-def finding_1(root: Path, rank: int) -> None:
-    files = sorted(root.glob("transfer-*/transfer.json"))
-    if not files:
-        print("(no transfer-*/transfer.json under", root, ")\n")
-        return
-    print(f"Spearman rho between relative accuracy and flow distance over ordered pairs A != B. Distances: "
-          f"total / trajectory part / eigenvalue part of rgprune.rg.flow_distance; the eigenvalue part with the "
-          f"default DMD truncation and with rank {rank}. `10-class` leaves out digits-5class (see the text).\n")
-    print(f"| matrix | round (density) | pairs | total | trajectory | eigenvalues (default) | eigenvalues (rank {rank}) "
-          f"| trajectory, 10-class | relative accuracy min / mean |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    pooled: dict[tuple, list] = {}
-    for f in files:
-        data = json.loads(f.read_text())
-        k = len(data["names"])
-        off = ~np.eye(k, dtype=bool)
-        relative = np.array(data["relative"])
-        traces = [RunDir(p).load_trace().trajectory("histogram") for p in data["runs"]]
-        ranked = np.zeros((k, k))
-        for i, j in itertools.combinations(range(k), 2):
-            ranked[i, j] = ranked[j, i] = flow_distance(traces[i], traces[j], rank=rank).eigenvalue_distance
-        dists = {"total": np.array(data["flow_distance"]), "trajectory": np.array(data["trajectory_distance"]),
-                 "eigenvalues": np.array(data["eigenvalue_distance"]), f"eigenvalues-rank{rank}": ranked}
-        ten = np.array([t != "digits-5class" for t in data["tasks"]])
-        ten_off = off & ten[:, None] & ten[None, :]
-        cells = [_rho(d[off], relative[off]) for d in dists.values()]
-        cells.append(_rho(dists["trajectory"][ten_off], relative[ten_off]))
-        for key, d in dists.items():
-            group = pooled.setdefault((data["round"], key), [[], []])
-            group[0] += list(d[off])
-            group[1] += list(relative[off])
-        group = pooled.setdefault((data["round"], "trajectory, 10-class"), [[], []])
-        group[0] += list(dists["trajectory"][ten_off])
-        group[1] += list(relative[ten_off])
-        print(f"| {f.parent.name} | {data['round']} ({np.mean(data['density']):.4f}) | {off.sum()} | "
-              + " | ".join(cells) + f" | {relative[off].min():.3f} / {relative[off].mean():.3f} |")
-    print("\nPooled over the matrices of one round (all seeds):\n")
-    print("| round | distance | rho | pairs |")
-    print("|---|---|---|---|")
-    for (rnd, kind), (d, r) in sorted(pooled.items()):
-        print(f"| {rnd} | {kind} | {_rho(d, r)} | {len(d)} |")
-    print()
-    print("Mean relative accuracy per (ticket task, target task), over the matrices of the last round:\n")
-    last = max(json.loads(f.read_text())["round"] for f in files)
-    mats = [json.loads(f.read_text()) for f in files]
-    mats = [m for m in mats if m["round"] == last and m["dmd_rank"] is None]
-    tasks = mats[0]["tasks"]
-    mean = np.mean([np.array(m["relative"]) for m in mats], axis=0)
-    print("| ticket \\ task | " + " | ".join(tasks) + " |")
-    print("|---|" + "---|" * len(tasks))
-    for t, row in zip(tasks, mean):
-        print(f"| {t} | " + " | ".join(f"{v:.3f}" for v in row) + " |")
-    print()
+def compute() -> Output:
+    out = Output()
+    finding_1(out)
+    finding_3(out)
+    finding_2(out)
+    return out
 
 
-def main() -> None:
+def render(text: str, out: Output) -> tuple[str, list[str]]:
+    """The document with every marked value and block replaced by its computed text, and the differences."""
+    problems = []
+
+    def value(match):
+        key, old = match.group(1), match.group(2)
+        if key not in out.values:
+            problems.append(f"value {key}: not computed (unknown key)")
+            return match.group(0)
+        if old != out.values[key]:
+            problems.append(f"value {key}: document {old!r}, summaries {out.values[key]!r}")
+        return f"<!--v:{key}-->{out.values[key]}<!--/v-->"
+
+    def block(match):
+        key, old = match.group(1), match.group(2)
+        if key not in out.blocks:
+            problems.append(f"block {key}: not computed (unknown name)")
+            return match.group(0)
+        if old != out.blocks[key]:
+            problems.append(f"block {key} differs from the summaries")
+        return f"<!--block:{key}-->\n{out.blocks[key]}<!--/block-->"
+
+    new = BLOCK.sub(block, VALUE.sub(value, text))
+    used = {m.group(1) for m in BLOCK.finditer(text)}
+    problems += [f"figure {name}: not in the document" for name in out.figures if name not in used]
+    return new, problems
+
+
+def check_figures(out: Output) -> list[str]:
+    """Each figure's PNG exists and carries the digest of the data it must draw."""
+    from PIL import Image
+
+    problems = []
+    for name, (_, digest) in out.figures.items():
+        path = FIGURES / f"{name}.png"
+        if not path.is_file():
+            problems.append(f"figure {name}: {path} is missing (run --write)")
+            continue
+        with Image.open(path) as image:
+            if image.info.get("Description") != digest:
+                problems.append(f"figure {name}: {path} was drawn from other data (run --write)")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", default="runs/find",
-                        help="finding 1: the ResNet-20 runs and transfer-* folders (default: runs/find)")
-    parser.add_argument("--runs3", default="runs/find3",
-                        help="finding 3: the ResNet-20 and ResNet-56 runs (default: runs/find3)")
-    parser.add_argument("--rank", type=int, default=5, help="fixed DMD rank for the flow statistics (default: 5)")
-    parser.add_argument("--upto", type=int, default=12,
-                        help="finding 3 is also computed on rounds 0..UPTO only (default 12: density 0.069)")
-    args = parser.parse_args()
-    print("## Finding 1: transfer vs flow distance\n")
-    finding_1(Path(args.runs), args.rank)
-    print("## Finding 3: ResNet-20 vs ResNet-56\n")
-    finding_3(Path(args.runs3), args.rank)
-    finding_3(Path(args.runs3), args.rank, upto=args.upto)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true", help="fail if the document differs from the summaries")
+    mode.add_argument("--write", action="store_true", help="rewrite the document's generated parts and figures")
+    args = parser.parse_args(argv)
+    out = compute()
+    text = DOC.read_text()
+    new, problems = render(text, out)
+    if args.write:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        FIGURES.mkdir(parents=True, exist_ok=True)
+        for name, (draw, digest) in out.figures.items():
+            atomic_write(FIGURES / f"{name}.png", lambda tmp, draw=draw, digest=digest: draw(tmp, digest))
+        atomic_write(DOC, lambda tmp: Path(tmp).write_text(new))
+        print(f"wrote {DOC} ({len(problems)} part(s) changed) and {len(out.figures)} figure(s)")
+        return 0
+    if args.check:
+        problems += check_figures(out)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        print(f"{DOC.name}: {'OK' if not problems else f'{len(problems)} difference(s)'}")
+        return 1 if problems else 0
+    print(json.dumps({"values": out.values, "blocks": out.blocks}, indent=1, ensure_ascii=False))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -35,7 +35,9 @@ def standardize(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
 
 def test_task_names():
     assert TASK_NAMES == (
-        "digits", "digits-inverted", "digits-rotated", "digits-permuted", "digits-5class", "vader"
+        "digits", "digits-inverted", "digits-rotated", "digits-permuted", "digits-5class",
+        "digits700", "digits700-inverted", "digits700-rotated", "digits700-mirrored", "digits700-permuted",
+        "digits700-upper5", "digits700-parity", "digits700-noisy", "digits700-shuffled", "vader", "afinn"
     )
 
 

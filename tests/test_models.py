@@ -36,12 +36,13 @@ def embedding_modules(model: nn.Module) -> list[str]:
     return [name for name, m in model.named_modules() if module_kind(m) is LayerKind.EMBEDDING]
 
 
-def test_registry_lists_the_seven_models():
+def test_registry_lists_the_eleven_models():
     assert set(MODEL_NAMES) == {
-        "resnet18", "resnet50", "resnet20", "resnet56", "minilm", "minilm-random", "bert-base"
+        "resnet18", "resnet50", "resnet20", "resnet56", "minilm", "minilm-random", "bert-base",
+        "resnet8", "resnet14", "resnet32", "minilm-shuffled",
     }
-    assert VISION_NAMES == ["resnet18", "resnet50", "resnet20", "resnet56"]
-    assert TEXT_NAMES == ["minilm", "minilm-random", "bert-base"]
+    assert VISION_NAMES == ["resnet18", "resnet50", "resnet20", "resnet56", "resnet8", "resnet14", "resnet32"]
+    assert TEXT_NAMES == ["minilm", "minilm-random", "bert-base", "minilm-shuffled"]
 
 
 @pytest.mark.parametrize("name", VISION_NAMES)

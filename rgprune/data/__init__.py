@@ -10,7 +10,11 @@ name                   kind    classes  what it is
 ``digits-rotated``     vision  10       the same images rotated by 90 degrees
 ``digits-permuted``    vision  10       the same images, labels relabelled by a fixed permutation
 ``digits-5class``      vision  5        only the digits 0-4
+``digits700*``         vision  10/5/2   nine tasks on 700 train images each: ``digits700``, ``-inverted``,
+                                        ``-rotated``, ``-mirrored``, ``-permuted``, ``-upper5`` (digits 5-9,
+                                        5 classes), ``-parity`` (2), ``-noisy``, ``-shuffled`` (pixels)
 ``vader``              text    2        VADER lexicon words: positive vs negative sentiment
+``afinn``              text    2        AFINN-165 word list: positive vs negative valence
 =====================  ======  =======  ==========================================================
 
 The digits variants share one fixed train/test split, so a ticket found on one task can be
@@ -146,6 +150,10 @@ def load_task(spec: str, *, image_size: int | None = None, seed: int = 0, image:
         from .vader import load_vader_task
 
         return load_vader_task(tokenizer)
+    if parsed.kind == "afinn":
+        from .afinn import load_afinn_task
+
+        return load_afinn_task(tokenizer)
     if parsed.kind in ("cifar10", "cifar100"):
         from .cifar import load_cifar_task
 

@@ -1,4 +1,4 @@
-"""The sklearn digits tasks: 1797 real 8x8 handwritten digits and four tasks derived from them.
+"""The sklearn digits tasks: 1797 real 8x8 handwritten digits and tasks derived from them.
 
 Pipeline, in this order:
 
@@ -14,6 +14,20 @@ Pipeline, in this order:
 4. Optional bilinear resize of 8x8 to ``image_size x image_size``.
 5. Normalization by the mean and std of this task's train images (one value each, as the
    images have one channel), applied to train and test alike.
+
+The equal-size family ``digits700*`` (docs/findings.md, finding 1) trains every task on the same
+number of images, ``EQUAL_TRAIN_SIZE``, so that every task trains the same optimizer steps per
+epoch. Step 2 is followed by a fixed subsample of the train split: ``EQUAL_TRAIN_SIZE`` images
+stratified by digit (``SUBSAMPLE_SEED``), the same images for every task that keeps all ten
+digits; ``digits700-upper5`` draws its images from the digits 5-9 alone. Test sets are the whole
+fixed test split (of digits 5-9 for ``upper5``). The variants, on [0, 1] images before step 4:
+``digits700``: the digits as they are; ``-inverted``: ``1 - x``; ``-rotated``: 90 degrees
+counter-clockwise; ``-mirrored``: flipped left-right; ``-permuted``: labels through
+``LABEL_PERMUTATION``; ``-upper5``: digits 5-9 only, relabelled 0-4; ``-parity``: label ``y % 2``
+(even 0, odd 1); ``-noisy``: ``clip(x + NOISE_STD * e, 0, 1)`` with one fixed Gaussian draw ``e``
+per image (``NOISE_SEED``; the same noise in every epoch and every run); ``-shuffled``: the 64
+pixels of every image moved by one fixed permutation (``PIXEL_SHUFFLE_SEED``), which keeps each
+image's pixel values and destroys the spatial structure convolutions rely on (a negative control).
 """
 
 from __future__ import annotations
@@ -36,6 +50,28 @@ MAX_PIXEL = 16.0  # load_digits pixels are integers 0..16
 LABEL_PERMUTATION = (3, 7, 0, 9, 5, 1, 8, 2, 6, 4)
 
 FIVE_CLASS_DIGITS = 5  # digits-5class keeps labels 0..4
+
+#: Training images of every ``digits700*`` task: fewer than the digits 5-9 of the train split (717), so that
+#: ``digits700-upper5`` has as many as the ten-digit tasks.
+EQUAL_TRAIN_SIZE = 700
+SUBSAMPLE_SEED = 0
+NOISE_STD = 0.25  # in units of the [0, 1] pixel range
+NOISE_SEED = 0
+PIXEL_SHUFFLE_SEED = 0
+EQUAL_PREFIX = "digits700"
+#: variant -> what it is; the task name is EQUAL_PREFIX, or EQUAL_PREFIX + "-" + variant
+_EQUAL_VARIANTS = {
+    "": "the digits 0-9",
+    "inverted": "the digits 0-9 with inverted intensities (1 - x)",
+    "rotated": "the digits 0-9 rotated 90 degrees counter-clockwise",
+    "mirrored": "the digits 0-9 flipped left-right",
+    "permuted": f"the digits with labels permuted (digit y -> {list(LABEL_PERMUTATION)}[y])",
+    "upper5": "the digits 5-9 only, relabelled 0-4",
+    "parity": "the digits 0-9 labelled by parity (even 0, odd 1)",
+    "noisy": f"the digits 0-9 with fixed Gaussian pixel noise (std {NOISE_STD} of the pixel range, clipped to [0, 1])",
+    "shuffled": "the digits 0-9 with their 64 pixels moved by one fixed permutation (no spatial structure)",
+}
+EQUAL_TASK_NAMES = tuple(EQUAL_PREFIX + (f"-{v}" if v else "") for v in _EQUAL_VARIANTS)
 
 _DESCRIPTIONS = {
     "digits": "sklearn handwritten digits 0-9",
@@ -90,13 +126,94 @@ def _transform(name: str, images: torch.Tensor, labels: torch.Tensor) -> tuple[t
     return images, labels
 
 
+def _variant(name: str) -> str:
+    return name[len(EQUAL_PREFIX) + 1:]
+
+
+def equal_subsample(labels: torch.Tensor) -> torch.Tensor:
+    """Indices (sorted) of ``EQUAL_TRAIN_SIZE`` of ``labels``' rows, stratified by label, drawn with
+    ``SUBSAMPLE_SEED``: the same rows for the same labels."""
+    from sklearn.model_selection import train_test_split
+
+    if len(labels) < EQUAL_TRAIN_SIZE:
+        raise ValueError(f"{len(labels)} rows cannot give a subsample of {EQUAL_TRAIN_SIZE}")
+    rows = np.arange(len(labels))
+    if len(labels) == EQUAL_TRAIN_SIZE:
+        return torch.from_numpy(rows)
+    kept, _ = train_test_split(rows, train_size=EQUAL_TRAIN_SIZE, stratify=labels.numpy(),
+                               random_state=SUBSAMPLE_SEED)
+    return torch.from_numpy(np.sort(kept))
+
+
+def pixel_shuffle_permutation() -> torch.Tensor:
+    """The fixed permutation of the 64 pixel positions of ``digits700-shuffled`` (row-major 8x8)."""
+    return torch.from_numpy(np.random.default_rng(PIXEL_SHUFFLE_SEED).permutation(64))
+
+
+def fixed_noise(n_train: int, n_test: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One standard Gaussian draw per pixel of every image of the fixed split (train rows, then test rows),
+    from ``NOISE_SEED``: image i of the split always gets the same noise."""
+    draw = np.random.default_rng(NOISE_SEED).standard_normal((n_train + n_test, 8, 8))
+    return torch.from_numpy(draw[:n_train]), torch.from_numpy(draw[n_train:])
+
+
+def _equal_images(variant: str, images: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    if variant == "inverted":
+        return 1.0 - images
+    if variant == "rotated":
+        return torch.rot90(images, 1, dims=(-2, -1)).contiguous()
+    if variant == "mirrored":
+        return torch.flip(images, dims=(-1,))
+    if variant == "noisy":
+        return (images + NOISE_STD * noise).clamp(0.0, 1.0)
+    if variant == "shuffled":
+        return images.reshape(-1, 64)[:, pixel_shuffle_permutation()].reshape(-1, 8, 8)
+    return images
+
+
+def _equal_labels(variant: str, labels: torch.Tensor) -> torch.Tensor:
+    if variant == "permuted":
+        return torch.tensor(LABEL_PERMUTATION, dtype=torch.int64)[labels]
+    if variant == "upper5":
+        return labels - FIVE_CLASS_DIGITS
+    if variant == "parity":
+        return labels % 2
+    return labels
+
+
+def _equal_split(name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The train subsample and test set of a ``digits700*`` task, transformed (module docstring)."""
+    variant = _variant(name)
+    x_train, y_train, x_test, y_test = digits_split()
+    noise_train, noise_test = fixed_noise(len(y_train), len(y_test))
+    keep_train = y_train >= FIVE_CLASS_DIGITS if variant == "upper5" else torch.ones_like(y_train, dtype=torch.bool)
+    keep_test = y_test >= FIVE_CLASS_DIGITS if variant == "upper5" else torch.ones_like(y_test, dtype=torch.bool)
+    rows = torch.nonzero(keep_train).squeeze(1)[equal_subsample(y_train[keep_train])]
+    x_train, y_train, noise_train = x_train[rows], y_train[rows], noise_train[rows]
+    x_test, y_test, noise_test = x_test[keep_test], y_test[keep_test], noise_test[keep_test]
+    return (_equal_images(variant, x_train, noise_train), _equal_labels(variant, y_train),
+            _equal_images(variant, x_test, noise_test), _equal_labels(variant, y_test))
+
+
+def _num_classes(name: str) -> int:
+    if name == "digits-5class" or name == f"{EQUAL_PREFIX}-upper5":
+        return FIVE_CLASS_DIGITS
+    return 2 if name == f"{EQUAL_PREFIX}-parity" else 10
+
+
 def load_digits_task(name: str, image_size: int | None = None) -> Task:
     """Build the digits task ``name`` (see the module docstring for each step)."""
-    if name not in _DESCRIPTIONS:
-        raise ValueError(f"unknown digits task {name!r}; choose one of {list(_DESCRIPTIONS)}")
-    x_train, y_train, x_test, y_test = digits_split()
-    x_train, y_train = _transform(name, x_train, y_train)
-    x_test, y_test = _transform(name, x_test, y_test)
+    if name in EQUAL_TASK_NAMES:
+        x_train, y_train, x_test, y_test = _equal_split(name)
+        what = (f"sklearn handwritten digits: {_EQUAL_VARIANTS[_variant(name)]}, a fixed subsample of "
+                f"{EQUAL_TRAIN_SIZE} train images stratified by digit (seed {SUBSAMPLE_SEED})")
+    elif name in _DESCRIPTIONS:
+        x_train, y_train, x_test, y_test = digits_split()
+        x_train, y_train = _transform(name, x_train, y_train)
+        x_test, y_test = _transform(name, x_test, y_test)
+        what = _DESCRIPTIONS[name]
+    else:
+        raise ValueError(f"unknown digits task {name!r}; choose one of {list(_DESCRIPTIONS) + list(EQUAL_TASK_NAMES)}")
 
     # [N, 8, 8] -> [N, 1, 8, 8]: one (grayscale) channel.
     x_train, x_test = x_train.unsqueeze(1), x_test.unsqueeze(1)
@@ -110,10 +227,9 @@ def load_digits_task(name: str, image_size: int | None = None) -> Task:
     x_train = ((x_train - mean) / std).float()
     x_test = ((x_test - mean) / std).float()
 
-    num_classes = FIVE_CLASS_DIGITS if name == "digits-5class" else 10
     side = x_train.shape[-1]
     description = (
-        f"{_DESCRIPTIONS[name]}; {side}x{side} grayscale"
+        f"{what}; {side}x{side} grayscale"
         f"{' (bilinear from 8x8)' if image_size is not None else ''}; fixed stratified split "
         f"{len(y_train)} train / {len(y_test)} test (seed {SPLIT_SEED}); "
         f"normalized by train mean {mean.item():.4f} and std {std.item():.4f} of [0, 1] pixels"
@@ -121,7 +237,7 @@ def load_digits_task(name: str, image_size: int | None = None) -> Task:
     return Task(
         name=name,
         kind="vision",
-        num_classes=num_classes,
+        num_classes=_num_classes(name),
         in_channels=1,
         train=TensorDataset(x_train, y_train),
         test=TensorDataset(x_test, y_test),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .digits import EQUAL_TASK_NAMES
 from .glue import GLUE_FORMATS
 from .task import TaskKind
 
@@ -20,8 +21,8 @@ DIGITS_TASK_NAMES = (
     "digits-rotated",
     "digits-permuted",
     "digits-5class",
-)
-TEXT_TASK_NAMES = ("vader",)
+) + EQUAL_TASK_NAMES
+TEXT_TASK_NAMES = ("vader", "afinn")
 #: The embedded tasks, which ship with installed packages.
 TASK_NAMES: tuple[str, ...] = DIGITS_TASK_NAMES + TEXT_TASK_NAMES
 

