@@ -84,10 +84,10 @@ def render_readme(results) -> str:
         parts.append("No benchmark results committed yet.")
     busy = [r for r in results if r["kind"] == "cpu" and _cpu_contended(r["machine"])]
     if busy:
-        parts.append("Some CPU runs below shared their cores with other jobs (CPU pressure of 10% or more in the JSON). With 2 torch "
-                     "threads on a busy 2-core machine every parallel region (PyTorch's and rgprune's) can wait for "
-                     "the second core; a single-thread run is the least sensitive to that load. Details in "
-                     "`bench/NOTES.md`.")
+        parts.append("Some CPU runs below shared their cores with other jobs (CPU pressure of 10% or more in the "
+                     "JSON). With 2 torch threads on a busy 2-core machine every parallel region (PyTorch's and "
+                     "rgprune's) can wait for the second core; a single-thread run is the least sensitive to that "
+                     "load. Details in `bench/NOTES.md`.")
     for res in results:
         parts.append(f"**{res['kind'].upper()}**: {machine_line(res)} (`{res['_file']}`)")
         stale = _stale_kernels(res)

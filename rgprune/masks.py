@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 
@@ -63,7 +63,7 @@ class MaskSet:
 
     # ---- construction -----------------------------------------------------------------------------
     @classmethod
-    def ones(cls, tensors: Sequence[torch.Tensor], names: Sequence[str] | None = None) -> "MaskSet":
+    def ones(cls, tensors: Sequence[torch.Tensor], names: Sequence[str] | None = None) -> MaskSet:
         """All weights surviving, on the tensors' devices."""
         words = []
         for t in tensors:
@@ -75,7 +75,7 @@ class MaskSet:
         return cls(words, [t.shape for t in tensors], names)
 
     @classmethod
-    def from_bool(cls, keep: Sequence[torch.Tensor], names: Sequence[str] | None = None) -> "MaskSet":
+    def from_bool(cls, keep: Sequence[torch.Tensor], names: Sequence[str] | None = None) -> MaskSet:
         """From bool (or 0/1) tensors: True/1 = surviving."""
         for i, k in enumerate(keep):
             if k.dtype != torch.bool and not bool(((k == 0) | (k == 1)).all()):
@@ -83,7 +83,7 @@ class MaskSet:
         return cls([pack_mask(k != 0) for k in keep], [k.shape for k in keep], names)
 
     @classmethod
-    def from_nonzero(cls, tensors: Sequence[torch.Tensor], names: Sequence[str] | None = None) -> "MaskSet":
+    def from_nonzero(cls, tensors: Sequence[torch.Tensor], names: Sequence[str] | None = None) -> MaskSet:
         """Masks that keep exactly the nonzero entries of ``tensors`` (NaN counts as nonzero), e.g. to adopt a
         model that was pruned elsewhere. One tensor's bool temporary at a time, in logical order."""
         return cls([pack_mask(t.detach() != 0) for t in tensors], [t.shape for t in tensors], names)
@@ -122,10 +122,10 @@ class MaskSet:
         """Bytes used by the packed masks."""
         return sum(w.numel() * 4 for w in self.words)
 
-    def to(self, device) -> "MaskSet":
+    def to(self, device) -> MaskSet:
         return MaskSet([w.to(device) for w in self.words], self.shapes, self.names)
 
-    def clone(self) -> "MaskSet":
+    def clone(self) -> MaskSet:
         return MaskSet([w.clone() for w in self.words], self.shapes, self.names)
 
     def __eq__(self, other) -> bool:
@@ -141,7 +141,7 @@ class MaskSet:
                 "words": [w.detach().cpu() for w in self.words]}
 
     @classmethod
-    def from_state_dict(cls, state: dict) -> "MaskSet":
+    def from_state_dict(cls, state: dict) -> MaskSet:
         try:
             return cls(state["words"], state["shapes"], state["names"])
         except KeyError as exc:
@@ -156,7 +156,7 @@ class MaskSet:
         atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device="cpu") -> "MaskSet":
+    def load(cls, path: str | os.PathLike, device="cpu") -> MaskSet:
         from safetensors import safe_open
         with safe_open(str(path), framework="pt", device=str(device)) as f:
             meta = f.metadata() or {}
@@ -184,7 +184,7 @@ class MaskSet:
 
     @classmethod
     def from_torch_prune(cls, parameters: Sequence[tuple[torch.nn.Module, str]],
-                         names: Sequence[str] | None = None) -> "MaskSet":
+                         names: Sequence[str] | None = None) -> MaskSet:
         """Read torch.nn.utils.prune's ``<name>_mask`` buffers (all ones for an unpruned parameter)."""
         keep = []
         for module, name in parameters:

@@ -15,7 +15,8 @@ any layout. Tensors whose elements overlap or leave gaps in memory are refused.
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 

@@ -22,7 +22,7 @@ import enum
 import fnmatch
 import sys
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

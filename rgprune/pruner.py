@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import warnings
 import weakref
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import torch
 

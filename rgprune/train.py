@@ -26,8 +26,8 @@ import hashlib
 import math
 import sys
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 from torch.nn import functional as F

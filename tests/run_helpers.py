@@ -140,7 +140,7 @@ class WriteFaults:
         self.writes.append(name)
         return self._real(src, dst, *args, **kwargs)
 
-    def __enter__(self) -> "WriteFaults":
+    def __enter__(self) -> WriteFaults:
         os.replace = self._replace
         return self
 

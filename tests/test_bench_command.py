@@ -8,10 +8,10 @@ import torch
 
 from rgprune.benchmark import BenchmarkError, api, cli, run, run_scale, workloads
 from rgprune.benchmark import scale as scale_mod
-from rgprune.kernels.format import pack_mask
 from rgprune.benchmark.measure import interleaved
 from rgprune.benchmark.methods import ALL_METHODS, State
 from rgprune.benchmark.sections import compare_masks, tie_words
+from rgprune.kernels.format import pack_mask
 
 
 def tiny_model():

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from test_rg_plots import record_figures
 
 ROOT = Path(__file__).resolve().parent.parent

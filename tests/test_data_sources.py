@@ -7,10 +7,10 @@ import shutil
 
 import numpy as np
 import pytest
+import tiny_data as td
 import torch
 from torch.utils.data import DataLoader
 
-import tiny_data as td
 from rgprune.data import (
     DataLayoutError,
     ImageOptions,

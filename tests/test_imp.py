@@ -18,6 +18,7 @@ from rgprune.imp import BASELINES, IMPConfig, RoundTrainer, load_result, run_imp
 from rgprune.imp.pipeline import EVAL_BATCH
 from rgprune.models import build_model
 from rgprune.train import evaluate, train_epochs
+
 TINY = IMPConfig(model="resnet20", task="digits", rounds=2, epochs=1, image_size=8, batch_size=128,
                  rewind_step=3, baselines=BASELINES)
 # the same config as command-line options

@@ -9,10 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import rgprune
-from rgprune.kernels import extension, format as fmt, reference as ref
+from rgprune.kernels import extension
+from rgprune.kernels import format as fmt
+from rgprune.kernels import reference as ref
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
 

@@ -4,11 +4,11 @@ the task's class count, and run a forward pass on batches of the tasks they fit;
 import textwrap
 
 import pytest
+import tiny_data as td
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-import tiny_data as td
 from rgprune.data import TextOptions, load_task
 from rgprune.models import (
     MODEL_NAMES,

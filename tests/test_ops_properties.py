@@ -9,10 +9,8 @@ examples on every run, within a few tens of seconds on a loaded 2-core machine."
 import math
 
 import torch
-from hypothesis import HealthCheck, given, settings, strategies as st
-
-import rgprune
-from rgprune.kernels import reference as ref
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_reference import (
     DTYPES,
     KEY_BITS,
@@ -23,6 +21,9 @@ from test_reference import (
     tail_bits,
     words_from_bits,
 )
+
+import rgprune
+from rgprune.kernels import reference as ref
 
 BUDGET = settings(max_examples=120, deadline=None, derandomize=True, database=None,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -78,7 +78,7 @@ def test_one_changed_import_gives_torchs_masks_and_reparametrization(build, amou
         tprune.global_unstructured(theirs, pruning_method=tprune.L1Unstructured, amount=amount, **kwargs)
         kwargs = {"importance_scores": dict(zip(ours, [s.clone() for s in scores]))} if scored else {}
         prune.global_unstructured(ours, pruning_method=prune.L1Unstructured, amount=amount, **kwargs)
-        compare_round(ours, theirs, scores, lambda: kth_survivor_magnitude(previous, scores, k))
+        compare_round(ours, theirs, scores, lambda previous=previous, scores=scores, k=k: kth_survivor_magnitude(previous, scores, k))
         for (a, _), (b, _) in zip(ours, theirs):  # the same reparametrization, hook types included
             assert type(next(iter(a._forward_pre_hooks.values()))) is type(next(iter(b._forward_pre_hooks.values())))
             assert a.weight_mask.dtype == b.weight_mask.dtype and a.weight_mask.shape == b.weight_mask.shape

@@ -2,12 +2,14 @@
 reference == the definition (a filter on the key prefix + a histogram of the next bits)."""
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_kernels import DTYPES, SHAPE_SETS, make_weights, random_masks, requires_compiled
 
 import rgprune
-from rgprune.kernels import extension, format as fmt, reference as ref
-
-from test_kernels import DTYPES, SHAPE_SETS, make_weights, random_masks, requires_compiled
+from rgprune.kernels import extension
+from rgprune.kernels import format as fmt
+from rgprune.kernels import reference as ref
 
 OP = "rgprune::radix_histogram"
 

@@ -12,7 +12,9 @@ import pytest
 import torch
 
 import rgprune
-from rgprune.kernels import extension, format as fmt, reference as ref
+from rgprune.kernels import extension
+from rgprune.kernels import format as fmt
+from rgprune.kernels import reference as ref
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
 KEY_BITS = {torch.float32: 31, torch.float16: 15, torch.bfloat16: 15, torch.float64: 63}

@@ -16,7 +16,6 @@ from rgprune.models import build_model
 from rgprune.rg.report import analyse_flow, compare_flows, write_flow_report
 from rgprune.rg.trace import FlowTrace, parameter_gram, trace_from_checkpoints
 
-
 # Survivors of ResNet-20's 267408 prunable (conv) weights after 0, 1, 2, 3 prunes of 20%: the pruner's rule,
 # k = round(0.2 * survivors), worked out by hand (213926 = 267408 - 53482, ...)
 SURVIVORS = [267408, 213926, 171141, 136913]

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from run_helpers import WriteFaults
 
 import rgprune.transfer.matrix as matrix_module
 from rgprune import MaskSet
@@ -20,7 +21,6 @@ from rgprune.cli import main
 from rgprune.imp import IMPConfig, run_imp
 from rgprune.rg import mantel_test, transfer_gain
 from rgprune.transfer import random_mask_baseline, task_average, transfer_matrix, transfer_statistics, transfer_ticket
-from run_helpers import WriteFaults
 
 TINY = IMPConfig(model="resnet20", task="digits", rounds=3, epochs=1, image_size=8, batch_size=128, rewind_step=3)
 

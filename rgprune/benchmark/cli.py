@@ -31,7 +31,7 @@ def _rounds(text: str) -> list:
     try:
         return [int(x) for x in _names(text)]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"rounds are comma-separated round numbers, e.g. 1,5; got {text!r}")
+        raise argparse.ArgumentTypeError(f"rounds are comma-separated round numbers, e.g. 1,5; got {text!r}") from None
 
 
 def _sizes(text: str) -> list:
@@ -42,7 +42,7 @@ def _sizes(text: str) -> list:
         try:
             out.append(int(float(item[:-1] if scale != 1 else item) * scale))
         except ValueError:
-            raise argparse.ArgumentTypeError(f"sizes are numbers of weights like 10M,50M,1B; got {item!r}")
+            raise argparse.ArgumentTypeError(f"sizes are numbers of weights like 10M,50M,1B; got {item!r}") from None
     return out
 
 

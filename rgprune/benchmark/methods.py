@@ -21,16 +21,16 @@ magnitude equals the threshold (more than ``k`` when there are ties); torch.prun
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 import torch.nn.utils.prune as tprune
 
 import rgprune
-from rgprune.kernels.format import unpack_mask
 from rgprune.benchmark.measure import sync
 from rgprune.kernels import reference
+from rgprune.kernels.format import unpack_mask
 from rgprune.masks import MaskSet
 
 FRACTION = 0.2

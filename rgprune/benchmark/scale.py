@@ -77,7 +77,7 @@ def growth(result: dict) -> dict:
     """Per round and method, across the sizes: seconds, ns per weight, peak extra bytes (and per weight), and
     the exponent of the time's growth."""
     out = {}
-    for name, m in result["models"].items():
+    for m in result["models"].values():
         for rkey, r in m.get("rounds", {}).items():
             for method, e in r["methods"].items():
                 mem = m.get("memory", {}).get(rkey, {}).get(method, {}).get("peak_extra_bytes")

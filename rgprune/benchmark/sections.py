@@ -7,11 +7,11 @@ import gc
 import torch
 
 import rgprune
-from rgprune.kernels.format import pack_mask
-from rgprune.masks import popcount
 from rgprune.benchmark.measure import interleaved, ratio
 from rgprune.benchmark.methods import METHOD_IMPLS, METHOD_LABELS
 from rgprune.benchmark.progress import RepetitionBar, log
+from rgprune.kernels.format import pack_mask
+from rgprune.masks import popcount
 
 
 def tie_words(s) -> list:

@@ -108,7 +108,7 @@ def correctness_table(res) -> str:
     methods = [m for m in METHODS if any(m in r["methods"] for *_, r in _rounds(res))]
     header = ["weights", "round", "k"] + [f"{SHORT[m]}: pruned (bits ≠ rgprune)" for m in methods]
     rows = []
-    for name, m, rkey, r in _rounds(res):
+    for name, _, rkey, r in _rounds(res):
         row = [name, rkey[5:], r["k"]]
         for x in methods:
             e = r["methods"].get(x, {})
@@ -148,7 +148,7 @@ def memory_table(res) -> str:
     header = ["weights", "round", "weights' bytes"] + [f"{SHORT[m]} peak / retained" for m in methods]
     header += ["rgprune peak / weights' bytes"]
     rows = []
-    for name, m, rkey, r in _rounds(res):
+    for name, m, rkey, _ in _rounds(res):
         mem = m.get("memory", {}).get(rkey, {})
         row = [name, rkey[5:], fmt_b(m["weight_bytes"])]
         for x in methods:

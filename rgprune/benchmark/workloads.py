@@ -4,8 +4,8 @@ and a user's model given as an ``nn.Module``, a built-in name or a model spec (`
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 

@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 import os
 import sys
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from rgprune.cli.arguments import add_threads_and_quiet, nonnegative_int, positive_int, set_threads
 from rgprune.cli.flow import flow_summary

@@ -48,8 +48,8 @@ by default that of the built-in text models (MiniLM's). Batch formats: see :mod:
 
 from __future__ import annotations
 
-from .options import ImageOptions, TextOptions
 from .given import given_task
+from .options import ImageOptions, TextOptions
 from .specs import (
     DIGITS_TASK_NAMES,
     FILE_TASK_KINDS,

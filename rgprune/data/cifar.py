@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 

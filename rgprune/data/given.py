@@ -13,7 +13,7 @@ run is refused when any of these differ; a change confined to items outside the 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -8,7 +8,7 @@ never the run's seed), and tokenized as ``[CLS] entry [SEP]`` padded (truncated)
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 # Before transformers is imported through the tokenizer: never reach for the hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -93,12 +93,12 @@ class Fingerprint:
         self._hash.update(tag + len(payload).to_bytes(8, "little"))
         self._hash.update(payload)
 
-    def add_json(self, value: object) -> "Fingerprint":
+    def add_json(self, value: object) -> Fingerprint:
         """A JSON-serializable value (options, class names, ...); key order does not matter."""
         self._add(b"J", json.dumps(value, sort_keys=True, separators=(",", ":")).encode())
         return self
 
-    def add_tensor(self, tensor: torch.Tensor) -> "Fingerprint":
+    def add_tensor(self, tensor: torch.Tensor) -> Fingerprint:
         """A tensor's dtype, shape and contents."""
         tensor = tensor.detach().cpu().contiguous()
         self.add_json({"dtype": str(tensor.dtype), "shape": list(tensor.shape)})
@@ -106,7 +106,7 @@ class Fingerprint:
         self._add(b"T", tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
         return self
 
-    def add_bytes(self, data: bytes) -> "Fingerprint":
+    def add_bytes(self, data: bytes) -> Fingerprint:
         self._add(b"B", data)
         return self
 

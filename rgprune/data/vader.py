@@ -18,8 +18,18 @@ from pathlib import Path
 
 import torch
 
-from .lexicon import MAX_LENGTH, SPLIT_SEED, TEST_FRACTION, TOKENIZER_NAME  # noqa: F401 (this task's settings)
-from .lexicon import LexiconSplit, checked_tokenizer, default_tokenizer, encode_split, lexicon_task, split_lexicon
+from .lexicon import (  # noqa: F401 (this task's settings)
+    MAX_LENGTH,
+    SPLIT_SEED,
+    TEST_FRACTION,
+    TOKENIZER_NAME,
+    LexiconSplit,
+    checked_tokenizer,
+    default_tokenizer,
+    encode_split,
+    lexicon_task,
+    split_lexicon,
+)
 from .task import Task
 
 POSITIVE_THRESHOLD = 0.5  # mean rating > +0.5 -> positive (1)

@@ -3,7 +3,7 @@ what was going on, and the small exchanges the pruner makes (integer all_gather,
 the replication check)."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist

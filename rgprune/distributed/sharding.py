@@ -2,7 +2,7 @@
 replicated one, and reaching the local shard that a rank prunes in place."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist

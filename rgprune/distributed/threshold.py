@@ -12,7 +12,8 @@ Steps, each a function below, with the collectives in this order on every rank:
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.distributed as dist

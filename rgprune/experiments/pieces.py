@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Sequence, TypeVar
+from typing import TypeVar
 
 from rgprune._io import atomic_write_json
-from rgprune.experiments.designs import F1, F2, F3, DEPTH_MODELS, RunSpec
+from rgprune.experiments.designs import DEPTH_MODELS, F1, F2, F3, RunSpec
 from rgprune.imp import RunDir, run_imp
 
 __all__ = ["check_shard", "f1_baselines", "f1_transfers", "f2_datasets", "f3_specs", "imp_runs", "lexicon_subsample",

@@ -28,9 +28,10 @@ import json
 import re
 import types as types_module
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from rgprune.imp.fields import (
     ConfigError,
@@ -158,7 +159,7 @@ def _canonical_baselines(baselines) -> tuple[str, ...]:
     return tuple(b for b in BASELINES if b in baselines)  # canonical order, whatever the input order
 
 
-def _default_image_size(config: "IMPConfig", kind: str) -> int | None:
+def _default_image_size(config: IMPConfig, kind: str) -> int | None:
     spec = _parse_task(config.task)
     if kind != "vision" or spec.is_given:
         return None
@@ -396,7 +397,7 @@ class IMPConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "IMPConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> IMPConfig:
         """The config of ``to_dict`` (a ``version`` key, as config.json holds, is ignored; a field missing from the
         dict of an older version takes its default)."""
         if not isinstance(data, Mapping):
@@ -437,10 +438,10 @@ class IMPConfig:
         ``KIND-<last path component>``)."""
         return f"{_name_part(self.model)}-{_name_part(self.task)}-{self.digest}"
 
-    def replace(self, **changes) -> "IMPConfig":
+    def replace(self, **changes) -> IMPConfig:
         return dataclasses.replace(self, **changes)
 
-    def differences(self, other: "IMPConfig") -> dict[str, tuple[Any, Any]]:
+    def differences(self, other: IMPConfig) -> dict[str, tuple[Any, Any]]:
         """``{field: (self's value, other's value)}`` for every field that differs, runtime fields aside (they
         never change a result, so a resume may change them)."""
         a, b = self.to_dict(), other.to_dict()

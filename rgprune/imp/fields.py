@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 __all__ = ["ConfigError", "ConfigTypeError", "check_choice", "check_number", "describe_bounds", "option",
            "per_key"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from rgprune.imp.config import IMPConfig
 from rgprune.imp.rundir import RunDir
@@ -26,7 +26,7 @@ class RoundResult:
     layer_densities: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def from_metrics(cls, m: Mapping) -> "RoundResult":
+    def from_metrics(cls, m: Mapping) -> RoundResult:
         """From a round's metrics (as ``run_imp`` writes them into the run directory)."""
         th = m.get("threshold")
         return cls(round=m["round"], density=m["density"], accuracy=m["accuracy"],

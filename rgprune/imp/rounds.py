@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -124,8 +124,8 @@ def _warn_on_resume(trainer: RoundTrainer, run_dir: RunDir, saved: dict) -> None
     saved_threads = saved.get("threads")
     if trainer.device.type == "cpu" and saved_threads not in (None, torch.get_num_threads()):
         warnings.warn(f"resuming {run_dir.path} with {torch.get_num_threads()} CPU threads; its rounds ran with "
-                      f"{saved_threads}. torch's CPU training kernels reduce in a thread-dependent order, so the rest of the run "
-                      f"will not be bit-identical to an uninterrupted one (torch.set_num_threads / "
+                      f"{saved_threads}. torch's CPU training kernels reduce in a thread-dependent order, so the rest "
+                      f"of the run will not be bit-identical to an uninterrupted one (torch.set_num_threads / "
                       f"OMP_NUM_THREADS={saved_threads} restores that)", RuntimeWarning, stacklevel=4)
     saved_world, world = saved.get("world_size", 1), trainer.world or 1
     if saved_world != world and trainer.rank == 0:

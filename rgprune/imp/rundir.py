@@ -32,8 +32,9 @@ import json
 import math
 import os
 import shutil
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import torch
 

@@ -21,7 +21,7 @@ import math
 import os
 import random
 import time
-from typing import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 import torch

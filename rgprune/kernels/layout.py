@@ -16,6 +16,7 @@ import torch
 
 from rgprune.kernels.format import pack_mask, unpack_mask
 
+
 def storage_permutation(t: torch.Tensor) -> tuple[int, ...] | None:
     """``None`` for a contiguous tensor; else the dimension order ``perm`` with ``t.permute(perm)``
     contiguous (outermost storage dimension first). Raises ValueError when ``t`` is not dense."""

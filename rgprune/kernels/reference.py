@@ -18,7 +18,7 @@ The key, mask and info formats are defined in ``rgprune.kernels.format``. On top
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -30,7 +30,7 @@ pruning leaves dense by default) is defined once, for every model, in :mod:`rgpr
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn

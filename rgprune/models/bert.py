@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 # Must precede any transformers import (ours or a user's through us): these make every hub
 # lookup fail fast instead of hanging on a machine without internet.
@@ -76,7 +77,7 @@ def quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def build_bert(name: str, num_classes: int, pretrained: bool = True) -> "BertForSequenceClassification":
+def build_bert(name: str, num_classes: int, pretrained: bool = True) -> BertForSequenceClassification:
     """Build one of :data:`BERT_NAMES` as a ``num_classes``-way ``BertForSequenceClassification``.
 
     ``pretrained`` only matters for ``"minilm"`` and ``"minilm-shuffled"`` (built from the shipped weights):
@@ -116,7 +117,7 @@ def shuffle_within_tensors(model, skip: tuple[str, ...] = ()):
     return model
 
 
-def load_tokenizer(name: str = "minilm") -> "PreTrainedTokenizerBase":
+def load_tokenizer(name: str = "minilm") -> PreTrainedTokenizerBase:
     """The tokenizer for a BERT model name: MiniLM's uncased WordPiece tokenizer for all three.
 
     ``"bert-base"`` shares it because ``BertConfig()``'s default ``vocab_size`` (30522) is the size

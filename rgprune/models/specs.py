@@ -30,9 +30,10 @@ from __future__ import annotations
 import importlib
 import inspect
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 from torch import nn
 

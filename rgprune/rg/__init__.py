@@ -13,7 +13,6 @@ from rgprune.rg.dmd import DMDResult, GramDMDResult, dmd, gram_dmd
 from rgprune.rg.exponents import classify_directions, rescaling_factor, scaling_exponents
 from rgprune.rg.fixed_point import AffineFixedPointResult, affine_fixed_point
 from rgprune.rg.linear_fit import RankChoice
-from rgprune.rg.steps import density_profiles, step_sizes
 
 # Observables with a fixed point, the pruning/training split of each step, statistics of transfer vs flows
 from rgprune.rg.observables import StepSplit, magnitude_bin_edges, step_split
@@ -25,6 +24,7 @@ from rgprune.rg.stats import (
     transfer_gain,
     transfer_gain_matrix,
 )
+from rgprune.rg.steps import density_profiles, step_sizes
 from rgprune.rg.trace import FlowTrace, TraceRound, parameter_gram, trace_from_checkpoints
 
 __all__ = [

@@ -15,7 +15,7 @@ says so in the file itself).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

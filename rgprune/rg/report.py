@@ -8,8 +8,8 @@ flow's resolved directions. Flows with fewer than ``MIN_ROUNDS`` rounds get no f
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 

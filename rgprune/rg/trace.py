@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -185,7 +185,7 @@ class FlowTrace:
         return {"version": TRACE_VERSION, **asdict(self)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "FlowTrace":
+    def from_dict(cls, data: dict) -> FlowTrace:
         if data.get("version") not in READABLE_VERSIONS:
             raise ValueError(f"unsupported trace version {data.get('version')!r} (this rgprune reads versions "
                              f"{READABLE_VERSIONS}); upgrade rgprune to read it")
@@ -197,7 +197,7 @@ class FlowTrace:
         atomic_write_json(path, self.to_dict())
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "FlowTrace":
+    def load(cls, path: str | os.PathLike) -> FlowTrace:
         with open(path) as f:
             return cls.from_dict(json.load(f))
 

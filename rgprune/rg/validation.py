@@ -14,11 +14,11 @@ Conventions (shared by every public function of the flow analyses):
 from __future__ import annotations
 
 import math
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import numpy as np
 
-ArrayLike = Union[np.ndarray, Sequence]
+ArrayLike = np.ndarray | Sequence
 
 #: Fewest snapshot pairs any DMD-type analysis accepts: one pair is fitted exactly by any map.
 MIN_SNAPSHOT_PAIRS = 2

@@ -20,7 +20,7 @@ has ``statistic: null`` and a ``reason``.
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

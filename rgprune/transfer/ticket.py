@@ -65,7 +65,7 @@ class TransferResult:
         return data
 
     @classmethod
-    def from_dict(cls, data) -> "TransferResult":
+    def from_dict(cls, data) -> TransferResult:
         return cls(**{**data, "from_target": tuple(data["from_target"])})
 
 
@@ -180,7 +180,7 @@ class BaselineResult:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data) -> "BaselineResult":
+    def from_dict(cls, data) -> BaselineResult:
         return cls(**data)
 
 
