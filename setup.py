@@ -3,6 +3,7 @@
 RGPRUNE_CUDA=0 / RGPRUNE_CUDA=1 forces the CUDA part off / on. TORCH_CUDA_ARCH_LIST defaults to the
 data-centre GPUs we target (sm_80, sm_90 + PTX) to keep the build short on small CI machines.
 """
+
 import os
 import re
 import shutil
@@ -46,8 +47,10 @@ def want_cuda(cuda_home):
 
     available = cuda_home is not None and torch.version.cuda is not None
     if forced == "1" and not available:
-        sys.exit("RGPRUNE_CUDA=1 but no CUDA toolkit (nvcc) or no CUDA build of torch was found; "
-                 "set CUDA_HOME to the toolkit root or install a CUDA build of torch")
+        sys.exit(
+            "RGPRUNE_CUDA=1 but no CUDA toolkit (nvcc) or no CUDA build of torch was found; "
+            "set CUDA_HOME to the toolkit root or install a CUDA build of torch"
+        )
     return available if forced is None else forced == "1"
 
 
@@ -80,4 +83,7 @@ else:
 
 # RGPRUNE_SKIP_EXT=1: install the Python package only (the Makefile builds the extension in place, with
 # ninja, so that rebuilds are incremental).
-setup(ext_modules=[] if os.environ.get("RGPRUNE_SKIP_EXT") == "1" else [ext], cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)})
+setup(
+    ext_modules=[] if os.environ.get("RGPRUNE_SKIP_EXT") == "1" else [ext],
+    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+)

@@ -40,6 +40,7 @@ markdown tables (``bench/readme_table.py`` renders the same tables from the JSON
 The implementation is the installed package's ``rgprune.benchmark`` (methods, measurement, targets,
 report); this script only chooses the weight sets and options of the suite.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,30 +66,54 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="examples:\n  python -m bench.compare\n  python -m bench.compare --quick "
-                                       "--out /tmp/bench\n  python -m bench.compare --device cuda --models "
-                                       "bert-base,synthetic-1b --reps 10")
+    p = argparse.ArgumentParser(
+        prog="python -m bench.compare",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  python -m bench.compare\n  python -m bench.compare --quick "
+        "--out /tmp/bench\n  python -m bench.compare --device cuda --models "
+        "bert-base,synthetic-1b --reps 10",
+    )
     p.add_argument("--quick", action="store_true", help="tiny weight sets and 2 repetitions (seconds; for tests)")
-    p.add_argument("--models", type=lambda s: [x for x in s.split(",") if x],
-                   help=f"comma-separated weight sets, from: {', '.join(WORKLOADS)} (default: resnet50,bert-base, "
-                        f"plus synthetic-1b on a GPU; --quick: resnet20,bert-tiny,synthetic-tiny)")
-    p.add_argument("--device", default="auto",
-                   help="cpu, cuda, cpu,cuda or auto (= cpu, plus cuda when a GPU is present); one JSON per device")
+    p.add_argument(
+        "--models",
+        type=lambda s: [x for x in s.split(",") if x],
+        help=f"comma-separated weight sets, from: {', '.join(WORKLOADS)} (default: resnet50,bert-base, "
+        f"plus synthetic-1b on a GPU; --quick: resnet20,bert-tiny,synthetic-tiny)",
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="cpu, cuda, cpu,cuda or auto (= cpu, plus cuda when a GPU is present); one JSON per device",
+    )
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="folder for the JSON results")
     p.add_argument("--reps", type=int, default=None, help="repetitions per method (default 7; --quick 1)")
-    p.add_argument("--slow-reps", type=int, default=None,
-                   help="repetitions for slow methods (default 2; --quick 1): torch.prune and the reference on "
-                        "the CPU, and any method whose first run exceeds --slow-after")
+    p.add_argument(
+        "--slow-reps",
+        type=int,
+        default=None,
+        help="repetitions for slow methods (default 2; --quick 1): torch.prune and the reference on "
+        "the CPU, and any method whose first run exceeds --slow-after",
+    )
     p.add_argument("--slow-after", type=float, default=10.0, help="seconds (default 10)")
-    p.add_argument("--methods", type=lambda s: [x for x in s.split(",") if x],
-                   help=f"comma-separated subset of {','.join(ALL_METHODS)} (default {','.join(METHODS)}; rgprune "
-                        f"is always timed)")
-    p.add_argument("--skip", type=lambda s: [x for x in s.split(",") if x], default=[],
-                   help="sections to skip: rounds,memory,trace,training_step")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch.set_num_threads for the run and its subprocesses (default: torch's default)")
+    p.add_argument(
+        "--methods",
+        type=lambda s: [x for x in s.split(",") if x],
+        help=f"comma-separated subset of {','.join(ALL_METHODS)} (default {','.join(METHODS)}; rgprune "
+        f"is always timed)",
+    )
+    p.add_argument(
+        "--skip",
+        type=lambda s: [x for x in s.split(",") if x],
+        default=[],
+        help="sections to skip: rounds,memory,trace,training_step",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch.set_num_threads for the run and its subprocesses (default: torch's default)",
+    )
     p.add_argument("--mem-worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.argv = list(argv)
@@ -124,9 +149,16 @@ def parse_args(argv):
 
 
 def settings_from(args) -> Settings:
-    return Settings(reps=args.reps, slow_reps=args.slow_reps, slow_after=args.slow_after, methods=args.methods,
-                    skip=args.skip, quick=args.quick, threads=args.threads,
-                    command=" ".join([Path(sys.executable).name, "-m", "bench.compare"] + args.argv))
+    return Settings(
+        reps=args.reps,
+        slow_reps=args.slow_reps,
+        slow_after=args.slow_after,
+        methods=args.methods,
+        skip=args.skip,
+        quick=args.quick,
+        threads=args.threads,
+        command=" ".join([Path(sys.executable).name, "-m", "bench.compare"] + args.argv),
+    )
 
 
 def main(argv=None) -> int:

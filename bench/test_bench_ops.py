@@ -14,6 +14,7 @@ sets are timed by ``python -m bench.compare`` (section "RG trace" there has thre
 After timing, each test checks what the timed call returned or wrote against the pure-PyTorch reference
 (statistics, threshold info, masks, +0.0 bit patterns, exact survivor counts), so an op that got faster by
 doing less fails here."""
+
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -10,6 +10,7 @@ weights and their masks equal the reference's (rgprune bit for bit; torch.prune 
 tied at the threshold), the naive method prunes every weight up to the threshold, and every pruned weight is
 zero. A method that got faster by pruning the wrong weights, or nothing, fails here.
 """
+
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -26,8 +27,10 @@ from rgprune.kernels.format import key_to_magnitude, unpack_mask  # noqa: E402
 from rgprune.pruner import select_prunable  # noqa: E402
 
 HAS_CUDA = torch.cuda.is_available()
-DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda,
-                                              pytest.mark.skipif(not HAS_CUDA, reason="no CUDA GPU present")])]
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not HAS_CUDA, reason="no CUDA GPU present")]),
+]
 
 # BERT-like layer shapes at width 384 (2 layers: 3.5M weights, plus one odd-sized tensor for mask tails),
 # and 200 small tensors (0.8M weights) where per-tensor overheads show.

@@ -5,6 +5,7 @@ After timing, each test checks the steps it timed (``check_steps``): the weights
 and with the masks kept applied the pruned weights (and, for rgprune, their optimizer state) are still zero,
 +0.0 by bit pattern, with the survivor count unchanged; without pruning they grew back, which shows the check
 can fail."""
+
 import copy
 import os
 

@@ -10,6 +10,7 @@ A figure's block holds its image link and the SHA-256 of the data it draws, whic
 metadata; ``--check`` compares the blocks and those digests (not the pixels, which vary with matplotlib's version).
 The summaries are ``docs/findings-data/`` (``python -m rgprune.experiments collect ...`` writes them).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -80,17 +81,27 @@ def finding_1(out: Output) -> None:
     data = finding1.load(DATA)
     out.values["f1.runs"] = str(len(data.flows))
     rounds = [f"f1.r{n}.{k}" for n in F1.transfer_rounds for k in ("kept", "r", "p", "partial-r", "partial-p", "ci")]
-    pending(out, ["f1.F", "f1.p", "f1.within", "f1.between", "f1.ratio", "f1.verdict-go", "f1.F9", "f1.p9"] + rounds,
-            ["f1-gonogo", "f1-distances"] + [f"f1-transfer-{n}" for n in F1.transfer_rounds],
-            f"{len(data.flows)} of the {len(F1.runs())} IMP runs are summarized")
+    pending(
+        out,
+        ["f1.F", "f1.p", "f1.within", "f1.between", "f1.ratio", "f1.verdict-go", "f1.F9", "f1.p9"] + rounds,
+        ["f1-gonogo", "f1-distances"] + [f"f1-transfer-{n}" for n in F1.transfer_rounds],
+        f"{len(data.flows)} of the {len(F1.runs())} IMP runs are summarized",
+    )
     keys = [(t, s) for s in F1.seeds for t in F1.all_tasks]
     if not all(k in data.flows for k in keys):
         return
     check = finding1.go_no_go(data)
     r = check["result"]
-    out.values.update({"f1.F": fmt(r.statistic, 2), "f1.p": fmt_p(r.p_value), "f1.within": fmt(r.mean_within),
-                       "f1.between": fmt(r.mean_between), "f1.ratio": fmt(check["ratio"], 2),
-                       "f1.verdict-go": "go" if check["go"] else "no go"})
+    out.values.update(
+        {
+            "f1.F": fmt(r.statistic, 2),
+            "f1.p": fmt_p(r.p_value),
+            "f1.within": fmt(r.mean_within),
+            "f1.between": fmt(r.mean_between),
+            "f1.ratio": fmt(check["ratio"], 2),
+            "f1.verdict-go": "go" if check["go"] else "no go",
+        }
+    )
     with_control = finding1.go_no_go(data, F1.all_tasks)["result"]
     out.values.update({"f1.F9": fmt(with_control.statistic, 2), "f1.p9": fmt_p(with_control.p_value)})
     out.blocks["f1-gonogo"] = _gonogo_table(data)
@@ -103,15 +114,39 @@ def _gonogo_table(data) -> str:
     """Mean flow distance between runs: same task other seed, other task same seed, per task."""
     rows = []
     for task in F1.all_tasks:
-        same_task = [trajectory_distance(data.flows[(task, a)], data.flows[(task, b)])
-                     for i, a in enumerate(F1.seeds) for b in F1.seeds[i + 1:]]
-        other = [trajectory_distance(data.flows[(task, s)], data.flows[(t, s)])
-                 for s in F1.seeds for t in F1.tasks if t != task]
+        same_task = [
+            trajectory_distance(data.flows[(task, a)], data.flows[(task, b)])
+            for i, a in enumerate(F1.seeds)
+            for b in F1.seeds[i + 1 :]
+        ]
+        other = [
+            trajectory_distance(data.flows[(task, s)], data.flows[(t, s)])
+            for s in F1.seeds
+            for t in F1.tasks
+            if t != task
+        ]
         accuracy = [data.accuracy[(task, s)] for s in F1.seeds]
-        rows.append([f"`{task}`", fmt(np.mean([a[0] for a in accuracy])), fmt(np.mean([a[13] for a in accuracy])),
-                     fmt(np.mean([a[24] for a in accuracy])), fmt(np.mean(same_task)), fmt(np.mean(other))])
-    return table(["task", "dense acc.", "acc. round 13", "acc. round 24", "flow distance, same task (other seeds)",
-                  "flow distance to the 8 tasks (same seed)"], rows)
+        rows.append(
+            [
+                f"`{task}`",
+                fmt(np.mean([a[0] for a in accuracy])),
+                fmt(np.mean([a[13] for a in accuracy])),
+                fmt(np.mean([a[24] for a in accuracy])),
+                fmt(np.mean(same_task)),
+                fmt(np.mean(other)),
+            ]
+        )
+    return table(
+        [
+            "task",
+            "dense acc.",
+            "acc. round 13",
+            "acc. round 24",
+            "flow distance, same task (other seeds)",
+            "flow distance to the 8 tasks (same seed)",
+        ],
+        rows,
+    )
 
 
 def _distance_figure(out: Output, data) -> None:
@@ -132,8 +167,12 @@ def _distance_figure(out: Output, data) -> None:
         fig.savefig(path, format="png", metadata={"Description": digest})
         plt.close(fig)
 
-    out.figure("f1-distances", "Flow distances between the 45 runs, grouped by task (5 seeds each)",
-               np.round(d, 6).tolist(), draw)
+    out.figure(
+        "f1-distances",
+        "Flow distances between the 45 runs, grouped by task (5 seeds each)",
+        np.round(d, 6).tolist(),
+        draw,
+    )
 
 
 def _transfer_round(out: Output, data, n: int) -> None:
@@ -145,10 +184,14 @@ def _transfer_round(out: Output, data, n: int) -> None:
             out.values[f"{p}.{key}"] = PENDING
         return
     tasks = test["tasks"]
-    rows = [[f"`{t}`", fmt(test["own"][i]), fmt(test["random_mask"][i]), fmt(test["own"][i] - test["random_mask"][i])]
-            + [fmt(test["gain"][j, i], 2) for j in range(len(tasks))] for i, t in enumerate(tasks)]
-    header = ["target task", "own ticket", "random mask", "gap"] + [f"gain from {t.removeprefix('digits700-')}"
-                                                                    for t in tasks]
+    rows = [
+        [f"`{t}`", fmt(test["own"][i]), fmt(test["random_mask"][i]), fmt(test["own"][i] - test["random_mask"][i])]
+        + [fmt(test["gain"][j, i], 2) for j in range(len(tasks))]
+        for i, t in enumerate(tasks)
+    ]
+    header = ["target task", "own ticket", "random mask", "gap"] + [
+        f"gain from {t.removeprefix('digits700-')}" for t in tasks
+    ]
     out.blocks[f"f1-transfer-{n}"] = table(header, rows)
     out.values[f"{p}.kept"] = str(len(test["kept"]))
     mantel, partial = test["mantel"], test["partial"]
@@ -169,8 +212,12 @@ def finding_3(out: Output) -> None:
     data = finding3.load(DATA)
     cells = finding3.cells(data)
     out.values["f3.cells"] = str(len(cells))
-    pending(out, ["f3.r", "f3.p"], ["f3-depths", "f3-spread"],
-            f"{len(cells)} of the {len(F3.tasks) * len(F3.seeds)} task x seed cells have every depth summarized")
+    pending(
+        out,
+        ["f3.r", "f3.p"],
+        ["f3-depths", "f3-spread"],
+        f"{len(cells)} of the {len(F3.tasks) * len(F3.seeds)} task x seed cells have every depth summarized",
+    )
     if len(cells) < 2:
         return
     test = finding3.depth_test(data)
@@ -180,14 +227,35 @@ def finding_3(out: Output) -> None:
     for d, model in enumerate(F3.models):
         survivors = [data.survivors[(model, *c)] for c in cells]
         pr = props[model]
-        rows.append([f"ResNet-{DEPTH_MODELS[model]}", f"{survivors[0][0]:,}-{survivors[0][-1]:,}",
-                     fmt(pr["accuracy"].mean()), fmt(1e3 * test["spread"][d], 2), fmt(1e3 * test["floor"][d], 2),
-                     fmt(1e3 * test["excess"][d], 2), fmt(1e3 * test["seed_part"][d], 2),
-                     fmt(1e3 * test["task_part"][d], 2), f"{fmt(pr['step'].mean())} ± {fmt(pr['step'].std(ddof=1))}",
-                     f"{fmt(pr['lead'].mean())} ± {fmt(pr['lead'].std(ddof=1))}"])
-    out.blocks["f3-depths"] = table(["model", "survivors (window)", "acc. at window end", "spread ×1e3",
-                                     "noise floor ×1e3", "excess ×1e3", "between seeds ×1e3", "between tasks ×1e3",
-                                     "mean step", "leading \\|λ\\|"], rows)
+        rows.append(
+            [
+                f"ResNet-{DEPTH_MODELS[model]}",
+                f"{survivors[0][0]:,}-{survivors[0][-1]:,}",
+                fmt(pr["accuracy"].mean()),
+                fmt(1e3 * test["spread"][d], 2),
+                fmt(1e3 * test["floor"][d], 2),
+                fmt(1e3 * test["excess"][d], 2),
+                fmt(1e3 * test["seed_part"][d], 2),
+                fmt(1e3 * test["task_part"][d], 2),
+                f"{fmt(pr['step'].mean())} ± {fmt(pr['step'].std(ddof=1))}",
+                f"{fmt(pr['lead'].mean())} ± {fmt(pr['lead'].std(ddof=1))}",
+            ]
+        )
+    out.blocks["f3-depths"] = table(
+        [
+            "model",
+            "survivors (window)",
+            "acc. at window end",
+            "spread ×1e3",
+            "noise floor ×1e3",
+            "excess ×1e3",
+            "between seeds ×1e3",
+            "between tasks ×1e3",
+            "mean step",
+            "leading \\|λ\\|",
+        ],
+        rows,
+    )
     depths = [DEPTH_MODELS[m] for m in F3.models]
 
     def draw(path, digest):
@@ -218,8 +286,12 @@ def finding_3(out: Output) -> None:
 def finding_2(out: Output) -> None:
     data = finding2.load(DATA)
     out.values["f2.runs"] = str(len(data.runs))
-    pending(out, [f"f2.{m}.{c}" for m in ("retraining", "training") for c in F2.models[1:]],
-            ["f2-runs", "f2-eigenvalues"], f"{len(data.runs)} of the {len(F2.runs())} runs are summarized")
+    pending(
+        out,
+        [f"f2.{m}.{c}" for m in ("retraining", "training") for c in F2.models[1:]],
+        ["f2-runs", "f2-eigenvalues"],
+        f"{len(data.runs)} of the {len(F2.runs())} runs are summarized",
+    )
     if not data.runs:
         return
     values = finding2.per_run(data)
@@ -230,18 +302,40 @@ def finding_2(out: Output) -> None:
             if not runs:
                 rows.append([f"`{model}`", task, "0"] + [PENDING] * 5)
                 continue
-            rows.append([f"`{model}`", task, str(len(runs)), fmt(np.mean([r["accuracy"][0] for r in runs])),
-                         fmt(np.mean([r["accuracy"][-1] for r in runs])),
-                         fmt(np.mean([r["retraining"] for r in runs])), fmt(np.mean([r["training"] for r in runs])),
-                         fmt(np.mean([r["pruning"] for r in runs]))])
-    out.blocks["f2-runs"] = table(["model", "task", "seeds", "acc. dense", "acc. round 6", "retraining step",
-                                   "training part (excess)", "pruning part (excess)"], rows)
+            rows.append(
+                [
+                    f"`{model}`",
+                    task,
+                    str(len(runs)),
+                    fmt(np.mean([r["accuracy"][0] for r in runs])),
+                    fmt(np.mean([r["accuracy"][-1] for r in runs])),
+                    fmt(np.mean([r["retraining"] for r in runs])),
+                    fmt(np.mean([r["training"] for r in runs])),
+                    fmt(np.mean([r["pruning"] for r in runs])),
+                ]
+            )
+    out.blocks["f2-runs"] = table(
+        [
+            "model",
+            "task",
+            "seeds",
+            "acc. dense",
+            "acc. round 6",
+            "retraining step",
+            "training part (excess)",
+            "pruning part (excess)",
+        ],
+        rows,
+    )
     for measure in ("retraining", "training"):
         for control in F2.models[1:]:
             diff = finding2.paired_difference(values, measure, control)
             key = f"f2.{measure}.{control}"
-            out.values[key] = PENDING if diff is None else \
-                f"{diff['mean']:+.3f} [{diff['low']:+.3f}, {diff['high']:+.3f}] ({diff['pairs']} pairs)"
+            out.values[key] = (
+                PENDING
+                if diff is None
+                else f"{diff['mean']:+.3f} [{diff['low']:+.3f}, {diff['high']:+.3f}] ({diff['pairs']} pairs)"
+            )
     rows = []
     for model in F2.models:
         for task in F2.tasks:
@@ -252,11 +346,29 @@ def finding_2(out: Output) -> None:
             lead = "—" if fit is None or fit.rank == 0 else _leading(fit)
             grams = [g for g in e["gram"] if g.rank]
             gram = "; ".join(_leading(g) for g in grams) or "nothing resolved"
-            rows.append([f"`{model}`", task, f"{fit.status if fit else 'one run'}, rank {fit.rank if fit else 0}",
-                         lead, f"{len(grams)} of {e['runs']}: {gram}"])
-    out.blocks["f2-eigenvalues"] = table(["model", "task", "excess DMD (seeds pooled)", "leading \\|λ\\| [90%]",
-                                          "parameter-space DMD, runs resolving a direction: leading \\|λ\\| [90%]"],
-                                         rows) if rows else "Pending.\n"
+            rows.append(
+                [
+                    f"`{model}`",
+                    task,
+                    f"{fit.status if fit else 'one run'}, rank {fit.rank if fit else 0}",
+                    lead,
+                    f"{len(grams)} of {e['runs']}: {gram}",
+                ]
+            )
+    out.blocks["f2-eigenvalues"] = (
+        table(
+            [
+                "model",
+                "task",
+                "excess DMD (seeds pooled)",
+                "leading \\|λ\\| [90%]",
+                "parameter-space DMD, runs resolving a direction: leading \\|λ\\| [90%]",
+            ],
+            rows,
+        )
+        if rows
+        else "Pending.\n"
+    )
 
 
 def _leading(fit) -> str:

@@ -12,6 +12,7 @@ Public API (the heavier parts — models, data, IMP, RG analysis — are submodu
 * ``rgprune.prune``: torch.nn.utils.prune's API (``global_unstructured`` ...) ranked by the kernels.
 * ``rgprune.integrations.transformers``: a Hugging Face Trainer callback.
 """
+
 from rgprune.masks import MaskSet
 from rgprune.ops import (
     MagnitudeStats,

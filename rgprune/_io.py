@@ -1,4 +1,5 @@
 """Small file helpers shared by masks, checkpoints and reports."""
+
 from __future__ import annotations
 
 import contextlib

@@ -3,6 +3,7 @@
 32x smaller than torch.nn.utils.prune's float masks. Converts to and from bool tensors and to and from
 torch.nn.utils.prune's ``<name>_orig`` / ``<name>_mask`` reparametrization.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,10 @@ _INTEGER_DTYPES = (torch.int32, torch.int64, torch.int16, torch.int8, torch.uint
 def popcount(words: torch.Tensor) -> int:
     """Number of set bits in bit-packed mask words (an integer tensor): the survivors they mark."""
     if not isinstance(words, torch.Tensor) or words.dtype not in _INTEGER_DTYPES:
-        raise TypeError(f"popcount needs an integer tensor of mask words (e.g. MaskSet.words[i]), got "
-                        f"{getattr(words, 'dtype', type(words).__name__)}")
+        raise TypeError(
+            f"popcount needs an integer tensor of mask words (e.g. MaskSet.words[i]), got "
+            f"{getattr(words, 'dtype', type(words).__name__)}"
+        )
     if not words.numel():
         return 0
     # how many bytes take each of the 256 values, times that value's popcount: one pass, no 8-byte temporaries
@@ -43,20 +46,25 @@ class MaskSet:
     (0.6666666666666666, [True, False, True])
     """
 
-    def __init__(self, words: Sequence[torch.Tensor], shapes: Sequence[Iterable[int]],
-                 names: Sequence[str] | None = None):
+    def __init__(
+        self, words: Sequence[torch.Tensor], shapes: Sequence[Iterable[int]], names: Sequence[str] | None = None
+    ):
         words, shapes = list(words), [torch.Size(s) for s in shapes]
         names = list(names) if names is not None else [str(i) for i in range(len(words))]
         if not (len(words) == len(shapes) == len(names)):
-            raise ValueError(f"MaskSet needs as many shapes and names as mask tensors, got {len(words)} masks, "
-                             f"{len(shapes)} shapes and {len(names)} names")
+            raise ValueError(
+                f"MaskSet needs as many shapes and names as mask tensors, got {len(words)} masks, "
+                f"{len(shapes)} shapes and {len(names)} names"
+            )
         if len(set(names)) != len(names):
             raise ValueError("MaskSet names must be unique")
         for name, w, s in zip(names, words, shapes):
             expected = mask_words(s.numel())
             if not isinstance(w, torch.Tensor) or w.dtype != torch.int32 or w.dim() != 1 or w.numel() != expected:
-                raise ValueError(f"mask {name!r} must be a 1-D int32 tensor of {expected} words for shape "
-                                 f"{tuple(s)}, got {getattr(w, 'dtype', type(w))} {tuple(getattr(w, 'shape', ()))}")
+                raise ValueError(
+                    f"mask {name!r} must be a 1-D int32 tensor of {expected} words for shape "
+                    f"{tuple(s)}, got {getattr(w, 'dtype', type(w))} {tuple(getattr(w, 'shape', ()))}"
+                )
         self.words = [w.contiguous() for w in words]
         self.shapes = shapes
         self.names = names
@@ -114,8 +122,9 @@ class MaskSet:
         return sum(self.survivor_counts()) / total if total else 1.0
 
     def layer_densities(self) -> dict[str, float]:
-        return {n: (c / s.numel() if s.numel() else 1.0)
-                for n, c, s in zip(self.names, self.survivor_counts(), self.shapes)}
+        return {
+            n: (c / s.numel() if s.numel() else 1.0) for n, c, s in zip(self.names, self.survivor_counts(), self.shapes)
+        }
 
     @property
     def nbytes(self) -> int:
@@ -129,16 +138,23 @@ class MaskSet:
         return MaskSet([w.clone() for w in self.words], self.shapes, self.names)
 
     def __eq__(self, other) -> bool:
-        return (isinstance(other, MaskSet) and self.names == other.names and self.shapes == other.shapes
-                and all(torch.equal(a.cpu(), b.cpu()) for a, b in zip(self.words, other.words)))
+        return (
+            isinstance(other, MaskSet)
+            and self.names == other.names
+            and self.shapes == other.shapes
+            and all(torch.equal(a.cpu(), b.cpu()) for a, b in zip(self.words, other.words))
+        )
 
     def __repr__(self) -> str:
         return f"MaskSet({len(self)} tensors, density={self.density():.4f}, {self.nbytes} bytes)"
 
     # ---- persistence --------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"names": list(self.names), "shapes": [list(s) for s in self.shapes],
-                "words": [w.detach().cpu() for w in self.words]}
+        return {
+            "names": list(self.names),
+            "shapes": [list(s) for s in self.shapes],
+            "words": [w.detach().cpu() for w in self.words],
+        }
 
     @classmethod
     def from_state_dict(cls, state: dict) -> MaskSet:
@@ -150,14 +166,19 @@ class MaskSet:
     def save(self, path: str | os.PathLike) -> None:
         """Write to a safetensors file atomically (temp file in the same folder, then rename)."""
         from safetensors.torch import save_file
+
         tensors = {f"mask.{i}": w.detach().cpu() for i, w in enumerate(self.words)}
-        meta = {"rgprune": "MaskSet", "names": json.dumps(self.names),
-                "shapes": json.dumps([list(s) for s in self.shapes])}
+        meta = {
+            "rgprune": "MaskSet",
+            "names": json.dumps(self.names),
+            "shapes": json.dumps([list(s) for s in self.shapes]),
+        }
         atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
     @classmethod
     def load(cls, path: str | os.PathLike, device="cpu") -> MaskSet:
         from safetensors import safe_open
+
         with safe_open(str(path), framework="pt", device=str(device)) as f:
             meta = f.metadata() or {}
             if meta.get("rgprune") != "MaskSet":
@@ -173,6 +194,7 @@ class MaskSet:
         ``parameters`` are (module, name) pairs in the MaskSet's order, as for ``global_unstructured``.
         """
         import torch.nn.utils.prune as tprune
+
         parameters = list(parameters)
         if len(parameters) != len(self):
             raise ValueError(f"got {len(parameters)} (module, name) pairs for {len(self)} masks")
@@ -183,8 +205,9 @@ class MaskSet:
             tprune.custom_from_mask(module, name, mask=keep.to(param.device))
 
     @classmethod
-    def from_torch_prune(cls, parameters: Sequence[tuple[torch.nn.Module, str]],
-                         names: Sequence[str] | None = None) -> MaskSet:
+    def from_torch_prune(
+        cls, parameters: Sequence[tuple[torch.nn.Module, str]], names: Sequence[str] | None = None
+    ) -> MaskSet:
         """Read torch.nn.utils.prune's ``<name>_mask`` buffers (all ones for an unpruned parameter)."""
         keep = []
         for module, name in parameters:

@@ -13,6 +13,7 @@ layout. Mask bits and the tie order are those of the *logical* flat index (row-m
 then lower logical flat index -- on every backend and for every layout, so a model gets the same masks in
 any layout. Tensors whose elements overlap or leave gaps in memory are refused.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -31,9 +32,22 @@ from rgprune.kernels.format import (
     mask_words,
 )
 
-__all__ = ["FLOAT_DTYPES", "MagnitudeStats", "PruneResult", "Threshold", "apply_masks_", "apply_threshold_",
-           "backend", "count_outside_masks", "global_magnitude_threshold", "magnitude_histogram",
-           "prune_by_scores_", "prune_global_", "radix_histogram", "validate"]
+__all__ = [
+    "FLOAT_DTYPES",
+    "MagnitudeStats",
+    "PruneResult",
+    "Threshold",
+    "apply_masks_",
+    "apply_threshold_",
+    "backend",
+    "count_outside_masks",
+    "global_magnitude_threshold",
+    "magnitude_histogram",
+    "prune_by_scores_",
+    "prune_global_",
+    "radix_histogram",
+    "validate",
+]
 
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
@@ -85,6 +99,7 @@ class Threshold(NamedTuple):
 # Validation (shared by every backend; raises before anything is changed)
 # --------------------------------------------------------------------------------------------------
 
+
 def _as_list(tensors, what: str) -> list:
     if isinstance(tensors, torch.Tensor):
         raise TypeError(f"{what} must be a list of tensors, got a single tensor; wrap it: [{what[:-1]}]")
@@ -100,37 +115,49 @@ def validate(tensors, masks, *, same_dtype: bool = True, inplace: bool = False):
     if not tensors:
         raise ValueError("tensors is empty: pass at least one weight tensor")
     if len(masks) != len(tensors):
-        raise ValueError(f"got {len(tensors)} tensors but {len(masks)} masks: pass one mask per tensor "
-                         f"(MaskSet.ones(tensors) makes all-survivor masks)")
+        raise ValueError(
+            f"got {len(tensors)} tensors but {len(masks)} masks: pass one mask per tensor "
+            f"(MaskSet.ones(tensors) makes all-survivor masks)"
+        )
     device, dtype = None, None
     for i, (t, m) in enumerate(zip(tensors, masks)):
         if not isinstance(t, torch.Tensor) or not isinstance(m, torch.Tensor):
-            raise TypeError(f"tensors[{i}] and masks[{i}] must be torch.Tensor, got "
-                            f"{type(t).__name__} and {type(m).__name__}")
+            raise TypeError(
+                f"tensors[{i}] and masks[{i}] must be torch.Tensor, got {type(t).__name__} and {type(m).__name__}"
+            )
         if t.dtype not in FLOAT_DTYPES:
-            raise TypeError(f"tensors[{i}] has dtype {t.dtype}: magnitude pruning needs float weights; pass "
-                            f"float32, float16, bfloat16 or float64 tensors")
+            raise TypeError(
+                f"tensors[{i}] has dtype {t.dtype}: magnitude pruning needs float weights; pass "
+                f"float32, float16, bfloat16 or float64 tensors"
+            )
         if dtype is None:
             device, dtype = t.device, t.dtype
         if same_dtype and t.dtype != dtype:
-            raise TypeError(f"tensors[{i}] has dtype {t.dtype} but tensors[0] has {dtype}: magnitudes are "
-                            f"ranked within one dtype; cast the tensors to one dtype or prune the groups "
-                            f"separately")
+            raise TypeError(
+                f"tensors[{i}] has dtype {t.dtype} but tensors[0] has {dtype}: magnitudes are "
+                f"ranked within one dtype; cast the tensors to one dtype or prune the groups "
+                f"separately"
+            )
         if t.device != device or m.device != device:
-            raise ValueError(f"tensors[{i}] is on {t.device} and masks[{i}] on {m.device} but tensors[0] is on "
-                             f"{device}: move all tensors and masks to one device")
+            raise ValueError(
+                f"tensors[{i}] is on {t.device} and masks[{i}] on {m.device} but tensors[0] is on "
+                f"{device}: move all tensors and masks to one device"
+            )
         try:
             layout.storage_permutation(t)
         except ValueError as exc:
             raise ValueError(f"tensors[{i}]: {exc}") from None
         if inplace and t.requires_grad and t.is_leaf and torch.is_grad_enabled():
-            raise ValueError(f"tensors[{i}] is a leaf that requires grad: pass param.data or call under "
-                             f"torch.no_grad()")
+            raise ValueError(
+                f"tensors[{i}] is a leaf that requires grad: pass param.data or call under torch.no_grad()"
+            )
         words = mask_words(t.numel())
         if m.dtype != torch.int32 or m.dim() != 1 or m.numel() != words or not m.is_contiguous():
-            raise ValueError(f"masks[{i}] must be a contiguous 1-D int32 tensor of {words} words (1 bit per "
-                             f"weight) for a tensor of {t.numel()} elements, got dtype {m.dtype} and shape "
-                             f"{tuple(m.shape)}; build masks with rgprune.MaskSet")
+            raise ValueError(
+                f"masks[{i}] must be a contiguous 1-D int32 tensor of {words} words (1 bit per "
+                f"weight) for a tensor of {t.numel()} elements, got dtype {m.dtype} and shape "
+                f"{tuple(m.shape)}; build masks with rgprune.MaskSet"
+            )
     return tensors, masks
 
 
@@ -139,21 +166,25 @@ def _check_bits(bits, dtype) -> int:
         raise TypeError(f"bits must be an int, got {type(bits).__name__}")
     limit = min(MAX_HIST_BITS, KEY_BITS[dtype])
     if not 1 <= bits <= limit:
-        raise ValueError(f"bits must be between 1 and {limit} (histogram of the top bits of the magnitude key), "
-                         f"got {bits}")
+        raise ValueError(
+            f"bits must be between 1 and {limit} (histogram of the top bits of the magnitude key), got {bits}"
+        )
     return bits
 
 
 def _raise_on_nan(tensors, masks, n_nan: int):
     bad = [i for i, t in enumerate(tensors) if torch.isnan(t).any()]
-    raise ValueError(f"{n_nan} surviving weights are NaN (in tensors {bad}): magnitude pruning cannot rank NaN; "
-                     f"fix the training run (e.g. lower the learning rate, enable gradient clipping) or zero "
-                     f"those weights first")
+    raise ValueError(
+        f"{n_nan} surviving weights are NaN (in tensors {bad}): magnitude pruning cannot rank NaN; "
+        f"fix the training run (e.g. lower the learning rate, enable gradient clipping) or zero "
+        f"those weights first"
+    )
 
 
 # --------------------------------------------------------------------------------------------------
 # Layouts: the kernels walk storage; masks and ties are in logical order (rgprune.kernels.layout)
 # --------------------------------------------------------------------------------------------------
+
 
 def _storage_order(tensors, masks):
     """Storage views of ``tensors`` and their masks in storage order (new words for permuted tensors; the
@@ -195,8 +226,10 @@ def _threshold_info(key: int, n_ties: int, n_equal: int, device) -> torch.Tensor
 # Public ops
 # --------------------------------------------------------------------------------------------------
 
-def magnitude_histogram(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], bits: int = 12, *,
-                        check_nan: bool = True) -> MagnitudeStats:
+
+def magnitude_histogram(
+    tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], bits: int = 12, *, check_nan: bool = True
+) -> MagnitudeStats:
     """Histogram of the top ``bits`` bits of the surviving weights' magnitude keys, and per-tensor stats.
 
     One read of the weights. With ``check_nan`` (default) a NaN survivor raises ValueError, which costs one
@@ -223,8 +256,7 @@ def _threshold_kernel(tensors, masks, k: int):
     return reference.global_magnitude_threshold(tensors, masks, k)
 
 
-def global_magnitude_threshold(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor],
-                               k: int) -> Threshold:
+def global_magnitude_threshold(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], k: int) -> Threshold:
     """Exact k-th smallest surviving magnitude over all ``tensors`` by radix select (the passes over the weights
     per dtype and device, and the bounded key buffer, are in docs/DESIGN.md, "The ops and their passes").
 
@@ -247,8 +279,9 @@ def global_magnitude_threshold(tensors: Sequence[torch.Tensor], masks: Sequence[
     return Threshold(k, *values[:5], dtype=tensors[0].dtype, info=info, histogram=hist)
 
 
-def radix_histogram(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], prefix: int, prefix_bits: int,
-                    bits: int = 12) -> torch.Tensor:
+def radix_histogram(
+    tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], prefix: int, prefix_bits: int, bits: int = 12
+) -> torch.Tensor:
     """One refinement pass of the radix select: int64[2**bits] histogram of the surviving non-NaN weights
     whose magnitude key's top ``prefix_bits`` bits equal ``prefix``, binned by the next ``bits`` bits.
 
@@ -263,8 +296,10 @@ def radix_histogram(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tenso
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if not 0 <= prefix_bits <= key_bits - bits:
-        raise ValueError(f"prefix_bits must be between 0 and {key_bits - bits} ({dtype} keys have {key_bits} "
-                         f"bits and bits={bits} more are binned), got {prefix_bits}")
+        raise ValueError(
+            f"prefix_bits must be between 0 and {key_bits - bits} ({dtype} keys have {key_bits} "
+            f"bits and bits={bits} more are binned), got {prefix_bits}"
+        )
     if not 0 <= prefix < (1 << prefix_bits):
         raise ValueError(f"prefix must be in [0, 2**prefix_bits) = [0, {1 << prefix_bits}), got {prefix}")
     views, words, _ = _storage_order(tensors, masks)
@@ -280,19 +315,23 @@ def _apply_threshold_kernel(tensors, masks, info: torch.Tensor, bits: int) -> Ma
     return MagnitudeStats(*reference.apply_threshold_(tensors, masks, info, bits))
 
 
-def apply_threshold_(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], threshold: Threshold,
-                     bits: int = 12) -> MagnitudeStats:
+def apply_threshold_(
+    tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], threshold: Threshold, bits: int = 12
+) -> MagnitudeStats:
     """Prune in place to ``threshold``: zero the pruned weights, clear their mask bits, and return the
     survivors' statistics (the RG trace's histogram) from the same pass. 1 read + 1 write, no host sync
     (for permuted layouts: plus the mask conversions, and when the threshold splits a group of ties inside a
     permuted tensor, one read per tensor to locate it and a temporary copy of that tensor)."""
     tensors, masks = validate(tensors, masks, inplace=True)
     if not isinstance(threshold, Threshold):
-        raise TypeError(f"threshold must be the Threshold returned by global_magnitude_threshold, got "
-                        f"{type(threshold).__name__}")
+        raise TypeError(
+            f"threshold must be the Threshold returned by global_magnitude_threshold, got {type(threshold).__name__}"
+        )
     if threshold.dtype != tensors[0].dtype or threshold.info.device != tensors[0].device:
-        raise ValueError(f"threshold was computed for {threshold.dtype} on {threshold.info.device} but the "
-                         f"tensors are {tensors[0].dtype} on {tensors[0].device}: compute it on these tensors")
+        raise ValueError(
+            f"threshold was computed for {threshold.dtype} on {threshold.info.device} but the "
+            f"tensors are {tensors[0].dtype} on {tensors[0].device}: compute it on these tensors"
+        )
     bits = _check_bits(bits, tensors[0].dtype)
     views, words, perms = _storage_order(tensors, masks)
     if views is tensors:
@@ -328,8 +367,9 @@ class PruneResult(NamedTuple):
     stats: MagnitudeStats
 
 
-def prune_global_(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], k: int,
-                  bits: int = 12) -> PruneResult:
+def prune_global_(
+    tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], k: int, bits: int = 12
+) -> PruneResult:
     """Prune exactly the ``k`` smallest surviving magnitudes over all ``tensors``, in place.
 
     ``global_magnitude_threshold`` followed by ``apply_threshold_``; returns both results.
@@ -338,8 +378,13 @@ def prune_global_(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]
     return PruneResult(threshold, apply_threshold_(tensors, masks, threshold, bits))
 
 
-def prune_by_scores_(scores: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], k: int,
-                     weights: Sequence[torch.Tensor] | None = None, bits: int = 12) -> PruneResult:
+def prune_by_scores_(
+    scores: Sequence[torch.Tensor],
+    masks: Sequence[torch.Tensor],
+    k: int,
+    weights: Sequence[torch.Tensor] | None = None,
+    bits: int = 12,
+) -> PruneResult:
     """Rank one list, prune another: clear the mask bits of the ``k`` survivors with the smallest
     ``|score|`` over all ``scores`` (ties in model order, as ``prune_global_``), and zero those entries of
     ``weights`` (tensors shaped like the scores) when given.
@@ -349,14 +394,17 @@ def prune_by_scores_(scores: Sequence[torch.Tensor], masks: Sequence[torch.Tenso
     extra memory at any moment is one score tensor. Returns the threshold (of the scores) and the
     statistics of the surviving weights (of the surviving scores when ``weights`` is None).
     """
-    scores, masks = validate([s.detach() if isinstance(s, torch.Tensor) else s for s in _as_list(scores, "scores")],
-                             masks)
+    scores, masks = validate(
+        [s.detach() if isinstance(s, torch.Tensor) else s for s in _as_list(scores, "scores")], masks
+    )
     if weights is not None:
         weights, _ = validate(weights, masks, inplace=True)
         for i, (w, s) in enumerate(zip(weights, scores)):
             if w.shape != s.shape:
-                raise ValueError(f"weights[{i}] has shape {tuple(w.shape)} but scores[{i}] has {tuple(s.shape)}: "
-                                 f"pass one score per weight")
+                raise ValueError(
+                    f"weights[{i}] has shape {tuple(w.shape)} but scores[{i}] has {tuple(s.shape)}: "
+                    f"pass one score per weight"
+                )
     bits = _check_bits(bits, scores[0].dtype)
     threshold = global_magnitude_threshold(scores, masks, k)
     if threshold.key >= 0:

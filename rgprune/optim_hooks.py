@@ -1,5 +1,6 @@
 """Optimizers as ``GlobalMagnitudePruner.attach`` sees them: the optimizer that runs step hooks, found
 inside the wrappers that training frameworks put around it."""
+
 from __future__ import annotations
 
 import torch
@@ -16,7 +17,9 @@ def hookable_optimizer(optimizer) -> torch.optim.Optimizer:
     while not (isinstance(target, torch.optim.Optimizer) and hasattr(target, "_optimizer_step_post_hooks")):
         inner = getattr(target, "optimizer", None)
         if inner is None or inner is target:
-            raise TypeError(f"attach needs a torch.optim.Optimizer (or a wrapper exposing it as .optimizer), got "
-                            f"{type(optimizer).__name__}")
+            raise TypeError(
+                f"attach needs a torch.optim.Optimizer (or a wrapper exposing it as .optimizer), got "
+                f"{type(optimizer).__name__}"
+            )
         target = inner
     return target

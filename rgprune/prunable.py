@@ -16,6 +16,7 @@ checkpoint holds only names and tensors, so there a floating-point tensor of two
 ``include``/``exclude`` fnmatch patterns over qualified names override the default set in both
 (``select_prunable`` and ``rgprune.rg.trace_from_checkpoints``).
 """
+
 from __future__ import annotations
 
 import enum
@@ -52,8 +53,9 @@ def as_patterns(patterns, what: str) -> list[str]:
     try:
         patterns = list(patterns)
     except TypeError:
-        raise TypeError(f"{what} must be a string or a list of fnmatch patterns, got "
-                        f"{type(patterns).__name__}") from None
+        raise TypeError(
+            f"{what} must be a string or a list of fnmatch patterns, got {type(patterns).__name__}"
+        ) from None
     bad = [p for p in patterns if not isinstance(p, str)]
     if bad:
         raise TypeError(f"{what} must hold strings (fnmatch patterns over qualified parameter names), got {bad[:3]}")
@@ -95,8 +97,9 @@ def tensor_kind(name: str, ndim: int, dtype: torch.dtype) -> LayerKind:
     return LayerKind.EMBEDDING if matches(name, EMBEDDING_NAME_PATTERNS) else LayerKind.LAYER
 
 
-def is_default_prunable(name: str, kind: LayerKind, *, prune_head: bool = False,
-                        prune_embeddings: bool = False) -> bool:
+def is_default_prunable(
+    name: str, kind: LayerKind, *, prune_head: bool = False, prune_embeddings: bool = False
+) -> bool:
     """True when the parameter with qualified name ``name`` of a ``kind`` module is in the default set."""
     if not isinstance(kind, LayerKind):
         raise TypeError(f"kind must be a LayerKind (from module_kind or tensor_kind), got {kind!r}")
@@ -143,13 +146,18 @@ def unwrap_state_dict(model: torch.nn.Module, state_dict):
     prefixes = wrapper_prefixes(model)
     for prefix in ("".join(prefixes[i:]) for i in range(len(prefixes))):
         if state_dict and all(n.startswith(prefix) for n in state_dict):
-            return {n[len(prefix):]: value for n, value in state_dict.items()}
+            return {n[len(prefix) :]: value for n, value in state_dict.items()}
     return state_dict
 
 
-def select_prunable(model: torch.nn.Module, include: Sequence[str] | str | None = None,
-                    exclude: Sequence[str] | str = (), *, prune_embeddings: bool = False,
-                    prune_head: bool = False) -> list[tuple[str, torch.nn.Parameter]]:
+def select_prunable(
+    model: torch.nn.Module,
+    include: Sequence[str] | str | None = None,
+    exclude: Sequence[str] | str = (),
+    *,
+    prune_embeddings: bool = False,
+    prune_head: bool = False,
+) -> list[tuple[str, torch.nn.Parameter]]:
     """The parameters a pruner ranks, in model order, each once (tied weights are counted once).
 
     Default: the module docstring's set. ``include`` (fnmatch patterns over qualified parameter names,
@@ -180,11 +188,17 @@ def select_prunable(model: torch.nn.Module, include: Sequence[str] | str | None 
                 if kind is LayerKind.OTHER or param_name != "weight":
                     beyond.append(name)
     if not chosen:
-        raise ValueError("no prunable parameters selected: the model has no Linear/Conv weights matching the "
-                         f"include={include!r} / exclude={exclude!r} patterns; adjust them")
+        raise ValueError(
+            "no prunable parameters selected: the model has no Linear/Conv weights matching the "
+            f"include={include!r} / exclude={exclude!r} patterns; adjust them"
+        )
     if beyond:
-        warnings.warn(f"include={include!r} selected {len(beyond)} parameters that are not Linear/Conv/Embedding "
-                      f"weights (biases, norm layers, ...): {beyond[:6]}{' ...' if len(beyond) > 6 else ''}; the "
-                      f"default set never prunes them. If that is not what you meant, narrow the patterns (e.g. "
-                      f"'layer1.*.conv*.weight') or add exclude=['*.bias', ...]", UserWarning, stacklevel=3)
+        warnings.warn(
+            f"include={include!r} selected {len(beyond)} parameters that are not Linear/Conv/Embedding "
+            f"weights (biases, norm layers, ...): {beyond[:6]}{' ...' if len(beyond) > 6 else ''}; the "
+            f"default set never prunes them. If that is not what you meant, narrow the patterns (e.g. "
+            f"'layer1.*.conv*.weight') or add exclude=['*.bias', ...]",
+            UserWarning,
+            stacklevel=3,
+        )
     return chosen

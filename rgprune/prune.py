@@ -26,6 +26,7 @@ torch does, but not the same draw: the count per tensor is drawn from the multiv
 distribution, then each tensor's share is ranked by float64 uniform scores (reproducible under
 ``torch.manual_seed``). Every other name is torch's own (re-exported unchanged).
 """
+
 from __future__ import annotations
 
 import numbers
@@ -116,11 +117,9 @@ def count_to_prune(amount, survivors: int) -> int:
         raise TypeError(f"Invalid type for amount: {amount}. Must be int or float.")
     if isinstance(amount, numbers.Integral):
         if amount < 0:
-            raise ValueError(f"amount={amount} should either be a float in the range [0, 1] or a non-negative "
-                             f"integer")
+            raise ValueError(f"amount={amount} should either be a float in the range [0, 1] or a non-negative integer")
         if amount > survivors:
-            raise ValueError(f"amount={amount} should be smaller than the number of parameters to prune="
-                             f"{survivors}")
+            raise ValueError(f"amount={amount} should be smaller than the number of parameters to prune={survivors}")
         return int(amount)
     if not 0.0 <= float(amount) <= 1.0:
         raise ValueError(f"amount={amount} should either be a float in the range [0, 1] or a non-negative integer")
@@ -132,16 +131,22 @@ def _checked_pairs(parameters) -> list[tuple[torch.nn.Module, str]]:
         raise TypeError("global_unstructured(): parameters is not an Iterable")
     pairs = list(parameters)  # torch iterates it several times: a generator would silently prune nothing
     if not pairs:
-        raise ValueError("global_unstructured(): parameters is empty; pass (module, name) pairs, e.g. "
-                         "[(model.fc, 'weight')]")
+        raise ValueError(
+            "global_unstructured(): parameters is empty; pass (module, name) pairs, e.g. [(model.fc, 'weight')]"
+        )
     for i, pair in enumerate(pairs):
-        if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], torch.nn.Module)
-                and isinstance(pair[1], str)):
+        if not (
+            isinstance(pair, tuple)
+            and len(pair) == 2
+            and isinstance(pair[0], torch.nn.Module)
+            and isinstance(pair[1], str)
+        ):
             raise TypeError(f"global_unstructured(): parameters[{i}] must be a (module, name) tuple, got {pair!r}")
         module, name = pair
         if not isinstance(getattr(module, name, None), torch.Tensor):
-            raise AttributeError(f"global_unstructured(): parameters[{i}]: {type(module).__name__} has no "
-                                 f"tensor named {name!r}")
+            raise AttributeError(
+                f"global_unstructured(): parameters[{i}]: {type(module).__name__} has no tensor named {name!r}"
+            )
     return pairs
 
 
@@ -164,9 +169,11 @@ def _scores(pairs, importance_scores) -> list[torch.Tensor]:
         current = getattr(module, name)
         score = importance_scores.get((module, name), current)
         if not isinstance(score, torch.Tensor) or score.shape != current.shape:
-            raise ValueError(f"importance_scores[({type(module).__name__}, {name!r})] must be a tensor of the "
-                             f"parameter's shape {tuple(current.shape)}, got "
-                             f"{tuple(score.shape) if isinstance(score, torch.Tensor) else type(score).__name__}")
+            raise ValueError(
+                f"importance_scores[({type(module).__name__}, {name!r})] must be a tensor of the "
+                f"parameter's shape {tuple(current.shape)}, got "
+                f"{tuple(score.shape) if isinstance(score, torch.Tensor) else type(score).__name__}"
+            )
         scores.append(score.detach())
     return scores
 
@@ -193,8 +200,10 @@ def global_unstructured(parameters, pruning_method, importance_scores=None, **kw
         raise TypeError("global_unstructured(): importance_scores must be of type dict")
     method = pruning_method(**kwargs)  # validates amount as torch does (our classes are torch's subclasses)
     if method.PRUNING_TYPE != "unstructured":
-        raise TypeError(f'Only "unstructured" PRUNING_TYPE supported for the `pruning_method`. Found method '
-                        f"{pruning_method} of type {method.PRUNING_TYPE}")
+        raise TypeError(
+            f'Only "unstructured" PRUNING_TYPE supported for the `pruning_method`. Found method '
+            f"{pruning_method} of type {method.PRUNING_TYPE}"
+        )
     if not isinstance(method, (torch_prune.L1Unstructured, torch_prune.RandomUnstructured)):
         torch_prune.global_unstructured(pairs, pruning_method, importance_scores, **kwargs)
         return
@@ -214,8 +223,12 @@ def global_unstructured(parameters, pruning_method, importance_scores=None, **kw
 def _make_permanent(model: torch.nn.Module) -> tuple[list[tuple[torch.nn.Module, str]], dict, list]:
     """``remove`` every pruning reparametrization of ``model``: the pruned (module, name) pairs, their masks
     as bool tensors keyed by (id(module), name), and what ``_undo_permanent`` needs to put them back."""
-    pruned = [(m, hook._tensor_name) for m in model.modules() for hook in list(m._forward_pre_hooks.values())
-              if isinstance(hook, BasePruningMethod)]
+    pruned = [
+        (m, hook._tensor_name)
+        for m in model.modules()
+        for hook in list(m._forward_pre_hooks.values())
+        if isinstance(hook, BasePruningMethod)
+    ]
     keep, undo = {}, []
     for module, name in pruned:
         mask = getattr(module, name + "_mask").detach()
@@ -254,8 +267,10 @@ def adopt(model: torch.nn.Module, pruner_class=None, **selection):
     except BaseException:
         _undo_permanent(undo)
         raise
-    bools = [keep.get((id(module), name), torch.ones_like(param, dtype=torch.bool))
-             for (module, name), param in zip(pruner.module_param_pairs(), pruner.params)]
+    bools = [
+        keep.get((id(module), name), torch.ones_like(param, dtype=torch.bool))
+        for (module, name), param in zip(pruner.module_param_pairs(), pruner.params)
+    ]
     pruner.masks = MaskSet.from_bool(bools, pruner.names).to(pruner.params[0].device)
     pruner.apply_masks()
     return pruner

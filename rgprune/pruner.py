@@ -7,6 +7,7 @@
 >>> report.k, round(pruner.density(), 3)
 (96, 0.5)
 """
+
 from __future__ import annotations
 
 import warnings
@@ -70,9 +71,17 @@ class GlobalMagnitudePruner:
     ``num_survivors``, ``stats`` etc. are then global (collectives: call them on every rank).
     """
 
-    def __init__(self, model: torch.nn.Module, include: Sequence[str] | str | None = None,
-                 exclude: Sequence[str] | str = (), *, prune_embeddings: bool = False, prune_head: bool = False,
-                 process_group=None, masks_from: str | None = None):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        include: Sequence[str] | str | None = None,
+        exclude: Sequence[str] | str = (),
+        *,
+        prune_embeddings: bool = False,
+        prune_head: bool = False,
+        process_group=None,
+        masks_from: str | None = None,
+    ):
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if masks_from not in (None, "ones", "zeros"):
@@ -80,19 +89,24 @@ class GlobalMagnitudePruner:
         include = as_patterns(include, "include") if include is not None else None
         exclude = as_patterns(exclude, "exclude")
         self.model = model
-        self.selection = dict(include=include, exclude=exclude, prune_embeddings=prune_embeddings,
-                              prune_head=prune_head)
+        self.selection = dict(
+            include=include, exclude=exclude, prune_embeddings=prune_embeddings, prune_head=prune_head
+        )
         named = select_prunable(model, include, exclude, prune_embeddings=prune_embeddings, prune_head=prune_head)
         meta = [n for n, p in named if p.is_meta]
         if meta:
-            raise ValueError(f"the model's parameters are on the meta device (shapes without values, e.g. "
-                             f"{meta[:3]}): there are no magnitudes to rank. Materialize the model first (e.g. "
-                             f"model.to_empty(device='cpu') and load its weights, or build it outside a "
-                             f"torch.device('meta') context), then build the pruner")
+            raise ValueError(
+                f"the model's parameters are on the meta device (shapes without values, e.g. "
+                f"{meta[:3]}): there are no magnitudes to rank. Materialize the model first (e.g. "
+                f"model.to_empty(device='cpu') and load its weights, or build it outside a "
+                f"torch.device('meta') context), then build the pruner"
+            )
         dtypes = {p.dtype for _, p in named}
         if len(dtypes) > 1:
-            raise TypeError(f"the selected parameters have several dtypes {sorted(map(str, dtypes))}; global "
-                            f"ranking needs one dtype: cast the model or select one group with include=")
+            raise TypeError(
+                f"the selected parameters have several dtypes {sorted(map(str, dtypes))}; global "
+                f"ranking needs one dtype: cast the model or select one group with include="
+            )
         self.names = [n for n, _ in named]
         self.process_group = None if process_group is None else distributed.resolve_group(process_group)
         self.sharded = distributed.is_sharded([p for _, p in named], self.process_group)
@@ -114,11 +128,15 @@ class GlobalMagnitudePruner:
             counts = [torch.stack(counts).sum()]
         zeros = total - sum(int(c) for c in counts)
         if total and zeros > ALREADY_PRUNED_SHARE * total:
-            warnings.warn(f"GlobalMagnitudePruner: {zeros / total:.1%} of the selected weights are exactly 0, as in "
-                          f"a pruned model, but the masks start with every weight surviving: density() would "
-                          f"report 1.0 and prune() would first remove weights that are already 0. Pass "
-                          f"masks_from='zeros' to build the masks from the zeros (or load the pruner's saved "
-                          f"state); masks_from='ones' silences this warning", RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f"GlobalMagnitudePruner: {zeros / total:.1%} of the selected weights are exactly 0, as in "
+                f"a pruned model, but the masks start with every weight surviving: density() would "
+                f"report 1.0 and prune() would first remove weights that are already 0. Pass "
+                f"masks_from='zeros' to build the masks from the zeros (or load the pruner's saved "
+                f"state); masks_from='ones' silences this warning",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
     # ---- parameters and masks -------------------------------------------------------------------
     @property
@@ -196,13 +214,18 @@ class GlobalMagnitudePruner:
             if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
                 raise ValueError(f"fraction must be a number in [0, 1], got {fraction!r}")
             return round(fraction * survivors)
-        if isinstance(target_density, bool) or not isinstance(target_density, (int, float)) \
-                or not 0 <= target_density <= 1:
+        if (
+            isinstance(target_density, bool)
+            or not isinstance(target_density, (int, float))
+            or not 0 <= target_density <= 1
+        ):
             raise ValueError(f"target_density must be a number in [0, 1], got {target_density!r}")
         keep = round(target_density * self.num_weights)
         if keep > survivors:
-            raise ValueError(f"target_density={target_density} is above the current density "
-                             f"{self.density():.4f}: pruning cannot add weights back")
+            raise ValueError(
+                f"target_density={target_density} is above the current density "
+                f"{self.density():.4f}: pruning cannot add weights back"
+            )
         return survivors - keep
 
     def _score_tensors(self, scores, weights: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -213,22 +236,29 @@ class GlobalMagnitudePruner:
             missing = [n for n in self.names if n not in scores]
             unknown = [n for n in scores if n not in self.names]
             if missing or unknown:
-                raise ValueError(f"scores must hold one tensor per pruned parameter (pruner.names): missing "
-                                 f"{missing[:3]}, not pruned {unknown[:3]}")
+                raise ValueError(
+                    f"scores must hold one tensor per pruned parameter (pruner.names): missing "
+                    f"{missing[:3]}, not pruned {unknown[:3]}"
+                )
             scores = [scores[n] for n in self.names]
         elif isinstance(scores, torch.Tensor) or not isinstance(scores, Sequence):
-            raise TypeError(f"scores must be a dict name -> tensor or a list in the order of pruner.names, got "
-                            f"{type(scores).__name__}")
+            raise TypeError(
+                f"scores must be a dict name -> tensor or a list in the order of pruner.names, got "
+                f"{type(scores).__name__}"
+            )
         if len(scores) != len(weights):
             raise ValueError(f"got {len(scores)} score tensors for {len(weights)} pruned parameters")
         for name, s, w in zip(self.names, scores, weights):
             if not isinstance(s, torch.Tensor) or s.shape != w.shape:
-                raise ValueError(f"the score of {name} must be a tensor of its shape {tuple(w.shape)}, got "
-                                 f"{tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__}")
+                raise ValueError(
+                    f"the score of {name} must be a tensor of its shape {tuple(w.shape)}, got "
+                    f"{tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__}"
+                )
         return list(scores)
 
-    def prune(self, fraction: float | None = None, *, target_density: float | None = None, scores=None,
-              bits: int = 12) -> PruneReport:
+    def prune(
+        self, fraction: float | None = None, *, target_density: float | None = None, scores=None, bits: int = 12
+    ) -> PruneReport:
         """Prune ``fraction`` of the surviving weights (k = round(fraction * survivors), torch.prune's
         rule), or down to ``target_density`` of all selected weights. Returns a ``PruneReport``.
 
@@ -243,19 +273,24 @@ class GlobalMagnitudePruner:
             weights = self._weights()
             score_list = self._score_tensors(scores, weights) if scores is not None else None
             if self.sharded:  # exact global threshold; ties in model order (FSDP2 shards are row blocks)
-                result = distributed.prune_global_distributed_(weights, self.masks.words, k, self.process_group,
-                                                               bits, tie_order="parameter")
+                result = distributed.prune_global_distributed_(
+                    weights, self.masks.words, k, self.process_group, bits, tie_order="parameter"
+                )
                 stats = distributed.all_reduce_stats(result.stats, self.process_group)
                 result = ops.PruneResult(result.threshold, stats)
             else:
                 if self.process_group is not None:  # replicated (DDP): every rank must prune the same model
-                    distributed.check_replicated([k, self.num_survivors, self.num_weights],
-                                                 "the pruned models' k, survivors and size", self.process_group,
-                                                 self.masks.words[0].device)
+                    distributed.check_replicated(
+                        [k, self.num_survivors, self.num_weights],
+                        "the pruned models' k, survivors and size",
+                        self.process_group,
+                        self.masks.words[0].device,
+                    )
                 if score_list is None:  # the threshold's read-only passes run on the cached storage order
                     threshold = ops.global_magnitude_threshold(*self._storage_order(weights), k)
-                    result = ops.PruneResult(threshold, ops.apply_threshold_(weights, self.masks.words, threshold,
-                                                                             bits))
+                    result = ops.PruneResult(
+                        threshold, ops.apply_threshold_(weights, self.masks.words, threshold, bits)
+                    )
                 else:
                     result = ops.prune_by_scores_(score_list, self.masks.words, k, weights, bits)
         self._masks_generation += 1  # the words changed in place
@@ -281,11 +316,13 @@ class GlobalMagnitudePruner:
             counts = self._global_counts(ops.count_outside_masks(*self._storage_order(self._weights())))
         grown = {name: c for name, c in zip(self.names, counts) if c}
         if grown:
-            message = (f"{sum(grown.values())} weights outside the masks are not 0 (e.g. "
-                       f"{dict(list(grown.items())[:3])}): they grew back since the masks were last applied, so "
-                       f"density() ({self.density():.4f}) no longer describes the model. Keep the masks applied "
-                       f"during training with pruner.attach(optimizer), or zero them now with "
-                       f"pruner.apply_masks()")
+            message = (
+                f"{sum(grown.values())} weights outside the masks are not 0 (e.g. "
+                f"{dict(list(grown.items())[:3])}): they grew back since the masks were last applied, so "
+                f"density() ({self.density():.4f}) no longer describes the model. Keep the masks applied "
+                f"during training with pruner.attach(optimizer), or zero them now with "
+                f"pruner.apply_masks()"
+            )
             if strict:
                 raise ValueError(message + " before pruning")
             warnings.warn(message, RuntimeWarning, stacklevel=2)
@@ -335,16 +372,23 @@ class GlobalMagnitudePruner:
         target = hookable_optimizer(optimizer)
         ours = {id(p) for p in self.params}
         if not any(id(p) in ours for group in target.param_groups for p in group["params"]):
-            raise ValueError("the optimizer does not update any of the pruned parameters; build it from "
-                             "this model's parameters (after model.to(device))")
+            raise ValueError(
+                "the optimizer does not update any of the pruned parameters; build it from "
+                "this model's parameters (after model.to(device))"
+            )
         if any(ref() is target for ref, _ in self._attached):
-            raise ValueError("this pruner is already attached to this optimizer: a second hook would only repeat "
-                             "the first; call detach() first to re-attach")
+            raise ValueError(
+                "this pruner is already attached to this optimizer: a second hook would only repeat "
+                "the first; call detach() first to re-attach"
+            )
         for other in list(_ATTACHED):
             if other is not self and other.attached and ours & {id(p) for p in other.params}:
-                raise ValueError("another GlobalMagnitudePruner is attached to an optimizer of some of the same "
-                                 "parameters: two pruners would keep different masks on them. Use one pruner, or "
-                                 "call detach() on the other first")
+                raise ValueError(
+                    "another GlobalMagnitudePruner is attached to an optimizer of some of the same "
+                    "parameters: two pruners would keep different masks on them. Use one pruner, or "
+                    "call detach() on the other first"
+                )
+
         def after_step(opt, args, kwargs):  # holds the pruner: it keeps working while the optimizer lives
             self._reapply(opt)
 
@@ -370,8 +414,10 @@ class GlobalMagnitudePruner:
         state_dict = unwrap_state_dict(self.model, state_dict)  # the names carry no wrapper prefix
         missing = [n for n in self.names if n not in state_dict]
         if missing:
-            raise ValueError(f"rewind state_dict lacks {len(missing)} pruned parameters, e.g. {missing[:3]}; save "
-                             f"it with model.state_dict() of the same architecture")
+            raise ValueError(
+                f"rewind state_dict lacks {len(missing)} pruned parameters, e.g. {missing[:3]}; save "
+                f"it with model.state_dict() of the same architecture"
+            )
         own = model.state_dict()
         unknown = [n for n in state_dict if n not in own]
         if unknown:
@@ -382,8 +428,9 @@ class GlobalMagnitudePruner:
                 if not isinstance(value, torch.Tensor):  # else .shape / copy_ fail with an AttributeError
                     raise ValueError(f"rewind: {name} is a {type(value).__name__}, not a tensor")
                 if own[name].shape != value.shape:
-                    raise ValueError(f"rewind: {name} has shape {tuple(value.shape)}, the model's is "
-                                     f"{tuple(own[name].shape)}")
+                    raise ValueError(
+                        f"rewind: {name} has shape {tuple(value.shape)}, the model's is {tuple(own[name].shape)}"
+                    )
             for name, value in state_dict.items():
                 own[name].copy_(value)
         self.apply_masks()
@@ -392,15 +439,16 @@ class GlobalMagnitudePruner:
     def state_dict(self) -> dict:
         # a snapshot: prune() rewrites the mask words in place, and on the CPU MaskSet.state_dict() returns
         # those very tensors, so without the clone a saved state would change with every later prune
-        return {"names": list(self.names), "selection": dict(self.selection),
-                "masks": self.masks.clone().state_dict()}
+        return {"names": list(self.names), "selection": dict(self.selection), "masks": self.masks.clone().state_dict()}
 
     def load_state_dict(self, state: Mapping) -> None:
         """Restore masks saved by ``state_dict`` (the selected parameters must match) and apply them."""
         masks = MaskSet.from_state_dict(state["masks"])
         if list(state.get("names", masks.names)) != self.names:
-            raise ValueError("saved pruner state is for other parameters: "
-                             f"{len(masks.names)} saved vs {len(self.names)} selected here")
+            raise ValueError(
+                "saved pruner state is for other parameters: "
+                f"{len(masks.names)} saved vs {len(self.names)} selected here"
+            )
         shapes = [w.shape for w in self._weights()]  # the local shards' when sharded
         if list(masks.shapes) != list(shapes):
             raise ValueError("saved masks do not fit the parameters' shapes")

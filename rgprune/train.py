@@ -19,6 +19,7 @@ Data order: ``train_epochs(seed=...)`` reseeds, every epoch, torch's RNG, the lo
 the loader's sampler has one, its ``seed_epoch(seed)`` (``rgprune.imp.pipeline.EpochSampler``, which also
 seeds every example's augmentation whichever process loads it).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -47,8 +48,9 @@ def _to(batch: Sequence[torch.Tensor], device: torch.device) -> list[torch.Tenso
     return [t.to(device, non_blocking=non_blocking) for t in batch]
 
 
-def forward_batch(model: torch.nn.Module, batch: Sequence[torch.Tensor], device,
-                  channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def forward_batch(
+    model: torch.nn.Module, batch: Sequence[torch.Tensor], device, channels_last: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(logits, labels)`` for one batch of either layout (see the module docstring)."""
     device = torch.device(device)
     batch = _to(batch, device)
@@ -61,8 +63,9 @@ def forward_batch(model: torch.nn.Module, batch: Sequence[torch.Tensor], device,
         input_ids, attention_mask, y = batch
         out = model(input_ids=input_ids, attention_mask=attention_mask)
     else:
-        raise ValueError(f"a batch must be (inputs, labels) or (input_ids, attention_mask, labels); got "
-                         f"{len(batch)} tensors")
+        raise ValueError(
+            f"a batch must be (inputs, labels) or (input_ids, attention_mask, labels); got {len(batch)} tensors"
+        )
     logits = out.logits if hasattr(out, "logits") else out
     if not isinstance(logits, torch.Tensor):
         raise TypeError(f"the model returned {type(out).__name__}; expected logits or an output with .logits")
@@ -110,8 +113,9 @@ def _seed_epoch(loader, epoch_seed: int) -> None:
         seed_sampler(epoch_seed)
 
 
-def _train_step(model, batch, optimizer, scheduler, scaler, device: torch.device, dtype: torch.dtype | None,
-                channels_last: bool) -> tuple[float, bool]:
+def _train_step(
+    model, batch, optimizer, scheduler, scaler, device: torch.device, dtype: torch.dtype | None, channels_last: bool
+) -> tuple[float, bool]:
     """One optimizer step on one batch (then one scheduler step); returns the loss and whether the AMP grad
     scaler skipped the step."""
     with _autocast(device, dtype):
@@ -135,11 +139,22 @@ def _train_step(model, batch, optimizer, scheduler, scaler, device: torch.device
     return float(loss.detach()), skipped
 
 
-def train_epochs(model: torch.nn.Module, loader, optimizer: torch.optim.Optimizer, scheduler=None,
-                 epochs: int = 1, device="cpu", amp: bool | torch.dtype = False, progress: bool = True, *,
-                 start_step: int = 0, seed: int | None = None,
-                 on_step: Callable[[int], None] | None = None, desc: str = "train",
-                 channels_last: bool = False) -> TrainStats:
+def train_epochs(
+    model: torch.nn.Module,
+    loader,
+    optimizer: torch.optim.Optimizer,
+    scheduler=None,
+    epochs: int = 1,
+    device="cpu",
+    amp: bool | torch.dtype = False,
+    progress: bool = True,
+    *,
+    start_step: int = 0,
+    seed: int | None = None,
+    on_step: Callable[[int], None] | None = None,
+    desc: str = "train",
+    channels_last: bool = False,
+) -> TrainStats:
     """Train ``model`` with cross-entropy for ``epochs`` epochs of ``loader``.
 
     ``scheduler`` (any ``torch.optim.lr_scheduler``) is stepped after every optimizer step, not per
@@ -161,8 +176,9 @@ def train_epochs(model: torch.nn.Module, loader, optimizer: torch.optim.Optimize
     steps_per_epoch = len(loader)
     total = epochs * steps_per_epoch
     if not 0 <= start_step <= total:
-        raise ValueError(f"start_step must be in [0, {total}] ({epochs} epochs x {steps_per_epoch} steps), "
-                         f"got {start_step}")
+        raise ValueError(
+            f"start_step must be in [0, {total}] ({epochs} epochs x {steps_per_epoch} steps), got {start_step}"
+        )
     dtype = amp_dtype(device, amp)
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
     show = progress_enabled(progress)
@@ -173,8 +189,13 @@ def train_epochs(model: torch.nn.Module, loader, optimizer: torch.optim.Optimize
             _seed_epoch(loader, mix_seed(seed, epoch))
         skip = step - epoch * steps_per_epoch  # batches of this epoch already taken before start_step
         loss_sum, n_loss = 0.0, 0
-        bar = tqdm(total=steps_per_epoch - skip, desc=f"{desc} epoch {epoch + 1}/{epochs}", leave=False,
-                   disable=not show, dynamic_ncols=True)
+        bar = tqdm(
+            total=steps_per_epoch - skip,
+            desc=f"{desc} epoch {epoch + 1}/{epochs}",
+            leave=False,
+            disable=not show,
+            dynamic_ncols=True,
+        )
         for i, batch in enumerate(loader):
             if i < skip:
                 continue
@@ -195,8 +216,9 @@ def train_epochs(model: torch.nn.Module, loader, optimizer: torch.optim.Optimize
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, loader, device="cpu", amp: bool | torch.dtype = False,
-             channels_last: bool = False) -> float:
+def evaluate(
+    model: torch.nn.Module, loader, device="cpu", amp: bool | torch.dtype = False, channels_last: bool = False
+) -> float:
     """Top-1 accuracy of ``model`` on ``loader`` (eval mode; the model's train/eval mode is restored)."""
     device = torch.device(device)
     dtype = amp_dtype(device, amp)

@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # ---- a tiny model and data set for run_imp(model_fn=..., train=..., test=...) -----------------------------------
 
+
 class TinyConvNet(nn.Module):
     def __init__(self, num_classes: int, in_channels: int):
         super().__init__()
@@ -49,12 +50,15 @@ def blobs(n: int, seed: int) -> TensorDataset:
 
 # ---- reading and comparing run directories ----------------------------------------------------------------------
 
+
 def round_files(out: Path, n: int) -> dict:
     folder = out / f"round-{n:02d}"
-    return {"weights": load_file(str(folder / "weights.safetensors")),
-            "masks": MaskSet.load(folder / "masks.safetensors"),
-            "metrics": json.loads((folder / "metrics.json").read_text()),
-            "observables": json.loads((folder / "observables.json").read_text())}
+    return {
+        "weights": load_file(str(folder / "weights.safetensors")),
+        "masks": MaskSet.load(folder / "masks.safetensors"),
+        "metrics": json.loads((folder / "metrics.json").read_text()),
+        "observables": json.loads((folder / "observables.json").read_text()),
+    }
 
 
 def without_timings(metrics: dict) -> dict:
@@ -102,6 +106,7 @@ def accuracy_of(model: nn.Module, state: dict, test, batch_size: int) -> float:
 
 
 # ---- fault injection at the real writes -------------------------------------------------------------------------
+
 
 class WriteFaults:
     """Fault injection at the real writes into a run directory, for tests.
@@ -166,11 +171,22 @@ KILL_SCRIPT = textwrap.dedent("""
 def kill_at(args: list[str], out: Path, at: tuple[str, int], timeout: float = 240) -> None:
     """Run ``rgprune ARGS --out OUT`` in a subprocess (one CPU thread) that SIGKILLs itself at the write ``at``
     (``WriteFaults``): the writes before it are in place, its temp file is left complete and not renamed."""
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "OMP_NUM_THREADS": "1", "RGPRUNE_TEST_HELPERS": str(Path(__file__).parent),
-           "RGPRUNE_TEST_OUT": str(out), "RGPRUNE_TEST_KILL_AT": json.dumps(list(at))}
-    proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, *args, "--out", str(out)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "OMP_NUM_THREADS": "1",
+        "RGPRUNE_TEST_HELPERS": str(Path(__file__).parent),
+        "RGPRUNE_TEST_OUT": str(out),
+        "RGPRUNE_TEST_KILL_AT": json.dumps(list(at)),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_SCRIPT, *args, "--out", str(out)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert proc.returncode == -signal.SIGKILL, f"not killed at {at}: exit code {proc.returncode}\n{proc.stderr}"
 
 

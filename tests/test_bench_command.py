@@ -1,5 +1,6 @@
 """rgprune.benchmark's API and command line (``rgprune bench``) on small models on the CPU: the JSON, the
 mask-equality column, the scale series and its plot, and bad input failing before anything is timed."""
+
 import argparse
 import json
 
@@ -17,8 +18,9 @@ from rgprune.kernels.format import pack_mask
 def tiny_model():
     """The model the tests name as ``module:callable`` (this module's ``tiny_model``)."""
     torch.manual_seed(3)
-    return torch.nn.Sequential(torch.nn.Linear(40, 64), torch.nn.ReLU(), torch.nn.Conv1d(4, 8, 3),
-                               torch.nn.Linear(64, 10))
+    return torch.nn.Sequential(
+        torch.nn.Linear(40, 64), torch.nn.ReLU(), torch.nn.Conv1d(4, 8, 3), torch.nn.Linear(64, 10)
+    )
 
 
 def tied_model():
@@ -39,8 +41,23 @@ def parse(*argv):
 
 def test_command_writes_json_and_mask_column(tmp_path, capsys):
     path = tmp_path / "out.json"
-    args = parse("--model", f"{__name__}:tiny_model", "--rounds", "1,3", "--reps", "2", "--slow-reps", "1",
-                 "--threads", "1", "--methods", "torch_prune,rgprune", "--json", str(path), "--no-progress")
+    args = parse(
+        "--model",
+        f"{__name__}:tiny_model",
+        "--rounds",
+        "1,3",
+        "--reps",
+        "2",
+        "--slow-reps",
+        "1",
+        "--threads",
+        "1",
+        "--methods",
+        "torch_prune,rgprune",
+        "--json",
+        str(path),
+        "--no-progress",
+    )
     assert cli.command(args, "rgprune bench test") == 0
     res = json.loads(path.read_text())
     assert res["schema"] == "rgprune-bench/1" and res["kind"] == "cpu" and res["errors"] == []
@@ -48,7 +65,7 @@ def test_command_writes_json_and_mask_column(tmp_path, capsys):
     m = res["models"][f"{__name__}:tiny_model"]
     assert m["n_weights"] == 40 * 64 + 4 * 8 * 3 + 64 * 10 and m["role"] == "custom"
     assert set(m["rounds"]) == {"round1", "round3"}
-    for rkey, density in (("round1", 1.0), ("round3", 0.8 ** 2)):
+    for rkey, density in (("round1", 1.0), ("round3", 0.8**2)):
         r = m["rounds"][rkey]
         assert abs(r["density"] - density) < 1e-3 and r["k"] == round(0.2 * r["survivors"])
         assert set(r["methods"]) == {"torch_prune", "rgprune"} and set(r["speedup"]) == {"vs_torch_prune"}
@@ -67,8 +84,7 @@ def test_command_writes_json_and_mask_column(tmp_path, capsys):
 def test_ties_may_differ_only_at_the_threshold():
     """On weights with massive ties, torch.prune and rgprune prune different tied weights; the comparison
     must call that equal up to the tie order, and the naive methods (which prune every tie) too."""
-    res = run(tied_model(), rounds=(1,), reps=1, slow_reps=1, memory=False, progress=False,
-              bandwidth_bytes=1 << 20)
+    res = run(tied_model(), rounds=(1,), reps=1, slow_reps=1, memory=False, progress=False, bandwidth_bytes=1 << 20)
     r = res["models"]["Sequential"]["rounds"]["round1"]
     assert r["weights_at_threshold"] > r["k"]  # the threshold magnitude is tied far beyond k
     for name in ALL_METHODS:
@@ -97,8 +113,17 @@ def test_compare_masks_flags_bits_outside_ties():
 def test_users_model_is_not_modified():
     model = tiny_model()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    res = run(model, dtype="float64", rounds=(2,), methods=["rgprune"], reps=1, memory=False, progress=False,
-              bandwidth_bytes=1 << 20, name="mine")
+    res = run(
+        model,
+        dtype="float64",
+        rounds=(2,),
+        methods=["rgprune"],
+        reps=1,
+        memory=False,
+        progress=False,
+        bandwidth_bytes=1 << 20,
+        name="mine",
+    )
     assert res["models"]["mine"]["dtype"] == "float64" and res["settings"]["dtype"] == "float64"
     for k, v in model.state_dict().items():
         assert v.dtype == torch.float32 and torch.equal(v, before[k]), k
@@ -108,6 +133,7 @@ def test_users_model_is_not_modified():
 def no_timing(monkeypatch):
     def fail(*a, **k):
         raise AssertionError("bad input must fail before anything is timed")
+
     monkeypatch.setattr(api, "run_device", fail)
     monkeypatch.setattr(scale_mod, "run_device", fail)
 
@@ -116,20 +142,23 @@ def nothing_prunable():
     return torch.nn.Sequential(torch.nn.Embedding(10, 4), torch.nn.LayerNorm(4))
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"model": "resnet-9000"}, "unknown model 'resnet-9000'; give a built-in name"),
-    ({"model": "torchvision:resnet9000"}, "torchvision has no classification model 'resnet9000'"),
-    ({"model": "hf:/no/such/checkpoint"}, "has no config.json"),
-    ({"model": "no_such_module_xyz:build"}, "cannot import 'no_such_module_xyz'"),
-    ({"model": f"{__name__}:no_such_function"}, "has no attribute 'no_such_function'"),
-    ({"model": f"{__name__}:nothing_prunable"}, "nothing to prune"),
-    ({"model": "resnet20", "device": "tpu"}, "device must be 'cpu' or 'cuda'"),
-    ({"model": "resnet20", "fraction": 1.5}, "fraction"),
-    ({"model": "resnet20", "methods": ["torch_prune", "magic"]}, "unknown methods ['magic']"),
-    ({"model": "resnet20", "rounds": [0]}, "rounds must be IMP round numbers >= 1"),
-    ({"model": "resnet20", "dtype": "int8"}, "dtype must be one of"),
-    ({"model": torch.nn.Linear(1, 1, bias=False), "rounds": [1]}, "would prune none of them"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"model": "resnet-9000"}, "unknown model 'resnet-9000'; give a built-in name"),
+        ({"model": "torchvision:resnet9000"}, "torchvision has no classification model 'resnet9000'"),
+        ({"model": "hf:/no/such/checkpoint"}, "has no config.json"),
+        ({"model": "no_such_module_xyz:build"}, "cannot import 'no_such_module_xyz'"),
+        ({"model": f"{__name__}:no_such_function"}, "has no attribute 'no_such_function'"),
+        ({"model": f"{__name__}:nothing_prunable"}, "nothing to prune"),
+        ({"model": "resnet20", "device": "tpu"}, "device must be 'cpu' or 'cuda'"),
+        ({"model": "resnet20", "fraction": 1.5}, "fraction"),
+        ({"model": "resnet20", "methods": ["torch_prune", "magic"]}, "unknown methods ['magic']"),
+        ({"model": "resnet20", "rounds": [0]}, "rounds must be IMP round numbers >= 1"),
+        ({"model": "resnet20", "dtype": "int8"}, "dtype must be one of"),
+        ({"model": torch.nn.Linear(1, 1, bias=False), "rounds": [1]}, "would prune none of them"),
+    ],
+)
 def test_bad_input_fails_before_timing(no_timing, kwargs, message):
     model = kwargs.pop("model")
     with pytest.raises(BenchmarkError, match=None) as info:
@@ -148,8 +177,12 @@ def test_model_specs_need_their_loaders(no_timing, monkeypatch):
 def spec_model(num_classes, in_channels):
     """A ``module:`` model spec as rgprune imp takes it: built with the head and input sizes."""
     torch.manual_seed(5)
-    return torch.nn.Sequential(torch.nn.Conv2d(in_channels, 16, 3), torch.nn.Flatten(),
-                               torch.nn.Linear(16 * 30 * 30, 32), torch.nn.Linear(32, num_classes))
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(in_channels, 16, 3),
+        torch.nn.Flatten(),
+        torch.nn.Linear(16 * 30 * 30, 32),
+        torch.nn.Linear(32, num_classes),
+    )
 
 
 def test_model_specs_of_rgprune_imp_build_the_models_it_would(tmp_path):
@@ -160,8 +193,11 @@ def test_model_specs_of_rgprune_imp_build_the_models_it_would(tmp_path):
 
     folder = tmp_path / "bert"
     td.write_hf_checkpoint(folder, num_labels=3)
-    for spec, classes in (("torchvision:squeezenet1_1", 1000), (f"hf:{folder}", 3),
-                          (f"module:{__name__}:spec_model", 1000)):
+    for spec, classes in (
+        ("torchvision:squeezenet1_1", 1000),
+        (f"hf:{folder}", 3),
+        (f"module:{__name__}:spec_model", 1000),
+    ):
         workload = workloads.resolve_model(spec)
         built = workload.build(torch.device("cpu"))
         expected = build_model(spec, classes, seed=0).state_dict()
@@ -175,9 +211,25 @@ def test_rgprune_bench_through_main(tmp_path, capsys):
     from rgprune.cli import main
 
     path = tmp_path / "bench.json"
-    argv = ["bench", "--model", f"module:{__name__}:spec_model", "--rounds", "1,2", "--reps", "2", "--slow-reps", "1",
-            "--methods", "torch_prune,naive,rgprune", "--threads", "1", "--no-progress", "--no-memory", "--json",
-            str(path)]
+    argv = [
+        "bench",
+        "--model",
+        f"module:{__name__}:spec_model",
+        "--rounds",
+        "1,2",
+        "--reps",
+        "2",
+        "--slow-reps",
+        "1",
+        "--methods",
+        "torch_prune,naive,rgprune",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--no-memory",
+        "--json",
+        str(path),
+    ]
     assert main(argv) == 0
     res = json.loads(path.read_text())
     assert res["schema"] == "rgprune-bench/1" and res["errors"] == [] and res["command"] == "rgprune " + " ".join(argv)
@@ -210,8 +262,21 @@ def test_cuda_without_gpu_names_the_fix(no_timing, monkeypatch):
 
 def test_scale_series_records_growth_and_plot(tmp_path, capsys):
     path = tmp_path / "scale.json"
-    args = parse("--scale", "--scale-sizes", "20k,60k", "--methods", "torch_prune,naive", "--reps", "1",
-                 "--no-memory", "--threads", "1", "--json", str(path), "--no-progress")
+    args = parse(
+        "--scale",
+        "--scale-sizes",
+        "20k,60k",
+        "--methods",
+        "torch_prune,naive",
+        "--reps",
+        "1",
+        "--no-memory",
+        "--threads",
+        "1",
+        "--json",
+        str(path),
+        "--no-progress",
+    )
     assert cli.command(args, "rgprune bench --scale") == 0
     res = json.loads(path.read_text())
     scale = res["scale"]
@@ -245,8 +310,12 @@ def test_sizes_and_rounds_parse():
 
 def test_progress_callback_counts_every_repetition():
     seen = []
-    interleaved({"a": (lambda: None, lambda ctx: None), "b": (lambda: None, lambda ctx: None)}, 3, "cpu",
-                on_rep=lambda name, done, total: seen.append((name, done, total)))
+    interleaved(
+        {"a": (lambda: None, lambda ctx: None), "b": (lambda: None, lambda ctx: None)},
+        3,
+        "cpu",
+        on_rep=lambda name, done, total: seen.append((name, done, total)),
+    )
     assert [d for _, d, _ in seen] == list(range(1, 7)) and {t for *_, t in seen} == {6}
 
 

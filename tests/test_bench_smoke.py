@@ -1,6 +1,7 @@
 """Keeps the benchmark script from rotting: ``python -m bench.compare --quick`` on tiny weight sets, into a
 temporary folder, must succeed, write a result file with the documented schema, and render as markdown
 (also through ``bench/readme_table.py``). Takes well under 30 s on 2 cores (one torch thread)."""
+
 import json
 import os
 import statistics
@@ -17,10 +18,20 @@ METHODS = ("torch_prune", "naive", "reference", "rgprune")
 
 
 def run_quick(out: Path, device: str) -> tuple[subprocess.CompletedProcess, dict]:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, "-m", "bench.compare", "--quick", "--device", device, "--threads", "1",
-                           "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.compare", "--quick", "--device", device, "--threads", "1", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, f"bench.compare failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
     kind = "gpu" if device == "cuda" else "cpu"
     files = sorted(out.glob(f"{kind}-*-1thread-quick.json"))
@@ -74,8 +85,14 @@ def check_schema(res: dict, kind: str) -> None:
             assert m["floor"][rkey]["times_floor"] > 0
             t = m["trace"][rkey]
             assert t["trace_overhead_ratio"] > 0 and t["separate_histogram_pass_ratio"] > 0
-            assert set(t["variants"]) == {"round_with_trace", "round_without_trace", "threshold_only", "apply_only",
-                                          "apply_only_bits1", "histogram_pass"}
+            assert set(t["variants"]) == {
+                "round_with_trace",
+                "round_without_trace",
+                "threshold_only",
+                "apply_only",
+                "apply_only_bits1",
+                "histogram_pass",
+            }
         if name == "synthetic-tiny":
             assert "training_step" not in m
         else:
@@ -89,11 +106,17 @@ def check_schema(res: dict, kind: str) -> None:
         assert t["met"] in (True, False)
     ids = {t["id"] for t in res["targets"]}
     if kind == "cpu":
-        assert {"cpu.bert-tiny.round1.vs_torch_prune", "cpu.bert-tiny.round5.vs_naive",
-                "cpu.resnet20.round1.memory"} <= ids
+        assert {
+            "cpu.bert-tiny.round1.vs_torch_prune",
+            "cpu.bert-tiny.round5.vs_naive",
+            "cpu.resnet20.round1.memory",
+        } <= ids
     else:
-        assert {"gpu.bert-tiny.round1.vs_torch_prune", "gpu.bert-tiny.round5.floor",
-                "gpu.bert-tiny.mask_reapplication"} <= ids
+        assert {
+            "gpu.bert-tiny.round1.vs_torch_prune",
+            "gpu.bert-tiny.round5.floor",
+            "gpu.bert-tiny.mask_reapplication",
+        } <= ids
     assert isinstance(res["all_targets_met"], bool)
 
 
@@ -133,6 +156,7 @@ def test_compare_quick_cuda(tmp_path):
 
 def _schedule(target: dict) -> list:
     from rgprune.benchmark.measure import next_variant
+
     names, done, order = list(target), dict.fromkeys(target, 0), []
     while (n := next_variant(names, done, target)) is not None:
         done[n] += 1
@@ -148,7 +172,9 @@ def test_interleaving_spreads_each_methods_repetitions():
     assert sorted(order) == sorted(["torch_prune"] * 2 + ["naive"] * 7 + ["reference"] * 2 + ["rgprune"] * 7)
     tp = [i for i, n in enumerate(order) if n == "torch_prune"]
     rg = [i for i, n in enumerate(order) if n == "rgprune"]
-    assert sum(i < tp[0] for i in rg) >= 2 and sum(tp[0] < i < tp[1] for i in rg) >= 2 and sum(i > tp[1] for i in rg) >= 2
+    assert (
+        sum(i < tp[0] for i in rg) >= 2 and sum(tp[0] < i < tp[1] for i in rg) >= 2 and sum(i > tp[1] for i in rg) >= 2
+    )
     assert _schedule({"a": 3, "b": 3, "c": 3}) == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
 
 
@@ -165,11 +191,20 @@ def test_scale_plot_draws_each_methods_series(tmp_path, figures_drawn):
     from rgprune.benchmark.scale import plot_growth
 
     sizes = [20_000, 60_000, 180_000]
-    growth = {"round1": {
-        "torch_prune": {"n_weights": sizes, "ns_per_weight": [40.0, 45.0, None],
-                        "peak_extra_bytes_per_weight": [None] * 3},
-        "rgprune": {"n_weights": sizes, "ns_per_weight": [2.0, 1.5, 1.2], "peak_extra_bytes_per_weight": [None] * 3},
-    }}
+    growth = {
+        "round1": {
+            "torch_prune": {
+                "n_weights": sizes,
+                "ns_per_weight": [40.0, 45.0, None],
+                "peak_extra_bytes_per_weight": [None] * 3,
+            },
+            "rgprune": {
+                "n_weights": sizes,
+                "ns_per_weight": [2.0, 1.5, 1.2],
+                "peak_extra_bytes_per_weight": [None] * 3,
+            },
+        }
+    }
     plot_growth({"growth": growth}, tmp_path / "scale.png", "some CPU, torch threads 1")
     assert (tmp_path / "scale.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     (figure,) = figures_drawn
@@ -177,8 +212,7 @@ def test_scale_plot_draws_each_methods_series(tmp_path, figures_drawn):
     assert time_axes.get_xlabel() == "weights" and time_axes.get_ylabel() == "ns per weight (median)"
     assert (time_axes.get_xscale(), time_axes.get_yscale()) == ("log", "log")
     series = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in time_axes.get_lines()}
-    assert series == {"torch.prune": ([20_000, 60_000], [40.0, 45.0]),
-                      "rgprune": (sizes, [2.0, 1.5, 1.2])}
+    assert series == {"torch.prune": ([20_000, 60_000], [40.0, 45.0]), "rgprune": (sizes, [2.0, 1.5, 1.2])}
     assert [t.get_text() for t in time_axes.get_legend().get_texts()] == ["torch.prune", "rgprune"]
     assert memory_axes.get_ylabel() == "peak extra bytes per weight" and list(memory_axes.get_lines()) == []
     assert [t.get_text() for t in memory_axes.texts] == ["not measured"]
@@ -187,6 +221,7 @@ def test_scale_plot_draws_each_methods_series(tmp_path, figures_drawn):
     growth["round1"]["rgprune"]["peak_extra_bytes_per_weight"] = [0.5, 0.25, 0.125]
     plot_growth({"growth": growth}, tmp_path / "scale2.png")
     memory_axes = figures_drawn[1].axes[1]
-    assert [(line.get_label(), list(line.get_ydata())) for line in memory_axes.get_lines()] == \
-        [("rgprune", [0.5, 0.25, 0.125])]
+    assert [(line.get_label(), list(line.get_ydata())) for line in memory_axes.get_lines()] == [
+        ("rgprune", [0.5, 0.25, 0.125])
+    ]
     assert list(memory_axes.texts) == [] and memory_axes.get_xscale() == "log"

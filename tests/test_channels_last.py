@@ -2,6 +2,7 @@
 their own layout, with masks and ties in logical row-major order: the same masks and weights as the same
 model in the contiguous layout, on every backend; the optimizer state is re-masked in whatever layout it
 has. Tensors whose elements overlap or leave gaps are refused."""
+
 import copy
 
 import pytest
@@ -16,6 +17,7 @@ CL = torch.channels_last
 
 def resnet18():
     import torchvision
+
     torch.manual_seed(0)
     return torchvision.models.resnet18(weights=None)
 
@@ -141,8 +143,9 @@ def test_split_ties_go_in_logical_order_in_every_layout_and_backend(layout, back
         assert torch.equal(rc.stats.counts, rp.stats.counts)
         assert permuted[1].stride() == stride  # pruned in its own layout
         fresh = [t.contiguous().cpu() for t in tensors_with_ties(layout, "cpu", value)]
-        first_ties_in_logical_order([torch.ones_like(t, dtype=torch.bool) for t in fresh],
-                                    [k.cpu() for k in masks_p.to_bool()], fresh, value)
+        first_ties_in_logical_order(
+            [torch.ones_like(t, dtype=torch.bool) for t in fresh], [k.cpu() for k in masks_p.to_bool()], fresh, value
+        )
 
 
 OPTIMIZERS = {

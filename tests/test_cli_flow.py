@@ -1,4 +1,5 @@
 """`rgprune flow` / `rgprune compare` and the flow report every finished IMP run gets."""
+
 import json
 
 import pytest
@@ -26,8 +27,15 @@ def two_runs(tmp_path_factory):
 
 def test_finished_run_gets_its_flow_report(two_runs):
     run = two_runs[0]
-    for name in ("trace.json", "flow.json", "report.md", "eigenvalues.png", "histograms.png", "step_sizes.png",
-                 "layer_density.png"):
+    for name in (
+        "trace.json",
+        "flow.json",
+        "report.md",
+        "eigenvalues.png",
+        "histograms.png",
+        "step_sizes.png",
+        "layer_density.png",
+    ):
         assert (run / name).is_file(), name
     for name in ("step_split.png", "lottery_ticket.png", "observable.png"):
         assert (run / name).is_file(), name

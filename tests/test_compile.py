@@ -1,4 +1,5 @@
 """torch.compile traces the rgprune ops (fake kernels registered) and matches eager."""
+
 import pytest
 import torch
 

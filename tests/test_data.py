@@ -35,9 +35,22 @@ def standardize(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
 
 def test_task_names():
     assert TASK_NAMES == (
-        "digits", "digits-inverted", "digits-rotated", "digits-permuted", "digits-5class",
-        "digits700", "digits700-inverted", "digits700-rotated", "digits700-mirrored", "digits700-permuted",
-        "digits700-upper5", "digits700-parity", "digits700-noisy", "digits700-shuffled", "vader", "afinn"
+        "digits",
+        "digits-inverted",
+        "digits-rotated",
+        "digits-permuted",
+        "digits-5class",
+        "digits700",
+        "digits700-inverted",
+        "digits700-rotated",
+        "digits700-mirrored",
+        "digits700-permuted",
+        "digits700-upper5",
+        "digits700-parity",
+        "digits700-noisy",
+        "digits700-shuffled",
+        "vader",
+        "afinn",
     )
 
 
@@ -169,9 +182,7 @@ def test_upsampling_to_image_size(name):
 
 def test_upsampling_is_bilinear_from_8x8():
     raw_train, _, _, _ = digits_split()
-    upsampled = torch.nn.functional.interpolate(
-        raw_train[:, None], size=(16, 16), mode="bilinear", align_corners=False
-    )
+    upsampled = torch.nn.functional.interpolate(raw_train[:, None], size=(16, 16), mode="bilinear", align_corners=False)
     task = load_task("digits", image_size=16)
     assert torch.allclose(task.train.tensors[0], standardize(upsampled, upsampled), atol=ATOL)
 

@@ -63,12 +63,15 @@ def test_parse_task_spec_forms():
     assert task_kind("imagefolder:/x") == "vision" and task_kind("glue-mnli:/x") == task_kind("csv:/x") == "text"
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("mnist", "cifar10:PATH"),  # an unknown name lists the spec forms too
-    ("mnist:/data", "unknown task kind 'mnist'"),
-    ("cifar10:", "has no path"),
-    ("glue-stsb:/data", "glue-sst2:PATH"),  # regression is not offered; the valid GLUE kinds are listed
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("mnist", "cifar10:PATH"),  # an unknown name lists the spec forms too
+        ("mnist:/data", "unknown task kind 'mnist'"),
+        ("cifar10:", "has no path"),
+        ("glue-stsb:/data", "glue-sst2:PATH"),  # regression is not offered; the valid GLUE kinds are listed
+    ],
+)
 def test_bad_specs_say_what_is_valid(spec, message):
     with pytest.raises(ValueError, match=message):
         load_task(spec)
@@ -119,8 +122,11 @@ def test_cifar10_loads_the_pickle_batches(cifar10):
 
 def test_cifar_accepts_the_batches_folder_itself_and_a_given_normalization(cifar10):
     path, raw = cifar10
-    task = load_task(f"cifar10:{path / 'cifar-10-batches-py'}",
-                     image=ImageOptions(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)), image_size=16)
+    task = load_task(
+        f"cifar10:{path / 'cifar-10-batches-py'}",
+        image=ImageOptions(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)),
+        image_size=16,
+    )
     images, _ = first_batch(task.test)
     assert images.shape == (6, 3, 16, 16)
     full = load_task(f"cifar10:{path}", image=ImageOptions(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)))
@@ -331,8 +337,7 @@ def test_glue_bad_files_name_the_layout(root, tmp_path):
 
 def test_hf_disk_class_labels_and_pairs(root, tokenizer):
     td.write_hf_disk(root / "hf")
-    task = load_task(f"hf-disk:{root / 'hf'}", text=TextOptions(text_columns=("premise", "hypothesis"),
-                                                                max_length=20))
+    task = load_task(f"hf-disk:{root / 'hf'}", text=TextOptions(text_columns=("premise", "hypothesis"), max_length=20))
     assert task.class_names == ("negative", "positive") and task.num_classes == 2
     assert (len(task.train), len(task.test)) == (8, 4)  # the validation split: test labels are hidden
     input_ids, _, labels = first_batch(task.train)
@@ -351,8 +356,9 @@ def test_hf_disk_string_labels_and_test_split(root):
     td.write_hf_disk(root / "hf-str", class_label=False, splits=("train", "test"))
     task = load_task(f"hf-disk:{root / 'hf-str'}", text=TextOptions(text_columns=("premise",)))
     assert task.class_names == ("negative", "positive") and len(task.test) == 4
-    flipped = load_task(f"hf-disk:{root / 'hf-str'}",
-                        text=TextOptions(text_columns=("premise",), labels=("positive", "negative")))
+    flipped = load_task(
+        f"hf-disk:{root / 'hf-str'}", text=TextOptions(text_columns=("premise",), labels=("positive", "negative"))
+    )
     assert torch.equal(first_batch(flipped.train)[2], 1 - first_batch(task.train)[2])
 
 
@@ -467,9 +473,11 @@ def test_loading_writes_nothing(root, imagefolder, cifar10):
 def test_datasets_survive_pickling_for_loader_workers(cifar10, imagefolder, tmp_path):
     # DataLoader workers started by spawn (macOS, Windows, CUDA setups) receive the dataset pickled.
     td.write_csv(tmp_path / "csv")
-    tasks = [load_task(f"cifar10:{cifar10[0]}", image=ImageOptions(augment=True)),
-             load_task(f"imagefolder:{imagefolder}", image_size=8),
-             load_task(f"csv:{tmp_path / 'csv'}", text=TextOptions(text_columns=("review",), label_column="sentiment"))]
+    tasks = [
+        load_task(f"cifar10:{cifar10[0]}", image=ImageOptions(augment=True)),
+        load_task(f"imagefolder:{imagefolder}", image_size=8),
+        load_task(f"csv:{tmp_path / 'csv'}", text=TextOptions(text_columns=("review",), label_column="sentiment")),
+    ]
     for task in tasks:
         copied = pickle.loads(pickle.dumps(task.train))
         torch.manual_seed(1)

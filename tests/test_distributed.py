@@ -4,6 +4,7 @@ Each test spawns its ranks on 127.0.0.1 (a free port, a 30 s process-group timeo
 in every rank; a rank's failure comes back with its traceback. The sharded results must equal
 single-process pruning bit for bit, ties included.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -22,8 +23,10 @@ import torch.distributed as dist
 import rgprune
 
 pytestmark = [
-    pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()), reason="torch.distributed with "
-                       "gloo is not available in this torch build"),
+    pytest.mark.skipif(
+        not (dist.is_available() and dist.is_gloo_available()),
+        reason="torch.distributed with gloo is not available in this torch build",
+    ),
     pytest.mark.timeout(150),
 ]
 
@@ -33,6 +36,7 @@ PG_TIMEOUT = datetime.timedelta(seconds=30)
 # ------------------------------------------------------------------------------------------------------
 # process harness
 # ------------------------------------------------------------------------------------------------------
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -46,8 +50,9 @@ def _worker(rank, world, port, scenarios, outdir):
     torch.set_num_threads(1)
     result = {}
     try:
-        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
-                                timeout=PG_TIMEOUT)
+        dist.init_process_group(
+            "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world, timeout=PG_TIMEOUT
+        )
         for name in scenarios:
             result[name] = SCENARIOS[name](rank, world)
         dist.barrier()
@@ -62,10 +67,13 @@ def _worker(rank, world, port, scenarios, outdir):
 def run_ranks(world, scenarios, tmp_path, deadline=100.0):
     """Spawns ``world`` ranks running ``scenarios``; returns each rank's results (and exit codes)."""
     import multiprocessing as mp
+
     ctx = mp.get_context("spawn")
     port = _free_port()
-    procs = [ctx.Process(target=_worker, args=(r, world, port, list(scenarios), str(tmp_path)), daemon=True)
-             for r in range(world)]
+    procs = [
+        ctx.Process(target=_worker, args=(r, world, port, list(scenarios), str(tmp_path)), daemon=True)
+        for r in range(world)
+    ]
     for p in procs:
         p.start()
     end = time.monotonic() + deadline
@@ -93,17 +101,23 @@ def check_no_errors(results):
 # scenarios (run in every rank)
 # ------------------------------------------------------------------------------------------------------
 
+
 def bits_of(t):
-    view = {torch.float32: torch.int32, torch.float16: torch.int16, torch.bfloat16: torch.int16,
-            torch.float64: torch.int64}[t.dtype]
+    view = {
+        torch.float32: torch.int32,
+        torch.float16: torch.int16,
+        torch.bfloat16: torch.int16,
+        torch.float64: torch.int64,
+    }[t.dtype]
     return t.contiguous().view(view)
 
 
 def tied_tensors(shapes, dtype, seed, levels=2, density=0.8):
     """The same tensors on every rank: few distinct magnitudes, so thresholds fall in huge tie groups."""
     g = torch.Generator().manual_seed(seed)
-    tensors = [(torch.round(torch.randn(s, generator=g, dtype=torch.float64) * levels) / levels).to(dtype)
-               for s in shapes]
+    tensors = [
+        (torch.round(torch.randn(s, generator=g, dtype=torch.float64) * levels) / levels).to(dtype) for s in shapes
+    ]
     keep = [torch.rand(s, generator=g) < density for s in shapes]
     masks = rgprune.MaskSet.from_bool(keep).words
     rgprune.apply_masks_(tensors, masks)
@@ -122,6 +136,7 @@ def ks_for(n, seed):
 def scenario_rank_order(rank, world):
     """Each rank holds consecutive tensors of one list: equals single-process pruning of the whole list."""
     import rgprune.distributed as rgd
+
     checked = straddled = 0
     for dtype in (torch.bfloat16, torch.float32):
         for seed in range(3):
@@ -130,7 +145,7 @@ def scenario_rank_order(rank, world):
             shapes = [(int(n),) for n in torch.randint(0, 400, (n_tensors,), generator=g)]
             shapes[seed % n_tensors] = (0,)  # a zero-size tensor somewhere
             full, full_masks = tied_tensors(shapes, dtype, seed)
-            cuts = [0, *sorted(torch.randperm(n_tensors - 1, generator=g)[:world - 1].add(1).tolist()), n_tensors]
+            cuts = [0, *sorted(torch.randperm(n_tensors - 1, generator=g)[: world - 1].add(1).tolist()), n_tensors]
             mine = slice(cuts[rank], cuts[rank + 1])
             n = sum(rgprune.MaskSet(full_masks, shapes).survivor_counts())
             for k in ks_for(n, seed):
@@ -139,9 +154,14 @@ def scenario_rank_order(rank, world):
                 t, m = clone_all(full[mine]), clone_all(full_masks[mine])
                 got = rgd.prune_global_distributed_(t, m, k)
                 thr = got.threshold
-                assert (thr.k, thr.key, thr.n_below, thr.n_ties, thr.n_equal, thr.n_survivors) == \
-                    (want.threshold.k, want.threshold.key, want.threshold.n_below, want.threshold.n_ties,
-                     want.threshold.n_equal, want.threshold.n_survivors), (dtype, seed, k)
+                assert (thr.k, thr.key, thr.n_below, thr.n_ties, thr.n_equal, thr.n_survivors) == (
+                    want.threshold.k,
+                    want.threshold.key,
+                    want.threshold.n_below,
+                    want.threshold.n_ties,
+                    want.threshold.n_equal,
+                    want.threshold.n_survivors,
+                ), (dtype, seed, k)
                 assert torch.equal(thr.histogram, want.threshold.histogram)
                 for a, b in zip(m, ref_m[mine]):
                     assert torch.equal(a, b), (dtype, seed, k)
@@ -162,15 +182,16 @@ def scenario_parameter_order(rank, world):
     """Each rank holds the row block of every tensor (FSDP2's Shard(0)): equals single-process pruning of
     the full tensors, ties in model order; two rounds, so earlier masks are respected."""
     import rgprune.distributed as rgd
+
     checked = 0
     for dtype in (torch.bfloat16, torch.float32):
         shapes = [(7, 5), (3, 11), (1, 4), (40, 3, 3), (2 * world + 1,)]
         full, full_masks = tied_tensors(shapes, dtype, seed=7)
-        local = [t.chunk(world, 0)[rank].contiguous() if rank < len(t.chunk(world, 0)) else t[:0].clone()
-                 for t in full]
-        local_masks = [rgprune.MaskSet.from_bool([b.chunk(world, 0)[rank] if rank < len(b.chunk(world, 0))
-                                                  else b[:0]]).words[0]
-                       for b in rgprune.MaskSet(full_masks, shapes).to_bool()]
+        local = [t.chunk(world, 0)[rank].contiguous() if rank < len(t.chunk(world, 0)) else t[:0].clone() for t in full]
+        local_masks = [
+            rgprune.MaskSet.from_bool([b.chunk(world, 0)[rank] if rank < len(b.chunk(world, 0)) else b[:0]]).words[0]
+            for b in rgprune.MaskSet(full_masks, shapes).to_bool()
+        ]
         ref_t, ref_m = clone_all(full), clone_all(full_masks)
         n = sum(rgprune.MaskSet(ref_m, shapes).survivor_counts())
         for k in (n // 3, n // 4, 1):
@@ -191,6 +212,7 @@ def scenario_parameter_order(rank, world):
 
 def expect_error_everywhere(call, exc_type, match):
     import re
+
     try:
         call()
     except exc_type as exc:
@@ -203,6 +225,7 @@ def scenario_errors(rank, world):
     """Bad arguments raise on every rank alike (decided after the first all_reduce), nothing changes and
     the ranks stay in step: a valid call afterwards still works."""
     import rgprune.distributed as rgd
+
     shapes = [(50,), (3, 7)]
     full, full_masks = tied_tensors(shapes, torch.float32, seed=rank)  # different weights per rank
     n_local = sum(rgprune.MaskSet(full_masks, shapes).survivor_counts())
@@ -211,23 +234,32 @@ def scenario_errors(rank, world):
     n = sum(totals)
     before = clone_all(full), clone_all(full_masks)
     messages = {}
-    messages["k>n"] = expect_error_everywhere(lambda: rgd.prune_global_distributed_(full, full_masks, n + 1),
-                                              ValueError, rf"k={n + 1} exceeds the {n} surviving weights")
+    messages["k>n"] = expect_error_everywhere(
+        lambda: rgd.prune_global_distributed_(full, full_masks, n + 1),
+        ValueError,
+        rf"k={n + 1} exceeds the {n} surviving weights",
+    )
     nan_t = clone_all(full)
     if rank == world - 1:
         nan_t[1][0, 0] = float("nan")
         full_masks[1][0] |= 1  # make sure it survives
-    messages["nan"] = expect_error_everywhere(lambda: rgd.prune_global_distributed_(nan_t, full_masks, 3),
-                                              ValueError, rf"NaN \(on rank\(s\) \[{world - 1}\]")
+    messages["nan"] = expect_error_everywhere(
+        lambda: rgd.prune_global_distributed_(nan_t, full_masks, 3), ValueError, rf"NaN \(on rank\(s\) \[{world - 1}\]"
+    )
     full_masks[1].copy_(before[1][1])
     messages["k differs"] = expect_error_everywhere(
-        lambda: rgd.prune_global_distributed_(full, full_masks, 3 + (rank == 0)), ValueError, "different k")
+        lambda: rgd.prune_global_distributed_(full, full_masks, 3 + (rank == 0)), ValueError, "different k"
+    )
     messages["bad arg on rank 0"] = expect_error_everywhere(
-        lambda: rgd.prune_global_distributed_(full, full_masks, -1 if rank == 0 else 3), ValueError,
-        "k must be >= 0" if rank == 0 else r"rank\(s\) \[0\] rejected their arguments")
+        lambda: rgd.prune_global_distributed_(full, full_masks, -1 if rank == 0 else 3),
+        ValueError,
+        "k must be >= 0" if rank == 0 else r"rank\(s\) \[0\] rejected their arguments",
+    )
     messages["dtype differs"] = expect_error_everywhere(
         lambda: rgd.prune_global_distributed_([t.to(torch.float16) if rank == 1 else t for t in full], full_masks, 3),
-        TypeError, "different dtypes")
+        TypeError,
+        "different dtypes",
+    )
     for a, b in zip(full + full_masks, before[0] + before[1]):
         assert torch.equal(a, b)
     # still in step: a valid call works and prunes k over all ranks
@@ -253,6 +285,7 @@ def scenario_ddp(rank, world):
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     from rgprune.models import build_model
+
     model = build_model("resnet20", 10, in_channels=1, seed=rank)  # DDP broadcasts rank 0's weights
     ddp = DDP(model)
     opt = torch.optim.SGD(ddp.parameters(), lr=0.1, momentum=0.9)
@@ -272,11 +305,11 @@ def scenario_ddp(rank, world):
     dist.all_gather_object(digests, mask_digest(pruner))
     assert len(set(digests)) == 1, digests
     # not replicated (different weights per rank, no DDP): refused on every rank
-    other = rgprune.GlobalMagnitudePruner(build_model("resnet20", 10, in_channels=1, seed=rank),
-                                          process_group=dist.group.WORLD)
+    other = rgprune.GlobalMagnitudePruner(
+        build_model("resnet20", 10, in_channels=1, seed=rank), process_group=dist.group.WORLD
+    )
     other.prune(fraction=0.3)  # same k and counts everywhere: allowed (masks may differ: replicas' business)
-    msg = expect_error_everywhere(lambda: other.prune(fraction=0.3 + 0.1 * rank), ValueError,
-                                  "differ between ranks")
+    msg = expect_error_everywhere(lambda: other.prune(fraction=0.3 + 0.1 * rank), ValueError, "differ between ranks")
     return {"n_weights": pruner.num_weights, "survivors": survivors, "refused": msg}
 
 
@@ -292,6 +325,7 @@ def scenario_fsdp2(rank, world):
     except ImportError as exc:
         return {"skip": f"FSDP2 (torch.distributed.fsdp.fully_shard) is not in this torch: {exc}"}
     from rgprune.models import build_model
+
     model = build_model("resnet20", 10, in_channels=1, seed=0)
     with torch.no_grad():  # few distinct values: many ties at every threshold, across shards and ranks
         for p in model.parameters():
@@ -315,8 +349,12 @@ def scenario_fsdp2(rank, world):
         want = solo.prune(**step)
         got = pruner.prune(**step)
         split_ties += 0 < got.threshold.n_ties < got.threshold.n_equal
-        assert (got.k, got.threshold.key, got.threshold.n_ties, got.threshold.n_equal) == \
-            (want.k, want.threshold.key, want.threshold.n_ties, want.threshold.n_equal), step
+        assert (got.k, got.threshold.key, got.threshold.n_ties, got.threshold.n_equal) == (
+            want.k,
+            want.threshold.key,
+            want.threshold.n_ties,
+            want.threshold.n_equal,
+        ), step
         assert got.density == want.density and pruner.num_survivors == solo.num_survivors
         assert torch.equal(got.stats.histogram, want.stats.histogram)
         assert torch.equal(got.stats.counts, want.stats.counts)
@@ -349,13 +387,17 @@ def scenario_fsdp2(rank, world):
     for name, keep in zip(names, pruner.masks.to_bool()):
         local, start = params[name].to_local(), init[name].to_local()
         assert torch.all(bits_of(local)[~keep] == 0) and torch.equal(local[keep], start[keep]), name
-    return {"n_weights": pruner.num_weights, "survivors": pruner.num_survivors,
-            "mask_survivors": sum(pruner.masks.survivor_counts())}
+    return {
+        "n_weights": pruner.num_weights,
+        "survivors": pruner.num_survivors,
+        "mask_survivors": sum(pruner.masks.survivor_counts()),
+    }
 
 
 def scenario_crash(rank, world):
     """The last rank dies before the first all_reduce: the others fail with a clear error, no hang."""
     import rgprune.distributed as rgd
+
     tensors = [torch.randn(1000)]
     masks = rgprune.MaskSet.ones(tensors).words
     dist.barrier()  # every rank connected
@@ -388,6 +430,7 @@ SCENARIOS = {
 # ------------------------------------------------------------------------------------------------------
 # tests
 # ------------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("world", [2, 4])
 def test_sharded_lists_equal_single_process(world, tmp_path):
@@ -436,6 +479,7 @@ def test_crashed_rank_fails_fast_with_clear_error(tmp_path, monkeypatch):
 def test_single_process_group_matches_local(tmp_path):
     """world_size 1 in this process: the distributed threshold is the single-process one, every dtype."""
     import rgprune.distributed as rgd
+
     if dist.is_initialized():
         pytest.skip("a default process group already exists in this process")
     dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1, timeout=PG_TIMEOUT)
@@ -451,8 +495,13 @@ def test_single_process_group_matches_local(tmp_path):
                     for order in ("rank", "parameter"):
                         d = rgd.global_magnitude_threshold_distributed(ts, ms, k, tie_order=order)
                         s = rgprune.global_magnitude_threshold(ts, ms, k)
-                        assert (d.key, d.n_below, d.n_ties, d.n_equal, d.n_survivors) == \
-                            (s.key, s.n_below, s.n_ties, s.n_equal, s.n_survivors)
+                        assert (d.key, d.n_below, d.n_ties, d.n_equal, d.n_survivors) == (
+                            s.key,
+                            s.n_below,
+                            s.n_ties,
+                            s.n_equal,
+                            s.n_survivors,
+                        )
                         assert d.local.info.tolist() == s.info.tolist() and d.info.tolist() == s.info.tolist()
                         assert d.passes == (1 if k == 0 else -(-rgprune.kernels.format.KEY_BITS[dtype] // 12))
         with pytest.raises(ValueError, match="tie_order must be"):

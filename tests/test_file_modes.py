@@ -1,6 +1,7 @@
 """Every kind of file a run writes (JSON, safetensors, PNG, Markdown) gets the mode of any new file of the
 user (0o666 minus the umask): safetensors' save_file and the PNG writer used to leave owner-only 0600 files
 beside 0644 JSON."""
+
 import os
 import stat
 
@@ -49,6 +50,7 @@ def test_every_file_kind_gets_the_users_umask_mode(tmp_path, umask):
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     kinds = {p.suffix for p in files}
     assert {".json", ".safetensors", ".png", ".md"} <= kinds and len(written) >= 5
-    assert {str(p.relative_to(tmp_path)): oct(mode(p)) for p in files} == \
-        {str(p.relative_to(tmp_path)): oct(expected) for p in files}
+    assert {str(p.relative_to(tmp_path)): oct(mode(p)) for p in files} == {
+        str(p.relative_to(tmp_path)): oct(expected) for p in files
+    }
     assert not [p for p in tmp_path.rglob(".tmp-*")]  # no temporary left behind

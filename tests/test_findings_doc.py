@@ -34,7 +34,7 @@ def test_check_fails_on_a_changed_number_or_table(findings, computed):
     new, problems = findings.render(text, computed)
     assert problems == [] and new == text
     match = next(findings.VALUE.finditer(text))
-    changed = text[:match.start(2)] + "9.999" + text[match.end(2):]
+    changed = text[: match.start(2)] + "9.999" + text[match.end(2) :]
     assert any(match.group(1) in p for p in findings.render(changed, computed)[1])
     name = next(iter(computed.blocks))
     changed = text.replace(f"<!--block:{name}-->\n", f"<!--block:{name}-->\nextra line\n", 1)

@@ -54,8 +54,10 @@ def test_summaries_are_byte_stable(tmp_path, tiny_runs):
     assert (tmp_path / "a.json.gz").read_bytes() == (tmp_path / "b.json.gz").read_bytes()
     back = read_summary(tmp_path / "a.json.gz")
     assert back["task"] == "digits700" and [r["round"] for r in back["rounds"]] == [0, 1, 2, 3]
-    assert back["rounds"][2]["baselines"]["random-mask"] == RunDir(tiny_runs[0]).read_round_metrics(2)[
-        "baselines"]["random-mask"]["accuracy"]
+    assert (
+        back["rounds"][2]["baselines"]["random-mask"]
+        == RunDir(tiny_runs[0]).read_round_metrics(2)["baselines"]["random-mask"]["accuracy"]
+    )
 
 
 def test_subsample_of_every_survivor_is_the_recorded_flow(tiny_runs):
@@ -131,8 +133,11 @@ def _finding1_data(task_effect: float, gain_slope: float, rng) -> finding1.Findi
     gain_slope > 0; every own ticket 0.1 above its random mask."""
     tasks, bins = F1.all_tasks, 5
     offsets = {t: rng.normal(size=bins) for t in tasks}
-    flows = {(t, s): np.tile(task_effect * offsets[t], (F1.rounds + 1, 1)) + rng.normal(0, 0.1, (F1.rounds + 1, bins))
-             for t in tasks for s in F1.seeds}
+    flows = {
+        (t, s): np.tile(task_effect * offsets[t], (F1.rounds + 1, 1)) + rng.normal(0, 0.1, (F1.rounds + 1, bins))
+        for t in tasks
+        for s in F1.seeds
+    }
     accuracy = {(t, s): [0.9] * (F1.rounds + 1) for t in tasks for s in F1.seeds}
     random_mask = {(t, s, n): 0.8 for t in tasks for s in F1.seeds for n in F1.transfer_rounds}
     transfer = {}
@@ -154,8 +159,9 @@ def test_go_no_go_sees_a_task_signal_and_only_then():
 
 
 def test_transfer_test_finds_a_planted_link_with_the_predicted_sign():
-    test = finding1.transfer_test(_finding1_data(1.0, 0.01, np.random.default_rng(2)), F1.transfer_rounds[-1],
-                                  n_boot=100)
+    test = finding1.transfer_test(
+        _finding1_data(1.0, 0.01, np.random.default_rng(2)), F1.transfer_rounds[-1], n_boot=100
+    )
     assert test["kept"] == F1.tasks
     assert test["mantel"].statistic < -0.8 and test["mantel"].p_value < 0.01
     assert test["interval"][1] < 0
@@ -201,8 +207,9 @@ def test_depth_test_finds_spread_growing_with_depth():
 def test_noise_floor_removes_sampling_noise():
     # flows equal across runs: the spread is sampling noise alone, which the floor must cancel (a floor of one
     # draw's noise instead of two would leave half of it)
-    test = finding3.depth_test(_finding3_data({m: 0.0 for m in F3.models}, 0.1, np.random.default_rng(1)),
-                               permutations=99)
+    test = finding3.depth_test(
+        _finding3_data({m: 0.0 for m in F3.models}, 0.1, np.random.default_rng(1)), permutations=99
+    )
     assert np.all(np.abs(test["excess"]) < 0.1 * test["spread"])
     assert test["p_value"] > 0.05
 
@@ -213,7 +220,7 @@ def test_windows_match_survivor_counts():
     for count in counts.values():
         first, last = design.rounds_for(count)
         assert last - first + 1 == design.window_rounds
-        assert abs(np.log(count * 0.8 ** first / design.window_start_survivors)) <= 0.5 * np.log(1.25) + 1e-9
+        assert abs(np.log(count * 0.8**first / design.window_start_survivors)) <= 0.5 * np.log(1.25) + 1e-9
     assert design.rounds_for(267_408) == (6, 20)  # finding 1's ResNet-20 runs cover the window
 
 

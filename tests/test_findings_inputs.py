@@ -157,8 +157,12 @@ def test_resnet_depth_series_has_depth_minus_one_convs(depth):
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert len(convs) == depth - 1
     blocks = (depth - 2) // 6
-    expected = 16 * 9 + 16 * 16 * 9 * 2 * blocks + (16 * 32 + 32 * 32 * (2 * blocks - 1)) * 9 \
+    expected = (
+        16 * 9
+        + 16 * 16 * 9 * 2 * blocks
+        + (16 * 32 + 32 * 32 * (2 * blocks - 1)) * 9
         + (32 * 64 + 64 * 64 * (2 * blocks - 1)) * 9
+    )
     assert sum(c.weight.numel() for c in convs) == expected
     with torch.no_grad():
         assert model.eval()(torch.randn(2, 1, 8, 8)).shape == (2, 10)

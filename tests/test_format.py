@@ -1,22 +1,32 @@
 """rgprune.kernels.format (the Python twin of csrc/rgprune.h) agrees with the compiled extension, and its
 mask and key helpers do what the format says."""
+
 import pytest
 import torch
 
 from rgprune.kernels import extension
 from rgprune.kernels import format as fmt
 
-DTYPE_NAMES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16",
-               torch.float64: "float64"}
+DTYPE_NAMES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16", torch.float64: "float64"}
 
-requires_compiled = pytest.mark.skipif(extension.module is None,
-                                       reason=f"needs the compiled extension rgprune._C: {extension.backend()}")
+requires_compiled = pytest.mark.skipif(
+    extension.module is None, reason=f"needs the compiled extension rgprune._C: {extension.backend()}"
+)
 
 
 @requires_compiled
 def test_scalar_constants_equal_the_extensions():
-    for name in ("RADIX_BITS", "MAX_HIST_BITS", "INFO_KEY", "INFO_N_BELOW", "INFO_N_TIES", "INFO_N_EQUAL",
-                 "INFO_N_SURVIVORS", "INFO_N_NAN", "INFO_LEN"):
+    for name in (
+        "RADIX_BITS",
+        "MAX_HIST_BITS",
+        "INFO_KEY",
+        "INFO_N_BELOW",
+        "INFO_N_TIES",
+        "INFO_N_EQUAL",
+        "INFO_N_SURVIVORS",
+        "INFO_N_NAN",
+        "INFO_LEN",
+    ):
         assert getattr(fmt, name) == getattr(extension.module, name), name
 
 

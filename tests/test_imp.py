@@ -2,6 +2,7 @@
 
 Fast: ResNet-20 on the 8x8 digits, one epoch of 12 steps per round, two rounds.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,11 +20,37 @@ from rgprune.imp.pipeline import EVAL_BATCH
 from rgprune.models import build_model
 from rgprune.train import evaluate, train_epochs
 
-TINY = IMPConfig(model="resnet20", task="digits", rounds=2, epochs=1, image_size=8, batch_size=128,
-                 rewind_step=3, baselines=BASELINES)
+TINY = IMPConfig(
+    model="resnet20",
+    task="digits",
+    rounds=2,
+    epochs=1,
+    image_size=8,
+    batch_size=128,
+    rewind_step=3,
+    baselines=BASELINES,
+)
 # the same config as command-line options
-TINY_ARGS = ["imp", "--model", "resnet20", "--task", "digits", "--rounds", "2", "--epochs", "1", "--image-size", "8",
-             "--batch-size", "128", "--rewind-step", "3", "--baselines", "all", "--quiet"]
+TINY_ARGS = [
+    "imp",
+    "--model",
+    "resnet20",
+    "--task",
+    "digits",
+    "--rounds",
+    "2",
+    "--epochs",
+    "1",
+    "--image-size",
+    "8",
+    "--batch-size",
+    "128",
+    "--rewind-step",
+    "3",
+    "--baselines",
+    "all",
+    "--quiet",
+]
 N_PRUNABLE = 267408  # ResNet-20 conv weights with one input channel (the fc head is not pruned)
 
 
@@ -57,26 +84,30 @@ def reference(tmp_path_factory, one_thread):
 
 # ---- config validation --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("changes, message", [
-    (dict(model="resnet99"), "valid models are: resnet18, resnet50, resnet20"),
-    (dict(task="mnist"), "valid tasks are: digits, digits-inverted"),
-    (dict(task="vader"), "is a vision model but task 'vader' is a text task"),
-    (dict(fraction=0.0), "fraction must be > 0"),
-    (dict(fraction=1.0), "fraction must be < 1"),
-    (dict(fraction=1.5), "fraction must be < 1"),
-    (dict(rounds=0), "rounds must be >= 1"),
-    (dict(epochs=0), "epochs must be >= 1"),
-    (dict(rewind_step=-1), "rewind_step must be >= 0"),
-    (dict(optimizer="adam"), "valid choices are: sgd, adamw"),
-    (dict(schedule="linear"), "valid choices are: cosine, constant, step"),
-    (dict(lr=0.0), "lr must be > 0"),
-    (dict(momentum=1.0), "momentum must be < 1"),
-    (dict(batch_size=0), "batch_size must be >= 1"),
-    (dict(seed=-3), "seed must be >= 0"),
-    (dict(device="tpu"), "'cpu', 'cuda', 'cuda:N' or 'auto'"),
-    (dict(baselines=("random-reinit", "shuffled")), "valid baselines are: random-reinit, random-mask"),
-    (dict(image_size=2), "image_size must be >= 4"),
-])
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(model="resnet99"), "valid models are: resnet18, resnet50, resnet20"),
+        (dict(task="mnist"), "valid tasks are: digits, digits-inverted"),
+        (dict(task="vader"), "is a vision model but task 'vader' is a text task"),
+        (dict(fraction=0.0), "fraction must be > 0"),
+        (dict(fraction=1.0), "fraction must be < 1"),
+        (dict(fraction=1.5), "fraction must be < 1"),
+        (dict(rounds=0), "rounds must be >= 1"),
+        (dict(epochs=0), "epochs must be >= 1"),
+        (dict(rewind_step=-1), "rewind_step must be >= 0"),
+        (dict(optimizer="adam"), "valid choices are: sgd, adamw"),
+        (dict(schedule="linear"), "valid choices are: cosine, constant, step"),
+        (dict(lr=0.0), "lr must be > 0"),
+        (dict(momentum=1.0), "momentum must be < 1"),
+        (dict(batch_size=0), "batch_size must be >= 1"),
+        (dict(seed=-3), "seed must be >= 0"),
+        (dict(device="tpu"), "'cpu', 'cuda', 'cuda:N' or 'auto'"),
+        (dict(baselines=("random-reinit", "shuffled")), "valid baselines are: random-reinit, random-mask"),
+        (dict(image_size=2), "image_size must be >= 4"),
+    ],
+)
 def test_config_validation_names_the_problem(changes, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         TINY.replace(**changes)
@@ -108,6 +139,7 @@ def test_rewind_step_past_the_end_is_refused(tmp_path):
 
 
 # ---- one run: checkpoints, metrics, densities, trace ---------------------------------------------------
+
 
 def test_two_rounds_checkpoints_metrics_and_exact_densities(reference, digits_test):
     """Exact survivor counts and the accuracy of each saved θ_n counted here: guards against k off by one (floor
@@ -181,6 +213,7 @@ def test_imp_really_trains(reference):
 
 # ---- rewinding and baselines ------------------------------------------------------------------------------
 
+
 def test_rewind_semantics_and_baselines(tmp_path, monkeypatch, reference, digits_test):
     """At the start of every training of round n >= 1 the survivors equal θ_k and pruned weights are 0;
     the random-mask baseline has the ticket's per-layer counts at other positions; the random-reinit
@@ -192,7 +225,9 @@ def test_rewind_semantics_and_baselines(tmp_path, monkeypatch, reference, digits
     real = trainer.train_epochs
 
     def spy(model, *args, **kwargs):
-        seen.append((kwargs["desc"], kwargs["start_step"], {k: v.detach().clone() for k, v in model.state_dict().items()}))
+        seen.append(
+            (kwargs["desc"], kwargs["start_step"], {k: v.detach().clone() for k, v in model.state_dict().items()})
+        )
         stats = real(model, *args, **kwargs)
         trained[kwargs["desc"]] = {k: v.detach().clone() for k, v in model.state_dict().items()}
         return stats
@@ -205,7 +240,8 @@ def test_rewind_semantics_and_baselines(tmp_path, monkeypatch, reference, digits
     init, theta_k = load_file(str(out / "init.safetensors")), load_file(str(out / "rewind.safetensors"))
     assert not torch.equal(init["conv1.weight"], theta_k["conv1.weight"])  # k = 3 > 0: trained 3 steps
     assert [(d, s) for d, s, _ in seen] == [("round 0 dense", 0)] + [
-        (f"round {n}{suffix}", 3) for n in (1, 2) for suffix in ("", " random-reinit", " random-mask")]
+        (f"round {n}{suffix}", 3) for n in (1, 2) for suffix in ("", " random-reinit", " random-mask")
+    ]
     assert all(torch.equal(seen[0][2][k], init[k]) for k in init)
     for n in (1, 2):
         masks = round_files(out, n)["masks"]
@@ -216,7 +252,7 @@ def test_rewind_semantics_and_baselines(tmp_path, monkeypatch, reference, digits
             assert not reinit[name][~keep].any() and not torch.equal(reinit[name][keep], theta_k[name][keep])
             random_keep = random_mask[name] != 0
             assert int(random_keep.sum()) == int(keep.sum())  # same per-layer count ...
-            assert not torch.equal(random_keep, keep)          # ... at other positions
+            assert not torch.equal(random_keep, keep)  # ... at other positions
             assert torch.equal(random_mask[name][random_keep], theta_k[name][random_keep])  # rewound to θ_k
         for name in theta_k:  # BN statistics and every other tensor are rewound too
             if name not in masks.names:
@@ -224,15 +260,19 @@ def test_rewind_semantics_and_baselines(tmp_path, monkeypatch, reference, digits
         metrics = round_files(out, n)["metrics"]
         assert metrics["accuracy"] == tiny_accuracy(trained[f"round {n}"], digits_test)
         for baseline in BASELINES:
-            assert metrics["baselines"][baseline]["accuracy"] == tiny_accuracy(trained[f"round {n} {baseline}"],
-                                                                               digits_test), baseline
+            assert metrics["baselines"][baseline]["accuracy"] == tiny_accuracy(
+                trained[f"round {n} {baseline}"], digits_test
+            ), baseline
 
 
 def test_rewind_step_capture(tmp_path):
     """θ_k is the state after exactly k optimizer steps: k = 0 is the init, k = all steps is θ_0."""
     config = TINY.replace(rounds=1, baselines=())
     run_imp(config.replace(rewind_step=0), tmp_path / "k0", progress=False)
-    init, rewind = load_file(str(tmp_path / "k0" / "init.safetensors")), load_file(str(tmp_path / "k0" / "rewind.safetensors"))
+    init, rewind = (
+        load_file(str(tmp_path / "k0" / "init.safetensors")),
+        load_file(str(tmp_path / "k0" / "rewind.safetensors")),
+    )
     assert all(torch.equal(init[k], rewind[k]) for k in init)
     run_imp(config.replace(rewind_step=12), tmp_path / "k12", progress=False)
     trained = load_file(str(tmp_path / "k12" / "round-00" / "weights.safetensors"))
@@ -241,6 +281,7 @@ def test_rewind_step_capture(tmp_path):
 
 
 # ---- resume ----------------------------------------------------------------------------------------------
+
 
 def test_resume_after_interruption_equals_uninterrupted(tmp_path, monkeypatch, reference):
     ref_result, ref_out = reference
@@ -264,7 +305,10 @@ def test_resume_after_interruption_equals_uninterrupted(tmp_path, monkeypatch, r
     assert resumed.densities == ref_result.densities and resumed.accuracies == ref_result.accuracies
     assert [r.baselines for r in resumed.rounds] == [r.baselines for r in ref_result.rounds]
     assert_same_run(out, ref_out, 2)
-    assert json.loads((out / "trace.json").read_text())["rounds"] == json.loads((ref_out / "trace.json").read_text())["rounds"]
+    assert (
+        json.loads((out / "trace.json").read_text())["rounds"]
+        == json.loads((ref_out / "trace.json").read_text())["rounds"]
+    )
 
     # a complete run resumes to itself without training
     again = run_imp(TINY, out, progress=False)
@@ -319,6 +363,7 @@ def test_resume_after_sigkill(tmp_path, reference):
 
 # ---- CLI ------------------------------------------------------------------------------------------------
 
+
 def test_cli_imp_prints_the_table_and_resumes(reference, capsys):
     from rgprune.cli import main
 
@@ -365,15 +410,18 @@ def test_cli_imp_options_come_from_the_config_fields(capsys):
         elif f.default not in (dataclasses.MISSING, False):
             assert f"(default: {f.default})" in text, f.name
     assert "(default: 8)" in text and "(default: 0.1 for sgd, 0.0001 for adamw)" in text
-    for option, value, message in (("--image-size", "2", "must be >= 4"), ("--momentum", "1", "between 0 and 1"),
-                                    ("--epochs", "1.5", "must be an int")):
+    for option, value, message in (
+        ("--image-size", "2", "must be >= 4"),
+        ("--momentum", "1", "between 0 and 1"),
+        ("--epochs", "1.5", "must be an int"),
+    ):
         with pytest.raises(SystemExit):
             main(["imp", "--model", "resnet20", "--task", "digits", option, value])
         assert message in capsys.readouterr().err, option
-    args = build_parser().parse_args(["imp", "--model", "resnet20", "--task", "digits", "--amp", "--lr", "0.5",
-                                      "--baselines", "all"])
-    assert config_from_args(args) == IMPConfig(model="resnet20", task="digits", amp=True, lr=0.5,
-                                               baselines=BASELINES)
+    args = build_parser().parse_args(
+        ["imp", "--model", "resnet20", "--task", "digits", "--amp", "--lr", "0.5", "--baselines", "all"]
+    )
+    assert config_from_args(args) == IMPConfig(model="resnet20", task="digits", amp=True, lr=0.5, baselines=BASELINES)
     args = build_parser().parse_args(["imp", "--model", "minilm", "--task", "vader", "--baselines", "none"])
     assert config_from_args(args) == IMPConfig(model="minilm", task="vader")  # text defaults, no image_size
 
@@ -421,8 +469,14 @@ def test_run_dir_rounds_are_ordered_by_number_and_clean_up_after_the_last_comple
         run.weights_path(n).write_bytes(b"weights")
     (run.path / "round-xx").mkdir()  # not a round
     assert run.round_numbers() == [0, 1, 2, 10, 99, 100]
-    assert [p.parent.name for p in run.checkpoints()] == ["round-00", "round-01", "round-02", "round-10",
-                                                          "round-99", "round-100"]
+    assert [p.parent.name for p in run.checkpoints()] == [
+        "round-00",
+        "round-01",
+        "round-02",
+        "round-10",
+        "round-99",
+        "round-100",
+    ]
     config = TINY.replace(rounds=200)
     with pytest.raises(ValueError, match="not empty and holds no IMP run"):
         run.prepare(config)
@@ -449,7 +503,9 @@ def test_run_dir_rounds_are_ordered_by_number_and_clean_up_after_the_last_comple
     with run.lock():  # released: the next writer gets it
         pass
 
+
 # ---- the training loops -----------------------------------------------------------------------------------
+
 
 class _TinyText(torch.nn.Module):
     """A Hugging Face-like text classifier: returns an object with .logits."""
@@ -497,18 +553,35 @@ def test_train_epochs_start_step_replays_the_same_batches():
         model = Record()
         model.tag = tag
         loader = torch.utils.data.DataLoader(data, batch_size=4, shuffle=True, generator=torch.Generator())
-        train_epochs(model, loader, torch.optim.SGD(model.parameters(), lr=0.1), epochs=3, progress=False,
-                     start_step=start, seed=7)
+        train_epochs(
+            model,
+            loader,
+            torch.optim.SGD(model.parameters(), lr=0.1),
+            epochs=3,
+            progress=False,
+            start_step=start,
+            seed=7,
+        )
     assert len(seen["full"]) == 15 and seen["late"] == seen["full"][7:]
 
 
 # ---- the README experiment (make test-slow) ------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_readme_experiment_resnet20_digits(tmp_path):
     """ResNet-20 on digits, 8 rounds to density <= 0.17, with both baselines (about 10-25 CPU minutes)."""
-    config = IMPConfig(model="resnet20", task="digits", rounds=8, epochs=15, image_size=16, batch_size=64, lr=0.1,
-                       rewind_step=23, baselines=BASELINES)
+    config = IMPConfig(
+        model="resnet20",
+        task="digits",
+        rounds=8,
+        epochs=15,
+        image_size=16,
+        batch_size=64,
+        lr=0.1,
+        rewind_step=23,
+        baselines=BASELINES,
+    )
     result = run_imp(config, tmp_path / "r20-digits", progress=True)
     print(result.table())
     assert result.complete and result.densities[-1] <= 0.17

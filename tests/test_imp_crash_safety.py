@@ -35,8 +35,15 @@ from run_helpers import TinyConvNet, WriteFaults, assert_same_run, blobs, kill_a
 from rgprune.imp import BASELINES, IMPConfig, RunDir, load_result, run_imp
 
 ROUNDS = 2
-CONFIG = IMPConfig(model="given:tinyconv", task="given-vision:blobs", rounds=ROUNDS, epochs=1, batch_size=8,
-                   rewind_step=2, baselines=BASELINES)
+CONFIG = IMPConfig(
+    model="given:tinyconv",
+    task="given-vision:blobs",
+    rounds=ROUNDS,
+    epochs=1,
+    batch_size=8,
+    rewind_step=2,
+    baselines=BASELINES,
+)
 ROUND_FILES = ("weights.safetensors", "masks.safetensors", "observables.json", "metrics.json")
 
 
@@ -69,10 +76,13 @@ def point_id(point: tuple[str, int]) -> str:
 def last_complete_before(point: tuple[str, int]) -> int:
     """The last round n such that rounds 0..n are complete when the writes before ``point`` (in the documented
     layout) are the only ones done: all four files of each round, θ_init and θ_k written."""
-    done = set(LAYOUT[:POINTS.index(point)]) if point in POINTS[:len(LAYOUT)] else set(LAYOUT)
+    done = set(LAYOUT[: POINTS.index(point)]) if point in POINTS[: len(LAYOUT)] else set(LAYOUT)
     last = -1
-    while last < ROUNDS and {"init.safetensors", "rewind.safetensors"} <= done and \
-            all(f"round-{last + 1:02d}/{name}" in done for name in ROUND_FILES):
+    while (
+        last < ROUNDS
+        and {"init.safetensors", "rewind.safetensors"} <= done
+        and all(f"round-{last + 1:02d}/{name}" in done for name in ROUND_FILES)
+    ):
         last += 1
     return last
 
@@ -120,8 +130,8 @@ def test_an_uninterrupted_run_writes_the_documented_layout_atomically(reference)
     """Guards against a round's completion marker written before its other files (metrics.json first: a failed
     weights write would leave a round reported complete), and against a write that bypasses atomic_write."""
     out, writes = reference
-    assert writes[:len(LAYOUT)] == LAYOUT
-    report = writes[len(LAYOUT):]
+    assert writes[: len(LAYOUT)] == LAYOUT
+    report = writes[len(LAYOUT) :]
     assert {"trace.json", "flow.json", "report.md"} <= set(report) and all("/" not in name for name in report)
     on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
     assert on_disk == set(writes)  # every file of the run came through a temp file renamed into place
@@ -147,8 +157,9 @@ def interrupted_by(action: str, point: tuple[str, int], out: Path) -> None:
         finally:
             os._exit(70)
     _, status = os.waitpid(pid, 0)
-    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, \
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, (
         f"not killed at {point}: wait status {status} (the child's output is above)"
+    )
 
 
 def assert_resumes_to_the_uninterrupted_run(out: Path, ref: Path, last: int) -> None:
@@ -167,8 +178,18 @@ def assert_resumes_to_the_uninterrupted_run(out: Path, ref: Path, last: int) -> 
     assert files == {p.relative_to(ref).as_posix() for p in ref.rglob("*") if p.is_file()}  # no leftovers
 
 
-@pytest.mark.parametrize("action", ["raise", pytest.param("kill", marks=pytest.mark.skipif(
-    not hasattr(os, "fork"), reason="the SIGKILLed run is a forked copy of the test process (POSIX only)"))])
+@pytest.mark.parametrize(
+    "action",
+    [
+        "raise",
+        pytest.param(
+            "kill",
+            marks=pytest.mark.skipif(
+                not hasattr(os, "fork"), reason="the SIGKILLed run is a forked copy of the test process (POSIX only)"
+            ),
+        ),
+    ],
+)
 @pytest.mark.parametrize("point", POINTS, ids=[point_id(p) for p in POINTS])
 def test_a_failed_or_killed_write_leaves_no_round_complete_that_resume_trusts(point, action, tmp_path, reference):
     """Each write of a run fails in turn, or the process is SIGKILLed at it: the rounds reported complete are
@@ -194,8 +215,26 @@ def test_a_failed_or_killed_write_leaves_no_round_complete_that_resume_trusts(po
     assert_resumes_to_the_uninterrupted_run(out, ref, last)
 
 
-TINY_ARGS = ["imp", "--model", "resnet20", "--task", "digits", "--rounds", "2", "--epochs", "1", "--image-size", "8",
-             "--batch-size", "128", "--rewind-step", "3", "--baselines", "all", "--quiet"]
+TINY_ARGS = [
+    "imp",
+    "--model",
+    "resnet20",
+    "--task",
+    "digits",
+    "--rounds",
+    "2",
+    "--epochs",
+    "1",
+    "--image-size",
+    "8",
+    "--batch-size",
+    "128",
+    "--rewind-step",
+    "3",
+    "--baselines",
+    "all",
+    "--quiet",
+]
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ writing one run directory, resume after an interrupted round and with nothing le
 
 Fast: ResNet-20 on the 8x8 digits, one epoch per round, one pruning round, one thread per rank.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,14 +26,31 @@ from rgprune.imp.pipeline import EVAL_BATCH
 from rgprune.models import build_model
 
 pytestmark = [
-    pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()), reason="torch.distributed with "
-                       "gloo is not available in this torch build"),
+    pytest.mark.skipif(
+        not (dist.is_available() and dist.is_gloo_available()),
+        reason="torch.distributed with gloo is not available in this torch build",
+    ),
     pytest.mark.timeout(400),
 ]
 
 REPO = Path(__file__).resolve().parents[1]
-ARGS = ["imp", "--model", "resnet20", "--task", "digits", "--rounds", "1", "--epochs", "1", "--image-size", "8",
-        "--batch-size", "128", "--threads", "1"]  # no --quiet: the resume line is wanted (no bars: not a tty)
+ARGS = [
+    "imp",
+    "--model",
+    "resnet20",
+    "--task",
+    "digits",
+    "--rounds",
+    "1",
+    "--epochs",
+    "1",
+    "--image-size",
+    "8",
+    "--batch-size",
+    "128",
+    "--threads",
+    "1",
+]  # no --quiet: the resume line is wanted (no bars: not a tty)
 RUN_FILES = {"config.json", "init.safetensors", "rewind.safetensors", "metrics.json", "trace.json"}
 ROUND_FILES = {"weights.safetensors", "masks.safetensors", "observables.json", "metrics.json"}
 
@@ -44,19 +62,41 @@ def _free_port() -> int:
 
 
 def _torchrun(out: Path, *extra: str, nproc: int = 2) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1", RGPRUNE_DIST_TIMEOUT="60",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        RGPRUNE_DIST_TIMEOUT="60",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    )
     if sys.platform.startswith("linux"):
         env.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc), "--master-addr",
-           "127.0.0.1", "--master-port", str(_free_port()), "-m", "rgprune.cli", *ARGS, "--out", str(out), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        str(nproc),
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(_free_port()),
+        "-m",
+        "rgprune.cli",
+        *ARGS,
+        "--out",
+        str(out),
+        *extra,
+    ]
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
 
 
 def _snapshot(out: Path) -> dict[str, tuple[int, bytes]]:
     """{relative path: (mtime_ns, bytes)} of every round file."""
-    return {str(p.relative_to(out)): (p.stat().st_mtime_ns, p.read_bytes())
-            for p in sorted(out.glob("round-*/*")) if p.is_file()}
+    return {
+        str(p.relative_to(out)): (p.stat().st_mtime_ns, p.read_bytes())
+        for p in sorted(out.glob("round-*/*"))
+        if p.is_file()
+    }
 
 
 def test_imp_under_torchrun_writes_one_run_and_resumes(tmp_path):
@@ -85,8 +125,9 @@ def test_imp_under_torchrun_writes_one_run_and_resumes(tmp_path):
     for n, r in enumerate(summary["rounds"]):
         assert r["round"] == n and r["world_size"] == 2
         weights = load_file(str(out / f"round-{n:02d}" / "weights.safetensors"))
-        assert r["accuracy"] == accuracy_of(build_model("resnet20", 10, in_channels=1), weights, test,
-                                            max(EVAL_BATCH, 128))
+        assert r["accuracy"] == accuracy_of(
+            build_model("resnet20", 10, in_channels=1), weights, test, max(EVAL_BATCH, 128)
+        )
     masks = load_file(str(out / "round-01" / "masks.safetensors"))
     assert masks  # the mask of round 1 (density 0.8) as saved by rank 0
     # steps per rank: 1437 training digits -> 719 per rank (padded) -> 6 batches of 128
@@ -105,8 +146,9 @@ def test_imp_under_torchrun_writes_one_run_and_resumes(tmp_path):
             assert redone[name] == (mtime, data), f"{name} was rewritten"
         elif name.endswith(".safetensors"):  # tensors (the header's metadata order may vary; json holds timings)
             a, b = load_file(str(out / name)), safetensors_load(data)
-            assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), \
+            assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), (
                 f"{name} differs from the uninterrupted run"
+            )
 
     # nothing left to do: the table again, no round rewritten
     third = _torchrun(out)

@@ -62,18 +62,66 @@ def run_cli(*args: str, out: Path, capsys=None) -> tuple[int, str, str]:
 # ---- every format from the command line ---------------------------------------------------------------------
 
 FORMATS = {  # name: (options, number of classes, the head's parameter)
-    "cifar10": (["--model", "resnet20", "--task", "cifar10:{d}/c10", "--image-size", "8", "--batch-size", "8"],
-                10, "fc.weight"),
-    "cifar100": (["--model", "resnet20", "--task", "cifar100:{d}/c100", "--image-size", "8", "--batch-size", "5"],
-                 100, "fc.weight"),
-    "imagefolder": (["--model", "torchvision:resnet18", "--task", "imagefolder:{d}/folder", "--image-size", "16",
-                     "--batch-size", "5"], 3, "fc.weight"),
-    "glue-sst2": (["--model", "hf:{d}/bert", "--task", "glue-sst2:{d}/SST-2", "--batch-size", "4"], 2,
-                  "classifier.weight"),
-    "hf-disk": (["--model", "hf:{d}/bert", "--task", "hf-disk:{d}/hfd", "--text-columns", "premise", "hypothesis",
-                 "--batch-size", "4"], 2, "classifier.weight"),
-    "csv": (["--model", "hf:{d}/bert", "--task", "csv:{d}/csv", "--text-columns", "review", "--label-column",
-             "sentiment", "--batch-size", "4"], 3, "classifier.weight"),
+    "cifar10": (
+        ["--model", "resnet20", "--task", "cifar10:{d}/c10", "--image-size", "8", "--batch-size", "8"],
+        10,
+        "fc.weight",
+    ),
+    "cifar100": (
+        ["--model", "resnet20", "--task", "cifar100:{d}/c100", "--image-size", "8", "--batch-size", "5"],
+        100,
+        "fc.weight",
+    ),
+    "imagefolder": (
+        [
+            "--model",
+            "torchvision:resnet18",
+            "--task",
+            "imagefolder:{d}/folder",
+            "--image-size",
+            "16",
+            "--batch-size",
+            "5",
+        ],
+        3,
+        "fc.weight",
+    ),
+    "glue-sst2": (
+        ["--model", "hf:{d}/bert", "--task", "glue-sst2:{d}/SST-2", "--batch-size", "4"],
+        2,
+        "classifier.weight",
+    ),
+    "hf-disk": (
+        [
+            "--model",
+            "hf:{d}/bert",
+            "--task",
+            "hf-disk:{d}/hfd",
+            "--text-columns",
+            "premise",
+            "hypothesis",
+            "--batch-size",
+            "4",
+        ],
+        2,
+        "classifier.weight",
+    ),
+    "csv": (
+        [
+            "--model",
+            "hf:{d}/bert",
+            "--task",
+            "csv:{d}/csv",
+            "--text-columns",
+            "review",
+            "--label-column",
+            "sentiment",
+            "--batch-size",
+            "4",
+        ],
+        3,
+        "classifier.weight",
+    ),
 }
 
 
@@ -102,12 +150,27 @@ def test_cli_runs_imp_on_each_local_format(name, data, tmp_path, capsys):
 
 # ---- killed with workers, resumed without: the result of an uninterrupted run -----------------------------------
 
+
 def test_killed_run_with_workers_resumes_to_the_uninterrupted_result(data, tmp_path, capsys):
     """Augmented CIFAR: rounds 0-1 run with 2 persistent DataLoader workers in a process SIGKILLed in round 2; the
     resume runs round 2 with no workers. Every round equals an uninterrupted run without workers, bit for bit: the
     data order and every augmentation draw do not depend on the workers."""
-    options = ["--model", "resnet20", "--task", f"cifar10:{data}/c10", "--image-size", "8", "--batch-size", "6",
-               "--augment", "--rewind-step", "2", "--seed", "3", *SHORT]
+    options = [
+        "--model",
+        "resnet20",
+        "--task",
+        f"cifar10:{data}/c10",
+        "--image-size",
+        "8",
+        "--batch-size",
+        "6",
+        "--augment",
+        "--rewind-step",
+        "2",
+        "--seed",
+        "3",
+        *SHORT,
+    ]
     reference = tmp_path / "reference"
     assert run_cli(*options, "--num-workers", "0", out=reference)[0] == 0
     killed = tmp_path / "killed"
@@ -131,6 +194,7 @@ def test_augmentation_really_draws(data):
 
 # ---- bad input: the clear error, nothing written ------------------------------------------------------------------
 
+
 def _broken(data: Path, tmp_path: Path, case: str) -> list[str]:
     """The options of one bad-input case (writing its broken copy of the data under tmp_path)."""
     c10 = ["--model", "resnet20", "--task", f"cifar10:{data}/c10", "--image-size", "8"]
@@ -151,8 +215,16 @@ def _broken(data: Path, tmp_path: Path, case: str) -> list[str]:
         (tmp_path / "SST-2" / "dev.tsv").unlink()
         return ["--model", "minilm-random", "--task", f"glue-sst2:{tmp_path}/SST-2"]
     if case == "csv-missing-column":
-        return ["--model", "minilm-random", "--task", f"csv:{data}/csv", "--text-columns", "review",
-                "--label-column", "stars"]
+        return [
+            "--model",
+            "minilm-random",
+            "--task",
+            f"csv:{data}/csv",
+            "--text-columns",
+            "review",
+            "--label-column",
+            "stars",
+        ]
     if case == "hf-disk-not-saved":
         (tmp_path / "hfd").mkdir()
         return ["--model", "minilm-random", "--task", f"hf-disk:{tmp_path}/hfd"]
@@ -160,8 +232,16 @@ def _broken(data: Path, tmp_path: Path, case: str) -> list[str]:
         shutil.copytree(data / "bert", tmp_path / "bert")
         for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
             (tmp_path / "bert" / name).unlink(missing_ok=True)
-        return ["--model", f"hf:{tmp_path}/bert", "--task", f"csv:{data}/csv", "--text-columns", "review",
-                "--label-column", "sentiment"]
+        return [
+            "--model",
+            f"hf:{tmp_path}/bert",
+            "--task",
+            f"csv:{data}/csv",
+            "--text-columns",
+            "review",
+            "--label-column",
+            "sentiment",
+        ]
     if case == "weights-missing":
         return [*c10, "--weights", str(tmp_path / "missing.safetensors")]
     if case == "weights-of-another-model":
@@ -182,11 +262,11 @@ BAD = {
     "cifar-missing-file": "lacks test_batch; cifar10:ROOT expects torchvision's CIFAR-10 folder",
     "cifar-not-a-pickle": "is not a CIFAR python pickle",
     "imagefolder-no-val": "is missing or not a folder; imagefolder:ROOT expects ROOT/train/<class>/<image> and "
-                          "ROOT/val/<class>/<image>",
+    "ROOT/val/<class>/<image>",
     "glue-missing-dev": "dev.tsv is missing; glue-sst2:ROOT expects GLUE's SST-2 files",
     "csv-missing-column": "no column(s) ['stars'] in the header",
     "hf-disk-not-saved": "has no dataset_dict.json; hf-disk:PATH expects a datasets.DatasetDict saved with "
-                         "save_to_disk",
+    "save_to_disk",
     "checkpoint-without-tokenizer": "has no tokenizer files",
     "weights-missing": "missing.safetensors does not exist",
     "weights-of-another-model": "does not fit the model",
@@ -211,14 +291,28 @@ def test_default_max_length_fits_the_model_when_the_tokenizer_sets_no_limit(data
     default 128 tokens (else training would index past the position embeddings)."""
     shutil.copytree(data / "bert", tmp_path / "bert")
     config_path = tmp_path / "bert" / "tokenizer_config.json"
-    config_path.write_text(json.dumps({k: v for k, v in json.loads(config_path.read_text()).items()
-                                       if k != "model_max_length"}))
+    config_path.write_text(
+        json.dumps({k: v for k, v in json.loads(config_path.read_text()).items() if k != "model_max_length"})
+    )
     from rgprune.models import load_tokenizer
 
     assert load_tokenizer(f"hf:{tmp_path}/bert").model_max_length > 10**6
     out = tmp_path / "run"
-    assert run_cli("--model", f"hf:{tmp_path}/bert", "--task", f"glue-sst2:{data}/SST-2", "--rounds", "1",
-                   "--epochs", "1", "--quiet", out=out)[0] == 0
+    assert (
+        run_cli(
+            "--model",
+            f"hf:{tmp_path}/bert",
+            "--task",
+            f"glue-sst2:{data}/SST-2",
+            "--rounds",
+            "1",
+            "--epochs",
+            "1",
+            "--quiet",
+            out=out,
+        )[0]
+        == 0
+    )
     assert load_result(out).complete
 
 
@@ -235,14 +329,26 @@ def test_bad_specs_are_usage_errors(data, tmp_path, capsys):
 
 # ---- a resume on other data or other weights is refused -------------------------------------------------------
 
+
 def _files(out: Path) -> dict:
     return {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
 
 
 def test_resume_on_changed_data_is_refused(data, tmp_path, capsys):
     shutil.copytree(data / "c10", tmp_path / "c10")
-    options = ["--model", "resnet20", "--task", f"cifar10:{tmp_path}/c10", "--image-size", "8", "--rounds", "1",
-               "--epochs", "1", "--quiet"]
+    options = [
+        "--model",
+        "resnet20",
+        "--task",
+        f"cifar10:{tmp_path}/c10",
+        "--image-size",
+        "8",
+        "--rounds",
+        "1",
+        "--epochs",
+        "1",
+        "--quiet",
+    ]
     out = tmp_path / "run"
     assert run_cli(*options, out=out)[0] == 0
     assert run_cli(*options, out=out)[0] == 0  # the same data: resumes (to the end)
@@ -262,8 +368,23 @@ def test_weights_are_loaded_and_a_resume_with_others_is_refused(data, tmp_path, 
     path = tmp_path / "start.safetensors"
     start = build_model("resnet20", 10, seed=7).state_dict()
     save_file(start, str(path))
-    options = ["--model", "resnet20", "--task", f"cifar10:{data}/c10", "--image-size", "8", "--rounds", "1",
-               "--epochs", "1", "--baselines", "random-reinit", "--weights", str(path), "--quiet"]
+    options = [
+        "--model",
+        "resnet20",
+        "--task",
+        f"cifar10:{data}/c10",
+        "--image-size",
+        "8",
+        "--rounds",
+        "1",
+        "--epochs",
+        "1",
+        "--baselines",
+        "random-reinit",
+        "--weights",
+        str(path),
+        "--quiet",
+    ]
     out = tmp_path / "run"
     assert run_cli(*options, out=out)[0] == 0
     init = load_file(str(out / "init.safetensors"))
@@ -279,8 +400,15 @@ def test_weights_are_loaded_and_a_resume_with_others_is_refused(data, tmp_path, 
 
 # ---- the Python API: a model factory and datasets --------------------------------------------------------------
 
-API = IMPConfig(model="given:tinyconv", task="given-vision:blobs", rounds=2, epochs=2, batch_size=8, rewind_step=2,
-                baselines=BASELINES)
+API = IMPConfig(
+    model="given:tinyconv",
+    task="given-vision:blobs",
+    rounds=2,
+    epochs=2,
+    batch_size=8,
+    rewind_step=2,
+    baselines=BASELINES,
+)
 
 
 def test_run_imp_takes_a_model_factory_and_datasets(tmp_path):
@@ -298,8 +426,10 @@ def test_run_imp_takes_a_model_factory_and_datasets(tmp_path):
         assert result.accuracies[n] == accuracy_of(TinyConvNet(3, 3), run.load_weights(n), test, EVAL_BATCH)
     assert API.name.startswith("given-tinyconv-given-vision-blobs-")
     inputs = json.loads((out / "inputs.json").read_text())
-    assert inputs == {"task": {"spec": "given-vision:blobs", "fingerprint": inputs["task"]["fingerprint"]},
-                      "model": {"spec": "given:tinyconv"}}
+    assert inputs == {
+        "task": {"spec": "given-vision:blobs", "fingerprint": inputs["task"]["fingerprint"]},
+        "model": {"spec": "given:tinyconv"},
+    }
     again = run_imp(API, out, progress=False, model_fn=TinyConvNet, train=train, test=test)
     assert again.resumed_from == 2 and again.accuracies == result.accuracies
 
@@ -312,14 +442,19 @@ def test_run_imp_takes_a_model_factory_and_datasets(tmp_path):
         run_imp(API, out, progress=False, model_fn=TinyConvNet, train=shorter, test=test)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(train=None, test=None), "names datasets the program passes in: call run_imp"),
-    (dict(test=None), "pass both datasets"),
-    (dict(model_fn=None), "is built by a factory the program passes in"),
-    (dict(train=TensorDataset(torch.randn(4, 6, 6), torch.zeros(4, dtype=torch.long))), "the image must be a float "
-                                                                                        "[C, H, W] tensor"),
-    (dict(train=TensorDataset(torch.randn(4, 3, 6, 6), torch.full((4,), 5))), "has label 5, outside 0..2"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(train=None, test=None), "names datasets the program passes in: call run_imp"),
+        (dict(test=None), "pass both datasets"),
+        (dict(model_fn=None), "is built by a factory the program passes in"),
+        (
+            dict(train=TensorDataset(torch.randn(4, 6, 6), torch.zeros(4, dtype=torch.long))),
+            "the image must be a float [C, H, W] tensor",
+        ),
+        (dict(train=TensorDataset(torch.randn(4, 3, 6, 6), torch.full((4,), 5))), "has label 5, outside 0..2"),
+    ],
+)
 def test_run_imp_refuses_missing_or_malformed_inputs_before_writing(tmp_path, kwargs, message):
     given = {**dict(model_fn=TinyConvNet, train=blobs(40, 0), test=blobs(12, 1)), **kwargs}
     if "has label 5" in message:
@@ -328,13 +463,20 @@ def test_run_imp_refuses_missing_or_malformed_inputs_before_writing(tmp_path, kw
         run_imp(API, tmp_path / "run", progress=False, **given)
     assert not (tmp_path / "run").exists()
     with pytest.raises(ConfigError, match="a model_fn was passed in but model 'resnet20' is built from its spec"):
-        run_imp(API.replace(model="resnet20"), tmp_path / "run", progress=False, model_fn=TinyConvNet,
-                train=blobs(40, 0), test=blobs(12, 1))
+        run_imp(
+            API.replace(model="resnet20"),
+            tmp_path / "run",
+            progress=False,
+            model_fn=TinyConvNet,
+            train=blobs(40, 0),
+            test=blobs(12, 1),
+        )
 
 
 def test_text_datasets_and_a_factory(tmp_path):
     """A text model from a factory on given token datasets; the exact survivor count guards against a pruner taking
     k = floor(fraction * survivors) (52 of 64 kept instead of 51), which a density within 0.02 passed."""
+
     class BagOfWords(nn.Module):
         def __init__(self, num_classes: int):
             super().__init__()
@@ -367,8 +509,9 @@ class NestedHead(nn.Module):
 
     def __init__(self, num_classes: int, in_channels: int):
         super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(in_channels, 6, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                                      nn.Flatten())
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 6, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+        )
         self.classifier = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, num_classes))
 
     def forward(self, x):
@@ -423,26 +566,52 @@ def test_gpu_pipeline_settings_run_on_the_cpu(tmp_path, monkeypatch):
 
 # ---- the input pipeline -------------------------------------------------------------------------------------------
 
+
 def test_pipeline_defaults_per_device_and_overrides():
     config = IMPConfig(model="resnet20", task="cifar10:/data", amp=True)
     cpu = resolve_pipeline(config, torch.device("cpu"), "vision", cpu_count=16)
-    assert (cpu.num_workers, cpu.persistent_workers, cpu.pin_memory, cpu.channels_last, cpu.amp_dtype) == \
-        (0, False, False, False, torch.bfloat16)
+    assert (cpu.num_workers, cpu.persistent_workers, cpu.pin_memory, cpu.channels_last, cpu.amp_dtype) == (
+        0,
+        False,
+        False,
+        False,
+        torch.bfloat16,
+    )
     cuda = resolve_pipeline(config, torch.device("cuda"), "vision", cpu_count=16, local_ranks=1)
-    assert (cuda.num_workers, cuda.persistent_workers, cuda.pin_memory, cuda.channels_last, cuda.amp_dtype) == \
-        (8, True, True, True, torch.float16)
+    assert (cuda.num_workers, cuda.persistent_workers, cuda.pin_memory, cuda.channels_last, cuda.amp_dtype) == (
+        8,
+        True,
+        True,
+        True,
+        torch.float16,
+    )
     assert resolve_pipeline(config, torch.device("cuda"), "vision", cpu_count=16, local_ranks=4).num_workers == 4
     assert resolve_pipeline(config, torch.device("cuda"), "vision", cpu_count=2, local_ranks=1).num_workers == 2
     text = IMPConfig(model="minilm", task="vader")
     assert resolve_pipeline(text, torch.device("cuda"), "text", cpu_count=16).channels_last is False
     assert resolve_pipeline(text, torch.device("cuda"), "text", cpu_count=16).amp_dtype is None
-    chosen = config.replace(num_workers=3, persistent_workers=False, pin_memory=False, channels_last=False,
-                            amp_dtype="bfloat16", compile=True)
-    assert resolve_pipeline(chosen, torch.device("cuda"), "vision") == \
-        type(cuda)(num_workers=3, persistent_workers=False, pin_memory=False, channels_last=False,
-                   amp_dtype=torch.bfloat16, compile=True)
-    assert resolve_pipeline(config.replace(num_workers=0, persistent_workers=True), torch.device("cpu"),
-                            "vision").persistent_workers is False
+    chosen = config.replace(
+        num_workers=3,
+        persistent_workers=False,
+        pin_memory=False,
+        channels_last=False,
+        amp_dtype="bfloat16",
+        compile=True,
+    )
+    assert resolve_pipeline(chosen, torch.device("cuda"), "vision") == type(cuda)(
+        num_workers=3,
+        persistent_workers=False,
+        pin_memory=False,
+        channels_last=False,
+        amp_dtype=torch.bfloat16,
+        compile=True,
+    )
+    assert (
+        resolve_pipeline(
+            config.replace(num_workers=0, persistent_workers=True), torch.device("cpu"), "vision"
+        ).persistent_workers
+        is False
+    )
 
 
 @pytest.mark.parametrize("n, batch", [(20, 6), (1437, 128)])
@@ -467,6 +636,7 @@ def test_epoch_sampler_shards_and_seeded_items_leave_the_rng_alone():
     assert [len(d) for d in dealt] == [4, 4, 4]
     indices = [i for d in dealt for i, _ in d]
     assert sorted(set(indices)) == list(range(10)) and len(indices) == 12  # two wrapped around
+
     class Noise(torch.utils.data.Dataset):
         def __len__(self):
             return 2
@@ -482,25 +652,51 @@ def test_epoch_sampler_shards_and_seeded_items_leave_the_rng_alone():
 
 # ---- names and resume of runs made before these fields existed ---------------------------------------------------
 
-TINY = IMPConfig(model="resnet20", task="digits", rounds=2, epochs=1, image_size=8, batch_size=128, rewind_step=3,
-                 baselines=BASELINES)
+TINY = IMPConfig(
+    model="resnet20",
+    task="digits",
+    rounds=2,
+    epochs=1,
+    image_size=8,
+    batch_size=128,
+    rewind_step=3,
+    baselines=BASELINES,
+)
 
 
 def test_names_of_existing_runs_are_unchanged():
     """The digests of configs that existed before the specs, data options and pipeline fields (computed then)."""
     assert TINY.name == "resnet20-digits-d8c99755"
     assert IMPConfig(model="minilm", task="vader").name == "minilm-vader-3e11d0e6"
-    assert IMPConfig(model="resnet50", task="digits-rotated", amp=True, device="auto", seed=3).name == \
-        "resnet50-digits-rotated-c01d9da2"
+    assert (
+        IMPConfig(model="resnet50", task="digits-rotated", amp=True, device="auto", seed=3).name
+        == "resnet50-digits-rotated-c01d9da2"
+    )
     # runtime fields never count; a new field counts once it is set
     assert TINY.replace(num_workers=4, pin_memory=True, persistent_workers=False).name == TINY.name
     assert TINY.replace(compile=True).name != TINY.name and TINY.replace(channels_last=False).name != TINY.name
 
 
 def test_a_run_made_before_the_new_fields_resumes(tmp_path):
-    new_fields = {"weights", "resize", "center_crop", "mean", "std", "augment", "max_length", "text_columns",
-                  "label_column", "labels", "test_split", "amp_dtype", "channels_last", "compile", "num_workers",
-                  "persistent_workers", "pin_memory"}
+    new_fields = {
+        "weights",
+        "resize",
+        "center_crop",
+        "mean",
+        "std",
+        "augment",
+        "max_length",
+        "text_columns",
+        "label_column",
+        "labels",
+        "test_split",
+        "amp_dtype",
+        "channels_last",
+        "compile",
+        "num_workers",
+        "persistent_workers",
+        "pin_memory",
+    }
     run = RunDir(tmp_path / "old")
     run.path.mkdir()
     old = {k: v for k, v in TINY.to_dict().items() if k not in new_fields}
@@ -517,17 +713,18 @@ def test_a_run_made_before_the_new_fields_resumes(tmp_path):
 
 def test_config_validates_the_new_fields():
     spec = "cifar10:/data"
-    for changes, message in ((dict(task="digits", augment=True), "augment applies to KIND:PATH tasks"),
-                             (dict(task="digits", max_length=64), "max_length applies to KIND:PATH tasks"),
-                             (dict(mean=(0.5, 0.5), std=(1.0, 1.0)), "must be a tuple of 3 finite numbers"),
-                             (dict(mean=(0.5, 0.5, 0.5)), "mean and std go together"),
-                             (dict(text_columns=("text",)), "text_columns applies to text tasks"),
-                             (dict(amp_dtype="float16"), "amp_dtype='float16' applies with amp=True"),
-                             (dict(amp=True, amp_dtype="float8"), "valid choices are: bfloat16, float16"),
-                             (dict(num_workers=-1), "num_workers must be >= 0"),
-                             (dict(model="hf:/nowhere"), "/nowhere has no config.json"),
-                             (dict(model="torchvision:resnet18", task="vader"), "is a vision model but task "
-                                                                                "'vader' is a text task")):
+    for changes, message in (
+        (dict(task="digits", augment=True), "augment applies to KIND:PATH tasks"),
+        (dict(task="digits", max_length=64), "max_length applies to KIND:PATH tasks"),
+        (dict(mean=(0.5, 0.5), std=(1.0, 1.0)), "must be a tuple of 3 finite numbers"),
+        (dict(mean=(0.5, 0.5, 0.5)), "mean and std go together"),
+        (dict(text_columns=("text",)), "text_columns applies to text tasks"),
+        (dict(amp_dtype="float16"), "amp_dtype='float16' applies with amp=True"),
+        (dict(amp=True, amp_dtype="float8"), "valid choices are: bfloat16, float16"),
+        (dict(num_workers=-1), "num_workers must be >= 0"),
+        (dict(model="hf:/nowhere"), "/nowhere has no config.json"),
+        (dict(model="torchvision:resnet18", task="vader"), "is a vision model but task 'vader' is a text task"),
+    ):
         with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
             IMPConfig(**{"model": "resnet20", "task": spec, **changes})
     with pytest.raises(TypeError, match="mean must hold floats"):

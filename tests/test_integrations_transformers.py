@@ -2,6 +2,7 @@
 from a config, synthetic data, CPU, nothing downloaded): prunes on its schedule to the asked density, keeps
 pruned weights and AdamW moments exactly 0 through every optimizer step (the Trainer's optimizer is an
 Accelerate AcceleratedOptimizer), and rewinds to the weights of a chosen step (IMP inside Trainer)."""
+
 import pytest
 import torch
 
@@ -26,15 +27,31 @@ class Synthetic(torch.utils.data.Dataset):
 
 def tiny_bert():
     torch.manual_seed(0)
-    config = transformers.BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                     intermediate_size=64, max_position_embeddings=16, num_labels=2)
+    config = transformers.BertConfig(
+        vocab_size=64,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=16,
+        num_labels=2,
+    )
     return transformers.BertForSequenceClassification(config)
 
 
 def training_args(tmp_path, **overrides):
-    values = dict(output_dir=str(tmp_path), per_device_train_batch_size=8, learning_rate=1e-3, report_to=[],
-                  save_strategy="no", logging_strategy="no", use_cpu=True, disable_tqdm=True, seed=0,
-                  dataloader_num_workers=0)
+    values = dict(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=8,
+        learning_rate=1e-3,
+        report_to=[],
+        save_strategy="no",
+        logging_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
+        dataloader_num_workers=0,
+    )
     return transformers.TrainingArguments(**{**values, **overrides})
 
 
@@ -65,8 +82,9 @@ def test_trainer_prunes_to_the_target_keeps_weights_and_adamw_moments_zero_and_r
     model = tiny_bert()
     pruning = PruningCallback(at_steps=[3, 6], target_density=0.25, rewind_to_step=1)
     checker = Checker(pruning, 1, [3, 6])  # runs after pruning: callbacks run in order
-    trainer = transformers.Trainer(model=model, args=training_args(tmp_path, max_steps=9),
-                                   train_dataset=Synthetic(), callbacks=[pruning, checker])
+    trainer = transformers.Trainer(
+        model=model, args=training_args(tmp_path, max_steps=9), train_dataset=Synthetic(), callbacks=[pruning, checker]
+    )
     trainer.train()
 
     pruner = pruning.pruner
@@ -87,8 +105,12 @@ def test_trainer_prunes_to_the_target_keeps_weights_and_adamw_moments_zero_and_r
 def test_epoch_schedule_by_fraction_with_the_optimizer_passed_to_the_trainer(tmp_path):
     model = tiny_bert()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    trainer = transformers.Trainer(model=model, args=training_args(tmp_path, num_train_epochs=2),
-                                   train_dataset=Synthetic(n=32), optimizers=(optimizer, None))
+    trainer = transformers.Trainer(
+        model=model,
+        args=training_args(tmp_path, num_train_epochs=2),
+        train_dataset=Synthetic(n=32),
+        optimizers=(optimizer, None),
+    )
     pruning = PruningCallback(every_n_epochs=1, fraction=0.5, prune_head=True)
     trainer.add_callback(pruning)
     trainer.train()
@@ -112,7 +134,8 @@ def test_bad_schedules_are_refused_before_training(tmp_path):
     with pytest.raises(ValueError, match="in \\[0, 1\\]"):
         PruningCallback(at_steps=[2], target_density=1.5)
     pruning = PruningCallback(at_steps=[5], target_density=0.5)  # never reached in 2 steps
-    trainer = transformers.Trainer(model=tiny_bert(), args=training_args(tmp_path, max_steps=2),
-                                   train_dataset=Synthetic(n=16), callbacks=[pruning])
+    trainer = transformers.Trainer(
+        model=tiny_bert(), args=training_args(tmp_path, max_steps=2), train_dataset=Synthetic(n=16), callbacks=[pruning]
+    )
     with pytest.raises(ValueError, match="no pruning event"):
         trainer.train()

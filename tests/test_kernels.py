@@ -1,4 +1,5 @@
 """The compiled kernels (C++ on CPU, CUDA on GPU) equal the pure-PyTorch reference exactly."""
+
 import importlib
 import importlib.machinery
 import math
@@ -19,8 +20,9 @@ from rgprune.kernels import reference as ref
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
 
-requires_compiled = pytest.mark.skipif(extension.module is None,
-                                       reason=f"needs the compiled extension rgprune._C: {rgprune.backend()}")
+requires_compiled = pytest.mark.skipif(
+    extension.module is None, reason=f"needs the compiled extension rgprune._C: {rgprune.backend()}"
+)
 
 
 def make_weights(shapes, dtype, device, seed, *, ties=False, specials=False):
@@ -33,8 +35,7 @@ def make_weights(shapes, dtype, device, seed, *, ties=False, specials=False):
         if specials and t.numel() >= 8:
             flat = t.view(-1)
             idx = torch.randperm(flat.numel(), generator=g)[:8]
-            flat[idx] = torch.tensor([math.inf, -math.inf, 0.0, -0.0, -0.0, 0.0, 1e-30, -1e-30],
-                                     dtype=torch.float64)
+            flat[idx] = torch.tensor([math.inf, -math.inf, 0.0, -0.0, -0.0, 0.0, 1e-30, -1e-30], dtype=torch.float64)
         out.append(t.to(dtype).to(device))
     return out
 
@@ -61,8 +62,12 @@ def clone_all(xs):
 
 def bits_of(t):
     """Raw bit patterns, so that +0.0 and -0.0 compare as different."""
-    view = {torch.float32: torch.int32, torch.float16: torch.int16, torch.bfloat16: torch.int16,
-            torch.float64: torch.int64}[t.dtype]
+    view = {
+        torch.float32: torch.int32,
+        torch.float16: torch.int16,
+        torch.bfloat16: torch.int16,
+        torch.float64: torch.int64,
+    }[t.dtype]
     return t.contiguous().view(view)
 
 
@@ -78,8 +83,9 @@ def assert_stats_equal(got, want):
 
 def check_against_reference(tensors, masks, ks, bits=12):
     # histogram
-    assert_stats_equal(torch.ops.rgprune.magnitude_histogram(tensors, masks, bits),
-                       ref.magnitude_histogram(tensors, masks, bits))
+    assert_stats_equal(
+        torch.ops.rgprune.magnitude_histogram(tensors, masks, bits), ref.magnitude_histogram(tensors, masks, bits)
+    )
     for k in ks:
         info, top = torch.ops.rgprune.global_magnitude_threshold(tensors, masks, k)
         info_ref, top_ref = ref.global_magnitude_threshold(tensors, masks, k)
@@ -111,8 +117,9 @@ def survivor_count(tensors, masks):
 @pytest.mark.parametrize("shapes", list(SHAPE_SETS.values()), ids=list(SHAPE_SETS))
 @pytest.mark.parametrize("variant", ["plain", "ties", "specials-and-pruned"])
 def test_ops_equal_reference(device, dtype, shapes, variant):
-    tensors = make_weights(shapes, dtype, device, seed=len(shapes), ties=variant == "ties",
-                           specials=variant == "specials-and-pruned")
+    tensors = make_weights(
+        shapes, dtype, device, seed=len(shapes), ties=variant == "ties", specials=variant == "specials-and-pruned"
+    )
     if variant == "specials-and-pruned":
         masks = random_masks(tensors, seed=1, density=0.6)
     else:
@@ -124,13 +131,15 @@ def test_ops_equal_reference(device, dtype, shapes, variant):
 
 @requires_compiled
 @settings(max_examples=40, deadline=None, derandomize=True, database=None)
-@given(sizes=st.lists(st.integers(0, 300), min_size=1, max_size=6),
-       dtype=st.sampled_from(DTYPES),
-       levels=st.sampled_from([0, 2, 8]),
-       density=st.sampled_from([1.0, 0.7, 0.1]),
-       frac=st.floats(0, 1),
-       bits=st.integers(1, 12),
-       seed=st.integers(0, 2**16))
+@given(
+    sizes=st.lists(st.integers(0, 300), min_size=1, max_size=6),
+    dtype=st.sampled_from(DTYPES),
+    levels=st.sampled_from([0, 2, 8]),
+    density=st.sampled_from([1.0, 0.7, 0.1]),
+    frac=st.floats(0, 1),
+    bits=st.integers(1, 12),
+    seed=st.integers(0, 2**16),
+)
 def test_ops_equal_reference_hypothesis(sizes, dtype, levels, density, frac, bits, seed):
     """Random small cases on the CPU: few distinct levels make heavy ties."""
     g = torch.Generator().manual_seed(seed)
@@ -201,8 +210,11 @@ def test_public_api_matches_reference_and_counts(device):
 def compiled_files_next_to_package():
     """What ``import rgprune._C`` would load, found without asking rgprune.kernels.extension."""
     package_dir = Path(rgprune.__file__).resolve().parent
-    return [package_dir / f"_C{suffix}" for suffix in importlib.machinery.EXTENSION_SUFFIXES
-            if (package_dir / f"_C{suffix}").is_file()]
+    return [
+        package_dir / f"_C{suffix}"
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES
+        if (package_dir / f"_C{suffix}").is_file()
+    ]
 
 
 def test_backend_reports_implementation():
@@ -237,8 +249,9 @@ def test_cpp_backend_refuses_a_missing_extension_and_reference_never_imports_it(
     """Guards against: RGPRUNE_BACKEND=cpp falling back to the reference when rgprune._C does not load, and
     RGPRUNE_BACKEND=reference importing rgprune._C anyway (registering compiled ops that could run)."""
     monkeypatch.setitem(sys.modules, "rgprune._C", None)  # makes `import rgprune._C` fail
-    with pytest.raises(ImportError, match="RGPRUNE_BACKEND=cpp requires the compiled kernels, but rgprune._C did "
-                                          "not load"):
+    with pytest.raises(
+        ImportError, match="RGPRUNE_BACKEND=cpp requires the compiled kernels, but rgprune._C did not load"
+    ):
         extension.load("cpp")
     module, why = extension.load("auto")
     assert module is None and why.startswith("rgprune._C did not load: ")
@@ -255,8 +268,10 @@ def test_cpp_backend_refuses_an_op_without_a_cpu_kernel(monkeypatch):
     """Guards against: RGPRUNE_BACKEND=cpp quietly running the reference for an op the build lacks."""
     monkeypatch.setattr(extension, "requested", "cpp")
     monkeypatch.setattr(extension, "has_kernel", lambda op, device: False)
-    with pytest.raises(RuntimeError, match="RGPRUNE_BACKEND=cpp requires the compiled CPU kernels, but "
-                                           "rgprune::radix_histogram has no CPU kernel"):
+    with pytest.raises(
+        RuntimeError,
+        match="RGPRUNE_BACKEND=cpp requires the compiled CPU kernels, but rgprune::radix_histogram has no CPU kernel",
+    ):
         extension.compiled_for(torch.device("cpu"), "rgprune::radix_histogram")
     monkeypatch.setattr(extension, "requested", "auto")
     monkeypatch.setattr(extension, "_warned_ops", set())
@@ -278,14 +293,26 @@ print(rgprune.backend(), m.to_bool()[0].tolist(), m.to_bool()[1].tolist(), t[0].
 """
 
 
-@pytest.mark.parametrize("value, code, expect", [
-    ("reference", FORCED_REFERENCE,
-     "reference (forced by RGPRUNE_BACKEND=reference) [True, False, True] [False, True] [3.0, 0.0, 2.0]"),
-    ("cpp", "import sys; sys.modules['rgprune._C'] = None; import rgprune",
-     "ImportError: RGPRUNE_BACKEND=cpp requires the compiled kernels"),
-    ("Reference-only", "import rgprune",
-     "ValueError: RGPRUNE_BACKEND='Reference-only' is not a backend: set it to auto"),
-])
+@pytest.mark.parametrize(
+    "value, code, expect",
+    [
+        (
+            "reference",
+            FORCED_REFERENCE,
+            "reference (forced by RGPRUNE_BACKEND=reference) [True, False, True] [False, True] [3.0, 0.0, 2.0]",
+        ),
+        (
+            "cpp",
+            "import sys; sys.modules['rgprune._C'] = None; import rgprune",
+            "ImportError: RGPRUNE_BACKEND=cpp requires the compiled kernels",
+        ),
+        (
+            "Reference-only",
+            "import rgprune",
+            "ValueError: RGPRUNE_BACKEND='Reference-only' is not a backend: set it to auto",
+        ),
+    ],
+)
 def test_backend_env_var_in_a_fresh_process(value, code, expect):
     """RGPRUNE_BACKEND is read at import: in a fresh interpreter, reference runs the ops without rgprune._C and
     without a warning; cpp without the extension makes `import rgprune` fail; a bad value fails naming the
@@ -321,8 +348,7 @@ def _check_nan_words(threads):
     histogram pass takes a separate path for a word holding a NaN key, alive or not)."""
     torch.set_num_threads(threads)
     nan_bits = torch.tensor([0x7FC00000, 0x7F800001, 0x7FFFFFFF, -0x00400000, -0x7FFFFF], dtype=torch.int32)
-    tensors = make_weights([(3, 70_001), (4096,), (131_072,), (37,)], torch.float32, "cpu", seed=31,
-                           specials=True)
+    tensors = make_weights([(3, 70_001), (4096,), (131_072,), (37,)], torch.float32, "cpu", seed=31, specials=True)
     g = torch.Generator().manual_seed(32)
     for t in tensors:
         flat = t.view(-1)
@@ -330,16 +356,18 @@ def _check_nan_words(threads):
         flat.view(torch.int32)[idx] = nan_bits[torch.randint(0, len(nan_bits), (len(idx),), generator=g)]
     tensors[1][:32] = torch.tensor(float("nan"))  # one word of NaNs only
     masks = random_masks(tensors, seed=33, density=0.7)
-    assert_stats_equal(torch.ops.rgprune.magnitude_histogram(tensors, masks, 12),
-                       ref.magnitude_histogram(tensors, masks, 12))
+    assert_stats_equal(
+        torch.ops.rgprune.magnitude_histogram(tensors, masks, 12), ref.magnitude_histogram(tensors, masks, 12)
+    )
     n = survivor_count(tensors, masks)
     for k in (1, n // 5, n // 2):
         info, top = torch.ops.rgprune.global_magnitude_threshold(tensors, masks, k)
         info_ref, top_ref = ref.global_magnitude_threshold(tensors, masks, k)
         assert info.tolist() == info_ref.tolist(), f"k={k}"
         assert torch.equal(top, top_ref)
-    assert torch.equal(torch.ops.rgprune.radix_histogram(tensors, masks, 0, 0, 12),
-                       ref.radix_histogram(tensors, masks, 0, 0, 12))
+    assert torch.equal(
+        torch.ops.rgprune.radix_histogram(tensors, masks, 0, 0, 12), ref.radix_histogram(tensors, masks, 0, 0, 12)
+    )
 
 
 @requires_compiled
@@ -378,8 +406,14 @@ def test_sse2_paths_equal_reference_without_avx2(tmp_path):
         print("ok")
     """)
     env = {**os.environ, "RGPRUNE_NO_AVX2": "1"}
-    done = subprocess.run([sys.executable, "-c", script], cwd=os.path.dirname(__file__), env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=os.path.dirname(__file__),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stdout + done.stderr
     sse2 = torch.load(dump)
     threads = torch.get_num_threads()
@@ -393,8 +427,9 @@ def test_sse2_paths_equal_reference_without_avx2(tmp_path):
                 if a.dtype == torch.float64:
                     torch.testing.assert_close(a, b, rtol=1e-12, atol=0)
                 else:
-                    assert torch.equal(bits_of(a) if a.is_floating_point() else a,
-                                       bits_of(b) if b.is_floating_point() else b)
+                    assert torch.equal(
+                        bits_of(a) if a.is_floating_point() else a, bits_of(b) if b.is_floating_point() else b
+                    )
     # the SSE2 path itself does not depend on the thread count, bit for bit (sums included)
     for got, want in zip(sse2[0], sse2[1], strict=True):
         for a, b in zip(got, want, strict=True):
@@ -410,8 +445,17 @@ def test_cpu_kernels_built_parallel():
 
 
 @requires_compiled
-@pytest.mark.parametrize("dtype,clustered", [(torch.float32, False), (torch.float32, True), (torch.float64, False),
-                                             (torch.float64, True), (torch.bfloat16, False)], ids=str)
+@pytest.mark.parametrize(
+    "dtype,clustered",
+    [
+        (torch.float32, False),
+        (torch.float32, True),
+        (torch.float64, False),
+        (torch.float64, True),
+        (torch.bfloat16, False),
+    ],
+    ids=str,
+)
 def test_cpu_ops_equal_reference_and_each_other_across_thread_counts(dtype, clustered):
     """Many 64k-element chunks per tensor, so every thread count splits the work differently: results must
     equal the reference and be bit-identical across thread counts (per-chunk sums are reduced in chunk order).
@@ -469,9 +513,11 @@ def _window_inputs(variant):
 
 
 @requires_compiled
-@pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512")
-                    or bool(__import__("os").environ.get("RGPRUNE_NO_AVX2")),
-                    reason="the key window is part of the AVX2 first pass")
+@pytest.mark.skipif(
+    torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512")
+    or bool(__import__("os").environ.get("RGPRUNE_NO_AVX2")),
+    reason="the key window is part of the AVX2 first pass",
+)
 @pytest.mark.parametrize("variant", ["plain", "specials", "tied", "crowded", "layered"])
 def test_threshold_key_window_equals_reference(variant, monkeypatch):
     """The float32 threshold's first-pass key window (chosen from a sample; bench/NOTES.md, attempt 16) gives

@@ -49,26 +49,35 @@ def batch(task, n=4):
 def test_parse_model_spec_forms(checkpoint):
     folder, _ = checkpoint
     assert parse_model_spec("resnet20").source == "builtin"
-    assert (parse_model_spec("torchvision:vgg11").source, parse_model_spec("torchvision:vgg11").target) == \
-        ("torchvision", "vgg11")
+    assert (parse_model_spec("torchvision:vgg11").source, parse_model_spec("torchvision:vgg11").target) == (
+        "torchvision",
+        "vgg11",
+    )
     assert parse_model_spec(f"hf:{folder}").target == str(folder)
-    assert [model_kind(s) for s in ("resnet56", "minilm", "torchvision:mobilenet_v3_small", f"hf:{folder}")] == \
-        ["vision", "text", "vision", "text"]
+    assert [model_kind(s) for s in ("resnet56", "minilm", "torchvision:mobilenet_v3_small", f"hf:{folder}")] == [
+        "vision",
+        "text",
+        "vision",
+        "text",
+    ]
     assert "resnet18" in torchvision_model_names() and "fasterrcnn_resnet50_fpn" not in torchvision_model_names()
 
 
-@pytest.mark.parametrize("spec, error, message", [
-    ("vgg16", ValueError, "torchvision:NAME, hf:DIR"),  # an unknown name lists the spec forms
-    ("timm:resnet18", ValueError, "unknown model source 'timm'"),
-    ("torchvision:resnet19", ValueError, "no classification model 'resnet19'.*resnet18"),
-    ("torchvision:fasterrcnn_resnet50_fpn", ValueError, "no classification model"),
-    ("hf:/nonexistent/bert", ValueError, "no config.json.*DIR/config.json, the weights"),
-    ("module:no_such_module_xyz:make", ValueError, "cannot import 'no_such_module_xyz'.*PYTHONPATH"),
-    ("module:torch.nn", ValueError, "must be module:pkg.mod:fn"),
-    ("module:torch.nn:NoSuchLayer", ValueError, "has no attribute 'NoSuchLayer'"),
-    ("hf:", ValueError, "names nothing"),
-    (None, TypeError, "model name must be a str"),
-])
+@pytest.mark.parametrize(
+    "spec, error, message",
+    [
+        ("vgg16", ValueError, "torchvision:NAME, hf:DIR"),  # an unknown name lists the spec forms
+        ("timm:resnet18", ValueError, "unknown model source 'timm'"),
+        ("torchvision:resnet19", ValueError, "no classification model 'resnet19'.*resnet18"),
+        ("torchvision:fasterrcnn_resnet50_fpn", ValueError, "no classification model"),
+        ("hf:/nonexistent/bert", ValueError, "no config.json.*DIR/config.json, the weights"),
+        ("module:no_such_module_xyz:make", ValueError, "cannot import 'no_such_module_xyz'.*PYTHONPATH"),
+        ("module:torch.nn", ValueError, "must be module:pkg.mod:fn"),
+        ("module:torch.nn:NoSuchLayer", ValueError, "has no attribute 'NoSuchLayer'"),
+        ("hf:", ValueError, "names nothing"),
+        (None, TypeError, "model name must be a str"),
+    ],
+)
 def test_bad_specs_fail_clearly(spec, error, message):
     with pytest.raises(error, match=message):
         build_model(spec, 10)
@@ -113,8 +122,9 @@ def test_weights_path_loads_a_state_dict_with_a_new_head(tmp_path):
         assert torch.equal(model.conv1.weight, source.conv1.weight)
         assert torch.equal(model.layer4[1].bn2.running_mean, source.layer4[1].bn2.running_mean)
         assert torch.equal(model.fc.weight, fresh.fc.weight) and model.fc.out_features == 10  # the new head
-    random_init = build_model("torchvision:resnet18", 10, seed=2, weights_path=str(tmp_path / "r18.pt"),
-                              pretrained=False)
+    random_init = build_model(
+        "torchvision:resnet18", 10, seed=2, weights_path=str(tmp_path / "r18.pt"), pretrained=False
+    )
     assert torch.equal(random_init.conv1.weight, fresh.conv1.weight)
     # The built-in names take weights too: a resnet20 checkpoint into a resnet20.
     torch.save(build_model("resnet20", 10, seed=5).state_dict(), tmp_path / "r20.pt")
@@ -145,25 +155,35 @@ def test_hf_checkpoint_gets_a_head_for_the_task_and_runs_on_text_tasks(data, che
     tokenizer = load_tokenizer(spec)
     assert tokenizer.convert_ids_to_tokens(5) == (folder / "vocab.txt").read_text().split("\n")[5]
     options = TextOptions(max_length=32)
-    tasks = [load_task(f"glue-sst2:{data / 'SST-2'}", tokenizer=tokenizer, text=options),
-             load_task(f"glue-mnli:{data / 'MNLI'}", tokenizer=tokenizer, text=options),
-             load_task(f"hf-disk:{data / 'hf'}", tokenizer=tokenizer,
-                       text=TextOptions(text_columns=("premise", "hypothesis"), max_length=32)),
-             load_task(f"csv:{data / 'csv'}", tokenizer=tokenizer,
-                       text=TextOptions(text_columns=("review",), label_column="sentiment", max_length=32))]
+    tasks = [
+        load_task(f"glue-sst2:{data / 'SST-2'}", tokenizer=tokenizer, text=options),
+        load_task(f"glue-mnli:{data / 'MNLI'}", tokenizer=tokenizer, text=options),
+        load_task(
+            f"hf-disk:{data / 'hf'}",
+            tokenizer=tokenizer,
+            text=TextOptions(text_columns=("premise", "hypothesis"), max_length=32),
+        ),
+        load_task(
+            f"csv:{data / 'csv'}",
+            tokenizer=tokenizer,
+            text=TextOptions(text_columns=("review",), label_column="sentiment", max_length=32),
+        ),
+    ]
     for task in tasks:
         model = build_model(spec, task.num_classes, seed=0).eval()
         assert model.classifier.out_features == task.num_classes == model.config.num_labels
         assert len(model.config.id2label) == task.num_classes
         # The encoder is the checkpoint's; the head is the checkpoint's when the class count matches.
-        assert torch.equal(model.bert.encoder.layer[0].output.dense.weight,
-                           saved.bert.encoder.layer[0].output.dense.weight)
+        assert torch.equal(
+            model.bert.encoder.layer[0].output.dense.weight, saved.bert.encoder.layer[0].output.dense.weight
+        )
         assert torch.equal(model.classifier.weight, saved.classifier.weight) == (task.num_classes == 2)
         logits, labels = forward_batch(model, batch(task), "cpu")
         assert logits.shape == (4, task.num_classes) and torch.isfinite(logits).all()
     random_init = build_model(spec, 3, pretrained=False, seed=7)  # seed 0 built the saved model
-    assert not torch.equal(random_init.bert.embeddings.word_embeddings.weight,
-                           saved.bert.embeddings.word_embeddings.weight)
+    assert not torch.equal(
+        random_init.bert.embeddings.word_embeddings.weight, saved.bert.embeddings.word_embeddings.weight
+    )
     with pytest.raises(ValueError, match="weights_path does not apply"):
         build_model(spec, 3, weights_path="x.pt")
 
@@ -178,7 +198,7 @@ def test_hf_checkpoint_without_weights_or_tokenizer(checkpoint, tmp_path):
         load_tokenizer(f"hf:{tmp_path / 'config-only'}")
 
 
-MODULE_SOURCE = textwrap.dedent('''
+MODULE_SOURCE = textwrap.dedent("""
     from torch import nn
 
     def tiny_cnn(num_classes, in_channels):
@@ -204,7 +224,7 @@ MODULE_SOURCE = textwrap.dedent('''
 
     def not_a_module(num_classes, in_channels):
         return "resnet"
-''')
+""")
 
 
 @pytest.fixture
@@ -222,8 +242,11 @@ def test_module_callables(user_module, data):
     assert model_kind(f"module:{user_module}:bag") == "text"
     bag = build_model(f"module:{user_module}:bag", 3)
     assert isinstance(bag, nn.Module) and bag.head.out_features == 3
-    task = load_task(f"glue-mnli:{data / 'MNLI'}", tokenizer=load_tokenizer(f"module:{user_module}:bag"),
-                     text=TextOptions(max_length=24))
+    task = load_task(
+        f"glue-mnli:{data / 'MNLI'}",
+        tokenizer=load_tokenizer(f"module:{user_module}:bag"),
+        text=TextOptions(max_length=24),
+    )
     assert forward_batch(bag, batch(task), "cpu")[0].shape == (4, 3)
     with pytest.raises(TypeError, match="must accept keyword arguments num_classes, in_channels"):
         build_model(f"module:{user_module}:wrong_signature", 2)

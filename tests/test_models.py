@@ -38,8 +38,17 @@ def embedding_modules(model: nn.Module) -> list[str]:
 
 def test_registry_lists_the_eleven_models():
     assert set(MODEL_NAMES) == {
-        "resnet18", "resnet50", "resnet20", "resnet56", "minilm", "minilm-random", "bert-base",
-        "resnet8", "resnet14", "resnet32", "minilm-shuffled",
+        "resnet18",
+        "resnet50",
+        "resnet20",
+        "resnet56",
+        "minilm",
+        "minilm-random",
+        "bert-base",
+        "resnet8",
+        "resnet14",
+        "resnet32",
+        "minilm-shuffled",
     }
     assert VISION_NAMES == ["resnet18", "resnet50", "resnet20", "resnet56", "resnet8", "resnet14", "resnet32"]
     assert TEXT_NAMES == ["minilm", "minilm-random", "bert-base", "minilm-shuffled"]
@@ -83,8 +92,11 @@ def test_cifar_resnet_uses_option_a_shortcuts(name):
     depth = int(name.removeprefix("resnet"))
     assert len(convs) == depth - 1
     assert all(conv.kernel_size == (3, 3) for conv in convs)
-    assert [model.layer1[0].conv1.out_channels, model.layer2[0].conv1.out_channels,
-            model.layer3[0].conv1.out_channels] == [16, 32, 64]
+    assert [
+        model.layer1[0].conv1.out_channels,
+        model.layer2[0].conv1.out_channels,
+        model.layer3[0].conv1.out_channels,
+    ] == [16, 32, 64]
 
 
 def test_cifar_resnet_zero_pad_shortcut_keeps_input_and_pads_zeros():
@@ -186,8 +198,11 @@ def test_text_classifier_head_and_embeddings(text_models):
         assert set(head) == {"classifier.weight", "classifier.bias"}, name
         assert head["classifier.weight"].shape[0] == NUM_CLASSES
         embeddings = embedding_modules(model)
-        assert embeddings == ["bert.embeddings.word_embeddings", "bert.embeddings.position_embeddings",
-                              "bert.embeddings.token_type_embeddings"], name
+        assert embeddings == [
+            "bert.embeddings.word_embeddings",
+            "bert.embeddings.position_embeddings",
+            "bert.embeddings.token_type_embeddings",
+        ], name
         assert isinstance(model.get_submodule("bert.embeddings").word_embeddings, nn.Embedding)
         # a checkpoint, which has no module types, sees the same embedding tables
         for module_name in embeddings:

@@ -6,6 +6,7 @@ Each example is checked against the reference (bit for bit: info, masks, weights
 Python oracle of test_reference.py (the k smallest surviving keys by a plain sort, ties in model order), so a
 bug shared by both implementations still fails. The example budget is fixed and derandomized: the same
 examples on every run, within a few tens of seconds on a loaded 2-core machine."""
+
 import math
 
 import torch
@@ -25,8 +26,13 @@ from test_reference import (
 import rgprune
 from rgprune.kernels import reference as ref
 
-BUDGET = settings(max_examples=120, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+BUDGET = settings(
+    max_examples=120,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 SPECIALS = [0.0, -0.0, math.inf, -math.inf, 0.5, -0.5, 1.0, -1.0, 2.0, -2.0, 1e-30]
 VALUES = st.one_of(st.sampled_from(SPECIALS), st.floats(-1e5, 1e5, allow_nan=False, width=32))
@@ -86,8 +92,13 @@ def test_prune_global_equals_reference_and_oracle(case, data):
 
     threshold = rgprune.global_magnitude_threshold(tensors, masks, k)
     info, top = ref.global_magnitude_threshold(*build(dtype, values, keeps), k)
-    assert [threshold.key, threshold.n_below, threshold.n_ties, threshold.n_equal, threshold.n_survivors] == \
-        info.tolist()[:5]
+    assert [
+        threshold.key,
+        threshold.n_below,
+        threshold.n_ties,
+        threshold.n_equal,
+        threshold.n_survivors,
+    ] == info.tolist()[:5]
     assert torch.equal(threshold.histogram, top)
 
     result = rgprune.prune_global_(tensors, masks, k, bits)
@@ -140,8 +151,9 @@ def test_apply_masks_stores_plus_zero_and_keeps_the_rest(case, moment_dtype):
     originals = [raw_bits(t) for t in tensors + moments]
     mask_copies = [m.clone() for m in masks]
     rgprune.apply_masks_(tensors + moments, masks + masks)
-    ref_out = [t.clone() for t in build(dtype, values, keeps)[0]] + \
-        [torch.tensor(v, dtype=torch.float64).to(moment_dtype) for v in values]
+    ref_out = [t.clone() for t in build(dtype, values, keeps)[0]] + [
+        torch.tensor(v, dtype=torch.float64).to(moment_dtype) for v in values
+    ]
     ref.apply_masks_(ref_out, masks + masks)
     for t, want, original, keep in zip(tensors + moments, ref_out, originals, keeps + keeps):
         assert raw_bits(t) == [b if alive else 0 for b, alive in zip(original, keep)]

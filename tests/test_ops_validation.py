@@ -1,4 +1,5 @@
 """Bad input gets a ValueError/TypeError that names the problem and the fix, and changes nothing."""
+
 import math
 
 import pytest

@@ -1,5 +1,6 @@
 """rgprune.prunable: one default prunable set, the same for a live model (GlobalMagnitudePruner) and for its
 checkpoint on disk (trace_from_checkpoints)."""
+
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -64,9 +65,16 @@ def checkpoint(model, path):
     return path
 
 
-@pytest.mark.parametrize("build", [Zoo, lambda: build_model("resnet20", 10), lambda: build_model("resnet18", 10),
-                                   lambda: build_model("minilm-random", 2, seed=0)],
-                         ids=["zoo", "resnet20", "resnet18", "minilm"])
+@pytest.mark.parametrize(
+    "build",
+    [
+        Zoo,
+        lambda: build_model("resnet20", 10),
+        lambda: build_model("resnet18", 10),
+        lambda: build_model("minilm-random", 2, seed=0),
+    ],
+    ids=["zoo", "resnet20", "resnet18", "minilm"],
+)
 def test_checkpoint_selection_equals_the_pruners(tmp_path, build):
     """The trace of a checkpoint and the pruner of the live model see the same tensors (safetensors files
     list their tensors by name, so the order may differ)."""

@@ -1,6 +1,7 @@
 """The default prunable set on Hugging Face architectures beyond BERT: GPT-2's transposed Conv1D layers are
 layer weights (its embeddings wte/wpe and the tied lm_head are not pruned by default), sequence
 classification heads named ``score`` are heads, and a checkpoint's selection equals the live model's."""
+
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -22,8 +23,11 @@ def gpt2(head):
 def test_gpt2_conv1d_layers_are_pruned_and_heads_and_embeddings_are_not(tmp_path, head):
     model = gpt2(head)
     pruner = rgprune.GlobalMagnitudePruner(model)
-    expected = [f"transformer.h.{i}.{layer}.weight" for i in range(2)
-                for layer in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")]
+    expected = [
+        f"transformer.h.{i}.{layer}.weight"
+        for i in range(2)
+        for layer in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
+    ]
     assert pruner.names == expected
     assert "score" in HEAD_MODULE_NAMES and "lm_head" in HEAD_MODULE_NAMES
     with_head = rgprune.GlobalMagnitudePruner(model, prune_head=True, prune_embeddings=True, masks_from="ones").names

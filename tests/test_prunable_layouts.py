@@ -11,6 +11,7 @@ Guards against: the head rule matched on the full module name instead of the top
 ``classifier.0``, ``classifier.dense``, ``head.fc`` and ``heads.head`` are all pruned by default), a head name
 deeper in the model (``features.1.block.1.fc1``, MobileNet's squeeze-excitation) taken for a head, and the
 pruner and the trace drifting apart on any layout."""
+
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -24,8 +25,9 @@ from rgprune.rg.trace import trace_from_checkpoints
 class SequentialClassifier(nn.Module):
     def __init__(self):
         super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                                      nn.Flatten())
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+        )
         self.classifier = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(), nn.Linear(16, 4))
 
 
@@ -48,8 +50,15 @@ class TimmStyleViT(nn.Module):
 def roberta():
     from transformers import RobertaConfig, RobertaForSequenceClassification
 
-    config = RobertaConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                           intermediate_size=32, max_position_embeddings=40, num_labels=3)
+    config = RobertaConfig(
+        vocab_size=64,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=40,
+        num_labels=3,
+    )
     return RobertaForSequenceClassification(config)
 
 
@@ -62,20 +71,27 @@ def torchvision_model(name, **kwargs):
 def torchvision_vit():
     from torchvision.models import VisionTransformer
 
-    return VisionTransformer(image_size=32, patch_size=16, num_layers=1, num_heads=2, hidden_dim=16, mlp_dim=32,
-                             num_classes=4)
+    return VisionTransformer(
+        image_size=32, patch_size=16, num_layers=1, num_heads=2, hidden_dim=16, mlp_dim=32, num_classes=4
+    )
 
 
-ROBERTA_EMBEDDINGS = {"roberta.embeddings.word_embeddings.weight", "roberta.embeddings.position_embeddings.weight",
-                      "roberta.embeddings.token_type_embeddings.weight"}
+ROBERTA_EMBEDDINGS = {
+    "roberta.embeddings.word_embeddings.weight",
+    "roberta.embeddings.position_embeddings.weight",
+    "roberta.embeddings.token_type_embeddings.weight",
+}
 
 # layout: (builder, head weights, embedding weights), written out by hand
 LAYOUTS = {
     "sequential-classifier": (SequentialClassifier, {"classifier.0.weight", "classifier.3.weight"}, set()),
     "roberta": (roberta, {"classifier.dense.weight", "classifier.out_proj.weight"}, ROBERTA_EMBEDDINGS),
     "timm-vit-head.fc": (TimmStyleViT, {"head.fc.weight"}, set()),
-    "mobilenet_v3_small": (torchvision_model("mobilenet_v3_small"), {"classifier.0.weight", "classifier.3.weight"},
-                           set()),
+    "mobilenet_v3_small": (
+        torchvision_model("mobilenet_v3_small"),
+        {"classifier.0.weight", "classifier.3.weight"},
+        set(),
+    ),
     "efficientnet_b0": (torchvision_model("efficientnet_b0"), {"classifier.1.weight"}, set()),
     "torchvision-vit": (torchvision_vit, {"heads.head.weight"}, set()),
 }
@@ -93,8 +109,11 @@ def models():
 
 def layer_weights(model):
     """Every Linear/Conv weight in model order, found by module type (what a pruner may rank at all)."""
-    return [f"{name}.weight" for name, m in model.named_modules()
-            if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))]
+    return [
+        f"{name}.weight"
+        for name, m in model.named_modules()
+        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))
+    ]
 
 
 def in_model_order(model, names):
@@ -108,16 +127,18 @@ def test_heads_and_embeddings_are_dense_by_default_and_prunable_on_request(model
     assert heads <= set(layer_weights(model)) and body, "the layout must have a head and a body"
     assert rgprune.GlobalMagnitudePruner(model).names == body
     assert rgprune.GlobalMagnitudePruner(model, prune_head=True).names == layer_weights(model)
-    assert rgprune.GlobalMagnitudePruner(model, prune_embeddings=True).names == \
-        in_model_order(model, set(body) | embeddings)
+    assert rgprune.GlobalMagnitudePruner(model, prune_embeddings=True).names == in_model_order(
+        model, set(body) | embeddings
+    )
     pruner = rgprune.GlobalMagnitudePruner(model, prune_head=True, prune_embeddings=True)
     assert pruner.names == in_model_order(model, set(layer_weights(model)) | embeddings)
 
 
 def checkpoint_selection(state, **options):
     """The checkpoint rule (what trace_from_checkpoints applies to a file's tensors) with ``options``."""
-    return [name for name, t in state.items()
-            if is_default_prunable(name, tensor_kind(name, t.dim(), t.dtype), **options)]
+    return [
+        name for name, t in state.items() if is_default_prunable(name, tensor_kind(name, t.dim(), t.dtype), **options)
+    ]
 
 
 @pytest.mark.parametrize("layout", list(LAYOUTS))
@@ -130,7 +151,11 @@ def test_checkpoint_selection_equals_the_pruners(models, layout, tmp_path):
     save_file(state, str(path))
     names = rgprune.GlobalMagnitudePruner(model).names
     assert sorted(trace_from_checkpoints([path]).tensor_names) == sorted(names)
-    for options in ({}, {"prune_head": True}, {"prune_embeddings": True},
-                    {"prune_head": True, "prune_embeddings": True}):
+    for options in (
+        {},
+        {"prune_head": True},
+        {"prune_embeddings": True},
+        {"prune_head": True, "prune_embeddings": True},
+    ):
         pruner_names = rgprune.GlobalMagnitudePruner(model, **options).names
         assert sorted(checkpoint_selection(state, **options)) == sorted(pruner_names), options

@@ -2,6 +2,7 @@
 and errors, installs torch's reparametrization (so remove / is_pruned / repeated calls work), and gives
 torch's masks up to the documented tie order, while rgprune's kernels rank the tensors in place (no
 concatenation, no topk). GlobalMagnitudePruner.prune(scores=...) ranks by scores and prunes the weights."""
+
 import copy
 
 import pytest
@@ -19,15 +20,25 @@ def layer_pairs(model):
 
 def resnet18():
     import torchvision
+
     torch.manual_seed(0)
     return torchvision.models.resnet18(weights=None).eval()
 
 
 def small_bert():
     from transformers import BertConfig, BertModel
+
     torch.manual_seed(0)
-    return BertModel(BertConfig(vocab_size=200, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                                intermediate_size=128, max_position_embeddings=32)).eval()
+    return BertModel(
+        BertConfig(
+            vocab_size=200,
+            hidden_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=128,
+            max_position_embeddings=32,
+        )
+    ).eval()
 
 
 def random_scores(pairs, seed):
@@ -37,8 +48,12 @@ def random_scores(pairs, seed):
 
 def kth_survivor_magnitude(masks, scores, k):
     """Independent oracle: the k-th smallest |score| among the entries torch counts as surviving (mask 1)."""
-    values = torch.cat([s.abs().reshape(-1)[m.reshape(-1) == 1] if m is not None else s.abs().reshape(-1)
-                        for m, s in zip(masks, scores)])
+    values = torch.cat(
+        [
+            s.abs().reshape(-1)[m.reshape(-1) == 1] if m is not None else s.abs().reshape(-1)
+            for m, s in zip(masks, scores)
+        ]
+    )
     return float(torch.kthvalue(values, k).values)
 
 
@@ -60,8 +75,9 @@ def compare_round(ours, theirs, scores, threshold):
     return sum(int(d.sum()) for d in differ)
 
 
-@pytest.mark.parametrize("build, amounts", [(resnet18, [0.2, 100_000]), (small_bert, [0.2, 0.3, 1000])],
-                         ids=["resnet18", "bert-config"])
+@pytest.mark.parametrize(
+    "build, amounts", [(resnet18, [0.2, 100_000]), (small_bert, [0.2, 0.3, 1000])], ids=["resnet18", "bert-config"]
+)
 def test_one_changed_import_gives_torchs_masks_and_reparametrization(build, amounts):
     # amounts: a fraction of the survivors, then (bert: another fraction and) a count
     theirs_model = build()
@@ -78,7 +94,12 @@ def test_one_changed_import_gives_torchs_masks_and_reparametrization(build, amou
         tprune.global_unstructured(theirs, pruning_method=tprune.L1Unstructured, amount=amount, **kwargs)
         kwargs = {"importance_scores": dict(zip(ours, [s.clone() for s in scores]))} if scored else {}
         prune.global_unstructured(ours, pruning_method=prune.L1Unstructured, amount=amount, **kwargs)
-        compare_round(ours, theirs, scores, lambda previous=previous, scores=scores, k=k: kth_survivor_magnitude(previous, scores, k))
+        compare_round(
+            ours,
+            theirs,
+            scores,
+            lambda previous=previous, scores=scores, k=k: kth_survivor_magnitude(previous, scores, k),
+        )
         for (a, _), (b, _) in zip(ours, theirs):  # the same reparametrization, hook types included
             assert type(next(iter(a._forward_pre_hooks.values()))) is type(next(iter(b._forward_pre_hooks.values())))
             assert a.weight_mask.dtype == b.weight_mask.dtype and a.weight_mask.shape == b.weight_mask.shape
@@ -95,8 +116,10 @@ def test_scores_are_not_modified_and_decide_the_ranking():
     model = nn.Sequential(nn.Linear(20, 30), nn.ReLU(), nn.Linear(30, 10))
     pairs = layer_pairs(model)
     # |score| grows with the flat index, and every score of layer 2 is above layer 0's: layer 0's first go
-    scores = {p: -torch.arange(getattr(*p).numel(), dtype=torch.float32).reshape(getattr(*p).shape) - 1 - 1000 * i
-              for i, p in enumerate(pairs)}
+    scores = {
+        p: -torch.arange(getattr(*p).numel(), dtype=torch.float32).reshape(getattr(*p).shape) - 1 - 1000 * i
+        for i, p in enumerate(pairs)
+    }
     saved = {p: s.clone() for p, s in scores.items()}
     prune.global_unstructured(pairs, pruning_method=prune.L1Unstructured, importance_scores=scores, amount=50)
     assert all(torch.equal(scores[p], saved[p]) for p in pairs)
@@ -113,8 +136,9 @@ def test_torch_classes_are_ranked_by_the_kernels_without_concatenating_or_topk(m
         monkeypatch.setattr(torch, name, lambda *a, _name=name, **k: pytest.fail(f"torch.{_name} was called"))
     monkeypatch.setattr(torch.nn.utils, "parameters_to_vector", lambda *a, **k: pytest.fail("concatenated"))
     prune.global_unstructured(layer_pairs(model), pruning_method=tprune.L1Unstructured, amount=0.5)
-    assert all(torch.equal(a.weight_mask, b.weight_mask)
-               for (a, _), (b, _) in zip(layer_pairs(model), layer_pairs(reference)))
+    assert all(
+        torch.equal(a.weight_mask, b.weight_mask) for (a, _), (b, _) in zip(layer_pairs(model), layer_pairs(reference))
+    )
     prune.global_unstructured(layer_pairs(model), pruning_method=tprune.RandomUnstructured, amount=0.5)
     survivors = sum(int(m.weight_mask.sum()) for m, _ in layer_pairs(model))
     assert survivors == round(0.5 * round(0.5 * 900))  # 900 weights: 450 after L1, 225 after random
@@ -128,15 +152,28 @@ def torch_error(call):
     return None
 
 
-@pytest.mark.parametrize("kwargs", [{"amount": -1}, {"amount": 1.5}, {"amount": "half"}, {"amount": 10_000},
-                                    {"amount": 0.3, "importance_scores": [1]}, {}],
-                         ids=["negative", "above-one", "string", "too-many", "scores-not-dict", "no-amount"])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"amount": -1},
+        {"amount": 1.5},
+        {"amount": "half"},
+        {"amount": 10_000},
+        {"amount": 0.3, "importance_scores": [1]},
+        {},
+    ],
+    ids=["negative", "above-one", "string", "too-many", "scores-not-dict", "no-amount"],
+)
 def test_bad_arguments_raise_torchs_errors_and_change_nothing(kwargs):
     model = nn.Sequential(nn.Linear(20, 30), nn.Linear(30, 10))
-    theirs = torch_error(lambda: tprune.global_unstructured(layer_pairs(copy.deepcopy(model)),
-                                                            pruning_method=tprune.L1Unstructured, **kwargs))
-    ours = torch_error(lambda: prune.global_unstructured(layer_pairs(model), pruning_method=prune.L1Unstructured,
-                                                         **kwargs))
+    theirs = torch_error(
+        lambda: tprune.global_unstructured(
+            layer_pairs(copy.deepcopy(model)), pruning_method=tprune.L1Unstructured, **kwargs
+        )
+    )
+    ours = torch_error(
+        lambda: prune.global_unstructured(layer_pairs(model), pruning_method=prune.L1Unstructured, **kwargs)
+    )
     assert theirs is not None and ours is not None
     assert ours[0] is theirs[0]
     if "amount" in kwargs:  # the missing-argument message names the class, which differs
@@ -169,8 +206,9 @@ def test_a_generator_of_parameters_is_pruned_like_a_list():
     reference = copy.deepcopy(model)
     prune.global_unstructured((p for p in layer_pairs(model)), pruning_method=prune.L1Unstructured, amount=0.4)
     prune.global_unstructured(layer_pairs(reference), pruning_method=prune.L1Unstructured, amount=0.4)
-    assert all(torch.equal(a.weight_mask, b.weight_mask)
-               for (a, _), (b, _) in zip(layer_pairs(model), layer_pairs(reference)))
+    assert all(
+        torch.equal(a.weight_mask, b.weight_mask) for (a, _), (b, _) in zip(layer_pairs(model), layer_pairs(reference))
+    )
     with pytest.raises(ValueError, match="empty"):
         prune.global_unstructured([], pruning_method=prune.L1Unstructured, amount=0.4)
 
@@ -198,16 +236,24 @@ def test_random_unstructured_prunes_exactly_k_uniform_survivors_reproducibly():
 
 def small_convnet():
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.Conv2d(64, 64, 1),
-                         nn.Flatten(), nn.Linear(64, 10))
+    return nn.Sequential(
+        nn.Conv2d(3, 32, 3),
+        nn.ReLU(),
+        nn.Conv2d(32, 64, 3),
+        nn.ReLU(),
+        nn.Conv2d(64, 64, 1),
+        nn.Flatten(),
+        nn.Linear(64, 10),
+    )
 
 
 def test_channels_last_weights_which_torch_refuses_get_the_contiguous_models_masks():
     contiguous = small_convnet()
     permuted = copy.deepcopy(contiguous).to(memory_format=torch.channels_last)
     with pytest.raises(RuntimeError):  # torch concatenates with .view(-1), which channels_last weights refuse
-        tprune.global_unstructured(layer_pairs(copy.deepcopy(permuted)), pruning_method=tprune.L1Unstructured,
-                                   amount=0.2)
+        tprune.global_unstructured(
+            layer_pairs(copy.deepcopy(permuted)), pruning_method=tprune.L1Unstructured, amount=0.2
+        )
     for _ in range(2):
         prune.global_unstructured(layer_pairs(contiguous), pruning_method=prune.L1Unstructured, amount=0.2)
         prune.global_unstructured(layer_pairs(permuted), pruning_method=prune.L1Unstructured, amount=0.2)
@@ -230,6 +276,7 @@ def test_per_tensor_l1_unstructured_uses_the_kernels_and_matches_torch():
 
 # ---- GlobalMagnitudePruner.prune(scores=...) ----------------------------------------------------------
 
+
 def test_pruner_scores_rank_and_prune_the_weights_like_importance_scores():
     model = small_bert()
     reference = copy.deepcopy(model)
@@ -241,8 +288,12 @@ def test_pruner_scores_rank_and_prune_the_weights_like_importance_scores():
     assert report.k == round(0.3 * pruner.num_weights)
     assert all(torch.equal(scores[n], saved[n]) for n in pruner.names)
     pairs = [(reference.get_submodule(n.rpartition(".")[0]), "weight") for n in pruner.names]
-    prune.global_unstructured(pairs, pruning_method=prune.L1Unstructured, amount=0.3,
-                              importance_scores={p: scores[n] for p, n in zip(pairs, pruner.names)})
+    prune.global_unstructured(
+        pairs,
+        pruning_method=prune.L1Unstructured,
+        amount=0.3,
+        importance_scores={p: scores[n] for p, n in zip(pairs, pruner.names)},
+    )
     for (m, _), keep, p in zip(pairs, pruner.masks.to_bool(), pruner.params):
         assert torch.equal(m.weight_mask.bool(), keep)
         assert torch.all(p[~keep] == 0) and torch.equal(p[keep], m.weight_orig[keep])  # the weights are pruned
@@ -251,11 +302,15 @@ def test_pruner_scores_rank_and_prune_the_weights_like_importance_scores():
     assert pruner.num_survivors == round(0.5 * round(0.7 * pruner.num_weights))
 
 
-@pytest.mark.parametrize("spoil, error, match", [
-    (lambda s: s.popitem(), ValueError, "missing"),
-    (lambda s: s.update({"fc.weight": torch.zeros(1000, 512)}), ValueError, "not pruned"),
-    (lambda s: s.update({"conv1.weight": torch.zeros(3)}), ValueError, "shape"),
-], ids=["missing", "unknown", "shape"])
+@pytest.mark.parametrize(
+    "spoil, error, match",
+    [
+        (lambda s: s.popitem(), ValueError, "missing"),
+        (lambda s: s.update({"fc.weight": torch.zeros(1000, 512)}), ValueError, "not pruned"),
+        (lambda s: s.update({"conv1.weight": torch.zeros(3)}), ValueError, "shape"),
+    ],
+    ids=["missing", "unknown", "shape"],
+)
 def test_pruner_bad_scores_raise_and_change_nothing(spoil, error, match):
     model = nn.Sequential()
     model.conv1 = nn.Conv2d(3, 8, 3)

@@ -4,6 +4,7 @@ masks kept through optimizer steps, rewinding, state round trips and torch.prune
 README_EXAMPLE below is the README's "use it in your training loop" snippet, executed verbatim by
 test_readme_example_runs.
 """
+
 import contextlib
 import copy
 import io
@@ -19,7 +20,7 @@ from torch import nn
 import rgprune
 from rgprune.models import build_model
 
-README_EXAMPLE = '''\
+README_EXAMPLE = """\
 import torch, rgprune.data, rgprune.models
 task = rgprune.data.load_task("digits", image_size=16)
 model = rgprune.models.build_model("resnet20", 10, in_channels=1, seed=0)
@@ -34,10 +35,11 @@ for x, y in torch.utils.data.DataLoader(task.train, batch_size=64, shuffle=True)
 model.eval()
 accuracy = (model(task.test.tensors[0]).argmax(1) == task.test.tensors[1]).float().mean()
 print(f"density {pruner.density():.2f}, test accuracy {accuracy:.2f}")
-'''
+"""
 
 
 # ---- helpers -----------------------------------------------------------------------------------------
+
 
 def resnet20(seed=0):
     """CIFAR ResNet-20 for 1-channel images (the tests feed it 8x8 inputs)."""
@@ -104,6 +106,7 @@ def minilm():
 
 # ---- 1. selection --------------------------------------------------------------------------------------
 
+
 def test_default_selection_is_conv_weights_without_head_biases_or_norms():
     model = resnet20()
     pruner = rgprune.GlobalMagnitudePruner(model)
@@ -131,8 +134,10 @@ def test_bert_embeddings_and_head_are_opt_in(minilm):
     with_embeddings = rgprune.GlobalMagnitudePruner(minilm, prune_embeddings=True).names
     with_head = rgprune.GlobalMagnitudePruner(minilm, prune_head=True).names
     assert [n for n in with_embeddings if n not in default] == [
-        "bert.embeddings.word_embeddings.weight", "bert.embeddings.position_embeddings.weight",
-        "bert.embeddings.token_type_embeddings.weight"]  # never the embeddings' LayerNorm
+        "bert.embeddings.word_embeddings.weight",
+        "bert.embeddings.position_embeddings.weight",
+        "bert.embeddings.token_type_embeddings.weight",
+    ]  # never the embeddings' LayerNorm
     assert [n for n in with_head if n not in default] == ["classifier.weight"]
 
 
@@ -147,8 +152,7 @@ def test_include_patterns_replace_the_default_set():
 def test_exclude_patterns_remove_from_the_selection():
     model = resnet20()
     pruner = rgprune.GlobalMagnitudePruner(model, exclude=["layer3.*", "conv1.weight"])
-    assert pruner.names == [n for n in conv_weight_names(model)
-                            if not n.startswith("layer3.") and n != "conv1.weight"]
+    assert pruner.names == [n for n in conv_weight_names(model) if not n.startswith("layer3.") and n != "conv1.weight"]
     pruner = rgprune.GlobalMagnitudePruner(model, include=["layer2.*.weight"], exclude=["*bn*"])
     assert pruner.names == [n for n in conv_weight_names(model) if n.startswith("layer2.")]
 
@@ -196,6 +200,7 @@ def test_mixed_dtypes_raise_type_error():
 
 # ---- 2. exact pruning -------------------------------------------------------------------------------
 
+
 def test_prune_fraction_equals_prune_global_kernel():
     model = resnet20()
     twin = copy.deepcopy(model)
@@ -239,14 +244,33 @@ def test_prune_target_density_hits_the_exact_count():
     assert_pruned_are_plus_zero(pruner)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(), "exactly one"), (dict(fraction=0.2, target_density=0.5), "exactly one"),
-    (dict(fraction=-0.1), "fraction"), (dict(fraction=1.5), "fraction"), (dict(fraction=math.nan), "fraction"),
-    (dict(fraction=True), "fraction"), (dict(fraction="0.2"), "fraction"),
-    (dict(target_density=-0.1), "target_density"), (dict(target_density=1.2), "target_density"),
-    (dict(target_density=0.9), "above the current density")],  # the density is 0.5 here
-    ids=["none", "both", "fraction<0", "fraction>1", "fraction-nan", "fraction-bool", "fraction-str",
-         "density<0", "density>1", "density-above-current"])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(), "exactly one"),
+        (dict(fraction=0.2, target_density=0.5), "exactly one"),
+        (dict(fraction=-0.1), "fraction"),
+        (dict(fraction=1.5), "fraction"),
+        (dict(fraction=math.nan), "fraction"),
+        (dict(fraction=True), "fraction"),
+        (dict(fraction="0.2"), "fraction"),
+        (dict(target_density=-0.1), "target_density"),
+        (dict(target_density=1.2), "target_density"),
+        (dict(target_density=0.9), "above the current density"),
+    ],  # the density is 0.5 here
+    ids=[
+        "none",
+        "both",
+        "fraction<0",
+        "fraction>1",
+        "fraction-nan",
+        "fraction-bool",
+        "fraction-str",
+        "density<0",
+        "density>1",
+        "density-above-current",
+    ],
+)
 def test_bad_prune_arguments_raise_value_error_and_change_nothing(kwargs, message):
     model = resnet20()
     pruner = rgprune.GlobalMagnitudePruner(model)
@@ -331,6 +355,7 @@ def test_attach_rejects_an_optimizer_of_other_parameters():
 
 # ---- 4. rewind ------------------------------------------------------------------------------------------
 
+
 def test_rewind_restores_survivors_and_unpruned_params_and_keeps_pruned_at_zero():
     model = resnet20()
     init = weights_snapshot(model)
@@ -385,6 +410,7 @@ def test_rewind_rejects_a_bad_state_dict_and_changes_nothing(spoil):
 
 
 # ---- 5. state ------------------------------------------------------------------------------------------
+
 
 def test_state_dict_round_trip_into_a_fresh_model_and_pruner():
     model = resnet20(seed=0)
@@ -480,6 +506,7 @@ def _free_port():
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
 def test_ddp_wrapped_model_has_the_same_names_and_masks():
     import torch.distributed as dist
+
     model = resnet20()
     plain = rgprune.GlobalMagnitudePruner(copy.deepcopy(model))
     plain.prune(fraction=0.2)
@@ -508,6 +535,7 @@ def test_ddp_wrapped_model_has_the_same_names_and_masks():
 
 
 # ---- 6. torch.nn.utils.prune interop -------------------------------------------------------------------
+
 
 def test_export_torch_prune_installs_equal_masks_and_the_same_forward():
     model = resnet20().eval()
@@ -576,6 +604,7 @@ def test_from_torch_prune_on_an_unpruned_model_raises_value_error():
 
 # ---- 7. the README example -------------------------------------------------------------------------------
 
+
 def test_readme_example_runs(capsys):
     torch.manual_seed(0)  # the DataLoader's shuffle
     namespace = {}
@@ -592,8 +621,10 @@ def test_readme_example_runs(capsys):
 
 # ---- masks.popcount ------------------------------------------------------------------------------------
 
+
 def test_popcount_counts_every_bit_including_the_sign_bit_and_rejects_float_words():
     from rgprune.masks import popcount
+
     g = torch.Generator().manual_seed(0)
     keep = torch.rand(1000, generator=g) < 0.3
     keep[31::32] = True  # bit 31 of every word: negative int32 words

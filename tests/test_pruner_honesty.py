@@ -2,6 +2,7 @@
 pruner starts all-ones on an already pruned model, check() finding weights that grew back (prune refuses
 them), no double hooks or rival pruners; and the smaller input checks (meta models, single-string patterns,
 include= taking biases or norm weights)."""
+
 import warnings
 
 import pytest
@@ -35,6 +36,7 @@ def one_thread():
 
 # ---- masks from zeros, and the warning when a model looks pruned ----------------------------------------
 
+
 def test_masks_from_zeros_adopt_a_pruned_model_and_the_default_warns_naming_it():
     model = resnet20()
     first = rgprune.GlobalMagnitudePruner(model)
@@ -55,6 +57,7 @@ def test_masks_from_zeros_adopt_a_pruned_model_and_the_default_warns_naming_it()
 
 
 # ---- check(): weights that grew back outside the masks ------------------------------------------------------
+
 
 def test_check_finds_weights_that_grew_back_and_prune_refuses_them():
     model = resnet20()
@@ -97,6 +100,7 @@ def test_check_counts_nan_and_tiny_values_outside_the_masks_but_not_zeros():
 
 # ---- one hook per optimizer, one attached pruner per parameter ----------------------------------------------
 
+
 def test_a_second_attach_or_a_rival_attached_pruner_is_refused():
     model = resnet20()
     pruner = rgprune.GlobalMagnitudePruner(model)
@@ -119,6 +123,7 @@ def test_a_second_attach_or_a_rival_attached_pruner_is_refused():
 
 # ---- smaller input checks -----------------------------------------------------------------------------------
 
+
 def test_a_meta_device_model_is_refused_at_construction_naming_the_fix():
     with torch.device("meta"):
         model = nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 2))
@@ -128,10 +133,14 @@ def test_a_meta_device_model_is_refused_at_construction_naming_the_fix():
 
 def test_single_string_patterns_mean_one_pattern():
     model = resnet20()
-    assert rgprune.GlobalMagnitudePruner(model, include="layer1.*.conv1.weight").names == \
-        rgprune.GlobalMagnitudePruner(model, include=["layer1.*.conv1.weight"]).names
-    assert rgprune.GlobalMagnitudePruner(model, exclude="layer3.*").names == \
-        rgprune.GlobalMagnitudePruner(model, exclude=["layer3.*"]).names
+    assert (
+        rgprune.GlobalMagnitudePruner(model, include="layer1.*.conv1.weight").names
+        == rgprune.GlobalMagnitudePruner(model, include=["layer1.*.conv1.weight"]).names
+    )
+    assert (
+        rgprune.GlobalMagnitudePruner(model, exclude="layer3.*").names
+        == rgprune.GlobalMagnitudePruner(model, exclude=["layer3.*"]).names
+    )
     with pytest.raises(TypeError, match="include must be a string or a list"):
         rgprune.GlobalMagnitudePruner(model, include=3)
 

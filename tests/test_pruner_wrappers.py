@@ -1,6 +1,7 @@
 """The pruner sees through torch.compile's OptimizedModule as through DDP (same names, selection and state
 as on the plain model), and attach() takes wrapped optimizers: Accelerate's AcceleratedOptimizer (which
 subclasses Optimizer without its step hooks) and any wrapper exposing the optimizer as ``.optimizer``."""
+
 import copy
 
 import pytest

@@ -1,5 +1,6 @@
 """radix_histogram (one refinement pass of the radix select): compiled kernels == reference, and the
 reference == the definition (a filter on the key prefix + a histogram of the next bits)."""
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -78,8 +79,9 @@ def split_points(dtype):
 @pytest.mark.parametrize("shapes", list(SHAPE_SETS.values()), ids=list(SHAPE_SETS))
 @pytest.mark.parametrize("variant", ["plain", "ties", "specials-and-pruned"])
 def test_radix_histogram_equals_reference(device, dtype, shapes, variant):
-    tensors = make_weights(shapes, dtype, device, seed=len(shapes) + 1, ties=variant == "ties",
-                           specials=variant == "specials-and-pruned")
+    tensors = make_weights(
+        shapes, dtype, device, seed=len(shapes) + 1, ties=variant == "ties", specials=variant == "specials-and-pruned"
+    )
     if variant == "specials-and-pruned":
         masks = random_masks(tensors, seed=2, density=0.6)
     else:
@@ -90,14 +92,16 @@ def test_radix_histogram_equals_reference(device, dtype, shapes, variant):
 
 @requires_compiled
 @settings(max_examples=60, deadline=None, derandomize=True, database=None)
-@given(sizes=st.lists(st.integers(0, 200), min_size=1, max_size=5),
-       dtype=st.sampled_from(DTYPES),
-       levels=st.sampled_from([0, 2, 8]),
-       density=st.sampled_from([1.0, 0.7, 0.1]),
-       prefix_bits=st.integers(0, 62),
-       bits=st.integers(1, 12),
-       nan=st.booleans(),
-       seed=st.integers(0, 2**16))
+@given(
+    sizes=st.lists(st.integers(0, 200), min_size=1, max_size=5),
+    dtype=st.sampled_from(DTYPES),
+    levels=st.sampled_from([0, 2, 8]),
+    density=st.sampled_from([1.0, 0.7, 0.1]),
+    prefix_bits=st.integers(0, 62),
+    bits=st.integers(1, 12),
+    nan=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
 def test_radix_histogram_hypothesis(sizes, dtype, levels, density, prefix_bits, bits, nan, seed):
     kb = fmt.KEY_BITS[dtype]
     bits = min(bits, kb)
@@ -123,8 +127,9 @@ def test_reference_matches_definition(dtype):
     kb = fmt.KEY_BITS[dtype]
     for prefix_bits, bits in split_points(dtype):
         for prefix in prefixes_of(tensors, masks, prefix_bits):
-            assert ref.radix_histogram(tensors, masks, prefix, prefix_bits, bits).tolist() == \
-                definition(tensors, masks, prefix, prefix_bits, bits), (prefix, prefix_bits, bits, kb)
+            assert ref.radix_histogram(tensors, masks, prefix, prefix_bits, bits).tolist() == definition(
+                tensors, masks, prefix, prefix_bits, bits
+            ), (prefix, prefix_bits, bits, kb)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -149,16 +154,19 @@ def test_passes_reproduce_the_threshold(device, dtype):
         assert torch.equal(top.cpu(), rgprune.magnitude_histogram(tensors, masks).histogram.cpu())
 
 
-@pytest.mark.parametrize("args, err, match", [
-    ((0, 0, 0), ValueError, "bits must be between 1 and 12"),
-    ((0, 0, 13), ValueError, "bits must be between 1 and 12"),
-    ((0, -1, 12), ValueError, "prefix_bits must be between 0 and 19"),
-    ((0, 20, 12), ValueError, "prefix_bits must be between 0 and 19"),
-    ((8, 3, 12), ValueError, r"prefix must be in \[0, 2\*\*prefix_bits\) = \[0, 8\)"),
-    ((-1, 3, 12), ValueError, "prefix must be in"),
-    ((0.5, 3, 12), TypeError, "prefix must be an int"),
-    ((0, True, 12), TypeError, "prefix_bits must be an int"),
-])
+@pytest.mark.parametrize(
+    "args, err, match",
+    [
+        ((0, 0, 0), ValueError, "bits must be between 1 and 12"),
+        ((0, 0, 13), ValueError, "bits must be between 1 and 12"),
+        ((0, -1, 12), ValueError, "prefix_bits must be between 0 and 19"),
+        ((0, 20, 12), ValueError, "prefix_bits must be between 0 and 19"),
+        ((8, 3, 12), ValueError, r"prefix must be in \[0, 2\*\*prefix_bits\) = \[0, 8\)"),
+        ((-1, 3, 12), ValueError, "prefix must be in"),
+        ((0.5, 3, 12), TypeError, "prefix must be an int"),
+        ((0, True, 12), TypeError, "prefix_bits must be an int"),
+    ],
+)
 def test_validation(args, err, match):
     tensors = [torch.randn(10, 4), torch.randn(33)]
     masks = rgprune.MaskSet.ones(tensors).words
@@ -198,6 +206,7 @@ def test_falls_back_to_reference_without_a_cuda_kernel(monkeypatch):
 @requires_compiled
 def test_fake_kernel_shapes():
     from torch._subclasses.fake_tensor import FakeTensorMode
+
     with FakeTensorMode():
         t = [torch.empty(100), torch.empty(7)]
         m = [torch.empty(4, dtype=torch.int32), torch.empty(1, dtype=torch.int32)]

@@ -5,6 +5,7 @@ weight at a time (keys from ``struct``, masks bit by bit, the k smallest by a pl
 
 The compiled kernels are checked against the reference in test_kernels.py; that comparison says nothing when
 both are wrong the same way, nor in a reference-only install (``RGPRUNE_BACKEND=reference``), hence these."""
+
 import math
 import struct
 
@@ -24,6 +25,7 @@ KEY_BITS = {torch.float32: 31, torch.float16: 15, torch.bfloat16: 15, torch.floa
 # the oracle: one Python float at a time
 # ------------------------------------------------------------------------------------------------------
 
+
 def oracle_key(x: float, dtype: torch.dtype) -> int:
     """The magnitude key of ``x`` (a value of ``dtype``) from its IEEE bit pattern, sign bit cleared."""
     if dtype == torch.float64:
@@ -37,8 +39,12 @@ def oracle_key(x: float, dtype: torch.dtype) -> int:
 
 def raw_bits(t: torch.Tensor) -> list[int]:
     """The bit patterns of a tensor's elements (so +0.0 and -0.0 differ)."""
-    view = {torch.float32: torch.int32, torch.float16: torch.int16, torch.bfloat16: torch.int16,
-            torch.float64: torch.int64}[t.dtype]
+    view = {
+        torch.float32: torch.int32,
+        torch.float16: torch.int16,
+        torch.bfloat16: torch.int16,
+        torch.float64: torch.int64,
+    }[t.dtype]
     return t.contiguous().view(view).reshape(-1).tolist()
 
 
@@ -64,9 +70,12 @@ def tail_bits(words: torch.Tensor, numel: int) -> list[int]:
 
 def oracle_prune(tensors, keeps, k):
     """The keep lists after pruning the k smallest surviving non-NaN magnitudes, ties in model order."""
-    order = sorted((oracle_key(x, t.dtype), i, j)
-                   for i, (t, keep) in enumerate(zip(tensors, keeps))
-                   for j, x in enumerate(t.reshape(-1).tolist()) if keep[j] and not math.isnan(x))
+    order = sorted(
+        (oracle_key(x, t.dtype), i, j)
+        for i, (t, keep) in enumerate(zip(tensors, keeps))
+        for j, x in enumerate(t.reshape(-1).tolist())
+        if keep[j] and not math.isnan(x)
+    )
     out = [list(keep) for keep in keeps]
     for _, i, j in order[:k]:
         out[i][j] = False
@@ -112,6 +121,7 @@ def reference_ops(monkeypatch):
 # ------------------------------------------------------------------------------------------------------
 # ties, k, +0.0
 # ------------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_ties_are_pruned_in_model_order(dtype):
@@ -208,6 +218,7 @@ def test_every_pruned_weight_is_stored_as_plus_zero(dtype):
 # NaN, infinities, mask tails
 # ------------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_nan_survivors_are_counted_not_ranked(dtype):
     """The reference never ranks NaN: it counts surviving NaNs in info[INFO_N_NAN] and nan_counts, leaves
@@ -234,9 +245,11 @@ def test_public_ops_refuse_nan_on_the_reference_path(reference_ops, call):
     tensors = [torch.tensor([1.0, 2.0, 3.0]), torch.tensor([4.0, float("nan")])]
     masks = [words_from_bits([True] * 3), words_from_bits([True, True])]
     before = [raw_bits(t) for t in tensors], [m.clone() for m in masks]
-    calls = {"histogram": lambda: rgprune.magnitude_histogram(tensors, masks),
-             "threshold": lambda: rgprune.global_magnitude_threshold(tensors, masks, 2),
-             "prune": lambda: rgprune.prune_global_(tensors, masks, 2)}
+    calls = {
+        "histogram": lambda: rgprune.magnitude_histogram(tensors, masks),
+        "threshold": lambda: rgprune.global_magnitude_threshold(tensors, masks, 2),
+        "prune": lambda: rgprune.prune_global_(tensors, masks, 2),
+    }
     with pytest.raises(ValueError, match=r"NaN.*tensors \[1\]"):
         calls[call]()
     assert [raw_bits(t) for t in tensors] == before[0]
@@ -283,6 +296,7 @@ def test_mask_bits_past_numel_stay_zero(numel):
 # ------------------------------------------------------------------------------------------------------
 # statistics
 # ------------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("bits", [1, 5, 12])

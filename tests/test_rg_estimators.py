@@ -211,8 +211,9 @@ def contraction_flows(count, rounds, edges, rng, rates=(0.6, 0.3), draws=None):
     sampled from p_n.
     """
     q = binned(lambda x: ndtr(x), edges)
-    laplace = binned(lambda x: np.where(x < 0, 0.5 * np.exp(np.minimum(x, 0)), 1 - 0.5 * np.exp(-np.maximum(x, 0))),
-                     edges)
+    laplace = binned(
+        lambda x: np.where(x < 0, 0.5 * np.exp(np.minimum(x, 0)), 1 - 0.5 * np.exp(-np.maximum(x, 0))), edges
+    )
     wide = binned(lambda x: ndtr(x / SQRT2), edges)
     directions = np.stack([laplace - q, wide - q])
     flows = []

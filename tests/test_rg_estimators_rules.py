@@ -121,13 +121,23 @@ def test_interval_coverage_is_near_nominal():
     that ignore the noise, e.g. replicates that do not resample)."""
     hits, count = 0, 0
     for seed in range(40):
-        flows = linear_flows(np.random.default_rng(100 + seed), 6, 5, [0.9, 0.5], observables=10,
-                             observation_noise=0.05, process_noise=0.1)
+        flows = linear_flows(
+            np.random.default_rng(100 + seed),
+            6,
+            5,
+            [0.9, 0.5],
+            observables=10,
+            observation_noise=0.05,
+            process_noise=0.1,
+        )
         result = dmd(flows, n_boot=100)
         for truth in (0.9, 0.5):
             index = int(np.argmin(np.abs(np.abs(result.eigenvalues) - truth))) if result.rank else None
             count += 1
-            hits += index is not None and result.eigenvalue_intervals[index, 0] <= truth <= result.eigenvalue_intervals[index, 1]
+            hits += (
+                index is not None
+                and result.eigenvalue_intervals[index, 0] <= truth <= result.eigenvalue_intervals[index, 1]
+            )
     assert hits / count >= 0.8, hits / count
 
 
@@ -164,7 +174,12 @@ def test_a_class_needs_the_whole_interval_inside_its_band():
     values = [1.5, 1.5, 1.0, 1.0, 0.5, 0.5]
     intervals = [[1.2, 1.8], [0.9, 1.8], [0.97, 1.03], [0.9, 1.03], [0.3, 0.7], [0.3, 0.96]]
     assert classify_directions(values, intervals=intervals).tolist() == [
-        "relevant", "unresolved", "marginal", "unresolved", "irrelevant", "unresolved"
+        "relevant",
+        "unresolved",
+        "marginal",
+        "unresolved",
+        "irrelevant",
+        "unresolved",
     ]
     assert classify_directions(values, tol=0.01, intervals=intervals)[2] == "unresolved"
     assert classify_directions([1.0], intervals=[[0.0, np.inf]]).tolist() == ["unresolved"]

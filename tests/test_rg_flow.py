@@ -30,9 +30,7 @@ from rgprune.rg.flow import (
 # Real eigenvalues above and below 1, and complex-conjugate pairs inside and outside the circle.
 REAL_EIGENVALUES = [1.2, 0.7, -0.4]
 COMPLEX_PAIRS = [0.8 + 0.5j, 1.05 + 0.2j]  # |.| = 0.943 and 1.069
-TRUE_EIGENVALUES = np.array(
-    REAL_EIGENVALUES + [z for pair in COMPLEX_PAIRS for z in (pair, pair.conjugate())]
-)
+TRUE_EIGENVALUES = np.array(REAL_EIGENVALUES + [z for pair in COMPLEX_PAIRS for z in (pair, pair.conjugate())])
 
 
 def real_map_with_eigenvalues(real, pairs, rng):
@@ -43,7 +41,7 @@ def real_map_with_eigenvalues(real, pairs, rng):
         block[i, i] = value
     for k, z in enumerate(pairs):
         i = len(real) + 2 * k
-        block[i:i + 2, i:i + 2] = [[z.real, -z.imag], [z.imag, z.real]]
+        block[i : i + 2, i : i + 2] = [[z.real, -z.imag], [z.imag, z.real]]
     basis = rng.normal(size=(size, size)) + 3 * np.eye(size)  # well conditioned
     return basis @ block @ np.linalg.inv(basis)
 
@@ -71,8 +69,7 @@ def linear_system():
 
 def test_constructed_map_has_the_chosen_eigenvalues(linear_system):
     a, _ = linear_system
-    np.testing.assert_allclose(sort_complex(np.linalg.eigvals(a)), sort_complex(TRUE_EIGENVALUES),
-                               atol=1e-10)
+    np.testing.assert_allclose(sort_complex(np.linalg.eigvals(a)), sort_complex(TRUE_EIGENVALUES), atol=1e-10)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -84,8 +81,7 @@ def test_dmd_recovers_real_and_complex_eigenvalues(linear_system):
     _, trajectories = linear_system
     result = dmd(trajectories)
     assert result.rank == 7
-    np.testing.assert_allclose(sort_complex(result.eigenvalues), sort_complex(TRUE_EIGENVALUES),
-                               atol=1e-8)
+    np.testing.assert_allclose(sort_complex(result.eigenvalues), sort_complex(TRUE_EIGENVALUES), atol=1e-8)
     assert result.reconstruction_error < 1e-10
 
 
@@ -134,8 +130,9 @@ def test_every_fit_orders_eigenvalues_by_modulus_with_conjugate_pairs_positive_i
     assert_documented_order(result.eigenvalues, atol=1e-8)
     for value, mode in zip(result.eigenvalues, result.modes.T):
         np.testing.assert_allclose(a @ mode, value * mode, atol=1e-8)
-    np.testing.assert_allclose(result.eigenvalue_intervals, np.abs(ORDERED_EIGENVALUES)[:, None].repeat(2, 1),
-                               atol=1e-8)  # exact data: every replicate agrees
+    np.testing.assert_allclose(
+        result.eigenvalue_intervals, np.abs(ORDERED_EIGENVALUES)[:, None].repeat(2, 1), atol=1e-8
+    )  # exact data: every replicate agrees
     assert_documented_order(affine_fixed_point(trajectories, rank=7).eigenvalues, atol=1e-8)
     snapshots = iterate(lambda g: a @ g, rng.normal(size=7), 12) @ rng.normal(size=(300, 7)).T  # one long flow
     assert_documented_order(gram_dmd(snapshots @ snapshots.T, rank=7).eigenvalues, atol=1e-6)
@@ -148,8 +145,7 @@ def test_by_decreasing_modulus_is_stable_and_puts_the_positive_imaginary_part_fi
     from rgprune.rg.linalg import by_decreasing_modulus
 
     values = np.array([0.2 - 0.1j, -0.9, 0.6 - 0.3j, 0.5, 0.6 + 0.3j, 0.2 + 0.1j])
-    assert values[by_decreasing_modulus(values)].tolist() == [-0.9, 0.6 + 0.3j, 0.6 - 0.3j, 0.5, 0.2 + 0.1j,
-                                                               0.2 - 0.1j]
+    assert values[by_decreasing_modulus(values)].tolist() == [-0.9, 0.6 + 0.3j, 0.6 - 0.3j, 0.5, 0.2 + 0.1j, 0.2 - 0.1j]
     ties = np.array([0.5, -0.5, 0.25, -0.5, 0.5, -0.25])
     assert by_decreasing_modulus(ties).tolist() == [0, 1, 3, 4, 2, 5]
 
@@ -167,14 +163,13 @@ def test_default_rank_drops_duplicates_and_tiny_noise_but_keeps_real_eigenvalues
     starts = rng.normal(size=(3, 4))
     clean = [iterate(lambda g: a @ g, start, 5) for start in starts]
     # Observables: the 4 true ones, 3 duplicates, and 3 directions of noise ~1e-13 of the signal.
-    noisy = [
-        np.hstack([t, t[:, :3], 1e-13 * rng.normal(size=(t.shape[0], 3))]) for t in clean
-    ]
+    noisy = [np.hstack([t, t[:, :3], 1e-13 * rng.normal(size=(t.shape[0], 3))]) for t in clean]
     result = dmd(noisy)
     assert result.rank == 4
     assert result.singular_values[4] < DEFAULT_TOL * result.singular_values[0]
-    np.testing.assert_allclose(sort_complex(result.eigenvalues),
-                               sort_complex([1.1, 0.6, 0.7 + 0.4j, 0.7 - 0.4j]), atol=1e-8)
+    np.testing.assert_allclose(
+        sort_complex(result.eigenvalues), sort_complex([1.1, 0.6, 0.7 + 0.4j, 0.7 - 0.4j]), atol=1e-8
+    )
     # Keeping the noise directions (explicitly) would add eigenvalues the data does not support.
     assert dmd(noisy, rank=7).eigenvalues.size == 7
 
@@ -217,8 +212,7 @@ def test_affine_fixed_point_of_a_linear_affine_map(linear_system):
     trajectories = [iterate(lambda g: a @ g + c, start, 5) for start in starts]
     result = affine_fixed_point(trajectories)
     np.testing.assert_allclose(result.fixed_point, true_fixed_point, atol=1e-8)
-    np.testing.assert_allclose(sort_complex(result.eigenvalues), sort_complex(TRUE_EIGENVALUES),
-                               atol=1e-8)
+    np.testing.assert_allclose(sort_complex(result.eigenvalues), sort_complex(TRUE_EIGENVALUES), atol=1e-8)
     np.testing.assert_allclose(result.A, a, atol=1e-8)
     np.testing.assert_allclose(result.c, c, atol=1e-8)
     assert result.residual < 1e-10
@@ -235,8 +229,7 @@ def test_affine_fixed_point_in_many_observables_uses_the_data_subspace():
     result = affine_fixed_point(trajectories)
     true_fixed_point = embedding @ np.linalg.solve(np.eye(2) - a, c)
     np.testing.assert_allclose(result.fixed_point, true_fixed_point, atol=1e-8)
-    np.testing.assert_allclose(sort_complex(result.eigenvalues),
-                               sort_complex(np.linalg.eigvals(a)), atol=1e-8)
+    np.testing.assert_allclose(sort_complex(result.eigenvalues), sort_complex(np.linalg.eigvals(a)), atol=1e-8)
     assert result.basis.shape == (50, 2)  # the operator was never formed in 50 dimensions
 
 
@@ -257,8 +250,7 @@ def test_affine_fixed_point_of_normalized_observables_is_gauge_free():
     trajectories = [iterate(lambda g: chain @ g, start, 5) for start in starts]
     result = affine_fixed_point(trajectories)
     np.testing.assert_allclose(result.fixed_point, stationary, atol=1e-8)
-    np.testing.assert_allclose(sort_complex(result.eigenvalues),
-                               sort_complex(deviation_eigenvalues), atol=1e-8)
+    np.testing.assert_allclose(sort_complex(result.eigenvalues), sort_complex(deviation_eigenvalues), atol=1e-8)
 
 
 def test_affine_fixed_point_rejects_a_flow_that_does_not_move():
@@ -292,7 +284,7 @@ def test_migdal_kadanoff_fixed_point_and_thermal_exponent():
     exact_fixed_point = brentq(lambda k: migdal_kadanoff_2d(k) - k, 0.1, 1.0)
     # Analytic derivative of K' = artanh(t^2), t = tanh 2K: dK'/dK = 4 t sech^2(2K) / (1 - t^4).
     t = math.tanh(2 * exact_fixed_point)
-    exact_eigenvalue = 4 * t / math.cosh(2 * exact_fixed_point) ** 2 / (1 - t ** 4)
+    exact_eigenvalue = 4 * t / math.cosh(2 * exact_fixed_point) ** 2 / (1 - t**4)
     assert exact_fixed_point == pytest.approx(0.3047, abs=1e-4)
     assert exact_eigenvalue == pytest.approx(1.68, abs=0.005)
 
@@ -361,8 +353,7 @@ def test_gram_dmd_matches_dmd_on_a_low_rank_flow(linear_system):
     snapshots = iterate(lambda g: a @ g, rng.normal(size=a.shape[0]), 12) @ embedding.T
     from_gram = gram_dmd(snapshots @ snapshots.T)
     assert from_gram.rank == 7
-    np.testing.assert_allclose(sort_complex(from_gram.eigenvalues),
-                               sort_complex(TRUE_EIGENVALUES), atol=1e-6)
+    np.testing.assert_allclose(sort_complex(from_gram.eigenvalues), sort_complex(TRUE_EIGENVALUES), atol=1e-6)
 
 
 def test_gram_dmd_rank_rule_drops_noise_and_refuses_noise_ranks():
@@ -419,7 +410,7 @@ def test_step_sizes_shrink_geometrically_near_a_fixed_point():
     n = np.arange(7)
     trajectory = 1.0 + 0.5 ** np.arange(8)[:, None]  # g_n = 1 + 2^-n approaches g* = 1
     steps = step_sizes(trajectory)
-    np.testing.assert_allclose(steps, 0.5 ** (n + 1) / (1 + 0.5 ** n), rtol=1e-12)
+    np.testing.assert_allclose(steps, 0.5 ** (n + 1) / (1 + 0.5**n), rtol=1e-12)
     assert np.all(np.diff(steps) < 0)
 
 
@@ -437,7 +428,7 @@ def test_rescaling_factor_and_exponents():
         with pytest.raises(ValueError, match="0 < p < 1"):
             rescaling_factor(bad)
     b = rescaling_factor(0.2)
-    np.testing.assert_allclose(scaling_exponents([b ** 2, 1.0, 1j / b], b), [2.0, 0.0, -1.0])
+    np.testing.assert_allclose(scaling_exponents([b**2, 1.0, 1j / b], b), [2.0, 0.0, -1.0])
     assert scaling_exponents([0.0], 2.0)[0] == -np.inf
     for bad_b in (1.0, 0.0, -2.0, np.inf):
         with pytest.raises(ValueError, match="rescaling factor b"):
@@ -447,7 +438,13 @@ def test_rescaling_factor_and_exponents():
 def test_classify_directions_bands():
     values = [1.2, 1.04, 1.0, 0.96, 0.94, 0.5j, -1.3]
     assert classify_directions(values).tolist() == [
-        "relevant", "marginal", "marginal", "marginal", "irrelevant", "irrelevant", "relevant"
+        "relevant",
+        "marginal",
+        "marginal",
+        "marginal",
+        "irrelevant",
+        "irrelevant",
+        "relevant",
     ]
     assert classify_directions([1.04], tol=0.01).tolist() == ["relevant"]
     with pytest.raises(ValueError, match="tol"):
@@ -484,13 +481,13 @@ def _wasserstein_by_repetition(a, b):
 
 complex_points = st.lists(
     st.complex_numbers(max_magnitude=3, allow_nan=False, allow_infinity=False),
-    min_size=1, max_size=5,
+    min_size=1,
+    max_size=5,
 )
 
 
 @settings(max_examples=40, deadline=None)
-@given(complex_points, complex_points, st.complex_numbers(max_magnitude=2, allow_nan=False,
-                                                          allow_infinity=False))
+@given(complex_points, complex_points, st.complex_numbers(max_magnitude=2, allow_nan=False, allow_infinity=False))
 def test_eigenvalue_wasserstein_properties(a, b, shift):
     distance = eigenvalue_wasserstein(a, b)
     assert distance == pytest.approx(_wasserstein_by_repetition(a, b), abs=1e-9)
@@ -523,16 +520,15 @@ def test_trajectory_distance_values_and_errors():
 
 def test_flow_distance_separates_different_dynamics():
     rounds = np.arange(6)[:, None]
-    slow = np.hstack([0.9 ** rounds, 0.5 ** rounds])
+    slow = np.hstack([0.9**rounds, 0.5**rounds])
     same = flow_distance(slow, slow.copy())
     assert same.eigenvalue_distance == pytest.approx(0.0, abs=1e-10)
     assert same.total == pytest.approx(0.0, abs=1e-10)
-    fast = np.hstack([0.6 ** rounds, 0.5 ** rounds])
+    fast = np.hstack([0.6**rounds, 0.5**rounds])
     different = flow_distance(slow, fast)
     assert different.eigenvalue_distance == pytest.approx(0.15, abs=1e-8)  # (|0.9-0.6| + 0) / 2
     assert different.trajectory_distance == pytest.approx(trajectory_distance(slow, fast))
-    assert different.total == pytest.approx(
-        different.eigenvalue_distance + different.trajectory_distance)
+    assert different.total == pytest.approx(different.eigenvalue_distance + different.trajectory_distance)
     only_dynamics = flow_distance(slow, fast, trajectory_weight=0.0)
     assert only_dynamics.total == pytest.approx(different.eigenvalue_distance)
 

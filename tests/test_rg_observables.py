@@ -9,6 +9,7 @@ Known answers under pruning alone (static weights, never trained):
 * the pruning-only prediction equals the next round: training part 0 for ``"histogram"`` (the kernels' bin
   counts are reproduced exactly) and within ``QUANTIZATION`` for the rescaled kinds.
 """
+
 import numpy as np
 import pytest
 import torch
@@ -46,8 +47,14 @@ def pruning_only_flow(dist, rounds=8, n=1 << 20, fraction=0.2, seed=0):
     trace = FlowTrace(["a", "b", "c"], sizes, fraction=fraction)
     for r in range(rounds):
         result = rgprune.prune_global_(weights, masks.words, round(fraction * sum(masks.survivor_counts())))
-        trace.record(r, result.threshold.histogram, result.stats.counts, result.stats.abs_sums,
-                     result.stats.sq_sums, threshold_key=int(result.threshold.key))
+        trace.record(
+            r,
+            result.threshold.histogram,
+            result.stats.counts,
+            result.stats.abs_sums,
+            result.stats.sq_sums,
+            threshold_key=int(result.threshold.key),
+        )
     return trace
 
 
@@ -114,10 +121,14 @@ def test_log_relative_is_the_histogram_shifted_by_the_threshold():
     # Scaling every weight by 2^k moves the fixed-bin histogram by 16k bins but leaves log-relative as it is.
     scaled = FlowTrace(trace.tensor_names, trace.tensor_sizes, fraction=0.2)
     for r in trace.rounds:
-        scaled.record(r.round, torch.tensor(np.roll(r.histogram, 16 * 3)), torch.tensor(r.counts),
-                      torch.tensor(r.abs_sums, dtype=torch.float64) * 8,
-                      torch.tensor(r.sq_sums, dtype=torch.float64) * 64,
-                      threshold_key=r.threshold_key + (3 << 23))
+        scaled.record(
+            r.round,
+            torch.tensor(np.roll(r.histogram, 16 * 3)),
+            torch.tensor(r.counts),
+            torch.tensor(r.abs_sums, dtype=torch.float64) * 8,
+            torch.tensor(r.sq_sums, dtype=torch.float64) * 64,
+            threshold_key=r.threshold_key + (3 << 23),
+        )
     np.testing.assert_allclose(scaled.trajectory("log-relative"), rel, atol=1e-12)
     assert scaled.rounds[0].abs_sums == [8 * a for a in trace.rounds[0].abs_sums]
     np.testing.assert_allclose(scaled.trajectory("excess"), trace.trajectory("excess"), atol=1e-12)
@@ -185,8 +196,14 @@ def test_density_profile_is_layer_density_over_global_density():
     trace = FlowTrace(["narrow", "wide"], [w.numel() for w in weights], fraction=0.2)
     for r in range(5):
         result = rgprune.prune_global_(weights, masks.words, round(0.2 * sum(masks.survivor_counts())))
-        trace.record(r, result.threshold.histogram, result.stats.counts, result.stats.abs_sums,
-                     result.stats.sq_sums, threshold_key=int(result.threshold.key))
+        trace.record(
+            r,
+            result.threshold.histogram,
+            result.stats.counts,
+            result.stats.abs_sums,
+            result.stats.sq_sums,
+            threshold_key=int(result.threshold.key),
+        )
     profile = trace.trajectory("density-profile")
     sizes = np.array(trace.tensor_sizes)
     np.testing.assert_allclose(profile @ sizes, sizes.sum())  # a size-weighted mean of 1
@@ -211,12 +228,15 @@ def test_observables_need_a_threshold_or_a_fraction():
         emptied.trajectory("excess")
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda t: step_split(t, "layer-density"), "per-layer histograms"),
-    (lambda t: step_split(FlowTrace(t.tensor_names, t.tensor_sizes, rounds=t.rounds[:1])), "at least 2"),
-    (lambda t: t.trajectory("excess", coarsen=2), "coarsen applies to the 'histogram'"),
-    (lambda t: t.trajectory("histogram", coarsen=3), "coarsen must divide"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda t: step_split(t, "layer-density"), "per-layer histograms"),
+        (lambda t: step_split(FlowTrace(t.tensor_names, t.tensor_sizes, rounds=t.rounds[:1])), "at least 2"),
+        (lambda t: t.trajectory("excess", coarsen=2), "coarsen applies to the 'histogram'"),
+        (lambda t: t.trajectory("histogram", coarsen=3), "coarsen must divide"),
+    ],
+)
 def test_bad_requests_say_what_to_do(call, message):
     with pytest.raises(ValueError, match=message):
         call(pruning_only_flow("laplace", rounds=2, n=1 << 12))

@@ -76,8 +76,7 @@ def test_plot_eigenvalues_writes_png(tmp_path, figures_drawn):
 def test_plot_step_sizes_writes_png_with_zero_steps_too(tmp_path, figures_drawn):
     """One line per flow through its steps against consecutive rounds; a log axis when every step is positive,
     a linear one when a step is 0. Guards against: a flow dropped, steps reordered, log axis with a zero."""
-    assert_png(plot_step_sizes({"a": [0.3, 0.1, 0.03], "b": np.array([0.2, 0.2])},
-                               tmp_path / "steps.png"))
+    assert_png(plot_step_sizes({"a": [0.3, 0.1, 0.03], "b": np.array([0.2, 0.2])}, tmp_path / "steps.png"))
     assert_png(plot_step_sizes({"a": [0.3, 0.0]}, tmp_path / "steps_zero.png"))  # linear axis
     axes = figures_drawn[0].axes[0]
     lines = labelled_lines(axes, ("a", "b"))
@@ -101,9 +100,12 @@ def test_plot_histogram_heatmap_with_edges_and_centers(tmp_path, figures_drawn):
     assert_png(plot_histogram_heatmap(hist, edges, tmp_path / "edges.png", "log|w| per round"))
     assert_png(plot_histogram_heatmap(hist, centers, str(tmp_path / "centers.png"), "centers"))
     assert_png(plot_histogram_heatmap(hist[:, :1], [0.0], tmp_path / "one_bin.png", "one bin"))
-    for figure, data, want_edges, title in zip(figures_drawn, (hist, hist, hist[:, :1]),
-                                               (edges, edges, [-0.5, 0.5]), ("log|w| per round", "centers",
-                                                                             "one bin")):
+    for figure, data, want_edges, title in zip(
+        figures_drawn,
+        (hist, hist, hist[:, :1]),
+        (edges, edges, [-0.5, 0.5]),
+        ("log|w| per round", "centers", "one bin"),
+    ):
         axes, _colorbar = figure.axes
         (mesh,) = axes.collections
         np.testing.assert_allclose(np.asarray(mesh.get_array()).reshape(data.shape), data)
@@ -225,8 +227,14 @@ def test_step_sizes_are_indexed_by_the_round_they_arrive_at(tmp_path, drawn):
 
 
 def test_step_split_draws_total_pruning_and_training(tmp_path, drawn):
-    plot_step_split([1, 2, 3, 4], [0.3, 0.2, 0.1, 0.1], [0.3, 0.1, 0.1, 0.05], [0.0, 0.1, 0.01, 0.05],
-                    tmp_path / "split.png", observable="excess")
+    plot_step_split(
+        [1, 2, 3, 4],
+        [0.3, 0.2, 0.1, 0.1],
+        [0.3, 0.1, 0.1, 0.05],
+        [0.0, 0.1, 0.01, 0.05],
+        tmp_path / "split.png",
+        observable="excess",
+    )
     axes = drawn[0].axes[0]
     lines = axes.get_lines()
     assert [line.get_label() for line in lines] == ["step", "pruning alone", "training"]
@@ -256,12 +264,15 @@ def test_eigenvalue_intervals_are_radial_bars_through_each_eigenvalue(tmp_path, 
     assert axes.get_xlim()[1] >= 1.1 * 1.3
 
 
-@pytest.mark.parametrize("intervals, message", [
-    ({"flow": np.ones((2, 2))}, "shape \\(3, 2\\)"),
-    ({"flow": [[1.0, 0.5]] * 3}, "lower <= upper"),
-    ({"nope": np.ones((3, 2))}, "not a flow"),
-    ([[0.1, 0.2]], "dict mapping flow names"),
-])
+@pytest.mark.parametrize(
+    "intervals, message",
+    [
+        ({"flow": np.ones((2, 2))}, "shape \\(3, 2\\)"),
+        ({"flow": [[1.0, 0.5]] * 3}, "lower <= upper"),
+        ({"nope": np.ones((3, 2))}, "not a flow"),
+        ([[0.1, 0.2]], "dict mapping flow names"),
+    ],
+)
 def test_bad_intervals_are_rejected(tmp_path, intervals, message):
     with pytest.raises(ValueError, match=message):
         plot_eigenvalues({"flow": [1.2, 0.5, 0.1]}, tmp_path / "eigs.png", intervals=intervals)
@@ -279,8 +290,14 @@ def test_heatmaps_name_units_and_when_they_are_measured(tmp_path, drawn):
     assert "after each round's prune" in density_axes.get_title()
     assert "fraction" in density_bar.get_ylabel() and density_axes.get_ylabel() == "round n"
     assert_integer_ticks(density_axes.yaxis, 0, 5)
-    plot_histogram_heatmap(np.ones((2, 4)), np.arange(5.0), tmp_path / "x.png", "t", xlabel="excess / mean",
-                           value_label="fraction of survivors")
+    plot_histogram_heatmap(
+        np.ones((2, 4)),
+        np.arange(5.0),
+        tmp_path / "x.png",
+        "t",
+        xlabel="excess / mean",
+        value_label="fraction of survivors",
+    )
     assert drawn[2].axes[0].get_xlabel() == "excess / mean"
     assert drawn[2].axes[1].get_ylabel() == "fraction of survivors"
 
@@ -308,16 +325,21 @@ def test_lottery_ticket_figure_draws_every_series(tmp_path, drawn):
     assert len(dense_line) == 1 and list(dense_line[0].get_ydata()) == [0.90, 0.90]
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(density=[1.0, 0.0]), "\\(0, 1\\]"),
-    (dict(ticket=[0.9]), "list of 2 entries"),
-    (dict(ticket=[0.9, "x"]), "numeric"),
-    (dict(ticket=[None, None], random_reinit=[None, None], random_mask=[None, None]), "no accuracy"),
-    (dict(dense=float("nan")), "non-finite"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(density=[1.0, 0.0]), "\\(0, 1\\]"),
+        (dict(ticket=[0.9]), "list of 2 entries"),
+        (dict(ticket=[0.9, "x"]), "numeric"),
+        (dict(ticket=[None, None], random_reinit=[None, None], random_mask=[None, None]), "no accuracy"),
+        (dict(dense=float("nan")), "non-finite"),
+    ],
+)
 def test_lottery_ticket_rejects_bad_input(tmp_path, kwargs, message):
-    args = dict(density=[1.0, 0.5], ticket=[0.9, 0.8], random_reinit=[0.9, 0.7], random_mask=[0.9, 0.6],
-                dense=0.9) | kwargs
+    args = (
+        dict(density=[1.0, 0.5], ticket=[0.9, 0.8], random_reinit=[0.9, 0.7], random_mask=[0.9, 0.6], dense=0.9)
+        | kwargs
+    )
     with pytest.raises(ValueError, match=message):
         plot_lottery_ticket(path=tmp_path / "lt.png", **args)
     assert list(tmp_path.iterdir()) == []
@@ -326,8 +348,11 @@ def test_lottery_ticket_rejects_bad_input(tmp_path, kwargs, message):
 def test_eigenvalues_of_a_fit_that_resolved_nothing_and_unbounded_intervals(tmp_path, drawn):
     """A fit of rank 0 has no eigenvalues (its legend says so); an interval [0, inf), no information, is a dotted
     bar to the edge of the plot."""
-    plot_eigenvalues({"flow": [0.9], "nothing": []}, tmp_path / "e.png",
-                     intervals={"flow": [[0.0, np.inf]], "nothing": np.zeros((0, 2))})
+    plot_eigenvalues(
+        {"flow": [0.9], "nothing": []},
+        tmp_path / "e.png",
+        intervals={"flow": [[0.0, np.inf]], "nothing": np.zeros((0, 2))},
+    )
     axes = drawn[0].axes[0]
     assert "nothing (nothing resolved)" in [t.get_text() for t in axes.get_legend().get_texts()]
     (bar,) = [line for line in axes.get_lines() if line.get_gid() == "interval of flow"]

@@ -1,6 +1,7 @@
 """The flow report (rgprune.rg.analysis / rgprune.rg.report): the estimators' default rules, intervals stored
 JSON-safe, classes only from intervals, "too short" said plainly, the pruning/training split and the
 lottery-ticket series in every report."""
+
 import json
 
 import numpy as np
@@ -53,6 +54,7 @@ def band(lower, upper, tol=0.05):
 
 def strict_json(path):
     """flow.json parsed so that NaN or Infinity (not JSON) fail."""
+
     def refuse(token):
         raise AssertionError(f"{token} in {path.name}")
 
@@ -121,11 +123,17 @@ def test_a_pruning_only_flow_shows_no_training_part_in_the_report(tmp_path, lapl
 
 def test_lottery_ticket_series_come_from_the_recorded_metrics(tmp_path):
     metrics = [{"accuracy": 0.9, "train_density": 1.0}] + [
-        {"accuracy": 0.9 - n / 100, "train_density": 0.8 ** n, "random-mask_accuracy": 0.8 - n / 50,
-         "random-reinit_accuracy": 0.85 - n / 50} for n in range(1, 4)]
+        {
+            "accuracy": 0.9 - n / 100,
+            "train_density": 0.8**n,
+            "random-mask_accuracy": 0.8 - n / 50,
+            "random-reinit_accuracy": 0.85 - n / 50,
+        }
+        for n in range(1, 4)
+    ]
     paths = write_flow_report(pruned_flow(4, metrics=metrics, training=0.05), tmp_path / "run")
     lottery = strict_json(paths["flow"])["lottery_ticket"]
-    assert lottery["density"] == [1.0, 0.8, 0.8 ** 2, 0.8 ** 3] and lottery["dense"] == 0.9
+    assert lottery["density"] == [1.0, 0.8, 0.8**2, 0.8**3] and lottery["dense"] == 0.9
     assert lottery["ticket"] == [m["accuracy"] for m in metrics]
     assert lottery["random-mask"] == [None] + [m["random-mask_accuracy"] for m in metrics[1:]]  # none at round 0
     assert lottery["random-reinit"] == [None] + [m["random-reinit_accuracy"] for m in metrics[1:]]
@@ -167,14 +175,17 @@ def test_reports_are_reproducible_and_the_parameter_space_fit_uses_the_same_rule
     assert "**No fit:** all input snapshots are equal" in still["report"].read_text()
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(observables=("excess", "excess")), "distinct names"),
-    (dict(observables=("nope",)), "distinct names"),
-    (dict(observables=()), "distinct names"),
-    (dict(marginal_tol=1.5), "marginal_tol"),
-    (dict(n_boot=5), "n_boot"),
-    (dict(level=1.0), "level"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(observables=("excess", "excess")), "distinct names"),
+        (dict(observables=("nope",)), "distinct names"),
+        (dict(observables=()), "distinct names"),
+        (dict(marginal_tol=1.5), "marginal_tol"),
+        (dict(n_boot=5), "n_boot"),
+        (dict(level=1.0), "level"),
+    ],
+)
 def test_analyse_flow_validates_its_options(kwargs, message):
     trace = pruned_flow(3)
     with pytest.raises(ValueError, match=message):

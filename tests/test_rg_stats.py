@@ -4,6 +4,7 @@ The simulated nulls have task effects (a strong source ticket, a hard target tas
 from every other) and no link between flow distance and transfer: the tests must keep their level there,
 where a pair-level Spearman test does not.
 """
+
 import itertools
 import math
 
@@ -37,20 +38,21 @@ def test_transfer_gain_is_none_without_a_ticket_effect_on_the_target():
     assert transfer_gain(0.8, 0.60, 0.605, min_gap=0.001) == pytest.approx(40.0)
 
 
-@pytest.mark.parametrize("args, message", [
-    ((float("nan"), 0.5, 0.9), "ticket_accuracy is nan"),
-    ((0.7, None, 0.9), "random_mask_accuracy must be a number"),
-    ((0.7, 0.5, True), "own_ticket_accuracy must be a number"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((float("nan"), 0.5, 0.9), "ticket_accuracy is nan"),
+        ((0.7, None, 0.9), "random_mask_accuracy must be a number"),
+        ((0.7, 0.5, True), "own_ticket_accuracy must be a number"),
+    ],
+)
 def test_transfer_gain_rejects_bad_accuracies(args, message):
     with pytest.raises(ValueError, match=message):
         transfer_gain(*args)
 
 
 def test_transfer_gain_matrix_uses_each_columns_own_ticket_and_random_mask():
-    acc = np.array([[0.9, 0.7, 0.5],
-                    [0.8, 0.8, 0.6],
-                    [0.6, 0.6, 0.7]])
+    acc = np.array([[0.9, 0.7, 0.5], [0.8, 0.8, 0.6], [0.6, 0.6, 0.7]])
     random = np.array([0.5, 0.6, 0.4])
     gain = transfer_gain_matrix(acc, random)
     expected = [[transfer_gain(acc[a, b], random[b], acc[b, b]) for b in range(3)] for a in range(3)]
@@ -157,17 +159,20 @@ def test_partial_mantel_statistic_is_the_partial_correlation():
     assert result.partial and result.statistic == pytest.approx(partial)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(distance=np.ones((2, 2)) - np.eye(2)), "at least 3"),
-    (dict(distance=np.arange(16.0).reshape(4, 4)), "symmetric"),
-    (dict(transfer=np.ones((4, 4))), "transfer is constant"),
-    (dict(transfer=np.full((4, 4), np.nan)), "NaN"),
-    (dict(transfer=np.ones((4, 3))), "must be \\(tasks, tasks\\)"),
-    (dict(alternative="two-sided"), "fixed before looking"),
-    (dict(method="kendall"), "method must be"),
-    (dict(permutations=0), "permutations must be a positive int"),
-    (dict(control=np.ones((4, 4))), "control is constant"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(distance=np.ones((2, 2)) - np.eye(2)), "at least 3"),
+        (dict(distance=np.arange(16.0).reshape(4, 4)), "symmetric"),
+        (dict(transfer=np.ones((4, 4))), "transfer is constant"),
+        (dict(transfer=np.full((4, 4), np.nan)), "NaN"),
+        (dict(transfer=np.ones((4, 3))), "must be \\(tasks, tasks\\)"),
+        (dict(alternative="two-sided"), "fixed before looking"),
+        (dict(method="kendall"), "method must be"),
+        (dict(permutations=0), "permutations must be a positive int"),
+        (dict(control=np.ones((4, 4))), "control is constant"),
+    ],
+)
 def test_mantel_rejects_bad_input(kwargs, message):
     distance, transfer = random_tasks(np.random.default_rng(7), 4)
     args = dict(distance=distance, transfer=transfer) | kwargs
@@ -195,8 +200,13 @@ def simulated_study(rng, tasks, seeds, link=0.0, confound=0.0):
     noise = rng.normal(scale=0.3, size=(seeds, tasks, tasks))
     distance = flow + (noise + noise.transpose(0, 2, 1)) / 2
     distance[:, np.arange(tasks), np.arange(tasks)] = 0
-    transfer = (source[:, None] + target[None, :] - link * flow - confound * dense
-                + rng.normal(scale=0.5, size=(seeds, tasks, tasks)))
+    transfer = (
+        source[:, None]
+        + target[None, :]
+        - link * flow
+        - confound * dense
+        + rng.normal(scale=0.5, size=(seeds, tasks, tasks))
+    )
     return distance, transfer, dense
 
 
@@ -335,8 +345,11 @@ def permanova_rejections(simulations, groups, per_group, seed, effect=0.0, strat
     return hits / simulations
 
 
-@pytest.mark.parametrize("groups, per_group, strata", [(3, 3, False), (4, 3, False), (3, 3, True)],
-                         ids=["exact-1680", "monte-carlo", "within-strata-216"])
+@pytest.mark.parametrize(
+    "groups, per_group, strata",
+    [(3, 3, False), (4, 3, False), (3, 3, True)],
+    ids=["exact-1680", "monte-carlo", "within-strata-216"],
+)
 def test_permanova_keeps_its_level_without_a_group_effect(groups, per_group, strata):
     assert permanova_rejections(FAST_NULLS, groups, per_group, seed=groups + 10 * strata, strata=strata) <= FAST_BOUND
 
@@ -351,15 +364,18 @@ def test_permanova_level_long():
         assert permanova_rejections(LONG_NULLS, groups, per_group, seed=100 + groups, strata=strata) <= LONG_BOUND
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(groups=[0, 0, 0, 0, 0, 0]), "at least 2 groups"),
-    (dict(groups=[0, 1, 2, 3, 4, 5]), "at least 2 items"),
-    (dict(groups=[0, 1]), "one label per item"),
-    (dict(groups="aabbcc"), "one label per item"),
-    (dict(strata=[0, 0, 1, 1, 2, 2]), "no stratum holds two different groups"),
-    (dict(distance=-np.ones((6, 6))), "non-negative"),
-    (dict(distance=np.zeros((6, 6))), "within-group distance is 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(groups=[0, 0, 0, 0, 0, 0]), "at least 2 groups"),
+        (dict(groups=[0, 1, 2, 3, 4, 5]), "at least 2 items"),
+        (dict(groups=[0, 1]), "one label per item"),
+        (dict(groups="aabbcc"), "one label per item"),
+        (dict(strata=[0, 0, 1, 1, 2, 2]), "no stratum holds two different groups"),
+        (dict(distance=-np.ones((6, 6))), "non-negative"),
+        (dict(distance=np.zeros((6, 6))), "within-group distance is 0"),
+    ],
+)
 def test_permanova_rejects_bad_input(kwargs, message):
     points, labels = grouped_points(np.random.default_rng(5), 3, 2)
     args = dict(distance=euclidean(points), groups=labels) | kwargs

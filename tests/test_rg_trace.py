@@ -1,4 +1,5 @@
 """FlowTrace: observables from the pruning pass itself, from checkpoints on disk, and the reports."""
+
 import json
 import os
 import subprocess
@@ -69,8 +70,9 @@ def test_recording_the_trace_adds_no_pass_over_the_weights():
     with_trace = rgprune_op_calls(lambda: trace.record_prune(1, traced.prune(0.2)))
     assert without == with_trace
     # prune's passes: check() (no weight grew back outside the masks: one histogram), threshold, apply
-    assert without == Counter({"rgprune::magnitude_histogram": 1, "rgprune::global_magnitude_threshold": 1,
-                               "rgprune::apply_threshold_": 1})
+    assert without == Counter(
+        {"rgprune::magnitude_histogram": 1, "rgprune::global_magnitude_threshold": 1, "rgprune::apply_threshold_": 1}
+    )
     assert plain.masks == traced.masks
 
 
@@ -104,6 +106,7 @@ def test_trace_from_torch_save_and_torch_prune_format(tmp_path):
     torch.manual_seed(1)
     model = build_model("resnet20", 10, in_channels=1)
     import torch.nn.utils.prune as tprune
+
     params = [(m, "weight") for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     tprune.global_unstructured(params, pruning_method=tprune.L1Unstructured, amount=0.3)
     path = tmp_path / "pruned.pt"
@@ -145,8 +148,13 @@ def peak_growth_mb(paths):
     # default dynamic threshold, freed 4 MB buffers may stay cached in the heap, which measures the
     # allocator's policy rather than what the code holds on to.
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
-    out = subprocess.run([sys.executable, "-c", PEAK_GROWTH_SCRIPT, *map(str, paths)], capture_output=True,
-                         text=True, timeout=300, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", PEAK_GROWTH_SCRIPT, *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr
     rounds, growth = out.stdout.split()
     assert int(rounds) == len(paths)
@@ -168,6 +176,7 @@ def test_parameter_gram_matches_dense_inner_products(tmp_path):
     trace, paths, _ = imp_like_run(tmp_path, rounds=3)
     gram = parameter_gram(paths)
     from safetensors.torch import load_file
+
     vecs = []
     for p in paths:
         state = load_file(str(p))
@@ -190,8 +199,9 @@ def test_flow_report_files_and_short_flow_refusal(tmp_path):
     assert len(flow_json["step_sizes"]) == 3
     for key in ("histogram_png", "density_png", "steps_png", "eigen_png", "split_png", "lottery_png"):
         assert out[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "| round | density after prune | step size | pruning alone | training | accuracy |" in \
-        out["report"].read_text()
+    assert (
+        "| round | density after prune | step size | pruning alone | training | accuracy |" in out["report"].read_text()
+    )
     assert FlowTrace.load(out["trace"]).rounds == trace.rounds
     short = FlowTrace(trace.tensor_names, trace.tensor_sizes, rounds=trace.rounds[:2])
     result = analyse_flow(short)
@@ -225,6 +235,7 @@ def test_record_prune_keeps_the_threshold_key_and_the_trace_round_trips(tmp_path
     trace, paths, pruner = imp_like_run(tmp_path, rounds=3)
     assert all(isinstance(r.threshold_key, int) and r.threshold_key > 0 for r in trace.rounds)
     from safetensors.torch import load_file
+
     before = load_file(str(paths[-1]))
     before = torch.cat([before[n].reshape(-1) for n in trace.tensor_names])
     after = torch.cat([p.detach().reshape(-1) for p in pruner.params])

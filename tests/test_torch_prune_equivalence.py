@@ -5,6 +5,7 @@ torch.topk breaks ties among equal magnitudes in no documented order, while rgpr
 order. So the masks must be bit-identical whenever the threshold does not split a group of equal
 magnitudes, and otherwise may differ only among the weights whose magnitude equals the threshold.
 """
+
 import copy
 
 import pytest
@@ -20,16 +21,19 @@ def conv_linear_weights(model):
 
 def resnet18():
     import torchvision
+
     return torchvision.models.resnet18(weights=None)
 
 
 def resnet50():
     import torchvision
+
     return torchvision.models.resnet50(weights=None)
 
 
 def bert_base():
     from transformers import BertConfig, BertModel
+
     return BertModel(BertConfig())  # random init from the default (BERT-base) config, nothing downloaded
 
 
@@ -56,7 +60,7 @@ def test_masks_equal_torch_prune_three_rounds(build):
         assert sum(int(t.sum()) for t in their_keep) == survivors
         differ = sum(int((a != b).sum()) for a, b in zip(our_keep, their_keep))
         th = result.threshold
-        print(f'round {round_}: k={k} ties {th.n_ties}/{th.n_equal} differ={differ}')
+        print(f"round {round_}: k={k} ties {th.n_ties}/{th.n_equal} differ={differ}")
         if th.n_ties == th.n_equal:
             assert differ == 0, f"round {round_}: masks differ at {differ} weights with no split tie"
         else:

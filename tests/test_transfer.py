@@ -1,6 +1,7 @@
 """Ticket transfer (rgprune.transfer): a run's ticket trained on another run's task, the random-mask baseline it
 is normalized by, and the transfer matrix against flow distance (normalized gain, Mantel tests over task labels).
 Tiny ResNet-20 runs on 8x8 digits tasks, three rounds each."""
+
 from __future__ import annotations
 
 import json
@@ -113,8 +114,9 @@ def test_random_mask_baseline_is_the_runs_own_or_trained_exactly_like_it(runs, t
 def test_transfer_matrix_normalizes_by_the_random_mask_and_tests_over_task_labels(matrix):
     paths, out, data = matrix
     k = len(paths)
-    relative, accuracy, distance, dense = (np.array(data[key]) for key in ("relative", "accuracy", "flow_distance",
-                                                                           "dense_distance"))
+    relative, accuracy, distance, dense = (
+        np.array(data[key]) for key in ("relative", "accuracy", "flow_distance", "dense_distance")
+    )
     assert relative.shape == accuracy.shape == distance.shape == dense.shape == (k, k)
     assert np.all(np.diag(relative) == 1) and np.all(np.diag(distance) == 0) and np.allclose(distance, distance.T)
     assert (distance[~np.eye(k, dtype=bool)] > 0).all() and np.allclose(dense, dense.T)
@@ -127,8 +129,10 @@ def test_transfer_matrix_normalizes_by_the_random_mask_and_tests_over_task_label
                 assert pair["accuracy"] == accuracy[i, j] and pair["round"] == 2
     # the target's random mask: the run's own where it has one, else trained once and saved
     assert data["random_mask_source"] == ["run", "trained", "trained"]
-    assert sorted(p.name for p in (out / "baselines").iterdir()) == ["digits-5class-round02.json",
-                                                                      "digits-rotated-round02.json"]
+    assert sorted(p.name for p in (out / "baselines").iterdir()) == [
+        "digits-5class-round02.json",
+        "digits-rotated-round02.json",
+    ]
     rnd = data["random_mask_accuracy"]
     for i in range(k):
         for j in range(k):
@@ -210,6 +214,7 @@ def test_transfer_statistics_average_seeds_and_find_a_planted_link():
     expected = mantel_test(task_average(distance, labels)[1], task_gain)
     assert stats["mantel"]["statistic"] == pytest.approx(expected.statistic)
     assert stats["mantel"]["p_value"] == expected.p_value and stats["mantel"]["tasks"] == 6
+
     # plant the claim: transfer falls with flow distance (the dense models' distance unrelated)
     def linked_to(d):
         accuracy = 0.6 + 0.2 * (1 - d / d.max())
@@ -276,8 +281,21 @@ def test_transfer_matrix_validation(runs, tmp_path):
 
 
 def test_cli_transfer(runs, matrix, tmp_path, capsys):
-    assert main(["transfer", str(runs["digits-rotated"]), str(runs["digits"]), "--round", "1", "--quiet",
-                 "--out", str(tmp_path / "one")]) == 0
+    assert (
+        main(
+            [
+                "transfer",
+                str(runs["digits-rotated"]),
+                str(runs["digits"]),
+                "--round",
+                "1",
+                "--quiet",
+                "--out",
+                str(tmp_path / "one"),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "round 1" in printed and "relative" in printed and "normalized gain" in printed  # digits has its baseline
     saved = json.loads((tmp_path / "one" / "transfer.json").read_text())
@@ -296,8 +314,13 @@ def test_cli_transfer(runs, matrix, tmp_path, capsys):
 
 TASKS = ("digits", "digits-rotated", "digits-5class")
 PAIRS = [f"pairs/{a}--{b}.json" for a in TASKS for b in TASKS if a != b]
-PAIR_WRITES = [*PAIRS, "baselines/digits-rotated-round02.json", "baselines/digits-5class-round02.json",
-               "transfer.json", "transfer.md"]
+PAIR_WRITES = [
+    *PAIRS,
+    "baselines/digits-rotated-round02.json",
+    "baselines/digits-5class-round02.json",
+    "transfer.json",
+    "transfer.md",
+]
 
 
 def run_matrix(runs, out: Path) -> dict:
@@ -338,11 +361,22 @@ def test_the_matrix_writes_each_result_once_atomically_in_order(matrix_reference
     assert on_disk == set(PAIR_WRITES)
 
 
-@pytest.mark.parametrize("action", ["raise", pytest.param("kill", marks=pytest.mark.skipif(
-    not hasattr(os, "fork"), reason="the SIGKILLed matrix is a forked copy of the test process (POSIX only)"))])
+@pytest.mark.parametrize(
+    "action",
+    [
+        "raise",
+        pytest.param(
+            "kill",
+            marks=pytest.mark.skipif(
+                not hasattr(os, "fork"), reason="the SIGKILLed matrix is a forked copy of the test process (POSIX only)"
+            ),
+        ),
+    ],
+)
 @pytest.mark.parametrize("point", PAIR_WRITES)
-def test_a_failed_or_killed_matrix_write_resumes_to_the_uninterrupted_matrix(point, action, runs, matrix_reference,
-                                                                             tmp_path):
+def test_a_failed_or_killed_matrix_write_resumes_to_the_uninterrupted_matrix(
+    point, action, runs, matrix_reference, tmp_path
+):
     """Each write of the transfer matrix fails in turn (ENOSPC), or the process is SIGKILLed at it: the results
     written before it are in place and nothing after it; the rerun trains only what is missing, removes the killed
     write's temp file and gives the uninterrupted matrix exactly. Guards against a resume that trusts a pair whose
@@ -365,7 +399,7 @@ def test_a_failed_or_killed_matrix_write_resumes_to_the_uninterrupted_matrix(poi
                 os._exit(70)
         _, status = os.waitpid(pid, 0)
         assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, f"not killed at {point}: {status}"
-    before = PAIR_WRITES[:PAIR_WRITES.index(point)]
+    before = PAIR_WRITES[: PAIR_WRITES.index(point)]
     written = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
     temp = {name for name in written if Path(name).name.startswith(".tmp-")}
     assert written - temp == set(before)
@@ -386,5 +420,6 @@ def test_a_failed_or_killed_matrix_write_resumes_to_the_uninterrupted_matrix(poi
     assert trained == [name for name in PAIRS if name not in before]
     assert pair_files(out) == pair_files(ref)
     assert (out / "transfer.md").read_text() == (ref / "transfer.md").read_text()
-    assert {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != ".lock"} == \
-        set(PAIR_WRITES)
+    assert {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != ".lock"} == set(
+        PAIR_WRITES
+    )

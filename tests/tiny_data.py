@@ -12,9 +12,18 @@ from pathlib import Path
 import numpy as np
 
 SENTENCES = [
-    "the movie is good", "the movie is bad", "a truly great film", "a dull and boring film",
-    "i loved every minute", "i hated every minute", "the actors were great", "the plot was bad",
-    '"wow" he said twice', "nothing works here", "it was fine", "what a waste of time",
+    "the movie is good",
+    "the movie is bad",
+    "a truly great film",
+    "a dull and boring film",
+    "i loved every minute",
+    "i hated every minute",
+    "the actors were great",
+    "the plot was bad",
+    '"wow" he said twice',
+    "nothing works here",
+    "it was fine",
+    "what a waste of time",
 ]
 
 # ---- CIFAR: python pickle batches as torchvision's download=True leaves them ------------------------------
@@ -35,18 +44,37 @@ def write_cifar10(root: Path, per_batch: int = 4, n_test: int = 6, seed: int = 0
     for i in range(1, 6):
         x = rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8)
         y = [int(v) for v in rng.integers(0, 10, size=per_batch)]
-        _pickle(folder / f"data_batch_{i}", {"batch_label": f"training batch {i} of 5", "labels": y, "data": x,
-                                             "filenames": [f"img_{i}_{j}.png" for j in range(per_batch)]})
+        _pickle(
+            folder / f"data_batch_{i}",
+            {
+                "batch_label": f"training batch {i} of 5",
+                "labels": y,
+                "data": x,
+                "filenames": [f"img_{i}_{j}.png" for j in range(per_batch)],
+            },
+        )
         train_x.append(x)
         train_y += y
     test_x = rng.integers(0, 256, size=(n_test, 3072), dtype=np.uint8)
     test_y = [int(v) for v in rng.integers(0, 10, size=n_test)]
-    _pickle(folder / "test_batch", {"batch_label": "testing batch 1 of 1", "labels": test_y, "data": test_x,
-                                    "filenames": [f"test_{j}.png" for j in range(n_test)]})
+    _pickle(
+        folder / "test_batch",
+        {
+            "batch_label": "testing batch 1 of 1",
+            "labels": test_y,
+            "data": test_x,
+            "filenames": [f"test_{j}.png" for j in range(n_test)],
+        },
+    )
     names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
     _pickle(folder / "batches.meta", {"num_cases_per_batch": per_batch, "label_names": names, "num_vis": 3072})
-    return {"train_x": np.concatenate(train_x), "train_y": np.array(train_y), "test_x": test_x,
-            "test_y": np.array(test_y), "names": names}
+    return {
+        "train_x": np.concatenate(train_x),
+        "train_y": np.array(train_y),
+        "test_x": test_x,
+        "test_y": np.array(test_y),
+        "names": names,
+    }
 
 
 def write_cifar100(root: Path, n_train: int = 12, n_test: int = 5, seed: int = 1) -> dict:
@@ -59,8 +87,16 @@ def write_cifar100(root: Path, n_train: int = 12, n_test: int = 5, seed: int = 1
         x = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
         fine = [int(v) for v in rng.integers(20, 100, size=n)]  # >= 20: never a valid coarse label
         coarse = [v % 20 for v in fine]
-        _pickle(folder / split, {"filenames": [f"{split}_{j}.png" for j in range(n)], "batch_label": split,
-                                 "fine_labels": fine, "coarse_labels": coarse, "data": x})
+        _pickle(
+            folder / split,
+            {
+                "filenames": [f"{split}_{j}.png" for j in range(n)],
+                "batch_label": split,
+                "fine_labels": fine,
+                "coarse_labels": coarse,
+                "data": x,
+            },
+        )
         out[f"{split}_x"], out[f"{split}_y"] = x, np.array(fine)
     names = [f"fine_{i}" for i in range(100)]
     _pickle(folder / "meta", {"fine_label_names": names, "coarse_label_names": [f"coarse_{i}" for i in range(20)]})
@@ -106,11 +142,15 @@ def write_glue_sst2(root: Path) -> tuple[list, list]:
     return train, dev
 
 
-MNLI_TRAIN_HEADER = ("index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\t"
-                     "sentence1_parse\tsentence2_parse\tsentence1\tsentence2\tlabel1\tgold_label")
-MNLI_DEV_HEADER = ("index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\t"
-                   "sentence1_parse\tsentence2_parse\tsentence1\tsentence2\tlabel1\tlabel2\tlabel3\tlabel4\tlabel5\t"
-                   "gold_label")
+MNLI_TRAIN_HEADER = (
+    "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\t"
+    "sentence1_parse\tsentence2_parse\tsentence1\tsentence2\tlabel1\tgold_label"
+)
+MNLI_DEV_HEADER = (
+    "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\t"
+    "sentence1_parse\tsentence2_parse\tsentence1\tsentence2\tlabel1\tlabel2\tlabel3\tlabel4\tlabel5\t"
+    "gold_label"
+)
 MNLI_LABELS = ("entailment", "neutral", "contradiction")
 
 
@@ -118,16 +158,22 @@ def write_glue_mnli(root: Path) -> dict:
     """train.tsv (12 columns) and dev_matched.tsv / dev_mismatched.tsv (16 columns) with GLUE's headers."""
     root.mkdir(parents=True)
     rows = {}
-    for name, header, n, extra in (("train.tsv", MNLI_TRAIN_HEADER, 9, 1), ("dev_matched.tsv", MNLI_DEV_HEADER, 4, 5),
-                                   ("dev_mismatched.tsv", MNLI_DEV_HEADER, 3, 5)):
+    for name, header, n, extra in (
+        ("train.tsv", MNLI_TRAIN_HEADER, 9, 1),
+        ("dev_matched.tsv", MNLI_DEV_HEADER, 4, 5),
+        ("dev_mismatched.tsv", MNLI_DEV_HEADER, 3, 5),
+    ):
         split = []
         lines = [header]
         for i in range(n):
             first, second = SENTENCES[i % len(SENTENCES)], SENTENCES[(i + 5) % len(SENTENCES)]
             label = MNLI_LABELS[(i + len(name)) % 3]
             parses = [f"( {first} )", f"( {second} )", f"(ROOT {first})", f"(ROOT {second})"]
-            lines.append("\t".join([str(i), str(100 + i), f"{100 + i}e", "fiction", *parses, first, second,
-                                    *[label] * extra, label]))
+            lines.append(
+                "\t".join(
+                    [str(i), str(100 + i), f"{100 + i}e", "fiction", *parses, first, second, *[label] * extra, label]
+                )
+            )
             split.append((first, second, label))
         (root / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
         rows[name] = split
@@ -158,9 +204,14 @@ def write_hf_disk(root: Path, *, class_label: bool = True, splits=("train", "val
         labels = [-1] * len(part) if split == "test" and class_label else [i % 2 for i in range(len(part))]
         columns = {"premise": part, "hypothesis": part[::-1], "idx": list(range(len(part)))}
         if class_label:
-            features = datasets.Features({"premise": datasets.Value("string"), "hypothesis": datasets.Value("string"),
-                                          "idx": datasets.Value("int32"),
-                                          "label": datasets.ClassLabel(names=names)})
+            features = datasets.Features(
+                {
+                    "premise": datasets.Value("string"),
+                    "hypothesis": datasets.Value("string"),
+                    "idx": datasets.Value("int32"),
+                    "label": datasets.ClassLabel(names=names),
+                }
+            )
             parts[split] = datasets.Dataset.from_dict({**columns, "label": labels}, features=features)
         else:
             parts[split] = datasets.Dataset.from_dict({**columns, "label": [names[y] for y in labels]})
@@ -173,8 +224,10 @@ def write_csv(root: Path, ext: str = "csv") -> dict:
 
     root.mkdir(parents=True, exist_ok=True)
     labels = ["pos", "neg", "neutral"]
-    rows = {"train": [(f"{s}, really", labels[i % 3]) for i, s in enumerate(SENTENCES[:9])],
-            "test": [(s, labels[i % 2]) for i, s in enumerate(SENTENCES[9:])]}
+    rows = {
+        "train": [(f"{s}, really", labels[i % 3]) for i, s in enumerate(SENTENCES[:9])],
+        "test": [(s, labels[i % 2]) for i, s in enumerate(SENTENCES[9:])],
+    }
     for split, part in rows.items():
         with open(root / f"{split}.{ext}", "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f, delimiter="\t" if ext == "tsv" else ",")
@@ -199,8 +252,15 @@ def write_hf_checkpoint(folder: Path, num_labels: int = 2, seed: int = 0):
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
     tokenizer = BertTokenizerFast(str(folder / "vocab.txt"), do_lower_case=True, model_max_length=HF_POSITIONS)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=HF_POSITIONS, num_labels=num_labels)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=HF_POSITIONS,
+        num_labels=num_labels,
+    )
     torch.manual_seed(seed)
     model = BertForSequenceClassification(config)
     model.save_pretrained(folder)

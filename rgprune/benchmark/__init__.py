@@ -13,6 +13,7 @@ document, the machine, the output path), ``tables`` (tables of a result), ``runn
 ``api`` and ``scale`` (the entry points). The suite in the source tree (``python -m bench.compare``) is a
 thin caller of this package.
 """
+
 from rgprune.benchmark import model_specs  # noqa: F401 (registers the model specs of rgprune imp for --model)
 from rgprune.benchmark.api import run
 from rgprune.benchmark.scale import run_scale

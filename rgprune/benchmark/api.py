@@ -8,6 +8,7 @@
 >>> result["models"]["Sequential"]["rounds"]["round1"]["methods"]["rgprune"]["masks_equal_torch_prune_up_to_ties"]
 True
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -35,8 +36,10 @@ def check_device(device) -> torch.device:
     if dev.type not in ("cpu", "cuda"):
         raise BenchmarkError(f"device must be 'cpu' or 'cuda' (or 'cuda:N'), got {device!r}")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise BenchmarkError("CUDA was asked for but torch.cuda.is_available() is False: run on the CPU "
-                             "(device='cpu', --device cpu), or on a machine with a GPU and a CUDA build of torch")
+        raise BenchmarkError(
+            "CUDA was asked for but torch.cuda.is_available() is False: run on the CPU "
+            "(device='cpu', --device cpu), or on a machine with a GPU and a CUDA build of torch"
+        )
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
         raise BenchmarkError(f"{device!r} does not exist: this machine has {torch.cuda.device_count()} GPU(s)")
     return dev
@@ -106,10 +109,13 @@ def prepare_model(workload: Workload, dev: torch.device, dtype: str | None, user
         raise BenchmarkError(f"{workload.name}: nothing to prune: {exc}") from exc
     dtypes = sorted({str(p.dtype).replace("torch.", "") for _, p in named})
     if len(dtypes) > 1:
-        raise BenchmarkError(f"{workload.name}: the prunable weights have several dtypes {dtypes}; global "
-                             f"pruning ranks one dtype: pass dtype= (--dtype) to cast the model")
-    return Workload(workload.name, workload.role, workload.description, lambda device: model, workload.select,
-                    workload.train), sum(p.numel() for _, p in named)
+        raise BenchmarkError(
+            f"{workload.name}: the prunable weights have several dtypes {dtypes}; global "
+            f"pruning ranks one dtype: pass dtype= (--dtype) to cast the model"
+        )
+    return Workload(
+        workload.name, workload.role, workload.description, lambda device: model, workload.select, workload.train
+    ), sum(p.numel() for _, p in named)
 
 
 @contextlib.contextmanager
@@ -137,11 +143,27 @@ def _command(model, kwargs) -> str:
     return f"rgprune.benchmark.run({what}{', ' if shown else ''}{shown})"
 
 
-def run(model, *, device="cpu", dtype=None, rounds=ROUNDS, fraction: float = FRACTION, methods=None,
-        reps: int = 7, slow_reps: int = 2, slow_after: float = 10.0, memory: bool = True,
-        sections=("rounds", "memory"), select: dict | None = None, name: str | None = None,
-        threads: int | None = None, progress: bool = True, bandwidth_bytes: int | None = None,
-        json_path=None, command: str | None = None) -> dict:
+def run(
+    model,
+    *,
+    device="cpu",
+    dtype=None,
+    rounds=ROUNDS,
+    fraction: float = FRACTION,
+    methods=None,
+    reps: int = 7,
+    slow_reps: int = 2,
+    slow_after: float = 10.0,
+    memory: bool = True,
+    sections=("rounds", "memory"),
+    select: dict | None = None,
+    name: str | None = None,
+    threads: int | None = None,
+    progress: bool = True,
+    bandwidth_bytes: int | None = None,
+    json_path=None,
+    command: str | None = None,
+) -> dict:
     """Benchmarks one IMP pruning round of ``model`` by rgprune, torch.nn.utils.prune, the naive PyTorch
     ways (cat + kthvalue, cat + topk) and rgprune's reference, at each round in ``rounds`` (round r starts at
     density ``(1 - fraction) ** (r - 1)``), and returns the result document (``report.SCHEMA``, the same as
@@ -165,17 +187,29 @@ def run(model, *, device="cpu", dtype=None, rounds=ROUNDS, fraction: float = FRA
     sections = set(sections) - (set() if memory else {"memory"})
     if sections - set(SECTIONS):
         raise BenchmarkError(f"unknown sections {sorted(sections - set(SECTIONS))}; choose from {SECTIONS}")
-    workload, n = prepare_model(resolve_model(model, select, name), dev, dtype,
-                                users=isinstance(model, torch.nn.Module))
+    workload, n = prepare_model(
+        resolve_model(model, select, name), dev, dtype, users=isinstance(model, torch.nn.Module)
+    )
     ks = _k_per_round(n, rounds, fraction)
     if min(ks.values()) < 1:
-        raise BenchmarkError(f"{workload.name} has {n} prunable weights: round {min(ks, key=ks.get)} would prune "
-                             f"none of them at fraction {fraction}; raise fraction or time earlier rounds")
-    settings = Settings(reps=reps, slow_reps=slow_reps, slow_after=slow_after, methods=methods,
-                        skip=[s for s in SECTIONS if s not in sections], rounds=rounds, fraction=fraction,
-                        dtype=dtype, threads=threads, progress=progress,
-                        command=command or _command(model, {"device": str(dev), "rounds": rounds}),
-                        bandwidth_bytes=bandwidth_bytes)
+        raise BenchmarkError(
+            f"{workload.name} has {n} prunable weights: round {min(ks, key=ks.get)} would prune "
+            f"none of them at fraction {fraction}; raise fraction or time earlier rounds"
+        )
+    settings = Settings(
+        reps=reps,
+        slow_reps=slow_reps,
+        slow_after=slow_after,
+        methods=methods,
+        skip=[s for s in SECTIONS if s not in sections],
+        rounds=rounds,
+        fraction=fraction,
+        dtype=dtype,
+        threads=threads,
+        progress=progress,
+        command=command or _command(model, {"device": str(dev), "rounds": rounds}),
+        bandwidth_bytes=bandwidth_bytes,
+    )
     with torch_threads(threads):
         result = run_device(dev, [workload], settings)
     if json_path is not None:

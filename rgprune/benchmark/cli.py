@@ -8,6 +8,7 @@
 ``command`` raises ``BenchmarkError`` (a ``ValueError``) for bad input, before anything is timed: a usage
 error.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,21 +52,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help=f"the model to prune: {model_spec_help()}")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (or cuda:N); default cpu")
     parser.add_argument("--dtype", choices=DTYPES, help="cast the model's weights (default: its own dtype)")
-    parser.add_argument("--rounds", type=_rounds, default=None,
-                        help="IMP rounds to time, comma-separated (round r starts at density (1-fraction)^(r-1)); "
-                             "default 1,5 (--scale: 1)")
-    parser.add_argument("--fraction", type=float, default=0.2, help="share of the survivors pruned per round "
-                                                                    "(default 0.2)")
-    parser.add_argument("--methods", type=_names, default=None,
-                        help=f"comma-separated subset of {','.join(ALL_METHODS)} (default all; --scale: "
-                             f"{','.join(DEFAULT_METHODS)}); rgprune is always timed")
+    parser.add_argument(
+        "--rounds",
+        type=_rounds,
+        default=None,
+        help="IMP rounds to time, comma-separated (round r starts at density (1-fraction)^(r-1)); "
+        "default 1,5 (--scale: 1)",
+    )
+    parser.add_argument(
+        "--fraction", type=float, default=0.2, help="share of the survivors pruned per round (default 0.2)"
+    )
+    parser.add_argument(
+        "--methods",
+        type=_names,
+        default=None,
+        help=f"comma-separated subset of {','.join(ALL_METHODS)} (default all; --scale: "
+        f"{','.join(DEFAULT_METHODS)}); rgprune is always timed",
+    )
     parser.add_argument("--reps", type=int, default=None, help="repetitions per method (default 7; --scale 3)")
-    parser.add_argument("--slow-reps", type=int, default=None,
-                        help="repetitions of torch.prune and the reference on the CPU and of any method slower "
-                             "than --slow-after (default 2; --scale 1)")
+    parser.add_argument(
+        "--slow-reps",
+        type=int,
+        default=None,
+        help="repetitions of torch.prune and the reference on the CPU and of any method slower "
+        "than --slow-after (default 2; --scale 1)",
+    )
     parser.add_argument("--slow-after", type=float, default=10.0, help="seconds (default 10)")
-    parser.add_argument("--include", action="append", help="fnmatch pattern of parameter names to prune instead "
-                                                            "of the Linear/Conv weights (repeatable)")
+    parser.add_argument(
+        "--include",
+        action="append",
+        help="fnmatch pattern of parameter names to prune instead of the Linear/Conv weights (repeatable)",
+    )
     parser.add_argument("--exclude", action="append", default=[], help="pattern of parameters not to prune")
     parser.add_argument("--prune-head", action="store_true", help="prune the classifier head too")
     parser.add_argument("--prune-embeddings", action="store_true", help="prune nn.Embedding weights too")
@@ -73,19 +90,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", type=Path, help="write the result here (a folder: a dated file name in it)")
-    parser.add_argument("--scale", action="store_true",
-                        help="synthetic weight sets of growing size instead of --model: how time and memory grow")
-    parser.add_argument("--scale-sizes", type=_sizes, default=None,
-                        help="numbers of weights for --scale (default "
-                             f"{','.join(size_label(n) for n in DEFAULT_SIZES)}, as many as the memory allows)")
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="synthetic weight sets of growing size instead of --model: how time and memory grow",
+    )
+    parser.add_argument(
+        "--scale-sizes",
+        type=_sizes,
+        default=None,
+        help="numbers of weights for --scale (default "
+        f"{','.join(size_label(n) for n in DEFAULT_SIZES)}, as many as the memory allows)",
+    )
     parser.add_argument("--plot", type=Path, help="--scale: the plot's PNG (default: beside --json)")
 
 
 def _select(args) -> dict | None:
-    chosen = {"include": args.include, "exclude": args.exclude, "prune_head": args.prune_head,
-              "prune_embeddings": args.prune_embeddings}
-    return None if chosen == {"include": None, "exclude": [], "prune_head": False,
-                              "prune_embeddings": False} else chosen
+    chosen = {
+        "include": args.include,
+        "exclude": args.exclude,
+        "prune_head": args.prune_head,
+        "prune_embeddings": args.prune_embeddings,
+    }
+    return (
+        None if chosen == {"include": None, "exclude": [], "prune_head": False, "prune_embeddings": False} else chosen
+    )
 
 
 def command(args, command_line: str | None = None) -> int:
@@ -93,29 +122,54 @@ def command(args, command_line: str | None = None) -> int:
     status (1 when a measurement failed: the errors are in the table and the JSON). ``command_line`` is
     recorded in the JSON (default: this process's command line)."""
     shown = command_line or " ".join([Path(sys.argv[0]).name] + sys.argv[1:])
-    common = {"device": args.device, "dtype": args.dtype, "fraction": args.fraction,
-              "slow_after": args.slow_after, "memory": not args.no_memory, "threads": args.threads,
-              "progress": not args.no_progress, "json_path": args.json, "command": shown}
+    common = {
+        "device": args.device,
+        "dtype": args.dtype,
+        "fraction": args.fraction,
+        "slow_after": args.slow_after,
+        "memory": not args.no_memory,
+        "threads": args.threads,
+        "progress": not args.no_progress,
+        "json_path": args.json,
+        "command": shown,
+    }
     if args.scale:
         if args.model is not None:
             raise BenchmarkError("--scale times synthetic weight sets: drop --model, or drop --scale")
-        result = run_scale(args.scale_sizes, rounds=args.rounds or (1,), methods=args.methods or DEFAULT_METHODS,
-                           reps=args.reps or 3, slow_reps=args.slow_reps or 1, plot_path=args.plot, **common)
+        result = run_scale(
+            args.scale_sizes,
+            rounds=args.rounds or (1,),
+            methods=args.methods or DEFAULT_METHODS,
+            reps=args.reps or 3,
+            slow_reps=args.slow_reps or 1,
+            plot_path=args.plot,
+            **common,
+        )
         print(summary(result) + "\n\n" + scale_summary(result))
     else:
         if args.model is None:
             raise BenchmarkError(f"--model is required (or --scale): {model_spec_help()}")
         if args.plot is not None or args.scale_sizes is not None:
             raise BenchmarkError("--plot and --scale-sizes go with --scale")
-        result = run(args.model, rounds=args.rounds or (1, 5), methods=args.methods, reps=args.reps or 7,
-                     slow_reps=args.slow_reps or 2, select=_select(args), **common)
+        result = run(
+            args.model,
+            rounds=args.rounds or (1, 5),
+            methods=args.methods,
+            reps=args.reps or 7,
+            slow_reps=args.slow_reps or 2,
+            select=_select(args),
+            **common,
+        )
         print(summary(result))
     return 1 if result["errors"] else 0
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rgprune.benchmark", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m rgprune.benchmark",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(parser)
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)

@@ -1,6 +1,7 @@
 """How the benchmark measures: time (repetitions interleaved in one run, medians and spread), peak memory
 (peak RSS in a fresh subprocess per job on the CPU, the caching allocator's peak on CUDA) and the
 memory-bandwidth floor (measured copy bandwidth against the bytes a round must move)."""
+
 from __future__ import annotations
 
 import gc
@@ -39,6 +40,7 @@ def ratio(a, b):
 # Time
 # --------------------------------------------------------------------------------------------------
 
+
 def next_variant(names: list, done: dict, target: dict):
     """The variant to run next, so that every variant's repetitions are spread evenly over the whole timing:
     the one least far along, by (runs done + 1/2) / runs wanted; ties in ``names`` order, rotated by the
@@ -70,8 +72,17 @@ def _time_once(prepare, run, device) -> tuple[float, object]:
     return dt, ctx
 
 
-def interleaved(variants: dict, reps: int, device, *, slow_reps: int = 2, slow_after: float = float("inf"),
-                force_slow=(), on_first=None, on_rep=None) -> dict:
+def interleaved(
+    variants: dict,
+    reps: int,
+    device,
+    *,
+    slow_reps: int = 2,
+    slow_after: float = float("inf"),
+    force_slow=(),
+    on_first=None,
+    on_rep=None,
+) -> dict:
     """Times each variant ``(prepare, run)`` ``reps`` times, interleaved so that each variant's repetitions
     span the whole timing (``next_variant``). A variant in ``force_slow``, or whose first run takes longer
     than ``slow_after`` seconds, is repeated only ``slow_reps`` times. ``prepare()`` is untimed; ``run(ctx)``
@@ -114,6 +125,7 @@ def interleaved(variants: dict, reps: int, device, *, slow_reps: int = 2, slow_a
 # Memory
 # --------------------------------------------------------------------------------------------------
 
+
 def proc_status_kb(key: str):
     try:
         with open("/proc/self/status") as f:
@@ -147,10 +159,13 @@ def peak_rss_during(fn) -> dict:
     # cannot be read: it also holds the peak RSS of the parent at fork (recorded at exec), which is larger
     # than anything measured here whenever the parent holds the model.
     peak = hwm if (hwm is not None and reset) else maxrss
-    return {"rss_before_bytes": rss0 * 1024, "peak_extra_bytes": (peak - rss0) * 1024,
-            "retained_bytes": (rss1 - rss0) * 1024,
-            "peak_source": "VmHWM after clear_refs" if peak == hwm and reset else "ru_maxrss",
-            "ru_maxrss_bytes": maxrss * 1024}
+    return {
+        "rss_before_bytes": rss0 * 1024,
+        "peak_extra_bytes": (peak - rss0) * 1024,
+        "retained_bytes": (rss1 - rss0) * 1024,
+        "peak_source": "VmHWM after clear_refs" if peak == hwm and reset else "ru_maxrss",
+        "ru_maxrss_bytes": maxrss * 1024,
+    }
 
 
 def memory_jobs(states: dict, methods, tmpdir: Path, tag: str) -> list:
@@ -158,8 +173,16 @@ def memory_jobs(states: dict, methods, tmpdir: Path, tag: str) -> list:
     jobs = []
     for r, s in states.items():
         path = tmpdir / f"{tag}-round{r}.pt"
-        torch.save({"round": s.round, "weights": s.weights, "masks": s.masks, "survivors": s.survivors,
-                    "fraction": s.fraction}, path)
+        torch.save(
+            {
+                "round": s.round,
+                "weights": s.weights,
+                "masks": s.masks,
+                "survivors": s.survivors,
+                "fraction": s.fraction,
+            },
+            path,
+        )
         jobs += [{"state": str(path), "model": tag, "round": r, "method": m} for m in methods]
     return jobs
 
@@ -178,10 +201,15 @@ def run_memory_jobs(jobs: list, shared: bool) -> dict:
     cwd, env = _worker_env()
     for batch in batches:
         log("  memory subprocess: " + ", ".join(f"{j['model']} round {j['round']} {j['method']}" for j in batch))
-        proc = subprocess.run([sys.executable, "-m", "rgprune.benchmark.memory_worker", json.dumps(batch)],
-                              cwd=cwd, env=env, capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "rgprune.benchmark.memory_worker", json.dumps(batch)],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(WORKER_MARK)]
-        results = json.loads(lines[-1][len(WORKER_MARK):]) if proc.returncode == 0 and lines else None
+        results = json.loads(lines[-1][len(WORKER_MARK) :]) if proc.returncode == 0 and lines else None
         for i, j in enumerate(batch):
             if results is None:
                 err = (proc.stderr.strip().splitlines() or ["no output"])[-1]
@@ -201,9 +229,13 @@ def memory_gpu(state, method, model, names, device) -> dict:
     base = torch.cuda.memory_allocated(device)
     method.run(ctx, state.k)
     sync(device)
-    res = {"method": method.name, "peak_extra_bytes": torch.cuda.max_memory_allocated(device) - base,
-           "retained_bytes": torch.cuda.memory_allocated(device) - base,
-           "pruned": state.survivors - sum(int(k.sum()) for k in method.keep(ctx)), "k": state.k}
+    res = {
+        "method": method.name,
+        "peak_extra_bytes": torch.cuda.max_memory_allocated(device) - base,
+        "retained_bytes": torch.cuda.memory_allocated(device) - base,
+        "pruned": state.survivors - sum(int(k.sum()) for k in method.keep(ctx)),
+        "k": state.k,
+    }
     del ctx
     gc.collect()
     torch.cuda.empty_cache()
@@ -226,24 +258,32 @@ def mask_storage(n_weights: int, bitmask_bytes: int, element_size: int = 4) -> d
 # The memory-bandwidth floor
 # --------------------------------------------------------------------------------------------------
 
+
 def copy_bandwidth(device, nbytes: int, reps: int) -> dict:
     src = torch.empty(nbytes // 4, dtype=torch.float32, device=device).uniform_()
     dst = torch.empty_like(src)
     for _ in range(3):
         dst.copy_(src)
     timed = interleaved({"copy": (lambda: None, lambda ctx: dst.copy_(src))}, max(reps, 5), device)["copy"]
-    return {"bytes_copied": nbytes, "median_s": timed["median_s"], "times_s": timed["times_s"],
-            "bytes_per_s": 2 * nbytes / timed["median_s"], "note": "read + write counted: 2 x bytes / time"}
+    return {
+        "bytes_copied": nbytes,
+        "median_s": timed["median_s"],
+        "times_s": timed["times_s"],
+        "bytes_per_s": 2 * nbytes / timed["median_s"],
+        "note": "read + write counted: 2 x bytes / time",
+    }
 
 
 def floor_for(rounds: dict, weight_bytes: int, bitmask_bytes: int, bandwidth: float) -> dict:
     floor_bytes = 4 * weight_bytes + 2 * bitmask_bytes
     floor_s = floor_bytes / bandwidth
-    out = {"floor_bytes": floor_bytes, "floor_s": floor_s,
-           "definition": "3 reads + 1 write of the weights + 1 read + 1 write of the bit masks, at the "
-                         "measured copy bandwidth"}
+    out = {
+        "floor_bytes": floor_bytes,
+        "floor_s": floor_s,
+        "definition": "3 reads + 1 write of the weights + 1 read + 1 write of the bit masks, at the "
+        "measured copy bandwidth",
+    }
     for key, r in rounds.items():
         t = r["methods"].get("rgprune", {}).get("median_s")
-        out[key] = {"rgprune_s": t, "times_floor": ratio(t, floor_s),
-                    "fraction_of_floor_speed": ratio(floor_s, t)}
+        out[key] = {"rgprune_s": t, "times_floor": ratio(t, floor_s), "fraction_of_floor_speed": ratio(floor_s, t)}
     return out

@@ -4,6 +4,7 @@ Each job loads a saved pruning state and measures one method's round in this fre
 RSS before the op, ``measure.peak_rss_during``), so that nothing the parent allocated hides the op's peak.
 Prints one line: ``WORKER_MARK`` followed by the results as JSON.
 """
+
 from __future__ import annotations
 
 import gc

@@ -18,6 +18,7 @@ and comparing). ``prepare`` and ``keep`` are never timed. The naive methods prun
 magnitude equals the threshold (more than ``k`` when there are ties); torch.prune and rgprune prune exactly
 ``k``, choosing among ties in different orders (rgprune: model order).
 """
+
 from __future__ import annotations
 
 import copy
@@ -94,8 +95,9 @@ def make_states(weights: list, rounds=ROUNDS, fraction: float = FRACTION) -> dic
             survivors -= k
             at += 1
         last = r == wanted[-1]
-        states[r] = State(r, w if last else [x.clone() for x in w], m if last else [x.clone() for x in m],
-                          survivors, fraction)
+        states[r] = State(
+            r, w if last else [x.clone() for x in w], m if last else [x.clone() for x in m], survivors, fraction
+        )
     return states
 
 
@@ -179,8 +181,10 @@ def _naive_keep(ctx):
 
 
 def _packed_prepare(state, model, names, clone=True):
-    return {"weights": [w.clone() if clone else w for w in state.weights],
-            "masks": [m.clone() if clone else m for m in state.masks]}
+    return {
+        "weights": [w.clone() if clone else w for w in state.weights],
+        "masks": [m.clone() if clone else m for m in state.masks],
+    }
 
 
 def _ref_run(ctx, k):

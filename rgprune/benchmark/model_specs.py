@@ -6,6 +6,7 @@ The benchmark times pruning, not a task, so the classifier head gets a fixed siz
 vision models (torchvision's ImageNet default), ``TEXT_CLASSES`` for ``module:`` text models, the checkpoint's own
 label count for ``hf:DIR``. The head is not pruned unless ``--prune-head`` says so.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -34,10 +35,17 @@ def build_spec_model(spec: str) -> torch.nn.Module:
     try:
         parsed = parse_model_spec(spec)
         if parsed.source == "given":
-            raise ValueError("given:NAME models are passed in by a program; the benchmark takes an nn.Module for "
-                             "that (rgprune.benchmark.run(model))")
-        classes = _hf_labels(parsed.target) if parsed.source == "hf" else \
-            TEXT_CLASSES if parsed.kind == "text" else VISION_CLASSES
+            raise ValueError(
+                "given:NAME models are passed in by a program; the benchmark takes an nn.Module for "
+                "that (rgprune.benchmark.run(model))"
+            )
+        classes = (
+            _hf_labels(parsed.target)
+            if parsed.source == "hf"
+            else TEXT_CLASSES
+            if parsed.kind == "text"
+            else VISION_CLASSES
+        )
         return build_model(spec, classes, seed=0)
     except (ValueError, TypeError, OSError) as exc:
         raise BenchmarkError(f"--model {spec}: {exc}") from exc

@@ -1,5 +1,6 @@
 """What the benchmark tells its user while it runs: timestamped lines and progress bars on stderr (stdout is
 for the tables)."""
+
 from __future__ import annotations
 
 import sys

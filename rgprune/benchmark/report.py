@@ -5,6 +5,7 @@ A result (schema ``rgprune-bench/1``) holds ``kind`` (cpu or gpu), ``device``, `
 ``models`` (per weight set: sizes, ``rounds``, ``memory``, ``trace``, ``training_step``, ``floor``),
 ``targets``, ``all_targets_met`` and ``errors``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -63,8 +64,12 @@ def git_head():
     if not (SOURCE_ROOT / ".git").exists():
         return None
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=SOURCE_ROOT, capture_output=True, text=True,
-                              timeout=10).stdout.strip() or None
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=SOURCE_ROOT, capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.SubprocessError):
         return None
 
@@ -84,13 +89,18 @@ def _gpu(device):
     if torch.device(device).type != "cuda":
         return None
     p = torch.cuda.get_device_properties(device)
-    return {"name": p.name, "memory_bytes": p.total_memory, "capability": f"{p.major}.{p.minor}",
-            "multiprocessors": p.multi_processor_count}
+    return {
+        "name": p.name,
+        "memory_bytes": p.total_memory,
+        "capability": f"{p.major}.{p.minor}",
+        "multiprocessors": p.multi_processor_count,
+    }
 
 
 def machine(device) -> dict:
     """The machine, software and build a result was measured with."""
     import psutil
+
     ext = next(iter(sorted(PACKAGE_DIR.glob("_C*.so"))), None)
     compiled = extension.module
     return {

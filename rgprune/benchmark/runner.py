@@ -3,6 +3,7 @@
 ``run_device(device, workloads, settings)`` returns the result document (``report.SCHEMA``). A section that
 fails is recorded in ``errors`` and the run goes on with the next one.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -37,21 +38,33 @@ REPETITION_POLICY = (
     "repetitions interleaved, each method's spread evenly over the whole timing (with equal counts: every "
     "method once per repetition, order rotated), median reported; on the CPU torch.prune and the reference "
     "always get slow_reps repetitions, and any method whose first run takes longer than slow_after_s gets "
-    "slow_reps")
+    "slow_reps"
+)
 
 
 def _new_result(dev, settings, names) -> dict:
     kind = "gpu" if dev.type == "cuda" else "cpu"
     return {
-        "schema": SCHEMA, "kind": kind, "device": str(dev),
+        "schema": SCHEMA,
+        "kind": kind,
+        "device": str(dev),
         "date": datetime.date.today().isoformat(),
         "started": datetime.datetime.now().isoformat(timespec="seconds"),
-        "quick": settings.quick, "command": settings.command,
+        "quick": settings.quick,
+        "command": settings.command,
         "machine": machine(dev),
-        "settings": {"fraction": settings.fraction, "rounds": sorted(settings.rounds), "reps": settings.reps,
-                     "slow_reps": settings.slow_reps, "slow_after_s": settings.slow_after, "models": names,
-                     "threads": settings.threads, "methods": list(settings.methods or METHODS),
-                     "dtype": settings.dtype, "repetition_policy": REPETITION_POLICY},
+        "settings": {
+            "fraction": settings.fraction,
+            "rounds": sorted(settings.rounds),
+            "reps": settings.reps,
+            "slow_reps": settings.slow_reps,
+            "slow_after_s": settings.slow_after,
+            "models": names,
+            "threads": settings.threads,
+            "methods": list(settings.methods or METHODS),
+            "dtype": settings.dtype,
+            "repetition_policy": REPETITION_POLICY,
+        },
         "models": {},
         "errors": [],
     }
@@ -60,7 +73,8 @@ def _new_result(dev, settings, names) -> dict:
 def _measure_bandwidth(dev, settings, result) -> float | None:
     """Copy bandwidth in bytes/s (recorded in the result), or None when it could not be measured."""
     nbytes = settings.bandwidth_bytes or (
-        (64 << 20) if settings.quick else ((1 << 30) if dev.type == "cuda" else (256 << 20)))
+        (64 << 20) if settings.quick else ((1 << 30) if dev.type == "cuda" else (256 << 20))
+    )
     try:
         bandwidth = copy_bandwidth(dev, nbytes, settings.reps)
     except Exception as exc:
@@ -87,15 +101,22 @@ def _summary(workload, weights, states, settings) -> dict:
     dense = next(iter(states.values()))
     n = dense.n_weights
     bitmask_bytes = sum(m.numel() * 4 for m in dense.masks)
-    methods = [m for m in (settings.methods or METHODS)
-               if settings.methods or m not in DEFAULT_SKIP.get(workload.name, ())]
-    return {"role": workload.role, "description": workload.description, "n_tensors": len(weights),
-            "n_weights": n, "dtype": str(weights[0].dtype).replace("torch.", ""),
-            "weight_bytes": sum(w.numel() * w.element_size() for w in weights),
-            "bitmask_bytes": bitmask_bytes, "methods": methods,
-            "skipped_methods": sorted(set(settings.methods or METHODS) - set(methods)),
-            "mask_storage_bytes": mask_storage(n, bitmask_bytes, weights[0].element_size()),
-            "load_average": {}}
+    methods = [
+        m for m in (settings.methods or METHODS) if settings.methods or m not in DEFAULT_SKIP.get(workload.name, ())
+    ]
+    return {
+        "role": workload.role,
+        "description": workload.description,
+        "n_tensors": len(weights),
+        "n_weights": n,
+        "dtype": str(weights[0].dtype).replace("torch.", ""),
+        "weight_bytes": sum(w.numel() * w.element_size() for w in weights),
+        "bitmask_bytes": bitmask_bytes,
+        "methods": methods,
+        "skipped_methods": sorted(set(settings.methods or METHODS) - set(methods)),
+        "mask_storage_bytes": mask_storage(n, bitmask_bytes, weights[0].element_size()),
+        "load_average": {},
+    }
 
 
 class _ModelRun:
@@ -126,9 +147,13 @@ class _ModelRun:
         the allocator's peak, in this process."""
         methods, states = self.res["methods"], self.states
         if self.dev.type == "cuda":
-            self.section("memory", lambda: {f"round{r}": {m: memory_gpu(s, METHOD_IMPLS[m], self.model, self.names,
-                                                                        self.dev) for m in methods}
-                                            for r, s in states.items()})
+            self.section(
+                "memory",
+                lambda: {
+                    f"round{r}": {m: memory_gpu(s, METHOD_IMPLS[m], self.model, self.names, self.dev) for m in methods}
+                    for r, s in states.items()
+                },
+            )
             return
         if "memory" in self.settings.skip:
             return
@@ -136,22 +161,27 @@ class _ModelRun:
         if self.settings.quick:
             pending += jobs
         else:
-            self.section("memory", lambda: {f"round{r}": v
-                                            for (_, r), v in run_memory_jobs(jobs, shared=False).items()})
+            self.section(
+                "memory", lambda: {f"round{r}": v for (_, r), v in run_memory_jobs(jobs, shared=False).items()}
+            )
 
     def run(self, tmpdir, pending, bandwidth) -> None:
         methods = self.res["methods"]
-        self.section("rounds", lambda: bench_rounds(self.model, self.names, self.states, methods, self.dev,
-                                                    self.settings))
+        self.section(
+            "rounds", lambda: bench_rounds(self.model, self.names, self.states, methods, self.dev, self.settings)
+        )
         self.memory(tmpdir, pending)
         self.section("trace", lambda: bench_trace(self.states, self.dev, self.settings))
         if self.workload.train is not None:  # at the density of the last round timed (suite: round 5, 0.41)
             last = self.states[max(self.states)]
-            self.section("training_step", lambda: bench_training(self.workload, self.model, self.names, last,
-                                                                 self.dev, self.settings))
+            self.section(
+                "training_step",
+                lambda: bench_training(self.workload, self.model, self.names, last, self.dev, self.settings),
+            )
         if bandwidth is not None and "rounds" in self.res:
-            self.res["floor"] = floor_for(self.res["rounds"], self.res["weight_bytes"], self.res["bitmask_bytes"],
-                                          bandwidth)
+            self.res["floor"] = floor_for(
+                self.res["rounds"], self.res["weight_bytes"], self.res["bitmask_bytes"], bandwidth
+            )
 
 
 def _bench_workload(workload, dev, settings, result, tmpdir, pending, bandwidth) -> None:
@@ -207,8 +237,10 @@ def run_device(device, workloads: list, settings) -> dict:
     dev = torch.device(device)
     result = _new_result(dev, settings, [w.name for w in workloads])
     mach = result["machine"]
-    log(f"{result['kind']} run on {mach['cpu_model'] if dev.type == 'cpu' else mach['gpu']['name']}; backend "
-        f"{mach['rgprune_backend']}; torch threads {mach['torch_threads']}")
+    log(
+        f"{result['kind']} run on {mach['cpu_model'] if dev.type == 'cpu' else mach['gpu']['name']}; backend "
+        f"{mach['rgprune_backend']}; torch threads {mach['torch_threads']}"
+    )
     warmup(dev)
     # A full collection walks every object of torch, torchvision and transformers (0.5 s here); freeze them
     # so that the collections before each timed run only walk what the benchmark itself allocates.

@@ -1,5 +1,6 @@
 """``rgprune.benchmark.run_scale``: how each method's time and memory grow with the number of weights, on
 synthetic weight sets of growing size (10M to 400M weights by default, as many as the memory allows)."""
+
 from __future__ import annotations
 
 import math
@@ -39,6 +40,7 @@ def available_bytes(dev: torch.device) -> int:
         free, _ = torch.cuda.mem_get_info(dev)
         return free
     import psutil
+
     return psutil.virtual_memory().available
 
 
@@ -58,9 +60,14 @@ def affordable(sizes, dev, element_size: int) -> tuple[list, list]:
 
 def _workload(n: int) -> Workload:
     shapes = synthetic_shapes(n)
-    return Workload(f"synthetic-{size_label(n)}", "synthetic",
-                    f"{len(shapes)} random normal tensors, {n:,} weights", lambda d: synthetic(d, shapes),
-                    {"include": ["*weight"]}, None)
+    return Workload(
+        f"synthetic-{size_label(n)}",
+        "synthetic",
+        f"{len(shapes)} random normal tensors, {n:,} weights",
+        lambda d: synthetic(d, shapes),
+        {"include": ["*weight"]},
+        None,
+    )
 
 
 def _slope(xs, ys):
@@ -81,9 +88,16 @@ def growth(result: dict) -> dict:
         for rkey, r in m.get("rounds", {}).items():
             for method, e in r["methods"].items():
                 mem = m.get("memory", {}).get(rkey, {}).get(method, {}).get("peak_extra_bytes")
-                row = out.setdefault(rkey, {}).setdefault(method, {"n_weights": [], "median_s": [],
-                                                                   "ns_per_weight": [], "peak_extra_bytes": [],
-                                                                   "peak_extra_bytes_per_weight": []})
+                row = out.setdefault(rkey, {}).setdefault(
+                    method,
+                    {
+                        "n_weights": [],
+                        "median_s": [],
+                        "ns_per_weight": [],
+                        "peak_extra_bytes": [],
+                        "peak_extra_bytes_per_weight": [],
+                    },
+                )
                 n, t = m["n_weights"], e.get("median_s")
                 row["n_weights"].append(n)
                 row["median_s"].append(t)
@@ -100,6 +114,7 @@ def plot_growth(scale: dict, path, title: str = "") -> None:
     """Time per weight and peak extra memory per weight against the number of weights, one line per method
     (the first round timed), as a PNG; ``title`` says where it was measured."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -114,10 +129,12 @@ def plot_growth(scale: dict, path, title: str = "") -> None:
             ax_t.plot(*zip(*ns), marker="o", label=SHORT.get(method, method))
         if mem:
             ax_m.plot(*zip(*mem), marker="o", label=SHORT.get(method, method))
-    ax_t.set(xscale="log", yscale="log", xlabel="weights", ylabel="ns per weight (median)",
-             title="time of one pruning round")
-    ax_m.set(xscale="log", xlabel="weights", ylabel="peak extra bytes per weight",
-             title="peak extra memory of one round")
+    ax_t.set(
+        xscale="log", yscale="log", xlabel="weights", ylabel="ns per weight (median)", title="time of one pruning round"
+    )
+    ax_m.set(
+        xscale="log", xlabel="weights", ylabel="peak extra bytes per weight", title="peak extra memory of one round"
+    )
     for ax in (ax_t, ax_m):
         ax.grid(True, which="both", alpha=0.3)
         if ax.lines:
@@ -140,10 +157,24 @@ def check_sizes(sizes) -> list:
     return sorted(set(sizes))
 
 
-def run_scale(sizes=None, *, device="cpu", dtype=None, rounds=(1,), fraction: float = 0.2,
-              methods=DEFAULT_METHODS, reps: int = 3, slow_reps: int = 1, slow_after: float = 10.0,
-              memory: bool = True, threads: int | None = None, progress: bool = True, plot_path=None,
-              json_path=None, command: str | None = None) -> dict:
+def run_scale(
+    sizes=None,
+    *,
+    device="cpu",
+    dtype=None,
+    rounds=(1,),
+    fraction: float = 0.2,
+    methods=DEFAULT_METHODS,
+    reps: int = 3,
+    slow_reps: int = 1,
+    slow_after: float = 10.0,
+    memory: bool = True,
+    threads: int | None = None,
+    progress: bool = True,
+    plot_path=None,
+    json_path=None,
+    command: str | None = None,
+) -> dict:
     """Times one pruning round by each method on synthetic weight sets of growing size (``sizes``, numbers of
     weights; default ``DEFAULT_SIZES``, 10M to 400M) and records, besides the usual result document, a
     ``scale`` section: per method the time per weight, the peak extra memory per weight and the exponent of
@@ -154,14 +185,24 @@ def run_scale(sizes=None, *, device="cpu", dtype=None, rounds=(1,), fraction: fl
     check_counts(reps=reps, slow_reps=slow_reps)
     kept, skipped = affordable(sizes, dev, getattr(torch, dtype or "float32").itemsize)
     if not kept:
-        raise BenchmarkError(f"no size fits in the free memory of {dev}: {skipped[0]['reason']}; give smaller "
-                             f"sizes (--scale-sizes)")
+        raise BenchmarkError(
+            f"no size fits in the free memory of {dev}: {skipped[0]['reason']}; give smaller sizes (--scale-sizes)"
+        )
     for s in skipped:
         log(f"scale: skipping {s['n_weights']:,} weights: {s['reason']}")
-    settings = Settings(reps=reps, slow_reps=slow_reps, slow_after=slow_after, methods=methods,
-                        skip=["trace", "training_step"] + ([] if memory else ["memory"]), rounds=rounds,
-                        fraction=fraction, dtype=dtype, threads=threads, progress=progress,
-                        command=command or f"rgprune.benchmark.run_scale({kept!r}, device={str(dev)!r})")
+    settings = Settings(
+        reps=reps,
+        slow_reps=slow_reps,
+        slow_after=slow_after,
+        methods=methods,
+        skip=["trace", "training_step"] + ([] if memory else ["memory"]),
+        rounds=rounds,
+        fraction=fraction,
+        dtype=dtype,
+        threads=threads,
+        progress=progress,
+        command=command or f"rgprune.benchmark.run_scale({kept!r}, device={str(dev)!r})",
+    )
     with torch_threads(threads):
         result = run_device(dev, [_workload(n) for n in kept], settings)
     result["scale"] = {"sizes": kept, "skipped": skipped, "memory_factor": MEMORY_FACTOR, "growth": growth(result)}
@@ -171,8 +212,9 @@ def run_scale(sizes=None, *, device="cpu", dtype=None, rounds=(1,), fraction: fl
         plot_path = Path(json_path).with_suffix(".png")
     if plot_path is not None:
         where = result["machine"]["gpu"]["name"] if dev.type == "cuda" else result["machine"]["cpu_model"]
-        plot_growth(result["scale"], plot_path, f"{where}, torch threads {result['machine']['torch_threads']}, "
-                                                f"{result['date']}")
+        plot_growth(
+            result["scale"], plot_path, f"{where}, torch threads {result['machine']['torch_threads']}, {result['date']}"
+        )
         result["scale"]["plot"] = str(plot_path)
     if json_path is not None:
         write_result(result, json_path)

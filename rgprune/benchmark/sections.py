@@ -1,5 +1,6 @@
 """The timed sections of a benchmark run on one weight set: one IMP round by each method, and the RG
 trace's cost (rgprune rounds that keep or discard the survivors' statistics)."""
+
 from __future__ import annotations
 
 import gc
@@ -28,9 +29,11 @@ def compare_masks(words, reference_words, ties) -> dict:
     bit differs outside them."""
     diff = [a ^ b for a, b in zip(words, reference_words)]
     outside = sum(popcount(d & ~t) for d, t in zip(diff, ties))
-    return {"mask_bits_differing_from_torch_prune": sum(popcount(d) for d in diff),
-            "mask_bits_differing_from_torch_prune_outside_ties": outside,
-            "masks_equal_torch_prune_up_to_ties": outside == 0}
+    return {
+        "mask_bits_differing_from_torch_prune": sum(popcount(d) for d in diff),
+        "mask_bits_differing_from_torch_prune_outside_ties": outside,
+        "masks_equal_torch_prune_up_to_ties": outside == 0,
+    }
 
 
 def _round_entries(s, methods, timed, first, ties) -> dict:
@@ -46,7 +49,8 @@ def _round_entries(s, methods, timed, first, ties) -> dict:
             entry["exact_k"] = first[m]["pruned"] == s.k
             if ours is not None:
                 entry["mask_bits_differing_from_rgprune"] = sum(
-                    popcount(a ^ b) for a, b in zip(first[m]["words"], ours))
+                    popcount(a ^ b) for a, b in zip(first[m]["words"], ours)
+                )
             if theirs is not None:
                 entry.update(compare_masks(first[m]["words"], theirs, ties))
         entries[m] = entry
@@ -65,24 +69,37 @@ def bench_round(s, model, names, methods, device, settings) -> dict:
         first[name] = {"pruned": s.survivors - sum(int(k.sum()) for k in keep), "words": words}
         log(f"    {name}: first run done")
 
-    variants = {m: (lambda m=m: METHOD_IMPLS[m].prepare(s, model, names),
-                    lambda ctx, m=m: METHOD_IMPLS[m].run(ctx, s.k)) for m in methods}
+    variants = {
+        m: (lambda m=m: METHOD_IMPLS[m].prepare(s, model, names), lambda ctx, m=m: METHOD_IMPLS[m].run(ctx, s.k))
+        for m in methods
+    }
     force = {"torch_prune", "reference"} if torch.device(device).type == "cpu" else set()
     bar = RepetitionBar(f"round {s.round}", enabled=settings.progress)
     try:
-        timed = interleaved(variants, settings.reps, device, slow_reps=settings.slow_reps,
-                            slow_after=settings.slow_after, force_slow=force, on_first=on_first, on_rep=bar)
+        timed = interleaved(
+            variants,
+            settings.reps,
+            device,
+            slow_reps=settings.slow_reps,
+            slow_after=settings.slow_after,
+            force_slow=force,
+            on_first=on_first,
+            on_rep=bar,
+        )
     finally:
         bar.close()
-    res = {"density": s.density, "survivors": s.survivors, "k": s.k,
-           "methods": _round_entries(s, methods, timed, first, ties)}
+    res = {
+        "density": s.density,
+        "survivors": s.survivors,
+        "k": s.k,
+        "methods": _round_entries(s, methods, timed, first, ties),
+    }
     if ties is not None:
         res["weights_at_threshold"] = sum(popcount(t) for t in ties)
     med = {m: res["methods"][m]["median_s"] for m in methods}
     res["speedup"] = {f"vs_{m}": ratio(med[m], med.get("rgprune")) for m in methods if m != "rgprune"}
     best = {m: res["methods"][m]["min_s"] for m in methods}
-    res["speedup_of_min_times"] = {f"vs_{m}": ratio(best[m], best.get("rgprune"))
-                                   for m in methods if m != "rgprune"}
+    res["speedup_of_min_times"] = {f"vs_{m}": ratio(best[m], best.get("rgprune")) for m in methods if m != "rgprune"}
     return res
 
 
@@ -94,10 +111,12 @@ def bench_rounds(model, names, states, methods, device, settings) -> dict:
     return out
 
 
-TRACE_NOTE = ("apply_threshold_ has no statistics-free path: the survivors' histogram, counts, sum|w| "
-              "and sum w^2 are always computed in its single pass. 'round_without_trace' passes bits=1 "
-              "(a 2-bin histogram) and discards the results, so it still pays for the per-tensor sums; "
-              "'histogram_pass' is what recording the trace would cost as a separate, unfused pass.")
+TRACE_NOTE = (
+    "apply_threshold_ has no statistics-free path: the survivors' histogram, counts, sum|w| "
+    "and sum w^2 are always computed in its single pass. 'round_without_trace' passes bits=1 "
+    "(a 2-bin histogram) and discards the results, so it still pays for the per-tensor sums; "
+    "'histogram_pass' is what recording the trace would cost as a separate, unfused pass."
+)
 
 
 def _trace_variants(s) -> dict:

@@ -1,4 +1,5 @@
 """What a benchmark run measures and how long: one object passed from the command line to every section."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -5,14 +5,21 @@ The README's performance block (``bench/readme_table.py``) is built from the sam
 is the plain-text table ``rgprune bench`` prints. Only standard-library code: it reads the JSON, whatever
 machine measured it.
 """
+
 from __future__ import annotations
 
 METHODS = ("torch_prune", "naive", "naive_topk", "reference", "rgprune")
-SHORT = {"torch_prune": "torch.prune", "naive": "naive cat+kthvalue", "naive_topk": "naive cat+topk",
-         "reference": "rgprune reference", "rgprune": "rgprune"}
+SHORT = {
+    "torch_prune": "torch.prune",
+    "naive": "naive cat+kthvalue",
+    "naive_topk": "naive cat+topk",
+    "reference": "rgprune reference",
+    "rgprune": "rgprune",
+}
 
 
 # ---- formatting ------------------------------------------------------------------------------------
+
 
 def fmt_s(x) -> str:
     if x is None:
@@ -75,15 +82,17 @@ def _round_label(rkey, r) -> str:
 
 # ---- sections -----------------------------------------------------------------------------------
 
+
 def machine_line(res) -> str:
     m = res["machine"]
-    where = (f"GPU {m['gpu']['name']}, host CPU {m['cpu_model']}" if res["kind"] == "gpu"
-             else f"CPU {m['cpu_model']}")
+    where = f"GPU {m['gpu']['name']}, host CPU {m['cpu_model']}" if res["kind"] == "gpu" else f"CPU {m['cpu_model']}"
     load = ""
     if m.get("load_average_at_start") and m.get("load_average_at_end"):
         load = f"; load average {m['load_average_at_start'][0]:.1f} at start, {m['load_average_at_end'][0]:.1f} at end"
-    return (f"{where}; {m['cores_available']} cores available, torch threads {m['torch_threads']}{load}; torch "
-            f"{m['torch']}; rgprune backend `{m['rgprune_backend']}`; {res['date']}")
+    return (
+        f"{where}; {m['cores_available']} cores available, torch threads {m['torch_threads']}{load}; torch "
+        f"{m['torch']}; rgprune backend `{m['rgprune_backend']}`; {res['date']}"
+    )
 
 
 def rounds_table(res, with_memory=True) -> str:
@@ -112,8 +121,9 @@ def correctness_table(res) -> str:
         row = [name, rkey[5:], r["k"]]
         for x in methods:
             e = r["methods"].get(x, {})
-            row.append("—" if "pruned" not in e else
-                       f"{e['pruned']} ({e.get('mask_bits_differing_from_rgprune', '—')})")
+            row.append(
+                "—" if "pruned" not in e else f"{e['pruned']} ({e.get('mask_bits_differing_from_rgprune', '—')})"
+            )
         rows.append(row)
     return table(header, rows)
 
@@ -137,9 +147,11 @@ def _compared_with_torch_prune(res) -> bool:
 def mask_agreement_table(res) -> str:
     methods = [m for m in METHODS if m != "torch_prune" and any(m in r["methods"] for *_, r in _rounds(res))]
     header = ["weights", "round", "weights at the threshold"] + [f"{SHORT[m]} = torch.prune" for m in methods]
-    rows = [[name, rkey[5:], r.get("weights_at_threshold", "—")]
-            + [mask_agreement_cell(r["methods"].get(x, {})) for x in methods]
-            for name, m, rkey, r in _rounds(res)]
+    rows = [
+        [name, rkey[5:], r.get("weights_at_threshold", "—")]
+        + [mask_agreement_cell(r["methods"].get(x, {})) for x in methods]
+        for name, m, rkey, r in _rounds(res)
+    ]
     return table(header, rows)
 
 
@@ -153,16 +165,25 @@ def memory_table(res) -> str:
         row = [name, rkey[5:], fmt_b(m["weight_bytes"])]
         for x in methods:
             e = mem.get(x, {})
-            row.append("error" if e.get("error") else
-                       f"{fmt_b(e.get('peak_extra_bytes'))} / {fmt_b(e.get('retained_bytes'))}")
+            row.append(
+                "error" if e.get("error") else f"{fmt_b(e.get('peak_extra_bytes'))} / {fmt_b(e.get('retained_bytes'))}"
+            )
         frac = mem.get("rgprune", {}).get("peak_extra_fraction_of_weights")
         row.append("—" if frac is None else f"{100 * frac:.2f}%")
         rows.append(row)
-    storage = table(["weights", "torch.prune float masks (+ weight_orig copy)", "naive bool masks",
-                     "rgprune bit masks"],
-                    [[name, f"{fmt_b(s['torch_prune'])} (+{fmt_b(s['torch_prune_reparam_total'] - s['torch_prune'])})",
-                      fmt_b(s["naive"]), fmt_b(s["rgprune"])]
-                     for name, m in res["models"].items() for s in [m["mask_storage_bytes"]]])
+    storage = table(
+        ["weights", "torch.prune float masks (+ weight_orig copy)", "naive bool masks", "rgprune bit masks"],
+        [
+            [
+                name,
+                f"{fmt_b(s['torch_prune'])} (+{fmt_b(s['torch_prune_reparam_total'] - s['torch_prune'])})",
+                fmt_b(s["naive"]),
+                fmt_b(s["rgprune"]),
+            ]
+            for name, m in res["models"].items()
+            for s in [m["mask_storage_bytes"]]
+        ],
+    )
     return table(header, rows) + "\n\nMask storage:\n\n" + storage
 
 
@@ -174,15 +195,37 @@ def training_table(res) -> str:
             continue
         v, ratio, re_ = t["variants"], t["ratio_vs_no_pruning"], t["mask_reapplication"]
         b = t["batch"]
-        shape = (f"batch {b['batch']} at {b['image']}x{b['image']}" if b["kind"] == "vision"
-                 else f"batch {b['batch']} x {b['seq']} tokens")
-        rows.append([name, f"{t['optimizer']}, {shape}", _time_cell(v["no_pruning"]), _time_cell(v["torch_prune"]),
-                     _time_cell(v["rgprune_attach"]), fmt_x(ratio["torch_prune"], 2),
-                     fmt_x(ratio["rgprune_attach"], 2),
-                     f"{_time_cell(re_['variants']['apply_masks_'])} = "
-                     f"{fmt_x(re_['ratio_vs_read_write_pass'], 2)} a read+write pass"])
-    return table(["weights", "step", "no pruning", "torch.prune hook", "rgprune attach",
-                  "torch.prune / none", "rgprune / none", "apply_masks_ (weights + optimizer state)"], rows)
+        shape = (
+            f"batch {b['batch']} at {b['image']}x{b['image']}"
+            if b["kind"] == "vision"
+            else f"batch {b['batch']} x {b['seq']} tokens"
+        )
+        rows.append(
+            [
+                name,
+                f"{t['optimizer']}, {shape}",
+                _time_cell(v["no_pruning"]),
+                _time_cell(v["torch_prune"]),
+                _time_cell(v["rgprune_attach"]),
+                fmt_x(ratio["torch_prune"], 2),
+                fmt_x(ratio["rgprune_attach"], 2),
+                f"{_time_cell(re_['variants']['apply_masks_'])} = "
+                f"{fmt_x(re_['ratio_vs_read_write_pass'], 2)} a read+write pass",
+            ]
+        )
+    return table(
+        [
+            "weights",
+            "step",
+            "no pruning",
+            "torch.prune hook",
+            "rgprune attach",
+            "torch.prune / none",
+            "rgprune / none",
+            "apply_masks_ (weights + optimizer state)",
+        ],
+        rows,
+    )
 
 
 def trace_table(res) -> str:
@@ -195,14 +238,34 @@ def trace_table(res) -> str:
             t = tr[rkey]
             v = t["variants"]
             extra = 100 * (t["separate_histogram_pass_ratio"] or 0)
-            rows.append([name, rkey[5:], _time_cell(v["round_with_trace"]), _time_cell(v["round_without_trace"]),
-                         fmt_x(t["trace_overhead_ratio"], 2), _time_cell(v["threshold_only"]),
-                         _time_cell(v["apply_only"]), _time_cell(v["apply_only_bits1"]),
-                         f"{_time_cell(v['histogram_pass'])} (+{extra:.0f}%)"])
+            rows.append(
+                [
+                    name,
+                    rkey[5:],
+                    _time_cell(v["round_with_trace"]),
+                    _time_cell(v["round_without_trace"]),
+                    fmt_x(t["trace_overhead_ratio"], 2),
+                    _time_cell(v["threshold_only"]),
+                    _time_cell(v["apply_only"]),
+                    _time_cell(v["apply_only_bits1"]),
+                    f"{_time_cell(v['histogram_pass'])} (+{extra:.0f}%)",
+                ]
+            )
     note = next((m["trace"]["note"] for m in res["models"].values() if m.get("trace")), "")
-    return table(["weights", "round", "round, trace kept", "round, trace discarded (bits=1)", "with / without",
-                  "threshold only", "apply (bits=12)", "apply (bits=1)", "separate histogram pass (vs round)"],
-                 rows) + (f"\n\n{note}" if note else "")
+    return table(
+        [
+            "weights",
+            "round",
+            "round, trace kept",
+            "round, trace discarded (bits=1)",
+            "with / without",
+            "threshold only",
+            "apply (bits=12)",
+            "apply (bits=1)",
+            "separate histogram pass (vs round)",
+        ],
+        rows,
+    ) + (f"\n\n{note}" if note else "")
 
 
 def floor_table(res) -> str:
@@ -215,11 +278,21 @@ def floor_table(res) -> str:
         if not fl:
             continue
         for rkey in round_keys(fl):
-            rows.append([name, rkey[5:], fmt_b(fl["floor_bytes"]), fmt_s(fl["floor_s"]),
-                         fmt_s(fl[rkey]["rgprune_s"]), fmt_x(fl[rkey]["times_floor"])])
-    return (f"Measured copy bandwidth {bw['bytes_per_s'] / 1e9:.1f} GB/s (read + write). Floor = 3 reads + 1 write of "
-            f"the weights + 1 read + 1 write of the bit masks.\n\n"
-            + table(["weights", "round", "floor bytes", "floor time", "rgprune", "rgprune / floor"], rows))
+            rows.append(
+                [
+                    name,
+                    rkey[5:],
+                    fmt_b(fl["floor_bytes"]),
+                    fmt_s(fl["floor_s"]),
+                    fmt_s(fl[rkey]["rgprune_s"]),
+                    fmt_x(fl[rkey]["times_floor"]),
+                ]
+            )
+    return (
+        f"Measured copy bandwidth {bw['bytes_per_s'] / 1e9:.1f} GB/s (read + write). Floor = 3 reads + 1 write of "
+        f"the weights + 1 read + 1 write of the bit masks.\n\n"
+        + table(["weights", "round", "floor bytes", "floor time", "rgprune", "rgprune / floor"], rows)
+    )
 
 
 def targets_table(res) -> str:
@@ -247,12 +320,21 @@ def render_result(res) -> str:
         "speedups are ratios of medians.\n\n" + rounds_table(res, with_memory=False),
         "Pruned weights per method (mask bits differing from rgprune's; ties at the threshold may go either "
         "way in torch.prune, and naive prunes every tie):\n\n" + correctness_table(res),
-        *(["Masks equal to torch.prune's up to the tie order (bits may differ only among weights whose "
-           "magnitude equals the threshold):\n\n" + mask_agreement_table(res)] if _compared_with_torch_prune(res)
-          else []),
+        *(
+            [
+                "Masks equal to torch.prune's up to the tie order (bits may differ only among weights whose "
+                "magnitude equals the threshold):\n\n" + mask_agreement_table(res)
+            ]
+            if _compared_with_torch_prune(res)
+            else []
+        ),
         "### Memory\n\nPeak extra memory during the round / memory still held after it "
-        + ("(fresh subprocess per method, peak RSS minus RSS before the op)" if res["kind"] == "cpu"
-           else "(torch.cuda.max_memory_allocated minus the allocation before the op)") + ":\n\n"
+        + (
+            "(fresh subprocess per method, peak RSS minus RSS before the op)"
+            if res["kind"] == "cpu"
+            else "(torch.cuda.max_memory_allocated minus the allocation before the op)"
+        )
+        + ":\n\n"
         + memory_table(res),
         "### Training step with the masks kept applied\n\n" + training_table(res),
         "### RG trace\n\n" + trace_table(res),
@@ -265,6 +347,7 @@ def render_result(res) -> str:
 
 
 # ---- plain text (rgprune bench) -------------------------------------------------------------------
+
 
 def text_table(header, rows) -> str:
     """Columns aligned with spaces, for a terminal."""
@@ -291,9 +374,19 @@ def _summary_rows(m, rkey, r) -> list:
             continue
         time = "error: " + e["error"] if e.get("error") and not e.get("times_s") else fmt_s(e.get("median_s"))
         speedup = "—" if x == "rgprune" else fmt_x(r["speedup"].get(f"vs_{x}"))
-        rows.append([rkey[5:], f"{r['density']:.2f}", SHORT[x], time, _spread_cell(e), e.get("reps", 0), speedup,
-                     fmt_b(mem.get(x, {}).get("peak_extra_bytes")),
-                     "(itself)" if x == "torch_prune" else mask_agreement_cell(e)])
+        rows.append(
+            [
+                rkey[5:],
+                f"{r['density']:.2f}",
+                SHORT[x],
+                time,
+                _spread_cell(e),
+                e.get("reps", 0),
+                speedup,
+                fmt_b(mem.get(x, {}).get("peak_extra_bytes")),
+                "(itself)" if x == "torch_prune" else mask_agreement_cell(e),
+            ]
+        )
     return rows
 
 
@@ -301,11 +394,14 @@ def _floor_line(res, m) -> str:
     bw, fl = res.get("copy_bandwidth"), m.get("floor")
     if not bw or not fl:
         return "memory-bandwidth floor: not measured"
-    per_round = ", ".join(f"round {k[5:]}: {fmt_s(fl[k]['rgprune_s'])} = {fmt_x(fl[k]['times_floor'])} the floor"
-                          for k in round_keys(fl))
-    return (f"memory-bandwidth floor: copy bandwidth {bw['bytes_per_s'] / 1e9:.1f} GB/s; a round moves "
-            f"{fmt_b(fl['floor_bytes'])} (3 reads + 1 write of the weights, the bit masks read and written) "
-            f"= {fmt_s(fl['floor_s'])}; rgprune {per_round}")
+    per_round = ", ".join(
+        f"round {k[5:]}: {fmt_s(fl[k]['rgprune_s'])} = {fmt_x(fl[k]['times_floor'])} the floor" for k in round_keys(fl)
+    )
+    return (
+        f"memory-bandwidth floor: copy bandwidth {bw['bytes_per_s'] / 1e9:.1f} GB/s; a round moves "
+        f"{fmt_b(fl['floor_bytes'])} (3 reads + 1 write of the weights, the bit masks read and written) "
+        f"= {fmt_s(fl['floor_s'])}; rgprune {per_round}"
+    )
 
 
 def summary(res) -> str:
@@ -313,12 +409,23 @@ def summary(res) -> str:
     spread (fastest .. slowest repetition), rgprune's speedup over it, its peak extra memory and whether its
     masks equal torch.prune's up to the tie order; then the bandwidth floor and the errors."""
     parts = [f"rgprune benchmark, {res['kind']}: {machine_line(res)}"]
-    header = ["round", "density", "method", "median", "spread", "reps", "rgprune faster by", "peak extra memory",
-              "masks = torch.prune"]
+    header = [
+        "round",
+        "density",
+        "method",
+        "median",
+        "spread",
+        "reps",
+        "rgprune faster by",
+        "peak extra memory",
+        "masks = torch.prune",
+    ]
     for name, m in res["models"].items():
         rows = [row for rkey in round_keys(m.get("rounds", {})) for row in _summary_rows(m, rkey, m["rounds"][rkey])]
-        parts.append(f"{name}: {m['n_weights']:,} {m['dtype']} weights in {m['n_tensors']} tensors "
-                     f"({m['description']}); each round prunes {res['settings']['fraction']:g} of the survivors")
+        parts.append(
+            f"{name}: {m['n_weights']:,} {m['dtype']} weights in {m['n_tensors']} tensors "
+            f"({m['description']}); each round prunes {res['settings']['fraction']:g} of the survivors"
+        )
         parts.append(text_table(header, rows))
         parts.append(_floor_line(res, m))
     if res.get("errors"):
@@ -343,8 +450,11 @@ def scale_summary(res) -> str:
             rows.append(row)
         parts.append(f"round {rkey[5:]}: time per weight / peak extra memory per weight")
         parts.append(text_table(["weights"] + [SHORT[m] for m in methods], rows))
-        exps = ", ".join(f"{SHORT[m]} {per_method[m]['time_growth_exponent']:.2f}" for m in methods
-                         if per_method[m]["time_growth_exponent"] is not None)
+        exps = ", ".join(
+            f"{SHORT[m]} {per_method[m]['time_growth_exponent']:.2f}"
+            for m in methods
+            if per_method[m]["time_growth_exponent"] is not None
+        )
         parts.append(f"time grows as (weights)^p with p: {exps or '— (one size)'}")
     for s in scale.get("skipped", []):
         parts.append(f"skipped {fmt_n(s['n_weights'])}: {s['reason']}")

@@ -1,5 +1,6 @@
 """Keeping masks applied during training: one optimizer step with no pruning, with torch.prune's
 forward-pre-hook reparametrization and with rgprune's ``attach`` (``apply_masks_`` after the step)."""
+
 from __future__ import annotations
 
 import copy
@@ -67,17 +68,22 @@ def _mask_reapplication(pruner, opt, device, reps) -> dict:
     against one read + write pass over the same tensors."""
     tensors, masks = pruner.masked_tensors(opt)
     with torch.no_grad():
-        hook = interleaved({
-            "apply_masks_": (lambda: None, lambda ctx: rgprune.apply_masks_(tensors, masks)),
-            "read_write_pass": (lambda: None, lambda ctx: torch._foreach_mul_(tensors, 1.0)),
-        }, reps, device)
+        hook = interleaved(
+            {
+                "apply_masks_": (lambda: None, lambda ctx: rgprune.apply_masks_(tensors, masks)),
+                "read_write_pass": (lambda: None, lambda ctx: torch._foreach_mul_(tensors, 1.0)),
+            },
+            reps,
+            device,
+        )
     return {
-        "tensors": len(tensors), "bytes": sum(t.numel() * t.element_size() for t in tensors),
+        "tensors": len(tensors),
+        "bytes": sum(t.numel() * t.element_size() for t in tensors),
         "variants": hook,
         "ratio_vs_read_write_pass": ratio(hook["apply_masks_"]["median_s"], hook["read_write_pass"]["median_s"]),
         "note": "attach zeroes the pruned weights and every optimizer state tensor shaped like them "
-                "(momentum / Adam moments) in one apply_masks_ call; the read+write pass is "
-                "torch._foreach_mul_(same tensors, 1.0)",
+        "(momentum / Adam moments) in one apply_masks_ call; the read+write pass is "
+        "torch._foreach_mul_(same tensors, 1.0)",
     }
 
 
@@ -100,11 +106,15 @@ def bench_training(workload, model, names, state, device, settings) -> dict:
     variants = {kind: (lambda: None, lambda ctx, kind=kind: step(kind)) for kind in setups}
     timed = interleaved(variants, settings.reps, device)
     base = timed["no_pruning"]["median_s"]
-    out = {"optimizer": train["optimizer"], "batch": {k: v for k, v in train.items() if k != "optimizer"},
-           "variants": timed,
-           "ratio_vs_no_pruning": {k: ratio(v["median_s"], base) for k, v in timed.items()},
-           "ratio_of_min_times_vs_no_pruning": {k: ratio(v["min_s"], timed["no_pruning"]["min_s"])
-                                                for k, v in timed.items()}}
+    out = {
+        "optimizer": train["optimizer"],
+        "batch": {k: v for k, v in train.items() if k != "optimizer"},
+        "variants": timed,
+        "ratio_vs_no_pruning": {k: ratio(v["median_s"], base) for k, v in timed.items()},
+        "ratio_of_min_times_vs_no_pruning": {
+            k: ratio(v["min_s"], timed["no_pruning"]["min_s"]) for k, v in timed.items()
+        },
+    }
     _, opt, pruner = setups["rgprune_attach"]
     out["mask_reapplication"] = _mask_reapplication(pruner, opt, device, settings.reps)
     return out  # the copies of the model are freed here; the caller collects

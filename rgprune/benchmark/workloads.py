@@ -1,6 +1,7 @@
 """What is pruned: the weight sets of the benchmark suite (ResNet-50, BERT-base, a 1B-weight synthetic set,
 and tiny ones for quick runs), with which of their weights are pruned and how a training step runs on them;
 and a user's model given as an ``nn.Module``, a built-in name or a model spec (``resolve_model``)."""
+
 from __future__ import annotations
 
 import importlib
@@ -14,17 +15,20 @@ from rgprune.benchmark.methods import WeightHolder
 
 def _resnet50(device):
     import torchvision
+
     return torchvision.models.resnet50(weights=None).to(device)
 
 
 def _resnet20(device):
     from rgprune.models import build_model
+
     return build_model("resnet20", 10).to(device)
 
 
 def _bert(device, **config):
     from transformers import BertConfig, BertModel
     from transformers.utils import logging as hf_logging
+
     hf_logging.set_verbosity_error()
     return BertModel(BertConfig(**config)).to(device)
 
@@ -49,26 +53,63 @@ class Workload:
 
 
 WORKLOADS = {
-    "resnet50": Workload("resnet50", "resnet", "torchvision resnet50(weights=None): all conv + linear weights",
-                         _resnet50, dict(prune_head=True),
-                         dict(kind="vision", batch=2, image=64, classes=1000, optimizer="sgd")),
-    "bert-base": Workload("bert-base", "bert",
-                          "transformers BertModel(BertConfig()) random init: all linear weights",
-                          _bert, dict(prune_head=True),
-                          dict(kind="text", batch=2, seq=32, vocab=30522, optimizer="adamw")),
-    "synthetic-1b": Workload("synthetic-1b", "synthetic", "200 random tensors of 2000 x 2500 (1.0e9 weights)",
-                             lambda d: synthetic(d, [(2000, 2500)] * 200), dict(include=["*weight"]), None),
+    "resnet50": Workload(
+        "resnet50",
+        "resnet",
+        "torchvision resnet50(weights=None): all conv + linear weights",
+        _resnet50,
+        dict(prune_head=True),
+        dict(kind="vision", batch=2, image=64, classes=1000, optimizer="sgd"),
+    ),
+    "bert-base": Workload(
+        "bert-base",
+        "bert",
+        "transformers BertModel(BertConfig()) random init: all linear weights",
+        _bert,
+        dict(prune_head=True),
+        dict(kind="text", batch=2, seq=32, vocab=30522, optimizer="adamw"),
+    ),
+    "synthetic-1b": Workload(
+        "synthetic-1b",
+        "synthetic",
+        "200 random tensors of 2000 x 2500 (1.0e9 weights)",
+        lambda d: synthetic(d, [(2000, 2500)] * 200),
+        dict(include=["*weight"]),
+        None,
+    ),
     # tiny sets for --quick (the smoke test) and for trying the suite out
-    "resnet20": Workload("resnet20", "resnet", "CIFAR ResNet-20 (rgprune.models): all conv + linear weights",
-                         _resnet20, dict(prune_head=True),
-                         dict(kind="vision", batch=2, image=32, classes=10, optimizer="sgd")),
-    "bert-tiny": Workload("bert-tiny", "bert", "BertModel, 2 layers of width 64: all linear weights",
-                          lambda d: _bert(d, vocab_size=512, hidden_size=64, num_hidden_layers=2,
-                                          num_attention_heads=2, intermediate_size=128,
-                                          max_position_embeddings=64),
-                          dict(prune_head=True), dict(kind="text", batch=2, seq=32, vocab=512, optimizer="adamw")),
-    "synthetic-tiny": Workload("synthetic-tiny", "synthetic", "20 random tensors of 37 x 53 .. 96 x 128",
-                               lambda d: synthetic(d, [(37, 53), (96, 128)] * 10), dict(include=["*weight"]), None),
+    "resnet20": Workload(
+        "resnet20",
+        "resnet",
+        "CIFAR ResNet-20 (rgprune.models): all conv + linear weights",
+        _resnet20,
+        dict(prune_head=True),
+        dict(kind="vision", batch=2, image=32, classes=10, optimizer="sgd"),
+    ),
+    "bert-tiny": Workload(
+        "bert-tiny",
+        "bert",
+        "BertModel, 2 layers of width 64: all linear weights",
+        lambda d: _bert(
+            d,
+            vocab_size=512,
+            hidden_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=128,
+            max_position_embeddings=64,
+        ),
+        dict(prune_head=True),
+        dict(kind="text", batch=2, seq=32, vocab=512, optimizer="adamw"),
+    ),
+    "synthetic-tiny": Workload(
+        "synthetic-tiny",
+        "synthetic",
+        "20 random tensors of 37 x 53 .. 96 x 128",
+        lambda d: synthetic(d, [(37, 53), (96, 128)] * 10),
+        dict(include=["*weight"]),
+        None,
+    ),
 }
 DEFAULT_MODELS = {
     (False, "cpu"): ["resnet50", "bert-base"],
@@ -85,6 +126,7 @@ DEFAULT_SKIP = {"synthetic-1b": {"reference"}}
 # A user's model: an nn.Module, a built-in name or a spec "kind:argument"
 # --------------------------------------------------------------------------------------------------
 
+
 class BenchmarkError(ValueError):
     """Bad input to the benchmark (unknown model, a device that is not there, nothing to prune...): raised
     before anything is timed, with what to change in the message."""
@@ -95,17 +137,22 @@ def load_module_callable(target: str) -> torch.nn.Module:
     arguments; it must return an ``nn.Module``."""
     module_name, _, attr = target.partition(":")
     if not module_name or not attr:
-        raise BenchmarkError(f"model spec module:callable needs both parts, got {target!r}; e.g. "
-                             f"mypkg.models:build_model")
+        raise BenchmarkError(
+            f"model spec module:callable needs both parts, got {target!r}; e.g. mypkg.models:build_model"
+        )
     try:
         obj = importlib.import_module(module_name)
     except ImportError as exc:
-        raise BenchmarkError(f"cannot import {module_name!r} for model spec {target!r} ({exc}); check that it is "
-                             f"installed or on PYTHONPATH") from exc
+        raise BenchmarkError(
+            f"cannot import {module_name!r} for model spec {target!r} ({exc}); check that it is "
+            f"installed or on PYTHONPATH"
+        ) from exc
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise BenchmarkError(f"{module_name!r} has no attribute {attr!r} (model spec {target!r}); name a "
-                                 f"function that returns a torch.nn.Module")
+            raise BenchmarkError(
+                f"{module_name!r} has no attribute {attr!r} (model spec {target!r}); name a "
+                f"function that returns a torch.nn.Module"
+            )
         obj = getattr(obj, part)
     if not callable(obj):
         raise BenchmarkError(f"{target!r} is not callable; name a function that returns a torch.nn.Module")
@@ -125,21 +172,25 @@ SPEC_KINDS = ("torchvision", "hf", "module")
 def register_model_spec(kind: str, loader: Callable[[str], torch.nn.Module]) -> None:
     """Lets ``--model kind:ARG`` build a model with ``loader(ARG)`` (``torchvision``, ``hf``)."""
     if not kind.isidentifier() or not callable(loader):
-        raise TypeError(f"register_model_spec needs an identifier kind and a callable loader, got {kind!r}, "
-                        f"{type(loader).__name__}")
+        raise TypeError(
+            f"register_model_spec needs an identifier kind and a callable loader, got {kind!r}, {type(loader).__name__}"
+        )
     MODEL_SPEC_LOADERS[kind] = loader
 
 
 def model_spec_help() -> str:
     """What ``--model`` accepts, for error messages and ``--help``."""
     from rgprune.models import MODEL_NAMES
+
     names = list(WORKLOADS) + [n for n in MODEL_NAMES if n not in WORKLOADS]
     forms = {"torchvision": "torchvision:NAME", "hf": "hf:DIR", "module": "module:pkg.mod:fn"}
     kinds = [forms[k] for k in SPEC_KINDS if k in MODEL_SPEC_LOADERS]
-    return (f"a built-in name ({', '.join(names)}), "
-            + (f"a model spec as rgprune imp takes it ({', '.join(kinds)}), " if kinds else "")
-            + "or module:callable, a function called with no arguments returning an nn.Module (e.g. "
-              "mypkg.models:build, torchvision.models:resnet18)")
+    return (
+        f"a built-in name ({', '.join(names)}), "
+        + (f"a model spec as rgprune imp takes it ({', '.join(kinds)}), " if kinds else "")
+        + "or module:callable, a function called with no arguments returning an nn.Module (e.g. "
+        "mypkg.models:build, torchvision.models:resnet18)"
+    )
 
 
 def _custom(name: str, description: str, module: torch.nn.Module, select: dict) -> Workload:
@@ -152,24 +203,35 @@ def resolve_model(model, select: dict | None = None, name: str | None = None) ->
     keyword arguments of ``select_prunable`` (default: the suite's for its sets, else rgprune's default set:
     Linear and Conv weights without the classifier head and embeddings)."""
     if isinstance(model, torch.nn.Module):
-        return _custom(name or type(model).__name__, f"{type(model).__name__} (a user module)", model,
-                       select or {})
+        return _custom(name or type(model).__name__, f"{type(model).__name__} (a user module)", model, select or {})
     if not isinstance(model, str):
         raise BenchmarkError(f"model must be a torch.nn.Module or a model spec string, got {type(model).__name__}")
     if model in WORKLOADS:
         known = WORKLOADS[model]
-        return known if select is None else Workload(known.name, known.role, known.description, known.build,
-                                                     select, known.train)
+        return (
+            known
+            if select is None
+            else Workload(known.name, known.role, known.description, known.build, select, known.train)
+        )
     from rgprune.models import MODEL_NAMES, build_model
+
     if model in MODEL_NAMES:
-        return Workload(name or model, "custom", f"rgprune.models.build_model({model!r}, 10)",
-                        lambda device: build_model(model, 10, seed=0).to(device), select or {}, None)
+        return Workload(
+            name or model,
+            "custom",
+            f"rgprune.models.build_model({model!r}, 10)",
+            lambda device: build_model(model, 10, seed=0).to(device),
+            select or {},
+            None,
+        )
     kind, sep, argument = model.partition(":")
     if not sep:
         raise BenchmarkError(f"unknown model {model!r}; give {model_spec_help()}")
     if kind in MODEL_SPEC_LOADERS:
         return _custom(name or model, f"{model} (model spec)", MODEL_SPEC_LOADERS[kind](argument), select or {})
     if kind in SPEC_KINDS:
-        raise BenchmarkError(f"{kind}: model specs are not available in this build; give module:callable instead "
-                             f"(e.g. torchvision.models:resnet18)")
+        raise BenchmarkError(
+            f"{kind}: model specs are not available in this build; give module:callable instead "
+            f"(e.g. torchvision.models:resnet18)"
+        )
     return _custom(name or model, f"{model} (module:callable)", load_module_callable(model), select or {})

@@ -33,11 +33,19 @@ __all__ = ["build_parser", "flow_summary", "main", "prune_demo"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``rgprune`` parser: one subcommand per module of this package."""
-    parser = argparse.ArgumentParser(prog="rgprune", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="rgprune", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (add_demo_parser, add_imp_parser, add_flow_parser, add_compare_parser, add_transfer_parser,
-                add_prune_demo_parser, add_bench_parser):
+    for add in (
+        add_demo_parser,
+        add_imp_parser,
+        add_flow_parser,
+        add_compare_parser,
+        add_transfer_parser,
+        add_prune_demo_parser,
+        add_bench_parser,
+    ):
         add(sub)
     return parser
 
@@ -58,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rgprune {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"rgprune {args.command}: interrupted; completed rounds are kept, run the same command to resume",
-              file=sys.stderr)
+        print(
+            f"rgprune {args.command}: interrupted; completed rounds are kept, run the same command to resume",
+            file=sys.stderr,
+        )
         return 130
     return status if type(status) is int else 0  # the other commands return their results

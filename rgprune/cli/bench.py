@@ -26,10 +26,14 @@ measurement failed (the error is in the table and the JSON), 2 for bad input.
 def add_bench_parser(sub) -> argparse.ArgumentParser:
     from rgprune.benchmark.cli import add_arguments
 
-    p = sub.add_parser("bench", help="benchmark rgprune against torch.prune and naive pruning on your model",
-                       description="Time exact global magnitude pruning by rgprune, torch.nn.utils.prune, the "
-                                   "naive cat+kthvalue / cat+topk and rgprune's pure-PyTorch reference on one model.",
-                       epilog=BENCH_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "bench",
+        help="benchmark rgprune against torch.prune and naive pruning on your model",
+        description="Time exact global magnitude pruning by rgprune, torch.nn.utils.prune, the "
+        "naive cat+kthvalue / cat+topk and rgprune's pure-PyTorch reference on one model.",
+        epilog=BENCH_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(p)
     p.set_defaults(func=bench_command)
     return p

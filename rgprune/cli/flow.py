@@ -15,21 +15,33 @@ __all__ = ["add_compare_parser", "add_flow_parser", "compare_command", "flow_com
 
 
 def add_flow_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("flow", help="RG flow statistics of a run directory or a list of checkpoints",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog="examples:\n  rgprune flow runs/r20-digits\n"
-                              "  rgprune flow ckpt-0.safetensors ckpt-1.safetensors ckpt-2.safetensors --out flow/\n"
-                              "  rgprune flow round0.pt round1.pt round2.pt --fraction 0.2 --out flow/")
-    p.add_argument("paths", nargs="+", help="a run directory, or checkpoints in round order (safetensors or "
-                                            "torch.save state_dicts)")
-    p.add_argument("--out", help="where to write trace.json, flow.json, report.md and the PNGs "
-                                 "(default: the run directory)")
-    p.add_argument("--from-checkpoints", action="store_true",
-                   help="recompute the trace of a run directory from its checkpoints")
+    p = sub.add_parser(
+        "flow",
+        help="RG flow statistics of a run directory or a list of checkpoints",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  rgprune flow runs/r20-digits\n"
+        "  rgprune flow ckpt-0.safetensors ckpt-1.safetensors ckpt-2.safetensors --out flow/\n"
+        "  rgprune flow round0.pt round1.pt round2.pt --fraction 0.2 --out flow/",
+    )
+    p.add_argument(
+        "paths",
+        nargs="+",
+        help="a run directory, or checkpoints in round order (safetensors or torch.save state_dicts)",
+    )
+    p.add_argument(
+        "--out", help="where to write trace.json, flow.json, report.md and the PNGs (default: the run directory)"
+    )
+    p.add_argument(
+        "--from-checkpoints", action="store_true", help="recompute the trace of a run directory from its checkpoints"
+    )
     p.add_argument("--include", action="append", help="fnmatch pattern of tensor names to analyse (repeatable)")
     p.add_argument("--exclude", action="append", help="fnmatch pattern of tensor names to skip (repeatable)")
-    p.add_argument("--fraction", type=fraction, help="pruning fraction per round: the scaling exponents, and the "
-                                                     "last checkpoint's threshold for the rescaled observables")
+    p.add_argument(
+        "--fraction",
+        type=fraction,
+        help="pruning fraction per round: the scaling exponents, and the "
+        "last checkpoint's threshold for the rescaled observables",
+    )
     _add_observable_option(p, "the report's main observable (the others are fitted beside it)")
     p.set_defaults(func=flow_command)
     return p
@@ -39,10 +51,14 @@ def _add_observable_option(parser: argparse.ArgumentParser, what: str) -> None:
     from rgprune.rg.analysis import DEFAULT_OBSERVABLES
     from rgprune.rg.trace import OBSERVABLES
 
-    parser.add_argument("--observable", choices=OBSERVABLES, default=DEFAULT_OBSERVABLES[0],
-                        help=f"{what} (default: %(default)s, the survivors' excess over the round's threshold in units "
-                             f"of its mean, which can have a fixed point; 'histogram', on fixed log2|w| bins, cannot: "
-                             f"pruning alone moves it every round)")
+    parser.add_argument(
+        "--observable",
+        choices=OBSERVABLES,
+        default=DEFAULT_OBSERVABLES[0],
+        help=f"{what} (default: %(default)s, the survivors' excess over the round's threshold in units "
+        f"of its mean, which can have a fixed point; 'histogram', on fixed log2|w| bins, cannot: "
+        f"pruning alone moves it every round)",
+    )
 
 
 def _observables(main: str) -> tuple[str, ...]:
@@ -59,8 +75,9 @@ def _checkpoints(paths: list[Path]) -> list[Path]:
         if path.is_dir():
             rounds = RunDir(path).checkpoints()
             if not rounds:
-                raise ConfigError(f"{path} is a directory without IMP round checkpoints; pass a run directory or "
-                                  f"checkpoint files")
+                raise ConfigError(
+                    f"{path} is a directory without IMP round checkpoints; pass a run directory or checkpoint files"
+                )
             found += rounds
         else:
             found.append(path)
@@ -81,8 +98,9 @@ def flow_command(args: argparse.Namespace, out=None) -> dict[str, Path]:
     if run is not None and run.trace_path.is_file() and not args.from_checkpoints:
         trace = FlowTrace.load(run.trace_path)  # recorded during the run, from the kernels' own passes
         if len(trace) < MIN_ROUNDS:
-            raise ConfigError(f"the run has {len(trace)} rounds: a flow needs at least {MIN_ROUNDS}; run more IMP "
-                              f"rounds")
+            raise ConfigError(
+                f"the run has {len(trace)} rounds: a flow needs at least {MIN_ROUNDS}; run more IMP rounds"
+            )
         out_dir = Path(args.out) if args.out else run.path
         checkpoints = run.checkpoints()
     else:
@@ -91,17 +109,23 @@ def flow_command(args: argparse.Namespace, out=None) -> dict[str, Path]:
         out_dir = Path(args.out)
         checkpoints = _checkpoints(paths)
         if len(checkpoints) < MIN_ROUNDS:
-            raise ConfigError(f"{len(checkpoints)} checkpoints: a flow needs at least {MIN_ROUNDS} (rounds 0, 1, 2, "
-                              f"...)")
+            raise ConfigError(
+                f"{len(checkpoints)} checkpoints: a flow needs at least {MIN_ROUNDS} (rounds 0, 1, 2, ...)"
+            )
         try:
-            trace = trace_from_checkpoints(checkpoints, include=args.include, exclude=args.exclude or (),
-                                           fraction=args.fraction)
+            trace = trace_from_checkpoints(
+                checkpoints, include=args.include, exclude=args.exclude or (), fraction=args.fraction
+            )
         except (ValueError, FileNotFoundError) as exc:  # it validates each file it is given and says what is wrong
             raise ConfigError(str(exc)) from exc
-    gram = parameter_gram(checkpoints, include=args.include, exclude=args.exclude or ()) \
-        if len(checkpoints) >= MIN_ROUNDS else None
-    paths_written = write_flow_report(trace, out_dir, title=out_dir.name, gram=gram,
-                                      observables=_observables(args.observable))
+    gram = (
+        parameter_gram(checkpoints, include=args.include, exclude=args.exclude or ())
+        if len(checkpoints) >= MIN_ROUNDS
+        else None
+    )
+    paths_written = write_flow_report(
+        trace, out_dir, title=out_dir.name, gram=gram, observables=_observables(args.observable)
+    )
     print(flow_summary(paths_written["flow"], paths_written["report"]), file=out, flush=True)
     return paths_written
 
@@ -116,11 +140,15 @@ def _fit_line(fit: dict, limit: int = 4) -> str:
     from rgprune.rg.linear_fit import MIN_FOLDS
 
     if fit["status"] == "too short":
-        return (f"DMD rank 0: too short to resolve anything ({fit['snapshot_pairs']} snapshot pairs; the held-out rank "
-                f"rule needs at least {MIN_FOLDS}, i.e. {MIN_FOLDS + 1} rounds)")
+        return (
+            f"DMD rank 0: too short to resolve anything ({fit['snapshot_pairs']} snapshot pairs; the held-out rank "
+            f"rule needs at least {MIN_FOLDS}, i.e. {MIN_FOLDS + 1} rounds)"
+        )
     if fit["status"] == "nothing resolved":
-        return (f"DMD rank 0: nothing resolved (no direction predicts held-out rounds better than the mean step, "
-                f"{fit['snapshot_pairs']} snapshot pairs)")
+        return (
+            f"DMD rank 0: nothing resolved (no direction predicts held-out rounds better than the mean step, "
+            f"{fit['snapshot_pairs']} snapshot pairs)"
+        )
     return f"DMD rank {fit['dmd_rank']} ({fit['snapshot_pairs']} snapshot pairs): {describe_directions(fit, limit)}"
 
 
@@ -130,8 +158,10 @@ def flow_summary(flow_json, report) -> str:
     resolved"), the other observables and the parameter-space fit in one line each, and, last, the report's path."""
     flow = json.loads(Path(flow_json).read_text())
     a = flow["analysis"]
-    lines = [f"RG flow over {len(flow['rounds'])} rounds ({flow['observable']} observable), relative step of each "
-             f"round n = 1, 2, ...:"]
+    lines = [
+        f"RG flow over {len(flow['rounds'])} rounds ({flow['observable']} observable), relative step of each "
+        f"round n = 1, 2, ...:"
+    ]
     if flow.get("observable_fallback"):
         lines.append(f"  note: {flow['observable_fallback']}")
     split = flow.get("step_split")
@@ -144,13 +174,18 @@ def flow_summary(flow_json, report) -> str:
     lines.append("  " + _fit_line(a))
     if a["eigenvalues"]:
         unbounded = "; ∞: unbounded" if any(None in bounds for bounds in a["intervals"]) else ""
-        lines.append(f"    ({round(100 * flow['interval_level'])}% bootstrap intervals of |λ|{unbounded}; a direction "
-                     f"is classed only when its whole interval lies in one band, marginal = 1 ± "
-                     f"{flow['marginal_tolerance']})")
+        lines.append(
+            f"    ({round(100 * flow['interval_level'])}% bootstrap intervals of |λ|{unbounded}; a direction "
+            f"is classed only when its whole interval lies in one band, marginal = 1 ± "
+            f"{flow['marginal_tolerance']})"
+        )
     if a.get("fixed_point_distance") is not None:
         lines.append(f"  the last round is {a['fixed_point_distance']:.4g} from the fitted affine fixed point")
-    others = [(kind, f["analysis"]) for kind, f in flow.get("by_observable", {}).items()
-              if kind != flow["observable"] and f["analysis"] is not None]
+    others = [
+        (kind, f["analysis"])
+        for kind, f in flow.get("by_observable", {}).items()
+        if kind != flow["observable"] and f["analysis"] is not None
+    ]
     space = (flow.get("parameter_space") or {}).get("analysis")
     if space is not None:
         others.append(("parameter space (Gram DMD of the checkpoints)", space))
@@ -159,8 +194,11 @@ def flow_summary(flow_json, report) -> str:
 
 
 def add_compare_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("compare", help="distance matrix and figures comparing the flows of several runs",
-                       epilog="example: rgprune compare runs/r20-digits runs/r20-digits-inverted --out runs/cmp")
+    p = sub.add_parser(
+        "compare",
+        help="distance matrix and figures comparing the flows of several runs",
+        epilog="example: rgprune compare runs/r20-digits runs/r20-digits-inverted --out runs/cmp",
+    )
     p.add_argument("runs", nargs="+", help="run directories (or their trace.json files)")
     p.add_argument("--out", default="runs/compare", help="output directory (default: runs/compare)")
     _add_observable_option(p, "the observable whose flows are compared")

@@ -21,8 +21,14 @@ from rgprune.imp.config import (
     option_choices,
 )
 
-__all__ = ["add_config_arguments", "add_demo_parser", "add_imp_parser", "config_from_args", "demo_command",
-           "run_imp_command"]
+__all__ = [
+    "add_config_arguments",
+    "add_demo_parser",
+    "add_imp_parser",
+    "config_from_args",
+    "demo_command",
+    "run_imp_command",
+]
 
 IMP_EXAMPLES = """examples:
   rgprune imp --model resnet20 --task digits --rounds 8 --out runs/r20-digits
@@ -44,6 +50,7 @@ ALL, NONE = "all", "none"
 
 def _number_type(kind: type, bounds: dict | None) -> Callable[[str], int | float]:
     """An argparse type: the text as ``kind``, checked against the field's bounds at parse time."""
+
     def parse(text: str):
         try:
             value = kind(text)
@@ -53,8 +60,9 @@ def _number_type(kind: type, bounds: dict | None) -> Callable[[str], int | float
         try:
             check_number("value", value, integer=kind is int, **(bounds or {}))
         except ConfigError:
-            raise argparse.ArgumentTypeError(f"must be {describe_bounds(**bounds) if bounds else 'finite'}, got "
-                                             f"{value}") from None
+            raise argparse.ArgumentTypeError(
+                f"must be {describe_bounds(**bounds) if bounds else 'finite'}, got {value}"
+            ) from None
         return value
 
     parse.__name__ = kind.__name__  # argparse names the type in its "invalid <type> value" messages
@@ -63,6 +71,7 @@ def _number_type(kind: type, bounds: dict | None) -> Callable[[str], int | float
 
 def _spec_type(f: dataclasses.Field) -> Callable[[str], str]:
     """An argparse type: the spec, checked by the field's parser at parse time."""
+
     def parse(text: str) -> str:
         try:
             f.metadata["parse"](text)
@@ -96,8 +105,11 @@ def _field_arguments(f: dataclasses.Field, kind: type, item: type | None) -> dic
     if kind is tuple:
         if choices is not None:
             return {"nargs": "+", "choices": (*choices, ALL, NONE), "metavar": "NAME"}
-        return {"nargs": "+", "type": _number_type(item, None) if item in (int, float) else item,
-                "metavar": item.__name__.upper()}
+        return {
+            "nargs": "+",
+            "type": _number_type(item, None) if item in (int, float) else item,
+            "metavar": item.__name__.upper(),
+        }
     kwargs = {}
     if kind in (int, float):
         kwargs["type"] = _number_type(kind, f.metadata["bounds"])
@@ -114,8 +126,11 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     types, items = field_types(), field_item_types()
     for f in dataclasses.fields(IMPConfig):
         kind = types[f.name]
-        kwargs = {"dest": f.name, "help": _help(f, kind, option_choices(f)),
-                  **_field_arguments(f, kind, items.get(f.name))}
+        kwargs = {
+            "dest": f.name,
+            "help": _help(f, kind, option_choices(f)),
+            **_field_arguments(f, kind, items.get(f.name)),
+        }
         if f.default is dataclasses.MISSING:
             kwargs["required"] = True
         parser.add_argument("--" + f.name.replace("_", "-"), **kwargs)
@@ -138,16 +153,23 @@ def config_from_args(args: argparse.Namespace) -> IMPConfig:
 
 
 def add_imp_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("imp", help="iterative magnitude pruning with rewinding (lottery tickets), resumable",
-                       description="Train, prune the smallest-magnitude fraction of the surviving weights (ranked "
-                                   "globally), rewind the survivors and train again, for --rounds rounds; every "
-                                   "round is checkpointed in --out.",
-                       epilog=IMP_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "imp",
+        help="iterative magnitude pruning with rewinding (lottery tickets), resumable",
+        description="Train, prune the smallest-magnitude fraction of the surviving weights (ranked "
+        "globally), rewind the survivors and train again, for --rounds rounds; every "
+        "round is checkpointed in --out.",
+        epilog=IMP_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_config_arguments(p)
     p.add_argument("--out", help="run directory (default: runs/<model>-<task>-<config hash>)")
-    add_threads_and_quiet(p, "CPU threads for torch (default: torch's choice; 1 is often fastest for small models "
-                             "on a busy machine). Resume with the same count for bit-identical results",
-                          "no progress bars or per-round lines")
+    add_threads_and_quiet(
+        p,
+        "CPU threads for torch (default: torch's choice; 1 is often fastest for small models "
+        "on a busy machine). Resume with the same count for bit-identical results",
+        "no progress bars or per-round lines",
+    )
     p.set_defaults(func=run_imp_command)
     return p
 
@@ -162,9 +184,13 @@ def run_imp_command(args: argparse.Namespace, out=None):
     out_dir = args.out or os.path.join("runs", config.name)
     with _torchrun_process_group(config.device) as rank:  # rank 0 (or the only process) prints
         if rank == 0:
-            print(f"IMP {config.name}: {config.model} on {config.task}, {config.rounds} rounds of pruning "
-                  f"{config.fraction:g} of the survivors, rewinding to step {config.rewind_step}; run directory "
-                  f"{out_dir}", file=out, flush=True)
+            print(
+                f"IMP {config.name}: {config.model} on {config.task}, {config.rounds} rounds of pruning "
+                f"{config.fraction:g} of the survivors, rewinding to step {config.rewind_step}; run directory "
+                f"{out_dir}",
+                file=out,
+                flush=True,
+            )
         result = run_imp(config, out_dir, progress=not args.quiet and rank == 0)
         if rank == 0:
             print(f"\n{result.table()}\n\nrun directory: {out_dir}", file=out, flush=True)
@@ -199,17 +225,23 @@ def _torchrun_process_group(device: str) -> Iterator[int]:
 
 
 def add_demo_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("demo", help="the quick-start demo (make demo): a short IMP run on digits",
-                       description="Iterative magnitude pruning of ResNet-20 on the sklearn digits (16x16), with the "
-                                   "random-reinit and random-mask baselines: a few minutes on a CPU.",
-                       epilog="example: rgprune demo --out runs/demo")
+    p = sub.add_parser(
+        "demo",
+        help="the quick-start demo (make demo): a short IMP run on digits",
+        description="Iterative magnitude pruning of ResNet-20 on the sklearn digits (16x16), with the "
+        "random-reinit and random-mask baselines: a few minutes on a CPU.",
+        epilog="example: rgprune demo --out runs/demo",
+    )
     p.add_argument("--out", default=os.path.join("runs", "demo"), help="run directory (default: runs/demo)")
     p.add_argument("--rounds", type=positive_int, default=5, help="pruning rounds (default: 5)")
     p.add_argument("--epochs", type=positive_int, default=4, help="epochs per round (default: 4)")
     p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
-    add_threads_and_quiet(p, "CPU threads for torch (default: torch's choice; try 1 on a busy machine)",
-                          "no progress bars or per-round lines")
+    add_threads_and_quiet(
+        p,
+        "CPU threads for torch (default: torch's choice; try 1 on a busy machine)",
+        "no progress bars or per-round lines",
+    )
     p.set_defaults(func=demo_command)
     return p
 
@@ -220,12 +252,26 @@ def demo_command(args: argparse.Namespace, out=None):
 
     out = out or sys.stdout
     set_threads(args)
-    config = IMPConfig(model="resnet20", task="digits", rounds=args.rounds, epochs=args.epochs, image_size=16,
-                       batch_size=64, lr=0.1, rewind_step=10, seed=args.seed, device=args.device,
-                       baselines=BASELINES)
-    print(f"rgprune demo: iterative magnitude pruning of ResNet-20 on sklearn digits (16x16), {config.rounds} "
-          f"rounds of {config.epochs} epochs, rewinding to step {config.rewind_step}, with the random-reinit "
-          f"and random-mask baselines; run directory {args.out}", file=out, flush=True)
+    config = IMPConfig(
+        model="resnet20",
+        task="digits",
+        rounds=args.rounds,
+        epochs=args.epochs,
+        image_size=16,
+        batch_size=64,
+        lr=0.1,
+        rewind_step=10,
+        seed=args.seed,
+        device=args.device,
+        baselines=BASELINES,
+    )
+    print(
+        f"rgprune demo: iterative magnitude pruning of ResNet-20 on sklearn digits (16x16), {config.rounds} "
+        f"rounds of {config.epochs} epochs, rewinding to step {config.rewind_step}, with the random-reinit "
+        f"and random-mask baselines; run directory {args.out}",
+        file=out,
+        flush=True,
+    )
     result = run_imp(config, args.out, progress=not args.quiet)
     print(f"\n{result.table()}\n\nrun directory: {args.out}", file=out, flush=True)
     run = RunDir(args.out)  # a complete run ends with its flow report

@@ -23,8 +23,7 @@ def _demo_model(name: str):
     return BertModel(BertConfig())
 
 
-def prune_demo(models=DEMO_MODELS, rounds: int = 3, fraction: float = 0.2, seed: int = 0,
-               out=sys.stdout) -> list[dict]:
+def prune_demo(models=DEMO_MODELS, rounds: int = 3, fraction: float = 0.2, seed: int = 0, out=sys.stdout) -> list[dict]:
     """Prune each model's conv/linear weights ``rounds`` times by ``fraction`` of the survivors and print
     per-round time, sparsity and a per-layer density table. Returns one record per (model, round)."""
     import torch
@@ -48,8 +47,10 @@ def prune_demo(models=DEMO_MODELS, rounds: int = 3, fraction: float = 0.2, seed:
         tensors = [p.data for _, p in named]
         masks = rgprune.MaskSet.ones(tensors, names=[n for n, _ in named])
         n_total = sum(t.numel() for t in tensors)
-        print(f"\n{name}: {len(tensors)} prunable weight tensors (conv/linear, no head), {n_total / 1e6:.1f}M "
-              f"weights", file=out)
+        print(
+            f"\n{name}: {len(tensors)} prunable weight tensors (conv/linear, no head), {n_total / 1e6:.1f}M weights",
+            file=out,
+        )
         print(f"{'round':>5} {'pruned':>10} {'sparsity':>9} {'threshold':>11} {'time ms':>9}", file=out)
         for r in range(1, rounds + 1):
             survivors = sum(masks.survivor_counts())
@@ -67,8 +68,11 @@ def prune_demo(models=DEMO_MODELS, rounds: int = 3, fraction: float = 0.2, seed:
 
 
 def add_prune_demo_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("prune-demo", help="prune ResNet-50 / BERT-base weights and print the tables",
-                       epilog="example: rgprune prune-demo --model resnet50 --rounds 5")
+    p = sub.add_parser(
+        "prune-demo",
+        help="prune ResNet-50 / BERT-base weights and print the tables",
+        epilog="example: rgprune prune-demo --model resnet50 --rounds 5",
+    )
     p.add_argument("--model", action="append", choices=DEMO_MODELS, help="model to prune (repeatable; default: both)")
     p.add_argument("--rounds", type=arguments.positive_int, default=3)
     p.add_argument("--fraction", type=arguments.fraction, default=0.2, help="fraction of survivors pruned per round")

@@ -101,15 +101,26 @@ def _check_arguments(parsed: TaskSpec, image_size, seed, image, text, tokenizer)
     if kind == "text" and image is not None:
         raise ValueError(f"ImageOptions apply to image tasks; {parsed.spec!r} is a text task, pass image=None")
     if kind == "vision" and (text is not None or tokenizer is not None):
-        raise ValueError(f"TextOptions and tokenizers apply to text tasks; {parsed.spec!r} is a vision task, pass "
-                         "text=None and tokenizer=None")
+        raise ValueError(
+            f"TextOptions and tokenizers apply to text tasks; {parsed.spec!r} is a vision task, pass "
+            "text=None and tokenizer=None"
+        )
     if parsed.path is None and (image is not None or text is not None):
-        raise ValueError(f"{parsed.spec!r} is an embedded task with fixed preprocessing: ImageOptions and "
-                         "TextOptions apply to KIND:PATH tasks only")
+        raise ValueError(
+            f"{parsed.spec!r} is an embedded task with fixed preprocessing: ImageOptions and "
+            "TextOptions apply to KIND:PATH tasks only"
+        )
 
 
-def load_task(spec: str, *, image_size: int | None = None, seed: int = 0, image: ImageOptions | None = None,
-              text: TextOptions | None = None, tokenizer=None) -> Task:
+def load_task(
+    spec: str,
+    *,
+    image_size: int | None = None,
+    seed: int = 0,
+    image: ImageOptions | None = None,
+    text: TextOptions | None = None,
+    tokenizer=None,
+) -> Task:
     """Load the task named by ``spec``: an embedded name or ``KIND:PATH`` (see the module docstring).
 
     Args:
@@ -138,9 +149,11 @@ def load_task(spec: str, *, image_size: int | None = None, seed: int = 0, image:
     """
     parsed = parse_task_spec(spec)
     if parsed.is_given:
-        raise ValueError(f"{spec!r} names datasets that a program passes in (rgprune.data.given_task, "
-                         "rgprune.imp.run_imp(train=..., test=...)); there is nothing to load: use an embedded name "
-                         "or a KIND:PATH spec")
+        raise ValueError(
+            f"{spec!r} names datasets that a program passes in (rgprune.data.given_task, "
+            "rgprune.imp.run_imp(train=..., test=...)); there is nothing to load: use an embedded name "
+            "or a KIND:PATH spec"
+        )
     _check_arguments(parsed, image_size, seed, image, text, tokenizer)
     if parsed.kind in DIGITS_TASK_NAMES:
         from .digits import load_digits_task

@@ -30,8 +30,9 @@ def word_list_path() -> Path:
     try:
         import afinn
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("the 'afinn' task needs the 'afinn' package, which ships the word list; install it with "
-                          "`pip install afinn`") from exc
+        raise ImportError(
+            "the 'afinn' task needs the 'afinn' package, which ships the word list; install it with `pip install afinn`"
+        ) from exc
     path = Path(afinn.__file__).resolve().parent / "data" / WORD_LIST
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing; reinstall 'afinn' to restore it")

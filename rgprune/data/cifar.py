@@ -46,24 +46,48 @@ class CifarFormat:
 
     def layout(self, kind: str) -> str:
         files = ", ".join(self.train_files + self.test_files + (self.meta_file,))
-        return (f"{kind}:ROOT expects torchvision's {self.title} folder as "
-                f"torchvision.datasets.{self.torchvision_class}(ROOT, download=True) leaves it: "
-                f"ROOT/{self.folder}/ holding {files} (the python pickle version)")
+        return (
+            f"{kind}:ROOT expects torchvision's {self.title} folder as "
+            f"torchvision.datasets.{self.torchvision_class}(ROOT, download=True) leaves it: "
+            f"ROOT/{self.folder}/ holding {files} (the python pickle version)"
+        )
 
 
 CIFAR_FORMATS = {
-    "cifar10": CifarFormat("CIFAR-10", "CIFAR10", "cifar-10-batches-py", tuple(f"data_batch_{i}" for i in range(1, 6)),
-                           ("test_batch",), "batches.meta", "labels", "label_names", 10),
-    "cifar100": CifarFormat("CIFAR-100", "CIFAR100", "cifar-100-python", ("train",), ("test",), "meta", "fine_labels",
-                            "fine_label_names", 100),
+    "cifar10": CifarFormat(
+        "CIFAR-10",
+        "CIFAR10",
+        "cifar-10-batches-py",
+        tuple(f"data_batch_{i}" for i in range(1, 6)),
+        ("test_batch",),
+        "batches.meta",
+        "labels",
+        "label_names",
+        10,
+    ),
+    "cifar100": CifarFormat(
+        "CIFAR-100",
+        "CIFAR100",
+        "cifar-100-python",
+        ("train",),
+        ("test",),
+        "meta",
+        "fine_labels",
+        "fine_label_names",
+        100,
+    ),
 }
 
 # What a CIFAR pickle may construct: NumPy arrays (both module paths NumPy has used) and the bytes codec
 # that protocol-2 pickles of byte strings go through.
 _ALLOWED_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("_codecs", "encode"),
 }
 
 
@@ -94,11 +118,14 @@ def _read_batch(path: Path, fmt: CifarFormat, layout: str) -> tuple[np.ndarray, 
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != PIXELS:
         raise DataLayoutError(f"{path}: 'data' is {data.dtype} {data.shape}, expected uint8 [N, {PIXELS}]; {layout}")
     if labels.shape != (len(data),) or not np.issubdtype(labels.dtype, np.integer):
-        raise DataLayoutError(f"{path}: {fmt.label_key!r} has shape {labels.shape} ({labels.dtype}), expected "
-                              f"{len(data)} integer labels; {layout}")
+        raise DataLayoutError(
+            f"{path}: {fmt.label_key!r} has shape {labels.shape} ({labels.dtype}), expected "
+            f"{len(data)} integer labels; {layout}"
+        )
     if len(labels) and (labels.min() < 0 or labels.max() >= fmt.num_classes):
-        raise DataLayoutError(f"{path}: labels must be in 0..{fmt.num_classes - 1}, found {labels.min()}.."
-                              f"{labels.max()}; {layout}")
+        raise DataLayoutError(
+            f"{path}: labels must be in 0..{fmt.num_classes - 1}, found {labels.min()}..{labels.max()}; {layout}"
+        )
     return data, labels.astype(np.int64)
 
 
@@ -131,7 +158,7 @@ class CifarTransform:
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         if self.augment:
             top, left = torch.randint(0, 2 * PADDING + 1, (2,)).tolist()
-            image = F.pad(image, (PADDING,) * 4)[:, top:top + SIDE, left:left + SIDE]
+            image = F.pad(image, (PADDING,) * 4)[:, top : top + SIDE, left : left + SIDE]
             if torch.rand(()) < 0.5:
                 image = image.flip(-1)
         x = image.float().div_(255)  # float() copies, so the in-place ops never touch the held images
@@ -141,8 +168,9 @@ class CifarTransform:
 
     def describe(self) -> str:
         size = f"{self.image_size}x{self.image_size}" + (" (resized from 32x32)" if self.image_size != SIDE else "")
-        return f"{size}; " + (f"train: {PADDING}-pixel pad random crop + horizontal flip" if self.augment
-                              else "no augmentation")
+        return f"{size}; " + (
+            f"train: {PADDING}-pixel pad random crop + horizontal flip" if self.augment else "no augmentation"
+        )
 
 
 class CifarDataset(Dataset):
@@ -187,8 +215,10 @@ def load_cifar_task(kind: str, spec: str, root: Path, image_size: int | None, op
     """Load ``cifar10:ROOT`` or ``cifar100:ROOT`` (see the module docstring)."""
     fmt = CIFAR_FORMATS[kind]
     if options.resize is not None or not options.center_crop:
-        raise ValueError(f"{kind}: ImageOptions.resize and center_crop apply to imagefolder tasks; CIFAR's 32x32 "
-                         "images are resized straight to image_size")
+        raise ValueError(
+            f"{kind}: ImageOptions.resize and center_crop apply to imagefolder tasks; CIFAR's 32x32 "
+            "images are resized straight to image_size"
+        )
     layout = fmt.layout(kind)
     folder = find_cifar_folder(kind, root)
     classes = _class_names(folder / fmt.meta_file, fmt, layout)
@@ -196,17 +226,31 @@ def load_cifar_task(kind: str, spec: str, root: Path, image_size: int | None, op
     x_test, y_test = _read_split(folder, fmt.test_files, fmt, layout)
     image_size = image_size or SIDE
     mean, std = (options.mean, options.std) if options.mean is not None else channel_stats(x_train)
-    datasets = [CifarDataset(x, y, CifarTransform(mean, std, image_size, augment=options.augment and is_train))
-                for x, y, is_train in ((x_train, y_train, True), (x_test, y_test, False))]
-    fingerprint = Fingerprint(kind).add_json({"image_size": image_size, "options": options.as_dict(),
-                                              "mean": mean, "std": std, "classes": classes})
+    datasets = [
+        CifarDataset(x, y, CifarTransform(mean, std, image_size, augment=options.augment and is_train))
+        for x, y, is_train in ((x_train, y_train, True), (x_test, y_test, False))
+    ]
+    fingerprint = Fingerprint(kind).add_json(
+        {"image_size": image_size, "options": options.as_dict(), "mean": mean, "std": std, "classes": classes}
+    )
     for tensor in (x_train, y_train, x_test, y_test):
         fingerprint.add_tensor(tensor)
     source = "train set per-channel" if options.mean is None else "given"
-    description = (f"{fmt.title} from {folder}: {len(y_train)} train / {len(y_test)} test RGB images, "
-                   f"{fmt.num_classes} classes; {datasets[0].transform.describe()}; "
-                   f"normalized by {source} mean {tuple(round(m, 4) for m in mean)} std "
-                   f"{tuple(round(s, 4) for s in std)}")
-    return Task(name=kind, kind="vision", num_classes=fmt.num_classes, in_channels=3, train=datasets[0],
-                test=datasets[1], description=description, spec=spec, fingerprint=fingerprint.hexdigest(),
-                class_names=classes)
+    description = (
+        f"{fmt.title} from {folder}: {len(y_train)} train / {len(y_test)} test RGB images, "
+        f"{fmt.num_classes} classes; {datasets[0].transform.describe()}; "
+        f"normalized by {source} mean {tuple(round(m, 4) for m in mean)} std "
+        f"{tuple(round(s, 4) for s in std)}"
+    )
+    return Task(
+        name=kind,
+        kind="vision",
+        num_classes=fmt.num_classes,
+        in_channels=3,
+        train=datasets[0],
+        test=datasets[1],
+        description=description,
+        spec=spec,
+        fingerprint=fingerprint.hexdigest(),
+        class_names=classes,
+    )

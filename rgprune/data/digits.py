@@ -77,9 +77,7 @@ _DESCRIPTIONS = {
     "digits": "sklearn handwritten digits 0-9",
     "digits-inverted": "sklearn handwritten digits 0-9 with inverted intensities (1 - x)",
     "digits-rotated": "sklearn handwritten digits 0-9 rotated 90 degrees counter-clockwise",
-    "digits-permuted": (
-        f"sklearn handwritten digits with labels permuted (digit y -> {list(LABEL_PERMUTATION)}[y])"
-    ),
+    "digits-permuted": (f"sklearn handwritten digits with labels permuted (digit y -> {list(LABEL_PERMUTATION)}[y])"),
     "digits-5class": "sklearn handwritten digits 0-4 only",
 }
 
@@ -127,7 +125,7 @@ def _transform(name: str, images: torch.Tensor, labels: torch.Tensor) -> tuple[t
 
 
 def _variant(name: str) -> str:
-    return name[len(EQUAL_PREFIX) + 1:]
+    return name[len(EQUAL_PREFIX) + 1 :]
 
 
 def equal_subsample(labels: torch.Tensor) -> torch.Tensor:
@@ -140,8 +138,7 @@ def equal_subsample(labels: torch.Tensor) -> torch.Tensor:
     rows = np.arange(len(labels))
     if len(labels) == EQUAL_TRAIN_SIZE:
         return torch.from_numpy(rows)
-    kept, _ = train_test_split(rows, train_size=EQUAL_TRAIN_SIZE, stratify=labels.numpy(),
-                               random_state=SUBSAMPLE_SEED)
+    kept, _ = train_test_split(rows, train_size=EQUAL_TRAIN_SIZE, stratify=labels.numpy(), random_state=SUBSAMPLE_SEED)
     return torch.from_numpy(np.sort(kept))
 
 
@@ -191,8 +188,12 @@ def _equal_split(name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, t
     rows = torch.nonzero(keep_train).squeeze(1)[equal_subsample(y_train[keep_train])]
     x_train, y_train, noise_train = x_train[rows], y_train[rows], noise_train[rows]
     x_test, y_test, noise_test = x_test[keep_test], y_test[keep_test], noise_test[keep_test]
-    return (_equal_images(variant, x_train, noise_train), _equal_labels(variant, y_train),
-            _equal_images(variant, x_test, noise_test), _equal_labels(variant, y_test))
+    return (
+        _equal_images(variant, x_train, noise_train),
+        _equal_labels(variant, y_train),
+        _equal_images(variant, x_test, noise_test),
+        _equal_labels(variant, y_test),
+    )
 
 
 def _num_classes(name: str) -> int:
@@ -205,8 +206,10 @@ def load_digits_task(name: str, image_size: int | None = None) -> Task:
     """Build the digits task ``name`` (see the module docstring for each step)."""
     if name in EQUAL_TASK_NAMES:
         x_train, y_train, x_test, y_test = _equal_split(name)
-        what = (f"sklearn handwritten digits: {_EQUAL_VARIANTS[_variant(name)]}, a fixed subsample of "
-                f"{EQUAL_TRAIN_SIZE} train images stratified by digit (seed {SUBSAMPLE_SEED})")
+        what = (
+            f"sklearn handwritten digits: {_EQUAL_VARIANTS[_variant(name)]}, a fixed subsample of "
+            f"{EQUAL_TRAIN_SIZE} train images stratified by digit (seed {SUBSAMPLE_SEED})"
+        )
     elif name in _DESCRIPTIONS:
         x_train, y_train, x_test, y_test = digits_split()
         x_train, y_train = _transform(name, x_train, y_train)

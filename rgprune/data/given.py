@@ -26,8 +26,10 @@ FINGERPRINT_ITEMS = 64
 
 def _check_dataset(what: str, dataset) -> int:
     if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
-        raise TypeError(f"{what} must be a map-style dataset (with __len__ and __getitem__, e.g. a "
-                        f"torch.utils.data.Dataset), got {type(dataset).__name__}")
+        raise TypeError(
+            f"{what} must be a map-style dataset (with __len__ and __getitem__, e.g. a "
+            f"torch.utils.data.Dataset), got {type(dataset).__name__}"
+        )
     n = len(dataset)
     if n < 1:
         raise ValueError(f"{what} is empty; it needs at least one example")
@@ -38,30 +40,41 @@ def _as_tensor(what: str, value) -> torch.Tensor:
     try:
         return torch.as_tensor(value)
     except (TypeError, ValueError, RuntimeError):
-        raise TypeError(f"{what} is a {type(value).__name__}; items must hold tensors or numbers (convert images and "
-                        "texts to tensors in the dataset)") from None
+        raise TypeError(
+            f"{what} is a {type(value).__name__}; items must hold tensors or numbers (convert images and "
+            "texts to tensors in the dataset)"
+        ) from None
 
 
 def _check_item(what: str, item, kind: str) -> list[torch.Tensor]:
     """The item's elements as tensors, after checking the layout of ``kind``."""
     size = 2 if kind == "vision" else 3
-    layout = ("(image, label): a float [C, H, W] image" if kind == "vision"
-              else "(input_ids, attention_mask, label): [L] integer tensors")
+    layout = (
+        "(image, label): a float [C, H, W] image"
+        if kind == "vision"
+        else "(input_ids, attention_mask, label): [L] integer tensors"
+    )
     if not isinstance(item, (tuple, list)) or len(item) != size:
         count = f" of {len(item)}" if isinstance(item, (tuple, list)) else ""
-        raise ValueError(f"{what} is a {type(item).__name__}{count}; a {kind} task's items are {layout} and an "
-                         "integer label")
+        raise ValueError(
+            f"{what} is a {type(item).__name__}{count}; a {kind} task's items are {layout} and an integer label"
+        )
     tensors = [_as_tensor(f"{what}[{i}]", value) for i, value in enumerate(item)]
     label = tensors[-1]
     if label.dim() != 0 or label.dtype.is_floating_point or label.dtype == torch.bool:
-        raise ValueError(f"{what}: the label must be an int or a 0-d integer tensor, got {label.dtype} of shape "
-                         f"{tuple(label.shape)}")
+        raise ValueError(
+            f"{what}: the label must be an int or a 0-d integer tensor, got {label.dtype} of shape {tuple(label.shape)}"
+        )
     if kind == "vision" and (tensors[0].dim() != 3 or not tensors[0].dtype.is_floating_point):
-        raise ValueError(f"{what}: the image must be a float [C, H, W] tensor, got {tensors[0].dtype} of shape "
-                         f"{tuple(tensors[0].shape)}")
+        raise ValueError(
+            f"{what}: the image must be a float [C, H, W] tensor, got {tensors[0].dtype} of shape "
+            f"{tuple(tensors[0].shape)}"
+        )
     if kind == "text" and any(t.dim() != 1 or t.dtype.is_floating_point for t in tensors[:2]):
-        raise ValueError(f"{what}: input_ids and attention_mask must be [L] integer tensors, got shapes "
-                         f"{[tuple(t.shape) for t in tensors[:2]]} ({[str(t.dtype) for t in tensors[:2]]})")
+        raise ValueError(
+            f"{what}: input_ids and attention_mask must be [L] integer tensors, got shapes "
+            f"{[tuple(t.shape) for t in tensors[:2]]} ({[str(t.dtype) for t in tensors[:2]]})"
+        )
     return tensors
 
 
@@ -88,8 +101,9 @@ def _num_classes(train, test, num_classes: int | None) -> int:
         return num_classes
     labels = [_known_labels(d) for d in (train, test)]
     if any(lab is None or lab.numel() == 0 or lab.dtype.is_floating_point for lab in labels):
-        raise ValueError("the datasets do not list their labels (no .targets, .labels or TensorDataset): pass "
-                         "num_classes")
+        raise ValueError(
+            "the datasets do not list their labels (no .targets, .labels or TensorDataset): pass num_classes"
+        )
     return max(int(lab.max()) for lab in labels) + 1
 
 
@@ -106,8 +120,9 @@ def _read_item(dataset, index: int):
         return dataset[index]
 
 
-def given_task(spec: str, train, test, *, num_classes: int | None = None,
-               class_names: Sequence[str] | None = None) -> Task:
+def given_task(
+    spec: str, train, test, *, num_classes: int | None = None, class_names: Sequence[str] | None = None
+) -> Task:
     """A :class:`Task` of datasets built by the program (see the module docstring).
 
     Args:
@@ -128,8 +143,7 @@ def given_task(spec: str, train, test, *, num_classes: int | None = None,
     kind = parsed.task_kind
     sizes = [_check_dataset(what, d) for what, d in (("train", train), ("test", test))]
     k = _num_classes(train, test, num_classes)
-    if class_names is None and isinstance(getattr(train, "classes", None), (list, tuple)) and \
-            len(train.classes) == k:
+    if class_names is None and isinstance(getattr(train, "classes", None), (list, tuple)) and len(train.classes) == k:
         class_names = train.classes
     fingerprint = Fingerprint("given").add_json({"spec": spec, "kind": kind, "num_classes": k, "lengths": sizes})
     first = None
@@ -144,9 +158,20 @@ def given_task(spec: str, train, test, *, num_classes: int | None = None,
             first = tensors if first is None else first
     in_channels = int(first[0].shape[0]) if kind == "vision" else None
     described = "images" if kind == "vision" else "token sequences"
-    description = (f"datasets given as {spec}: {sizes[0]} train / {sizes[1]} test {described}, {k} classes"
-                   + (f", {in_channels}-channel {tuple(first[0].shape[1:])}" if kind == "vision" else
-                      f" of {first[0].shape[0]} tokens"))
-    return Task(name=parsed.kind, kind=kind, num_classes=k, in_channels=in_channels, train=train, test=test,
-                description=description, spec=spec, fingerprint=fingerprint.hexdigest(),
-                class_names=tuple(class_names) if class_names is not None else ())
+    description = f"datasets given as {spec}: {sizes[0]} train / {sizes[1]} test {described}, {k} classes" + (
+        f", {in_channels}-channel {tuple(first[0].shape[1:])}"
+        if kind == "vision"
+        else f" of {first[0].shape[0]} tokens"
+    )
+    return Task(
+        name=parsed.kind,
+        kind=kind,
+        num_classes=k,
+        in_channels=in_channels,
+        train=train,
+        test=test,
+        description=description,
+        spec=spec,
+        fingerprint=fingerprint.hexdigest(),
+        class_names=tuple(class_names) if class_names is not None else (),
+    )

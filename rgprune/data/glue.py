@@ -49,22 +49,37 @@ class GlueFormat:
 _BINARY = ("0", "1")
 _NLI = ("entailment", "not_entailment")
 GLUE_FORMATS: dict[str, GlueFormat] = {
-    "glue-cola": GlueFormat("CoLA", "dev.tsv", (3,), 1, _BINARY, ("unacceptable", "acceptable"),
-                            header=False, fields=4),
+    "glue-cola": GlueFormat(
+        "CoLA", "dev.tsv", (3,), 1, _BINARY, ("unacceptable", "acceptable"), header=False, fields=4
+    ),
     "glue-sst2": GlueFormat("SST-2", "dev.tsv", ("sentence",), "label", _BINARY, ("negative", "positive")),
-    "glue-mrpc": GlueFormat("MRPC", "dev.tsv", ("#1 String", "#2 String"), "Quality", _BINARY,
-                            ("not_equivalent", "equivalent")),
-    "glue-qqp": GlueFormat("QQP", "dev.tsv", ("question1", "question2"), "is_duplicate", _BINARY,
-                           ("not_duplicate", "duplicate")),
-    "glue-mnli": GlueFormat("MNLI", "dev_matched.tsv", ("sentence1", "sentence2"), "gold_label",
-                            ("entailment", "neutral", "contradiction"), ("entailment", "neutral", "contradiction")),
-    "glue-mnli-mm": GlueFormat("MNLI", "dev_mismatched.tsv", ("sentence1", "sentence2"), "gold_label",
-                               ("entailment", "neutral", "contradiction"),
-                               ("entailment", "neutral", "contradiction")),
+    "glue-mrpc": GlueFormat(
+        "MRPC", "dev.tsv", ("#1 String", "#2 String"), "Quality", _BINARY, ("not_equivalent", "equivalent")
+    ),
+    "glue-qqp": GlueFormat(
+        "QQP", "dev.tsv", ("question1", "question2"), "is_duplicate", _BINARY, ("not_duplicate", "duplicate")
+    ),
+    "glue-mnli": GlueFormat(
+        "MNLI",
+        "dev_matched.tsv",
+        ("sentence1", "sentence2"),
+        "gold_label",
+        ("entailment", "neutral", "contradiction"),
+        ("entailment", "neutral", "contradiction"),
+    ),
+    "glue-mnli-mm": GlueFormat(
+        "MNLI",
+        "dev_mismatched.tsv",
+        ("sentence1", "sentence2"),
+        "gold_label",
+        ("entailment", "neutral", "contradiction"),
+        ("entailment", "neutral", "contradiction"),
+    ),
     "glue-qnli": GlueFormat("QNLI", "dev.tsv", ("question", "sentence"), "label", _NLI, _NLI),
     "glue-rte": GlueFormat("RTE", "dev.tsv", ("sentence1", "sentence2"), "label", _NLI, _NLI),
-    "glue-wnli": GlueFormat("WNLI", "dev.tsv", ("sentence1", "sentence2"), "label", _BINARY,
-                            ("not_entailment", "entailment")),
+    "glue-wnli": GlueFormat(
+        "WNLI", "dev.tsv", ("sentence1", "sentence2"), "label", _BINARY, ("not_entailment", "entailment")
+    ),
 }
 
 
@@ -74,10 +89,14 @@ def layout(kind: str) -> str:
     if fmt.header:
         columns = f"a header line naming (at least) {', '.join(map(repr, fmt.text_columns + (fmt.label_column,)))}"
     else:
-        columns = (f"no header; {fmt.fields} tab-separated fields per line, label in field {fmt.label_column + 1}, "
-                   f"sentence in field {fmt.text_columns[0] + 1}")
-    return (f"{kind}:ROOT expects GLUE's {fmt.title} files ROOT/{fmt.train_file} and ROOT/{fmt.test_file} "
-            f"(tab-separated, {columns}; labels {list(fmt.labels)})")
+        columns = (
+            f"no header; {fmt.fields} tab-separated fields per line, label in field {fmt.label_column + 1}, "
+            f"sentence in field {fmt.text_columns[0] + 1}"
+        )
+    return (
+        f"{kind}:ROOT expects GLUE's {fmt.title} files ROOT/{fmt.train_file} and ROOT/{fmt.test_file} "
+        f"(tab-separated, {columns}; labels {list(fmt.labels)})"
+    )
 
 
 def _column_index(fmt: GlueFormat, header: list[str] | None, column: str | int, path: Path, kind: str) -> int:
@@ -108,8 +127,9 @@ def read_glue_file(kind: str, path: Path) -> tuple[list[list[str]], list[str]]:
             continue  # a blank line (e.g. at the end of the file) holds no example
         values = line.split("\t")
         if len(values) != fields:
-            raise DataLayoutError(f"{path}, line {number}: {len(values)} tab-separated fields, expected {fields}; "
-                                  f"{layout(kind)}")
+            raise DataLayoutError(
+                f"{path}, line {number}: {len(values)} tab-separated fields, expected {fields}; {layout(kind)}"
+            )
         for column, index in zip(texts, text_index):
             column.append(values[index])
         labels.append(values[label_index].strip())
@@ -123,10 +143,16 @@ def load_glue_task(kind: str, spec: str, root: Path, tokenizer, options):
     from .text import TextSplit, build_text_task, default_tokenizer
 
     fmt = GLUE_FORMATS[kind]
-    if options.text_columns is not None or options.label_column is not None or options.labels is not None \
-            or options.test_split is not None:
-        raise ValueError(f"{kind} has fixed columns and labels ({layout(kind)}); leave TextOptions.text_columns, "
-                         "label_column, labels and test_split unset")
+    if (
+        options.text_columns is not None
+        or options.label_column is not None
+        or options.labels is not None
+        or options.test_split is not None
+    ):
+        raise ValueError(
+            f"{kind} has fixed columns and labels ({layout(kind)}); leave TextOptions.text_columns, "
+            "label_column, labels and test_split unset"
+        )
     if not root.is_dir():
         raise DataLayoutError(f"{root} is not a directory; {layout(kind)}")
     paths = [root / fmt.train_file, root / fmt.test_file]
@@ -136,9 +162,17 @@ def load_glue_task(kind: str, spec: str, root: Path, tokenizer, options):
     splits = []
     for path in paths:
         texts, labels = read_glue_file(kind, path)
-        splits.append(TextSplit(first=texts[0], second=texts[1] if len(texts) > 1 else None, labels=labels,
-                                source=str(path)))
-    return build_text_task(name=kind, spec=spec, train=splits[0], test=splits[1],
-                           tokenizer=tokenizer if tokenizer is not None else default_tokenizer(), options=options,
-                           order=fmt.labels, class_names=fmt.class_names,
-                           what=f"GLUE {fmt.title} from {root} ({paths[0].name} / {paths[1].name})")
+        splits.append(
+            TextSplit(first=texts[0], second=texts[1] if len(texts) > 1 else None, labels=labels, source=str(path))
+        )
+    return build_text_task(
+        name=kind,
+        spec=spec,
+        train=splits[0],
+        test=splits[1],
+        tokenizer=tokenizer if tokenizer is not None else default_tokenizer(),
+        options=options,
+        order=fmt.labels,
+        class_names=fmt.class_names,
+        what=f"GLUE {fmt.title} from {root} ({paths[0].name} / {paths[1].name})",
+    )

@@ -21,8 +21,10 @@ from .task import DataLayoutError, Fingerprint, Task
 #: File endings read as images (torchvision's ``IMG_EXTENSIONS``), compared case-insensitively.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 DEFAULT_IMAGE_SIZE = 224  # imagefolder's default crop, ImageNet's
-IMAGEFOLDER_LAYOUT = ("imagefolder:ROOT expects ROOT/train/<class>/<image> and ROOT/val/<class>/<image> "
-                      f"(one folder per class; images ending in {', '.join(IMAGE_EXTENSIONS)})")
+IMAGEFOLDER_LAYOUT = (
+    "imagefolder:ROOT expects ROOT/train/<class>/<image> and ROOT/val/<class>/<image> "
+    f"(one folder per class; images ending in {', '.join(IMAGE_EXTENSIONS)})"
+)
 
 
 def folder_transform(*, train: bool, options: ImageOptions, image_size: int, mean, std):
@@ -33,8 +35,10 @@ def folder_transform(*, train: bool, options: ImageOptions, image_size: int, mea
     if train and options.augment:
         steps = [v2.RandomResizedCrop(image_size, antialias=True), v2.RandomHorizontalFlip()]
     elif options.center_crop:
-        steps = [v2.Resize(options.resize or round(image_size / CROP_FRACTION), antialias=True),
-                 v2.CenterCrop(image_size)]
+        steps = [
+            v2.Resize(options.resize or round(image_size / CROP_FRACTION), antialias=True),
+            v2.CenterCrop(image_size),
+        ]
     else:
         steps = [v2.Resize((image_size, image_size), antialias=True)]
     return v2.Compose([*steps, v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])
@@ -43,8 +47,10 @@ def folder_transform(*, train: bool, options: ImageOptions, image_size: int, mea
 def folder_transform_description(options: ImageOptions, image_size: int) -> str:
     train = f"train: random resized crop to {image_size} + horizontal flip" if options.augment else "train: as test"
     if options.center_crop:
-        test = f"test: shorter side to {options.resize or round(image_size / CROP_FRACTION)}, center {image_size}x" \
-               f"{image_size} crop"
+        test = (
+            f"test: shorter side to {options.resize or round(image_size / CROP_FRACTION)}, center {image_size}x"
+            f"{image_size} crop"
+        )
     else:
         test = f"test: resized to {image_size}x{image_size}"
     return f"{test}; {train}"
@@ -112,11 +118,15 @@ def load_imagefolder_task(spec: str, root: Path, image_size: int | None, options
         raise DataLayoutError(f"{root / 'train'}: class folder(s) {empty[:10]} hold no images; {IMAGEFOLDER_LAYOUT}")
     extra = sorted(set(val_files) - set(train_files))
     if extra:
-        raise DataLayoutError(f"{root / 'val'} has class folder(s) {extra[:10]} that {root / 'train'} lacks; "
-                              "val classes must be train classes")
+        raise DataLayoutError(
+            f"{root / 'val'} has class folder(s) {extra[:10]} that {root / 'train'} lacks; "
+            "val classes must be train classes"
+        )
     if len(train_files) < 2:
-        raise DataLayoutError(f"{root / 'train'} has {len(train_files)} class folder; a classification task needs "
-                              f"at least 2; {IMAGEFOLDER_LAYOUT}")
+        raise DataLayoutError(
+            f"{root / 'train'} has {len(train_files)} class folder; a classification task needs "
+            f"at least 2; {IMAGEFOLDER_LAYOUT}"
+        )
     classes = tuple(train_files)
     index = {name: i for i, name in enumerate(classes)}
     train = [(path, index[name]) for name, paths in train_files.items() for path in paths]
@@ -124,12 +134,26 @@ def load_imagefolder_task(spec: str, root: Path, image_size: int | None, options
     if not test:
         raise DataLayoutError(f"{root / 'val'} holds no images; {IMAGEFOLDER_LAYOUT}")
     mean, std = (options.mean, options.std) if options.mean is not None else (IMAGENET_MEAN, IMAGENET_STD)
-    datasets = [ImageFileDataset(samples, folder_transform(train=is_train, options=options, image_size=image_size,
-                                                           mean=mean, std=std))
-                for samples, is_train in ((train, True), (test, False))]
-    description = (f"image folders {root}/train and {root}/val: {len(train)} train / {len(test)} test RGB images, "
-                   f"{len(classes)} classes; {folder_transform_description(options, image_size)}; "
-                   f"normalized by mean {tuple(mean)} std {tuple(std)}")
-    return Task(name="imagefolder", kind="vision", num_classes=len(classes), in_channels=3, train=datasets[0],
-                test=datasets[1], description=description, spec=spec, fingerprint=fingerprint.hexdigest(),
-                class_names=classes)
+    datasets = [
+        ImageFileDataset(
+            samples, folder_transform(train=is_train, options=options, image_size=image_size, mean=mean, std=std)
+        )
+        for samples, is_train in ((train, True), (test, False))
+    ]
+    description = (
+        f"image folders {root}/train and {root}/val: {len(train)} train / {len(test)} test RGB images, "
+        f"{len(classes)} classes; {folder_transform_description(options, image_size)}; "
+        f"normalized by mean {tuple(mean)} std {tuple(std)}"
+    )
+    return Task(
+        name="imagefolder",
+        kind="vision",
+        num_classes=len(classes),
+        in_channels=3,
+        train=datasets[0],
+        test=datasets[1],
+        description=description,
+        spec=spec,
+        fingerprint=fingerprint.hexdigest(),
+        class_names=classes,
+    )

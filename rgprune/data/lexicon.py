@@ -20,8 +20,16 @@ from torch.utils.data import TensorDataset  # noqa: E402
 from .task import Task, tensors_fingerprint  # noqa: E402
 from .text import check_tokenizer  # noqa: E402
 
-__all__ = ["MAX_LENGTH", "SPLIT_SEED", "TEST_FRACTION", "TOKENIZER_NAME", "LexiconSplit", "encode_entries",
-           "lexicon_task", "split_lexicon"]
+__all__ = [
+    "MAX_LENGTH",
+    "SPLIT_SEED",
+    "TEST_FRACTION",
+    "TOKENIZER_NAME",
+    "LexiconSplit",
+    "encode_entries",
+    "lexicon_task",
+    "split_lexicon",
+]
 
 SPLIT_SEED = 0
 TEST_FRACTION = 0.2
@@ -39,8 +47,10 @@ def split_lexicon(entries: Sequence[str], labels: Sequence[int]) -> LexiconSplit
     from sklearn.model_selection import train_test_split
 
     if len(entries) != len(labels) or not entries:
-        raise ValueError(f"a lexicon needs one label per entry and at least one entry, got {len(entries)} entries "
-                         f"and {len(labels)} labels")
+        raise ValueError(
+            f"a lexicon needs one label per entry and at least one entry, got {len(entries)} entries "
+            f"and {len(labels)} labels"
+        )
     train_entries, test_entries, train_labels, test_labels = train_test_split(
         list(entries), list(labels), test_size=TEST_FRACTION, stratify=list(labels), random_state=SPLIT_SEED
     )
@@ -49,10 +59,14 @@ def split_lexicon(entries: Sequence[str], labels: Sequence[int]) -> LexiconSplit
 
 def encode_entries(tokenizer, entries: Sequence[str], labels: Sequence[int]) -> tuple[torch.Tensor, ...]:
     """``(input_ids, attention_mask, labels)``: int64 ``[N, MAX_LENGTH]``, ``[N, MAX_LENGTH]``, ``[N]``."""
-    encoded = tokenizer(list(entries), padding="max_length", truncation=True, max_length=MAX_LENGTH,
-                        return_tensors="pt")
-    return (encoded["input_ids"].to(torch.int64), encoded["attention_mask"].to(torch.int64),
-            torch.tensor(list(labels), dtype=torch.int64))
+    encoded = tokenizer(
+        list(entries), padding="max_length", truncation=True, max_length=MAX_LENGTH, return_tensors="pt"
+    )
+    return (
+        encoded["input_ids"].to(torch.int64),
+        encoded["attention_mask"].to(torch.int64),
+        torch.tensor(list(labels), dtype=torch.int64),
+    )
 
 
 def encode_split(split: LexiconSplit, tokenizer) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
@@ -68,22 +82,32 @@ def default_tokenizer():
     return load_tokenizer(TOKENIZER_NAME)
 
 
-def lexicon_task(name: str, what: str, encoded: tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]],
-                 tokenizer_name: str) -> Task:
+def lexicon_task(
+    name: str, what: str, encoded: tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]], tokenizer_name: str
+) -> Task:
     """The Task of an encoded lexicon split: ``what`` says how entries were labelled (first part of the
     description); the split's sizes and class counts and the tokenization are added here. The tensors are
     cloned, so cached encodings cannot be changed through the task."""
     train, test = encoded
-    counts = {split: (int((labels == 1).sum()), int((labels == 0).sum()))
-              for split, labels in (("train", train[2]), ("test", test[2]))}
+    counts = {
+        split: (int((labels == 1).sum()), int((labels == 0).sum()))
+        for split, labels in (("train", train[2]), ("test", test[2]))
+    }
     description = (
         f"{what}; fixed stratified split (seed {SPLIT_SEED}): train {len(train[2])} ({counts['train'][0]} positive, "
         f"{counts['train'][1]} negative), test {len(test[2])} ({counts['test'][0]} positive, "
         f"{counts['test'][1]} negative); {tokenizer_name} tokens padded/truncated to {MAX_LENGTH}"
     )
-    return Task(name=name, kind="text", num_classes=2, in_channels=None,
-                train=TensorDataset(*(t.clone() for t in train)), test=TensorDataset(*(t.clone() for t in test)),
-                description=description, fingerprint=tensors_fingerprint(name, *train, *test))
+    return Task(
+        name=name,
+        kind="text",
+        num_classes=2,
+        in_channels=None,
+        train=TensorDataset(*(t.clone() for t in train)),
+        test=TensorDataset(*(t.clone() for t in test)),
+        description=description,
+        fingerprint=tensors_fingerprint(name, *train, *test),
+    )
 
 
 def checked_tokenizer(tokenizer):

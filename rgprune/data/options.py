@@ -71,10 +71,16 @@ class ImageOptions:
             raise ValueError("ImageOptions.mean and std go together: give both or neither")
         if self.mean is not None:
             for what, values in (("mean", self.mean), ("std", self.std)):
-                if not isinstance(values, tuple) or len(values) != 3 or not all(
-                        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
-                    raise ValueError(f"ImageOptions.{what} must be a tuple of 3 finite numbers (R, G, B), "
-                                     f"got {values!r}")
+                if (
+                    not isinstance(values, tuple)
+                    or len(values) != 3
+                    or not all(
+                        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values
+                    )
+                ):
+                    raise ValueError(
+                        f"ImageOptions.{what} must be a tuple of 3 finite numbers (R, G, B), got {values!r}"
+                    )
             if min(self.std) <= 0:
                 raise ValueError(f"ImageOptions.std must be > 0 for every channel, got {self.std!r}")
 

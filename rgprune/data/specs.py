@@ -31,8 +31,10 @@ FILE_TASK_KINDS: dict[str, tuple[TaskKind, str]] = {
     "cifar10": ("vision", "ROOT holding cifar-10-batches-py/ (torchvision's CIFAR10 folder)"),
     "cifar100": ("vision", "ROOT holding cifar-100-python/ (torchvision's CIFAR100 folder)"),
     "imagefolder": ("vision", "ROOT holding train/<class>/* and val/<class>/* images"),
-    **{kind: ("text", f"the GLUE {fmt.title} folder ({fmt.train_file}, {fmt.test_file})")
-       for kind, fmt in GLUE_FORMATS.items()},
+    **{
+        kind: ("text", f"the GLUE {fmt.title} folder ({fmt.train_file}, {fmt.test_file})")
+        for kind, fmt in GLUE_FORMATS.items()
+    },
     "hf-disk": ("text", "a DatasetDict saved with datasets' save_to_disk"),
     "csv": ("text", "a folder with train.csv and test.csv (or .tsv)"),
 }
@@ -90,8 +92,10 @@ def parse_task_spec(spec: str) -> TaskSpec:
     kind, colon, path = spec.partition(":")
     if not colon:
         kinds = "\n".join(line for line in spec_help().splitlines() if ":PATH" in line)
-        raise ValueError(f"unknown task {spec!r}; valid tasks are: {', '.join(TASK_NAMES)}; or a spec KIND:PATH "
-                         f"for local data, one of:\n{kinds}")
+        raise ValueError(
+            f"unknown task {spec!r}; valid tasks are: {', '.join(TASK_NAMES)}; or a spec KIND:PATH "
+            f"for local data, one of:\n{kinds}"
+        )
     if kind in GIVEN_TASK_KINDS:
         if not path.strip():
             raise ValueError(f"task spec {spec!r} has no name: write {kind}:NAME, NAME saying what the datasets are")
@@ -99,8 +103,7 @@ def parse_task_spec(spec: str) -> TaskSpec:
     if kind not in FILE_TASK_KINDS:
         raise ValueError(f"unknown task kind {kind!r} in {spec!r}; valid specs are:\n{spec_help()}")
     if not path.strip():
-        raise ValueError(f"task spec {spec!r} has no path: write {kind}:PATH with PATH "
-                         f"{FILE_TASK_KINDS[kind][1]}")
+        raise ValueError(f"task spec {spec!r} has no path: write {kind}:PATH with PATH {FILE_TASK_KINDS[kind][1]}")
     return TaskSpec(spec=spec, kind=kind, path=Path(path).expanduser())
 
 

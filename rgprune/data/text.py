@@ -56,8 +56,10 @@ def label_ids(labels: Sequence[str], order: Sequence[str], source: str) -> torch
     ids = []
     for row, label in enumerate(labels):
         if label not in index:
-            raise DataLayoutError(f"{source}: example {row} has label {label!r}, which is not one of the "
-                                  f"{len(order)} labels {list(order)[:20]}")
+            raise DataLayoutError(
+                f"{source}: example {row} has label {label!r}, which is not one of the "
+                f"{len(order)} labels {list(order)[:20]}"
+            )
         ids.append(index[label])
     return torch.tensor(ids, dtype=torch.int64)
 
@@ -103,8 +105,15 @@ class TokenizedTextDataset(Dataset):
 
 def tokenize(tokenizer, split: TextSplit, max_length: int) -> list[list[int]]:
     """Token ids of every example (special tokens added, truncated to ``max_length``, not padded)."""
-    encoded = tokenizer(split.first, split.second, truncation=True, max_length=max_length, padding=False,
-                        return_attention_mask=False, return_token_type_ids=False)
+    encoded = tokenizer(
+        split.first,
+        split.second,
+        truncation=True,
+        max_length=max_length,
+        padding=False,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+    )
     return encoded["input_ids"]
 
 
@@ -121,32 +130,49 @@ def check_tokenizer(tokenizer, max_length: int | None = None) -> int:
         raise TypeError(f"tokenizer must be a Hugging Face tokenizer (callable), got {type(tokenizer).__name__}")
     pad_id = getattr(tokenizer, "pad_token_id", None)
     if not isinstance(pad_id, int):
-        raise ValueError(f"the tokenizer {type(tokenizer).__name__} has no pad token; set one first "
-                         "(e.g. tokenizer.pad_token = tokenizer.eos_token)")
+        raise ValueError(
+            f"the tokenizer {type(tokenizer).__name__} has no pad token; set one first "
+            "(e.g. tokenizer.pad_token = tokenizer.eos_token)"
+        )
     # Tokenizers without a limit report a huge model_max_length (1e30); a real one is the model's position count.
     limit = getattr(tokenizer, "model_max_length", None)
     if max_length is not None and isinstance(limit, int) and max_length > limit:
-        raise ValueError(f"TextOptions.max_length={max_length} exceeds the tokenizer's model_max_length={limit} (the "
-                         f"model's positions); use max_length <= {limit}")
+        raise ValueError(
+            f"TextOptions.max_length={max_length} exceeds the tokenizer's model_max_length={limit} (the "
+            f"model's positions); use max_length <= {limit}"
+        )
     return pad_id
 
 
-def build_text_task(*, name: str, spec: str, train: TextSplit, test: TextSplit, tokenizer, options: TextOptions,
-                    order: Sequence[str], class_names: Sequence[str] | None, what: str) -> Task:
+def build_text_task(
+    *,
+    name: str,
+    spec: str,
+    train: TextSplit,
+    test: TextSplit,
+    tokenizer,
+    options: TextOptions,
+    order: Sequence[str],
+    class_names: Sequence[str] | None,
+    what: str,
+) -> Task:
     """Map labels to ids in ``order``, tokenize both splits and fingerprint the result.
 
     ``what`` starts the task's description (e.g. ``"GLUE SST-2 from /data/SST-2"``).
     """
     if len(order) < 2:
-        raise DataLayoutError(f"{train.source} has {len(order)} distinct label(s) {list(order)}; a classification "
-                              "task needs at least 2")
+        raise DataLayoutError(
+            f"{train.source} has {len(order)} distinct label(s) {list(order)}; a classification task needs at least 2"
+        )
     if (train.second is None) != (test.second is None):
         raise ValueError("train and test must both be single sentences or both sentence pairs")
     pad_id = check_tokenizer(tokenizer, options.max_length)
     y_train = label_ids(train.labels, order, train.source)
     y_test = label_ids(test.labels, order, test.source)
-    datasets = [TokenizedTextDataset(tokenize(tokenizer, split, options.max_length), y, options.max_length, pad_id)
-                for split, y in ((train, y_train), (test, y_test))]
+    datasets = [
+        TokenizedTextDataset(tokenize(tokenizer, split, options.max_length), y, options.max_length, pad_id)
+        for split, y in ((train, y_train), (test, y_test))
+    ]
     names = tuple(class_names) if class_names is not None else tuple(order)
     fingerprint = Fingerprint(name).add_json({"classes": list(names), "order": list(order)})
     for dataset in datasets:
@@ -154,8 +180,19 @@ def build_text_task(*, name: str, spec: str, train: TextSplit, test: TextSplit, 
     counts = torch.bincount(y_train, minlength=len(order)).tolist()
     pairs = "sentence pairs" if train.second is not None else "single sentences"
     per_class = f" ({', '.join(f'{n}={c}' for n, c in zip(names, counts))} in train)" if len(names) <= 20 else ""
-    description = (f"{what}: {len(y_train)} train / {len(y_test)} test {pairs}, {len(order)} classes{per_class}; "
-                   f"{type(tokenizer).__name__} tokens padded/truncated to {options.max_length}")
-    return Task(name=name, kind="text", num_classes=len(order), in_channels=None, train=datasets[0],
-                test=datasets[1], description=description, spec=spec, fingerprint=fingerprint.hexdigest(),
-                class_names=names)
+    description = (
+        f"{what}: {len(y_train)} train / {len(y_test)} test {pairs}, {len(order)} classes{per_class}; "
+        f"{type(tokenizer).__name__} tokens padded/truncated to {options.max_length}"
+    )
+    return Task(
+        name=name,
+        kind="text",
+        num_classes=len(order),
+        in_channels=None,
+        train=datasets[0],
+        test=datasets[1],
+        description=description,
+        spec=spec,
+        fingerprint=fingerprint.hexdigest(),
+        class_names=names,
+    )

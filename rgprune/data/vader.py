@@ -110,6 +110,8 @@ def load_vader_task(tokenizer=None) -> Task:
     else:
         encoded = encode_split(_fixed_split(), checked_tokenizer(tokenizer))
         tokenizer_name = type(tokenizer).__name__
-    what = (f"VADER lexicon sentiment: entries with mean rating > {POSITIVE_THRESHOLD:+} are positive (1), "
-            f"< {NEGATIVE_THRESHOLD:+} negative (0), the rest dropped")
+    what = (
+        f"VADER lexicon sentiment: entries with mean rating > {POSITIVE_THRESHOLD:+} are positive (1), "
+        f"< {NEGATIVE_THRESHOLD:+} negative (0), the rest dropped"
+    )
     return lexicon_task("vader", what, encoded, tokenizer_name)

@@ -47,6 +47,7 @@ fail (at once when its connection closes, else after the process group's timeout
 Modules: ``threshold`` (the distributed select and prune), ``comm`` (collectives, statistics, the
 replication check), ``sharding`` (FSDP2 DTensor parameters).
 """
+
 from rgprune.distributed.comm import (
     DistributedPruneError,
     all_reduce_stats,

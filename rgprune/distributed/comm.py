@@ -1,6 +1,7 @@
 """The collectives of ``rgprune.distributed``: process-group resolution, collectives whose failures say
 what was going on, and the small exchanges the pruner makes (integer all_gather, statistics all_reduce,
 the replication check)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -20,8 +21,10 @@ def resolve_group(group=None):
     """``None``, ``"default"`` or ``torch.distributed.group.WORLD`` -> the default process group; a
     ``ProcessGroup`` is returned as is. Raises when torch.distributed is not initialized."""
     if not (dist.is_available() and dist.is_initialized()):
-        raise RuntimeError("torch.distributed is not initialized: call torch.distributed.init_process_group "
-                           "(e.g. under torchrun) before pruning across ranks")
+        raise RuntimeError(
+            "torch.distributed is not initialized: call torch.distributed.init_process_group "
+            "(e.g. under torchrun) before pruning across ranks"
+        )
     if group is None or (isinstance(group, str) and group == "default"):
         return dist.group.WORLD
     if isinstance(group, dist.ProcessGroup):
@@ -46,7 +49,8 @@ def collective(what: str, group, fn, *args, **kwargs):
             f"rgprune.distributed: {what} failed on rank {dist.get_rank(group)} of {dist.get_world_size(group)} "
             f"of the process group (backend {_backend_name(group)}): {exc}. Another rank probably crashed, was "
             f"killed or did not make the same call; a collective waits at most the process group's timeout "
-            f"(init_process_group(timeout=...)). Check the other ranks' logs.") from exc
+            f"(init_process_group(timeout=...)). Check the other ranks' logs."
+        ) from exc
 
 
 def collective_device(tensors, group) -> torch.device:
@@ -79,7 +83,7 @@ def all_reduce_stats(stats: MagnitudeStats, group=None) -> MagnitudeStats:
     collective("all_reduce of the survivors' histogram", group, dist.all_reduce, ints)
     collective("all_reduce of the survivors' sums", group, dist.all_reduce, floats)
     nb, n = stats.histogram.numel(), stats.counts.numel()
-    return MagnitudeStats(ints[:nb], ints[nb:nb + n], floats[:n], floats[n:], ints[nb + n:])
+    return MagnitudeStats(ints[:nb], ints[nb : nb + n], floats[:n], floats[n:], ints[nb + n :])
 
 
 def check_replicated(values: Sequence[int], what: str, group=None, device=None) -> None:
@@ -90,5 +94,7 @@ def check_replicated(values: Sequence[int], what: str, group=None, device=None) 
     device = torch.device(device) if device is not None else collective_device(None, group)
     rows = all_gather_ints(list(values), group, device, f"all_gather of {what}")
     if not bool((rows == rows[0]).all()):
-        raise ValueError(f"{what} differ between ranks ({rows.tolist()} by rank) but the model was taken to be "
-                         f"replicated (DDP): every rank must hold the same parameters")
+        raise ValueError(
+            f"{what} differ between ranks ({rows.tolist()} by rank) but the model was taken to be "
+            f"replicated (DDP): every rank must hold the same parameters"
+        )

@@ -1,5 +1,6 @@
 """Parameters sharded over ranks (FSDP2's ``fully_shard``: DTensor parameters): telling a sharded model from a
 replicated one, and reaching the local shard that a rank prunes in place."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -16,9 +17,11 @@ def local_shard(param: torch.Tensor) -> torch.Tensor:
     if dtensor and isinstance(data, dtensor):
         data = data.to_local()
     if not data.is_contiguous():
-        raise ValueError(f"the local shard of a parameter of shape {tuple(param.shape)} is not contiguous "
-                         f"(strides {data.stride()}); in-place pruning needs contiguous storage (FSDP2's "
-                         f"Shard(0) shards are)")
+        raise ValueError(
+            f"the local shard of a parameter of shape {tuple(param.shape)} is not contiguous "
+            f"(strides {data.stride()}); in-place pruning needs contiguous storage (FSDP2's "
+            f"Shard(0) shards are)"
+        )
     return data
 
 
@@ -41,11 +44,15 @@ def is_sharded(params: Sequence[torch.Tensor], group) -> bool:
     if not any(flags):
         return False
     if not all(flags):
-        raise ValueError("some selected parameters are DTensors (FSDP2 fully_shard) and some are not; shard all "
-                         "of them or select one group with include=")
+        raise ValueError(
+            "some selected parameters are DTensors (FSDP2 fully_shard) and some are not; shard all "
+            "of them or select one group with include="
+        )
     if group is None:
-        raise ValueError("the parameters are sharded DTensors (FSDP2 fully_shard): pass process_group='default' "
-                         "(or the process group that spans the shards) to prune them with a global threshold")
+        raise ValueError(
+            "the parameters are sharded DTensors (FSDP2 fully_shard): pass process_group='default' "
+            "(or the process group that spans the shards) to prune them with a global threshold"
+        )
     world = dist.get_world_size(group)
     for p in params:
         if any(pl.is_partial() for pl in p.placements):
@@ -55,8 +62,10 @@ def is_sharded(params: Sequence[torch.Tensor], group) -> bool:
             if pl.is_shard():
                 shards *= p.device_mesh.size(dim)
         if shards != world:
-            raise ValueError(f"a parameter with placements {p.placements} on a mesh of shape "
-                             f"{tuple(p.device_mesh.shape)} is split into {shards} shards but the process group "
-                             f"has {world} ranks: pass the group that spans the shards (for HSDP, the shard "
-                             f"dimension's group, e.g. mesh.get_group('shard'))")
+            raise ValueError(
+                f"a parameter with placements {p.placements} on a mesh of shape "
+                f"{tuple(p.device_mesh.shape)} is split into {shards} shards but the process group "
+                f"has {world} ranks: pass the group that spans the shards (for HSDP, the shard "
+                f"dimension's group, e.g. mesh.get_group('shard'))"
+            )
     return True

@@ -10,6 +10,7 @@ Steps, each a function below, with the collectives in this order on every rank:
 4. ``_local_ties``: which rank prunes which of the survivors equal to the threshold (one all_gather, only
    when those straddle ranks), in rank order or in parameter order.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -141,7 +142,8 @@ def _first_pass(tensors, masks, k: int, tie_order: str, error: Exception | None,
         stats = ops.magnitude_histogram(tensors, masks, RADIX_BITS, check_nan=False)
         local_hist = stats.histogram
         header[[_H_K, _H_DTYPE, _H_NTENSORS, _H_ORDER]] = torch.tensor(
-            [k, _DTYPE_CODES[dtype], len(tensors), _TIE_ORDERS[tie_order]])
+            [k, _DTYPE_CODES[dtype], len(tensors), _TIE_ORDERS[tie_order]]
+        )
         header = header.to(device)
         header[_H_NAN] = stats.nan_counts.sum()
         header[_H_SURV] = local_hist.sum()
@@ -152,37 +154,41 @@ def _first_pass(tensors, masks, k: int, tie_order: str, error: Exception | None,
         header = header.to(device)
     buf = torch.zeros(nbins + world * _H_LEN, dtype=torch.int64, device=device)
     buf[:nbins] = local_hist
-    buf[nbins + rank * _H_LEN: nbins + (rank + 1) * _H_LEN] = header
+    buf[nbins + rank * _H_LEN : nbins + (rank + 1) * _H_LEN] = header
     collective("all_reduce of the first histogram pass", group, dist.all_reduce, buf)
-    host = torch.stack([torch.cat([local_hist, torch.zeros(world * _H_LEN, dtype=torch.int64, device=device)]),
-                        buf]).cpu()
+    host = torch.stack(
+        [torch.cat([local_hist, torch.zeros(world * _H_LEN, dtype=torch.int64, device=device)]), buf]
+    ).cpu()
     return _FirstPass(device, local_hist, buf[:nbins], host[:, :nbins], host[1, nbins:].reshape(world, _H_LEN))
 
 
-def _check_headers(headers: torch.Tensor, error: Exception | None, rank: int, k, tie_order: str,
-                   tensors) -> tuple[int, int]:
+def _check_headers(
+    headers: torch.Tensor, error: Exception | None, rank: int, k, tie_order: str, tensors
+) -> tuple[int, int]:
     """The checks every rank makes alike on all ranks' headers, so that every rank raises the same error
     or none does. Returns the survivors over all ranks and on this rank."""
     bad = headers[:, _H_ERROR].nonzero().flatten().tolist()
     if error is not None:
         raise type(error)(f"{error} (rank {rank}; every rank of the process group raises)") from error
     if bad:
-        raise ValueError(f"rank(s) {bad} rejected their arguments (see their error); nothing was pruned on any "
-                         f"rank")
+        raise ValueError(f"rank(s) {bad} rejected their arguments (see their error); nothing was pruned on any rank")
     _check_same_call(headers, tie_order)
     nans = headers[:, _H_NAN].tolist()
     if any(nans):
         where = [r for r, n in enumerate(nans) if n]
         mine = [i for i, t in enumerate(tensors) if torch.isnan(t).any()] if nans[rank] else []
-        raise ValueError(f"{sum(nans)} surviving weights are NaN (on rank(s) {where}"
-                         + (f"; on this rank in tensors {mine}" if mine else "")
-                         + "): magnitude pruning cannot rank NaN; fix the training run (e.g. lower the learning "
-                           "rate, enable gradient clipping) or zero those weights first")
+        raise ValueError(
+            f"{sum(nans)} surviving weights are NaN (on rank(s) {where}"
+            + (f"; on this rank in tensors {mine}" if mine else "")
+            + "): magnitude pruning cannot rank NaN; fix the training run (e.g. lower the learning "
+            "rate, enable gradient clipping) or zero those weights first"
+        )
     survivors = headers[:, _H_SURV].tolist()
     n_surv = sum(survivors)
     if k > n_surv:
-        raise ValueError(f"k={k} exceeds the {n_surv} surviving weights over all {len(survivors)} ranks: pass "
-                         f"k <= {n_surv}")
+        raise ValueError(
+            f"k={k} exceeds the {n_surv} surviving weights over all {len(survivors)} ranks: pass k <= {n_surv}"
+        )
     return n_surv, survivors[rank]
 
 
@@ -191,19 +197,26 @@ def _check_same_call(headers: torch.Tensor, tie_order: str) -> None:
     dtype_codes = headers[:, _H_DTYPE].tolist()
     if len(set(dtype_codes)) > 1:
         names = {v: str(d) for d, v in _DTYPE_CODES.items()}
-        raise TypeError(f"the ranks' tensors have different dtypes ({[names[c] for c in dtype_codes]} by rank): "
-                        f"magnitudes are ranked within one dtype; cast every rank's tensors to one dtype")
+        raise TypeError(
+            f"the ranks' tensors have different dtypes ({[names[c] for c in dtype_codes]} by rank): "
+            f"magnitudes are ranked within one dtype; cast every rank's tensors to one dtype"
+        )
     orders = headers[:, _H_ORDER].tolist()
     if len(set(orders)) > 1:
-        raise ValueError(f"the ranks passed different tie_order values ({orders} by rank, 0 = 'rank', "
-                         f"1 = 'parameter'); pass the same on every rank")
+        raise ValueError(
+            f"the ranks passed different tie_order values ({orders} by rank, 0 = 'rank', "
+            f"1 = 'parameter'); pass the same on every rank"
+        )
     if tie_order == "parameter" and len(set(headers[:, _H_NTENSORS].tolist())) > 1:
-        raise ValueError(f"tie_order='parameter' needs the same number of tensors (shards of the same "
-                         f"parameters) on every rank, got {headers[:, _H_NTENSORS].tolist()} by rank")
+        raise ValueError(
+            f"tie_order='parameter' needs the same number of tensors (shards of the same "
+            f"parameters) on every rank, got {headers[:, _H_NTENSORS].tolist()} by rank"
+        )
     ks = headers[:, _H_K].tolist()
     if len(set(ks)) > 1:
-        raise ValueError(f"the ranks passed different k ({ks} by rank): every rank must pass the global number "
-                         f"of weights to prune")
+        raise ValueError(
+            f"the ranks passed different k ({ks} by rank): every rank must pass the global number of weights to prune"
+        )
 
 
 def _select_bin(hist: torch.Tensor, remaining: int) -> tuple[int, int]:
@@ -247,15 +260,18 @@ def _local_ties(sel: _Selection, tie_order: str, tensors, masks, group, device) 
 def _ties_in_rank_order(sel: _Selection, group, device) -> int:
     """Ties pruned rank by rank: this rank prunes what the lower ranks' ties leave of ``n_ties``."""
     counts = all_gather_ints([sel.local_equal], group, device)[:, 0]
-    lower = int(counts[:dist.get_rank(group)].sum())
+    lower = int(counts[: dist.get_rank(group)].sum())
     return min(max(sel.n_ties - lower, 0), sel.local_equal)
 
 
 def _ties_in_parameter_order(sel: _Selection, tensors, masks, group, device) -> int:
     """Ties pruned by tensor index, then rank; the ties a rank prunes are still a prefix of its own order."""
     key, key_bits, rank = sel.key, KEY_BITS[tensors[0].dtype], dist.get_rank(group)
-    per_tensor = torch.stack([ops.radix_histogram([t], [m], key >> 1, key_bits - 1, 1)[key & 1]
-                              for t, m in zip(tensors, masks)]).cpu().tolist()
+    per_tensor = (
+        torch.stack([ops.radix_histogram([t], [m], key >> 1, key_bits - 1, 1)[key & 1] for t, m in zip(tensors, masks)])
+        .cpu()
+        .tolist()
+    )
     counts = all_gather_ints(per_tensor, group, device)  # [world, n_tensors]
     before_tensor = torch.cumsum(counts.sum(0), 0) - counts.sum(0)
     local_ties = 0
@@ -265,21 +281,34 @@ def _ties_in_parameter_order(sel: _Selection, tensors, masks, group, device) -> 
     return local_ties
 
 
-def _compose(k: int, sel: _Selection, local_ties: int, n_surv: int, local_surv: int, first: _FirstPass,
-             dtype: torch.dtype, group) -> DistributedThreshold:
+def _compose(
+    k: int, sel: _Selection, local_ties: int, n_surv: int, local_surv: int, first: _FirstPass, dtype: torch.dtype, group
+) -> DistributedThreshold:
     """The global Threshold and this rank's, from the selection and the tie split."""
-    local_info = torch.tensor([sel.key, sel.local_below, local_ties, sel.local_equal, local_surv, 0],
-                              dtype=torch.int64).to(first.device)
-    local = Threshold(sel.local_below + local_ties, sel.key, sel.local_below, local_ties, sel.local_equal,
-                      local_surv, dtype=dtype, info=local_info, histogram=first.local_histogram)
+    local_info = torch.tensor(
+        [sel.key, sel.local_below, local_ties, sel.local_equal, local_surv, 0], dtype=torch.int64
+    ).to(first.device)
+    local = Threshold(
+        sel.local_below + local_ties,
+        sel.key,
+        sel.local_below,
+        local_ties,
+        sel.local_equal,
+        local_surv,
+        dtype=dtype,
+        info=local_info,
+        histogram=first.local_histogram,
+    )
     info = torch.tensor([sel.key, sel.n_below, sel.n_ties, sel.n_equal, n_surv, 0], dtype=torch.int64)
-    overall = Threshold(k, sel.key, sel.n_below, sel.n_ties, sel.n_equal, n_surv, dtype, info.to(first.device),
-                        first.global_histogram)
+    overall = Threshold(
+        k, sel.key, sel.n_below, sel.n_ties, sel.n_equal, n_surv, dtype, info.to(first.device), first.global_histogram
+    )
     return DistributedThreshold(overall, local, dist.get_rank(group), dist.get_world_size(group), sel.passes)
 
 
-def global_magnitude_threshold_distributed(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], k: int,
-                                           group=None, *, tie_order: str = "rank") -> DistributedThreshold:
+def global_magnitude_threshold_distributed(
+    tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], k: int, group=None, *, tie_order: str = "rank"
+) -> DistributedThreshold:
     """Exact k-th smallest surviving magnitude over the tensors of every rank of ``group``.
 
     Every rank calls this with its own (non-empty) tensor list and masks and the same ``k``. Per radix pass:
@@ -303,8 +332,15 @@ def global_magnitude_threshold_distributed(tensors: Sequence[torch.Tensor], mask
     return _compose(k, sel, local_ties, n_surv, local_surv, first, tensors[0].dtype, group)
 
 
-def prune_global_distributed_(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], k: int, group=None,
-                              bits: int = 12, *, tie_order: str = "rank") -> DistributedPruneResult:
+def prune_global_distributed_(
+    tensors: Sequence[torch.Tensor],
+    masks: Sequence[torch.Tensor],
+    k: int,
+    group=None,
+    bits: int = 12,
+    *,
+    tie_order: str = "rank",
+) -> DistributedPruneResult:
     """Prune exactly ``k`` weights over all ranks of ``group``, in place: each rank zeroes its share of the
     ``k`` smallest surviving magnitudes and clears their mask bits.
 

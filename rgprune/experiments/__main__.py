@@ -32,8 +32,9 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m rgprune.experiments", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m rgprune.experiments", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run (or resume) one piece of a finding")
     run.add_argument("finding", choices=sorted(PIECES))
@@ -79,11 +80,16 @@ def _require_go(runs: str) -> None:
     if check["missing"]:
         raise SystemExit(f"the go/no-go test needs every run of the eight tasks; missing: {check['missing']}")
     result = check["result"]
-    print(f"go/no-go: PERMANOVA pseudo-F {result.statistic:.3f}, p = {result.p_value:.4f}, between/within "
-          f"{check['ratio']:.3f}: {'go' if check['go'] else 'NO GO'}", flush=True)
+    print(
+        f"go/no-go: PERMANOVA pseudo-F {result.statistic:.3f}, p = {result.p_value:.4f}, between/within "
+        f"{check['ratio']:.3f}: {'go' if check['go'] else 'NO GO'}",
+        flush=True,
+    )
     if not check["go"]:
-        raise SystemExit("no go: between-task flow distances are not larger than between-seed ones; the transfers "
-                         "are not run (docs/findings.md, finding 1)")
+        raise SystemExit(
+            "no go: between-task flow distances are not larger than between-seed ones; the transfers "
+            "are not run (docs/findings.md, finding 1)"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,8 +50,7 @@ def _collect_runs(finding: str, specs, runs_root: Path, data_root: Path, extra=N
             summary.update(extra(spec, run))
         write_summary(path, summary)
         written += 1
-    return {"written": written, "already there": skipped, "incomplete": len(missing),
-            "first incomplete": missing[:3]}
+    return {"written": written, "already there": skipped, "incomplete": len(missing), "first incomplete": missing[:3]}
 
 
 def _finding1_extra(runs_root: Path) -> dict:
@@ -73,16 +72,31 @@ def _finding1_extra(runs_root: Path) -> dict:
             path = f1_baseline_path(runs_root, name, n)
             if path.is_file():
                 record = json.loads(path.read_text())
-                random_mask.append({"task": task, "seed": seed, "round": n, "accuracy": record["accuracy"],
-                                    "density": record["density"]})
+                random_mask.append(
+                    {
+                        "task": task,
+                        "seed": seed,
+                        "round": n,
+                        "accuracy": record["accuracy"],
+                        "density": record["density"],
+                    }
+                )
     transfer = []
     for source, target, n in f1_transfer_items():
         path = f1_transfer_path(runs_root, source, target, n)
         if path.is_file():
             record = json.loads(path.read_text())
-            transfer.append({"source_task": task_of[source][0], "target_task": task_of[target][0],
-                             "seed": task_of[source][1], "round": n, "accuracy": record["accuracy"],
-                             "target_accuracy": record["target_accuracy"], "density": record["density"]})
+            transfer.append(
+                {
+                    "source_task": task_of[source][0],
+                    "target_task": task_of[target][0],
+                    "seed": task_of[source][1],
+                    "round": n,
+                    "accuracy": record["accuracy"],
+                    "target_accuracy": record["target_accuracy"],
+                    "density": record["density"],
+                }
+            )
     return {"tasks": list(F1.all_tasks), "dense": dense, "random_mask": random_mask, "transfer": transfer}
 
 
@@ -93,9 +107,12 @@ def _finding3_extra(spec, run: Path) -> dict:
     prunable = RunDir(run).read_round_metrics(0)["weights"]
     first, last = F3.rounds_for(prunable)
     rounds = list(range(first, last + 1))
-    return {"window": [first, last], "subsamples": {str(seed): compact_trace(subsampled_trace(run, rounds,
-                                                                                           F3.subsample, seed))
-                                                    for seed in F3.subsample_seeds}}
+    return {
+        "window": [first, last],
+        "subsamples": {
+            str(seed): compact_trace(subsampled_trace(run, rounds, F3.subsample, seed)) for seed in F3.subsample_seeds
+        },
+    }
 
 
 def _finding2_extra(spec, run: Path) -> dict:
@@ -114,8 +131,13 @@ def collect(finding: str, runs_root: str | os.PathLike, data_root: str | os.Path
         report = _collect_runs(finding, F1.runs(), runs_root, data_root)
         extra = _finding1_extra(runs_root)
         write_summary(data_root / finding / "transfers.json.gz", extra)
-        report.update({"dense seeds": len(extra["dense"]), "random masks": len(extra["random_mask"]),
-                       "transfers": len(extra["transfer"])})
+        report.update(
+            {
+                "dense seeds": len(extra["dense"]),
+                "random masks": len(extra["random_mask"]),
+                "transfers": len(extra["transfer"]),
+            }
+        )
         return report
     if finding == "finding3":
         return _collect_runs(finding, f3_specs(shared=True), runs_root, data_root, _finding3_extra)

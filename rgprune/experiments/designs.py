@@ -12,8 +12,18 @@ from dataclasses import dataclass
 
 from rgprune.data.digits import EQUAL_TASK_NAMES
 
-__all__ = ["DEPTH_MODELS", "F1", "F2", "F3", "FINDINGS", "Finding1Design", "Finding2Design", "Finding3Design",
-           "RunSpec", "design"]
+__all__ = [
+    "DEPTH_MODELS",
+    "F1",
+    "F2",
+    "F3",
+    "FINDINGS",
+    "Finding1Design",
+    "Finding2Design",
+    "Finding3Design",
+    "RunSpec",
+    "design",
+]
 
 
 @dataclass(frozen=True)
@@ -35,8 +45,15 @@ class RunSpec:
 
 
 def _vision_fields(rounds: int, epochs: int, lr: float) -> tuple[tuple[str, object], ...]:
-    return (("rounds", rounds), ("fraction", 0.2), ("epochs", epochs), ("batch_size", 64), ("lr", lr),
-            ("rewind_step", 10), ("image_size", 8))
+    return (
+        ("rounds", rounds),
+        ("fraction", 0.2),
+        ("epochs", epochs),
+        ("batch_size", 64),
+        ("lr", lr),
+        ("rewind_step", 10),
+        ("image_size", 8),
+    )
 
 
 @dataclass(frozen=True)
@@ -161,10 +178,19 @@ class Finding2Design:
         return f"f2-{model}-{task}-s{seed}"
 
     def runs(self) -> list[RunSpec]:
-        fields = (("rounds", self.rounds), ("fraction", 0.2), ("epochs", self.epochs),
-                  ("batch_size", self.batch_size), ("lr", self.lr))
-        return [RunSpec(self.run_name(m, t, s), m, f"given-text:{t}-{self.train_size}", s, fields)
-                for s in self.seeds for t in self.tasks for m in self.models]
+        fields = (
+            ("rounds", self.rounds),
+            ("fraction", 0.2),
+            ("epochs", self.epochs),
+            ("batch_size", self.batch_size),
+            ("lr", self.lr),
+        )
+        return [
+            RunSpec(self.run_name(m, t, s), m, f"given-text:{t}-{self.train_size}", s, fields)
+            for s in self.seeds
+            for t in self.tasks
+            for m in self.models
+        ]
 
 
 F1, F2, F3 = Finding1Design(), Finding2Design(), Finding3Design()

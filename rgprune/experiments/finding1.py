@@ -43,8 +43,9 @@ def load(root: str | Path) -> Finding1Data:
     extra = read_summary(folder / "transfers.json.gz") if (folder / "transfers.json.gz").is_file() else {}
     dense = {int(seed): np.array(m) for seed, m in extra.get("dense", {}).items()}
     random_mask = {(r["task"], r["seed"], r["round"]): r["accuracy"] for r in extra.get("random_mask", [])}
-    transfer = {(r["source_task"], r["target_task"], r["seed"], r["round"]): r["accuracy"]
-                for r in extra.get("transfer", [])}
+    transfer = {
+        (r["source_task"], r["target_task"], r["seed"], r["round"]): r["accuracy"] for r in extra.get("transfer", [])
+    }
     return Finding1Data(flows, accuracy, dense, random_mask, transfer)
 
 
@@ -52,7 +53,7 @@ def run_distances(data: Finding1Data, keys: list[tuple[str, int]], upto: int) ->
     """Flow distances (rounds 0..upto) between the runs ``keys`` ((task, seed) pairs)."""
     d = np.zeros((len(keys), len(keys)))
     for i, j in itertools.combinations(range(len(keys)), 2):
-        d[i, j] = d[j, i] = trajectory_distance(data.flows[keys[i]][:upto + 1], data.flows[keys[j]][:upto + 1])
+        d[i, j] = d[j, i] = trajectory_distance(data.flows[keys[i]][: upto + 1], data.flows[keys[j]][: upto + 1])
     return d
 
 
@@ -62,8 +63,13 @@ def go_no_go(data: Finding1Data, tasks: tuple[str, ...] = F1.tasks) -> dict:
     missing = [(t, s) for s in F1.seeds for t in tasks if (t, s) not in data.flows]
     d = run_distances(data, keys, F1.rounds)
     result = permanova(d, [t for t, _ in keys], strata=[s for _, s in keys], permutations=F1.permutations)
-    return {"result": result, "runs": len(keys), "missing": missing, "go": result.p_value < F1.go_level,
-            "ratio": result.mean_between / result.mean_within}
+    return {
+        "result": result,
+        "runs": len(keys),
+        "missing": missing,
+        "go": result.p_value < F1.go_level,
+        "ratio": result.mean_between / result.mean_within,
+    }
 
 
 def task_distances(data: Finding1Data, tasks: tuple[str, ...], upto: int) -> np.ndarray:
@@ -108,9 +114,18 @@ def transfer_test(data: Finding1Data, n: int, tasks: tuple[str, ...] = F1.tasks,
     dist = task_distances(data, tasks, n)
     index = [F1.all_tasks.index(t) for t in tasks]
     dense = np.array([data.dense[s][np.ix_(index, index)] for s in F1.seeds])
-    out = {"complete": True, "round": n, "tasks": tasks, "kept": kept, "gain": g, "distance": dist.mean(axis=0),
-           "dense": dense.mean(axis=0), "own": np.diag(acc.mean(axis=0)), "random_mask": rnd.mean(axis=0),
-           "accuracy": acc.mean(axis=0)}
+    out = {
+        "complete": True,
+        "round": n,
+        "tasks": tasks,
+        "kept": kept,
+        "gain": g,
+        "distance": dist.mean(axis=0),
+        "dense": dense.mean(axis=0),
+        "own": np.diag(acc.mean(axis=0)),
+        "random_mask": rnd.mean(axis=0),
+        "accuracy": acc.mean(axis=0),
+    }
     if len(kept) < 3:
         return {**out, "mantel": None, "partial": None, "interval": None}
     sel = np.ix_(ok, ok)

@@ -44,28 +44,42 @@ def per_run(data: Finding2Data) -> dict[tuple, dict]:
     for key, s in data.runs.items():
         split = step_split(s["flow_trace"], F2.observable)
         retraining = [step["retraining"] for step in s["checkpoint_steps"]]
-        out[key] = {"retraining": float(np.mean(retraining)), "retraining_steps": retraining,
-                    "training": float(np.mean(split.training)), "training_steps": split.training.tolist(),
-                    "pruning": float(np.mean(split.pruning)),
-                    "accuracy": [r["accuracy"] for r in s["rounds"]],
-                    "train_loss": [r["train_loss"] for r in s["rounds"]]}
+        out[key] = {
+            "retraining": float(np.mean(retraining)),
+            "retraining_steps": retraining,
+            "training": float(np.mean(split.training)),
+            "training_steps": split.training.tolist(),
+            "pruning": float(np.mean(split.pruning)),
+            "accuracy": [r["accuracy"] for r in s["rounds"]],
+            "train_loss": [r["train_loss"] for r in s["rounds"]],
+        }
     return out
 
 
-def paired_difference(values: dict[tuple, dict], measure: str, control: str, n_boot: int = F2.n_boot,
-                      level: float = F2.level, seed: int = 0) -> dict | None:
+def paired_difference(
+    values: dict[tuple, dict],
+    measure: str,
+    control: str,
+    n_boot: int = F2.n_boot,
+    level: float = F2.level,
+    seed: int = 0,
+) -> dict | None:
     """Mean over the (task, seed) pairs of ``measure``(minilm) − ``measure``(control), and its percentile
     bootstrap interval over the pairs. None when no pair is complete."""
-    pairs = [(t, s) for t in F2.tasks for s in F2.seeds
-             if ("minilm", t, s) in values and (control, t, s) in values]
+    pairs = [(t, s) for t in F2.tasks for s in F2.seeds if ("minilm", t, s) in values and (control, t, s) in values]
     if not pairs:
         return None
     diffs = np.array([values[("minilm", t, s)][measure] - values[(control, t, s)][measure] for t, s in pairs])
     rng = np.random.default_rng(seed)
     boot = diffs[rng.integers(0, len(diffs), (n_boot, len(diffs)))].mean(axis=1)
     low, high = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
-    return {"mean": float(diffs.mean()), "low": float(low), "high": float(high), "pairs": len(pairs),
-            "differences": diffs.tolist()}
+    return {
+        "mean": float(diffs.mean()),
+        "low": float(low),
+        "high": float(high),
+        "pairs": len(pairs),
+        "differences": diffs.tolist(),
+    }
 
 
 def eigenvalues(data: Finding2Data, model: str, task: str) -> dict | None:

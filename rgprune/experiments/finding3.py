@@ -37,10 +37,11 @@ def load(root: str | Path) -> Finding3Data:
         s = read_summary(path)
         key = (s["model"], s["task"], s["seed"])
         first, last = s["window"]
-        flows[key] = tuple(expand_trace(s["subsamples"][str(seed)]).trajectory(F3.observable)
-                           for seed in F3.subsample_seeds)
-        accuracy[key] = [r["accuracy"] for r in s["rounds"][first:last + 1]]
-        survivors[key] = [r["survivors"] for r in s["rounds"][first:last + 1]]
+        flows[key] = tuple(
+            expand_trace(s["subsamples"][str(seed)]).trajectory(F3.observable) for seed in F3.subsample_seeds
+        )
+        accuracy[key] = [r["accuracy"] for r in s["rounds"][first : last + 1]]
+        survivors[key] = [r["survivors"] for r in s["rounds"][first : last + 1]]
     return Finding3Data(flows, accuracy, survivors)
 
 
@@ -114,10 +115,17 @@ def depth_test(data: Finding3Data, permutations: int = F3.permutations, seed: in
     r = _trend(observed["excess"])
     rng = np.random.default_rng(seed)
     n_m = len(F3.models)
-    extreme = sum(_trend(runs.spreads(np.array([rng.permutation(n_m) for _ in runs.cells]))["excess"]) >= r - 1e-12
-                  for _ in range(permutations))
-    return {"complete": len(runs.cells) == len(F3.tasks) * len(F3.seeds), "cells": len(runs.cells), "r": r,
-            "p_value": (1 + extreme) / (1 + permutations), **observed}
+    extreme = sum(
+        _trend(runs.spreads(np.array([rng.permutation(n_m) for _ in runs.cells]))["excess"]) >= r - 1e-12
+        for _ in range(permutations)
+    )
+    return {
+        "complete": len(runs.cells) == len(F3.tasks) * len(F3.seeds),
+        "cells": len(runs.cells),
+        "r": r,
+        "p_value": (1 + extreme) / (1 + permutations),
+        **observed,
+    }
 
 
 def flow_properties(data: Finding3Data) -> dict[str, dict[str, np.ndarray]]:

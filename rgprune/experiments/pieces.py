@@ -20,8 +20,17 @@ from rgprune._io import atomic_write_json
 from rgprune.experiments.designs import DEPTH_MODELS, F1, F2, F3, RunSpec
 from rgprune.imp import RunDir, run_imp
 
-__all__ = ["check_shard", "f1_baselines", "f1_transfers", "f2_datasets", "f3_specs", "imp_runs", "lexicon_subsample",
-           "run_is_complete", "shard_of"]
+__all__ = [
+    "check_shard",
+    "f1_baselines",
+    "f1_transfers",
+    "f2_datasets",
+    "f3_specs",
+    "imp_runs",
+    "lexicon_subsample",
+    "run_is_complete",
+    "shard_of",
+]
 
 T = TypeVar("T")
 
@@ -49,8 +58,13 @@ def _log(log, text: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {text}", file=log, flush=True)
 
 
-def imp_runs(specs: Sequence[RunSpec], root: str | os.PathLike, shard: tuple[int, int] = (0, 1), log=None,
-             datasets: Callable[[RunSpec], dict] | None = None) -> int:
+def imp_runs(
+    specs: Sequence[RunSpec],
+    root: str | os.PathLike,
+    shard: tuple[int, int] = (0, 1),
+    log=None,
+    datasets: Callable[[RunSpec], dict] | None = None,
+) -> int:
     """Run (or resume) this shard's IMP runs under ``root``; ``datasets(spec)``: the ``train``/``test`` keyword
     arguments of a ``given-*`` task. Returns how many runs are complete afterwards."""
     done = 0
@@ -91,6 +105,7 @@ def f1_baselines(root: str | os.PathLike, shard: tuple[int, int] = (0, 1), log=N
 
     items = [(spec, n) for spec in F1.runs() for n in F1.transfer_rounds]
     for spec, n in shard_of(items, shard):
+
         def make(spec=spec, n=n):
             return random_mask_baseline(Path(root) / spec.name, n).to_dict()
 
@@ -100,8 +115,14 @@ def f1_baselines(root: str | os.PathLike, shard: tuple[int, int] = (0, 1), log=N
 
 def f1_transfer_items() -> list[tuple[str, str, int]]:
     """(source run, target run, round) of every transfer of finding 1: every ordered pair of tasks, one seed."""
-    return [(F1.run_name(a, s), F1.run_name(b, s), n) for n in F1.transfer_rounds for s in F1.seeds
-            for a in F1.all_tasks for b in F1.all_tasks if a != b]
+    return [
+        (F1.run_name(a, s), F1.run_name(b, s), n)
+        for n in F1.transfer_rounds
+        for s in F1.seeds
+        for a in F1.all_tasks
+        for b in F1.all_tasks
+        if a != b
+    ]
 
 
 def f1_transfers(root: str | os.PathLike, shard: tuple[int, int] = (0, 1), log=None) -> int:
@@ -110,6 +131,7 @@ def f1_transfers(root: str | os.PathLike, shard: tuple[int, int] = (0, 1), log=N
 
     items = shard_of(f1_transfer_items(), shard)
     for source, target, n in items:
+
         def make(source=source, target=target, n=n):
             result = transfer_ticket(Path(root) / source, Path(root) / target, n).to_dict()
             return {**result, "source": source, "target": target}
@@ -152,8 +174,9 @@ def lexicon_subsample(task: str, train_size: int, max_length: int, seed: int):
         parts.append((ids[short, :max_length], mask[short, :max_length], labels[short]))
     ids, mask, labels = parts[0]
     if train_size < len(labels):
-        rows, _ = train_test_split(list(range(len(labels))), train_size=train_size, stratify=labels.tolist(),
-                                   random_state=seed)
+        rows, _ = train_test_split(
+            list(range(len(labels))), train_size=train_size, stratify=labels.tolist(), random_state=seed
+        )
         rows = torch.tensor(sorted(rows))
         ids, mask, labels = ids[rows], mask[rows], labels[rows]
     return TensorDataset(ids, mask, labels), TensorDataset(*parts[1])

@@ -24,8 +24,17 @@ from rgprune._io import atomic_write
 from rgprune.imp import RunDir
 from rgprune.rg.trace import FlowTrace
 
-__all__ = ["checkpoint_steps", "compact_trace", "dense_distance", "expand_trace", "read_summary", "run_summary",
-           "subsampled_trace", "survivors", "write_summary"]
+__all__ = [
+    "checkpoint_steps",
+    "compact_trace",
+    "dense_distance",
+    "expand_trace",
+    "read_summary",
+    "run_summary",
+    "subsampled_trace",
+    "survivors",
+    "write_summary",
+]
 
 #: the per-round metrics a summary keeps
 ROUND_FIELDS = ("round", "density", "survivors", "weights", "accuracy", "train_loss", "steps")
@@ -39,7 +48,7 @@ def compact_trace(trace: FlowTrace) -> dict:
         hist = entry["histogram"]
         occupied = [i for i, count in enumerate(hist) if count]
         first, last = (occupied[0], occupied[-1]) if occupied else (0, -1)
-        entry["histogram"] = {"offset": first, "counts": hist[first:last + 1], "bins": len(hist)}
+        entry["histogram"] = {"offset": first, "counts": hist[first : last + 1], "bins": len(hist)}
     return data
 
 
@@ -49,7 +58,7 @@ def expand_trace(data: dict) -> FlowTrace:
     for entry in data["rounds"]:
         cut = entry["histogram"]
         hist = [0] * cut["bins"]
-        hist[cut["offset"]:cut["offset"] + len(cut["counts"])] = cut["counts"]
+        hist[cut["offset"] : cut["offset"] + len(cut["counts"])] = cut["counts"]
         entry["histogram"] = hist
     return FlowTrace.from_dict(data)
 
@@ -78,19 +87,29 @@ def run_summary(run_dir: str | os.PathLike, **identity) -> dict:
     summary = run.read_summary()
     if not summary["complete"]:
         raise ValueError(f"{run.path} is not complete ({len(summary['rounds'])} rounds); finish it first")
-    rounds = [{**{k: m.get(k) for k in ROUND_FIELDS},
-               "baselines": {name: b["accuracy"] for name, b in m.get("baselines", {}).items()},
-               "threshold": (m.get("threshold") or {}).get("magnitude")} for m in summary["rounds"]]
-    return {**identity, "name": run.path.name, "config": summary["config"], "steps_per_epoch":
-            summary["steps_per_epoch"], "rounds": rounds, "trace": compact_trace(run.load_trace())}
+    rounds = [
+        {
+            **{k: m.get(k) for k in ROUND_FIELDS},
+            "baselines": {name: b["accuracy"] for name, b in m.get("baselines", {}).items()},
+            "threshold": (m.get("threshold") or {}).get("magnitude"),
+        }
+        for m in summary["rounds"]
+    ]
+    return {
+        **identity,
+        "name": run.path.name,
+        "config": summary["config"],
+        "steps_per_epoch": summary["steps_per_epoch"],
+        "rounds": rounds,
+        "trace": compact_trace(run.load_trace()),
+    }
 
 
 def survivors(run: RunDir, n: int) -> dict[str, torch.Tensor]:
     """Round n's trained weights θ_n of the pruned tensors, with the weights its mask m_n pruned set to 0:
     ``{tensor name: float tensor}`` in the mask's order."""
     weights, masks = run.load_weights(n), run.load_masks(n)
-    return {name: weights[name] * keep.reshape(weights[name].shape)
-            for name, keep in zip(masks.names, masks.to_bool())}
+    return {name: weights[name] * keep.reshape(weights[name].shape) for name, keep in zip(masks.names, masks.to_bool())}
 
 
 def subsampled_trace(run_dir: str | os.PathLike, rounds: Sequence[int], size: int, seed: int) -> FlowTrace:
@@ -116,8 +135,14 @@ def subsampled_trace(run_dir: str | os.PathLike, rounds: Sequence[int], size: in
         histogram = magnitude_histogram([sample], [pack_mask(torch.ones(size, dtype=torch.bool))]).histogram
         key = int(run.read_observables(n)["threshold"]["key"])
         kept = sample[magnitude_keys(sample) >= key]
-        trace.record(n, histogram, torch.tensor([kept.numel()]), torch.tensor([float(kept.abs().sum())]),
-                     torch.tensor([float((kept.double() ** 2).sum())]), threshold_key=key)
+        trace.record(
+            n,
+            histogram,
+            torch.tensor([kept.numel()]),
+            torch.tensor([float(kept.abs().sum())]),
+            torch.tensor([float((kept.double() ** 2).sum())]),
+            threshold_key=key,
+        )
     return trace
 
 
@@ -138,10 +163,19 @@ def checkpoint_steps(run_dir: str | os.PathLike) -> list[dict]:
             keep = keep.reshape(after[name].shape)
             new = after[name].double()
             pruned_old, pruned_rewind = previous[name].double() * keep, rewind[name].double() * keep
-            sums += [float((new - pruned_old).pow(2).sum()), float(pruned_old.pow(2).sum()),
-                     float((new - pruned_rewind).pow(2).sum()), float(pruned_rewind.pow(2).sum())]
-        out.append({"round": n + 1, "retraining": float(np.sqrt(sums[0] / sums[1])),
-                    "rewound": float(np.sqrt(sums[2] / sums[3]))})
+            sums += [
+                float((new - pruned_old).pow(2).sum()),
+                float(pruned_old.pow(2).sum()),
+                float((new - pruned_rewind).pow(2).sum()),
+                float(pruned_rewind.pow(2).sum()),
+            ]
+        out.append(
+            {
+                "round": n + 1,
+                "retraining": float(np.sqrt(sums[0] / sums[1])),
+                "rewound": float(np.sqrt(sums[2] / sums[3])),
+            }
+        )
         previous = after
     return out
 

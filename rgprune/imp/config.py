@@ -99,8 +99,10 @@ def _task_forms() -> str:
     from rgprune.data import TASK_NAMES
     from rgprune.data.specs import FILE_TASK_KINDS
 
-    return (f"an embedded task ({', '.join(TASK_NAMES)}) or local data, read from disk and never downloaded: "
-            f"{', '.join(f'{kind}:PATH' for kind in FILE_TASK_KINDS)}")
+    return (
+        f"an embedded task ({', '.join(TASK_NAMES)}) or local data, read from disk and never downloaded: "
+        f"{', '.join(f'{kind}:PATH' for kind in FILE_TASK_KINDS)}"
+    )
 
 
 def option_choices(f: dataclasses.Field) -> tuple[str, ...] | None:
@@ -111,6 +113,7 @@ def option_choices(f: dataclasses.Field) -> tuple[str, ...] | None:
 @functools.cache
 def _hints() -> dict[str, list]:
     """Each field's annotation as the list of its types, None aside (``X | None``: ``[X]``)."""
+
     def types(hint) -> list:
         if typing.get_origin(hint) in (typing.Union, types_module.UnionType):
             return [a for a in typing.get_args(hint) if a is not type(None)]
@@ -129,8 +132,7 @@ def field_types() -> dict[str, type]:
 @functools.cache
 def field_item_types() -> dict[str, type]:
     """``{field name: item type}`` of the tuple-valued ``IMPConfig`` fields (``tuple[float, ...]``: float)."""
-    return {name: typing.get_args(args[0])[0] for name, args in _hints().items()
-            if typing.get_origin(args[0]) is tuple}
+    return {name: typing.get_args(args[0])[0] for name, args in _hints().items() if typing.get_origin(args[0]) is tuple}
 
 
 def _check_device(device) -> None:
@@ -195,103 +197,200 @@ class IMPConfig:
     model: str = option(help="model to prune", parse=_parse_model, forms=_model_forms)
     task: str = option(help="task to train on", parse=_parse_task, forms=_task_forms)
     rounds: int = option(8, help="pruning rounds after the dense round 0", low=1)
-    fraction: float = option(0.2, help="fraction of the surviving weights pruned per round", low=0, high=1,
-                              low_open=True, high_open=True)
-    rewind_step: int = option(0, help="optimizer step whose weights the survivors are rewound to; 0 = the "
-                                       "initialization", low=0)
+    fraction: float = option(
+        0.2, help="fraction of the surviving weights pruned per round", low=0, high=1, low_open=True, high_open=True
+    )
+    rewind_step: int = option(
+        0, help="optimizer step whose weights the survivors are rewound to; 0 = the initialization", low=0
+    )
     epochs: int = option(10, help="training epochs per round", low=1)
-    optimizer: str | None = option(None, help="SGD (with momentum) or AdamW", choices=OPTIMIZERS,
-                                    derive=lambda config, kind: DEFAULT_OPTIMIZER[kind],
-                                    default_text=", ".join(f"{v} for {k}" for k, v in DEFAULT_OPTIMIZER.items()))
-    lr: float | None = option(None, help="peak learning rate", low=0, low_open=True,
-                               derive=lambda config, kind: DEFAULT_LR[config.optimizer],
-                               default_text=per_key(DEFAULT_LR))
+    optimizer: str | None = option(
+        None,
+        help="SGD (with momentum) or AdamW",
+        choices=OPTIMIZERS,
+        derive=lambda config, kind: DEFAULT_OPTIMIZER[kind],
+        default_text=", ".join(f"{v} for {k}" for k, v in DEFAULT_OPTIMIZER.items()),
+    )
+    lr: float | None = option(
+        None,
+        help="peak learning rate",
+        low=0,
+        low_open=True,
+        derive=lambda config, kind: DEFAULT_LR[config.optimizer],
+        default_text=per_key(DEFAULT_LR),
+    )
     momentum: float = option(0.9, help="SGD momentum (AdamW has none)", low=0, high=1, high_open=True)
-    weight_decay: float | None = option(None, help="weight decay", low=0,
-                                         derive=lambda config, kind: DEFAULT_WEIGHT_DECAY[config.optimizer],
-                                         default_text=per_key(DEFAULT_WEIGHT_DECAY))
-    schedule: str = option("cosine", help="learning rate per optimizer step: cosine (to 0 over the run), constant, "
-                                           "or step (x0.1 at 50% and 75% of the steps)", choices=SCHEDULES)
+    weight_decay: float | None = option(
+        None,
+        help="weight decay",
+        low=0,
+        derive=lambda config, kind: DEFAULT_WEIGHT_DECAY[config.optimizer],
+        default_text=per_key(DEFAULT_WEIGHT_DECAY),
+    )
+    schedule: str = option(
+        "cosine",
+        help="learning rate per optimizer step: cosine (to 0 over the run), constant, "
+        "or step (x0.1 at 50% and 75% of the steps)",
+        choices=SCHEDULES,
+    )
     batch_size: int = option(64, help="training batch size (per rank under torchrun)", low=1)
-    seed: int = option(0, help="seed of every random draw (initialization, data order, augmentation, baselines)",
-                        low=0)
+    seed: int = option(0, help="seed of every random draw (initialization, data order, augmentation, baselines)", low=0)
     device: str = option("cpu", help="cpu, cuda, cuda:N or auto (CUDA when available)")
-    amp: bool = option(False, help="mixed precision autocast (its dtype: amp_dtype); the weights and the optimizer "
-                                    "stay float32")
-    image_size: int | None = option(None, help="vision tasks: side of the square images the model sees (digits: "
-                                                "resized from 8x8; cifar: from 32x32; imagefolder: the crop)", low=4,
-                                     derive=_default_image_size,
-                                     default_text=f"{DEFAULT_IMAGE_SIZE}; 224 for imagefolder:; unused by text tasks "
-                                                  f"and given datasets")
+    amp: bool = option(
+        False, help="mixed precision autocast (its dtype: amp_dtype); the weights and the optimizer stay float32"
+    )
+    image_size: int | None = option(
+        None,
+        help="vision tasks: side of the square images the model sees (digits: "
+        "resized from 8x8; cifar: from 32x32; imagefolder: the crop)",
+        low=4,
+        derive=_default_image_size,
+        default_text=f"{DEFAULT_IMAGE_SIZE}; 224 for imagefolder:; unused by text tasks and given datasets",
+    )
     prune_head: bool = option(False, help="also prune the classifier head")
     prune_embeddings: bool = option(False, help="also prune BERT's embeddings")
-    baselines: tuple[str, ...] = option((), help="baselines trained like the ticket for every round's mask: "
-                                                  "random-reinit (the mask on a fresh initialization) and "
-                                                  "random-mask (random positions with the mask's per-layer counts)",
-                                         choices=BASELINES, default_text="none")
+    baselines: tuple[str, ...] = option(
+        (),
+        help="baselines trained like the ticket for every round's mask: "
+        "random-reinit (the mask on a fresh initialization) and "
+        "random-mask (random positions with the mask's per-layer counts)",
+        choices=BASELINES,
+        default_text="none",
+    )
     # ---- the model's starting weights and the data options of KIND:PATH tasks (rgprune.data) ----
-    weights: str | None = option(None, help="a local state_dict (.safetensors or torch.save'd) the model starts "
-                                             "from, for built-in, torchvision: and module: models; a classifier head "
-                                             "of another class count keeps its fresh init. Its SHA-256 is recorded: "
-                                             "a resume with other weights is refused", since=2,
-                                  default_text="the model's own initialization (hf:DIR: DIR's weights)")
-    resize: int | None = option(None, help=_DATA + "imagefolder: shorter side before the center crop", low=1,
-                                 group="image", since=2, default_text="image_size / 0.875 (256 for 224)")
-    center_crop: bool = option(True, help=_DATA + "imagefolder: resize the shorter side then crop the center "
-                                           "(--no-center-crop: resize the whole image, ignoring the aspect ratio)",
-                                group="image", since=2)
-    mean: tuple[float, ...] | None = option(None, help=_DATA + "per-channel (R G B) mean of [0, 1] pixels to "
-                                                         "normalize by (with std)", group="image", since=2,
-                                             default_text="cifar: the train set's; imagefolder: ImageNet's")
-    std: tuple[float, ...] | None = option(None, help=_DATA + "per-channel (R G B) std to normalize by (with mean)",
-                                            group="image", since=2, default_text="as for mean")
-    augment: bool = option(False, help=_DATA + "augment the training images (cifar: 4-pixel padded random crop + "
-                                                "flip; imagefolder: random resized crop + flip), seeded per example",
-                            group="image", since=2)
-    max_length: int | None = option(None, help=_DATA + "tokens per text example (longer ones truncated)", low=4,
-                                    group="text", since=2,
-                                    default_text="128, or the model's position count if smaller; the vader task "
-                                                 "has its own")
-    text_columns: tuple[str, ...] | None = option(None, help=_DATA + "csv:/hf-disk: the text column, or two for "
-                                                                      "sentence pairs", group="text", since=2,
-                                                   default_text="text")
-    label_column: str | None = option(None, help=_DATA + "csv:/hf-disk: the label column", group="text", since=2,
-                                       default_text="label")
-    labels: tuple[str, ...] | None = option(None, help=_DATA + "csv:/hf-disk: every label value, in id order",
-                                             group="text", since=2,
-                                             default_text="the train set's labels, sorted (as numbers if all are)")
-    test_split: str | None = option(None, help=_DATA + "hf-disk: the split to evaluate on", group="text", since=2,
-                                     default_text="validation if present, else test")
+    weights: str | None = option(
+        None,
+        help="a local state_dict (.safetensors or torch.save'd) the model starts "
+        "from, for built-in, torchvision: and module: models; a classifier head "
+        "of another class count keeps its fresh init. Its SHA-256 is recorded: "
+        "a resume with other weights is refused",
+        since=2,
+        default_text="the model's own initialization (hf:DIR: DIR's weights)",
+    )
+    resize: int | None = option(
+        None,
+        help=_DATA + "imagefolder: shorter side before the center crop",
+        low=1,
+        group="image",
+        since=2,
+        default_text="image_size / 0.875 (256 for 224)",
+    )
+    center_crop: bool = option(
+        True,
+        help=_DATA + "imagefolder: resize the shorter side then crop the center "
+        "(--no-center-crop: resize the whole image, ignoring the aspect ratio)",
+        group="image",
+        since=2,
+    )
+    mean: tuple[float, ...] | None = option(
+        None,
+        help=_DATA + "per-channel (R G B) mean of [0, 1] pixels to normalize by (with std)",
+        group="image",
+        since=2,
+        default_text="cifar: the train set's; imagefolder: ImageNet's",
+    )
+    std: tuple[float, ...] | None = option(
+        None,
+        help=_DATA + "per-channel (R G B) std to normalize by (with mean)",
+        group="image",
+        since=2,
+        default_text="as for mean",
+    )
+    augment: bool = option(
+        False,
+        help=_DATA + "augment the training images (cifar: 4-pixel padded random crop + "
+        "flip; imagefolder: random resized crop + flip), seeded per example",
+        group="image",
+        since=2,
+    )
+    max_length: int | None = option(
+        None,
+        help=_DATA + "tokens per text example (longer ones truncated)",
+        low=4,
+        group="text",
+        since=2,
+        default_text="128, or the model's position count if smaller; the vader task has its own",
+    )
+    text_columns: tuple[str, ...] | None = option(
+        None,
+        help=_DATA + "csv:/hf-disk: the text column, or two for sentence pairs",
+        group="text",
+        since=2,
+        default_text="text",
+    )
+    label_column: str | None = option(
+        None, help=_DATA + "csv:/hf-disk: the label column", group="text", since=2, default_text="label"
+    )
+    labels: tuple[str, ...] | None = option(
+        None,
+        help=_DATA + "csv:/hf-disk: every label value, in id order",
+        group="text",
+        since=2,
+        default_text="the train set's labels, sorted (as numbers if all are)",
+    )
+    test_split: str | None = option(
+        None,
+        help=_DATA + "hf-disk: the split to evaluate on",
+        group="text",
+        since=2,
+        default_text="validation if present, else test",
+    )
     # ---- the input pipeline (rgprune.imp.pipeline chooses the defaults per device) ----
-    amp_dtype: str | None = option(None, help="with amp: the autocast dtype (float16 trains with a gradient "
-                                               "scaler; bfloat16 needs none and suits Ampere and later GPUs)",
-                                    choices=AMP_DTYPES, since=2, default_text="float16 on CUDA, bfloat16 on the CPU")
-    channels_last: bool | None = option(None, help="feed images to the model in channels-last memory format (the "
-                                                    "weights keep theirs, as pruning needs)", since=2,
-                                         default_text="on for vision tasks on CUDA")
+    amp_dtype: str | None = option(
+        None,
+        help="with amp: the autocast dtype (float16 trains with a gradient "
+        "scaler; bfloat16 needs none and suits Ampere and later GPUs)",
+        choices=AMP_DTYPES,
+        since=2,
+        default_text="float16 on CUDA, bfloat16 on the CPU",
+    )
+    channels_last: bool | None = option(
+        None,
+        help="feed images to the model in channels-last memory format (the weights keep theirs, as pruning needs)",
+        since=2,
+        default_text="on for vision tasks on CUDA",
+    )
     compile: bool = option(False, help="torch.compile the model for training and evaluation", since=2)
-    num_workers: int | None = option(None, help="DataLoader worker processes (the data order and augmentation are "
-                                                 "the same for any number)", low=0, since=2, runtime=True,
-                                      default_text="0 on the CPU; on CUDA, up to 8 per GPU, as the CPUs allow")
-    persistent_workers: bool | None = option(None, help="keep the DataLoader workers alive between epochs",
-                                              since=2, runtime=True, default_text="on when there are workers")
-    pin_memory: bool | None = option(None, help="page-locked batches, copied to the GPU without blocking", since=2,
-                                      runtime=True, default_text="on for CUDA")
+    num_workers: int | None = option(
+        None,
+        help="DataLoader worker processes (the data order and augmentation are the same for any number)",
+        low=0,
+        since=2,
+        runtime=True,
+        default_text="0 on the CPU; on CUDA, up to 8 per GPU, as the CPUs allow",
+    )
+    persistent_workers: bool | None = option(
+        None,
+        help="keep the DataLoader workers alive between epochs",
+        since=2,
+        runtime=True,
+        default_text="on when there are workers",
+    )
+    pin_memory: bool | None = option(
+        None,
+        help="page-locked batches, copied to the GPU without blocking",
+        since=2,
+        runtime=True,
+        default_text="on for CUDA",
+    )
 
     def __post_init__(self) -> None:
         model, task = self._parse_specs()
         kind = task.task_kind
         if kind == "text" and self.image_size is not None:
-            raise ConfigError(f"image_size applies to vision tasks only; task {self.task!r} is a text task, leave it "
-                              f"None")
+            raise ConfigError(
+                f"image_size applies to vision tasks only; task {self.task!r} is a text task, leave it None"
+            )
         for f in dataclasses.fields(self):  # in field order: a derived default reads fields validated before it
             self._check_applies(f, task)
             self._check_field(f, kind)
         _check_device(self.device)
         object.__setattr__(self, "baselines", _canonical_baselines(self.baselines))
         if self.weights is not None and model.source == "hf":
-            raise ConfigError(f"weights applies to built-in, torchvision:, module: and given: models; {self.model} "
-                              "loads the weights of its folder")
+            raise ConfigError(
+                f"weights applies to built-in, torchvision:, module: and given: models; {self.model} "
+                "loads the weights of its folder"
+            )
         if self.amp_dtype is not None and not self.amp:
             raise ConfigError(f"amp_dtype={self.amp_dtype!r} applies with amp=True (--amp)")
         if task.is_given and self.image_size is not None:
@@ -357,11 +456,15 @@ class IMPConfig:
             return
         wanted = "vision" if group == "image" else "text"
         if task.path is None:
-            raise ConfigError(f"{f.name} applies to KIND:PATH tasks, which rgprune reads from disk; task {self.task!r} "
-                              f"comes with its data prepared: leave {f.name} unset")
+            raise ConfigError(
+                f"{f.name} applies to KIND:PATH tasks, which rgprune reads from disk; task {self.task!r} "
+                f"comes with its data prepared: leave {f.name} unset"
+            )
         if task.task_kind != wanted:
-            raise ConfigError(f"{f.name} applies to {'image' if group == 'image' else 'text'} tasks; task "
-                              f"{self.task!r} is a {task.task_kind} task: leave {f.name} unset")
+            raise ConfigError(
+                f"{f.name} applies to {'image' if group == 'image' else 'text'} tasks; task "
+                f"{self.task!r} is a {task.task_kind} task: leave {f.name} unset"
+            )
 
     def _check_data_options(self, task) -> None:
         """Build the ImageOptions/TextOptions of a KIND:PATH task: they check their values together."""
@@ -378,8 +481,9 @@ class IMPConfig:
         """The ``rgprune.data.ImageOptions`` of these fields (for ``load_task``)."""
         from rgprune.data import ImageOptions
 
-        return ImageOptions(resize=self.resize, center_crop=self.center_crop, mean=self.mean, std=self.std,
-                            augment=self.augment)
+        return ImageOptions(
+            resize=self.resize, center_crop=self.center_crop, mean=self.mean, std=self.std, augment=self.augment
+        )
 
     def text_options(self, positions: int | None = None):
         """The ``rgprune.data.TextOptions`` of these fields (for ``load_task``); ``positions``: the model's token
@@ -388,8 +492,13 @@ class IMPConfig:
 
         default = TextOptions().max_length
         max_length = self.max_length or (min(default, positions) if positions is not None else default)
-        return TextOptions(max_length=max_length, text_columns=self.text_columns, label_column=self.label_column,
-                           labels=self.labels, test_split=self.test_split)
+        return TextOptions(
+            max_length=max_length,
+            text_columns=self.text_columns,
+            label_column=self.label_column,
+            labels=self.labels,
+            test_split=self.test_split,
+        )
 
     # ---- identity and persistence ------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -407,8 +516,9 @@ class IMPConfig:
         unknown = sorted(set(data) - names)
         if unknown:
             raise ConfigError(f"unknown IMPConfig field(s) {unknown}; valid fields are: {', '.join(sorted(names))}")
-        missing = sorted(f.name for f in dataclasses.fields(cls)
-                         if f.default is dataclasses.MISSING and f.name not in data)
+        missing = sorted(
+            f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING and f.name not in data
+        )
         if missing:
             raise ConfigError(f"IMPConfig field(s) {missing} are missing; they have no default")
         if data.get("baselines") is not None:

@@ -22,8 +22,7 @@ import torch
 
 from rgprune.imp.config import ConfigError
 
-__all__ = ["barrier", "broadcast_buffers", "check_replicated_state", "distributed",
-           "rank0_prepares", "wrap_ddp"]
+__all__ = ["barrier", "broadcast_buffers", "check_replicated_state", "distributed", "rank0_prepares", "wrap_ddp"]
 
 
 def distributed() -> tuple[int, int] | None:
@@ -71,8 +70,9 @@ def check_replicated_state(model: torch.nn.Module, pruner, what: str) -> None:
         weights.update(name.encode())
         weights.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     ints = [int.from_bytes(h.digest()[:8], "little") & ((1 << 63) - 1) for h in (masks, weights)]
-    check_replicated(ints, f"the hashes of the masks and weights after training ({what})", "default",
-                     pruner.masks.words[0].device)
+    check_replicated(
+        ints, f"the hashes of the masks and weights after training ({what})", "default", pruner.masks.words[0].device
+    )
 
 
 @contextlib.contextmanager

@@ -34,8 +34,16 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from rgprune.train import amp_dtype
 
-__all__ = ["CUDA_WORKERS", "EVAL_BATCH", "EpochSampler", "Pipeline", "SeededItems", "eval_loader", "resolve_pipeline",
-           "train_loader"]
+__all__ = [
+    "CUDA_WORKERS",
+    "EVAL_BATCH",
+    "EpochSampler",
+    "Pipeline",
+    "SeededItems",
+    "eval_loader",
+    "resolve_pipeline",
+    "train_loader",
+]
 
 #: DataLoader workers per GPU by default (fewer when the CPUs do not allow)
 CUDA_WORKERS = 8
@@ -56,8 +64,9 @@ class Pipeline:
     compile: bool
 
 
-def resolve_pipeline(config, device: torch.device, task_kind: str, *, cpu_count: int | None = None,
-                     local_ranks: int | None = None) -> Pipeline:
+def resolve_pipeline(
+    config, device: torch.device, task_kind: str, *, cpu_count: int | None = None, local_ranks: int | None = None
+) -> Pipeline:
     """The pipeline of ``config`` on ``device`` for a task of ``task_kind``: each field that is None in the config
     takes the device's default (module docstring). ``cpu_count`` (default ``os.cpu_count()``) and ``local_ranks``
     (processes sharing this machine's CPUs; default torchrun's ``LOCAL_WORLD_SIZE``, else 1) size the CUDA
@@ -79,8 +88,14 @@ def resolve_pipeline(config, device: torch.device, task_kind: str, *, cpu_count:
     dtype = None
     if config.amp:
         dtype = getattr(torch, config.amp_dtype) if config.amp_dtype is not None else amp_dtype(device, True)
-    return Pipeline(num_workers=workers, persistent_workers=persistent, pin_memory=pin,
-                    channels_last=channels_last and task_kind == "vision", amp_dtype=dtype, compile=config.compile)
+    return Pipeline(
+        num_workers=workers,
+        persistent_workers=persistent,
+        pin_memory=pin,
+        channels_last=channels_last and task_kind == "vision",
+        amp_dtype=dtype,
+        compile=config.compile,
+    )
 
 
 class EpochSampler(Sampler):
@@ -90,8 +105,9 @@ class EpochSampler(Sampler):
 
     def __init__(self, n: int, rank: int = 0, world: int = 1):
         if not (n >= 1 and world >= 1 and 0 <= rank < world):
-            raise ValueError(f"EpochSampler needs n >= 1 examples and 0 <= rank < world, got n={n}, rank={rank}, "
-                             f"world={world}")
+            raise ValueError(
+                f"EpochSampler needs n >= 1 examples and 0 <= rank < world, got n={n}, rank={rank}, world={world}"
+            )
         self.n, self.rank, self.world = n, rank, world
         self.generator = torch.Generator()
 
@@ -105,8 +121,8 @@ class EpochSampler(Sampler):
     def __iter__(self):
         base = int(torch.empty((), dtype=torch.int64).random_(generator=self.generator))
         order = torch.randperm(self.n, generator=self.generator).tolist()
-        order += order[:len(self) * self.world - self.n]
-        return iter([(index, (base + index) % _SEED_SPACE) for index in order[self.rank::self.world]])
+        order += order[: len(self) * self.world - self.n]
+        return iter([(index, (base + index) % _SEED_SPACE) for index in order[self.rank :: self.world]])
 
 
 class SeededItems(Dataset):
@@ -141,11 +157,18 @@ def _workers(pipeline: Pipeline) -> dict:
 def train_loader(dataset, batch_size: int, pipeline: Pipeline, rank: int = 0, world: int = 1) -> DataLoader:
     """The training loader: ``EpochSampler`` order (this rank's shard), ``SeededItems``, the pipeline's workers and
     pinned memory. Its own ``generator`` seeds the workers only (module docstring)."""
-    return DataLoader(SeededItems(dataset), batch_size=batch_size, sampler=EpochSampler(len(dataset), rank, world),
-                      generator=torch.Generator(), pin_memory=pipeline.pin_memory, **_workers(pipeline))
+    return DataLoader(
+        SeededItems(dataset),
+        batch_size=batch_size,
+        sampler=EpochSampler(len(dataset), rank, world),
+        generator=torch.Generator(),
+        pin_memory=pipeline.pin_memory,
+        **_workers(pipeline),
+    )
 
 
 def eval_loader(dataset, batch_size: int, pipeline: Pipeline) -> DataLoader:
     """The evaluation loader: the whole test set in order, batches of at least ``EVAL_BATCH``."""
-    return DataLoader(dataset, batch_size=max(EVAL_BATCH, batch_size), pin_memory=pipeline.pin_memory,
-                      **_workers(pipeline))
+    return DataLoader(
+        dataset, batch_size=max(EVAL_BATCH, batch_size), pin_memory=pipeline.pin_memory, **_workers(pipeline)
+    )

@@ -29,11 +29,15 @@ class RoundResult:
     def from_metrics(cls, m: Mapping) -> RoundResult:
         """From a round's metrics (as ``run_imp`` writes them into the run directory)."""
         th = m.get("threshold")
-        return cls(round=m["round"], density=m["density"], accuracy=m["accuracy"],
-                   baselines={k: v["accuracy"] for k, v in m.get("baselines", {}).items()},
-                   threshold=th.get("magnitude") if th else None,
-                   seconds=m.get("timings", {}).get("total_s", 0.0),
-                   layer_densities=dict(m.get("layer_densities", {})))
+        return cls(
+            round=m["round"],
+            density=m["density"],
+            accuracy=m["accuracy"],
+            baselines={k: v["accuracy"] for k, v in m.get("baselines", {}).items()},
+            threshold=th.get("magnitude") if th else None,
+            seconds=m.get("timings", {}).get("total_s", 0.0),
+            layer_densities=dict(m.get("layer_densities", {})),
+        )
 
 
 @dataclass
@@ -78,9 +82,14 @@ class IMPResult:
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "out_dir": self.out_dir, "config": self.config.to_dict(),
-                "complete": self.complete, "resumed_from": self.resumed_from,
-                "rounds": [dataclasses.asdict(r) for r in self.rounds]}
+        return {
+            "name": self.name,
+            "out_dir": self.out_dir,
+            "config": self.config.to_dict(),
+            "complete": self.complete,
+            "resumed_from": self.resumed_from,
+            "rounds": [dataclasses.asdict(r) for r in self.rounds],
+        }
 
     def __str__(self) -> str:
         return f"IMP run {self.name} in {self.out_dir}\n{self.table()}"

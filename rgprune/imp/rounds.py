@@ -48,9 +48,17 @@ from rgprune.train import progress_enabled
 __all__ = ["run_imp"]
 
 
-def run_imp(config: IMPConfig, out_dir: str | os.PathLike, progress: bool = True, *,
-            model_fn: Callable[..., torch.nn.Module] | None = None, train=None, test=None,
-            num_classes: int | None = None, tokenizer=None) -> IMPResult:
+def run_imp(
+    config: IMPConfig,
+    out_dir: str | os.PathLike,
+    progress: bool = True,
+    *,
+    model_fn: Callable[..., torch.nn.Module] | None = None,
+    train=None,
+    test=None,
+    num_classes: int | None = None,
+    tokenizer=None,
+) -> IMPResult:
     """Run (or resume) iterative magnitude pruning with rewinding; see the module docstring.
 
     ``progress``: tqdm bars per round and per epoch (on a terminal only) and a one-line summary per
@@ -76,8 +84,9 @@ def run_imp(config: IMPConfig, out_dir: str | os.PathLike, progress: bool = True
     rank, world = ranks if ranks is not None else (0, None)
     # every rank validates alike (deterministic: the same error everywhere, before any collective)
     task = _given_task(config, train, test, num_classes)
-    trainer = RoundTrainer(config, progress and rank == 0, rank, world, task=task, model_fn=model_fn,
-                           tokenizer=tokenizer)
+    trainer = RoundTrainer(
+        config, progress and rank == 0, rank, world, task=task, model_fn=model_fn, tokenizer=tokenizer
+    )
     with deterministic(trainer.device):
         model = trainer.build(trainer.init_seed)  # a model or weights file that does not fit fails here, unwritten
         trainer.check_model(model)
@@ -123,15 +132,23 @@ def _warn_on_resume(trainer: RoundTrainer, run_dir: RunDir, saved: dict) -> None
     of the last complete round)."""
     saved_threads = saved.get("threads")
     if trainer.device.type == "cpu" and saved_threads not in (None, torch.get_num_threads()):
-        warnings.warn(f"resuming {run_dir.path} with {torch.get_num_threads()} CPU threads; its rounds ran with "
-                      f"{saved_threads}. torch's CPU training kernels reduce in a thread-dependent order, so the rest "
-                      f"of the run will not be bit-identical to an uninterrupted one (torch.set_num_threads / "
-                      f"OMP_NUM_THREADS={saved_threads} restores that)", RuntimeWarning, stacklevel=4)
+        warnings.warn(
+            f"resuming {run_dir.path} with {torch.get_num_threads()} CPU threads; its rounds ran with "
+            f"{saved_threads}. torch's CPU training kernels reduce in a thread-dependent order, so the rest "
+            f"of the run will not be bit-identical to an uninterrupted one (torch.set_num_threads / "
+            f"OMP_NUM_THREADS={saved_threads} restores that)",
+            RuntimeWarning,
+            stacklevel=4,
+        )
     saved_world, world = saved.get("world_size", 1), trainer.world or 1
     if saved_world != world and trainer.rank == 0:
-        warnings.warn(f"resuming {run_dir.path} with {world} torch.distributed rank(s); its rounds ran with "
-                      f"{saved_world}. The data shards differ, so the rest of the run will not be bit-identical "
-                      f"to an uninterrupted one", RuntimeWarning, stacklevel=4)
+        warnings.warn(
+            f"resuming {run_dir.path} with {world} torch.distributed rank(s); its rounds ran with "
+            f"{saved_world}. The data shards differ, so the rest of the run will not be bit-identical "
+            f"to an uninterrupted one",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
 
 def _train_dense(trainer: RoundTrainer, run_dir: RunDir, model: torch.nn.Module) -> tuple[dict, dict]:
@@ -151,8 +168,15 @@ def _train_dense(trainer: RoundTrainer, run_dir: RunDir, model: torch.nn.Module)
     return train, captured["theta_k"]
 
 
-def _round_metrics(trainer: RoundTrainer, n: int, model, pruner: GlobalMagnitudePruner, theta_k: dict,
-                   train: dict, report: PruneReport | None) -> dict:
+def _round_metrics(
+    trainer: RoundTrainer,
+    n: int,
+    model,
+    pruner: GlobalMagnitudePruner,
+    theta_k: dict,
+    train: dict,
+    report: PruneReport | None,
+) -> dict:
     """Evaluate round n's trained θ_n and train its baselines; the round's metrics (timings completed later)."""
     c = trainer.config
     timings = {"train_s": train.pop("train_s")}
@@ -162,18 +186,29 @@ def _round_metrics(trainer: RoundTrainer, n: int, model, pruner: GlobalMagnitude
     t0 = time.perf_counter()
     baselines = trainer.baselines(n, pruner.masks.clone(), theta_k) if n > 0 else {}
     timings["baselines_s"] = time.perf_counter() - t0
-    metrics = {"round": n, "density": pruner.density(), "survivors": pruner.num_survivors,
-               "weights": pruner.num_weights, "accuracy": accuracy, **train, "rewind_step": c.rewind_step,
-               "threshold": threshold_record(report.threshold) if report is not None else None,
-               "baselines": baselines, "layer_densities": pruner.layer_densities(), "timings": timings,
-               "device": str(trainer.device), "threads": torch.get_num_threads()}
+    metrics = {
+        "round": n,
+        "density": pruner.density(),
+        "survivors": pruner.num_survivors,
+        "weights": pruner.num_weights,
+        "accuracy": accuracy,
+        **train,
+        "rewind_step": c.rewind_step,
+        "threshold": threshold_record(report.threshold) if report is not None else None,
+        "baselines": baselines,
+        "layer_densities": pruner.layer_densities(),
+        "timings": timings,
+        "device": str(trainer.device),
+        "threads": torch.get_num_threads(),
+    }
     if trainer.world is not None:
         metrics["world_size"] = trainer.world
     return metrics
 
 
-def _finish_round(trainer: RoundTrainer, run_dir: RunDir, n: int, model, pruner: GlobalMagnitudePruner,
-                  metrics: dict, start: float) -> PruneReport:
+def _finish_round(
+    trainer: RoundTrainer, run_dir: RunDir, n: int, model, pruner: GlobalMagnitudePruner, metrics: dict, start: float
+) -> PruneReport:
     """Checkpoint round n (θ_n and m_n), prune θ_n in place (the mask of round n + 1), save the PruneReport's
     observables, then the round's metrics, which mark it complete. Returns the report."""
     if trainer.world is not None:  # the ranks must hold one model: compare hashes of the masks and weights
@@ -195,10 +230,20 @@ def _write_summary(trainer: RoundTrainer, run_dir: RunDir, rounds: list[dict]) -
     from rgprune import backend
 
     c = trainer.config
-    run_dir.write_summary({"name": c.name, "config": c.to_dict(), "device": str(trainer.device), "backend": backend(),
-                           "complete": len(rounds) == c.rounds + 1, "steps_per_epoch": trainer.steps_per_epoch,
-                           "total_steps": trainer.total_steps, "task": trainer.task.description, "rounds": rounds},
-                          c.fraction)
+    run_dir.write_summary(
+        {
+            "name": c.name,
+            "config": c.to_dict(),
+            "device": str(trainer.device),
+            "backend": backend(),
+            "complete": len(rounds) == c.rounds + 1,
+            "steps_per_epoch": trainer.steps_per_epoch,
+            "total_steps": trainer.total_steps,
+            "task": trainer.task.description,
+            "rounds": rounds,
+        },
+        c.fraction,
+    )
 
 
 def _run_rounds(trainer: RoundTrainer, run_dir: RunDir, last: int, model: torch.nn.Module) -> IMPResult:
@@ -220,8 +265,14 @@ def _run_rounds(trainer: RoundTrainer, run_dir: RunDir, last: int, model: torch.
         pruner.load_state_dict({"names": masks.names, "masks": masks.state_dict()})
         theta_k = run_dir.load_rewind()
         report = pruner.prune(fraction=c.fraction)  # redo the last closing prune: the same mask and report
-    bar = tqdm(total=c.rounds + 1, initial=last + 1, desc=f"IMP {c.name}", unit="round", dynamic_ncols=True,
-               disable=not progress_enabled(trainer.progress))
+    bar = tqdm(
+        total=c.rounds + 1,
+        initial=last + 1,
+        desc=f"IMP {c.name}",
+        unit="round",
+        dynamic_ncols=True,
+        disable=not progress_enabled(trainer.progress),
+    )
     try:
         for n in range(last + 1, c.rounds + 1):
             start = time.perf_counter()
@@ -248,5 +299,4 @@ def _run_rounds(trainer: RoundTrainer, run_dir: RunDir, last: int, model: torch.
         write_run_flow_report(run_dir.path)
     if trainer.world is not None:  # the others wait for rank 0's summary files
         barrier()
-    return IMPResult(c, str(run_dir.path), [RoundResult.from_metrics(m) for m in rounds],
-                     last if last >= 0 else None)
+    return IMPResult(c, str(run_dir.path), [RoundResult.from_metrics(m) for m in rounds], last if last >= 0 else None)

@@ -52,21 +52,33 @@ class RunNotFoundError(ConfigError, FileNotFoundError):
 def threshold_record(threshold) -> dict:
     """A ``Threshold`` (the kernels' result) as JSON: k, key, magnitude (None when infinite) and the counts."""
     magnitude = float(threshold.magnitude)
-    return {"k": int(threshold.k), "key": int(threshold.key), "magnitude": magnitude if math.isfinite(magnitude)
-            else None, "n_below": int(threshold.n_below), "n_ties": int(threshold.n_ties),
-            "n_equal": int(threshold.n_equal), "n_survivors": int(threshold.n_survivors)}
+    return {
+        "k": int(threshold.k),
+        "key": int(threshold.key),
+        "magnitude": magnitude if math.isfinite(magnitude) else None,
+        "n_below": int(threshold.n_below),
+        "n_ties": int(threshold.n_ties),
+        "n_equal": int(threshold.n_equal),
+        "n_survivors": int(threshold.n_survivors),
+    }
 
 
 def observables_record(n: int, pruner, report) -> dict:
     """The RG observables of round n from the ``PruneReport`` of pruning θ_n (no extra pass over the weights)."""
     stats = report.stats
-    return {"round": n, "tensor_names": list(pruner.names), "tensor_sizes": pruner.masks.numels(),
-            "dtype": str(pruner.params[0].dtype).removeprefix("torch."), "bits": 12,
-            "threshold": threshold_record(report.threshold),
-            "histogram_before": [int(x) for x in report.threshold.histogram.tolist()],
-            "counts_after": [int(x) for x in stats.counts.tolist()],
-            "abs_sums_after": [float(x) for x in stats.abs_sums.tolist()],
-            "sq_sums_after": [float(x) for x in stats.sq_sums.tolist()], "density_after": report.density}
+    return {
+        "round": n,
+        "tensor_names": list(pruner.names),
+        "tensor_sizes": pruner.masks.numels(),
+        "dtype": str(pruner.params[0].dtype).removeprefix("torch."),
+        "bits": 12,
+        "threshold": threshold_record(report.threshold),
+        "histogram_before": [int(x) for x in report.threshold.histogram.tolist()],
+        "counts_after": [int(x) for x in stats.counts.tolist()],
+        "abs_sums_after": [float(x) for x in stats.abs_sums.tolist()],
+        "sq_sums_after": [float(x) for x in stats.sq_sums.tolist()],
+        "density_after": report.density,
+    }
 
 
 def _read_json(path: Path):
@@ -82,11 +94,20 @@ class RunDir:
     is for the process that holds ``lock()``, after ``prepare(config)``.
     """
 
-    _CONFIG, _INPUTS, _INIT, _REWIND, _SUMMARY = "config.json", "inputs.json", "init.safetensors", \
-        "rewind.safetensors", "metrics.json"
+    _CONFIG, _INPUTS, _INIT, _REWIND, _SUMMARY = (
+        "config.json",
+        "inputs.json",
+        "init.safetensors",
+        "rewind.safetensors",
+        "metrics.json",
+    )
     _ROUND_PREFIX = "round-"
-    _WEIGHTS, _MASKS, _OBSERVABLES, _METRICS = "weights.safetensors", "masks.safetensors", "observables.json", \
-        "metrics.json"
+    _WEIGHTS, _MASKS, _OBSERVABLES, _METRICS = (
+        "weights.safetensors",
+        "masks.safetensors",
+        "observables.json",
+        "metrics.json",
+    )
 
     def __init__(self, path: str | os.PathLike):
         if not isinstance(path, (str, os.PathLike)):
@@ -157,7 +178,7 @@ class RunDir:
         """The rounds that have a folder (complete or not), in increasing order."""
         numbers = []
         for folder in self.path.glob(f"{self._ROUND_PREFIX}*"):
-            suffix = folder.name[len(self._ROUND_PREFIX):]
+            suffix = folder.name[len(self._ROUND_PREFIX) :]
             if folder.is_dir() and suffix.isdigit():
                 numbers.append(int(suffix))
         return sorted(numbers)
@@ -209,8 +230,10 @@ class RunDir:
         from rgprune.rg.trace import FlowTrace
 
         if not self.trace_path.is_file():
-            raise RunNotFoundError(f"{self.path} holds no recorded flow ({self.trace_path.name}): not an IMP run "
-                                   f"directory with a complete round")
+            raise RunNotFoundError(
+                f"{self.path} holds no recorded flow ({self.trace_path.name}): not an IMP run "
+                f"directory with a complete round"
+            )
         return FlowTrace.load(self.trace_path)
 
     # ---- state dicts and masks -----------------------------------------------------------------------
@@ -250,8 +273,13 @@ class RunDir:
             raise ConfigError(f"output path {self.path} exists and is not a directory")
         with contextlib.ExitStack() as stack:
             try:
-                stack.enter_context(directory_lock(self.path, busy=f"{self.path} is being written by another running "
-                                                   "IMP process; wait for it or use another output directory"))
+                stack.enter_context(
+                    directory_lock(
+                        self.path,
+                        busy=f"{self.path} is being written by another running "
+                        "IMP process; wait for it or use another output directory",
+                    )
+                )
             except DirectoryBusy as exc:
                 raise ConfigError(str(exc)) from None
             yield
@@ -269,17 +297,20 @@ class RunDir:
             diff = saved.differences(config)
             if diff:
                 lines = "; ".join(f"{k}: saved {a!r}, given {b!r}" for k, (a, b) in diff.items())
-                raise ConfigError(f"{self.path} holds an IMP run with a different config, refusing to resume it. "
-                                  f"Differing fields: {lines}. Use another output directory, or the saved config "
-                                  f"(IMPConfig.from_dict(json.load(open('{self.config_path}'))))")
+                raise ConfigError(
+                    f"{self.path} holds an IMP run with a different config, refusing to resume it. "
+                    f"Differing fields: {lines}. Use another output directory, or the saved config "
+                    f"(IMPConfig.from_dict(json.load(open('{self.config_path}'))))"
+                )
             if inputs is not None:
                 self._check_inputs(inputs)
         else:
-            foreign = [p.name for p in self.path.iterdir() if not p.name.startswith(".")] \
-                if self.path.exists() else []
+            foreign = [p.name for p in self.path.iterdir() if not p.name.startswith(".")] if self.path.exists() else []
             if foreign:
-                raise ConfigError(f"{self.path} is not empty and holds no IMP run (no {self._CONFIG}; found "
-                                  f"{sorted(foreign)[:5]}); use a new or empty output directory")
+                raise ConfigError(
+                    f"{self.path} is not empty and holds no IMP run (no {self._CONFIG}; found "
+                    f"{sorted(foreign)[:5]}); use a new or empty output directory"
+                )
             atomic_write_json(self.config_path, {"version": CONFIG_VERSION, **config.to_dict()})
         if inputs is not None and not self.inputs_path.is_file():
             atomic_write_json(self.inputs_path, dict(inputs))
@@ -294,15 +325,19 @@ class RunDir:
             return
         task, model = saved.get("task", {}), saved.get("model", {})
         if task != inputs["task"]:
-            raise ConfigError(f"{self.path} holds a run on other data, refusing to resume it: task "
-                              f"{task.get('spec')!r} had data fingerprint {task.get('fingerprint')}, the data given "
-                              f"now ({inputs['task']['spec']!r}) has {inputs['task']['fingerprint']} (files changed, "
-                              "or other preprocessing). Use another output directory, or the data the run started "
-                              "with")
+            raise ConfigError(
+                f"{self.path} holds a run on other data, refusing to resume it: task "
+                f"{task.get('spec')!r} had data fingerprint {task.get('fingerprint')}, the data given "
+                f"now ({inputs['task']['spec']!r}) has {inputs['task']['fingerprint']} (files changed, "
+                "or other preprocessing). Use another output directory, or the data the run started "
+                "with"
+            )
         if model != inputs["model"]:
-            raise ConfigError(f"{self.path} holds a run that started from other model weights, refusing to resume "
-                              f"it: saved {model}, given {dict(inputs['model'])}. Use another output directory, or "
-                              "the weights the run started from")
+            raise ConfigError(
+                f"{self.path} holds a run that started from other model weights, refusing to resume "
+                f"it: saved {model}, given {dict(inputs['model'])}. Use another output directory, or "
+                "the weights the run started from"
+            )
 
     def _clean_partial(self, last: int) -> None:
         """Remove the leftovers of an interrupted round: temp files (atomic_write's ``.tmp-*``) and the round
@@ -339,14 +374,25 @@ class RunDir:
         rounds = summary["rounds"]
         observables = [self.read_observables(m["round"]) for m in rounds]
         first = observables[0]
-        trace = FlowTrace(first["tensor_names"], first["tensor_sizes"], dtype=first["dtype"], bits=first["bits"],
-                          fraction=fraction, source=str(self.path))
+        trace = FlowTrace(
+            first["tensor_names"],
+            first["tensor_sizes"],
+            dtype=first["dtype"],
+            bits=first["bits"],
+            fraction=fraction,
+            source=str(self.path),
+        )
         for metrics, o in zip(rounds, observables):
             extra = {"accuracy": metrics["accuracy"], "train_density": metrics["density"]}
             for name, b in metrics.get("baselines", {}).items():
                 extra[f"{name}_accuracy"] = b["accuracy"]
-            trace.record(metrics["round"], torch.tensor(o["histogram_before"]), torch.tensor(o["counts_after"]),
-                         torch.tensor(o["abs_sums_after"], dtype=torch.float64),
-                         torch.tensor(o["sq_sums_after"], dtype=torch.float64), extra,
-                         threshold_key=o["threshold"]["key"])
+            trace.record(
+                metrics["round"],
+                torch.tensor(o["histogram_before"]),
+                torch.tensor(o["counts_after"]),
+                torch.tensor(o["abs_sums_after"], dtype=torch.float64),
+                torch.tensor(o["sq_sums_after"], dtype=torch.float64),
+                extra,
+                threshold_key=o["threshold"]["key"],
+            )
         trace.save(self.trace_path)

@@ -55,8 +55,13 @@ def deterministic(device: torch.device | str) -> Iterator[None]:
 
     if torch.device(device).type == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    previous = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-                torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark, det.fill_uninitialized_memory)
+    previous = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+        det.fill_uninitialized_memory,
+    )
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     # no NaN-filling of every torch.empty: nothing here reads uninitialized memory, and it costs a write pass
@@ -76,12 +81,14 @@ def cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def _lr_factor(schedule: str, total: int) -> Callable[[int], float]:
     """The learning rate at an optimizer step, relative to the peak (see IMPConfig.schedule)."""
+
     def factor(step: int) -> float:
         if schedule == "constant" or total <= 0:
             return 1.0
         if schedule == "cosine":
             return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
         return 0.1 ** ((step >= 0.5 * total) + (step >= 0.75 * total))  # "step"
+
     return factor
 
 
@@ -90,25 +97,33 @@ def _check_given(config: IMPConfig, given_task: bool, given_model: bool, task, m
     from rgprune.data import Task
 
     if given_task and task is None:
-        raise ConfigError(f"task {config.task!r} names datasets the program passes in: call run_imp(config, out_dir, "
-                          "train=..., test=...); on the command line, give an embedded task or a KIND:PATH spec")
+        raise ConfigError(
+            f"task {config.task!r} names datasets the program passes in: call run_imp(config, out_dir, "
+            "train=..., test=...); on the command line, give an embedded task or a KIND:PATH spec"
+        )
     if task is not None and not given_task:
-        raise ConfigError(f"datasets were passed in but task {config.task!r} is loaded from its spec; name them "
-                          "given-vision:NAME or given-text:NAME")
+        raise ConfigError(
+            f"datasets were passed in but task {config.task!r} is loaded from its spec; name them "
+            "given-vision:NAME or given-text:NAME"
+        )
     if task is not None and not isinstance(task, Task):
         raise TypeError(f"task must be an rgprune.data.Task (rgprune.data.given_task), got {type(task).__name__}")
     if task is not None and task.spec != config.task:
         raise ConfigError(f"the datasets were given as {task.spec!r} but the config's task is {config.task!r}")
     if given_model and model_fn is None:
-        raise ConfigError(f"model {config.model!r} is built by a factory the program passes in: call "
-                          "run_imp(config, out_dir, model_fn=...); on the command line, give a built-in name or a "
-                          "torchvision:, hf: or module: spec")
+        raise ConfigError(
+            f"model {config.model!r} is built by a factory the program passes in: call "
+            "run_imp(config, out_dir, model_fn=...); on the command line, give a built-in name or a "
+            "torchvision:, hf: or module: spec"
+        )
     if model_fn is not None and not given_model:
-        raise ConfigError(f"a model_fn was passed in but model {config.model!r} is built from its spec; name it "
-                          "given:NAME")
+        raise ConfigError(
+            f"a model_fn was passed in but model {config.model!r} is built from its spec; name it given:NAME"
+        )
     if model_fn is not None and not callable(model_fn):
-        raise TypeError(f"model_fn must be callable (num_classes=..., in_channels=...) -> nn.Module, got "
-                        f"{type(model_fn).__name__}")
+        raise TypeError(
+            f"model_fn must be callable (num_classes=..., in_channels=...) -> nn.Module, got {type(model_fn).__name__}"
+        )
 
 
 def _positions(tokenizer) -> int | None:
@@ -124,7 +139,7 @@ def _resolve_device(name: str, distributed: bool) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} asked for but CUDA is not available here; use --device cpu")
     if distributed and device.type == "cuda" and device.index is None:  # one GPU per rank: the current one,
-        device = torch.device("cuda", torch.cuda.current_device())    # which rgprune imp sets to LOCAL_RANK
+        device = torch.device("cuda", torch.cuda.current_device())  # which rgprune imp sets to LOCAL_RANK
     return device
 
 
@@ -140,8 +155,17 @@ class RoundTrainer:
     CUDA asked for but absent).
     """
 
-    def __init__(self, config: IMPConfig, progress: bool = False, rank: int = 0, world: int | None = None, *,
-                 task=None, model_fn: Callable[..., torch.nn.Module] | None = None, tokenizer=None):
+    def __init__(
+        self,
+        config: IMPConfig,
+        progress: bool = False,
+        rank: int = 0,
+        world: int | None = None,
+        *,
+        task=None,
+        model_fn: Callable[..., torch.nn.Module] | None = None,
+        tokenizer=None,
+    ):
         from rgprune.data import parse_task_spec
         from rgprune.models import parse_model_spec, weights_identity
 
@@ -165,9 +189,11 @@ class RoundTrainer:
         self.steps_per_epoch = len(self.train_loader)
         self.total_steps = config.epochs * self.steps_per_epoch
         if config.rewind_step > self.total_steps:
-            raise ConfigError(f"rewind_step={config.rewind_step} is past the end of training: {config.epochs} epochs "
-                              f"x {self.steps_per_epoch} steps = {self.total_steps} optimizer steps (batch size "
-                              f"{config.batch_size}, {len(self.task.train)} training examples)")
+            raise ConfigError(
+                f"rewind_step={config.rewind_step} is past the end of training: {config.epochs} epochs "
+                f"x {self.steps_per_epoch} steps = {self.total_steps} optimizer steps (batch size "
+                f"{config.batch_size}, {len(self.task.train)} training examples)"
+            )
 
     def _load_task(self, tokenizer):
         """The config's task, read as its spec says; a missing or malformed file is a ``ConfigError``."""
@@ -186,8 +212,10 @@ class RoundTrainer:
                 limits = [n for n in (_positions(tokenizer), model_positions(c.model)) if n is not None]
                 positions = min(limits) if limits else None
                 if c.max_length is not None and positions is not None and c.max_length > positions:
-                    raise ConfigError(f"max_length={c.max_length} exceeds the {positions} token positions of "
-                                      f"{c.model}; use max_length <= {positions}")
+                    raise ConfigError(
+                        f"max_length={c.max_length} exceeds the {positions} token positions of "
+                        f"{c.model}; use max_length <= {positions}"
+                    )
                 options["text"] = c.text_options(positions)
             return load_task(c.task, image_size=c.image_size, tokenizer=tokenizer, **options)
         except ValueError as exc:  # DataLayoutError (a ValueError) and the options a format refuses
@@ -219,9 +247,16 @@ class RoundTrainer:
         from rgprune.models import build_model
 
         try:
-            model = build_model(self.config.model, self.task.num_classes, in_channels=self.task.in_channels or 3,
-                                pretrained=pretrained, seed=seed, weights_path=self.config.weights,
-                                factory=self.model_fn, kind=self.task.kind)
+            model = build_model(
+                self.config.model,
+                self.task.num_classes,
+                in_channels=self.task.in_channels or 3,
+                pretrained=pretrained,
+                seed=seed,
+                weights_path=self.config.weights,
+                factory=self.model_fn,
+                kind=self.task.kind,
+            )
         except (ValueError, FileNotFoundError) as exc:
             raise ConfigError(str(exc)) from None
         return model.to(self.device)
@@ -236,16 +271,19 @@ class RoundTrainer:
         try:
             select_prunable(model, prune_head=self.config.prune_head, prune_embeddings=self.config.prune_embeddings)
         except (ValueError, TypeError) as exc:
-            raise ConfigError(f"{self.config.model}: {exc} (or prune the head or the embeddings too: prune_head, "
-                              "prune_embeddings)") from None
+            raise ConfigError(
+                f"{self.config.model}: {exc} (or prune the head or the embeddings too: prune_head, prune_embeddings)"
+            ) from None
         shard = len(self.train_loader.sampler)
         batch_norms = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d, torch.nn.SyncBatchNorm)
         has_batch_norm = any(isinstance(m, batch_norms) for m in model.modules())
         if has_batch_norm and self.config.batch_size > 1 and shard % self.config.batch_size == 1:
             where = " on this rank" if self.world else ""
-            raise ConfigError(f"the last training batch of every epoch would hold a single example ({shard} examples"
-                              f"{where}, batch size {self.config.batch_size}), on which the model's BatchNorm layers "
-                              "cannot train; choose another batch size")
+            raise ConfigError(
+                f"the last training batch of every epoch would hold a single example ({shard} examples"
+                f"{where}, batch size {self.config.batch_size}), on which the model's BatchNorm layers "
+                "cannot train; choose another batch size"
+            )
 
     def _forward_module(self, model: torch.nn.Module) -> torch.nn.Module:
         """What runs the forward passes: ``model``, compiled when the config says so."""
@@ -253,9 +291,12 @@ class RoundTrainer:
 
     def pruner(self, model: torch.nn.Module) -> GlobalMagnitudePruner:
         """The config's pruner of ``model`` (distributed: pruned locally on every rank, agreement checked)."""
-        return GlobalMagnitudePruner(model, prune_head=self.config.prune_head,
-                                     prune_embeddings=self.config.prune_embeddings,
-                                     process_group="default" if self.world is not None else None)
+        return GlobalMagnitudePruner(
+            model,
+            prune_head=self.config.prune_head,
+            prune_embeddings=self.config.prune_embeddings,
+            process_group="default" if self.world is not None else None,
+        )
 
     def optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
         c = self.config
@@ -264,8 +305,15 @@ class RoundTrainer:
         return torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
 
     # ---- training and evaluation -----------------------------------------------------------------------
-    def train(self, model: torch.nn.Module, pruner: GlobalMagnitudePruner | None, start_step: int, seed: int,
-              desc: str, on_step: Callable[[int], None] | None = None) -> dict:
+    def train(
+        self,
+        model: torch.nn.Module,
+        pruner: GlobalMagnitudePruner | None,
+        start_step: int,
+        seed: int,
+        desc: str,
+        on_step: Callable[[int], None] | None = None,
+    ) -> dict:
         """Train from optimizer step ``start_step`` to the end of the schedule with ``pruner``'s masks kept
         applied (None: dense). Returns ``steps``, ``train_loss`` (the last epoch's mean, None if not finite),
         ``amp_skipped_steps`` and ``train_s``."""
@@ -277,17 +325,33 @@ class RoundTrainer:
         start = time.perf_counter()
         trained = self._forward_module(wrap_ddp(model, self.device) if self.world is not None else model)
         try:
-            stats = train_epochs(trained, self.train_loader, optimizer, scheduler, self.config.epochs, self.device,
-                                 amp=self.pipeline.amp_dtype or False, progress=self.progress, start_step=start_step,
-                                 seed=seed, on_step=on_step, desc=desc, channels_last=self.pipeline.channels_last)
+            stats = train_epochs(
+                trained,
+                self.train_loader,
+                optimizer,
+                scheduler,
+                self.config.epochs,
+                self.device,
+                amp=self.pipeline.amp_dtype or False,
+                progress=self.progress,
+                start_step=start_step,
+                seed=seed,
+                on_step=on_step,
+                desc=desc,
+                channels_last=self.pipeline.channels_last,
+            )
         finally:
             if handle is not None:
                 handle.remove()
         if self.world is not None:
             broadcast_buffers(model)
         loss = stats.last_epoch_loss
-        return {"steps": stats.steps, "train_loss": loss if math.isfinite(loss) else None,
-                "amp_skipped_steps": stats.skipped, "train_s": time.perf_counter() - start}
+        return {
+            "steps": stats.steps,
+            "train_loss": loss if math.isfinite(loss) else None,
+            "amp_skipped_steps": stats.skipped,
+            "train_s": time.perf_counter() - start,
+        }
 
     def train_ticket(self, model: torch.nn.Module, pruner: GlobalMagnitudePruner, n: int, desc: str) -> dict:
         """Train a masked model rewound to the rewind step exactly as round ``n``'s ticket is trained."""
@@ -295,8 +359,13 @@ class RoundTrainer:
 
     def evaluate(self, model: torch.nn.Module) -> float:
         """Top-1 accuracy on the task's whole test set."""
-        return evaluate(self._forward_module(model), self.test_loader, self.device,
-                        amp=self.pipeline.amp_dtype or False, channels_last=self.pipeline.channels_last)
+        return evaluate(
+            self._forward_module(model),
+            self.test_loader,
+            self.device,
+            amp=self.pipeline.amp_dtype or False,
+            channels_last=self.pipeline.channels_last,
+        )
 
     # ---- the baselines ----------------------------------------------------------------------------------
     @staticmethod
@@ -329,7 +398,11 @@ class RoundTrainer:
                 pruner.rewind(theta_k)
             train = self.train_ticket(model, pruner, n, desc=f"round {n} {name}")
             accuracy = self.evaluate(model)
-            results[name] = {"accuracy": accuracy, "density": pruner.density(), "train_loss": train["train_loss"],
-                             "seconds": time.perf_counter() - start}
+            results[name] = {
+                "accuracy": accuracy,
+                "density": pruner.density(),
+                "train_loss": train["train_loss"],
+                "seconds": time.perf_counter() - start,
+            }
             del model, pruner
         return results

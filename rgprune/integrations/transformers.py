@@ -21,6 +21,7 @@ from step k), while the learning-rate schedule runs on. Resuming from a Trainer 
 masks from the weights' exact zeros; a ``rewind_to_step`` before the resumed step cannot be resumed (its
 weights were not saved).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -50,18 +51,29 @@ class PruningCallback(TrainerCallback):
     ``masks_from``). ``events`` lists what each pruning event did.
     """
 
-    def __init__(self, *, at_steps: Sequence[int] | None = None, every_n_epochs: int | None = None,
-                 fraction: float | None = None, target_density: float | None = None,
-                 rewind_to_step: int | None = None, reset_optimizer: bool = True,
-                 pruner: GlobalMagnitudePruner | None = None, **selection):
+    def __init__(
+        self,
+        *,
+        at_steps: Sequence[int] | None = None,
+        every_n_epochs: int | None = None,
+        fraction: float | None = None,
+        target_density: float | None = None,
+        rewind_to_step: int | None = None,
+        reset_optimizer: bool = True,
+        pruner: GlobalMagnitudePruner | None = None,
+        **selection,
+    ):
         if (at_steps is None) == (every_n_epochs is None):
             raise ValueError("pass exactly one schedule: at_steps=[...] (optimizer steps) or every_n_epochs=N")
         if (fraction is None) == (target_density is None):
-            raise ValueError("pass exactly one amount: fraction= (share of the survivors per event) or "
-                             "target_density= (density after the last event)")
+            raise ValueError(
+                "pass exactly one amount: fraction= (share of the survivors per event) or "
+                "target_density= (density after the last event)"
+            )
         for name, value in (("fraction", fraction), ("target_density", target_density)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                      or not 0 <= value <= 1):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1
+            ):
                 raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
         unknown = sorted(set(selection) - set(_SELECTION_KEYS))
         if unknown:
@@ -74,11 +86,13 @@ class PruningCallback(TrainerCallback):
         self.every_n_epochs = None if every_n_epochs is None else _positive_int(every_n_epochs, "every_n_epochs")
         if rewind_to_step is not None:
             if isinstance(rewind_to_step, bool) or not isinstance(rewind_to_step, int) or rewind_to_step < 0:
-                raise ValueError(f"rewind_to_step must be an int >= 0 (0 = the weights as training begins), got "
-                                 f"{rewind_to_step!r}")
+                raise ValueError(
+                    f"rewind_to_step must be an int >= 0 (0 = the weights as training begins), got {rewind_to_step!r}"
+                )
             if self.at_steps and self.at_steps[0] <= rewind_to_step:
-                raise ValueError(f"rewind_to_step={rewind_to_step} must come before the first pruning step "
-                                 f"{self.at_steps[0]}")
+                raise ValueError(
+                    f"rewind_to_step={rewind_to_step} must come before the first pruning step {self.at_steps[0]}"
+                )
         self.pruner, self.selection = pruner, selection
         self.fraction, self.target_density = fraction, target_density
         self.rewind_to_step, self.reset_optimizer = rewind_to_step, reset_optimizer
@@ -90,9 +104,11 @@ class PruningCallback(TrainerCallback):
     # ---- Trainer events ---------------------------------------------------------------------------------
     def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
         if optimizer is None or model is None:
-            raise ValueError("PruningCallback needs the Trainer's model and optimizer when training begins; this "
-                             "Trainer passed none (transformers passes them to callbacks from 4.x on): upgrade "
-                             "transformers")
+            raise ValueError(
+                "PruningCallback needs the Trainer's model and optimizer when training begins; this "
+                "Trainer passed none (transformers passes them to callbacks from 4.x on): upgrade "
+                "transformers"
+            )
         self._rewind_state = None
         if self.pruner is None:
             selection = dict(self.selection)
@@ -102,12 +118,16 @@ class PruningCallback(TrainerCallback):
         self._planned = self._count_events(state)
         done = self._events_before(state)
         if self.rewind_to_step is not None and self.rewind_to_step < state.global_step and done < self._planned:
-            raise ValueError(f"resuming at step {state.global_step}, after rewind_to_step={self.rewind_to_step}: the "
-                             f"weights of that step were not saved, so the coming rewinds cannot be done")
+            raise ValueError(
+                f"resuming at step {state.global_step}, after rewind_to_step={self.rewind_to_step}: the "
+                f"weights of that step were not saved, so the coming rewinds cannot be done"
+            )
         if self.target_density is not None and self._planned == 0:
-            raise ValueError(f"the schedule has no pruning event within this training ({state.max_steps} steps, "
-                             f"{state.num_train_epochs} epochs): target_density={self.target_density} cannot be "
-                             f"reached")
+            raise ValueError(
+                f"the schedule has no pruning event within this training ({state.max_steps} steps, "
+                f"{state.num_train_epochs} epochs): target_density={self.target_density} cannot be "
+                f"reached"
+            )
         self._optimizer = hookable_optimizer(optimizer)
         self.pruner.attach(self._optimizer)
         if self.rewind_to_step == state.global_step:
@@ -145,12 +165,20 @@ class PruningCallback(TrainerCallback):
         if self.fraction is not None:
             report = self.pruner.prune(fraction=self.fraction)
         else:
-            report = self.pruner.prune(target_density=self.target_density ** (min(event, self._planned)
-                                                                              / self._planned))
+            report = self.pruner.prune(
+                target_density=self.target_density ** (min(event, self._planned) / self._planned)
+            )
         if self.rewind_to_step is not None:
             self._rewind()
-        self.events.append({"step": state.global_step, "epoch": state.epoch, "pruned": report.k,
-                            "density": report.density, "rewound_to_step": self.rewind_to_step})
+        self.events.append(
+            {
+                "step": state.global_step,
+                "epoch": state.epoch,
+                "pruned": report.k,
+                "density": report.density,
+                "rewound_to_step": self.rewind_to_step,
+            }
+        )
 
     # ---- rewinding --------------------------------------------------------------------------------------
     def _save_rewind_state(self, model) -> None:

@@ -10,6 +10,7 @@ Importing ``rgprune._C`` registers the ``torch.ops.rgprune.*`` ops. The environm
 * ``reference``: every op runs the reference; ``rgprune._C`` is not even imported, so no compiled op can
   run by accident (``make test-reference`` runs the op tests this way).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -36,9 +37,11 @@ def requested_backend(value: str | None = None) -> str:
         value = os.environ.get(BACKEND_ENV, "")
     choice = value.strip().lower() or "auto"
     if choice not in BACKENDS:
-        raise ValueError(f"{BACKEND_ENV}={value!r} is not a backend: set it to auto (the compiled kernels where "
-                         f"they load, else the pure-PyTorch reference; the default), cpp (require the compiled "
-                         f"kernels) or reference (the pure-PyTorch reference only), or unset it")
+        raise ValueError(
+            f"{BACKEND_ENV}={value!r} is not a backend: set it to auto (the compiled kernels where "
+            f"they load, else the pure-PyTorch reference; the default), cpp (require the compiled "
+            f"kernels) or reference (the pure-PyTorch reference only), or unset it"
+        )
     return choice
 
 
@@ -46,8 +49,11 @@ def extension_files() -> list[Path]:
     """The compiled ``rgprune._C`` files next to the package (what ``import rgprune._C`` would find): a build
     that has one is expected to load it."""
     package_dir = Path(__file__).resolve().parent.parent
-    return [package_dir / f"_C{suffix}" for suffix in importlib.machinery.EXTENSION_SUFFIXES
-            if (package_dir / f"_C{suffix}").is_file()]
+    return [
+        package_dir / f"_C{suffix}"
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES
+        if (package_dir / f"_C{suffix}").is_file()
+    ]
 
 
 def load(requested: str) -> tuple[ModuleType | None, str | None]:
@@ -64,8 +70,10 @@ def load(requested: str) -> tuple[ModuleType | None, str | None]:
         if files:
             why += f" (the compiled file {files[0]} exists: rebuild it for this torch and Python)"
         if requested == "cpp":
-            raise ImportError(f"{BACKEND_ENV}=cpp requires the compiled kernels, but {why}; {_BUILD_HINT}, or "
-                              f"unset {BACKEND_ENV} to allow the pure-PyTorch reference") from exc
+            raise ImportError(
+                f"{BACKEND_ENV}=cpp requires the compiled kernels, but {why}; {_BUILD_HINT}, or "
+                f"unset {BACKEND_ENV} to allow the pure-PyTorch reference"
+            ) from exc
         return None, why
 
 
@@ -105,15 +113,24 @@ def compiled_for(device: torch.device, op: str | None = None) -> bool:
         if op is None or has_kernel(op, device):
             return True
         if requested == "cpp" and device.type == "cpu":
-            raise RuntimeError(f"{BACKEND_ENV}=cpp requires the compiled CPU kernels, but {op} has no CPU kernel "
-                               f"in this build of rgprune._C; rebuild it ({_BUILD_HINT}), or unset {BACKEND_ENV}")
+            raise RuntimeError(
+                f"{BACKEND_ENV}=cpp requires the compiled CPU kernels, but {op} has no CPU kernel "
+                f"in this build of rgprune._C; rebuild it ({_BUILD_HINT}), or unset {BACKEND_ENV}"
+            )
         if op not in _warned_ops:
             _warned_ops.add(op)
-            warnings.warn(f"rgprune: {op} has no compiled {device.type} kernel in this build; using the "
-                          f"pure-PyTorch reference for it", RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f"rgprune: {op} has no compiled {device.type} kernel in this build; using the "
+                f"pure-PyTorch reference for it",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         return False
     if requested != "reference" and not _warned_reference:
         _warned_reference = True
-        warnings.warn(f"rgprune: using the pure-PyTorch reference kernels on {device.type}; {backend()}",
-                      RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"rgprune: using the pure-PyTorch reference kernels on {device.type}; {backend()}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     return False

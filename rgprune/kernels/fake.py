@@ -1,6 +1,7 @@
 """Fake (meta) kernels of the compiled ops: output shapes and dtypes only, so that ``torch.compile`` can
 trace ``torch.ops.rgprune.*`` without running them. ``register()`` is called once, by ``rgprune.ops``,
 when the extension has loaded (the ops must exist before fake kernels can be registered for them)."""
+
 from __future__ import annotations
 
 import torch
@@ -11,9 +12,13 @@ from rgprune.kernels.format import INFO_LEN, RADIX_BITS
 def _stats(tensors, bits):
     """(histogram, counts, abs_sums, sq_sums, nan_counts), as every statistics pass returns them."""
     t0, n = tensors[0], len(tensors)
-    return (t0.new_empty(1 << bits, dtype=torch.int64), t0.new_empty(n, dtype=torch.int64),
-            t0.new_empty(n, dtype=torch.float64), t0.new_empty(n, dtype=torch.float64),
-            t0.new_empty(n, dtype=torch.int64))
+    return (
+        t0.new_empty(1 << bits, dtype=torch.int64),
+        t0.new_empty(n, dtype=torch.int64),
+        t0.new_empty(n, dtype=torch.float64),
+        t0.new_empty(n, dtype=torch.float64),
+        t0.new_empty(n, dtype=torch.int64),
+    )
 
 
 def magnitude_histogram(tensors, masks, bits):

@@ -10,6 +10,7 @@
 
 ``tests/test_kernels.py`` checks that these constants equal the compiled extension's.
 """
+
 from __future__ import annotations
 
 import sys
@@ -26,8 +27,12 @@ INF_KEY = {
     torch.float64: 0x7FF0000000000000,
 }
 #: the signed integer type of each float dtype's width, through which its bit pattern is read
-_SIGNED_VIEW = {torch.float32: torch.int32, torch.float16: torch.int16, torch.bfloat16: torch.int16,
-                torch.float64: torch.int64}
+_SIGNED_VIEW = {
+    torch.float32: torch.int32,
+    torch.float16: torch.int16,
+    torch.bfloat16: torch.int16,
+    torch.float64: torch.int64,
+}
 #: bits resolved by each radix-select pass (the first pass is also the RG histogram at full resolution)
 RADIX_BITS = 12
 #: largest histogram resolution any kernel supports (4096 bins fit in GPU shared memory)

@@ -10,6 +10,7 @@ converted between the two orders one tensor at a time (temporaries of a few byte
 Overlapping tensors (``expand``, stride 0) and tensors with gaps (``x[:, ::2]``) have no storage view and
 are refused: in-place pruning would write some weights twice or skip memory it does not own.
 """
+
 from __future__ import annotations
 
 import torch
@@ -26,9 +27,11 @@ def storage_permutation(t: torch.Tensor) -> tuple[int, ...] | None:
     # stable sort: dims of equal stride (only size-1 dims, in a dense tensor) keep their logical order
     perm = tuple(sorted(range(t.dim()), key=lambda d: -strides[d]))
     if not t.permute(perm).is_contiguous():
-        raise ValueError(f"a tensor of shape {tuple(t.shape)} with strides {strides} is not dense: its elements "
-                         f"overlap (e.g. expand) or leave gaps (e.g. a strided slice) in storage, so it cannot be "
-                         f"pruned in place; pass a dense tensor (e.g. t.contiguous(), and copy the result back)")
+        raise ValueError(
+            f"a tensor of shape {tuple(t.shape)} with strides {strides} is not dense: its elements "
+            f"overlap (e.g. expand) or leave gaps (e.g. a strided slice) in storage, so it cannot be "
+            f"pruned in place; pass a dense tensor (e.g. t.contiguous(), and copy the result back)"
+        )
     return perm
 
 

@@ -16,6 +16,7 @@ The key, mask and info formats are defined in ``rgprune.kernels.format``. On top
   fixed logarithmic bins of the RG trace), and per tensor the survivor count, sum of ``|w|`` and sum of
   ``w**2`` in float64, and the NaN count.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -69,8 +70,9 @@ def magnitude_histogram(tensors: Sequence[torch.Tensor], masks: Sequence[torch.T
     return hist, counts, abs_sums, sq_sums, nan_counts
 
 
-def radix_histogram(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], prefix: int, prefix_bits: int,
-                    bits: int) -> torch.Tensor:
+def radix_histogram(
+    tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], prefix: int, prefix_bits: int, bits: int
+) -> torch.Tensor:
     """One radix-select refinement pass: int64[2**bits] histogram of the surviving non-NaN weights whose
     key's top ``prefix_bits`` bits equal ``prefix``, binned by the next ``bits`` bits of the key.
 
@@ -121,8 +123,7 @@ def global_magnitude_threshold(tensors: Sequence[torch.Tensor], masks: Sequence[
     return torch.tensor(info, dtype=torch.int64, device=device), top
 
 
-def apply_threshold_(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], info: torch.Tensor,
-                     bits: int):
+def apply_threshold_(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], info: torch.Tensor, bits: int):
     """Prune in place to the threshold ``info`` from ``global_magnitude_threshold``.
 
     Survivors with key < threshold are pruned, and the first ``n_ties`` survivors with key == threshold

@@ -133,8 +133,10 @@ def build_model(
     if seed is not None:
         _check_int("seed", seed, minimum=0)
     if (factory is not None) != (spec.source == "given"):
-        raise ValueError(f"factory builds given:NAME models, which need one; got model {name!r} with "
-                         f"factory={'a callable' if factory is not None else 'None'}")
+        raise ValueError(
+            f"factory builds given:NAME models, which need one; got model {name!r} with "
+            f"factory={'a callable' if factory is not None else 'None'}"
+        )
     if kind not in ("vision", "text"):
         raise ValueError(f"kind must be 'vision' or 'text', got {kind!r}")
     if weights_path is not None and spec.source == "hf":
@@ -143,8 +145,9 @@ def build_model(
     state = specs.read_weights(weights_path) if weights_path is not None and pretrained else None
     with _seeded(seed):
         if spec.source != "builtin":
-            model = specs.build_from_spec(spec, num_classes, in_channels=in_channels, pretrained=pretrained,
-                                          factory=factory, kind=kind)
+            model = specs.build_from_spec(
+                spec, num_classes, in_channels=in_channels, pretrained=pretrained, factory=factory, kind=kind
+            )
         elif name in torchvision_resnet.CONSTRUCTORS:
             model = torchvision_resnet.build_torchvision_resnet(
                 name, num_classes, in_channels=in_channels, small_input=small_input

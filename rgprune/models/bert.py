@@ -94,9 +94,7 @@ def build_bert(name: str, num_classes: int, pretrained: bool = True) -> BertForS
     path = minilm_model_dir()
     if name in ("minilm", "minilm-shuffled") and pretrained:
         with quiet_transformers():
-            model = BertForSequenceClassification.from_pretrained(
-                path, num_labels=num_classes, local_files_only=True
-            )
+            model = BertForSequenceClassification.from_pretrained(path, num_labels=num_classes, local_files_only=True)
         return shuffle_within_tensors(model, skip=("classifier.",)) if name == "minilm-shuffled" else model
     config = BertConfig.from_pretrained(path, num_labels=num_classes, local_files_only=True)
     return BertForSequenceClassification(config)
@@ -128,8 +126,7 @@ def load_tokenizer(name: str = "minilm") -> PreTrainedTokenizerBase:
 
     if name not in BERT_NAMES:
         raise ValueError(
-            f"no tokenizer for model {name!r}: tokenizers exist only for the text models "
-            f"{list(BERT_NAMES)}"
+            f"no tokenizer for model {name!r}: tokenizers exist only for the text models {list(BERT_NAMES)}"
         )
     tokenizer = AutoTokenizer.from_pretrained(minilm_model_dir(), local_files_only=True)
     if name == "bert-base" and len(tokenizer) > BertConfig().vocab_size:

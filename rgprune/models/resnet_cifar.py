@@ -33,9 +33,7 @@ class ZeroPadShortcut(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
         super().__init__()
         if out_channels < in_channels:
-            raise ValueError(
-                f"a zero-padding shortcut can only add channels, got {in_channels} -> {out_channels}"
-            )
+            raise ValueError(f"a zero-padding shortcut can only add channels, got {in_channels} -> {out_channels}")
         self.stride = stride
         self.extra_channels = out_channels - in_channels
 

@@ -43,14 +43,26 @@ ModelKind = Literal["vision", "text"]
 ModelSource = Literal["builtin", "torchvision", "hf", "module", "given"]
 SPEC_SOURCES = ("torchvision", "hf", "module", "given")
 SPEC_FORMS = "torchvision:NAME, hf:DIR (a local Hugging Face checkpoint) or module:pkg.mod:fn"
-HF_LAYOUT = ("hf:DIR expects a local Hugging Face checkpoint as save_pretrained leaves it: DIR/config.json, the "
-             "weights (model.safetensors or pytorch_model.bin, or their sharded .index.json) and the tokenizer's files "
-             "(tokenizer.json or vocab.txt/vocab.json, tokenizer_config.json) from tokenizer.save_pretrained(DIR)")
+HF_LAYOUT = (
+    "hf:DIR expects a local Hugging Face checkpoint as save_pretrained leaves it: DIR/config.json, the "
+    "weights (model.safetensors or pytorch_model.bin, or their sharded .index.json) and the tokenizer's files "
+    "(tokenizer.json or vocab.txt/vocab.json, tokenizer_config.json) from tokenizer.save_pretrained(DIR)"
+)
 #: At least one must be in DIR: without them transformers builds an empty-vocabulary tokenizer (every word [UNK]).
-HF_TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer.model", "spiece.model",
-                      "sentencepiece.bpe.model")
-HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
-                   "pytorch_model.bin.index.json")
+HF_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "vocab.json",
+    "tokenizer.model",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+)
+HF_WEIGHT_FILES = (
+    "model.safetensors",
+    "pytorch_model.bin",
+    "model.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+)
 #: torchvision models whose defaults would return auxiliary outputs in training or warn about their init.
 _TORCHVISION_EXTRA_ARGS = {
     "googlenet": {"aux_logits": False, "init_weights": True},
@@ -101,15 +113,19 @@ def parse_model_spec(spec: str) -> ModelSpec:
     if not colon:
         raise ValueError(f"unknown model {spec!r}; valid models are: {', '.join(MODEL_NAMES)}; or a spec {SPEC_FORMS}")
     if source not in SPEC_SOURCES:
-        raise ValueError(f"unknown model source {source!r} in {spec!r}; valid specs are a built-in name "
-                         f"({', '.join(MODEL_NAMES)}) or {SPEC_FORMS}")
+        raise ValueError(
+            f"unknown model source {source!r} in {spec!r}; valid specs are a built-in name "
+            f"({', '.join(MODEL_NAMES)}) or {SPEC_FORMS}"
+        )
     if not target.strip():
         raise ValueError(f"model spec {spec!r} names nothing after {source + ':'!r}; valid specs are {SPEC_FORMS}")
     if source == "torchvision":
         names = torchvision_model_names()
         if target not in names:
-            raise ValueError(f"torchvision has no classification model {target!r} ({spec!r}); choose one of "
-                             f"torchvision.models.list_models(module=torchvision.models): {', '.join(names)}")
+            raise ValueError(
+                f"torchvision has no classification model {target!r} ({spec!r}); choose one of "
+                f"torchvision.models.list_models(module=torchvision.models): {', '.join(names)}"
+            )
     elif source == "hf":
         folder = Path(target).expanduser()
         if not (folder / "config.json").is_file():
@@ -133,10 +149,12 @@ def check_model_fits_task(model: str, task: str) -> None:
 
     wanted, have = task_kind(task), model_kind(model)
     if have is not None and wanted != have:
-        raise ValueError(f"model {model!r} is a {have} model but task {task!r} is a {wanted} task; pair vision models "
-                         "(resnet*, torchvision:NAME) with image tasks (digits*, cifar10/100:, imagefolder:) and text "
-                         "models (minilm, minilm-random, bert-base, hf:DIR) with text tasks (vader, glue-*:, hf-disk:, "
-                         "csv:)")
+        raise ValueError(
+            f"model {model!r} is a {have} model but task {task!r} is a {wanted} task; pair vision models "
+            "(resnet*, torchvision:NAME) with image tasks (digits*, cifar10/100:, imagefolder:) and text "
+            "models (minilm, minilm-random, bert-base, hf:DIR) with text tasks (vader, glue-*:, hf-disk:, "
+            "csv:)"
+        )
 
 
 def torchvision_model_names() -> list[str]:
@@ -150,20 +168,25 @@ def resolve_callable(target: str, spec: str) -> Callable[..., nn.Module]:
     """The callable named by ``pkg.mod:fn`` (``fn`` may be a dotted attribute path), imported now."""
     module_name, colon, attribute = target.partition(":")
     if not colon or not module_name or not attribute:
-        raise ValueError(f"model spec {spec!r} must be module:pkg.mod:fn, the module path and the callable in it "
-                         "separated by a colon")
+        raise ValueError(
+            f"model spec {spec!r} must be module:pkg.mod:fn, the module path and the callable in it "
+            "separated by a colon"
+        )
     try:
         obj = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ValueError(f"model spec {spec!r}: cannot import {module_name!r} ({exc}); the module must be "
-                         "importable (installed, or in a folder on PYTHONPATH)") from exc
+        raise ValueError(
+            f"model spec {spec!r}: cannot import {module_name!r} ({exc}); the module must be "
+            "importable (installed, or in a folder on PYTHONPATH)"
+        ) from exc
     for part in attribute.split("."):
         if not hasattr(obj, part):
             raise ValueError(f"model spec {spec!r}: {module_name} has no attribute {attribute!r}")
         obj = getattr(obj, part)
     if not callable(obj):
-        raise ValueError(f"model spec {spec!r}: {attribute} is a {type(obj).__name__}, not a callable returning an "
-                         "nn.Module")
+        raise ValueError(
+            f"model spec {spec!r}: {attribute} is a {type(obj).__name__}, not a callable returning an nn.Module"
+        )
     return obj
 
 
@@ -179,8 +202,10 @@ def load_tokenizer(name: str = "minilm"):
     ``fn.tokenizer()`` (or MiniLM's) for a ``module:`` text model. A new object on each call."""
     spec = parse_model_spec(name)
     if spec.kind != "text":
-        raise ValueError(f"no tokenizer for model {name!r}: tokenizers exist only for the text models "
-                         f"{list(bert.BERT_NAMES)}, hf:DIR checkpoints and module: callables with kind 'text'")
+        raise ValueError(
+            f"no tokenizer for model {name!r}: tokenizers exist only for the text models "
+            f"{list(bert.BERT_NAMES)}, hf:DIR checkpoints and module: callables with kind 'text'"
+        )
     if spec.source == "builtin":
         return bert.load_tokenizer(spec.target)
     if spec.source == "module":
@@ -208,18 +233,28 @@ def model_positions(spec: str) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
-def build_from_spec(spec: ModelSpec, num_classes: int, *, in_channels: int, pretrained: bool,
-                    factory: Callable[..., nn.Module] | None = None, kind: ModelKind = "vision") -> nn.Module:
+def build_from_spec(
+    spec: ModelSpec,
+    num_classes: int,
+    *,
+    in_channels: int,
+    pretrained: bool,
+    factory: Callable[..., nn.Module] | None = None,
+    kind: ModelKind = "vision",
+) -> nn.Module:
     """Build a ``torchvision:``, ``hf:``, ``module:`` or ``given:`` model (built-in names are built by
     ``rgprune.models.build_model``, which calls this for the others). ``factory``: the callable of a ``given:``
     spec, called for a task of ``kind``. Randomness comes from torch's global RNG."""
     if (factory is not None) != (spec.source == "given"):
-        raise ValueError(f"a factory builds given:NAME models, and they need one; got spec {spec.spec!r} and "
-                         f"factory={factory!r}")
+        raise ValueError(
+            f"a factory builds given:NAME models, and they need one; got spec {spec.spec!r} and factory={factory!r}"
+        )
     if spec.source == "torchvision":
         if in_channels != 3:
-            raise ValueError(f"{spec.spec} takes RGB images (3 channels), the task has {in_channels}; use a built-in "
-                             "ResNet (resnet18, resnet20, ...), which adapts its stem, or RGB data")
+            raise ValueError(
+                f"{spec.spec} takes RGB images (3 channels), the task has {in_channels}; use a built-in "
+                "ResNet (resnet18, resnet20, ...), which adapts its stem, or RGB data"
+            )
         import torchvision
 
         extra = _TORCHVISION_EXTRA_ARGS.get(spec.target, {})
@@ -234,17 +269,20 @@ def build_from_spec(spec: ModelSpec, num_classes: int, *, in_channels: int, pret
     return call_model_factory(fn, spec.spec, _callable_kind(spec.spec, fn), num_classes, in_channels)
 
 
-def call_model_factory(fn: Callable[..., nn.Module], spec: str, kind: ModelKind, num_classes: int,
-                       in_channels: int) -> nn.Module:
+def call_model_factory(
+    fn: Callable[..., nn.Module], spec: str, kind: ModelKind, num_classes: int, in_channels: int
+) -> nn.Module:
     """``fn(num_classes=K, in_channels=C)`` for a vision model, ``fn(num_classes=K)`` for a text model, checked to
     accept those arguments and to return an ``nn.Module``."""
-    kwargs = {"num_classes": num_classes} if kind == "text" else {"num_classes": num_classes,
-                                                                 "in_channels": in_channels}
+    kwargs = (
+        {"num_classes": num_classes} if kind == "text" else {"num_classes": num_classes, "in_channels": in_channels}
+    )
     try:
         inspect.signature(fn).bind(**kwargs)
     except TypeError as exc:
-        raise TypeError(f"model spec {spec!r}: the callable must accept keyword arguments "
-                        f"{', '.join(kwargs)} ({exc})") from exc
+        raise TypeError(
+            f"model spec {spec!r}: the callable must accept keyword arguments {', '.join(kwargs)} ({exc})"
+        ) from exc
     except ValueError:  # no signature to inspect (some builtins): just call it
         pass
     model = fn(**kwargs)
@@ -266,21 +304,29 @@ def _build_hf(spec: ModelSpec, num_classes: int, pretrained: bool) -> nn.Module:
             raise ValueError(f"{folder} has no weights file ({', '.join(HF_WEIGHT_FILES)}); {HF_LAYOUT}")
         with bert.quiet_transformers():
             model, info = AutoModelForSequenceClassification.from_pretrained(
-                folder, config=config, ignore_mismatched_sizes=True, local_files_only=True, output_loading_info=True)
+                folder, config=config, ignore_mismatched_sizes=True, local_files_only=True, output_loading_info=True
+            )
     except ValueError as exc:
         if "Unrecognized configuration class" in str(exc):
-            raise ValueError(f"{spec.spec}: {type(config).__name__} has no sequence-classification model in "
-                             "transformers; hf:DIR needs a text encoder checkpoint (BERT, RoBERTa, ...)") from exc
+            raise ValueError(
+                f"{spec.spec}: {type(config).__name__} has no sequence-classification model in "
+                "transformers; hf:DIR needs a text encoder checkpoint (BERT, RoBERTa, ...)"
+            ) from exc
         raise
     shapes = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     body = sorted(name for name, *_ in info["mismatched_keys"] if shapes[name][:1] != (num_classes,))
     if body:
-        raise ValueError(f"{folder}: weights {body[:5]} have other shapes than the model's config.json says; the "
-                         "checkpoint does not match its config")
+        raise ValueError(
+            f"{folder}: weights {body[:5]} have other shapes than the model's config.json says; the "
+            "checkpoint does not match its config"
+        )
     new = sorted(name for name in info["missing_keys"] if shapes.get(name, (None,))[:1] != (num_classes,))
     if new:
-        warnings.warn(f"{folder} has no weights for {len(new)} tensors of the model (e.g. {new[:3]}); they keep their "
-                      "random initialization", stacklevel=3)
+        warnings.warn(
+            f"{folder} has no weights for {len(new)} tensors of the model (e.g. {new[:3]}); they keep their "
+            "random initialization",
+            stacklevel=3,
+        )
     return model
 
 
@@ -290,8 +336,10 @@ def read_weights(path: str | Path) -> dict:
 
     path = Path(path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"weights file {path} does not exist; save one with torch.save(model.state_dict(), "
-                                "PATH) or safetensors.torch.save_file")
+        raise FileNotFoundError(
+            f"weights file {path} does not exist; save one with torch.save(model.state_dict(), "
+            "PATH) or safetensors.torch.save_file"
+        )
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -302,8 +350,9 @@ def read_weights(path: str | Path) -> dict:
         except Exception as exc:  # torch raises many types (UnpicklingError, RuntimeError) for foreign files
             raise ValueError(f"{path} is not a torch.save'd state_dict ({type(exc).__name__}: {exc})") from exc
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path} must hold a dict of tensors (torch.save(model.state_dict(), PATH)), got "
-                         f"{type(state).__name__}")
+        raise ValueError(
+            f"{path} must hold a dict of tensors (torch.save(model.state_dict(), PATH)), got {type(state).__name__}"
+        )
     return state
 
 
@@ -322,9 +371,11 @@ def load_weights(model: nn.Module, state: dict, num_classes: int, source: str = 
             is_head = own[name].shape[:1] == (num_classes,) and own[name].shape[1:] == state[name].shape[1:]
             (head if is_head else body).append(name)
     if missing or unexpected or body:
-        raise ValueError(f"{source} does not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}, "
-                         f"other shapes {body[:5]} (of {len(missing)}, {len(unexpected)}, {len(body)}); was it saved "
-                         "from the same architecture?")
+        raise ValueError(
+            f"{source} does not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}, "
+            f"other shapes {body[:5]} (of {len(missing)}, {len(unexpected)}, {len(body)}); was it saved "
+            "from the same architecture?"
+        )
     model.load_state_dict({k: v for k, v in state.items() if k not in head}, strict=False)
 
 
@@ -357,7 +408,9 @@ def weights_identity(spec: str, weights_path: str | Path | None = None) -> dict 
     if weights_path is not None:
         path = Path(weights_path).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(f"weights file {path} does not exist; save one with "
-                                    "torch.save(model.state_dict(), PATH) or safetensors.torch.save_file")
+            raise FileNotFoundError(
+                f"weights file {path} does not exist; save one with "
+                "torch.save(model.state_dict(), PATH) or safetensors.torch.save_file"
+            )
         files[str(weights_path)] = _sha256(path)
     return {"spec": spec, "sha256": files} if files else None

@@ -24,9 +24,7 @@ CONSTRUCTORS = {
 STEM_WIDTH = 64  # output channels of torchvision's stem conv, for every ResNet depth
 
 
-def build_torchvision_resnet(
-    name: str, num_classes: int, in_channels: int = 3, small_input: bool = True
-) -> ResNet:
+def build_torchvision_resnet(name: str, num_classes: int, in_channels: int = 3, small_input: bool = True) -> ResNet:
     """Build ``"resnet18"`` or ``"resnet50"`` with a fresh ``num_classes``-way ``fc`` head.
 
     Args:

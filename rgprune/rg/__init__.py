@@ -8,6 +8,7 @@ direction classes), ``distance`` (flow distances); ``flow`` re-exports them. Beh
 pruning/training split of each step. ``stats``: transfer gain, Mantel and PERMANOVA permutation tests.
 ``trace``: the per-round record (FlowTrace). ``plots``: figures; ``report``: the flow report.
 """
+
 from rgprune.rg.distance import FlowDistance, eigenvalue_wasserstein, flow_distance, trajectory_distance
 from rgprune.rg.dmd import DMDResult, GramDMDResult, dmd, gram_dmd
 from rgprune.rg.exponents import classify_directions, rescaling_factor, scaling_exponents

@@ -12,6 +12,7 @@ information on that side, e.g. the upper bound of [0, inf) when the bootstrap co
 lower bound of a scaling exponent when |λ| may be 0) is ``None`` (``null`` in flow.json; ``INTERVALS_NOTE``
 says so in the file itself).
 """
+
 from __future__ import annotations
 
 import math
@@ -48,33 +49,38 @@ MIN_ROUNDS = 3
 DEFAULT_OBSERVABLES = ("excess", "log-relative", "histogram", "density-profile")
 #: version 2: intervals, statuses, several observables, the step split and the lottery-ticket series
 FLOW_JSON_VERSION = 2
-INTERVALS_NOTE = ("intervals: bootstrap intervals of |λ| (lower, upper) at coverage interval_level; null as a bound "
-                  "means unbounded on that side (no information: [0, null] is [0, ∞)). A direction is relevant, "
-                  "marginal or irrelevant only when its whole interval lies in that band, else unresolved.")
+INTERVALS_NOTE = (
+    "intervals: bootstrap intervals of |λ| (lower, upper) at coverage interval_level; null as a bound "
+    "means unbounded on that side (no information: [0, null] is [0, ∞)). A direction is relevant, "
+    "marginal or irrelevant only when its whole interval lies in that band, else unresolved."
+)
 #: what each observable is, and what it can and cannot show (details: rgprune.rg.observables, FlowTrace.trajectory)
 OBSERVABLE_NOTES = {
     "excess": "the survivors kept by each round's prune as (|w| − t_n) / m_n, their excess over the round's "
-              "threshold t_n in units of its mean m_n. Has a fixed point under pruning alone (Exp(1) for light "
-              "tails), so what keeps it moving is training. Cannot show the pruned weights, the overall scale "
-              "(divided out) or per-layer differences.",
+    "threshold t_n in units of its mean m_n. Has a fixed point under pruning alone (Exp(1) for light "
+    "tails), so what keeps it moving is training. Cannot show the pruned weights, the overall scale "
+    "(divided out) or per-layer differences.",
     "log-relative": "the trained survivors (before the round's prune) as log2(|w| / t_n), in octaves from the "
-                    "round's threshold. Has a fixed point under pruning alone only for scale-free tails: light "
-                    "tails pile up just above the threshold round after round. Cannot show the absolute scale or "
-                    "per-layer differences.",
+    "round's threshold. Has a fixed point under pruning alone only for scale-free tails: light "
+    "tails pile up just above the threshold round after round. Cannot show the absolute scale or "
+    "per-layer differences.",
     "histogram": "fractions of the trained survivors on the kernels' fixed log2|w| bins (4 per octave). Pruning "
-                 "alone moves it every round, so it cannot have a fixed point and its steps mostly measure the "
-                 "pruning mechanics, not training.",
+    "alone moves it every round, so it cannot have a fixed point and its steps mostly measure the "
+    "pruning mechanics, not training.",
     "density-profile": "each tensor's density after the round's prune divided by the global density (1: thinned "
-                       "like the whole model). A stable allocation of survivors among layers is a fixed point. "
-                       "Cannot show anything about magnitudes.",
+    "like the whole model). A stable allocation of survivors among layers is a fixed point. "
+    "Cannot show anything about magnitudes.",
     "layer-density": "each tensor's surviving fraction after the round's prune: shrinks by (1 − p) per round in "
-                     "every layer, so it has no fixed point.",
+    "every layer, so it has no fixed point.",
     "layer-scale": "root-mean-square |w| of each tensor's survivors: grows as small weights go, no fixed point "
-                   "under pruning.",
+    "under pruning.",
 }
 # The lottery-ticket series and the trace metrics they come from (RunDir.write_summary names them)
-_LOTTERY_METRICS = {"ticket": "accuracy", "random-reinit": "random-reinit_accuracy",
-                    "random-mask": "random-mask_accuracy"}
+_LOTTERY_METRICS = {
+    "ticket": "accuracy",
+    "random-reinit": "random-reinit_accuracy",
+    "random-mask": "random-mask_accuracy",
+}
 
 
 def _bound(value: float) -> float | None:
@@ -97,11 +103,15 @@ def describe_status(fit: dict) -> str:
     """One plain sentence on what a fit (``fit_json``) resolved."""
     pairs, status = fit["snapshot_pairs"], fit["status"]
     if status == "too short":
-        return (f"too short to resolve anything: {pairs} snapshot pairs, and the held-out rank rule needs at least "
-                f"{MIN_FOLDS} ({MIN_FOLDS + 1} rounds of one run) to test a direction; record more rounds")
+        return (
+            f"too short to resolve anything: {pairs} snapshot pairs, and the held-out rank rule needs at least "
+            f"{MIN_FOLDS} ({MIN_FOLDS + 1} rounds of one run) to test a direction; record more rounds"
+        )
     if status == "nothing resolved":
-        return (f"nothing resolved: over {pairs} snapshot pairs no direction predicts a held-out step better than "
-                f"the mean step, so the flow reads as a constant drift plus noise")
+        return (
+            f"nothing resolved: over {pairs} snapshot pairs no direction predicts a held-out step better than "
+            f"the mean step, so the flow reads as a constant drift plus noise"
+        )
     k = fit["dmd_rank"]
     how = "held-out one-step prediction" if fit["rank_rule"] == "held-out" else f"the caller's {fit['rank_rule']}"
     exact = "; an exact fit of every pair, not a measurement" if fit["exact_fit"] else ""
@@ -155,12 +165,17 @@ def fit_json(result, *, marginal_tol: float = MARGINAL_TOL, fraction: float | No
 def _observable_flow(trace: FlowTrace, kind: str, options: dict) -> dict:
     """Step sizes and the fit of one observable's flow (ValueError when the observable is undefined here)."""
     traj = trace.trajectory(kind)
-    out: dict = {"observable": kind, "note": OBSERVABLE_NOTES[kind],
-                 "step_sizes": step_sizes(traj).tolist() if len(trace) >= 2 else []}
+    out: dict = {
+        "observable": kind,
+        "note": OBSERVABLE_NOTES[kind],
+        "step_sizes": step_sizes(traj).tolist() if len(trace) >= 2 else [],
+    }
     if len(trace) < MIN_ROUNDS:
         out["analysis"] = None
-        out["reason"] = (f"{len(trace)} rounds recorded; a flow analysis needs at least {MIN_ROUNDS} (2 snapshot "
-                         f"pairs), and resolving a direction {MIN_FOLDS + 1}: run more IMP rounds")
+        out["reason"] = (
+            f"{len(trace)} rounds recorded; a flow analysis needs at least {MIN_ROUNDS} (2 snapshot "
+            f"pairs), and resolving a direction {MIN_FOLDS + 1}: run more IMP rounds"
+        )
         return out
     result = dmd(traj, level=options["level"], n_boot=options["n_boot"], seed=options["seed"])
     analysis = fit_json(result, marginal_tol=options["marginal_tol"], fraction=trace.fraction)
@@ -175,16 +190,23 @@ def _observable_flow(trace: FlowTrace, kind: str, options: dict) -> dict:
 
 def _step_split_json(trace: FlowTrace, kind: str) -> tuple[dict | None, str | None]:
     if kind not in SPLIT_KINDS:
-        return None, (f"the pruning-only step is defined for {', '.join(SPLIT_KINDS)}, not {kind} (layer "
-                      f"observables would need per-layer histograms)")
+        return None, (
+            f"the pruning-only step is defined for {', '.join(SPLIT_KINDS)}, not {kind} (layer "
+            f"observables would need per-layer histograms)"
+        )
     if len(trace) < 2:
         return None, "a step needs at least 2 rounds"
     try:
         split = step_split(trace, kind)
     except ValueError as exc:
         return None, str(exc)
-    return {"observable": kind, "rounds": split.rounds.tolist(), "total": split.total.tolist(),
-            "pruning": split.pruning.tolist(), "training": split.training.tolist()}, None
+    return {
+        "observable": kind,
+        "rounds": split.rounds.tolist(),
+        "total": split.total.tolist(),
+        "pruning": split.pruning.tolist(),
+        "training": split.training.tolist(),
+    }, None
 
 
 def lottery_ticket_series(trace: FlowTrace) -> dict | None:
@@ -194,6 +216,7 @@ def lottery_ticket_series(trace: FlowTrace) -> dict | None:
     density of round n is its recorded ``train_density`` (else the density round n − 1's prune left, 1 for
     round 0). None when the trace recorded no accuracy (e.g. a trace of checkpoints).
     """
+
     def accuracy(metrics: dict, key: str) -> float | None:
         value = metrics.get(key)
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
@@ -214,17 +237,26 @@ def _check_options(observables, marginal_tol: float, level: float, n_boot: int, 
     kinds = (observables,) if isinstance(observables, str) else tuple(observables)
     unknown = [k for k in kinds if k not in OBSERVABLES]
     if not kinds or unknown or len(set(kinds)) != len(kinds):
-        raise ValueError(f"observables must be distinct names from {OBSERVABLES} (the first is the report's main "
-                         f"one); got {observables!r}")
+        raise ValueError(
+            f"observables must be distinct names from {OBSERVABLES} (the first is the report's main "
+            f"one); got {observables!r}"
+        )
     if isinstance(marginal_tol, bool) or not isinstance(marginal_tol, (int, float)) or not 0 <= marginal_tol < 1:
         raise ValueError(f"marginal_tol must be in [0, 1) (half-width of the marginal band); got {marginal_tol!r}")
     check_interval_options(level, n_boot, seed)
     return kinds
 
 
-def analyse_flow(trace: FlowTrace, observables: str | Sequence[str] = DEFAULT_OBSERVABLES,
-                 gram: np.ndarray | None = None, *, marginal_tol: float = MARGINAL_TOL,
-                 level: float = DEFAULT_LEVEL, n_boot: int = DEFAULT_REPLICATES, seed: int = 0) -> dict:
+def analyse_flow(
+    trace: FlowTrace,
+    observables: str | Sequence[str] = DEFAULT_OBSERVABLES,
+    gram: np.ndarray | None = None,
+    *,
+    marginal_tol: float = MARGINAL_TOL,
+    level: float = DEFAULT_LEVEL,
+    n_boot: int = DEFAULT_REPLICATES,
+    seed: int = 0,
+) -> dict:
     """Flow statistics of one trace as a JSON-ready dict (flow.json; the module docstring says what is in it).
 
     ``observables``: the kinds of ``FlowTrace.trajectory`` to fit, the first being the main one (``"observable"``,
@@ -250,13 +282,22 @@ def analyse_flow(trace: FlowTrace, observables: str | Sequence[str] = DEFAULT_OB
     if not flows:
         raise ValueError(f"no observable of {kinds} is defined for this trace: {unavailable}")
     main = next(iter(flows))
-    out: dict = {"version": FLOW_JSON_VERSION, "observable": main, "observables": list(flows),
-                 "unavailable": unavailable, "rounds": [r.round for r in trace.rounds],
-                 "density": [r.density for r in trace.rounds],
-                 "layer_density": trace.trajectory("layer-density").tolist(),
-                 "tensor_names": list(trace.tensor_names), "fraction": trace.fraction,
-                 "marginal_tolerance": marginal_tol, "interval_level": level, "intervals_note": INTERVALS_NOTE,
-                 "step_sizes": flows[main]["step_sizes"], "analysis": flows[main]["analysis"]}
+    out: dict = {
+        "version": FLOW_JSON_VERSION,
+        "observable": main,
+        "observables": list(flows),
+        "unavailable": unavailable,
+        "rounds": [r.round for r in trace.rounds],
+        "density": [r.density for r in trace.rounds],
+        "layer_density": trace.trajectory("layer-density").tolist(),
+        "tensor_names": list(trace.tensor_names),
+        "fraction": trace.fraction,
+        "marginal_tolerance": marginal_tol,
+        "interval_level": level,
+        "intervals_note": INTERVALS_NOTE,
+        "step_sizes": flows[main]["step_sizes"],
+        "analysis": flows[main]["analysis"],
+    }
     if main != kinds[0]:
         out["observable_fallback"] = f"{kinds[0]} is unavailable ({unavailable[kinds[0]]}); analysed {main} instead"
     if out["analysis"] is None:
@@ -273,8 +314,10 @@ def _parameter_space(gram, rounds: int, options: dict, fraction: float | None) -
         return None
     g = np.asarray(gram, dtype=np.float64)
     if g.shape != (rounds, rounds):
-        raise ValueError(f"gram is {g.shape}, the trace has {rounds} rounds: pass the Gram matrix of the same "
-                         f"rounds' checkpoints ({rounds} x {rounds})")
+        raise ValueError(
+            f"gram is {g.shape}, the trace has {rounds} rounds: pass the Gram matrix of the same "
+            f"rounds' checkpoints ({rounds} x {rounds})"
+        )
     if rounds < MIN_ROUNDS:
         return {"analysis": None, "reason": f"{rounds} checkpoints; a fit needs at least {MIN_ROUNDS}"}
     try:

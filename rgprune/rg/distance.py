@@ -42,9 +42,7 @@ def _transport_cost(cost: np.ndarray) -> float:
     col_sums = scipy.sparse.kron(np.ones((1, m)), scipy.sparse.eye(n))
     constraints = scipy.sparse.vstack([row_sums, col_sums]).tocsr()
     targets = np.concatenate([np.full(m, 1.0 / m), np.full(n, 1.0 / n)])
-    solution = scipy.optimize.linprog(
-        cost.ravel(), A_eq=constraints, b_eq=targets, bounds=(0, None), method="highs"
-    )
+    solution = scipy.optimize.linprog(cost.ravel(), A_eq=constraints, b_eq=targets, bounds=(0, None), method="highs")
     if solution.status != 0:
         raise RuntimeError(f"transport linear program failed: {solution.message}")
     return float(max(solution.fun, 0.0))

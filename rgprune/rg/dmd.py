@@ -63,8 +63,15 @@ def _reconstruction_error(pairs: SnapshotPairs, flow: FlowFit) -> float:
     return relative_error(yc, flow.fit.apply(xc)) if np.any(yc) else 0.0
 
 
-def dmd(trajectories: ArrayLike, rank: int | None = None, tol: float | None = None, *,
-        level: float = DEFAULT_LEVEL, n_boot: int = DEFAULT_REPLICATES, seed: int = 0) -> DMDResult:
+def dmd(
+    trajectories: ArrayLike,
+    rank: int | None = None,
+    tol: float | None = None,
+    *,
+    level: float = DEFAULT_LEVEL,
+    n_boot: int = DEFAULT_REPLICATES,
+    seed: int = 0,
+) -> DMDResult:
     """DMD of the centred snapshot pairs of a flow g_{n+1} ≈ A g_n + c, with rank chosen from the data.
 
     The snapshot pairs (g_n, g_{n+1}) of one trajectory, or pooled over several trajectories of the same
@@ -149,8 +156,15 @@ class GramDMDResult:
         return self.selection.status
 
 
-def gram_dmd(gram: ArrayLike, rank: int | None = None, tol: float | None = None, *,
-             level: float = DEFAULT_LEVEL, n_boot: int = DEFAULT_REPLICATES, seed: int = 0) -> GramDMDResult:
+def gram_dmd(
+    gram: ArrayLike,
+    rank: int | None = None,
+    tol: float | None = None,
+    *,
+    level: float = DEFAULT_LEVEL,
+    n_boot: int = DEFAULT_REPLICATES,
+    seed: int = 0,
+) -> GramDMDResult:
     """Centred DMD of one trajectory theta_0 .. theta_N known only through inner products.
 
     ``gram[i, j] = <theta_i, theta_j>`` ((N+1) x (N+1), symmetric positive semidefinite), e.g.

@@ -53,9 +53,15 @@ class AffineFixedPointResult:
         return self.selection.status
 
 
-def affine_fixed_point(trajectories: ArrayLike, rank: int | None = None, tol: float | None = None, *,
-                       level: float = DEFAULT_LEVEL, n_boot: int = DEFAULT_REPLICATES,
-                       seed: int = 0) -> AffineFixedPointResult:
+def affine_fixed_point(
+    trajectories: ArrayLike,
+    rank: int | None = None,
+    tol: float | None = None,
+    *,
+    level: float = DEFAULT_LEVEL,
+    n_boot: int = DEFAULT_REPLICATES,
+    seed: int = 0,
+) -> AffineFixedPointResult:
     """Fit the affine map g_{n+1} = A g_n + c and return its fixed point g* = A g* + c.
 
     Least squares with an intercept: the pairs of one or several trajectories (same map) are centred,

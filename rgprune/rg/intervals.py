@@ -51,15 +51,14 @@ def check_interval_options(level: float, n_boot: int, seed: int) -> None:
     if isinstance(level, bool) or not isinstance(level, (int, float)) or not (0.0 < level < 1.0):
         raise ValueError(f"level must be a coverage probability strictly between 0 and 1 (e.g. 0.9); got {level!r}.")
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or not (n_boot == 0 or n_boot >= 20):
-        raise ValueError(
-            f"n_boot must be an int >= 20 (bootstrap replicates; 0 skips the intervals); got {n_boot!r}."
-        )
+        raise ValueError(f"n_boot must be an int >= 20 (bootstrap replicates; 0 skips the intervals); got {n_boot!r}.")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative int (the intervals are seeded, deterministic); got {seed!r}.")
 
 
-def eigenvalue_intervals(pairs: SnapshotPairs, eigenvalues: np.ndarray, relative: float, level: float,
-                         n_boot: int, seed: int) -> np.ndarray:
+def eigenvalue_intervals(
+    pairs: SnapshotPairs, eigenvalues: np.ndarray, relative: float, level: float, n_boot: int, seed: int
+) -> np.ndarray:
     """(r, 2) lower and upper modulus of each point eigenvalue (module docstring's rule)."""
     rank = eigenvalues.size
     no_information = np.tile([0.0, math.inf], (rank, 1))
@@ -98,8 +97,9 @@ class FlowFit:
     intervals: np.ndarray
 
 
-def fit_flow(pairs: SnapshotPairs, rank: int | None, tol: float | None, default_tol: float, level: float,
-             n_boot: int, seed: int) -> FlowFit:
+def fit_flow(
+    pairs: SnapshotPairs, rank: int | None, tol: float | None, default_tol: float, level: float, n_boot: int, seed: int
+) -> FlowFit:
     """Choose the rank (:func:`rgprune.rg.linear_fit.choose_rank`), fit, and bootstrap the intervals."""
     check_interval_options(level, n_boot, seed)
     _check_flow_moves(pairs)
@@ -116,8 +116,10 @@ def _check_flow_moves(pairs: SnapshotPairs) -> None:
     scale = max(np.abs(pairs.x).max(), np.abs(pairs.y).max())
     if scale == 0.0:
         raise ValueError("all snapshots are zero; there is no flow to analyse.")
-    spread = max(np.abs(pairs.x - pairs.x.mean(axis=1, keepdims=True)).max(),
-                 np.abs(pairs.y - pairs.y.mean(axis=1, keepdims=True)).max())
+    spread = max(
+        np.abs(pairs.x - pairs.x.mean(axis=1, keepdims=True)).max(),
+        np.abs(pairs.y - pairs.y.mean(axis=1, keepdims=True)).max(),
+    )
     if spread <= pairs.floor * scale:
         raise ValueError(
             "all input snapshots are equal: the flow does not move, so its linear part cannot be estimated (the "

@@ -139,9 +139,15 @@ def fit_centred(x: np.ndarray, y: np.ndarray, rank: int) -> CentredFit:
     reduced = (basis.T @ yc) @ np.linalg.pinv(basis.T @ xc)
     eigenvalues, eigenvectors = np.linalg.eig(reduced)
     order = by_decreasing_modulus(eigenvalues)
-    return CentredFit(basis=basis, reduced=reduced, x_mean=x_mean, y_mean=y_mean,
-                      eigenvalues=eigenvalues[order].astype(np.complex128),
-                      eigenvectors=eigenvectors[:, order].astype(np.complex128), image_singular_values=s)
+    return CentredFit(
+        basis=basis,
+        reduced=reduced,
+        x_mean=x_mean,
+        y_mean=y_mean,
+        eigenvalues=eigenvalues[order].astype(np.complex128),
+        eigenvectors=eigenvectors[:, order].astype(np.complex128),
+        image_singular_values=s,
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -225,24 +231,34 @@ def choose_rank(pairs: SnapshotPairs, rank: int | None, tol: float | None, defau
                 f"{np.array2string(singular_values, precision=3)}); the extra directions are rounding noise. "
                 "Use a smaller rank or the default (rank=None)."
             )
-        return RankChoice(rank=int(rank), rule="rank", status="rank given", heldout_error=empty,
-                          heldout_error_se=empty, **common)
+        return RankChoice(
+            rank=int(rank), rule="rank", status="rank given", heldout_error=empty, heldout_error_se=empty, **common
+        )
     if tol is not None:
         chosen = supported_rank(pairs.x, pairs.y, max(tol, floor))
-        return RankChoice(rank=chosen, rule="tol", status="tol given", heldout_error=empty, heldout_error_se=empty,
-                          **common)
+        return RankChoice(
+            rank=chosen, rule="tol", status="tol given", heldout_error=empty, heldout_error_se=empty, **common
+        )
     if len(pairs.blocks) < MIN_FOLDS:
-        return RankChoice(rank=0, rule="held-out", status="too short", heldout_error=empty,
-                          heldout_error_se=empty, **common)
+        return RankChoice(
+            rank=0, rule="held-out", status="too short", heldout_error=empty, heldout_error_se=empty, **common
+        )
     errors, sizes, max_rank = _heldout_errors(pairs, max(default_tol, floor))
     if max_rank == 0:
-        return RankChoice(rank=0, rule="held-out", status="too short", heldout_error=empty,
-                          heldout_error_se=empty, **common)
+        return RankChoice(
+            rank=0, rule="held-out", status="too short", heldout_error=empty, heldout_error_se=empty, **common
+        )
     mean = errors.sum(axis=0) / sizes.sum()
     se = (errors / sizes[:, None]).std(axis=0, ddof=1) / math.sqrt(len(sizes))
     scale = mean[0] if mean[0] > 0 else 1.0
     best = int(np.argmin(mean))
     threshold = mean[best] + se[best] + _ERROR_ROUNDING * scale
     chosen = int(np.flatnonzero(mean <= threshold)[0])
-    return RankChoice(rank=chosen, rule="held-out", status="resolved" if chosen else "nothing resolved",
-                      heldout_error=frozen(mean / scale), heldout_error_se=frozen(se / scale), **common)
+    return RankChoice(
+        rank=chosen,
+        rule="held-out",
+        status="resolved" if chosen else "nothing resolved",
+        heldout_error=frozen(mean / scale),
+        heldout_error_se=frozen(se / scale),
+        **common,
+    )

@@ -63,6 +63,7 @@ only approximation, so a pruning-only flow has a training part of exactly 0 for 
 (bin quantization: at most 0.0023 over 10 rounds of 20% on 2^20 weights, 0.0038 on 20k weights) for the
 rescaled kinds, while 5 Adam steps per round give 0.07-0.09 on ``"excess"``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -114,8 +115,7 @@ def magnitude_bin_edges(dtype: str | torch.dtype = "float32", bits: int = RADIX_
     [1.0, 1.0625, 2.0]
     """
     dt = _dtype(dtype)
-    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= min(MAX_HIST_BITS,
-                                                                                    KEY_BITS[dt]):
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= min(MAX_HIST_BITS, KEY_BITS[dt]):
         raise ValueError(f"bits must be an int in [1, {MAX_HIST_BITS}], got {bits!r}")
     return np.array(_edges(dt, bits))
 
@@ -134,8 +134,10 @@ class _Bins:
         if occupied.size == 0:
             raise ValueError(f"{where}: the histogram has no survivors, so its observables are undefined")
         if not np.isfinite(edges[occupied[-1] + 1]):
-            raise ValueError(f"{where}: {int(counts[~np.isfinite(edges[1:])].sum())} survivors are infinite; "
-                             f"rescaled observables need finite weights")
+            raise ValueError(
+                f"{where}: {int(counts[~np.isfinite(edges[1:])].sum())} survivors are infinite; "
+                f"rescaled observables need finite weights"
+            )
         return cls(edges[occupied], edges[occupied + 1], counts[occupied])
 
     def cdf(self, x: np.ndarray) -> np.ndarray:
@@ -162,9 +164,11 @@ class _Bins:
         limit = float(self.counts[holder].sum())
         tolerance = 1e-9 * max(keep, 1.0)
         if rest < -tolerance or rest > limit + tolerance:
-            raise ValueError(f"{where}: {keep:g} survivors at or above the threshold {threshold:.6g} do not fit the "
-                             f"histogram ({self.counts[above].sum():g} above it, {limit:g} in its bin): the threshold "
-                             f"key and the survivor counts must come from the same prune")
+            raise ValueError(
+                f"{where}: {keep:g} survivors at or above the threshold {threshold:.6g} do not fit the "
+                f"histogram ({self.counts[above].sum():g} above it, {limit:g} in its bin): the threshold "
+                f"key and the survivor counts must come from the same prune"
+            )
         lo, hi, counts = self.lo[above], self.hi[above], self.counts[above]
         if holder.any() and rest > tolerance:
             lo = np.concatenate([[threshold], lo])
@@ -213,9 +217,11 @@ def _pruned_count(trace: FlowTrace, n: int) -> int:
         k = round(trace.fraction * before)
         if k > 0:
             return k
-    raise ValueError(f"round {r.round} pruned nothing and nothing says how much it would prune: rescaled "
-                     f"observables need each round's threshold; give the trace its pruning fraction "
-                     f"(FlowTrace(..., fraction=p) or trace_from_checkpoints(..., fraction=p))")
+    raise ValueError(
+        f"round {r.round} pruned nothing and nothing says how much it would prune: rescaled "
+        f"observables need each round's threshold; give the trace its pruning fraction "
+        f"(FlowTrace(..., fraction=p) or trace_from_checkpoints(..., fraction=p))"
+    )
 
 
 def _round_state(trace: FlowTrace, n: int, edges: np.ndarray) -> _RoundState:
@@ -238,8 +244,9 @@ def _round_state(trace: FlowTrace, n: int, edges: np.ndarray) -> _RoundState:
 def _mean_excess(abs_sum: float, count: float, threshold: float, where: str) -> float:
     excess = abs_sum / count - threshold
     if not excess > 0:
-        raise ValueError(f"{where}: every survivor equals the threshold {threshold:.6g}, so the excess over it "
-                         f"has no scale")
+        raise ValueError(
+            f"{where}: every survivor equals the threshold {threshold:.6g}, so the excess over it has no scale"
+        )
     return excess
 
 
@@ -288,14 +295,17 @@ class StepSplit:
     predicted: np.ndarray
 
 
-def _pruning_only(trace: FlowTrace, states: list[_RoundState], n: int, kind: str,
-                  edges: np.ndarray, coarsen: int) -> np.ndarray:
+def _pruning_only(
+    trace: FlowTrace, states: list[_RoundState], n: int, kind: str, edges: np.ndarray, coarsen: int
+) -> np.ndarray:
     """P_{n+1}: the observable of round n's survivors after round n+1's prune, no training in between."""
     kept, later = states[n].after, trace.rounds[n + 1]
     if abs(kept.total - sum(later.histogram)) > 0.5:
-        raise ValueError(f"round {later.round} has {sum(later.histogram)} survivors but round "
-                         f"{trace.rounds[n].round} kept {kept.total:g}: the rounds must be consecutive rounds of "
-                         f"one flow")
+        raise ValueError(
+            f"round {later.round} has {sum(later.histogram)} survivors but round "
+            f"{trace.rounds[n].round} kept {kept.total:g}: the rounds must be consecutive rounds of "
+            f"one flow"
+        )
     if kind == "histogram":
         return kept.fractions(edges[::coarsen])[1:-1]
     where = f"round {later.round}"
@@ -321,8 +331,10 @@ def step_split(trace: FlowTrace, kind: str = "excess", coarsen: int | None = Non
     within bin quantization of 0 for the rescaled kinds (the module docstring says why).
     """
     if kind not in SPLIT_KINDS:
-        raise ValueError(f"the pruning-only step is defined for {SPLIT_KINDS}, not {kind!r}: layer observables "
-                         f"would need per-layer histograms, which the trace does not record")
+        raise ValueError(
+            f"the pruning-only step is defined for {SPLIT_KINDS}, not {kind!r}: layer observables "
+            f"would need per-layer histograms, which the trace does not record"
+        )
     if len(trace.rounds) < 2:
         raise ValueError(f"the trace has {len(trace.rounds)} round(s); a step needs at least 2")
     observed = trace.trajectory(kind, coarsen=coarsen)
@@ -331,7 +343,11 @@ def step_split(trace: FlowTrace, kind: str = "excess", coarsen: int | None = Non
     factor = 4 if coarsen is None else coarsen
     predicted = np.array([_pruning_only(trace, states, n, kind, edges, factor) for n in range(len(states))])
     scale = np.linalg.norm(observed[:-1], axis=1)
-    return StepSplit(kind, np.array([r.round for r in trace.rounds[1:]]),
-                     np.linalg.norm(observed[1:] - observed[:-1], axis=1) / scale,
-                     np.linalg.norm(predicted - observed[:-1], axis=1) / scale,
-                     np.linalg.norm(observed[1:] - predicted, axis=1) / scale, predicted)
+    return StepSplit(
+        kind,
+        np.array([r.round for r in trace.rounds[1:]]),
+        np.linalg.norm(observed[1:] - observed[:-1], axis=1) / scale,
+        np.linalg.norm(predicted - observed[:-1], axis=1) / scale,
+        np.linalg.norm(observed[1:] - predicted, axis=1) / scale,
+        predicted,
+    )

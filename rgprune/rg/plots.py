@@ -102,9 +102,7 @@ def _real_matrix(values: object, what: str, shape_words: str) -> np.ndarray:
     except (TypeError, ValueError) as error:
         raise ValueError(f"{what} must be numeric ({error}).") from error
     if array.ndim != 2 or 0 in array.shape:
-        raise ValueError(
-            f"{what} must be a non-empty 2-D array ({shape_words}); got shape {array.shape}."
-        )
+        raise ValueError(f"{what} must be a non-empty 2-D array ({shape_words}); got shape {array.shape}.")
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{what} contains non-finite values.")
     return array
@@ -115,8 +113,9 @@ def _real_matrix(values: object, what: str, shape_words: str) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-def plot_eigenvalues(eigs_by_name: Mapping[str, object], path: str | os.PathLike,
-                     intervals: Mapping[str, object] | None = None) -> Path:
+def plot_eigenvalues(
+    eigs_by_name: Mapping[str, object], path: str | os.PathLike, intervals: Mapping[str, object] | None = None
+) -> Path:
     """Scatter DMD eigenvalues of one or more flows in the complex plane with the unit circle.
 
     Points outside the circle are relevant directions, inside irrelevant, on it marginal. A flow may have
@@ -128,8 +127,9 @@ def plot_eigenvalues(eigs_by_name: Mapping[str, object], path: str | os.PathLike
     """
     _check_named_series(eigs_by_name, "eigs_by_name")
     target = _check_png_path(path)
-    eigenvalues = {name: _complex_vector(v, f"eigenvalues of {name!r}", allow_empty=True)
-                   for name, v in eigs_by_name.items()}
+    eigenvalues = {
+        name: _complex_vector(v, f"eigenvalues of {name!r}", allow_empty=True) for name, v in eigs_by_name.items()
+    }
     bounds = _check_intervals(intervals, eigenvalues)
 
     figure = Figure(figsize=(5.5, 5.0), dpi=_DPI)
@@ -147,9 +147,16 @@ def plot_eigenvalues(eigs_by_name: Mapping[str, object], path: str | os.PathLike
             direction = np.exp(1j * np.angle(values))
             for (lower, upper), unit in zip(bounds[name], direction):
                 top = upper if np.isfinite(upper) else extent
-                axes.plot([lower * unit.real, top * unit.real], [lower * unit.imag, top * unit.imag],
-                          color=points.get_facecolor()[0] if values.size else "0.3", lw=2.0, alpha=0.6,
-                          ls="-" if np.isfinite(upper) else ":", solid_capstyle="butt", gid=f"interval of {name}")
+                axes.plot(
+                    [lower * unit.real, top * unit.real],
+                    [lower * unit.imag, top * unit.imag],
+                    color=points.get_facecolor()[0] if values.size else "0.3",
+                    lw=2.0,
+                    alpha=0.6,
+                    ls="-" if np.isfinite(upper) else ":",
+                    solid_capstyle="butt",
+                    gid=f"interval of {name}",
+                )
     axes.set_xlim(-extent, extent)
     axes.set_ylim(-extent, extent)
     axes.set_aspect("equal")
@@ -178,11 +185,14 @@ def _check_intervals(intervals, eigenvalues: Mapping[str, np.ndarray]) -> dict[s
         if count == 0 and bounds.size == 0:  # no eigenvalues (rank 0): no bounds, in any empty shape
             bounds = bounds.reshape(0, 2)
         if bounds.shape != (count, 2):
-            raise ValueError(f"intervals of {name!r} must have shape ({count}, 2): one (lower, "
-                             f"upper) modulus per eigenvalue; got {bounds.shape}.")
+            raise ValueError(
+                f"intervals of {name!r} must have shape ({count}, 2): one (lower, "
+                f"upper) modulus per eigenvalue; got {bounds.shape}."
+            )
         if np.any(np.isnan(bounds)) or not np.all(np.isfinite(bounds[:, 0])) or np.any(bounds[:, 1] == -np.inf):
-            raise ValueError(f"intervals of {name!r} contain non-finite values (only an upper bound may be inf: "
-                             f"no information).")
+            raise ValueError(
+                f"intervals of {name!r} contain non-finite values (only an upper bound may be inf: no information)."
+            )
         if np.any(bounds[:, 0] < 0) or np.any(bounds[:, 0] > bounds[:, 1]):
             raise ValueError(f"intervals of {name!r} must satisfy 0 <= lower <= upper (moduli).")
         out[name] = bounds
@@ -197,8 +207,7 @@ def plot_step_sizes(steps_by_name: Mapping[str, object], path: str | os.PathLike
     """
     _check_named_series(steps_by_name, "steps_by_name")
     target = _check_png_path(path)
-    steps = {name: _real_vector(v, f"step sizes of {name!r}", positive=True)
-             for name, v in steps_by_name.items()}
+    steps = {name: _real_vector(v, f"step sizes of {name!r}", positive=True) for name, v in steps_by_name.items()}
 
     figure = Figure(figsize=(6.0, 4.0), dpi=_DPI)
     axes = figure.add_subplot()
@@ -215,8 +224,14 @@ def plot_step_sizes(steps_by_name: Mapping[str, object], path: str | os.PathLike
     return _save(figure, target)
 
 
-def plot_step_split(rounds: object, total: object, pruning: object, training: object, path: str | os.PathLike,
-                    observable: str = "excess") -> Path:
+def plot_step_split(
+    rounds: object,
+    total: object,
+    pruning: object,
+    training: object,
+    path: str | os.PathLike,
+    observable: str = "excess",
+) -> Path:
     """Each step of a flow beside its pruning-only part and its training part (``rgprune.rg.step_split``).
 
     ``rounds``: the round n each step arrives at (integers); ``total``, ``pruning``, ``training``: the
@@ -248,8 +263,13 @@ def plot_step_split(rounds: object, total: object, pruning: object, training: ob
 
 
 def plot_histogram_heatmap(
-    hist: object, bin_edges_or_centers: object, path: str | os.PathLike, title: str, *,
-    xlabel: str = "log2 |w|", value_label: str = "survivors per bin",
+    hist: object,
+    bin_edges_or_centers: object,
+    path: str | os.PathLike,
+    title: str,
+    *,
+    xlabel: str = "log2 |w|",
+    value_label: str = "survivors per bin",
     ylabel: str = "round n (trained weights, before its prune)",
 ) -> Path:
     """Heatmap of a histogram per round (rows: rounds 0, 1, ..., columns: bins).
@@ -285,8 +305,7 @@ def _bin_edges(values: object, bins: int) -> np.ndarray:
     points = _real_vector(values, "bin_edges_or_centers")
     if points.size not in (bins, bins + 1):
         raise ValueError(
-            f"bin_edges_or_centers has {points.size} entries; with {bins} bins give {bins + 1} "
-            f"edges or {bins} centers."
+            f"bin_edges_or_centers has {points.size} entries; with {bins} bins give {bins + 1} edges or {bins} centers."
         )
     if np.any(np.diff(points) <= 0):
         raise ValueError("bin_edges_or_centers must be strictly increasing.")
@@ -299,9 +318,7 @@ def _bin_edges(values: object, bins: int) -> np.ndarray:
     return np.concatenate([[first], middles, [last]])
 
 
-def plot_layer_densities(
-    densities: object, layer_names: Sequence[str], path: str | os.PathLike
-) -> Path:
+def plot_layer_densities(densities: object, layer_names: Sequence[str], path: str | os.PathLike) -> Path:
     """Heatmap of per-layer densities after each round's prune (rows: rounds, columns: layers), colour 0..1."""
     density = _real_matrix(densities, "densities", "rounds x layers")
     if np.any(density < 0) or np.any(density > 1):
@@ -310,17 +327,15 @@ def plot_layer_densities(
     if names is None or not all(isinstance(n, str) for n in names):
         raise ValueError("layer_names must be a sequence of str, one per layer.")
     if len(names) != density.shape[1]:
-        raise ValueError(
-            f"layer_names has {len(names)} names but densities has {density.shape[1]} layers "
-            "(columns)."
-        )
+        raise ValueError(f"layer_names has {len(names)} names but densities has {density.shape[1]} layers (columns).")
     target = _check_png_path(path)
 
     layers = density.shape[1]
     figure = Figure(figsize=(max(6.0, 0.25 * min(layers, _MAX_LAYER_LABELS) + 3), 4.5), dpi=_DPI)
     axes = figure.add_subplot()
-    image = axes.imshow(density, aspect="auto", origin="lower", cmap="magma", vmin=0.0, vmax=1.0,
-                        interpolation="nearest")
+    image = axes.imshow(
+        density, aspect="auto", origin="lower", cmap="magma", vmin=0.0, vmax=1.0, interpolation="nearest"
+    )
     figure.colorbar(image, ax=axes, label="fraction of the layer's weights surviving")
     every = max(1, -(-layers // _MAX_LAYER_LABELS))  # ceil division
     ticks = np.arange(0, layers, every)
@@ -337,8 +352,10 @@ def plot_layer_densities(
 def _accuracy_series(values: object, what: str, points: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean, lowest and highest accuracy per density (entries: a number, a list over seeds, or None)."""
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) != points:
-        raise ValueError(f"{what} must be a list of {points} entries (one per density), each an accuracy, a "
-                         f"list of accuracies (seeds) or None.")
+        raise ValueError(
+            f"{what} must be a list of {points} entries (one per density), each an accuracy, a "
+            f"list of accuracies (seeds) or None."
+        )
     mean, low, high = (np.full(points, np.nan) for _ in range(3))
     for i, entry in enumerate(values):
         if entry is None:
@@ -348,9 +365,15 @@ def _accuracy_series(values: object, what: str, points: int) -> tuple[np.ndarray
     return mean, low, high
 
 
-def plot_lottery_ticket(density: Sequence[float], ticket: Sequence, random_reinit: Sequence,
-                        random_mask: Sequence, dense: float | Sequence[float] | None,
-                        path: str | os.PathLike, title: str = "Lottery tickets") -> Path:
+def plot_lottery_ticket(
+    density: Sequence[float],
+    ticket: Sequence,
+    random_reinit: Sequence,
+    random_mask: Sequence,
+    dense: float | Sequence[float] | None,
+    path: str | os.PathLike,
+    title: str = "Lottery tickets",
+) -> Path:
     """Accuracy against density (fraction of weights remaining, log scale, sparser to the right).
 
     ``ticket``, ``random_reinit`` (the ticket's mask, weights re-initialized) and ``random_mask`` (a
@@ -377,8 +400,15 @@ def plot_lottery_ticket(density: Sequence[float], ticket: Sequence, random_reini
     for (label, (mean, low, high)), marker in zip(drawn.items(), ("o", "s", "^")):
         keep = ~np.isnan(mean)
         if keep.any():
-            axes.errorbar(x[keep], mean[keep], yerr=[mean[keep] - low[keep], high[keep] - mean[keep]],
-                          marker=marker, ms=4, capsize=2, label=label)
+            axes.errorbar(
+                x[keep],
+                mean[keep],
+                yerr=[mean[keep] - low[keep], high[keep] - mean[keep]],
+                marker=marker,
+                ms=4,
+                capsize=2,
+                label=label,
+            )
     if dense_acc is not None:
         axes.axhline(dense_acc, color="0.3", ls="--", lw=1.0, label="dense")
     axes.set_xscale("log")

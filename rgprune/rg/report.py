@@ -5,6 +5,7 @@
 series), report.md and the figures. ``compare_flows`` writes the distances between several flows with each
 flow's resolved directions. Flows with fewer than ``MIN_ROUNDS`` rounds get no fit: the report says why.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,8 +34,15 @@ from rgprune.rg.observables import EXCESS_EDGES, LOG_RELATIVE_EDGES
 from rgprune.rg.steps import step_sizes
 from rgprune.rg.trace import FlowTrace
 
-__all__ = ["FLOW_REPORT_FILES", "MIN_ROUNDS", "analyse_flow", "compare_flows", "load_trace", "render_flow_markdown",
-           "write_flow_report"]
+__all__ = [
+    "FLOW_REPORT_FILES",
+    "MIN_ROUNDS",
+    "analyse_flow",
+    "compare_flows",
+    "load_trace",
+    "render_flow_markdown",
+    "write_flow_report",
+]
 
 #: the files ``write_flow_report`` writes into its directory besides the figures (``load_trace`` reads "trace")
 FLOW_REPORT_FILES = {"trace": "trace.json", "flow": "flow.json", "report": "report.md"}
@@ -48,14 +56,24 @@ def _observable_heatmap(stats: dict, trajectory: np.ndarray, path: Path, title: 
     """Heatmap of the main observable when it is a rescaled histogram (the columns beyond its edges left out)."""
     kind = stats["observable"]
     if kind == "excess":  # 32 bins on EXCESS_EDGES, then one column for y >= 8
-        return plots.plot_histogram_heatmap(trajectory[:, :-1], EXCESS_EDGES, path, f"{title}: excess observable",
-                                            xlabel="(|w| − t_n) / mean excess (survivors after the round's prune)",
-                                            value_label="fraction of survivors",
-                                            ylabel="round n (survivors after its prune)")
+        return plots.plot_histogram_heatmap(
+            trajectory[:, :-1],
+            EXCESS_EDGES,
+            path,
+            f"{title}: excess observable",
+            xlabel="(|w| − t_n) / mean excess (survivors after the round's prune)",
+            value_label="fraction of survivors",
+            ylabel="round n (survivors after its prune)",
+        )
     if kind == "log-relative":  # one column below the first edge, 64 bins, one above the last
-        return plots.plot_histogram_heatmap(trajectory[:, 1:-1], LOG_RELATIVE_EDGES, path,
-                                            f"{title}: log-relative observable", xlabel="log2(|w| / t_n)",
-                                            value_label="fraction of survivors")
+        return plots.plot_histogram_heatmap(
+            trajectory[:, 1:-1],
+            LOG_RELATIVE_EDGES,
+            path,
+            f"{title}: log-relative observable",
+            xlabel="log2(|w| / t_n)",
+            value_label="fraction of survivors",
+        )
     return None
 
 
@@ -64,35 +82,52 @@ def _figures(trace: FlowTrace, stats: dict, out: Path, title: str) -> dict[str, 
     edges = trace.bin_lower_edges()
     occupied = np.nonzero(trace.histograms().sum(axis=0))[0]
     lo, hi = (occupied[0], occupied[-1] + 1) if occupied.size else (0, len(edges))
-    log_edges = np.log2(np.maximum(np.append(edges[lo:hi], edges[hi] if hi < len(edges) else edges[-1] * 2),
-                                   np.finfo(float).tiny))
-    figures["histogram_png"] = plots.plot_histogram_heatmap(trace.histograms()[:, lo:hi], log_edges,
-                                                            out / "histograms.png", f"{title}: log2|w| per round")
+    log_edges = np.log2(
+        np.maximum(np.append(edges[lo:hi], edges[hi] if hi < len(edges) else edges[-1] * 2), np.finfo(float).tiny)
+    )
+    figures["histogram_png"] = plots.plot_histogram_heatmap(
+        trace.histograms()[:, lo:hi], log_edges, out / "histograms.png", f"{title}: log2|w| per round"
+    )
     heatmap = _observable_heatmap(stats, trace.trajectory(stats["observable"]), out / "observable.png", title)
     if heatmap is not None:
         figures["observable_png"] = heatmap
-    figures["density_png"] = plots.plot_layer_densities(np.array(stats["layer_density"]), trace.tensor_names,
-                                                        out / "layer_density.png")
+    figures["density_png"] = plots.plot_layer_densities(
+        np.array(stats["layer_density"]), trace.tensor_names, out / "layer_density.png"
+    )
     steps = {kind: flow["step_sizes"] for kind, flow in stats["by_observable"].items() if flow["step_sizes"]}
     if steps:
         figures["steps_png"] = plots.plot_step_sizes(steps, out / "step_sizes.png")
     split = stats["step_split"]
     if split is not None:
-        figures["split_png"] = plots.plot_step_split(split["rounds"], split["total"], split["pruning"],
-                                                     split["training"], out / "step_split.png", split["observable"])
+        figures["split_png"] = plots.plot_step_split(
+            split["rounds"],
+            split["total"],
+            split["pruning"],
+            split["training"],
+            out / "step_split.png",
+            split["observable"],
+        )
     fits = {stats["observable"]: stats["analysis"]}
     if stats["parameter_space"] is not None:
         fits["parameter space"] = stats["parameter_space"]["analysis"]
     fits = {name: fit for name, fit in fits.items() if fit is not None}
     if fits:
         figures["eigen_png"] = plots.plot_eigenvalues(
-            {name: _eigenvalues(fit) for name, fit in fits.items()}, out / "eigenvalues.png",
-            intervals={name: _bounds(fit) for name, fit in fits.items()})
+            {name: _eigenvalues(fit) for name, fit in fits.items()},
+            out / "eigenvalues.png",
+            intervals={name: _bounds(fit) for name, fit in fits.items()},
+        )
     lottery = stats["lottery_ticket"]
     if lottery is not None:
         figures["lottery_png"] = plots.plot_lottery_ticket(
-            lottery["density"], lottery["ticket"], lottery["random-reinit"], lottery["random-mask"],
-            lottery["dense"], out / "lottery_ticket.png", title=f"{title}: lottery tickets")
+            lottery["density"],
+            lottery["ticket"],
+            lottery["random-reinit"],
+            lottery["random-mask"],
+            lottery["dense"],
+            out / "lottery_ticket.png",
+            title=f"{title}: lottery tickets",
+        )
     return figures
 
 
@@ -102,13 +137,19 @@ def _eigenvalues(fit: dict) -> np.ndarray:
 
 def _bounds(fit: dict) -> np.ndarray:
     """(k, 2) |λ| intervals from JSON, None (unbounded above) back to inf."""
-    return np.array([[lower, np.inf if upper is None else upper] for lower, upper in fit["intervals"]],
-                    dtype=np.float64).reshape(-1, 2)
+    return np.array(
+        [[lower, np.inf if upper is None else upper] for lower, upper in fit["intervals"]], dtype=np.float64
+    ).reshape(-1, 2)
 
 
-def write_flow_report(trace: FlowTrace, out_dir: str | os.PathLike, *, title: str = "RG flow",
-                      gram: np.ndarray | None = None,
-                      observables: str | Sequence[str] = DEFAULT_OBSERVABLES) -> dict[str, Path]:
+def write_flow_report(
+    trace: FlowTrace,
+    out_dir: str | os.PathLike,
+    *,
+    title: str = "RG flow",
+    gram: np.ndarray | None = None,
+    observables: str | Sequence[str] = DEFAULT_OBSERVABLES,
+) -> dict[str, Path]:
     """Write trace.json, flow.json, report.md and the PNG figures into ``out_dir``; returns the paths.
 
     ``observables``: the kinds fitted, the first the main one (``analyse_flow``); ``gram``: the Gram matrix of
@@ -129,11 +170,20 @@ def write_flow_report(trace: FlowTrace, out_dir: str | os.PathLike, *, title: st
 
 
 def _rounds_table(trace: FlowTrace, stats: dict) -> list[str]:
-    metric_keys = sorted({k for r in trace.rounds for k, v in r.metrics.items()
-                          if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    metric_keys = sorted(
+        {
+            k
+            for r in trace.rounds
+            for k, v in r.metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
+    )
     split = stats["step_split"] or {}
-    lines = ["| round | density after prune | step size | pruning alone | training |"
-             + "".join(f" {k} |" for k in metric_keys), "|---|---|---|---|---|" + "---|" * len(metric_keys)]
+    lines = [
+        "| round | density after prune | step size | pruning alone | training |"
+        + "".join(f" {k} |" for k in metric_keys),
+        "|---|---|---|---|---|" + "---|" * len(metric_keys),
+    ]
     steps = [None] + list(stats["step_sizes"])
     pruning = [None] + list(split.get("pruning", [None] * len(stats["step_sizes"])))
     training = [None] + list(split.get("training", [None] * len(stats["step_sizes"])))
@@ -149,22 +199,29 @@ def _directions_table(fit: dict, marginal_tol: float) -> list[str]:
     lines = [f"**{describe_status(fit)}.**", ""]
     if fit["eigenvalues"]:
         exponents = "scaling_exponents" in fit
-        lines += [f"| λ | \\|λ\\| | {level}% interval of \\|λ\\| | class |" + (" y = ln\\|λ\\| / ln b | interval of y |"
-                                                                            if exponents else ""),
-                  "|---|---|---|---|" + ("---|---|" if exponents else "")]
-        for i, ((re, im), modulus, bounds, cls) in enumerate(zip(fit["eigenvalues"], fit["eigenvalue_moduli"],
-                                                                fit["intervals"], fit["classes"])):
+        lines += [
+            f"| λ | \\|λ\\| | {level}% interval of \\|λ\\| | class |"
+            + (" y = ln\\|λ\\| / ln b | interval of y |" if exponents else ""),
+            "|---|---|---|---|" + ("---|---|" if exponents else ""),
+        ]
+        for i, ((re, im), modulus, bounds, cls) in enumerate(
+            zip(fit["eigenvalues"], fit["eigenvalue_moduli"], fit["intervals"], fit["classes"])
+        ):
             row = f"| {re:.4f}{im:+.4f}i | {modulus:.4f} | {format_interval(bounds)} | {cls} |"
             if exponents:
                 y = fit["scaling_exponents"][i]
                 row += f" {'−∞' if y is None else f'{y:.3f}'} | {format_interval(fit['exponent_intervals'][i])} |"
             lines.append(row)
-        lines += ["", f"A direction is relevant when its whole interval lies above 1 + {marginal_tol}, irrelevant "
-                      f"below 1 − {marginal_tol}, marginal within; unresolved otherwise. Intervals: bootstrap over "
-                      f"snapshot {fit['resampling_units']} (∞: unbounded, no information)."]
+        lines += [
+            "",
+            f"A direction is relevant when its whole interval lies above 1 + {marginal_tol}, irrelevant "
+            f"below 1 − {marginal_tol}, marginal within; unresolved otherwise. Intervals: bootstrap over "
+            f"snapshot {fit['resampling_units']} (∞: unbounded, no information).",
+        ]
     if fit["heldout_error"]:
-        errors = ", ".join(f"{r}: {e:.3f} ± {s:.3f}" for r, (e, s) in
-                           enumerate(zip(fit["heldout_error"], fit["heldout_error_se"])))
+        errors = ", ".join(
+            f"{r}: {e:.3f} ± {s:.3f}" for r, (e, s) in enumerate(zip(fit["heldout_error"], fit["heldout_error_se"]))
+        )
         lines += ["", f"Held-out one-step prediction error by rank, relative to rank 0 (the mean step): {errors}."]
     return lines + [""]
 
@@ -181,8 +238,11 @@ def _main_flow_section(stats: dict) -> list[str]:
         return lines + ["**No flow analysis:** " + stats["reason"], ""]
     lines += _directions_table(analysis, stats["marginal_tolerance"])
     if analysis["fixed_point_distance"] is not None:
-        lines += [f"Distance of the last round from the affine fixed point: {analysis['fixed_point_distance']:.4g} "
-                  f"(affine residual {analysis['affine_residual']:.3g}).", ""]
+        lines += [
+            f"Distance of the last round from the affine fixed point: {analysis['fixed_point_distance']:.4g} "
+            f"(affine residual {analysis['affine_residual']:.3g}).",
+            "",
+        ]
     return lines
 
 
@@ -191,8 +251,11 @@ def _observables_section(stats: dict) -> list[str]:
     for kind, flow in stats["by_observable"].items():
         steps = flow["step_sizes"]
         fit = flow["analysis"]
-        text = flow["reason"] if fit is None else describe_status(fit) + (
-            f": {describe_directions(fit)}" if fit["eigenvalues"] else "")
+        text = (
+            flow["reason"]
+            if fit is None
+            else describe_status(fit) + (f": {describe_directions(fit)}" if fit["eigenvalues"] else "")
+        )
         cells = [f"{np.mean(steps):.4f}" if steps else "", f"{steps[-1]:.4f}" if steps else "", _cell(text)]
         lines.append(f"| {kind} | " + " | ".join(cells) + " |")
     lines.append("")
@@ -204,33 +267,53 @@ def _observables_section(stats: dict) -> list[str]:
 def render_flow_markdown(trace: FlowTrace, stats: dict, title: str, figures: Mapping[str, str]) -> str:
     """report.md from a trace and its ``analyse_flow`` numbers; ``figures`` maps keys to figure file names."""
     kind = stats["observable"]
-    lines = [f"# {title}", "", f"Source: {trace.source or 'recorded during the run'}", "",
-             f"Main observable: **{kind}**: {OBSERVABLE_NOTES[kind]}", ""]
+    lines = [
+        f"# {title}",
+        "",
+        f"Source: {trace.source or 'recorded during the run'}",
+        "",
+        f"Main observable: **{kind}**: {OBSERVABLE_NOTES[kind]}",
+        "",
+    ]
     if "observable_fallback" in stats:
         lines += [f"Note: {stats['observable_fallback']}.", ""]
     lines += ["## Rounds", ""] + _rounds_table(trace, stats)
-    lines += ["", "Round n's histogram is of its trained weights (the survivors of the mask it trained with, whose "
-                  "density is `train_density` when the run recorded it); `density after prune` is what round n's own "
-                  "prune kept for round n + 1 (equal to the trained density for a round that did not prune). "
-                  f"Step size n = ‖O_n − O_{{n−1}}‖ / ‖O_{{n−1}}‖ of the {kind} observable O. `pruning alone` = "
-                  "‖P_n − O_{n−1}‖ / ‖O_{n−1}‖, where P_n is what round n − 1's survivors would give after round n's "
-                  "prune with no training in between; `training` = ‖O_n − P_n‖ / ‖O_{n−1}‖, the part of the step "
-                  "that retraining causes (near 0: the step is what pruning alone does)."]
+    lines += [
+        "",
+        "Round n's histogram is of its trained weights (the survivors of the mask it trained with, whose "
+        "density is `train_density` when the run recorded it); `density after prune` is what round n's own "
+        "prune kept for round n + 1 (equal to the trained density for a round that did not prune). "
+        f"Step size n = ‖O_n − O_{{n−1}}‖ / ‖O_{{n−1}}‖ of the {kind} observable O. `pruning alone` = "
+        "‖P_n − O_{n−1}‖ / ‖O_{n−1}‖, where P_n is what round n − 1's survivors would give after round n's "
+        "prune with no training in between; `training` = ‖O_n − P_n‖ / ‖O_{n−1}‖, the part of the step "
+        "that retraining causes (near 0: the step is what pruning alone does).",
+    ]
     if stats["step_split"] is None:
         lines += ["", f"No pruning/training split: {stats['step_split_reason']}."]
     lines += [""] + _main_flow_section(stats) + _observables_section(stats)
     space = stats["parameter_space"]
     if space is not None:
-        lines += ["## Parameter space", "", "Centred DMD of the round checkpoints θ_n from their Gram matrix (the "
-                  "prunable weights, pruned ones as 0), with the same rank rule and intervals.", ""]
-        lines += ["**No fit:** " + space["reason"], ""] if space["analysis"] is None else \
-            _directions_table(space["analysis"], stats["marginal_tolerance"])
+        lines += [
+            "## Parameter space",
+            "",
+            "Centred DMD of the round checkpoints θ_n from their Gram matrix (the "
+            "prunable weights, pruned ones as 0), with the same rank rule and intervals.",
+            "",
+        ]
+        lines += (
+            ["**No fit:** " + space["reason"], ""]
+            if space["analysis"] is None
+            else _directions_table(space["analysis"], stats["marginal_tolerance"])
+        )
     lines += ["## Lottery tickets", ""]
     if stats["lottery_ticket"] is None:
         lines += ["The trace records no accuracies (e.g. a trace of checkpoints): no lottery-ticket figure.", ""]
     else:
-        lines += ["Accuracy against the density each round trained at: the ticket (IMP, rewound; round 0 is the "
-                  "dense model), and the baselines the run trained (columns of the rounds table).", ""]
+        lines += [
+            "Accuracy against the density each round trained at: the ticket (IMP, rewound; round 0 is the "
+            "dense model), and the baselines the run trained (columns of the rounds table).",
+            "",
+        ]
     lines += [f"![{name}]({name})" for name in figures.values()]
     return "\n".join(lines) + "\n"
 
@@ -246,8 +329,9 @@ def _check_traces(traces: Mapping[str, FlowTrace]) -> None:
         raise ValueError(f"runs with fewer than {MIN_ROUNDS} rounds cannot be compared: {short}")
 
 
-def compare_flows(traces: Mapping[str, FlowTrace], out_dir: str | os.PathLike,
-                  observable: str = DEFAULT_OBSERVABLES[0]) -> dict[str, Path]:
+def compare_flows(
+    traces: Mapping[str, FlowTrace], out_dir: str | os.PathLike, observable: str = DEFAULT_OBSERVABLES[0]
+) -> dict[str, Path]:
     """Distances between flows (``flow_distance``: each flow fitted at the rank its data supports), each flow's
     resolved directions with intervals, and comparison figures, in ``out_dir``: compare.json, compare.md."""
     _check_traces(traces)
@@ -257,12 +341,12 @@ def compare_flows(traces: Mapping[str, FlowTrace], out_dir: str | os.PathLike,
         try:
             trajs[name] = trace.trajectory(observable)
         except ValueError as exc:
-            raise ValueError(f"{name}: the {observable} observable is undefined ({exc}); compare another one") \
-                from None
+            raise ValueError(f"{name}: the {observable} observable is undefined ({exc}); compare another one") from None
     widths = {t.shape[1] for t in trajs.values()}
     if len(widths) != 1:
-        raise ValueError(f"the flows have different observable sizes {sorted(widths)}; compare runs of one dtype "
-                         f"and architecture")
+        raise ValueError(
+            f"the flows have different observable sizes {sorted(widths)}; compare runs of one dtype and architecture"
+        )
     n = len(names)
     eig, traj_d, total = np.zeros((n, n)), np.zeros((n, n)), np.zeros((n, n))
     for i in range(n):
@@ -272,35 +356,53 @@ def compare_flows(traces: Mapping[str, FlowTrace], out_dir: str | os.PathLike,
             traj_d[i, j] = traj_d[j, i] = d.trajectory_distance
             total[i, j] = total[j, i] = d.total
     fits = {name: fit_json(dmd(trajs[name]), fraction=traces[name].fraction) for name in names}
-    result = {"version": FLOW_JSON_VERSION, "runs": names, "observable": observable,
-              "eigenvalue_distance": eig.tolist(), "trajectory_distance": traj_d.tolist(), "total": total.tolist(),
-              "flows": fits, "intervals_note": INTERVALS_NOTE,
-              "distance_note": "total = Wasserstein-1 distance between the flows' resolved DMD eigenvalue sets (a flow "
-                               "that resolves nothing counts as {0}) + mean distance between aligned rounds"}
+    result = {
+        "version": FLOW_JSON_VERSION,
+        "runs": names,
+        "observable": observable,
+        "eigenvalue_distance": eig.tolist(),
+        "trajectory_distance": traj_d.tolist(),
+        "total": total.tolist(),
+        "flows": fits,
+        "intervals_note": INTERVALS_NOTE,
+        "distance_note": "total = Wasserstein-1 distance between the flows' resolved DMD eigenvalue sets (a flow "
+        "that resolves nothing counts as {0}) + mean distance between aligned rounds",
+    }
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"compare": out / "compare.json", "report": out / "compare.md"}
     atomic_write_json(paths["compare"], result)
-    paths["eigen_png"] = plots.plot_eigenvalues({name: _eigenvalues(f) for name, f in fits.items()},
-                                                out / "eigenvalues.png",
-                                                intervals={name: _bounds(f) for name, f in fits.items()})
-    paths["steps_png"] = plots.plot_step_sizes({name: step_sizes(trajs[name]) for name in names},
-                                               out / "step_sizes.png")
+    paths["eigen_png"] = plots.plot_eigenvalues(
+        {name: _eigenvalues(f) for name, f in fits.items()},
+        out / "eigenvalues.png",
+        intervals={name: _bounds(f) for name, f in fits.items()},
+    )
+    paths["steps_png"] = plots.plot_step_sizes(
+        {name: step_sizes(trajs[name]) for name in names}, out / "step_sizes.png"
+    )
     _write_text(paths["report"], _compare_markdown(result))
     return paths
 
 
 def _compare_markdown(result: dict) -> str:
     names, n = result["runs"], len(result["runs"])
-    lines = ["# Flow comparison", "", f"Observable: {result['observable']}: {OBSERVABLE_NOTES[result['observable']]}",
-             "", f"Distance: {result['distance_note']} (rgprune.rg.flow_distance).", "",
-             "| | " + " | ".join(names) + " |", "|---|" + "---|" * n]
+    lines = [
+        "# Flow comparison",
+        "",
+        f"Observable: {result['observable']}: {OBSERVABLE_NOTES[result['observable']]}",
+        "",
+        f"Distance: {result['distance_note']} (rgprune.rg.flow_distance).",
+        "",
+        "| | " + " | ".join(names) + " |",
+        "|---|" + "---|" * n,
+    ]
     for i, name in enumerate(names):
         lines.append(f"| {name} | " + " | ".join(f"{result['total'][i][j]:.4f}" for j in range(n)) + " |")
     lines += ["", "Each flow's fit (held-out rank rule, bootstrap intervals of |λ|; ∞: unbounded):", ""]
-    lines += [f"- **{name}**: {describe_status(fit)}" + (f": {_cell(describe_directions(fit))}"
-                                                          if fit["eigenvalues"] else "")
-              for name, fit in result["flows"].items()]
+    lines += [
+        f"- **{name}**: {describe_status(fit)}" + (f": {_cell(describe_directions(fit))}" if fit["eigenvalues"] else "")
+        for name, fit in result["flows"].items()
+    ]
     lines += ["", "![eigenvalues](eigenvalues.png)", "![step sizes](step_sizes.png)"]
     return "\n".join(lines) + "\n"
 

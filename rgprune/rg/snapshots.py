@@ -98,8 +98,16 @@ def pairs_from_trajectories(trajectories) -> SnapshotPairs:
         basis, _ = np.linalg.qr(snapshots, mode="reduced")
         x, y, first = basis.T @ x, basis.T @ y, basis.T @ first
     blocks, units = _blocks([t.shape[0] - 1 for t in trajs])
-    return SnapshotPairs(x=x, y=y, blocks=blocks, units=units, rank_cap=min(observables, pairs - 1),
-                         floor=rounding_floor((observables, pairs)), to_observables=basis, first_snapshot=first)
+    return SnapshotPairs(
+        x=x,
+        y=y,
+        blocks=blocks,
+        units=units,
+        rank_cap=min(observables, pairs - 1),
+        floor=rounding_floor((observables, pairs)),
+        to_observables=basis,
+        first_snapshot=first,
+    )
 
 
 def pairs_from_gram(gram: np.ndarray) -> SnapshotPairs:
@@ -116,6 +124,13 @@ def pairs_from_gram(gram: np.ndarray) -> SnapshotPairs:
     root = np.sqrt(mu[keep])
     coordinates = root[:, None] * w[:, keep].T  # column j: coordinates of theta_j
     blocks, units = _blocks([gram.shape[0] - 1])
-    return SnapshotPairs(x=coordinates[:, :-1], y=coordinates[:, 1:], blocks=blocks, units=units,
-                         rank_cap=gram.shape[0] - 2, floor=floor, to_snapshot_weights=w[:, keep] / root[None, :],
-                         first_snapshot=coordinates[:, 0])
+    return SnapshotPairs(
+        x=coordinates[:, :-1],
+        y=coordinates[:, 1:],
+        blocks=blocks,
+        units=units,
+        rank_cap=gram.shape[0] - 2,
+        floor=floor,
+        to_snapshot_weights=w[:, keep] / root[None, :],
+        first_snapshot=coordinates[:, 0],
+    )

@@ -14,6 +14,7 @@ Pairs of tasks share tasks, so pair-level tests (a Spearman p-value over ordered
 treat dependent numbers as independent: under a simulated null with task effects they reject far more
 often than their nominal level. Permuting task labels keeps that dependence in the null distribution.
 """
+
 from __future__ import annotations
 
 import functools
@@ -43,8 +44,9 @@ def _accuracy(value, what: str) -> float:
     return float(value)
 
 
-def transfer_gain(ticket_accuracy: float, random_mask_accuracy: float, own_ticket_accuracy: float, *,
-                  min_gap: float = 0.01) -> float | None:
+def transfer_gain(
+    ticket_accuracy: float, random_mask_accuracy: float, own_ticket_accuracy: float, *, min_gap: float = 0.01
+) -> float | None:
     """(acc(A's ticket on B) − acc(random mask on B)) / (acc(B's own ticket) − acc(random mask on B)).
 
     All three are accuracies on target task B at the same density. 1: A's ticket is as good on B as B's
@@ -79,17 +81,19 @@ def transfer_gain_matrix(accuracy, random_mask_accuracy, *, min_gap: float = 0.0
     acc = _finite_array(accuracy, "accuracy")
     rnd = _finite_array(random_mask_accuracy, "random_mask_accuracy")
     if acc.ndim != 2 or acc.shape[0] != acc.shape[1] or acc.shape[0] < 2:
-        raise ValueError(f"accuracy must be a square (tasks, tasks) matrix of at least 2 tasks, got shape "
-                         f"{acc.shape}")
+        raise ValueError(f"accuracy must be a square (tasks, tasks) matrix of at least 2 tasks, got shape {acc.shape}")
     if rnd.shape != (acc.shape[0],):
-        raise ValueError(f"random_mask_accuracy must hold one accuracy per task ({acc.shape[0]}), got shape "
-                         f"{rnd.shape}")
+        raise ValueError(
+            f"random_mask_accuracy must hold one accuracy per task ({acc.shape[0]}), got shape {rnd.shape}"
+        )
     gap = np.diag(acc) - rnd
     weak = np.flatnonzero(~(gap >= max(min_gap, np.finfo(float).tiny)))
     if weak.size:
-        raise ValueError(f"target tasks {weak.tolist()}: own ticket beats the random mask by "
-                         f"{np.round(gap[weak], 4).tolist()} < min_gap={min_gap}; the normalized gain is undefined "
-                         f"there (drop those tasks or prune less)")
+        raise ValueError(
+            f"target tasks {weak.tolist()}: own ticket beats the random mask by "
+            f"{np.round(gap[weak], 4).tolist()} < min_gap={min_gap}; the normalized gain is undefined "
+            f"there (drop those tasks or prune less)"
+        )
     return (acc - rnd[None, :]) / gap[None, :]
 
 
@@ -135,8 +139,7 @@ def _task_matrix(values, what: str, symmetric: bool) -> np.ndarray:
     if array.ndim == 3:
         array = array.mean(axis=0)
     if array.ndim != 2 or array.shape[0] != array.shape[1]:
-        raise ValueError(f"{what} must be (tasks, tasks) or (seeds, tasks, tasks), got shape "
-                         f"{np.shape(values)}")
+        raise ValueError(f"{what} must be (tasks, tasks) or (seeds, tasks, tasks), got shape {np.shape(values)}")
     if array.shape[0] < 3:
         raise ValueError(f"{what} has {array.shape[0]} tasks; a Mantel test needs at least 3 (3 pairs)")
     if symmetric and not np.allclose(array, array.T, rtol=1e-9, atol=1e-12):
@@ -209,15 +212,25 @@ def _count_extreme(statistics: np.ndarray, observed: float, alternative: str) ->
 
 def _check_test_options(alternative: str, permutations: int, max_exact: int) -> None:
     if alternative not in ALTERNATIVES:
-        raise ValueError(f"alternative must be one of {ALTERNATIVES} (fixed before looking at the data), "
-                         f"got {alternative!r}")
+        raise ValueError(
+            f"alternative must be one of {ALTERNATIVES} (fixed before looking at the data), got {alternative!r}"
+        )
     for name, value in (("permutations", permutations), ("max_exact", max_exact)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
-def mantel_test(distance, transfer, control=None, *, alternative: str = "less", method: str = "pearson",
-                permutations: int = 9999, max_exact: int = 100_000, seed: int | None = 0) -> MantelResult:
+def mantel_test(
+    distance,
+    transfer,
+    control=None,
+    *,
+    alternative: str = "less",
+    method: str = "pearson",
+    permutations: int = 9999,
+    max_exact: int = 100_000,
+    seed: int | None = 0,
+) -> MantelResult:
     """Mantel permutation test over task labels: does transfer rise as flows get closer?
 
     ``distance``: flow distances between tasks, symmetric, (tasks, tasks) or (seeds, tasks, tasks).
@@ -277,15 +290,25 @@ def mantel_test(distance, transfer, control=None, *, alternative: str = "less", 
     moving = _symmetric(upper, moving_vec, tasks)
     extreme = 0
     for start in range(0, len(relabel), _CHUNK):
-        p = relabel[start:start + _CHUNK]
+        p = relabel[start : start + _CHUNK]
         vectors = moving[p[:, upper[0]], p[:, upper[1]]]
         if z is not None:
             vectors = _residuals(vectors, z)
         extreme += _count_extreme(_unit_rows(vectors) @ fixed, observed, alternative)
     count = len(relabel)
     p_value = extreme / count if exact else (1 + extreme) / (1 + count)
-    return MantelResult(observed, p_value, alternative, method, control is not None, tasks, len(d_vec), count,
-                        exact, 1 / count if exact else 1 / (1 + count))
+    return MantelResult(
+        observed,
+        p_value,
+        alternative,
+        method,
+        control is not None,
+        tasks,
+        len(d_vec),
+        count,
+        exact,
+        1 / count if exact else 1 / (1 + count),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -338,7 +361,7 @@ def _distinct_arrangements(values: np.ndarray):
         while a[j] <= a[i]:
             j -= 1
         a[i], a[j] = a[j], a[i]
-        a[i + 1:] = a[i + 1:][::-1]
+        a[i + 1 :] = a[i + 1 :][::-1]
 
 
 def _arrangement_count(groups: np.ndarray, strata: np.ndarray) -> int:
@@ -363,8 +386,9 @@ def _all_group_relabellings(groups: tuple[int, ...], strata: tuple[int, ...]) ->
     return out
 
 
-def _group_relabellings(groups: np.ndarray, strata: np.ndarray, permutations: int, max_exact: int,
-                        seed) -> tuple[np.ndarray, bool]:
+def _group_relabellings(
+    groups: np.ndarray, strata: np.ndarray, permutations: int, max_exact: int, seed
+) -> tuple[np.ndarray, bool]:
     """Group labels after relabelling within each stratum: all distinct ones, or ``permutations`` random ones."""
     if _arrangement_count(groups, strata) <= max_exact:
         return _all_group_relabellings(tuple(groups.tolist()), tuple(strata.tolist())), True
@@ -376,16 +400,18 @@ def _group_relabellings(groups: np.ndarray, strata: np.ndarray, permutations: in
     return out, False
 
 
-def _within_sums(squared_pairs: np.ndarray, pairs: tuple[np.ndarray, np.ndarray], labels: np.ndarray,
-                 sizes: np.ndarray) -> np.ndarray:
+def _within_sums(
+    squared_pairs: np.ndarray, pairs: tuple[np.ndarray, np.ndarray], labels: np.ndarray, sizes: np.ndarray
+) -> np.ndarray:
     """SS_within = Σ_g (1/n_g) Σ_{i<j in g} d_ij² for each row of labels (``squared_pairs`` over ``pairs``)."""
     first = labels[:, pairs[0]]
     same = first == labels[:, pairs[1]]
     return (same / sizes[first]) @ squared_pairs
 
 
-def permanova(distance, groups, *, strata=None, permutations: int = 9999, max_exact: int = 100_000,
-              seed: int | None = 0) -> PermanovaResult:
+def permanova(
+    distance, groups, *, strata=None, permutations: int = 9999, max_exact: int = 100_000, seed: int | None = 0
+) -> PermanovaResult:
     """Permutation test that distances between groups exceed distances within groups (PERMANOVA).
 
     ``distance``: (items, items) symmetric distances, e.g. flow distances between runs; ``groups``: one
@@ -407,8 +433,10 @@ def permanova(distance, groups, *, strata=None, permutations: int = 9999, max_ex
     cells = np.zeros(items, dtype=np.intp) if strata is None else _labels(strata, items, "strata")
     sizes = np.bincount(labels).astype(np.float64)
     if len(sizes) < 2 or items <= len(sizes) or sizes.max() < 2:
-        raise ValueError(f"permanova needs at least 2 groups and a group of at least 2 items (got group sizes "
-                         f"{sizes.astype(int).tolist()})")
+        raise ValueError(
+            f"permanova needs at least 2 groups and a group of at least 2 items (got group sizes "
+            f"{sizes.astype(int).tolist()})"
+        )
     if all(len(np.unique(labels[cells == s])) < 2 for s in np.unique(cells)):
         raise ValueError("no stratum holds two different groups: relabelling within strata changes nothing")
     iu = np.triu_indices(items, k=1)
@@ -420,7 +448,7 @@ def permanova(distance, groups, *, strata=None, permutations: int = 9999, max_ex
     relabel, exact = _group_relabellings(labels, cells, permutations, max_exact, seed)
     extreme = 0
     for start in range(0, len(relabel), _CHUNK):
-        sums = _within_sums(squared, iu, relabel[start:start + _CHUNK], sizes)
+        sums = _within_sums(squared, iu, relabel[start : start + _CHUNK], sizes)
         extreme += int(np.count_nonzero(sums <= within * (1 + _TIE_TOLERANCE)))  # small SS_within = large F
     count = len(relabel)
     groups_n = len(sizes)
@@ -431,5 +459,12 @@ def permanova(distance, groups, *, strata=None, permutations: int = 9999, max_ex
         smallest = int(np.count_nonzero(np.all((relabel[:, iu[0]] == relabel[:, iu[1]]) == same, axis=1))) / count
     return PermanovaResult(
         float(((total - within) / (groups_n - 1)) / (within / (items - groups_n))),
-        extreme / count if exact else (1 + extreme) / (1 + count), groups_n, items,
-        float(dist[iu][same].mean()), float(dist[iu][~same].mean()), count, exact, smallest)
+        extreme / count if exact else (1 + extreme) / (1 + count),
+        groups_n,
+        items,
+        float(dist[iu][same].mean()),
+        float(dist[iu][~same].mean()),
+        count,
+        exact,
+        smallest,
+    )

@@ -49,10 +49,7 @@ def density_profiles(per_layer_counts: ArrayLike, per_layer_sizes: ArrayLike) ->
     counts = as_float_array(per_layer_counts, "per_layer_counts")
     sizes = as_float_array(per_layer_sizes, "per_layer_sizes")
     if counts.ndim != 2 or counts.size == 0:
-        raise ValueError(
-            f"per_layer_counts must be a non-empty 2-D array (rounds, layers); got shape "
-            f"{counts.shape}."
-        )
+        raise ValueError(f"per_layer_counts must be a non-empty 2-D array (rounds, layers); got shape {counts.shape}.")
     if sizes.ndim != 1 or sizes.shape[0] != counts.shape[1]:
         raise ValueError(
             f"per_layer_sizes must be 1-D with one entry per layer ({counts.shape[1]} layers in "

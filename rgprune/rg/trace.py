@@ -7,6 +7,7 @@ on fixed logarithmic bins (the top 12 bits of the magnitude key: 16 bins per oct
 Recording a trace therefore costs no pass over the weights. ``trace_from_checkpoints`` computes the same records
 from checkpoints on disk, one tensor at a time.
 """
+
 from __future__ import annotations
 
 import json
@@ -64,9 +65,17 @@ class FlowTrace:
     source: str = ""
 
     # ---- recording ----------------------------------------------------------------------------------
-    def record(self, round: int, histogram: torch.Tensor, counts: torch.Tensor, abs_sums: torch.Tensor,
-               sq_sums: torch.Tensor, metrics: dict | None = None, *,
-               threshold_key: int | None = None) -> TraceRound:
+    def record(
+        self,
+        round: int,
+        histogram: torch.Tensor,
+        counts: torch.Tensor,
+        abs_sums: torch.Tensor,
+        sq_sums: torch.Tensor,
+        metrics: dict | None = None,
+        *,
+        threshold_key: int | None = None,
+    ) -> TraceRound:
         """Append a round from kernel outputs (tensors on any device; copied to the host here).
 
         ``threshold_key``: the round's ``Threshold.key`` when it pruned (None or -1: it did not, or unknown).
@@ -80,13 +89,22 @@ class FlowTrace:
         if self.rounds and round <= self.rounds[-1].round:
             raise ValueError(f"round {round} recorded after round {self.rounds[-1].round}: rounds must increase")
         if sum(counts_l) > sum(hist):
-            raise ValueError(f"round {round}: {sum(counts_l)} survivors after pruning but only {sum(hist)} in the "
-                             f"histogram before it; pass the histogram and stats of one prune")
+            raise ValueError(
+                f"round {round}: {sum(counts_l)} survivors after pruning but only {sum(hist)} in the "
+                f"histogram before it; pass the histogram and stats of one prune"
+            )
         key = self._check_threshold_key(round, threshold_key, hist, sum(counts_l))
         total = sum(self.tensor_sizes)
-        entry = TraceRound(round, sum(counts_l) / total if total else 1.0, hist, counts_l,
-                           [float(x) for x in abs_sums.tolist()], [float(x) for x in sq_sums.tolist()],
-                           dict(metrics or {}), key)
+        entry = TraceRound(
+            round,
+            sum(counts_l) / total if total else 1.0,
+            hist,
+            counts_l,
+            [float(x) for x in abs_sums.tolist()],
+            [float(x) for x in sq_sums.tolist()],
+            dict(metrics or {}),
+            key,
+        )
         self.rounds.append(entry)
         return entry
 
@@ -96,30 +114,41 @@ class FlowTrace:
             return None
         key_bits = KEY_BITS[getattr(torch, self.dtype)]
         if isinstance(key, bool) or not isinstance(key, int) or not 0 <= key < 1 << key_bits:
-            raise ValueError(f"threshold_key must be an int in [0, 2**{key_bits}) (Threshold.key), or None; "
-                             f"got {key!r}")
+            raise ValueError(
+                f"threshold_key must be an int in [0, 2**{key_bits}) (Threshold.key), or None; got {key!r}"
+            )
         if kept == sum(hist):
             return None  # the threshold pruned nothing (k = 0)
         b = key >> (key_bits - self.bits)
-        above = sum(hist[b + 1:])
+        above = sum(hist[b + 1 :])
         if not above <= kept <= above + hist[b]:
-            raise ValueError(f"round {round}: threshold_key {key} lies in bin {b}, which cannot leave {kept} "
-                             f"survivors ({above} above that bin, {hist[b]} in it); pass the key of the "
-                             f"threshold that made these counts (report.threshold.key)")
+            raise ValueError(
+                f"round {round}: threshold_key {key} lies in bin {b}, which cannot leave {kept} "
+                f"survivors ({above} above that bin, {hist[b]} in it); pass the key of the "
+                f"threshold that made these counts (report.threshold.key)"
+            )
         return key
 
     def record_prune(self, round: int, report, metrics: dict | None = None) -> TraceRound:
         """Append a round from a ``GlobalMagnitudePruner.prune`` report: the threshold pass's histogram
         (θ_n's survivors), the threshold and the apply pass's per-tensor statistics — no extra pass over the
         weights."""
-        return self.record(round, report.threshold.histogram, report.stats.counts, report.stats.abs_sums,
-                           report.stats.sq_sums, metrics, threshold_key=int(report.threshold.key))
+        return self.record(
+            round,
+            report.threshold.histogram,
+            report.stats.counts,
+            report.stats.abs_sums,
+            report.stats.sq_sums,
+            metrics,
+            threshold_key=int(report.threshold.key),
+        )
 
     def record_stats(self, round: int, stats, metrics: dict | None = None) -> TraceRound:
         """Append a round from ``magnitude_histogram`` statistics (a round that did not prune)."""
         if len(stats.histogram) != 1 << self.bits:
-            raise ValueError(f"record_stats needs a {self.bits}-bit histogram; call magnitude_histogram(..., "
-                             f"bits={self.bits})")
+            raise ValueError(
+                f"record_stats needs a {self.bits}-bit histogram; call magnitude_histogram(..., bits={self.bits})"
+            )
         return self.record(round, stats.histogram, stats.counts, stats.abs_sums, stats.sq_sums, metrics)
 
     # ---- observables --------------------------------------------------------------------------------
@@ -157,8 +186,7 @@ class FlowTrace:
             raise ValueError("the trace has no rounds yet")
         if kind == "histogram":
             coarsen = 4 if coarsen is None else coarsen
-            if isinstance(coarsen, bool) or not isinstance(coarsen, int) or coarsen < 1 \
-                    or (1 << self.bits) % coarsen:
+            if isinstance(coarsen, bool) or not isinstance(coarsen, int) or coarsen < 1 or (1 << self.bits) % coarsen:
                 raise ValueError(f"coarsen must divide {1 << self.bits}, got {coarsen}")
             h = self.histograms().reshape(len(self.rounds), -1, coarsen).sum(axis=2)
             totals = h.sum(axis=1, keepdims=True)
@@ -187,8 +215,10 @@ class FlowTrace:
     @classmethod
     def from_dict(cls, data: dict) -> FlowTrace:
         if data.get("version") not in READABLE_VERSIONS:
-            raise ValueError(f"unsupported trace version {data.get('version')!r} (this rgprune reads versions "
-                             f"{READABLE_VERSIONS}); upgrade rgprune to read it")
+            raise ValueError(
+                f"unsupported trace version {data.get('version')!r} (this rgprune reads versions "
+                f"{READABLE_VERSIONS}); upgrade rgprune to read it"
+            )
         body = {k: v for k, v in data.items() if k != "version"}
         body["rounds"] = [TraceRound(**r) for r in body.get("rounds", [])]
         return cls(**body)
@@ -206,6 +236,7 @@ class FlowTrace:
 # From checkpoints on disk, one tensor at a time
 # ------------------------------------------------------------------------------------------------------
 
+
 class _Checkpoint:
     """Read-only view of one checkpoint: tensor names, and one tensor at a time."""
 
@@ -221,8 +252,10 @@ class _Checkpoint:
             try:
                 state = torch.load(self.path, map_location="cpu", mmap=True, weights_only=True)
             except Exception as exc:
-                raise ValueError(f"{self.path} is neither a safetensors file nor a torch.save'd state_dict "
-                                 f"({type(exc).__name__}: {exc})") from None
+                raise ValueError(
+                    f"{self.path} is neither a safetensors file nor a torch.save'd state_dict "
+                    f"({type(exc).__name__}: {exc})"
+                ) from None
             if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
                 state = state["state_dict"]
             if not isinstance(state, dict):
@@ -246,9 +279,18 @@ class _Checkpoint:
         return out
 
 
-_SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-                       "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
-                       "U8": torch.uint8, "BOOL": torch.bool}
+_SAFETENSORS_DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
 
 
 def _safetensors_index(path: str) -> dict:
@@ -279,7 +321,7 @@ def _prunable_names(ckpt: _Checkpoint, include: Sequence[str] | None, exclude: S
     for name in ckpt.names:
         if name.endswith("_mask"):
             continue
-        base = name[:-len("_orig")] if name.endswith("_orig") else name  # torch.prune's reparametrization
+        base = name[: -len("_orig")] if name.endswith("_orig") else name  # torch.prune's reparametrization
         if include is not None:
             take = prunable.matches(base, include)
         else:
@@ -293,15 +335,19 @@ def _prunable_names(ckpt: _Checkpoint, include: Sequence[str] | None, exclude: S
 def _survivor_mask(ckpt: _Checkpoint, name: str, weight: torch.Tensor) -> torch.Tensor:
     """Bit-packed survivors: torch.prune's ``<name>_mask`` when the checkpoint has one, else w != 0."""
     if name.endswith("_orig"):
-        mask_name = name[:-len("_orig")] + "_mask"
+        mask_name = name[: -len("_orig")] + "_mask"
         if mask_name in ckpt.names:
             return pack_mask(ckpt.get(mask_name) != 0)
     return pack_mask(weight != 0)
 
 
-def trace_from_checkpoints(paths: Sequence[str | os.PathLike], include: Sequence[str] | None = None,
-                           exclude: Sequence[str] = (), fraction: float | None = None,
-                           metrics: Sequence[dict] | None = None) -> FlowTrace:
+def trace_from_checkpoints(
+    paths: Sequence[str | os.PathLike],
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+    fraction: float | None = None,
+    metrics: Sequence[dict] | None = None,
+) -> FlowTrace:
     """The FlowTrace of a sequence of checkpoints (round 0, 1, ...), streamed one tensor at a time.
 
     Accepts safetensors files and ``torch.save``'d state_dicts (memory-mapped). Prunable tensors are
@@ -322,12 +368,17 @@ def trace_from_checkpoints(paths: Sequence[str | os.PathLike], include: Sequence
             raise ValueError(f"{path}: no prunable tensors found (conv/linear weights); pass --include patterns")
         if trace is None:
             dtype = ckpt.get(names[0]).dtype
-            trace = FlowTrace([n.removesuffix("_orig") for n in names], [ckpt.get(n).numel() for n in names],
-                              dtype=str(dtype).removeprefix("torch."), fraction=fraction,
-                              source=", ".join(os.fspath(p) for p in paths))
+            trace = FlowTrace(
+                [n.removesuffix("_orig") for n in names],
+                [ckpt.get(n).numel() for n in names],
+                dtype=str(dtype).removeprefix("torch."),
+                fraction=fraction,
+                source=", ".join(os.fspath(p) for p in paths),
+            )
         elif [n.removesuffix("_orig") for n in names] != trace.tensor_names:
-            raise ValueError(f"{path} has other prunable tensors than {paths[0]}: the checkpoints must come from "
-                             f"one architecture")
+            raise ValueError(
+                f"{path} has other prunable tensors than {paths[0]}: the checkpoints must come from one architecture"
+            )
         hist = torch.zeros(1 << trace.bits, dtype=torch.int64)
         counts, abs_sums, sq_sums = [], [], []
         for name in names:
@@ -346,8 +397,9 @@ def trace_from_checkpoints(paths: Sequence[str | os.PathLike], include: Sequence
     return trace
 
 
-def parameter_gram(paths: Sequence[str | os.PathLike], include: Sequence[str] | None = None,
-                   exclude: Sequence[str] = ()) -> np.ndarray:
+def parameter_gram(
+    paths: Sequence[str | os.PathLike], include: Sequence[str] | None = None, exclude: Sequence[str] = ()
+) -> np.ndarray:
     """Gram matrix G_ij = <θ_i, θ_j> of the prunable weights of N+1 checkpoints (pruned weights count as 0),
     accumulated tensor by tensor in float64: parameter-space DMD by the method of snapshots
     (``rgprune.rg.gram_dmd``) without ever holding a whole model. Memory: one tensor per checkpoint."""

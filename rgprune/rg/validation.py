@@ -47,11 +47,7 @@ def check_trajectory(data: ArrayLike, what: str) -> np.ndarray:
     """Validate one trajectory: finite float64 of shape (rounds >= 1, observables >= 1)."""
     trajectory = as_float_array(data, what)
     if trajectory.ndim != 2:
-        hint = (
-            " For a single scalar observable use trajectory.reshape(-1, 1)."
-            if trajectory.ndim == 1
-            else ""
-        )
+        hint = " For a single scalar observable use trajectory.reshape(-1, 1)." if trajectory.ndim == 1 else ""
         raise ValueError(
             f"{what} must be a 2-D array of shape (rounds, observables) (several trajectories: a "
             f"list of such arrays or one 3-D array); got shape {trajectory.shape} "
@@ -59,10 +55,7 @@ def check_trajectory(data: ArrayLike, what: str) -> np.ndarray:
         )
     rounds, observables = trajectory.shape
     if rounds < 1 or observables < 1:
-        raise ValueError(
-            f"{what} is empty (shape {trajectory.shape}); it needs at least one round and one "
-            "observable."
-        )
+        raise ValueError(f"{what} is empty (shape {trajectory.shape}); it needs at least one round and one observable.")
     if not np.all(np.isfinite(trajectory)):
         bad_round, bad_observable = np.argwhere(~np.isfinite(trajectory))[0]
         raise ValueError(
@@ -97,8 +90,7 @@ def as_trajectories(data: ArrayLike, what: str = "trajectory") -> list[np.ndarra
         raise ValueError(f"{what}: got an empty list; pass at least one trajectory.")
     items = list(data) if is_collection(data) else [data]
     trajectories = [
-        check_trajectory(item, what if len(items) == 1 else f"{what} #{index}")
-        for index, item in enumerate(items)
+        check_trajectory(item, what if len(items) == 1 else f"{what} #{index}") for index, item in enumerate(items)
     ]
     observable_counts = sorted({t.shape[1] for t in trajectories})
     if len(observable_counts) > 1:

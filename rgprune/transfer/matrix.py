@@ -11,6 +11,7 @@ pairs share tasks, so they treat dependent numbers as independent and reject far
 Every file is written atomically (temp file, then rename) while the process holds ``out_dir/.lock``; a killed
 matrix resumes where it stopped: the temp file of the write it was killed at is removed and that pair trained again.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -41,8 +42,10 @@ from rgprune.transfer.ticket import (
 
 __all__ = ["DENSE_DISTANCE_NOTE", "transfer_matrix"]
 
-DENSE_DISTANCE_NOTE = ("dense_distance[A][B] = ‖O_0(A) − O_0(B)‖: the Euclidean distance between the two runs' round-0 "
-                       "rows of the flow's observable, a function of the dense trained models θ_0 alone")
+DENSE_DISTANCE_NOTE = (
+    "dense_distance[A][B] = ‖O_0(A) − O_0(B)‖: the Euclidean distance between the two runs' round-0 "
+    "rows of the flow's observable, a function of the dense trained models θ_0 alone"
+)
 
 
 def _pair_path(out: Path, a: str, b: str) -> Path:
@@ -60,9 +63,17 @@ def _check_options(observable: str, rank) -> None:
         raise ConfigError(f"rank must be a positive int or None (the held-out rule), got {rank!r}")
 
 
-def transfer_matrix(runs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, round: int | None = None,
-                    progress: bool = False, log=None, rank: int | None = None,
-                    observable: str = DEFAULT_OBSERVABLES[0], alternative: str = "less", seed: int = 0) -> dict:
+def transfer_matrix(
+    runs: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    round: int | None = None,
+    progress: bool = False,
+    log=None,
+    rank: int | None = None,
+    observable: str = DEFAULT_OBSERVABLES[0],
+    alternative: str = "less",
+    seed: int = 0,
+) -> dict:
     """Transfer every run's ticket to every other run's task, relate the normalized gain to the flows' distances,
     and write ``transfer.json`` and ``transfer.md`` into ``out_dir`` (module docstring). Resumable.
 
@@ -83,8 +94,13 @@ def transfer_matrix(runs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
         raise ConfigError(f"out_dir {out} exists and is not a directory; give a directory for the matrix")
     with contextlib.ExitStack() as stack:
         try:
-            stack.enter_context(directory_lock(out, busy=f"{out} is being written by another transfer_matrix "
-                                               "process; wait for it or use another output directory"))
+            stack.enter_context(
+                directory_lock(
+                    out,
+                    busy=f"{out} is being written by another transfer_matrix "
+                    "process; wait for it or use another output directory",
+                )
+            )
         except DirectoryBusy as exc:
             raise ConfigError(str(exc)) from None
         # a killed run leaves the temp file of the write it was killed at; that pair is trained again
@@ -93,30 +109,47 @@ def transfer_matrix(runs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
         return _write_matrix(paths, results, round, out, parts, progress, log, rank, observable, alternative, seed)
 
 
-def _write_matrix(paths, results, round, out, parts, progress, log, rank, observable, alternative,
-                  seed) -> dict:
+def _write_matrix(paths, results, round, out, parts, progress, log, rank, observable, alternative, seed) -> dict:
     """``transfer_matrix`` once its inputs are checked and ``out`` is locked."""
     names = [p.name for p in paths]
     accuracy, relative = _pairs(paths, results, round, out, progress, log)
     baselines = [_baseline(out, path, result, round, progress, log) for path, result in zip(paths, results)]
     tasks = [r.config.task for r in results]
     random_mask = [None if b is None else b.accuracy for b in baselines]
-    stats = transfer_statistics(accuracy, random_mask, tasks, parts["flow_distance"], parts["dense_distance"],
-                                alternative=alternative, seed=seed)
-    data = {"runs": [str(p) for p in paths], "names": names, "tasks": tasks,
-            "seeds": [r.config.seed for r in results], "round": round,
-            "density": [r.rounds[round].density for r in results], "observable": observable, "dmd_rank": rank,
-            "accuracy": accuracy.tolist(), "relative": relative.tolist(), "random_mask_accuracy": random_mask,
-            "random_mask_source": [None if b is None else b.source for b in baselines],
-            **{key: distance.tolist() for key, distance in parts.items()}, "dense_distance_note": DENSE_DISTANCE_NOTE,
-            **stats}
+    stats = transfer_statistics(
+        accuracy,
+        random_mask,
+        tasks,
+        parts["flow_distance"],
+        parts["dense_distance"],
+        alternative=alternative,
+        seed=seed,
+    )
+    data = {
+        "runs": [str(p) for p in paths],
+        "names": names,
+        "tasks": tasks,
+        "seeds": [r.config.seed for r in results],
+        "round": round,
+        "density": [r.rounds[round].density for r in results],
+        "observable": observable,
+        "dmd_rank": rank,
+        "accuracy": accuracy.tolist(),
+        "relative": relative.tolist(),
+        "random_mask_accuracy": random_mask,
+        "random_mask_source": [None if b is None else b.source for b in baselines],
+        **{key: distance.tolist() for key, distance in parts.items()},
+        "dense_distance_note": DENSE_DISTANCE_NOTE,
+        **stats,
+    }
     atomic_write_json(out / RESULT_FILE, data)
     atomic_write(out / REPORT_FILE, lambda tmp: Path(tmp).write_text(_markdown(data)))
     return data
 
 
-def _pairs(paths: list[Path], results: list[IMPResult], round_: int, out: Path, progress: bool,
-           log) -> tuple[np.ndarray, np.ndarray]:
+def _pairs(
+    paths: list[Path], results: list[IMPResult], round_: int, out: Path, progress: bool, log
+) -> tuple[np.ndarray, np.ndarray]:
     """Accuracy and relative accuracy of every ordered pair (saved pairs reused, new ones trained and saved)."""
     k = len(paths)
     accuracy, relative = np.eye(k), np.eye(k)
@@ -131,9 +164,13 @@ def _pairs(paths: list[Path], results: list[IMPResult], round_: int, out: Path, 
                 saved = transfer_ticket(paths[i], paths[j], round_, progress=progress)
                 atomic_write_json(path, saved.to_dict())
                 if log is not None:
-                    print(f"{paths[i].name} round {round_} -> {paths[j].name}: accuracy {saved.accuracy:.4f} "
-                          f"(own ticket {saved.target_accuracy:.4f}, relative {saved.relative:.4f}) "
-                          f"{saved.seconds:.1f}s", file=log, flush=True)
+                    print(
+                        f"{paths[i].name} round {round_} -> {paths[j].name}: accuracy {saved.accuracy:.4f} "
+                        f"(own ticket {saved.target_accuracy:.4f}, relative {saved.relative:.4f}) "
+                        f"{saved.seconds:.1f}s",
+                        file=log,
+                        flush=True,
+                    )
             accuracy[i, j], relative[i, j] = saved.accuracy, saved.relative
     return accuracy, relative
 
@@ -150,8 +187,12 @@ def _baseline(out: Path, path: Path, result: IMPResult, round_: int, progress: b
     if baseline.source == "trained":
         atomic_write_json(saved_path, baseline.to_dict())
         if log is not None:
-            print(f"{path.name} round {round_}: the run has no random-mask baseline; trained it like the run's own "
-                  f"rounds: accuracy {baseline.accuracy:.4f} {baseline.seconds:.1f}s", file=log, flush=True)
+            print(
+                f"{path.name} round {round_}: the run has no random-mask baseline; trained it like the run's own "
+                f"rounds: accuracy {baseline.accuracy:.4f} {baseline.seconds:.1f}s",
+                file=log,
+                flush=True,
+            )
     return baseline
 
 
@@ -168,8 +209,10 @@ def _matrix_runs(runs, round_: int | None) -> tuple[list[Path], list[IMPResult],
     """Validate the runs of a transfer matrix and the round; returns their paths, results, recorded flows
     (FlowTraces) and the round."""
     if isinstance(runs, (str, os.PathLike)) or len(runs) < 3:
-        raise ConfigError("transfer_matrix needs at least 3 run directories (a Mantel test needs 3 tasks; for one "
-                          "pair use transfer_ticket)")
+        raise ConfigError(
+            "transfer_matrix needs at least 3 run directories (a Mantel test needs 3 tasks; for one "
+            "pair use transfer_ticket)"
+        )
     paths = [Path(r) for r in runs]
     names = [p.name for p in paths]
     if len(set(names)) != len(names):
@@ -216,30 +259,47 @@ def _mantel_line(name: str, test: dict) -> str:
     if test["statistic"] is None:
         return f"| {name} | undefined: {test['reason']} | | | |"
     how = f"exact over {test['permutations']}" if test["exact"] else f"{test['permutations']} random"
-    return (f"| {name} | {test['statistic']:+.3f} | {test['p_value']:.3g} ({test['alternative']}) | {how} relabellings "
-            f"| {test['smallest_p']:.3g} |")
+    return (
+        f"| {name} | {test['statistic']:+.3f} | {test['p_value']:.3g} ({test['alternative']}) | {how} relabellings "
+        f"| {test['smallest_p']:.3g} |"
+    )
 
 
 def _markdown(data: dict) -> str:
     names = data["names"]
     gain = [["undefined" if g is None else f"{g:.3f}" for g in row] for row in data["gain"]]
-    lines = [f"# Ticket transfer at round {data['round']}", "",
-             "Normalized transfer gain: (accuracy of the row run's ticket on the column run's task − the column run's "
-             "random-mask baseline) / (the column run's own ticket − its random-mask baseline). 1: as good as the "
-             "target's own ticket; 0: no better than a random mask of that density.", ""]
+    lines = [
+        f"# Ticket transfer at round {data['round']}",
+        "",
+        "Normalized transfer gain: (accuracy of the row run's ticket on the column run's task − the column run's "
+        "random-mask baseline) / (the column run's own ticket − its random-mask baseline). 1: as good as the "
+        "target's own ticket; 0: no better than a random mask of that density.",
+        "",
+    ]
     lines += _matrix_lines(names, gain, cell=str)
-    rm = ", ".join(f"{n} {'n/a' if a is None else f'{a:.4f}'} ({s or 'round 0: none'})" for n, a, s in
-                   zip(names, data["random_mask_accuracy"], data["random_mask_source"]))
-    lines += [f"Random-mask baselines (run: recorded by the run; trained: trained here like the run's rounds): {rm}.",
-              "", "Relative accuracy (the row run's ticket on the column run's task / that run's own ticket):", ""]
+    rm = ", ".join(
+        f"{n} {'n/a' if a is None else f'{a:.4f}'} ({s or 'round 0: none'})"
+        for n, a, s in zip(names, data["random_mask_accuracy"], data["random_mask_source"])
+    )
+    lines += [
+        f"Random-mask baselines (run: recorded by the run; trained: trained here like the run's rounds): {rm}.",
+        "",
+        "Relative accuracy (the row run's ticket on the column run's task / that run's own ticket):",
+        "",
+    ]
     lines += _matrix_lines(names, data["relative"])
     rank = data["dmd_rank"] or "each flow's held-out rule"
     lines += [f"Flow distance (rgprune.rg.flow_distance, {data['observable']} observable, DMD rank: {rank}):", ""]
     lines += _matrix_lines(names, data["flow_distance"])
     lines += [f"Distance between the dense models: {data['dense_distance_note']}.", ""]
     lines += _matrix_lines(names, data["dense_distance"])
-    lines += [data["mantel_note"], "", "| test | r | one-sided p | null | smallest possible p |",
-              "|---|---|---|---|---|",
-              _mantel_line("Mantel (flow distance vs gain)", data["mantel"]),
-              _mantel_line("partial Mantel (controlling for the dense models' distance)", data["partial_mantel"]), ""]
+    lines += [
+        data["mantel_note"],
+        "",
+        "| test | r | one-sided p | null | smallest possible p |",
+        "|---|---|---|---|---|",
+        _mantel_line("Mantel (flow distance vs gain)", data["mantel"]),
+        _mantel_line("partial Mantel (controlling for the dense models' distance)", data["partial_mantel"]),
+        "",
+    ]
     return "\n".join(lines)

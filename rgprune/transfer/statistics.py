@@ -17,6 +17,7 @@ task) and returns:
 A test that cannot be computed (fewer than 3 tasks, 4 for the partial test; an undefined gain; a constant matrix)
 has ``statistic: null`` and a ``reason``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,10 +29,12 @@ from rgprune.rg.stats import ALTERNATIVES, METHODS, mantel_test, transfer_gain
 
 __all__ = ["MANTEL_NOTE", "task_average", "transfer_statistics"]
 
-MANTEL_NOTE = ("Mantel permutation test over task labels: Pearson correlation, over the unordered pairs of tasks, "
-               "between the flow distance and the normalized transfer gain (seeds averaged, both directions of a "
-               "pair averaged), one-sided in the direction fixed before seeing the data (alternative 'less': "
-               "closer flows transfer better). partial_mantel controls for the distance between the dense models.")
+MANTEL_NOTE = (
+    "Mantel permutation test over task labels: Pearson correlation, over the unordered pairs of tasks, "
+    "between the flow distance and the normalized transfer gain (seeds averaged, both directions of a "
+    "pair averaged), one-sided in the direction fixed before seeing the data (alternative 'less': "
+    "closer flows transfer better). partial_mantel controls for the distance between the dense models."
+)
 
 
 def task_average(matrix: np.ndarray, tasks: Sequence[str]) -> tuple[list[str], np.ndarray]:
@@ -39,8 +42,9 @@ def task_average(matrix: np.ndarray, tasks: Sequence[str]) -> tuple[list[str], n
     and j of task b, i != j (the diagonal averages a task's pairs of distinct runs, 0 when it has one run)."""
     matrix = np.asarray(matrix, dtype=np.float64)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] != len(tasks):
-        raise ValueError(f"matrix must be (runs, runs) with one task label per run ({len(tasks)}); got shape "
-                         f"{matrix.shape}")
+        raise ValueError(
+            f"matrix must be (runs, runs) with one task label per run ({len(tasks)}); got shape {matrix.shape}"
+        )
     names = list(dict.fromkeys(tasks))
     labels = np.array([names.index(t) for t in tasks])
     out = np.zeros((len(names), len(names)))
@@ -58,8 +62,11 @@ def _gains(accuracy: np.ndarray, random_mask: Sequence[float | None], min_gap: f
     for i in range(k):
         row = []
         for j in range(k):
-            row.append(None if random_mask[j] is None else
-                       transfer_gain(accuracy[i, j], random_mask[j], accuracy[j, j], min_gap=min_gap))
+            row.append(
+                None
+                if random_mask[j] is None
+                else transfer_gain(accuracy[i, j], random_mask[j], accuracy[j, j], min_gap=min_gap)
+            )
         gains.append(row)
     return gains
 
@@ -91,9 +98,19 @@ def _check(accuracy, random_mask, tasks, distance, control) -> tuple[np.ndarray,
     return acc, matrices[0], matrices[1]
 
 
-def transfer_statistics(accuracy, random_mask_accuracy: Sequence[float | None], tasks: Sequence[str], distance,
-                        control, *, min_gap: float = 0.01, alternative: str = "less", method: str = "pearson",
-                        permutations: int = 9999, seed: int = 0) -> dict:
+def transfer_statistics(
+    accuracy,
+    random_mask_accuracy: Sequence[float | None],
+    tasks: Sequence[str],
+    distance,
+    control,
+    *,
+    min_gap: float = 0.01,
+    alternative: str = "less",
+    method: str = "pearson",
+    permutations: int = 9999,
+    seed: int = 0,
+) -> dict:
     """Normalized gains, task-level matrices and the (partial) Mantel tests (see the module docstring).
 
     ``accuracy[i, j]``: run i's ticket trained on run j's task (diagonal: each run's own ticket);
@@ -102,22 +119,32 @@ def transfer_statistics(accuracy, random_mask_accuracy: Sequence[float | None], 
     dense models. ``alternative``, ``method``, ``permutations``, ``seed``: as in ``rgprune.rg.mantel_test``.
     """
     if alternative not in ALTERNATIVES or method not in METHODS:
-        raise ValueError(f"alternative must be one of {ALTERNATIVES} and method one of {METHODS}; got "
-                         f"{alternative!r}, {method!r}")
+        raise ValueError(
+            f"alternative must be one of {ALTERNATIVES} and method one of {METHODS}; got {alternative!r}, {method!r}"
+        )
     acc, dist, ctrl = _check(accuracy, random_mask_accuracy, tasks, distance, control)
     gains = _gains(acc, random_mask_accuracy, min_gap)
     names = list(dict.fromkeys(tasks))
     undefined = sorted({tasks[j] for j in range(len(tasks)) if gains[j][j] is None})
-    out = {"gain": gains, "min_gap": min_gap, "mantel_note": MANTEL_NOTE,
-           "task_level": {"tasks": names, "gain": None,
-                          "flow_distance": task_average(dist, tasks)[1].tolist(),
-                          "dense_distance": task_average(ctrl, tasks)[1].tolist()}}
+    out = {
+        "gain": gains,
+        "min_gap": min_gap,
+        "mantel_note": MANTEL_NOTE,
+        "task_level": {
+            "tasks": names,
+            "gain": None,
+            "flow_distance": task_average(dist, tasks)[1].tolist(),
+            "dense_distance": task_average(ctrl, tasks)[1].tolist(),
+        },
+    }
     reason = None
     if len(names) < 3:
         reason = f"{len(names)} distinct tasks; a Mantel test needs at least 3 (3 pairs of tasks)"
     elif undefined:
-        reason = (f"the normalized gain is undefined on target tasks {undefined}: their own ticket beats the random "
-                  f"mask by less than min_gap={min_gap} (or no random-mask accuracy); use a sparser round")
+        reason = (
+            f"the normalized gain is undefined on target tasks {undefined}: their own ticket beats the random "
+            f"mask by less than min_gap={min_gap} (or no random-mask accuracy); use a sparser round"
+        )
     if reason is None:
         task_gain = task_average(np.array(gains, dtype=np.float64), tasks)[1]  # every gain is defined here
         out["task_level"]["gain"] = task_gain.tolist()
@@ -125,13 +152,19 @@ def transfer_statistics(accuracy, random_mask_accuracy: Sequence[float | None], 
         task_dist = np.array(out["task_level"]["flow_distance"])
         out["mantel"] = _mantel(task_dist, task_gain, None, options)
         if len(names) < 4:
-            out["partial_mantel"] = {"statistic": None, "p_value": None, "reason": (
-                f"{len(names)} tasks: the partial test fits the control (slope and intercept) on the {len(names)} "
-                f"pairs of tasks, leaving residuals of one degree of freedom whose correlation is ±1 whatever the "
-                f"data; it needs at least 4 tasks")}
+            out["partial_mantel"] = {
+                "statistic": None,
+                "p_value": None,
+                "reason": (
+                    f"{len(names)} tasks: the partial test fits the control (slope and intercept) on the {len(names)} "
+                    f"pairs of tasks, leaving residuals of one degree of freedom whose correlation is ±1 whatever the "
+                    f"data; it needs at least 4 tasks"
+                ),
+            }
         else:
-            out["partial_mantel"] = _mantel(task_dist, task_gain, np.array(out["task_level"]["dense_distance"]),
-                                            options)
+            out["partial_mantel"] = _mantel(
+                task_dist, task_gain, np.array(out["task_level"]["dense_distance"]), options
+            )
     else:
         out["mantel"] = out["partial_mantel"] = {"statistic": None, "p_value": None, "reason": reason}
     return out

@@ -14,6 +14,7 @@ rewound to B's θ_k and trained like B's round n: B's own ``random-mask`` baseli
 else trained now exactly as the run would have (the same seeds, so the same numbers as a run made with
 ``--baselines random-mask``). The normalized transfer gain (``rgprune.rg.transfer_gain``) divides by it.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,9 +26,19 @@ from pathlib import Path
 from rgprune._io import atomic_write_json
 from rgprune.imp import ConfigError, ConfigTypeError, IMPResult, RoundTrainer, RunDir, deterministic, load_result
 
-__all__ = ["RANDOM_MASK", "REPORT_FILE", "RESULT_FILE", "BaselineResult", "TransferResult", "check_round",
-           "check_transferable", "load_complete_run", "random_mask_baseline", "transfer_ticket",
-           "write_transfer_result"]
+__all__ = [
+    "RANDOM_MASK",
+    "REPORT_FILE",
+    "RESULT_FILE",
+    "BaselineResult",
+    "TransferResult",
+    "check_round",
+    "check_transferable",
+    "load_complete_run",
+    "random_mask_baseline",
+    "transfer_ticket",
+    "write_transfer_result",
+]
 
 #: the files of a transfer's output directory: the result (JSON) and, for a matrix, its markdown report
 RESULT_FILE, REPORT_FILE = "transfer.json", "transfer.md"
@@ -98,23 +109,32 @@ def check_transferable(source: IMPResult, target: IMPResult, round_: int | None)
     """Validate that ``source``'s tickets can be trained on ``target``'s task; returns the round."""
     a, b = source.config, target.config
     if a.model != b.model:
-        raise ConfigError(f"cannot transfer a {a.model} ticket ({source.out_dir}) to a {b.model} run "
-                         f"({target.out_dir}): the two runs must use the same model")
+        raise ConfigError(
+            f"cannot transfer a {a.model} ticket ({source.out_dir}) to a {b.model} run "
+            f"({target.out_dir}): the two runs must use the same model"
+        )
     for name in ("prune_head", "prune_embeddings", "image_size"):
         if getattr(a, name) != getattr(b, name):
-            raise ConfigError(f"the runs differ in {name} ({getattr(a, name)!r} in {source.out_dir}, "
-                             f"{getattr(b, name)!r} in {target.out_dir}): the mask and weights of one do not fit "
-                             f"the other's model; rerun one of them with the same {name}")
+            raise ConfigError(
+                f"the runs differ in {name} ({getattr(a, name)!r} in {source.out_dir}, "
+                f"{getattr(b, name)!r} in {target.out_dir}): the mask and weights of one do not fit "
+                f"the other's model; rerun one of them with the same {name}"
+            )
     last = min(len(source.rounds), len(target.rounds)) - 1
     if round_ is None:
         return last
-    check_round(round_, last, f"both runs: {source.out_dir} has rounds 0..{len(source.rounds) - 1}, "
-                               f"{target.out_dir} 0..{len(target.rounds) - 1}")
+    check_round(
+        round_,
+        last,
+        f"both runs: {source.out_dir} has rounds 0..{len(source.rounds) - 1}, "
+        f"{target.out_dir} 0..{len(target.rounds) - 1}",
+    )
     return round_
 
 
-def transfer_ticket(source_dir: str | os.PathLike, target_dir: str | os.PathLike, round: int | None = None,
-                    progress: bool = False) -> TransferResult:
+def transfer_ticket(
+    source_dir: str | os.PathLike, target_dir: str | os.PathLike, round: int | None = None, progress: bool = False
+) -> TransferResult:
     """Train ``source_dir``'s round-``round`` ticket on ``target_dir``'s task (see the module docstring).
 
     Both are IMP run directories of the same model (and image size / pruning selection); ``round`` defaults
@@ -139,24 +159,37 @@ def transfer_ticket(source_dir: str | os.PathLike, target_dir: str | os.PathLike
         pruner = trainer.pruner(model)
         masks = src.load_masks(n)
         if list(masks.names) != list(pruner.names):
-            raise ConfigError(f"the mask of {src} round {n} covers other tensors than {dst}'s model prunes "
-                             f"({len(masks.names)} vs {len(pruner.names)}); were the runs made by different "
-                             f"rgprune versions?")
+            raise ConfigError(
+                f"the mask of {src} round {n} covers other tensors than {dst}'s model prunes "
+                f"({len(masks.names)} vs {len(pruner.names)}); were the runs made by different "
+                f"rgprune versions?"
+            )
         clash = sorted(set(from_target) & set(pruner.names))
         if clash:
-            raise ConfigError(f"pruned tensors {clash} have different shapes in {src} and {dst} (a pruned head of "
-                             f"tasks with different class counts?); a ticket can transfer only when its masked "
-                             f"tensors fit")
+            raise ConfigError(
+                f"pruned tensors {clash} have different shapes in {src} and {dst} (a pruned head of "
+                f"tasks with different class counts?); a ticket can transfer only when its masked "
+                f"tensors fit"
+            )
         pruner.load_state_dict({"names": masks.names, "masks": masks.state_dict()})
         pruner.rewind(state)  # A's θ_k (and B's head where A's does not fit), A's mask applied
         train = trainer.train_ticket(model, pruner, n, desc=f"{src.path.name} round {n} on {target.config.task}")
         accuracy = trainer.evaluate(model)
     own = target.rounds[n].accuracy
-    return TransferResult(source=source.out_dir, target=target.out_dir, round=n, density=pruner.density(),
-                          accuracy=accuracy, target_accuracy=own, relative=accuracy / own if own > 0 else math.nan,
-                          from_target=tuple(from_target), train_loss=train["train_loss"],
-                          seconds=time.perf_counter() - start, source_config=source.config.digest,
-                          target_config=target.config.digest)
+    return TransferResult(
+        source=source.out_dir,
+        target=target.out_dir,
+        round=n,
+        density=pruner.density(),
+        accuracy=accuracy,
+        target_accuracy=own,
+        relative=accuracy / own if own > 0 else math.nan,
+        from_target=tuple(from_target),
+        train_loss=train["train_loss"],
+        seconds=time.perf_counter() - start,
+        source_config=source.config.digest,
+        target_config=target.config.digest,
+    )
 
 
 @dataclass(frozen=True)
@@ -184,8 +217,9 @@ class BaselineResult:
         return cls(**data)
 
 
-def random_mask_baseline(run_dir: str | os.PathLike, round: int | None = None,
-                         progress: bool = False) -> BaselineResult:
+def random_mask_baseline(
+    run_dir: str | os.PathLike, round: int | None = None, progress: bool = False
+) -> BaselineResult:
     """The accuracy of ``run_dir``'s random-mask baseline at ``round`` (default: its last complete round).
 
     The run's own ``random-mask`` baseline when it trained one; else trained now exactly as ``run_imp`` trains
@@ -199,17 +233,32 @@ def random_mask_baseline(run_dir: str | os.PathLike, round: int | None = None,
     n = last if round is None else round
     check_round(n, last, str(result.out_dir))
     if n == 0:
-        raise ConfigError(f"round 0 of {result.out_dir} is the dense model: a random-mask baseline needs a pruned "
-                          f"round (1..{last})")
+        raise ConfigError(
+            f"round 0 of {result.out_dir} is the dense model: a random-mask baseline needs a pruned round (1..{last})"
+        )
     digest = result.config.digest
     recorded = result.rounds[n].baselines.get(RANDOM_MASK)
     if recorded is not None:
-        return BaselineResult(run=result.out_dir, round=n, accuracy=recorded, density=result.rounds[n].density,
-                              source="run", config=digest, seconds=0.0)
+        return BaselineResult(
+            run=result.out_dir,
+            round=n,
+            accuracy=recorded,
+            density=result.rounds[n].density,
+            source="run",
+            config=digest,
+            seconds=0.0,
+        )
     start = time.perf_counter()
     trainer = RoundTrainer(result.config.replace(baselines=(RANDOM_MASK,)), progress)
     run = RunDir(result.out_dir)
     with deterministic(trainer.device):
         trained = trainer.baselines(n, run.load_masks(n), run.load_rewind())[RANDOM_MASK]
-    return BaselineResult(run=result.out_dir, round=n, accuracy=trained["accuracy"], density=trained["density"],
-                          source="trained", config=digest, seconds=time.perf_counter() - start)
+    return BaselineResult(
+        run=result.out_dir,
+        round=n,
+        accuracy=trained["accuracy"],
+        density=trained["density"],
+        source="trained",
+        config=digest,
+        seconds=time.perf_counter() - start,
+    )
