@@ -25,12 +25,10 @@ import dataclasses
 import functools
 import hashlib
 import json
-import re
 import types as types_module
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from rgprune.imp.fields import (
@@ -41,6 +39,16 @@ from rgprune.imp.fields import (
     describe_bounds,
     option,
     per_key,
+)
+from rgprune.imp.values import (
+    BASELINES,
+    canonical_baselines,
+    check_device,
+    model_forms,
+    name_part,
+    parse_model,
+    parse_task,
+    task_forms,
 )
 
 __all__ = [
@@ -64,7 +72,6 @@ __all__ = [
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "constant", "step")
-BASELINES = ("random-reinit", "random-mask")
 AMP_DTYPES = ("bfloat16", "float16")
 #: the default optimizer per task kind, and the default learning rate and weight decay per optimizer
 DEFAULT_OPTIMIZER = {"vision": "sgd", "text": "adamw"}
@@ -74,35 +81,6 @@ DEFAULT_WEIGHT_DECAY = {"sgd": 1e-4, "adamw": 0.01}
 DEFAULT_IMAGE_SIZE = 32
 #: 2: the model and task specs, the data options, weights and the input pipeline (every field with since=2)
 CONFIG_VERSION = 2
-
-
-def _parse_model(spec: str):
-    from rgprune.models import parse_model_spec  # imported on use: it loads torchvision and transformers
-
-    return parse_model_spec(spec)
-
-
-def _parse_task(spec: str):
-    from rgprune.data import parse_task_spec
-
-    return parse_task_spec(spec)
-
-
-def _model_forms() -> str:
-    from rgprune.models import MODEL_NAMES
-    from rgprune.models.specs import SPEC_FORMS
-
-    return f"a built-in name ({', '.join(MODEL_NAMES)}) or {SPEC_FORMS}"
-
-
-def _task_forms() -> str:
-    from rgprune.data import TASK_NAMES
-    from rgprune.data.specs import FILE_TASK_KINDS
-
-    return (
-        f"an embedded task ({', '.join(TASK_NAMES)}) or local data, read from disk and never downloaded: "
-        f"{', '.join(f'{kind}:PATH' for kind in FILE_TASK_KINDS)}"
-    )
 
 
 def option_choices(f: dataclasses.Field) -> tuple[str, ...] | None:
@@ -135,49 +113,13 @@ def field_item_types() -> dict[str, type]:
     return {name: typing.get_args(args[0])[0] for name, args in _hints().items() if typing.get_origin(args[0]) is tuple}
 
 
-def _check_device(device) -> None:
-    import torch
-
-    if not isinstance(device, str):
-        raise ConfigTypeError(f"device must be a str such as 'cpu', 'cuda' or 'auto', got {type(device).__name__}")
-    if device == "auto":
-        return
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise ConfigError(f"unknown device {device!r}; use 'cpu', 'cuda', 'cuda:N' or 'auto'") from None
-    if dev.type not in ("cpu", "cuda"):
-        raise ConfigError(f"device {device!r} is not supported; use 'cpu', 'cuda', 'cuda:N' or 'auto'")
-
-
-def _canonical_baselines(baselines) -> tuple[str, ...]:
-    if isinstance(baselines, str):
-        baselines = (baselines,)
-    if not isinstance(baselines, (tuple, list, set, frozenset)):
-        raise ConfigTypeError(f"baselines must be a tuple of names from {BASELINES}, got {type(baselines).__name__}")
-    unknown = [b for b in baselines if b not in BASELINES]
-    if unknown:
-        raise ConfigError(f"unknown baseline(s) {unknown}; valid baselines are: {', '.join(BASELINES)}")
-    return tuple(b for b in BASELINES if b in baselines)  # canonical order, whatever the input order
-
-
 def _default_image_size(config: IMPConfig, kind: str) -> int | None:
-    spec = _parse_task(config.task)
+    spec = parse_task(config.task)
     if kind != "vision" or spec.is_given:
         return None
     from rgprune.data.images import DEFAULT_IMAGE_SIZE as FOLDER_IMAGE_SIZE
 
     return FOLDER_IMAGE_SIZE if spec.kind == "imagefolder" else DEFAULT_IMAGE_SIZE
-
-
-def _name_part(spec: str) -> str:
-    """A spec as a file-name-safe part of a run's name: embedded and built-in names as they are, ``KIND:PATH``
-    as ``KIND-<last path component>`` (the digest tells apart what this leaves alike)."""
-    kind, colon, rest = spec.partition(":")
-    if not colon:
-        return spec
-    last = Path(rest.replace(":", "/").rstrip("/")).name
-    return re.sub(r"[^A-Za-z0-9._-]", "_", f"{kind}-{last}" if last not in ("", ".", "..") else kind)
 
 
 _DATA = "KIND:PATH tasks: "
@@ -194,8 +136,8 @@ class IMPConfig:
     also a ``TypeError``, for a value of the wrong type) naming the field and the valid values.
     """
 
-    model: str = option(help="model to prune", parse=_parse_model, forms=_model_forms)
-    task: str = option(help="task to train on", parse=_parse_task, forms=_task_forms)
+    model: str = option(help="model to prune", parse=parse_model, forms=model_forms)
+    task: str = option(help="task to train on", parse=parse_task, forms=task_forms)
     rounds: int = option(8, help="pruning rounds after the dense round 0", low=1)
     fraction: float = option(
         0.2, help="fraction of the surviving weights pruned per round", low=0, high=1, low_open=True, high_open=True
@@ -384,8 +326,8 @@ class IMPConfig:
         for f in dataclasses.fields(self):  # in field order: a derived default reads fields validated before it
             self._check_applies(f, task)
             self._check_field(f, kind)
-        _check_device(self.device)
-        object.__setattr__(self, "baselines", _canonical_baselines(self.baselines))
+        check_device(self.device)
+        object.__setattr__(self, "baselines", canonical_baselines(self.baselines))
         if self.weights is not None and model.source == "hf":
             raise ConfigError(
                 f"weights applies to built-in, torchvision:, module: and given: models; {self.model} "
@@ -546,7 +488,7 @@ class IMPConfig:
     def name(self) -> str:
         """``<model>-<task>-<hash>``: experiments are named by their config (specs shortened to a file-name-safe
         ``KIND-<last path component>``)."""
-        return f"{_name_part(self.model)}-{_name_part(self.task)}-{self.digest}"
+        return f"{name_part(self.model)}-{name_part(self.task)}-{self.digest}"
 
     def replace(self, **changes) -> IMPConfig:
         return dataclasses.replace(self, **changes)
