@@ -13,8 +13,8 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export MPLBACKEND := Agg
 
-.PHONY: all build demo test test-reference test-slow test-cuda bench bench-compare clean findings-1 findings-2 \
-	findings-3
+.PHONY: all build demo test lint test-reference test-slow test-cuda bench bench-compare clean findings-1 \
+	findings-2 findings-3
 
 all: build
 
@@ -40,6 +40,12 @@ demo: build
 
 test: build
 	$(PY) -m pytest -q
+
+# ruff (pinned in requirements-dev.txt, configured in pyproject.toml): the lint rules, and the formatting the
+# whole tree follows. `$(PY) -m ruff format .` applies it.
+lint: $(DEPS_STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 # The op, pruner, prunable and distributed tests on the pure-PyTorch reference alone: RGPRUNE_BACKEND=reference
 # keeps rgprune._C from loading (so it needs no build), and the tests that compare the compiled kernels with
