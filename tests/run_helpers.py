@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import traceback
 from pathlib import Path
 
 import torch
@@ -151,6 +152,33 @@ class WriteFaults:
 
     def __exit__(self, *exc) -> None:
         os.replace = self._real
+
+
+def killed_at(root: str | os.PathLike, at: tuple[str, int], work) -> None:
+    """Call ``work()`` in a forked copy of this process that SIGKILLs itself at the write ``at`` under ``root``
+    (``WriteFaults``), and check that it was killed there. The writes before it are in place and its temp file is
+    left complete, not renamed. POSIX only (``os.fork``); no interpreter starts per kill."""
+    pid = os.fork()
+    if pid == 0:  # the child runs until WriteFaults kills it; whatever else happens, it must not return to pytest
+        try:
+            with WriteFaults(root, at=at, action="kill"):
+                work()
+            print(f"the work finished without reaching the write {at}", flush=True)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(70)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, (
+        f"not killed at {at}: wait status {status} (the child's output is above)"
+    )
+
+
+#: a tiny ``rgprune imp`` run (ResNet-20 on the 8x8 digits, two rounds, both baselines): add ``--out DIR``
+# fmt: off
+TINY_ARGS = ["imp", "--model", "resnet20", "--task", "digits", "--rounds", "2", "--epochs", "1", "--image-size", "8",
+             "--batch-size", "128", "--rewind-step", "3", "--baselines", "all", "--quiet"]
+# fmt: on
 
 
 # ---- `rgprune ...` SIGKILLed at one of its writes, in a subprocess ------------------------------------------------

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from run_helpers import accuracy_of, assert_same_run, kill_in_round_2, round_files
+from run_helpers import TINY_ARGS, accuracy_of, assert_same_run, kill_in_round_2, round_files
 from safetensors.torch import load_file
 
 import rgprune.imp.trainer as trainer
@@ -31,26 +31,6 @@ TINY = IMPConfig(
     baselines=BASELINES,
 )
 # the same config as command-line options
-TINY_ARGS = [
-    "imp",
-    "--model",
-    "resnet20",
-    "--task",
-    "digits",
-    "--rounds",
-    "2",
-    "--epochs",
-    "1",
-    "--image-size",
-    "8",
-    "--batch-size",
-    "128",
-    "--rewind-step",
-    "3",
-    "--baselines",
-    "all",
-    "--quiet",
-]
 N_PRUNABLE = 267408  # ResNet-20 conv weights with one input channel (the fc head is not pruned)
 
 

@@ -24,13 +24,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import traceback
 from pathlib import Path
 
 import pytest
 import torch
-from run_helpers import TinyConvNet, WriteFaults, assert_same_run, blobs, kill_at, without_timings
+from run_helpers import TINY_ARGS, TinyConvNet, WriteFaults, assert_same_run, blobs, kill_at, killed_at, without_timings
 
 from rgprune.imp import BASELINES, IMPConfig, RunDir, load_result, run_imp
 
@@ -146,20 +144,7 @@ def interrupted_by(action: str, point: tuple[str, int], out: Path) -> None:
                 run(out)
         assert faults.fired
         return
-    pid = os.fork()
-    if pid == 0:  # the child runs until WriteFaults kills it; whatever else happens, it must not return to pytest
-        try:
-            with WriteFaults(out, at=point, action="kill"):
-                run(out)
-            print(f"the run finished without reaching the write {point}", flush=True)
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(70)
-    _, status = os.waitpid(pid, 0)
-    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, (
-        f"not killed at {point}: wait status {status} (the child's output is above)"
-    )
+    killed_at(out, point, lambda: run(out))
 
 
 def assert_resumes_to_the_uninterrupted_run(out: Path, ref: Path, last: int) -> None:
@@ -213,28 +198,6 @@ def test_a_failed_or_killed_write_leaves_no_round_complete_that_resume_trusts(po
         assert RunDir(out).complete_rounds(ROUNDS) == last
         assert [r.round for r in load_result(out).rounds] == list(range(last + 1))
     assert_resumes_to_the_uninterrupted_run(out, ref, last)
-
-
-TINY_ARGS = [
-    "imp",
-    "--model",
-    "resnet20",
-    "--task",
-    "digits",
-    "--rounds",
-    "2",
-    "--epochs",
-    "1",
-    "--image-size",
-    "8",
-    "--batch-size",
-    "128",
-    "--rewind-step",
-    "3",
-    "--baselines",
-    "all",
-    "--quiet",
-]
 
 
 @pytest.fixture(scope="module")

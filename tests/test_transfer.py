@@ -7,14 +7,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import traceback
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from run_helpers import WriteFaults
+from run_helpers import WriteFaults, killed_at
 
 import rgprune.transfer.matrix as matrix_module
 from rgprune import MaskSet
@@ -388,17 +386,7 @@ def test_a_failed_or_killed_matrix_write_resumes_to_the_uninterrupted_matrix(
             run_matrix(runs, out)
         assert faults.fired
     else:
-        pid = os.fork()
-        if pid == 0:  # the child must never return to pytest
-            try:
-                with WriteFaults(out, at=(point, 0), action="kill"):
-                    run_matrix(runs, out)
-            except BaseException:
-                traceback.print_exc()
-            finally:
-                os._exit(70)
-        _, status = os.waitpid(pid, 0)
-        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, f"not killed at {point}: {status}"
+        killed_at(out, (point, 0), lambda: run_matrix(runs, out))
     before = PAIR_WRITES[: PAIR_WRITES.index(point)]
     written = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
     temp = {name for name in written if Path(name).name.startswith(".tmp-")}

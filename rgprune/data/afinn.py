@@ -15,9 +15,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-import torch
-
-from .lexicon import LexiconSplit, checked_tokenizer, default_tokenizer, encode_split, lexicon_task, split_lexicon
+from .lexicon import LexiconSplit, load_lexicon_task, split_as_text, split_lexicon
 from .task import Task
 
 __all__ = ["WORD_LIST", "afinn_split", "afinn_word_list", "load_afinn_task", "valence_label"]
@@ -71,21 +69,11 @@ def _fixed_split() -> LexiconSplit:
 def afinn_split() -> tuple[list[str], list[int], list[str], list[int]]:
     """The fixed split as text: ``(train_words, train_labels, test_words, test_labels)``; row ``i`` of the task's
     train (test) set is ``train_words[i]`` (``test_words[i]``)."""
-    return tuple(list(part) for part in _fixed_split())  # type: ignore[return-value]
-
-
-@lru_cache(maxsize=1)
-def _tokenized_split() -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
-    return encode_split(_fixed_split(), default_tokenizer())
+    return split_as_text(_fixed_split())
 
 
 def load_afinn_task(tokenizer=None) -> Task:
     """Build the ``afinn`` task (see the module docstring); ``tokenizer``: another model's tokenizer to use
     instead of MiniLM's (not cached)."""
-    if tokenizer is None:
-        encoded, tokenizer_name = _tokenized_split(), "MiniLM WordPiece"
-    else:
-        encoded = encode_split(_fixed_split(), checked_tokenizer(tokenizer))
-        tokenizer_name = type(tokenizer).__name__
     what = f"AFINN word list ({WORD_LIST}) valence: entries rated > 0 are positive (1), < 0 negative (0), 0 dropped"
-    return lexicon_task("afinn", what, encoded, tokenizer_name)
+    return load_lexicon_task("afinn", what, _fixed_split, tokenizer)

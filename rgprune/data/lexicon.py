@@ -8,7 +8,7 @@ never the run's seed), and tokenized as ``[CLS] entry [SEP]`` padded (truncated)
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 # Before transformers is imported through the tokenizer: never reach for the hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -80,6 +80,29 @@ def default_tokenizer():
     from rgprune.models.bert import load_tokenizer
 
     return load_tokenizer(TOKENIZER_NAME)
+
+
+def load_lexicon_task(name: str, what: str, split: Callable[[], LexiconSplit], tokenizer=None) -> Task:
+    """The Task of the lexicon ``name`` with its fixed ``split`` (a cached function): tokenized by MiniLM's
+    tokenizer (encoded once per process) or by a caller's own ``tokenizer`` (checked; not cached). ``what``: how the
+    entries were labelled, the first part of the task's description."""
+    if tokenizer is None:
+        if name not in _DEFAULT_ENCODED:
+            _DEFAULT_ENCODED[name] = encode_split(split(), default_tokenizer())
+        encoded, tokenizer_name = _DEFAULT_ENCODED[name], "MiniLM WordPiece"
+    else:
+        encoded, tokenizer_name = encode_split(split(), checked_tokenizer(tokenizer)), type(tokenizer).__name__
+    return lexicon_task(name, what, encoded, tokenizer_name)
+
+
+def split_as_text(split: LexiconSplit) -> tuple[list[str], list[int], list[str], list[int]]:
+    """A fixed split as lists: ``(train_entries, train_labels, test_entries, test_labels)``; row ``i`` of the
+    task's train (test) set is ``train_entries[i]`` (``test_entries[i]``)."""
+    return tuple(list(part) for part in split)  # type: ignore[return-value]
+
+
+#: each lexicon's split encoded by MiniLM's tokenizer, by lexicon name (tokenizing takes seconds)
+_DEFAULT_ENCODED: dict[str, tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]] = {}
 
 
 def lexicon_task(

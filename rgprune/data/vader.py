@@ -16,18 +16,14 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-import torch
-
 from .lexicon import (  # noqa: F401 (this task's settings)
     MAX_LENGTH,
     SPLIT_SEED,
     TEST_FRACTION,
     TOKENIZER_NAME,
     LexiconSplit,
-    checked_tokenizer,
-    default_tokenizer,
-    encode_split,
-    lexicon_task,
+    load_lexicon_task,
+    split_as_text,
     split_lexicon,
 )
 from .task import Task
@@ -94,24 +90,14 @@ def vader_split() -> tuple[list[str], list[int], list[str], list[int]]:
 
     Row ``i`` of the task's train (test) set is ``train_words[i]`` (``test_words[i]``).
     """
-    return tuple(list(part) for part in _fixed_split())  # type: ignore[return-value]
-
-
-@lru_cache(maxsize=1)
-def _tokenized_split() -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
-    return encode_split(_fixed_split(), default_tokenizer())
+    return split_as_text(_fixed_split())
 
 
 def load_vader_task(tokenizer=None) -> Task:
     """Build the ``vader`` task (see the module docstring); ``tokenizer``: another model's tokenizer to use
     instead of MiniLM's (not cached)."""
-    if tokenizer is None:
-        encoded, tokenizer_name = _tokenized_split(), "MiniLM WordPiece"
-    else:
-        encoded = encode_split(_fixed_split(), checked_tokenizer(tokenizer))
-        tokenizer_name = type(tokenizer).__name__
     what = (
         f"VADER lexicon sentiment: entries with mean rating > {POSITIVE_THRESHOLD:+} are positive (1), "
         f"< {NEGATIVE_THRESHOLD:+} negative (0), the rest dropped"
     )
-    return lexicon_task("vader", what, encoded, tokenizer_name)
+    return load_lexicon_task("vader", what, _fixed_split, tokenizer)
