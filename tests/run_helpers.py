@@ -15,6 +15,7 @@ import textwrap
 import traceback
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 from torch import nn
@@ -152,6 +153,14 @@ class WriteFaults:
 
     def __exit__(self, *exc) -> None:
         os.replace = self._real
+
+
+#: the two ways a write is interrupted, to parametrize a test with: it fails ("raise"), or the process is SIGKILLed
+#: at it ("kill": a forked copy of the test process, so POSIX only)
+FAIL_OR_KILL = [
+    "raise",
+    pytest.param("kill", marks=pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX only)")),
+]
 
 
 def killed_at(root: str | os.PathLike, at: tuple[str, int], work) -> None:

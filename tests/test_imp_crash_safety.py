@@ -23,12 +23,21 @@ bit-identical only at a fixed thread count. ``make test-slow`` also kills ``rgpr
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 import torch
-from run_helpers import TINY_ARGS, TinyConvNet, WriteFaults, assert_same_run, blobs, kill_at, killed_at, without_timings
+from run_helpers import (
+    FAIL_OR_KILL,
+    TINY_ARGS,
+    TinyConvNet,
+    WriteFaults,
+    assert_same_run,
+    blobs,
+    kill_at,
+    killed_at,
+    without_timings,
+)
 
 from rgprune.imp import BASELINES, IMPConfig, RunDir, load_result, run_imp
 
@@ -163,18 +172,7 @@ def assert_resumes_to_the_uninterrupted_run(out: Path, ref: Path, last: int) -> 
     assert files == {p.relative_to(ref).as_posix() for p in ref.rglob("*") if p.is_file()}  # no leftovers
 
 
-@pytest.mark.parametrize(
-    "action",
-    [
-        "raise",
-        pytest.param(
-            "kill",
-            marks=pytest.mark.skipif(
-                not hasattr(os, "fork"), reason="the SIGKILLed run is a forked copy of the test process (POSIX only)"
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("action", FAIL_OR_KILL)
 @pytest.mark.parametrize("point", POINTS, ids=[point_id(p) for p in POINTS])
 def test_a_failed_or_killed_write_leaves_no_round_complete_that_resume_trusts(point, action, tmp_path, reference):
     """Each write of a run fails in turn, or the process is SIGKILLed at it: the rounds reported complete are

@@ -5,14 +5,13 @@ Tiny ResNet-20 runs on 8x8 digits tasks, three rounds each."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from run_helpers import WriteFaults, killed_at
+from run_helpers import FAIL_OR_KILL, WriteFaults, killed_at
 
 import rgprune.transfer.matrix as matrix_module
 from rgprune import MaskSet
@@ -359,18 +358,7 @@ def test_the_matrix_writes_each_result_once_atomically_in_order(matrix_reference
     assert on_disk == set(PAIR_WRITES)
 
 
-@pytest.mark.parametrize(
-    "action",
-    [
-        "raise",
-        pytest.param(
-            "kill",
-            marks=pytest.mark.skipif(
-                not hasattr(os, "fork"), reason="the SIGKILLed matrix is a forked copy of the test process (POSIX only)"
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("action", FAIL_OR_KILL)
 @pytest.mark.parametrize("point", PAIR_WRITES)
 def test_a_failed_or_killed_matrix_write_resumes_to_the_uninterrupted_matrix(
     point, action, runs, matrix_reference, tmp_path
