@@ -10,8 +10,6 @@ from dataclasses import dataclass
 
 import torch
 
-from rgprune.benchmark.methods import WeightHolder
-
 
 def _resnet50(device):
     import torchvision
@@ -34,12 +32,15 @@ def _bert(device, **config):
 
 
 def synthetic(device, shapes) -> torch.nn.ModuleList:
-    """Random normal tensors with a different scale per tensor (like layers of a real model)."""
-    holders = []
+    """Random normal tensors with a different scale per tensor (like layers of a real model), each the weight of a
+    bias-free Linear layer (a 1-D shape becomes one row), so that they are the weights a pruner selects."""
+    layers = []
     for i, shape in enumerate(shapes):
-        w = torch.randn(shape, device=device) * (0.01 * (1 + i % 7))
-        holders.append(WeightHolder(w))
-    return torch.nn.ModuleList(holders)
+        rows, cols = shape if len(shape) == 2 else (1, shape[0])
+        layer = torch.nn.Linear(cols, rows, bias=False, device="meta")  # no init: the weight is replaced
+        layer.weight = torch.nn.Parameter(torch.randn(shape, device=device).view(rows, cols) * (0.01 * (1 + i % 7)))
+        layers.append(layer)
+    return torch.nn.ModuleList(layers)
 
 
 @dataclass
