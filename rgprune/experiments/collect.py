@@ -1,7 +1,7 @@
 """Collect each finding's summaries from its run directories into the committed data folder.
 
-``collect(finding, runs_root, data_root)`` writes ``<data_root>/<finding>/runs/<run>.json.gz`` for every complete
-run of the design (a run whose summary is already there is skipped: summaries of a complete run never change)
+``collect(finding, runs_root, data_root)`` writes ``<data_root>/<finding>/run-summaries/<run>.json.gz`` for every
+complete run of the design (a run whose summary is already there is skipped: summaries of a complete run never change)
 and, for finding 1, ``transfers.json.gz`` (dense-model distances, random-mask baselines, transfers). Incomplete
 runs are left out and counted, so a partial collection is a valid, smaller data set.
 """

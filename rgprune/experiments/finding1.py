@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from rgprune.experiments.designs import F1
-from rgprune.experiments.summaries import expand_trace, read_summary
+from rgprune.experiments.summaries import expand_trace, read_summary, run_summary_paths
 from rgprune.rg import mantel_test, permanova, trajectory_distance, transfer_gain_matrix
 
 __all__ = ["Finding1Data", "go_no_go", "load", "transfer_test"]
@@ -35,7 +35,7 @@ def load(root: str | Path) -> Finding1Data:
     """Read finding 1's summaries under ``root`` (the ``docs/findings-data`` folder)."""
     folder = Path(root) / "finding1"
     flows, accuracy = {}, {}
-    for path in sorted((folder / "runs").glob("*.json.gz")):
+    for path in run_summary_paths(root, "finding1"):
         s = read_summary(path)
         key = (s["task"], s["seed"])
         flows[key] = expand_trace(s["trace"]).trajectory(F1.observable)

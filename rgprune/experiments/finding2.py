@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from rgprune.experiments.designs import F2
-from rgprune.experiments.summaries import expand_trace, read_summary
+from rgprune.experiments.summaries import expand_trace, read_summary, run_summary_paths
 from rgprune.rg import dmd, gram_dmd, step_split
 
 __all__ = ["Finding2Data", "eigenvalues", "load", "paired_difference", "per_run"]
@@ -28,7 +28,7 @@ class Finding2Data:
 
 def load(root: str | Path) -> Finding2Data:
     runs = {}
-    for path in sorted((Path(root) / "finding2" / "runs").glob("*.json.gz")):
+    for path in run_summary_paths(root, "finding2"):
         s = read_summary(path)
         task = s["task"].removeprefix("given-text:").rsplit("-", 1)[0]
         s["flow_trace"] = expand_trace(s["trace"])

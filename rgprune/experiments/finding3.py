@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from rgprune.experiments.designs import DEPTH_MODELS, F3
-from rgprune.experiments.summaries import expand_trace, read_summary
+from rgprune.experiments.summaries import expand_trace, read_summary, run_summary_paths
 from rgprune.rg import dmd, step_sizes
 
 __all__ = ["Finding3Data", "cells", "depth_test", "flow_properties", "load", "mean_squared_distance", "spreads"]
@@ -33,7 +33,7 @@ class Finding3Data:
 
 def load(root: str | Path) -> Finding3Data:
     flows, accuracy, survivors = {}, {}, {}
-    for path in sorted((Path(root) / "finding3" / "runs").glob("*.json.gz")):
+    for path in run_summary_paths(root, "finding3"):
         s = read_summary(path)
         key = (s["model"], s["task"], s["seed"])
         first, last = s["window"]

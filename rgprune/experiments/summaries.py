@@ -194,6 +194,15 @@ def dense_distance(run_a: str | os.PathLike, run_b: str | os.PathLike) -> float:
     return float(np.sqrt(diff) / np.sqrt(np.sqrt(norm_a * norm_b)))
 
 
+#: the folder of a finding's per-run summaries (small JSON, never weights) under the summaries root
+RUN_SUMMARIES = "run-summaries"
+
+
 def summary_path(root: str | os.PathLike, finding: str, name: str) -> Path:
     """Where the summary of run ``name`` of ``finding`` goes under the summaries root."""
-    return Path(root) / finding / "runs" / f"{name}.json.gz"
+    return Path(root) / finding / RUN_SUMMARIES / f"{name}.json.gz"
+
+
+def run_summary_paths(root: str | os.PathLike, finding: str) -> list[Path]:
+    """The run summaries of ``finding`` under the summaries root, in name order."""
+    return sorted((Path(root) / finding / RUN_SUMMARIES).glob("*.json.gz"))
