@@ -67,13 +67,14 @@ def remove_temp_files(*folders: str | os.PathLike) -> None:
 
 
 @contextlib.contextmanager
-def directory_lock(path: str | os.PathLike, busy: str) -> Iterator[None]:
+def directory_lock(path: str | os.PathLike, *, busy: str, error: type[Exception] = RuntimeError) -> Iterator[None]:
     """An advisory lock (flock on ``path/.lock``) on a directory, created if missing: two processes must not write
     one result directory at once. The kernel drops it when the process dies, so a killed writer never leaves the
-    directory locked. ``busy``: the message of the ``RuntimeError`` raised when another process holds it."""
+    directory locked. Raises ``error`` (the caller's error type) when ``path`` is a file, and ``error(busy)`` when
+    another process holds the lock."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise NotADirectoryError(f"output path {path} exists and is not a directory; choose a directory")
+        raise error(f"output path {path} exists and is not a directory; choose a directory")
     path.mkdir(parents=True, exist_ok=True)
     try:
         import fcntl
@@ -84,12 +85,8 @@ def directory_lock(path: str | os.PathLike, busy: str) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            raise DirectoryBusy(busy) from None
+            raise error(busy) from None
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-class DirectoryBusy(RuntimeError):
-    """Another process holds the directory's lock."""

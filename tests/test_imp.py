@@ -482,6 +482,11 @@ def test_run_dir_rounds_are_ordered_by_number_and_clean_up_after_the_last_comple
             pass
     with run.lock():  # released: the next writer gets it
         pass
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    with pytest.raises(ValueError, match="exists and is not a directory"), RunDir(a_file).lock():
+        pass
+    assert a_file.read_text() == "x"
 
 
 # ---- the training loops -----------------------------------------------------------------------------------

@@ -32,13 +32,13 @@ import json
 import math
 import os
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from rgprune._io import DirectoryBusy, atomic_write, atomic_write_json, directory_lock, remove_temp_files
+from rgprune._io import atomic_write, atomic_write_json, directory_lock, remove_temp_files
 from rgprune.imp.config import CONFIG_VERSION, ConfigError, IMPConfig
 from rgprune.masks import MaskSet
 
@@ -265,24 +265,13 @@ class RunDir:
         return MaskSet.load(self.masks_path(n))
 
     # ---- writing (the process holding the lock) ------------------------------------------------------
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
+    def lock(self) -> contextlib.AbstractContextManager[None]:
         """An advisory lock on the run directory (created if missing): two processes must not write one run at
         once. The kernel drops it when the process dies, so a killed run never leaves the directory locked."""
-        if self.path.exists() and not self.path.is_dir():
-            raise ConfigError(f"output path {self.path} exists and is not a directory")
-        with contextlib.ExitStack() as stack:
-            try:
-                stack.enter_context(
-                    directory_lock(
-                        self.path,
-                        busy=f"{self.path} is being written by another running "
-                        "IMP process; wait for it or use another output directory",
-                    )
-                )
-            except DirectoryBusy as exc:
-                raise ConfigError(str(exc)) from None
-            yield
+        busy = (
+            f"{self.path} is being written by another running IMP process; wait for it or use another output directory"
+        )
+        return directory_lock(self.path, busy=busy, error=ConfigError)
 
     def prepare(self, config: IMPConfig, inputs: Mapping[str, Any] | None = None) -> int:
         """Make the directory ready to run ``config`` on ``inputs`` (``RoundTrainer.inputs()``): write config.json and

@@ -14,7 +14,6 @@ matrix resumes where it stopped: the temp file of the write it was killed at is 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import Sequence
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rgprune._io import DirectoryBusy, atomic_write, atomic_write_json, directory_lock, remove_temp_files
+from rgprune._io import atomic_write, atomic_write_json, directory_lock, remove_temp_files
 from rgprune.imp import ConfigError, IMPResult, RunDir
 from rgprune.rg.analysis import DEFAULT_OBSERVABLES, MIN_ROUNDS
 from rgprune.rg.distance import flow_distance
@@ -90,19 +89,8 @@ def transfer_matrix(
     paths, results, traces, round = _matrix_runs(runs, round)
     parts = _flow_distances(traces, rank, observable)
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"out_dir {out} exists and is not a directory; give a directory for the matrix")
-    with contextlib.ExitStack() as stack:
-        try:
-            stack.enter_context(
-                directory_lock(
-                    out,
-                    busy=f"{out} is being written by another transfer_matrix "
-                    "process; wait for it or use another output directory",
-                )
-            )
-        except DirectoryBusy as exc:
-            raise ConfigError(str(exc)) from None
+    busy = f"{out} is being written by another transfer_matrix process; wait for it or use another output directory"
+    with directory_lock(out, busy=busy, error=ConfigError):
         # a killed run leaves the temp file of the write it was killed at; that pair is trained again
         remove_temp_files(out, out / "pairs", out / "baselines")
         (out / "pairs").mkdir(exist_ok=True)
