@@ -538,6 +538,50 @@ def test_imp_on_a_nested_head_keeps_it_dense_unless_asked(tmp_path, prune_head):
         assert all(bool(weights[name].all()) for name in ("classifier.0.weight", "classifier.2.weight"))
 
 
+def test_imp_exclude_keeps_the_matched_layers_dense_through_the_run(tmp_path, monkeypatch):
+    """exclude=('classifier.0.*',) with prune_head=True: masks, observables, trace and the flow report's Gram matrix
+    cover exactly the other two layers, and the excluded one trains unmasked (no weight 0). Guards against
+    IMPConfig.exclude not reaching the run's pruner, and against the report's parameter-space DMD taken over the
+    checkpoint's default set instead of the tensors the run pruned."""
+    import rgprune.rg.trace
+
+    grams = []
+
+    def spy(paths, include=None, exclude=()):
+        grams.append(include)
+        return parameter_gram(paths, include, exclude)
+
+    parameter_gram = rgprune.rg.trace.parameter_gram
+    monkeypatch.setattr(rgprune.rg.trace, "parameter_gram", spy)
+    config = API.replace(rounds=3, epochs=1, baselines=(), prune_head=True, exclude=("classifier.0.*",))
+    out = tmp_path / "excluded"
+    run_imp(config, out, progress=False, model_fn=NestedHead, train=blobs(40, 0), test=blobs(12, 1))
+    run = RunDir(out)
+    names = ["features.0.weight", "classifier.2.weight"]
+    assert run.load_masks(3).names == names and run.load_trace().tensor_names == names
+    assert run.read_round_metrics(1)["survivors"] == 186 - 37  # round(0.2 * (162 + 24)) pruned
+    assert all(bool(run.load_weights(n)["classifier.0.weight"].all()) for n in range(4))
+    assert grams == [names]  # the report's Gram matrix, over the pruned tensors
+
+
+def test_imp_exclude_pattern_that_names_nothing_is_refused_before_writing(tmp_path):
+    """A typo'd pattern (``classifier0.*``) would silently prune what it was meant to keep: refused, with the
+    model's parameter names to correct it by, and nothing written; a pattern excluding everything prunable is
+    refused like a model with nothing to prune."""
+    for exclude, message in (
+        (("classifier0.*", "features.*"), r"exclude pattern\(s\) \['classifier0.\*'\] match no parameter"),
+        (("features.*",), "no prunable parameters selected"),
+    ):
+        config = API.replace(rounds=1, epochs=1, baselines=(), exclude=exclude)
+        with pytest.raises(ConfigError, match=message):
+            run_imp(config, tmp_path / "bad", progress=False, model_fn=NestedHead, train=blobs(40, 0), test=blobs(8, 1))
+        assert not (tmp_path / "bad").exists()
+    with pytest.raises(ConfigError, match="exclude holds an empty pattern"):
+        API.replace(exclude=("",))
+    with pytest.raises(TypeError, match="exclude must be a tuple of strs"):
+        API.replace(exclude="features.*")
+
+
 def test_gpu_pipeline_settings_run_on_the_cpu(tmp_path, monkeypatch):
     """channels_last inputs, float16 autocast with a gradient scaler and torch.compile (spied: the CPU build has
     no compiler to rely on) reach the model, and the masks stay applied."""
@@ -675,6 +719,7 @@ def test_names_of_existing_runs_are_unchanged():
     # runtime fields never count; a new field counts once it is set
     assert TINY.replace(num_workers=4, pin_memory=True, persistent_workers=False).name == TINY.name
     assert TINY.replace(compile=True).name != TINY.name and TINY.replace(channels_last=False).name != TINY.name
+    assert TINY.replace(exclude=("layer1.*",)).name != TINY.name
 
 
 def test_a_run_made_before_the_new_fields_resumes(tmp_path):
@@ -696,6 +741,7 @@ def test_a_run_made_before_the_new_fields_resumes(tmp_path):
         "num_workers",
         "persistent_workers",
         "pin_memory",
+        "exclude",
     }
     run = RunDir(tmp_path / "old")
     run.path.mkdir()

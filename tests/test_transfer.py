@@ -78,14 +78,15 @@ def test_transfer_validation(runs, tmp_path):
         transfer_ticket(runs["digits"], runs["digits-rotated"], round=4)
     with pytest.raises(TypeError, match="round must be an int"):
         transfer_ticket(runs["digits"], runs["digits-rotated"], round=1.0)
-    other = tmp_path / "r20-16px"
-    (other / "round-00").mkdir(parents=True)
-    config = TINY.replace(image_size=16)
-    (other / "config.json").write_text(json.dumps({"version": 1, **config.to_dict()}))
-    (other / "rewind.safetensors").write_bytes((runs["digits"] / "rewind.safetensors").read_bytes())
-    (other / "round-00" / "metrics.json").write_text((runs["digits"] / "round-00" / "metrics.json").read_text())
-    with pytest.raises(ValueError, match="differ in image_size"):
-        transfer_ticket(runs["digits"], other)
+    # a run whose model differs in shape, or whose masks cover other tensors (exclude), cannot take the ticket
+    for name, change in (("image_size", dict(image_size=16)), ("exclude", dict(exclude=("layer1.*",)))):
+        other = tmp_path / name
+        (other / "round-00").mkdir(parents=True)
+        (other / "config.json").write_text(json.dumps({"version": 3, **TINY.replace(**change).to_dict()}))
+        (other / "rewind.safetensors").write_bytes((runs["digits"] / "rewind.safetensors").read_bytes())
+        (other / "round-00" / "metrics.json").write_text((runs["digits"] / "round-00" / "metrics.json").read_text())
+        with pytest.raises(ValueError, match=f"differ in {name}"):
+            transfer_ticket(runs["digits"], other)
 
 
 def test_random_mask_baseline_is_the_runs_own_or_trained_exactly_like_it(runs, tmp_path):

@@ -120,8 +120,10 @@ def _finding2_extra(spec, run: Path) -> dict:
     from rgprune.imp import RunDir
     from rgprune.rg.trace import parameter_gram
 
-    checkpoints = [RunDir(run).weights_path(n) for n in range(F2.rounds + 1)]
-    return {"checkpoint_steps": checkpoint_steps(run), "gram": parameter_gram(checkpoints).tolist()}
+    run_dir = RunDir(run)
+    checkpoints = [run_dir.weights_path(n) for n in range(F2.rounds + 1)]
+    gram = parameter_gram(checkpoints, include=list(run_dir.load_masks(0).names))
+    return {"checkpoint_steps": checkpoint_steps(run), "gram": gram.tolist()}
 
 
 def collect(finding: str, runs_root: str | os.PathLike, data_root: str | os.PathLike) -> dict:

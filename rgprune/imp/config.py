@@ -79,8 +79,9 @@ DEFAULT_LR = {"sgd": 0.1, "adamw": 1e-4}
 DEFAULT_WEIGHT_DECAY = {"sgd": 1e-4, "adamw": 0.01}
 #: vision tasks: the 8x8 digits are upsampled to the ResNets' native 32x32 (CIFAR's size too)
 DEFAULT_IMAGE_SIZE = 32
-#: 2: the model and task specs, the data options, weights and the input pipeline (every field with since=2)
-CONFIG_VERSION = 2
+#: 2: the model and task specs, the data options, weights and the input pipeline (every field with since=2);
+#: 3: exclude
+CONFIG_VERSION = 3
 
 
 def option_choices(f: dataclasses.Field) -> tuple[str, ...] | None:
@@ -191,6 +192,14 @@ class IMPConfig:
     )
     prune_head: bool = option(False, help="also prune the classifier head")
     prune_embeddings: bool = option(False, help="also prune BERT's embeddings")
+    exclude: tuple[str, ...] = option(
+        (),
+        help="fnmatch patterns over qualified parameter names kept out of the pruned set, each of which must "
+        "match a parameter (e.g. 'bert.pooler.*': a sentence-transformers checkpoint's pooler was never trained, "
+        "so global pruning would empty it first and cut the classifier off)",
+        since=3,
+        default_text="none",
+    )
     baselines: tuple[str, ...] = option(
         (),
         help="baselines trained like the ticket for every round's mask: "
@@ -333,6 +342,8 @@ class IMPConfig:
                 f"weights applies to built-in, torchvision:, module: and given: models; {self.model} "
                 "loads the weights of its folder"
             )
+        if any(not pattern for pattern in self.exclude):
+            raise ConfigError(f"exclude holds an empty pattern ({list(self.exclude)}); drop it")
         if self.amp_dtype is not None and not self.amp:
             raise ConfigError(f"amp_dtype={self.amp_dtype!r} applies with amp=True (--amp)")
         if task.is_given and self.image_size is not None:

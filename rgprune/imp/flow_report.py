@@ -19,5 +19,7 @@ def write_run_flow_report(out_dir: str | os.PathLike) -> Path:
     run = RunDir(out_dir)
     trace = run.load_trace()
     checkpoints = run.checkpoints()
-    gram = parameter_gram(checkpoints) if len(checkpoints) >= MIN_ROUNDS else None
+    gram = None
+    if len(checkpoints) >= MIN_ROUNDS:  # over the tensors the run pruned, whatever its config selected them by
+        gram = parameter_gram(checkpoints, include=list(run.load_masks(0).names))
     return write_flow_report(trace, run.path, title=run.path.name, gram=gram)["report"]

@@ -262,17 +262,26 @@ class RoundTrainer:
         return model.to(self.device)
 
     def check_model(self, model: torch.nn.Module) -> None:
-        """Refuse, before anything is written, a model with nothing to prune (under the config's prune_head and
-        prune_embeddings) or one that cannot train on this data's batches: BatchNorm (in training mode) fails on a
-        batch of one example, which the last batch of every epoch is when the training examples (this rank's shard)
-        leave a remainder of one; better now than at the end of the first epoch."""
-        from rgprune.prunable import select_prunable
+        """Refuse, before anything is written, an exclude pattern that names no parameter (a typo would prune
+        what it meant to keep), a model with nothing to prune (under the config's prune_head, prune_embeddings and
+        exclude) or one that cannot train on this data's batches: BatchNorm (in training mode) fails on a batch of
+        one example, which the last batch of every epoch is when the training examples (this rank's shard) leave a
+        remainder of one; better now than at the end of the first epoch."""
+        from rgprune.prunable import matches, select_prunable, unwrap_model
 
+        c = self.config
+        names = [name for name, _ in unwrap_model(model).named_parameters()]
+        unmatched = [p for p in c.exclude if not any(matches(name, p) for name in names)]
+        if unmatched:
+            raise ConfigError(
+                f"{c.model}: exclude pattern(s) {unmatched} match no parameter of the model (fnmatch over qualified "
+                f"names such as {names[0]!r}); correct them"
+            )
         try:
-            select_prunable(model, prune_head=self.config.prune_head, prune_embeddings=self.config.prune_embeddings)
+            select_prunable(model, exclude=c.exclude, prune_head=c.prune_head, prune_embeddings=c.prune_embeddings)
         except (ValueError, TypeError) as exc:
             raise ConfigError(
-                f"{self.config.model}: {exc} (or prune the head or the embeddings too: prune_head, prune_embeddings)"
+                f"{c.model}: {exc} (or prune the head or the embeddings too: prune_head, prune_embeddings)"
             ) from None
         shard = len(self.train_loader.sampler)
         batch_norms = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d, torch.nn.SyncBatchNorm)
@@ -293,6 +302,7 @@ class RoundTrainer:
         """The config's pruner of ``model`` (distributed: pruned locally on every rank, agreement checked)."""
         return GlobalMagnitudePruner(
             model,
+            exclude=self.config.exclude,
             prune_head=self.config.prune_head,
             prune_embeddings=self.config.prune_embeddings,
             process_group="default" if self.world is not None else None,

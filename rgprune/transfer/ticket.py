@@ -113,7 +113,7 @@ def check_transferable(source: IMPResult, target: IMPResult, round_: int | None)
             f"cannot transfer a {a.model} ticket ({source.out_dir}) to a {b.model} run "
             f"({target.out_dir}): the two runs must use the same model"
         )
-    for name in ("prune_head", "prune_embeddings", "image_size"):
+    for name in ("prune_head", "prune_embeddings", "exclude", "image_size"):
         if getattr(a, name) != getattr(b, name):
             raise ConfigError(
                 f"the runs differ in {name} ({getattr(a, name)!r} in {source.out_dir}, "
