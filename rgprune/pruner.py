@@ -111,6 +111,7 @@ class GlobalMagnitudePruner:
         self.process_group = None if process_group is None else distributed.resolve_group(process_group)
         self.sharded = distributed.is_sharded([p for _, p in named], self.process_group)
         self._masks_generation = 0
+        self._emptied: set[str] = set()  # tensors whose emptying has been warned about
         self._storage_masks = StorageMaskCache()
         self._attached: list[tuple[weakref.ref, object]] = []
         local = [self._local(p) for _, p in named]
@@ -294,7 +295,24 @@ class GlobalMagnitudePruner:
                 else:
                     result = ops.prune_by_scores_(score_list, self.masks.words, k, weights, bits)
         self._masks_generation += 1  # the words changed in place
+        self._warn_if_layers_emptied(result.stats.counts)
         return PruneReport(k, self.density(), result.threshold, result.stats)
+
+    def _warn_if_layers_emptied(self, counts: torch.Tensor) -> None:
+        """Warn, once per tensor, when global ranking has removed every weight of a selected tensor: the layer
+        then passes nothing on (layer collapse), which a model reading through it cannot train around."""
+        emptied = [n for n, c in zip(self.names, counts.tolist()) if c == 0 and n not in self._emptied]
+        if not emptied:
+            return
+        self._emptied.update(emptied)
+        warnings.warn(
+            f"global pruning has removed every weight of {emptied[:4]}{' ...' if len(emptied) > 4 else ''}: "
+            f"the layer passes no signal now, and what reads through it (e.g. a classifier behind an emptied "
+            f"pooler) sees a constant. Tensors whose weights are far smaller than the rest (an untrained pooler) "
+            f"go first; keep them dense with exclude=[...] (rgprune imp --exclude)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
     def stats(self, bits: int = 12) -> ops.MagnitudeStats:
         """Statistics of the current survivors (histogram, per-tensor count, Σ|w|, Σw², NaN count); over all

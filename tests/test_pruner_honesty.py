@@ -154,3 +154,23 @@ def test_include_that_takes_biases_or_norm_weights_warns_which():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         rgprune.GlobalMagnitudePruner(model, include=["layer1.*.conv*.weight"])
+
+
+def test_a_layer_emptied_by_global_pruning_warns_once_naming_it():
+    """Global ranking can remove a whole layer whose weights are far smaller than the rest (an untrained
+    pooler): every later prediction then reads a constant. Guards against that happening silently, and against a
+    warning repeated on every later prune or raised for layers that still hold weights."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 8), nn.Linear(8, 2))
+    with torch.no_grad():
+        model[1].weight.mul_(1e-3)
+    pruner = rgprune.GlobalMagnitudePruner(model, prune_head=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pruner.prune(0.3)  # 40 of 136 weights: the small layer's 64 are not all gone yet
+        assert not caught and pruner.layer_densities()["1.weight"] > 0
+        pruner.prune(0.3)
+        pruner.prune(0.3)
+    assert pruner.layer_densities()["1.weight"] == 0.0
+    assert [str(w.message)[:55] for w in caught] == ["global pruning has removed every weight of ['1.weight']"]
+    assert "exclude" in str(caught[0].message) and caught[0].category is RuntimeWarning
