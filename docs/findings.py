@@ -289,18 +289,19 @@ def finding_2(out: Output) -> None:
     pending(
         out,
         [f"f2.{m}.{c}" for m in ("retraining", "training") for c in F2.models[1:]],
-        ["f2-runs", "f2-eigenvalues"],
+        ["f2-runs", "f2-eigenvalues", "f2-steps"],
         f"{len(data.runs)} of the {len(F2.runs())} runs are summarized",
     )
     if not data.runs:
         return
     values = finding2.per_run(data)
+    _finding_2_figure(out, values)
     rows = []
     for model in F2.models:
         for task in F2.tasks:
             runs = [values[(model, task, s)] for s in F2.seeds if (model, task, s) in values]
             if not runs:
-                rows.append([f"`{model}`", task, "0"] + [PENDING] * 5)
+                rows.append([f"`{model}`", task, "0"] + [PENDING] * 6)
                 continue
             rows.append(
                 [
@@ -309,6 +310,8 @@ def finding_2(out: Output) -> None:
                     str(len(runs)),
                     fmt(np.mean([r["accuracy"][0] for r in runs])),
                     fmt(np.mean([r["accuracy"][-1] for r in runs])),
+                    f"{fmt(np.mean([r['train_loss'][0] for r in runs]))} / "
+                    f"{fmt(np.mean([r['train_loss'][-1] for r in runs]))}",
                     fmt(np.mean([r["retraining"] for r in runs])),
                     fmt(np.mean([r["training"] for r in runs])),
                     fmt(np.mean([r["pruning"] for r in runs])),
@@ -321,6 +324,7 @@ def finding_2(out: Output) -> None:
             "seeds",
             "acc. dense",
             "acc. round 6",
+            "train loss dense / round 6",
             "retraining step",
             "training part (excess)",
             "pruning part (excess)",
@@ -369,6 +373,39 @@ def finding_2(out: Output) -> None:
         if rows
         else "Pending.\n"
     )
+
+
+def _finding_2_figure(out: Output, values: dict) -> None:
+    """Per model, the retraining step and the training part of the excess step against the round: each run thin,
+    the mean over the model's runs thick."""
+    series = {
+        measure: {
+            model: [values[key][f"{measure}_steps"] for key in sorted(values) if key[0] == model]
+            for model in F2.models
+        }
+        for measure in ("retraining", "training")
+    }
+
+    def draw(path, digest):
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.4))
+        labels = {"retraining": "retraining step ‖θ′ − m⊙θ‖ / ‖m⊙θ‖", "training": "training part of the excess step"}
+        for ax, (measure, per_model) in zip(axes, series.items()):
+            for color, (model, runs) in zip(("C0", "C1", "C2"), per_model.items()):
+                for steps in runs:
+                    ax.plot(range(1, len(steps) + 1), steps, color=color, alpha=0.25, linewidth=0.8)
+                if runs:
+                    ax.plot(range(1, len(runs[0]) + 1), np.mean(runs, axis=0), color=color, linewidth=2, label=model)
+            ax.set_xlabel("step n → n+1 (round of the new mask)")
+            ax.set_ylabel(labels[measure], fontsize=8)
+        axes[0].legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, format="png", metadata={"Description": digest})
+        plt.close(fig)
+
+    data = {m: {k: np.round(v, 9).tolist() for k, v in per.items()} for m, per in series.items()}
+    out.figure("f2-steps", "Retraining and training steps per round, pretrained MiniLM and its controls", data, draw)
 
 
 def _leading(fit) -> str:
