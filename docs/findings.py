@@ -312,9 +312,9 @@ def finding_2(out: Output) -> None:
                     fmt(np.mean([r["accuracy"][-1] for r in runs])),
                     f"{fmt(np.mean([r['train_loss'][0] for r in runs]))} / "
                     f"{fmt(np.mean([r['train_loss'][-1] for r in runs]))}",
-                    fmt(np.mean([r["retraining"] for r in runs])),
-                    fmt(np.mean([r["training"] for r in runs])),
-                    fmt(np.mean([r["pruning"] for r in runs])),
+                    fmt(1e3 * np.mean([r["retraining"] for r in runs]), 2),
+                    fmt(1e3 * np.mean([r["training"] for r in runs]), 2),
+                    fmt(1e3 * np.mean([r["pruning"] for r in runs]), 2),
                 ]
             )
     out.blocks["f2-runs"] = table(
@@ -325,9 +325,9 @@ def finding_2(out: Output) -> None:
             "acc. dense",
             "acc. round 6",
             "train loss dense / round 6",
-            "retraining step",
-            "training part (excess)",
-            "pruning part (excess)",
+            "retraining step ×1e3",
+            "training part (excess) ×1e3",
+            "pruning part (excess) ×1e3",
         ],
         rows,
     )
@@ -338,7 +338,8 @@ def finding_2(out: Output) -> None:
             out.values[key] = (
                 PENDING
                 if diff is None
-                else f"{diff['mean']:+.3f} [{diff['low']:+.3f}, {diff['high']:+.3f}] ({diff['pairs']} pairs)"
+                else f"{1e3 * diff['mean']:+.3f} [{1e3 * diff['low']:+.3f}, {1e3 * diff['high']:+.3f}] "
+                f"({diff['pairs']} pairs)"
             )
     rows = []
     for model in F2.models:
@@ -380,8 +381,7 @@ def _finding_2_figure(out: Output, values: dict) -> None:
     the mean over the model's runs thick."""
     series = {
         measure: {
-            model: [values[key][f"{measure}_steps"] for key in sorted(values) if key[0] == model]
-            for model in F2.models
+            model: [values[key][f"{measure}_steps"] for key in sorted(values) if key[0] == model] for model in F2.models
         }
         for measure in ("retraining", "training")
     }

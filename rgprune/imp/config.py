@@ -195,8 +195,8 @@ class IMPConfig:
     exclude: tuple[str, ...] = option(
         (),
         help="fnmatch patterns over qualified parameter names kept out of the pruned set, each of which must "
-        "match a parameter (e.g. 'bert.pooler.*': a sentence-transformers checkpoint's pooler was never trained, "
-        "so global pruning would empty it first and cut the classifier off)",
+        "match a parameter (e.g. 'bert.pooler.*': a checkpoint trained with mean pooling, as minilm was, has an "
+        "untrained pooler, which global pruning would empty first, cutting the classifier off)",
         since=3,
         default_text="none",
     )
