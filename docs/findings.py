@@ -288,7 +288,12 @@ def finding_2(out: Output) -> None:
     out.values["f2.runs"] = str(len(data.runs))
     pending(
         out,
-        [f"f2.{m}.{c}" for m in ("retraining", "training") for c in F2.models[1:]],
+        [
+            f"f2.{m}.{c}{x}"
+            for m in ("retraining", "training")
+            for c in F2.models[1:]
+            for x in ("", ".below", ".ratio", ".steps")
+        ],
         ["f2-runs", "f2-eigenvalues", "f2-steps"],
         f"{len(data.runs)} of the {len(F2.runs())} runs are summarized",
     )
@@ -301,7 +306,7 @@ def finding_2(out: Output) -> None:
         for task in F2.tasks:
             runs = [values[(model, task, s)] for s in F2.seeds if (model, task, s) in values]
             if not runs:
-                rows.append([f"`{model}`", task, "0"] + [PENDING] * 6)
+                rows.append([f"`{model}`", task, "0"] + [PENDING] * 7)
                 continue
             rows.append(
                 [
@@ -312,6 +317,7 @@ def finding_2(out: Output) -> None:
                     fmt(np.mean([r["accuracy"][-1] for r in runs])),
                     f"{fmt(np.mean([r['train_loss'][0] for r in runs]))} / "
                     f"{fmt(np.mean([r['train_loss'][-1] for r in runs]))}",
+                    fmt(1e3 * np.mean([r["rewound"] for r in runs]), 2),
                     fmt(1e3 * np.mean([r["retraining"] for r in runs]), 2),
                     fmt(1e3 * np.mean([r["training"] for r in runs]), 2),
                     fmt(1e3 * np.mean([r["pruning"] for r in runs]), 2),
@@ -325,6 +331,7 @@ def finding_2(out: Output) -> None:
             "acc. dense",
             "acc. round 6",
             "train loss dense / round 6",
+            "distance from the rewind point ×1e3",
             "retraining step ×1e3",
             "training part (excess) ×1e3",
             "pruning part (excess) ×1e3",
@@ -335,12 +342,19 @@ def finding_2(out: Output) -> None:
         for control in F2.models[1:]:
             diff = finding2.paired_difference(values, measure, control)
             key = f"f2.{measure}.{control}"
-            out.values[key] = (
-                PENDING
-                if diff is None
-                else f"{1e3 * diff['mean']:+.3f} [{1e3 * diff['low']:+.3f}, {1e3 * diff['high']:+.3f}] "
-                f"({diff['pairs']} pairs)"
-            )
+            if diff is None:
+                continue
+            low, high = 1e3 * diff["low"], 1e3 * diff["high"]
+            out.values[key] = f"{1e3 * diff['mean']:+.3f} [{low:+.3f}, {high:+.3f}] ({diff['pairs']} pairs)"
+            below = sum(d < 0 for d in diff["differences"])
+            out.values[f"{key}.below"] = f"{below} of {diff['pairs']}"
+            ratios = [values[("minilm", t, s)][measure] / values[(control, t, s)][measure] for t, s in diff["keys"]]
+            out.values[f"{key}.ratio"] = f"{np.mean(ratios):.3f}"
+            steps = [
+                np.subtract(values[("minilm", t, s)][f"{measure}_steps"], values[(control, t, s)][f"{measure}_steps"])
+                for t, s in diff["keys"]
+            ]
+            out.values[f"{key}.steps"] = ", ".join(f"{1e3 * d:+.2f}" for d in np.mean(steps, axis=0))
     rows = []
     for model in F2.models:
         for task in F2.tasks:

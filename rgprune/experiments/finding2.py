@@ -37,16 +37,19 @@ def load(root: str | Path) -> Finding2Data:
 
 
 def per_run(data: Finding2Data) -> dict[tuple, dict]:
-    """Per run: ``retraining`` (mean over the steps of ‖θ_{n+1} − m_{n+1}⊙θ_n‖ / ‖m_{n+1}⊙θ_n‖), ``training``
+    """Per run: ``retraining`` (mean over the steps of ‖θ_{n+1} − m_{n+1}⊙θ_n‖ / ‖m_{n+1}⊙θ_n‖), ``rewound`` (mean
+    of ‖θ_{n+1} − m_{n+1}⊙θ_k‖ / ‖m_{n+1}⊙θ_k‖: how far training takes the rewound ticket), ``training``
     (mean training part of the observable's steps), ``pruning`` (mean pruning-only part), the per-step lists, and
     ``accuracy`` / ``train_loss`` per round."""
     out = {}
     for key, s in data.runs.items():
         split = step_split(s["flow_trace"], F2.observable)
         retraining = [step["retraining"] for step in s["checkpoint_steps"]]
+        rewound = [step["rewound"] for step in s["checkpoint_steps"]]
         out[key] = {
             "retraining": float(np.mean(retraining)),
             "retraining_steps": retraining,
+            "rewound": float(np.mean(rewound)),
             "training": float(np.mean(split.training)),
             "training_steps": split.training.tolist(),
             "pruning": float(np.mean(split.pruning)),
@@ -65,7 +68,8 @@ def paired_difference(
     seed: int = 0,
 ) -> dict | None:
     """Mean over the (task, seed) pairs of ``measure``(minilm) − ``measure``(control), and its percentile
-    bootstrap interval over the pairs. None when no pair is complete."""
+    bootstrap interval over the pairs; ``keys``: the pairs, ``differences``: each pair's. None when no pair is
+    complete."""
     pairs = [(t, s) for t in F2.tasks for s in F2.seeds if ("minilm", t, s) in values and (control, t, s) in values]
     if not pairs:
         return None
@@ -78,6 +82,7 @@ def paired_difference(
         "low": float(low),
         "high": float(high),
         "pairs": len(pairs),
+        "keys": pairs,
         "differences": diffs.tolist(),
     }
 
