@@ -118,11 +118,10 @@ def _finding3_extra(spec, run: Path) -> dict:
 def _finding2_extra(spec, run: Path) -> dict:
     """A finding-2 run's steps in parameter space and the Gram matrix of its checkpoints (pruned tensors)."""
     from rgprune.imp import RunDir
-    from rgprune.rg.trace import parameter_gram
+    from rgprune.imp.flow_report import run_parameter_gram
 
     run_dir = RunDir(run)
-    checkpoints = [run_dir.weights_path(n) for n in range(F2.rounds + 1)]
-    gram = parameter_gram(checkpoints, include=list(run_dir.load_masks(0).names))
+    gram = run_parameter_gram(run_dir, [run_dir.weights_path(n) for n in range(F2.rounds + 1)])
     return {"checkpoint_steps": checkpoint_steps(run), "gram": gram.tolist()}
 
 

@@ -7,19 +7,25 @@ from pathlib import Path
 
 from rgprune.imp.rundir import RunDir
 
-__all__ = ["write_run_flow_report"]
+__all__ = ["run_parameter_gram", "write_run_flow_report"]
+
+
+def run_parameter_gram(run: RunDir, checkpoints: list[Path]):
+    """The Gram matrix of a run's ``checkpoints`` over the tensors the run pruned (its masks' names), whatever its
+    config selected them by (``prune_head``, ``exclude``): re-deriving a default set from the checkpoints would not
+    match the run."""
+    from rgprune.rg.trace import parameter_gram
+
+    return parameter_gram(checkpoints, include=list(run.load_masks(0).names))
 
 
 def write_run_flow_report(out_dir: str | os.PathLike) -> Path:
     """flow.json, report.md and the figures of a run directory, from its trace.json (recorded during the
     run) and the Gram matrix of its per-round weight checkpoints; returns the report's path."""
     from rgprune.rg.report import MIN_ROUNDS, write_flow_report
-    from rgprune.rg.trace import parameter_gram
 
     run = RunDir(out_dir)
     trace = run.load_trace()
     checkpoints = run.checkpoints()
-    gram = None
-    if len(checkpoints) >= MIN_ROUNDS:  # over the tensors the run pruned, whatever its config selected them by
-        gram = parameter_gram(checkpoints, include=list(run.load_masks(0).names))
+    gram = run_parameter_gram(run, checkpoints) if len(checkpoints) >= MIN_ROUNDS else None
     return write_flow_report(trace, run.path, title=run.path.name, gram=gram)["report"]
