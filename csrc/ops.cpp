@@ -39,6 +39,14 @@ void check_bits(int64_t bits, at::ScalarType dtype) {
               kMaxHistBits, "], got ", bits);
 }
 
+void check_radix_prefix(int64_t prefix, int64_t prefix_bits, int64_t bits, at::ScalarType dtype) {
+  const int kb = key_bits_of(dtype);
+  TORCH_CHECK(prefix_bits >= 0 && prefix_bits + bits <= kb, "rgprune: prefix_bits + bits must be in [bits, ", kb,
+              "] for this dtype, got prefix_bits=", prefix_bits, " and bits=", bits);
+  TORCH_CHECK(prefix >= 0 && (prefix >> prefix_bits) == 0, "rgprune: prefix must be in [0, 2**prefix_bits), got ",
+              prefix, " for prefix_bits=", prefix_bits);
+}
+
 }  // namespace rgprune
 
 TORCH_LIBRARY(rgprune, m) {
@@ -67,6 +75,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, mod) {
   mod.attr("INFO_N_EQUAL") = static_cast<int>(rgprune::kInfoEqual);
   mod.attr("INFO_N_SURVIVORS") = static_cast<int>(rgprune::kInfoSurvivors);
   mod.attr("INFO_N_NAN") = static_cast<int>(rgprune::kInfoNan);
+  mod.attr("INFO_N_OUTSIDE") = static_cast<int>(rgprune::kInfoOutside);
   mod.attr("INFO_LEN") = static_cast<int>(rgprune::kInfoLen);
   pybind11::dict key_bits, inf_key;  // by torch dtype name, through the dispatch the kernels use
   const std::pair<at::ScalarType, const char*> dtypes[] = {

@@ -1,4 +1,4 @@
-"""rgprune.kernels.format (the Python twin of csrc/rgprune.h) agrees with the compiled extension, and its
+"""rgprune.kernels.format (the Python twin of csrc/format.h) agrees with the compiled extension, and its
 mask and key helpers do what the format says."""
 
 import pytest
@@ -25,6 +25,7 @@ def test_scalar_constants_equal_the_extensions():
         "INFO_N_EQUAL",
         "INFO_N_SURVIVORS",
         "INFO_N_NAN",
+        "INFO_N_OUTSIDE",
         "INFO_LEN",
     ):
         assert getattr(fmt, name) == getattr(extension.module, name), name

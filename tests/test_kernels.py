@@ -103,13 +103,12 @@ def check_against_reference(tensors, masks, ks, bits=12):
             assert torch.equal(bits_of(a).cpu(), bits_of(b).cpu())
         if 0 < k <= info_ref[fmt.INFO_N_SURVIVORS]:
             # exactly k pruned
-            before = sum(rgprune.MaskSet(masks, [t.shape for t in tensors]).survivor_counts())
-            after = sum(rgprune.MaskSet(m_a, [t.shape for t in tensors]).survivor_counts())
-            assert before - after == k
+            assert survivor_count(tensors, masks) - survivor_count(tensors, m_a) == k
 
 
 def survivor_count(tensors, masks):
-    return sum(rgprune.MaskSet(masks, [t.shape for t in tensors]).survivor_counts())
+    """Mask bits set before each tensor's numel (bits past it, which some inputs set, never count)."""
+    return sum(int(fmt.unpack_mask(m.cpu(), t.numel()).sum()) for t, m in zip(tensors, masks))
 
 
 @requires_compiled
@@ -382,11 +381,12 @@ def test_nan_words_equal_reference():
 
 @requires_compiled
 def test_sse2_paths_equal_reference_without_avx2(tmp_path):
-    """The float32 refinement pass, the unfiltered float32 histogram pass and the float32 apply pass have AVX2
-    versions chosen at run time; RGPRUNE_NO_AVX2=1 forces the SSE2 ones, which machines with AVX2 would
-    otherwise never run. Checked in a subprocess (the choice is made once), at 1 and 2 threads, against the
-    reference and against this process's (AVX2 where available) outputs: everything bit for bit except the
-    float64 sums, whose order of additions inside a chunk may differ between the paths (rtol 1e-12)."""
+    """The float32 refinement pass, the unfiltered float32 histogram pass (the threshold's first, which also
+    counts the weights outside the masks) and the float32 apply pass have AVX2 versions chosen at run time;
+    RGPRUNE_NO_AVX2=1 forces the SSE2 ones, which machines with AVX2 would otherwise never run. Checked in a
+    subprocess (the choice is made once), at 1 and 2 threads, against the reference and against this
+    process's (AVX2 where available) outputs: everything bit for bit except the float64 sums, whose order of
+    additions inside a chunk may differ between the paths (rtol 1e-12)."""
     import textwrap
 
     dump = tmp_path / "sse2.pt"
@@ -402,6 +402,7 @@ def test_sse2_paths_equal_reference_without_avx2(tmp_path):
                     n = t.survivor_count(tensors, masks)
                     t.check_against_reference(tensors, masks, sorted({{0, 1, n // 5, n // 2, max(n - 1, 0), n}}))
             t._check_nan_words(threads)
+            t._check_outside_counts(torch.float32, threads)
         torch.save([t._apply_path_outputs(1), t._apply_path_outputs(2)], {str(dump)!r})
         print("ok")
     """)
@@ -562,3 +563,112 @@ def test_threshold_key_window_mode_is_validated(monkeypatch):
     for dtype in (torch.float32, torch.float64):
         with pytest.raises(RuntimeError, match="RGPRUNE_THRESHOLD_WINDOW must be auto, on, off or narrow"):
             torch.ops.rgprune.global_magnitude_threshold([w[0].to(dtype)], rgprune.MaskSet.ones(w).words, 10)
+
+
+def _outside_inputs(dtype, seed=41):
+    """Stale values under cleared mask bits on every path of the threshold's first pass:
+    - a tensor of three whole 2^16-element chunks and a tail: its second chunk fully pruned but holding
+      nonzero weights and one word of NaNs, its third fully pruned and holding +0.0 and -0.0 only;
+    - NaN, -0.0 and +0.0 under cleared bits among partly pruned words;
+    - a slice of a larger buffer (nonzero memory past numel) whose mask has its bits past numel set;
+    - a small tensor with every bit cleared.
+    Returns (tensors, masks, the number of entries outside the masks by construction)."""
+    chunk = 1 << 16
+    g = torch.Generator().manual_seed(seed)
+    big = torch.randn(3 * chunk + 1000, generator=g, dtype=torch.float64)
+    keep_big = torch.rand(big.numel(), generator=g) < 0.6
+    keep_big[chunk : 3 * chunk] = False
+    big[chunk + 64 : chunk + 96] = math.nan  # a dead word of NaNs
+    big[2 * chunk : 3 * chunk] = 0.0
+    big[2 * chunk : 3 * chunk : 3] = -0.0
+    dead = (~keep_big).nonzero().flatten()
+    dead = dead[(dead < chunk) | (dead >= 3 * chunk)]
+    pick = dead[torch.randperm(dead.numel(), generator=g)[:300]]
+    big[pick[:100]] = math.nan
+    big[pick[100:200]] = -0.0
+    big[pick[200:]] = 0.0
+    buffer = torch.randn(1013 + 50, generator=g, dtype=torch.float64).to(dtype)
+    sliced = buffer[:1013]  # nonzero memory past numel
+    keep_sliced = torch.rand(1013, generator=g) < 0.5
+    small = torch.randn(31, generator=g, dtype=torch.float64).to(dtype)
+    tensors = [big.to(dtype), sliced, small]
+    keeps = [keep_big, keep_sliced, torch.zeros(31, dtype=torch.bool)]
+    masks = [fmt.pack_mask(k) for k in keeps]
+    masks[1][-1] |= -(1 << (1013 % 32))  # bits past numel set: never trusted
+    outside = sum(int((~k & (fmt.magnitude_keys(t) != 0)).sum()) for t, k in zip(tensors, keeps))
+    return tensors, masks, outside
+
+
+def _has_avx2_paths():
+    """Whether the AVX2 float32 paths (the key window among them) run in this process."""
+    return torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512") and not os.environ.get("RGPRUNE_NO_AVX2")
+
+
+def _check_outside_counts(dtype, threads, modes=("on", "narrow", "off")):
+    """The compiled threshold's info (all slots, the outside count included), top histogram and apply pass
+    equal the reference's on _outside_inputs, at `threads` threads and, for float32, in each key-window mode."""
+    tensors, masks, outside = _outside_inputs(dtype)
+    assert outside > 65_000  # the fully pruned chunk of nonzero weights
+    n = survivor_count(tensors, masks)
+    saved_threads, saved_mode = torch.get_num_threads(), os.environ.get("RGPRUNE_THRESHOLD_WINDOW")
+    try:
+        torch.set_num_threads(threads)
+        for mode in modes if dtype == torch.float32 else ("auto",):
+            os.environ["RGPRUNE_THRESHOLD_WINDOW"] = mode
+            check_against_reference(tensors, masks, [0, 1, n // 3, n, n + 1])
+            before = extension.module.threshold_window_counts()
+            info, _ = torch.ops.rgprune.global_magnitude_threshold(tensors, masks, n // 3)
+            assert info[fmt.INFO_N_OUTSIDE] == outside, (mode, threads)
+            if mode == "on" and _has_avx2_paths():  # the answer came from the window's early return
+                assert extension.module.threshold_window_counts()[1] == before[1] + 1
+    finally:
+        torch.set_num_threads(saved_threads)
+        if saved_mode is None:
+            os.environ.pop("RGPRUNE_THRESHOLD_WINDOW", None)
+        else:
+            os.environ["RGPRUNE_THRESHOLD_WINDOW"] = saved_mode
+
+
+@requires_compiled
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_threshold_counts_weights_outside_the_masks(dtype):
+    """The threshold's first pass counts the entries whose mask bit is 0 but whose key is not 0 (info slot
+    INFO_N_OUTSIDE) exactly as the reference does, at 1-4 threads, in every key-window mode (float32), for every
+    k (0 and k > survivors included), on chunks that are entirely pruned but hold nonzero weights, dead words
+    of NaNs, -0.0 and +0.0 under cleared bits, and mask tails whose bits past numel are set. (The SSE2 path
+    runs the same check in test_sse2_paths_equal_reference_without_avx2.)
+
+    Guards against: a first pass that skips words or chunks with no survivor (they are where weights grow
+    back), -0.0 counted, NaN under a cleared bit missed (the AVX2 NaN-word path), elements past numel
+    counted, the count lost on the window's or the gathered sub-bin's early return, a per-thread count merged
+    twice or not at all."""
+    for threads in (1, 2, 3, 4):
+        _check_outside_counts(dtype, threads)
+
+
+@requires_compiled
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_apply_threshold_prunes_nothing_when_the_threshold_saw_nan(dtype):
+    """apply_threshold_'s CPU kernel given an info whose NaN slot is > 0 (a threshold ranked among NaN
+    survivors, which the Python API refuses before, but a GPU caller cannot) prunes nothing: weights (the
+    stale values outside the masks included) and masks unchanged bit for bit, and it returns the statistics
+    of the survivors as they are, like the reference.
+
+    Guards against: the kernel trusting the key of such a threshold (pruning below it), or storing +0.0 under
+    the cleared bits although it prunes nothing."""
+    tensors, masks, _ = _outside_inputs(dtype)
+    alive = fmt.unpack_mask(masks[0], tensors[0].numel()).nonzero().flatten()
+    tensors[0].view(-1)[alive[:3]] = math.nan  # three NaN survivors
+    n = survivor_count(tensors, masks)
+    info, _ = torch.ops.rgprune.global_magnitude_threshold(tensors, masks, n // 3)
+    assert info[fmt.INFO_N_NAN] == 3 and info[fmt.INFO_KEY] >= 0
+    made_up = torch.tensor([fmt.INF_KEY[dtype], n - 4, 1, 1, n - 3, 1, 0])  # would prune all but NaN and one Inf
+    for nan_info in (info, made_up):
+        t, m = clone_all(tensors), clone_all(masks)
+        stats = torch.ops.rgprune.apply_threshold_(t, m, nan_info, 12)
+        for a, b in zip(t, tensors):
+            assert torch.equal(bits_of(a), bits_of(b))
+        for a, b in zip(m, masks):
+            assert torch.equal(a, b)
+        assert_stats_equal(stats, ref.magnitude_histogram(tensors, masks, 12))
+        assert_stats_equal(stats, ref.apply_threshold_(clone_all(tensors), clone_all(masks), nan_info, 12))

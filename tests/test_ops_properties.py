@@ -16,6 +16,7 @@ from test_reference import (
     DTYPES,
     KEY_BITS,
     bits_from_words,
+    oracle_outside,
     oracle_prune,
     oracle_stats,
     raw_bits,
@@ -24,6 +25,8 @@ from test_reference import (
 )
 
 import rgprune
+from rgprune.kernels import extension
+from rgprune.kernels import format as fmt
 from rgprune.kernels import reference as ref
 
 BUDGET = settings(
@@ -82,8 +85,12 @@ def test_prune_global_equals_reference_and_oracle(case, data):
     store +0.0 (bit pattern) under every cleared bit, keep the survivors' bits, leave mask tails 0, and return
     the reference's info and statistics.
 
+    The info's count of weights outside the masks (stale values and NaN under cleared bits, not +-0.0) equals
+    the oracle's too.
+
     Guards against: a tie order or tie count bug in either implementation, -0.0 stored for pruned negatives,
-    NaN under a cleared bit counted or ranked, +-Inf mishandled, bits past numel set."""
+    NaN under a cleared bit counted or ranked, +-Inf mishandled, bits past numel set, the outside count of
+    the compiled first pass differing from the reference's (a skipped word, -0.0 counted, a NaN missed)."""
     dtype, values, keeps = case
     n = sum(map(sum, keeps))
     k = data.draw(st.one_of(st.integers(0, n), st.sampled_from([0, min(1, n), max(n - 1, 0), n])), label="k")
@@ -99,6 +106,8 @@ def test_prune_global_equals_reference_and_oracle(case, data):
         threshold.n_equal,
         threshold.n_survivors,
     ] == info.tolist()[:5]
+    assert threshold.info.tolist() == info.tolist()  # all INFO_LEN slots
+    assert info.tolist()[fmt.INFO_N_OUTSIDE] == oracle_outside(build(dtype, values, keeps)[0], keeps)
     assert torch.equal(threshold.histogram, top)
 
     result = rgprune.prune_global_(tensors, masks, k, bits)
@@ -159,3 +168,30 @@ def test_apply_masks_stores_plus_zero_and_keeps_the_rest(case, moment_dtype):
         assert raw_bits(t) == [b if alive else 0 for b, alive in zip(original, keep)]
         assert raw_bits(t) == raw_bits(want)
     assert all(torch.equal(a, b) for a, b in zip(masks, mask_copies))
+
+
+@BUDGET
+@given(case=weight_sets(), data=st.data())
+def test_apply_threshold_with_nan_in_the_info_changes_nothing(case, data):
+    """apply_threshold_ (the active backend's kernel, and the reference) given any threshold info whose NaN
+    slot is > 0 prunes nothing and writes nothing: weights (stale values and NaN under cleared bits
+    included) and masks stay the same bit for bit, and the statistics are the unchanged survivors'.
+
+    Guards against: a kernel that prunes below a threshold ranked among NaN survivors (the NaN slot
+    ignored: on a GPU the Python API raises only after the kernels ran), or that zeroes the weights outside
+    the masks while pruning nothing."""
+    dtype, values, keeps = case
+    n = sum(map(sum, keeps))
+    k = data.draw(st.integers(0, n), label="k")
+    bits = data.draw(st.integers(1, min(12, KEY_BITS[dtype])), label="bits")
+    info, _ = ref.global_magnitude_threshold(*build(dtype, values, keeps), k)
+    info[fmt.INFO_N_NAN] = data.draw(st.integers(1, 3), label="n_nan")
+    compiled = extension.module is not None
+    for apply in [ref.apply_threshold_] + ([torch.ops.rgprune.apply_threshold_] if compiled else []):
+        tensors, masks = build(dtype, values, keeps)
+        stats = apply(tensors, masks, info, bits)
+        for t, v in zip(tensors, values):
+            assert raw_bits(t) == raw_bits(torch.tensor(v, dtype=torch.float64).to(dtype))
+        assert all(torch.equal(m, w) for m, w in zip(masks, build(dtype, values, keeps)[1]))
+        assert_stats_equal(tuple(stats), tuple(ref.magnitude_histogram(*build(dtype, values, keeps), bits)))
+        assert_matches_oracle(stats, oracle_stats(tensors, keeps, bits))

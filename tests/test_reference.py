@@ -82,6 +82,17 @@ def oracle_prune(tensors, keeps, k):
     return out
 
 
+def oracle_outside(tensors, keeps):
+    """Entries whose keep flag is False but whose key is not 0 (NaN counted, +0.0 and -0.0 not): weights that
+    grew back outside the masks, from the definition. Elements past numel do not exist here."""
+    return sum(
+        1
+        for t, keep in zip(tensors, keeps)
+        for x, alive in zip(t.reshape(-1).tolist(), keep)
+        if not alive and (math.isnan(x) or oracle_key(x, t.dtype) != 0)
+    )
+
+
 def oracle_stats(tensors, keeps, bits):
     """(histogram, counts, abs_sums, sq_sums, nan_counts) of the survivors, from the definition."""
     dtype = tensors[0].dtype
@@ -131,7 +142,7 @@ def test_ties_are_pruned_in_model_order(dtype):
     tensors = [tensor([5.0, 1.0, 3.0], dtype), tensor([-1.0, 2.0, 1.0], dtype)]
     masks = [words_from_bits([True] * 3), words_from_bits([True] * 3)]
     info, _ = ref.global_magnitude_threshold(tensors, masks, 2)
-    assert info.tolist() == [oracle_key(1.0, dtype), 0, 2, 3, 6, 0]
+    assert info.tolist() == [oracle_key(1.0, dtype), 0, 2, 3, 6, 0, 0]
     ref.apply_threshold_(tensors, masks, info, 8)
     assert [bits_from_words(m, 3) for m in masks] == [[True, False, True], [False, True, True]]
     assert raw_bits(tensors[1])[0] == 0  # -1.0 pruned: +0.0, not -0.0
@@ -152,7 +163,7 @@ def test_tie_group_spanning_tensors_is_cut_in_model_order(dtype):
     # survivors at 0.5 in model order: (0,0) (0,3) (1,0) (1,1) (1,4) (2,0) (2,2); 0.25 is below. k = 5 prunes
     # 0.25 and the first four of them.
     info, _ = ref.global_magnitude_threshold(tensors, masks, 5)
-    assert info.tolist() == [oracle_key(0.5, dtype), 1, 4, 7, 10, 0]
+    assert info.tolist() == [oracle_key(0.5, dtype), 1, 4, 7, 10, 0, 2]  # two stale 0.5 outside the masks
     ref.apply_threshold_(tensors, masks, info, 4)
     got = [bits_from_words(m, len(v)) for m, v in zip(masks, values)]
     assert got == [[False, True, False, False], [False, False, True, False, True], [True, False, True]]
@@ -176,8 +187,9 @@ def test_exactly_k_pruned_for_every_k(dtype):
         tensors = [tensor(v, dtype) for v in values]
         masks = [words_from_bits(kp) for kp in keeps]
         info, top = ref.global_magnitude_threshold(tensors, masks, k)
-        key, n_below, n_ties, n_equal, n_surv, n_nan = info.tolist()
+        key, n_below, n_ties, n_equal, n_surv, n_nan, n_outside = info.tolist()
         assert (n_surv, n_nan) == (n, 0) and int(top.sum()) == n
+        assert n_outside == oracle_outside([tensor(v, dtype) for v in values], keeps)
         if k == 0:
             assert (key, n_below, n_ties, n_equal) == (-1, 0, 0, 0)
         else:
@@ -229,13 +241,13 @@ def test_nan_survivors_are_counted_not_ranked(dtype):
     keeps = [[True, True, True, False], [True, True]]
     masks = [words_from_bits(k) for k in keeps]
     info, top = ref.global_magnitude_threshold(tensors, masks, 3)
-    assert info.tolist() == [oracle_key(3.0, dtype), 2, 1, 1, 3, 2]
+    assert info.tolist() == [oracle_key(3.0, dtype), 2, 1, 1, 3, 2, 1]  # the pruned NaN: outside, not ranked
     assert int(top.sum()) == 3
     stats = ref.magnitude_histogram(tensors, masks, 5)
     assert_stats_equal_oracle(stats, oracle_stats(tensors, keeps, 5))
     assert stats[4].tolist() == [1, 1]  # nan_counts
     info, _ = ref.global_magnitude_threshold(tensors, masks, 4)  # more than the 3 rankable survivors
-    assert info.tolist() == [-1, 0, 0, 0, 3, 2]
+    assert info.tolist() == [-1, 0, 0, 0, 3, 2, 1]
 
 
 @pytest.mark.parametrize("call", ["histogram", "threshold", "prune"])
@@ -268,14 +280,14 @@ def test_infinities_are_ordinary_largest_magnitudes(dtype):
     keeps = [[True] * 3, [True] * 2]
     masks = [words_from_bits(k) for k in keeps]
     info, _ = ref.global_magnitude_threshold(tensors, masks, 4)
-    assert info.tolist() == [fmt.INF_KEY[dtype], 3, 1, 2, 5, 0]
+    assert info.tolist() == [fmt.INF_KEY[dtype], 3, 1, 2, 5, 0, 0]
     hist, counts, abs_sums, sq_sums, _ = ref.apply_threshold_(tensors, masks, info, 3)
     assert [bits_from_words(m, len(v)) for m, v in zip(masks, values)] == [[False] * 3, [True, False]]
     assert raw_bits(tensors[0]) == [0, 0, 0] and tensors[1].tolist() == [inf, 0.0]
     assert hist.tolist() == [0] * 7 + [1] and counts.tolist() == [0, 1]
     assert abs_sums.tolist() == [0.0, inf] and sq_sums.tolist() == [0.0, inf]
     info, _ = ref.global_magnitude_threshold(tensors, masks, 1)
-    assert info.tolist() == [fmt.INF_KEY[dtype], 0, 1, 1, 1, 0]
+    assert info.tolist() == [fmt.INF_KEY[dtype], 0, 1, 1, 1, 0, 0]  # the pruned infinity is +0.0 now
 
 
 @pytest.mark.parametrize("numel", [1, 7, 31, 32, 33, 70])
@@ -330,7 +342,77 @@ def test_zero_k_prunes_nothing_but_clears_stale_weights(dtype):
     tensors = [tensor([0.0, -0.0, 1.0, -4.0], dtype)]
     masks = [words_from_bits([True, True, True, False])]
     info, _ = ref.global_magnitude_threshold(tensors, masks, 0)
-    assert info.tolist() == [-1, 0, 0, 0, 3, 0]
+    assert info.tolist() == [-1, 0, 0, 0, 3, 0, 1]  # -4.0 under the cleared bit
     ref.apply_threshold_(tensors, masks, info, 2)
     assert bits_from_words(masks[0], 4) == [True, True, True, False]
     assert raw_bits(tensors[0]) == raw_bits(tensor([0.0, -0.0, 1.0, 0.0], dtype))
+
+
+# ------------------------------------------------------------------------------------------------------
+# weights outside the masks, and a threshold over NaN survivors
+# ------------------------------------------------------------------------------------------------------
+
+
+def _outside_case(dtype):
+    """Values under cleared bits of every kind: +0.0 and -0.0 (not outside), NaN, a subnormal, a negative, an
+    infinity (outside); survivors beside them; the second tensor a slice of a larger buffer whose elements
+    past numel are nonzero, its mask's bits past numel set to 1."""
+    tiny = torch.finfo(dtype).smallest_normal / 4  # a subnormal: the smallest keys are not 0
+    values = [
+        [0.0, -0.0, float("nan"), tiny, -3.0, 1.0, -0.5, float("-inf"), 2.0, -0.0],
+        [0.25, -7.0, 0.0, 5.0, -0.0, 1.5] + [1.0] * 30,
+    ]
+    keeps = [
+        [False, False, False, False, False, True, True, False, True, True],
+        [True, False, False, True, False, False] + [i % 3 == 0 for i in range(30)],
+    ]
+    first = tensor(values[0], dtype)
+    buffer = tensor(values[1] + [9.0] * 30, dtype)  # 30 nonzero elements past numel
+    second = buffer[: len(values[1])]
+    masks = [words_from_bits(keeps[0]), words_from_bits(keeps[1])]
+    masks[1][-1] |= -(1 << (len(values[1]) % 32))  # tail bits of the last word set
+    return [first, second], masks, keeps
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_outside_count_follows_its_definition(dtype):
+    """info[INFO_N_OUTSIDE] equals the oracle's count of entries under a cleared bit whose key is not 0, for
+    every k (0, inside, more than the survivors): -0.0 and +0.0 do not count, NaN, a subnormal and -Inf do,
+    and nothing past numel counts, whatever the tail bits and the memory there hold.
+
+    Guards against: -0.0 counted (bit pattern compared with 0 instead of the key), NaN under a cleared bit
+    skipped (the NaN filter applied before the count), the count computed only when a threshold is found,
+    small keys missed (a count by histogram bin), elements or mask bits past numel counted."""
+    tensors, masks, keeps = _outside_case(dtype)
+    want = oracle_outside(tensors, keeps)
+    assert want == 4 + 2 + 20  # NaN, tiny, -3.0, -inf; -7.0, 5.0 (the slice); 20 of the 1.0s
+    n = sum(map(sum, keeps))
+    for k in (0, 1, n, n + 1):
+        info, _ = ref.global_magnitude_threshold(tensors, masks, k)
+        assert info.tolist()[fmt.INFO_N_OUTSIDE] == want, k
+        assert info.tolist()[fmt.INFO_N_SURVIVORS] == n, k
+    ref.apply_masks_(tensors, masks)
+    info, _ = ref.global_magnitude_threshold(tensors, masks, 1)
+    assert info.tolist()[fmt.INFO_N_OUTSIDE] == 0  # apply_masks_ stored +0.0 under every cleared bit
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_apply_threshold_prunes_nothing_when_the_threshold_saw_nan(dtype):
+    """An info whose NaN slot is > 0 (the threshold ran over NaN survivors) prunes nothing and writes nothing:
+    weights (stale values outside the masks included) and masks stay the same bit for bit, and the statistics
+    are those of the unchanged survivors.
+
+    Guards against: pruning below a threshold that was ranked among NaN survivors (the NaN slot ignored), or
+    storing +0.0 under the cleared bits although nothing is pruned."""
+    values = [[float("nan"), 1.0, -2.0, 3.0, -0.5, 4.0], [0.75, -5.0, 0.125]]
+    keeps = [[True, True, True, False, True, True], [True, False, True]]
+    tensors = [tensor(v, dtype) for v in values]
+    masks = [words_from_bits(k) for k in keeps]
+    before = [raw_bits(t) for t in tensors], [m.clone() for m in masks]
+    info, _ = ref.global_magnitude_threshold(tensors, masks, 3)
+    assert info.tolist()[fmt.INFO_N_NAN] == 1 and info.tolist()[fmt.INFO_KEY] == oracle_key(0.75, dtype)
+    for nan_info in (info, torch.tensor([oracle_key(4.0, dtype), 5, 1, 1, 6, 1, 2])):  # a key above everything
+        stats = ref.apply_threshold_(tensors, masks, nan_info, 5)
+        assert [raw_bits(t) for t in tensors] == before[0]
+        assert all(torch.equal(a, b) for a, b in zip(masks, before[1]))
+        assert_stats_equal_oracle(stats, oracle_stats(tensors, keeps, 5))

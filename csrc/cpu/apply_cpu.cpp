@@ -233,6 +233,9 @@ Stats apply_threshold_cpu(at::TensorList tensors, at::TensorList masks, const at
               "rgprune: info must be the int64 vector returned by global_magnitude_threshold");
   const auto host_info = info.to(at::kCPU).contiguous();
   const int64_t* pinfo = host_info.data_ptr<int64_t>();
+  // A threshold computed over NaN survivors ranks nothing: prune nothing, write nothing (not even the
+  // weights outside the masks), and return the survivors' statistics as they are.
+  if (pinfo[kInfoNan] > 0) return magnitude_histogram_cpu(tensors, masks, bits);
   return AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, tensors[0].scalar_type(), "apply_threshold_",
                                          [&] { return apply_threshold_impl<scalar_t>(tensors, masks, pinfo, bits); });
 }

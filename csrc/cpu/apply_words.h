@@ -15,9 +15,10 @@
 namespace rgprune {
 namespace cpu {
 
-template <typename Lanes, bool kTies, bool kStore, bool kSums>
+template <typename Lanes, bool kTies, bool kStore, bool kSums, bool kOutside>
 int64_t apply_words_f32(uint32_t* w, uint32_t* mask, int64_t begin, int64_t end, const WordCut& cut, int64_t* hist,
                         ChunkStats& st, int64_t& ties) {
+  static_assert(!(kOutside && (kStore || kTies)), "rgprune: entries outside the masks are counted by a histogram pass");
   using V = typename Lanes::V;
   const V key_mask = Lanes::set1(0x7FFFFFFFu), inf = Lanes::set1(0x7F800000u);
   const V lane = Lanes::lane_bits();
@@ -25,7 +26,8 @@ int64_t apply_words_f32(uint32_t* w, uint32_t* mask, int64_t begin, int64_t end,
   const __m128i shift = _mm_cvtsi32_si128(cut.shift);
   const V dummy0 = Lanes::add(Lanes::set1(uint32_t(cut.nbins)), Lanes::lane_index());
   typename Lanes::Sums sums;
-  int64_t count = 0, nans = 0, tie_count = 0;
+  const V zero = Lanes::set1(0u);
+  int64_t count = 0, nans = 0, tie_count = 0, outside = 0;
   alignas(32) uint32_t bins[32];
   int64_t base = begin;
   for (; base + 32 <= end; base += 32) {
@@ -33,12 +35,13 @@ int64_t apply_words_f32(uint32_t* w, uint32_t* mask, int64_t begin, int64_t end,
     Lanes::prefetch(x);
     const uint32_t alive_bits = mask[base / 32];
     V wordv = Lanes::set1(alive_bits);
-    uint32_t keep = 0, nan = 0, tied = 0;
+    uint32_t keep = 0, nan = 0, tied = 0, alive_or_zero = 0;
     for (int o = 0; o < 32; o += 8) {
       const V raw = Lanes::load(x + o);
       const V key = Lanes::and_(raw, key_mask);
       const V alive = Lanes::cmpeq(Lanes::and_(wordv, lane), lane);
       wordv = Lanes::srli8(wordv);
+      if (kOutside) alive_or_zero |= Lanes::movemask(Lanes::or_(alive, Lanes::cmpeq(key, zero))) << o;
       // keys < 2^31, so the signed compare is the unsigned one; cut <= InfKey + 1
       const V keepv = Lanes::andnot(Lanes::cmpgt(cut_key, key), alive);
       if (kStore) Lanes::store(x + o, Lanes::and_(raw, keepv));
@@ -61,11 +64,13 @@ int64_t apply_words_f32(uint32_t* w, uint32_t* mask, int64_t begin, int64_t end,
     count += __builtin_popcount(keep & ~nan & ~tied);
     if (nan) nans += __builtin_popcount(nan);  // rare
     if (kTies && tied) tie_count += __builtin_popcount(tied);
+    if (kOutside) outside += __builtin_popcount(~alive_or_zero);
     if (kStore && alive_bits != keep) mask[base / 32] = keep;
   }
   if (kSums) sums.reduce(st.abs_sum, st.sq_sum);
   st.count += count;
   st.nans += nans;
+  st.outside += outside;
   ties += tie_count;
   return base;
 }

@@ -77,7 +77,8 @@ struct Sse2Lanes {
   };
 };
 
-// the apply pass (with and without deferred ties), and the histogram pass with and without sums
+// the apply pass (with and without deferred ties), the histogram pass with and without sums, and the
+// threshold's first pass (no sums, entries outside the masks counted)
 template int64_t apply_words_f32<Sse2Lanes, false, true, true>(uint32_t*, uint32_t*, int64_t, int64_t,
                                                                const WordCut&, int64_t*, ChunkStats&, int64_t&);
 template int64_t apply_words_f32<Sse2Lanes, true, true, true>(uint32_t*, uint32_t*, int64_t, int64_t,
@@ -86,6 +87,9 @@ template int64_t apply_words_f32<Sse2Lanes, false, false, true>(uint32_t*, uint3
                                                                 const WordCut&, int64_t*, ChunkStats&, int64_t&);
 template int64_t apply_words_f32<Sse2Lanes, false, false, false>(uint32_t*, uint32_t*, int64_t, int64_t,
                                                                  const WordCut&, int64_t*, ChunkStats&, int64_t&);
+template int64_t apply_words_f32<Sse2Lanes, false, false, false, true>(uint32_t*, uint32_t*, int64_t, int64_t,
+                                                                       const WordCut&, int64_t*, ChunkStats&,
+                                                                       int64_t&);
 
 }  // namespace cpu
 }  // namespace rgprune

@@ -30,10 +30,11 @@ inline uint32_t valid_word(const uint32_t* mask, int64_t base, int64_t end) {
   return word;
 }
 
-// Per-thread histogram of a pass: nbins real bins + 32 dummy bins, one per lane of a mask word, where the
-// SIMD word routines count the lanes that must not count (no branch, and no store-to-load chain on one
-// real bin).
-inline size_t local_hist_size(size_t nbins) { return nbins + 32; }
+// Per-thread histogram of a pass: nbins real bins + 64 dummy bins, one per lane of a mask word (two in the
+// threshold's first pass, which tells the dead lanes whose key is 0 from the others: hist_words_f32_avx2),
+// where the SIMD word routines count the lanes that must not count (no branch, and no store-to-load chain
+// on one real bin).
+inline size_t local_hist_size(size_t nbins) { return nbins + 64; }
 inline void merge_local(std::vector<int64_t>& hist, const std::vector<int64_t>& h, size_t nbins) {
   for (size_t b = 0; b < nbins && b < h.size(); ++b) hist[b] += h[b];
 }
@@ -64,15 +65,28 @@ struct RadixPass {
 struct ChunkStats {
   int64_t count = 0, nans = 0;
   double abs_sum = 0, sq_sum = 0;
+  // Entries whose mask bit is 0 but whose key is not 0 (NaN included): counted by the threshold's first
+  // pass only (the passes instantiated with kOutside), 0 elsewhere.
+  int64_t outside = 0;
   // Merges the statistics of another part of the same chunk (the order of merges fixes the sums' rounding).
   ChunkStats& operator+=(const ChunkStats& o) {
     count += o.count;
     nans += o.nans;
     abs_sum += o.abs_sum;
     sq_sum += o.sq_sum;
+    outside += o.outside;
     return *this;
   }
 };
+
+// How many of the elements x[j] with bit j of `dead` set have a key other than 0 (+0.0 and -0.0 have key 0;
+// NaN counts): weights outside the masks. Set-bit iteration, for tails and rare words.
+template <typename K>
+inline int64_t count_outside_bits(const typename K::bits_t* x, uint32_t dead) {
+  int64_t n = 0;
+  for (; dead; dead &= dead - 1) n += K::key(x[__builtin_ctz(dead)]) != 0;
+  return n;
+}
 
 at::Tensor to_tensor(const std::vector<int64_t>& v);
 

@@ -102,7 +102,8 @@ int64_t for_each_sample_run(const at::TensorList& tensors, const at::TensorList&
 __attribute__((target("avx2"))) void sample_run_histogram(const uint32_t* w, const uint32_t* mask, int64_t begin,
                                                           int64_t end, int64_t* hist) {
   ChunkStats st{};
-  const int64_t base = hist_words_f32_avx2<false, false, false>(w, mask, begin, end, kShift, int64_t(kBins), hist,
+  const int64_t base = hist_words_f32_avx2</*kSums=*/false, /*kWindow=*/false, /*kOutside=*/false,
+                                           /*kPrefetch=*/false>(w, mask, begin, end, kShift, int64_t(kBins), hist,
                                                                 st, nullptr);
   for (uint32_t word = base < end ? valid_word(mask, base, end) : 0u; word; word &= word - 1) {
     const uint32_t key = w[base + __builtin_ctz(word)] & 0x7FFFFFFFu;

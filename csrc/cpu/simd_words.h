@@ -39,11 +39,12 @@ struct Avx2Lanes;
 // Decides, rewrites and counts the whole mask words [begin, end) of a float32 chunk in two phases per word:
 // SIMD over the lanes (decide, select, store, the keep/NaN/tie bitmaps by movemask, each lane's bin, the
 // float64 sums of the counted lanes), then a scalar scatter of the 32 bins. Writes the mask word where it
-// changed. kStore = false: a histogram pass (nothing written); kSums = false: no float64 sums. Adds the
-// chunk's count, NaNs and sums to `st` and its deferred ties to `ties`; returns where it stopped (the tail,
-// fewer than 32 elements, is left to the caller). The order of additions depends on the lane set only, so a
-// chunk's sums do not depend on the thread running it. Defined in apply_words.h.
-template <typename Lanes, bool kTies, bool kStore, bool kSums>
+// changed. kStore = false: a histogram pass (nothing written); kSums = false: no float64 sums; kOutside
+// (histogram pass only: the threshold's first) also counts the lanes whose bit is 0 but whose key is not
+// into st.outside. Adds the chunk's count, NaNs and sums to `st` and its deferred ties to `ties`; returns
+// where it stopped (the tail, fewer than 32 elements, is left to the caller). The order of additions depends
+// on the lane set only, so a chunk's sums do not depend on the thread running it. Defined in apply_words.h.
+template <typename Lanes, bool kTies, bool kStore, bool kSums, bool kOutside = false>
 int64_t apply_words_f32(uint32_t* w, uint32_t* mask, int64_t begin, int64_t end, const WordCut& cut, int64_t* hist,
                         ChunkStats& st, int64_t& ties);
 
@@ -92,10 +93,33 @@ __attribute__((target("avx2"))) int64_t filtered_words_f32_avx2(const uint32_t* 
   return base;
 }
 
+// ++hist[bins[j]] for the 32 bins of a word: the scatter of hist_words_f32_avx2, a 16-17-byte loop run 32
+// times per word. Where the compiler puts such a loop depends on all the code before it, and one that
+// straddles a 32-byte boundary ran ~20% slower on the AMD EPYC of bench/NOTES.md ("2026-12-01 (later): the
+// threshold's first pass counts the weights outside the masks"), so it is written out here, starting at offset
+// 0-15 of a 32-byte block (at most 16 bytes of padding, run once per word).
+inline void scatter_word_bins(int64_t* hist, const uint32_t* bins) {
+  const uint32_t* p = bins;
+  const uint32_t* const end = bins + 32;
+  asm volatile(
+      ".p2align 5,,16\n"
+      "1:\n\t"
+      "movl (%[p]), %%eax\n\t"
+      "addq $4, %[p]\n\t"
+      "addq $1, (%[hist],%%rax,8)\n\t"
+      "cmpq %[end], %[p]\n\t"
+      "jne 1b"
+      : [p] "+r"(p)
+      : [hist] "r"(hist), [end] "r"(end)
+      : "rax", "cc", "memory");
+}
+
 // A word of hist_words_f32_avx2 that holds a NaN key (alive or not), lane by lane: the rare path.
-template <bool kSums, bool kWindow>
+template <bool kSums, bool kWindow, bool kOutside>
 inline void hist_word_with_nan(const uint32_t* x, uint32_t alive_bits, int shift_bits, int64_t* hist, int64_t& count,
-                               int64_t& nans, double& abs_sum, double& sq_sum, WindowCollector* win) {
+                               int64_t& nans, int64_t& outside, double& abs_sum, double& sq_sum,
+                               WindowCollector* win) {
+  if (kOutside) outside += count_outside_bits<F32Keys>(x, ~alive_bits);
   for (uint32_t a = alive_bits; a; a &= a - 1) {
     const int j = __builtin_ctz(a);
     const uint32_t k = x[j] & 0x7FFFFFFFu;
@@ -121,11 +145,15 @@ inline void hist_word_with_nan(const uint32_t* x, uint32_t alive_bits, int shift
 // max of its 32 keys), and a word holding one (alive or not) takes a scalar path. Every other word: counted
 // lanes = alive lanes, bins of dead lanes go to their dummy bins, the float64 sums are those of
 // apply_words_f32<Avx2Lanes> (same order of additions). kWindow: the threshold's first pass also feeds `win`
-// (two compares per 8 lanes; the few lanes inside the window are gathered one by one). kPrefetch = false
-// for the threshold's sample, whose runs are too short for a prefetch 4 KB ahead to land in them. Returns
-// where it stopped. (One loop body on purpose, like apply_words_f32: its accumulators stay in registers
-// across the words.)
-template <bool kSums, bool kWindow, bool kPrefetch = true>
+// (two compares per 8 lanes; the few lanes inside the window are gathered one by one). kOutside: the
+// threshold's first pass also counts the lanes whose bit is 0 but whose key is not into st.outside, through
+// the dummy bins (two instructions per 8 lanes): a dead lane goes to dummy bin nbins + 2 * lane when its key
+// is not 0, nbins + 2 * lane + 1 when it is (64 dummy bins, local_hist_size), and the even dummy bins'
+// growth over the call is the count (a NaN word counts its own on the scalar path). kPrefetch = false for
+// the threshold's sample, whose runs are too short for a prefetch 4 KB ahead to land in them. Returns where
+// it stopped. (One loop body on purpose, like apply_words_f32: its accumulators stay in registers across the
+// words.)
+template <bool kSums, bool kWindow, bool kOutside, bool kPrefetch = true>
 __attribute__((target("avx2"))) int64_t hist_words_f32_avx2(const uint32_t* w, const uint32_t* mask, int64_t begin,
                                                              int64_t end, int shift_bits, int64_t nbins,
                                                              int64_t* hist, ChunkStats& st, WindowCollector* win) {
@@ -134,12 +162,22 @@ __attribute__((target("avx2"))) int64_t hist_words_f32_avx2(const uint32_t* w, c
   const __m256i win_hi = _mm256_set1_epi32(kWindow ? int32_t(win->hi) : 0);
   const __m128i shift = _mm_cvtsi32_si128(shift_bits);
   const __m256i to_sign = _mm256_setr_epi32(31, 30, 29, 28, 27, 26, 25, 24);  // lane j of group g: bit 8g + j
-  const __m256i dummy0 = _mm256_add_epi32(_mm256_set1_epi32(int32_t(nbins)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  const __m256i eight = _mm256_set1_epi32(8);
+  constexpr int kDummyStride = kOutside ? 2 : 1;  // dummy bins per lane
+  const __m256i dummy0 = _mm256_add_epi32(_mm256_set1_epi32(int32_t(nbins)),
+                                          _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                                             _mm256_set1_epi32(kDummyStride)));
+  const __m256i eight = _mm256_set1_epi32(8), dummy_step = _mm256_set1_epi32(8 * kDummyStride);
+  const __m256i zero = _mm256_setzero_si256();
   __m256d abs_acc[2] = {_mm256_setzero_pd(), _mm256_setzero_pd()};
   __m256d sq_acc[2] = {_mm256_setzero_pd(), _mm256_setzero_pd()};
   double abs_scalar = 0, sq_scalar = 0;
-  int64_t count = 0, nans = 0;
+  int64_t count = 0, nans = 0, outside = 0;
+  const auto dead_nonzero = [&] {  // the even dummy bins: dead lanes with a key other than 0, so far
+    int64_t n = 0;
+    for (int j = 0; j < 32; ++j) n += hist[nbins + 2 * j];
+    return n;
+  };
+  if (kOutside) outside -= dead_nonzero();
   alignas(32) uint32_t bins[32];
   int64_t base = begin;
   for (; base + 32 <= end; base += 32) {
@@ -151,7 +189,8 @@ __attribute__((target("avx2"))) int64_t hist_words_f32_avx2(const uint32_t* w, c
       key[g] = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 8 * g)), key_mask);
     const __m256i top = _mm256_max_epu32(_mm256_max_epu32(key[0], key[1]), _mm256_max_epu32(key[2], key[3]));
     if (__builtin_expect(!_mm256_testz_si256(_mm256_cmpgt_epi32(top, inf), _mm256_cmpgt_epi32(top, inf)), 0)) {
-      hist_word_with_nan<kSums, kWindow>(x, alive_bits, shift_bits, hist, count, nans, abs_scalar, sq_scalar, win);
+      hist_word_with_nan<kSums, kWindow, kOutside>(x, alive_bits, shift_bits, hist, count, nans, outside, abs_scalar,
+                                                   sq_scalar, win);
       continue;
     }
     count += __builtin_popcount(alive_bits);
@@ -165,9 +204,11 @@ __attribute__((target("avx2"))) int64_t hist_words_f32_avx2(const uint32_t* w, c
       }
       const __m256 alive = _mm256_castsi256_ps(_mm256_sllv_epi32(wordv, sh));  // sign bit = mask bit
       sh = _mm256_sub_epi32(sh, eight);
-      const __m256 bin = _mm256_blendv_ps(_mm256_castsi256_ps(dummy),
+      // kOutside: a dead lane whose key is 0 goes to the odd dummy bin beside its even one (dummy - (-1))
+      const __m256i dead_bin = kOutside ? _mm256_sub_epi32(dummy, _mm256_cmpeq_epi32(key[g], zero)) : dummy;
+      const __m256 bin = _mm256_blendv_ps(_mm256_castsi256_ps(dead_bin),
                                           _mm256_castsi256_ps(_mm256_srl_epi32(key[g], shift)), alive);
-      dummy = _mm256_add_epi32(dummy, eight);
+      dummy = _mm256_add_epi32(dummy, dummy_step);
       _mm256_store_ps(reinterpret_cast<float*>(bins + 8 * g), bin);
       if (!kSums) continue;
       const __m256 mag = _mm256_blendv_ps(_mm256_setzero_ps(), _mm256_castsi256_ps(key[g]), alive);
@@ -177,7 +218,7 @@ __attribute__((target("avx2"))) int64_t hist_words_f32_avx2(const uint32_t* w, c
       abs_acc[acc] = _mm256_add_pd(abs_acc[acc], _mm256_add_pd(lo, hi));
       sq_acc[acc] = _mm256_add_pd(sq_acc[acc], _mm256_add_pd(_mm256_mul_pd(lo, lo), _mm256_mul_pd(hi, hi)));
     }
-    for (int j = 0; j < 32; ++j) ++hist[bins[j]];
+    scatter_word_bins(hist, bins);
     if (kWindow) {
       win->below += __builtin_popcount(below & alive_bits);
       for (uint32_t in = alive_bits & ~(below | above); in; in &= in - 1) win->keys.push(x[__builtin_ctz(in)] & 0x7FFFFFFFu);
@@ -190,6 +231,7 @@ __attribute__((target("avx2"))) int64_t hist_words_f32_avx2(const uint32_t* w, c
     st.abs_sum += ((a[0] + a[1]) + (a[2] + a[3])) + abs_scalar;
     st.sq_sum += ((q[0] + q[1]) + (q[2] + q[3])) + sq_scalar;
   }
+  if (kOutside) st.outside += outside + dead_nonzero();
   st.count += count;
   st.nans += nans;
   return base;

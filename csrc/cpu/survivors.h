@@ -14,19 +14,23 @@
 namespace rgprune {
 namespace cpu {
 
-// Per-element work of a histogram pass. Templated on whether a prefix filter applies and whether sums
-// are wanted, so the hot loops carry no run-time branches on either.
-template <typename K, bool kPrefix, bool kSums>
+// Per-element work of a histogram pass. Templated on whether a prefix filter applies, whether sums are
+// wanted and whether the entries outside the masks are counted (the threshold's first pass, unfiltered:
+// for_each_survivor counts them into `outside`), so the hot loops carry no run-time branches on any.
+template <typename K, bool kPrefix, bool kSums, bool kOutsideCount = false>
 struct HistogramVisitor {
+  using Keys = K;
   using B = typename K::bits_t;
   static constexpr bool kFiltered = kPrefix;
+  static constexpr bool kOutside = kOutsideCount;
+  static_assert(!(kPrefix && kOutsideCount), "rgprune: only an unfiltered pass sees every entry");
   // Copies of the pass parameters and local accumulators (not references into shared structs), so the
   // compiler keeps them in registers instead of reloading them after every histogram store.
   const int prefix_shift, shift;
   const uint64_t prefix;
   const B bin_mask;
   int64_t* const hist;
-  int64_t count = 0, nans = 0;
+  int64_t count = 0, nans = 0, outside = 0;
   double abs_even = 0, sq_even = 0, abs_odd = 0, sq_odd = 0;  // two chains halve the add latency
 
   HistogramVisitor(const RadixPass& pass, int64_t* h)
@@ -102,15 +106,18 @@ struct HistogramVisitor {
     }
   }
 
-  ChunkStats result() const { return ChunkStats{count, nans, abs_even + abs_odd, sq_even + sq_odd}; }
+  ChunkStats result() const { return ChunkStats{count, nans, abs_even + abs_odd, sq_even + sq_odd, outside}; }
 };
 
 // Calls visitor.visit for every surviving element of a chunk: a straight loop over fully surviving
-// mask words (the common case, friendly to the branch predictor), set-bit iteration otherwise.
+// mask words (the common case, friendly to the branch predictor), set-bit iteration otherwise. With
+// Visitor::kOutside (unfiltered passes only) it also counts into visitor.outside the elements whose bit is
+// 0 but whose key is not: every whole word is read (a dead word too), and the dead bits of the tail.
 template <typename scalar_t, typename Visitor>
 inline void for_each_survivor(const Chunk& ch, const at::TensorList& tensors, const at::TensorList& masks,
                               Visitor& visitor) {
   using B = typename Visitor::B;
+  using K = typename Visitor::Keys;
   const B* bits = reinterpret_cast<const B*>(tensors[ch.tensor].data_ptr());
   const scalar_t* vals = tensors[ch.tensor].data_ptr<scalar_t>();
   const uint32_t* mask = reinterpret_cast<const uint32_t*>(masks[ch.tensor].data_ptr<int32_t>());
@@ -120,15 +127,22 @@ inline void for_each_survivor(const Chunk& ch, const at::TensorList& tensors, co
     if (word == ~0u) {
       for (int j = 0; j < 32; ++j) visitor.visit(bits[base + j], vals[base + j], j & 1);
     } else if (!Visitor::kFiltered && base + 32 <= ch.end) {
-      // Partly pruned word of an unfiltered pass: branch-free over all 32, dead elements counted as 0.
+      // Partly pruned (or dead) word of an unfiltered pass: branch-free over all 32, dead elements counted
+      // as 0 (and as outside the mask when their key is not 0).
       for (int j = 0; j < 32; ++j) {
         const bool alive = (word >> j) & 1u;
-        visitor.template visit_if<scalar_t>(bits[base + j] & static_cast<B>(B(0) - B(alive)), alive);
+        const B raw = bits[base + j];
+        if constexpr (Visitor::kOutside) visitor.outside += int64_t(!alive & (K::key(raw) != 0));
+        visitor.template visit_if<scalar_t>(raw & static_cast<B>(B(0) - B(alive)), alive);
       }
     } else {
       for (uint32_t w = word; w; w &= w - 1) {
         const int j = __builtin_ctz(w);
         visitor.visit(bits[base + j], vals[base + j], j & 1);
+      }
+      if constexpr (Visitor::kOutside) {  // the tail: its dead bits below ch.end
+        const uint32_t valid = ch.end - base < 32 ? (uint32_t(1) << (ch.end - base)) - 1u : ~0u;
+        visitor.outside += count_outside_bits<K>(bits + base, ~word & valid);
       }
     }
   }
@@ -158,9 +172,11 @@ inline void filtered_chunk(const Chunk& ch, const at::TensorList& tensors, const
 }
 
 // Adds a bin count per surviving non-NaN key accepted by `pass` into `hist` (resized to 2^pass.bits) and
-// fills per-chunk stats (sums only with kSums). `window` (the threshold's first pass, float32, AVX2 only):
-// also fed with every survivor's key. Defined for the four float dtypes in histogram_cpu.cpp.
-template <typename scalar_t, bool kSums>
+// fills per-chunk stats (sums only with kSums; with kOutside, an unfiltered pass, the threshold's first,
+// also counts each chunk's entries outside the masks into ChunkStats::outside, reading every whole word,
+// dead ones included). `window` (the threshold's first pass, float32, AVX2 only): also fed with every
+// survivor's key. Defined for the four float dtypes in histogram_cpu.cpp.
+template <typename scalar_t, bool kSums, bool kOutside = false>
 void histogram_pass(const at::TensorList& tensors, const at::TensorList& masks, const std::vector<Chunk>& chunks,
                     const RadixPass& pass, std::vector<int64_t>& hist, std::vector<ChunkStats>& chunk_stats,
                     KeyWindow* window = nullptr);

@@ -2,11 +2,12 @@
 // its refinement passes on its own.
 //
 // The radix select: the top kRadixBits bits of the survivors' keys, then the next bits restricted to the
-// bin holding the k-th survivor, until the whole key is resolved. Two shortcuts skip passes over the
-// weights, each by gathering keys into one bounded buffer (1/256 of the weights' bytes, at least 1024 keys,
-// so rgprune's extra memory stays well under 1%; pages never written are never resident) and selecting in
-// memory when the k-th survivor is known to be among them; when it is not, the ordinary passes run, so the
-// result is the same either way:
+// bin holding the k-th survivor, until the whole key is resolved. The first pass reads every entry, pruned
+// ones included, and also counts those outside the masks (info[kInfoOutside]) for every k. Two shortcuts
+// skip passes over the weights, each by gathering keys into one bounded buffer (1/256 of the weights' bytes,
+// at least 1024 keys, so rgprune's extra memory stays well under 1%; pages never written are never resident)
+// and selecting in memory when the k-th survivor is known to be among them; when it is not, the ordinary
+// passes run, so the result is the same either way:
 // - float32 on AVX2 (key_window.h): the first pass gathers the keys of a window chosen from a sample;
 // - keys of more than 2 * kRadixBits bits (float32, float64): the second pass gathers the keys of the
 //   boundary bin's sub-bins near the one expected to hold the k-th survivor (select_in_gathered_subbin).
@@ -33,9 +34,24 @@ struct SelectInput {
   const int64_t key_cap;
 };
 
+// What the first pass counted over all tensors: survivors (not NaN), NaN survivors, and the entries whose
+// mask bit is 0 but whose key is not 0.
 struct SurvivorTotals {
-  int64_t survivors, nans;
+  int64_t survivors, nans, outside;
 };
+
+// The int64 info vector (layout: InfoSlot in csrc/format.h).
+std::vector<int64_t> make_info(int64_t key, int64_t below, int64_t ties, int64_t equal, SurvivorTotals totals) {
+  std::vector<int64_t> info(kInfoLen, 0);
+  info[kInfoKey] = key;
+  info[kInfoBelow] = below;
+  info[kInfoTies] = ties;
+  info[kInfoEqual] = equal;
+  info[kInfoSurvivors] = totals.survivors;
+  info[kInfoNan] = totals.nans;
+  info[kInfoOutside] = totals.outside;
+  return info;
+}
 
 // The threshold's info once the k-th survivor is known to be the rank-th smallest (1-based) of keys[0, m),
 // which holds every survivor key equal to it, after nth_element put it at keys[rank - 1]; `offset`
@@ -48,7 +64,7 @@ std::vector<int64_t> select_info(const B* keys, int64_t m, int64_t rank, int64_t
     less += keys[i] < v;
     equal += keys[i] == v;
   }
-  return {int64_t(v), offset + less, rank - less, equal, totals.survivors, totals.nans};
+  return make_info(int64_t(v), offset + less, rank - less, equal, totals);
 }
 
 // A refinement pass's visitor that also gathers the keys whose bin lies in the gather's range.
@@ -154,7 +170,7 @@ std::vector<int64_t> radix_select(const SelectInput& in, std::vector<int64_t>& h
     remaining -= at.below;
     prefix = (prefix << pass.bits) | at.bin;
     consumed += pass.bits;
-    if (consumed == kb) return {int64_t(prefix), n_below, remaining, hist[at.bin], totals.survivors, totals.nans};
+    if (consumed == kb) return make_info(int64_t(prefix), n_below, remaining, hist[at.bin], totals);
     const int bits = std::min(kRadixBits, kb - consumed);
     pass = RadixPass{true, kb - consumed, prefix, kb - consumed - bits, bits};
     if (consumed == kRadixBits && kb - consumed > kRadixBits) {
@@ -204,12 +220,15 @@ std::tuple<at::Tensor, at::Tensor> threshold_impl(const at::TensorList& tensors,
 #endif
   std::vector<int64_t> hist;
   std::vector<ChunkStats> chunk_stats;
-  histogram_pass<scalar_t, false>(tensors, masks, in.chunks, RadixPass{false, 0, 0, kb - kRadixBits, kRadixBits},
-                                  hist, chunk_stats, window.get());
+  histogram_pass<scalar_t, /*kSums=*/false, /*kOutside=*/true>(
+      tensors, masks, in.chunks, RadixPass{false, 0, 0, kb - kRadixBits, kRadixBits}, hist, chunk_stats, window.get());
   const at::Tensor top = to_tensor(hist);
-  SurvivorTotals totals{0, 0};
+  SurvivorTotals totals{0, 0, 0};
   for (auto h : hist) totals.survivors += h;
-  for (const auto& s : chunk_stats) totals.nans += s.nans;
+  for (const auto& s : chunk_stats) {
+    totals.nans += s.nans;
+    totals.outside += s.outside;
+  }
   if (window) {
     const auto info = select_in_window(*window, k, totals);
     count_window_use(info.has_value());
@@ -217,7 +236,7 @@ std::tuple<at::Tensor, at::Tensor> threshold_impl(const at::TensorList& tensors,
   }
   window.reset();
   window_buf.reset();
-  if (k <= 0 || k > totals.survivors) return {to_tensor({-1, 0, 0, 0, totals.survivors, totals.nans}), top};
+  if (k <= 0 || k > totals.survivors) return {to_tensor(make_info(-1, 0, 0, 0, totals)), top};
   return {to_tensor(radix_select<scalar_t>(in, hist, k, totals)), top};
 }
 
@@ -239,11 +258,8 @@ at::Tensor radix_histogram_cpu(at::TensorList tensors, at::TensorList masks, int
                                int64_t bits) {
   check_tensor_lists(tensors, masks, /*same_dtype=*/true);
   check_bits(bits, tensors[0].scalar_type());
+  check_radix_prefix(prefix, prefix_bits, bits, tensors[0].scalar_type());
   const int kb = key_bits_of(tensors[0].scalar_type());
-  TORCH_CHECK(prefix_bits >= 0 && prefix_bits + bits <= kb, "rgprune: prefix_bits + bits must be in [bits, ", kb,
-              "] for this dtype, got prefix_bits=", prefix_bits, " and bits=", bits);
-  TORCH_CHECK(prefix >= 0 && (prefix >> prefix_bits) == 0, "rgprune: prefix must be in [0, 2**prefix_bits), got ",
-              prefix, " for prefix_bits=", prefix_bits);
   const auto chunks = make_chunks(tensors);
   std::vector<int64_t> hist;
   std::vector<ChunkStats> chunk_stats;

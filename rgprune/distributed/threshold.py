@@ -284,9 +284,14 @@ def _ties_in_parameter_order(sel: _Selection, tensors, masks, group, device) -> 
 def _compose(
     k: int, sel: _Selection, local_ties: int, n_surv: int, local_surv: int, first: _FirstPass, dtype: torch.dtype, group
 ) -> DistributedThreshold:
-    """The global Threshold and this rank's, from the selection and the tie split."""
+    """The global Threshold and this rank's, from the selection and the tie split.
+
+    Both info vectors have the INFO_LEN slots of ``rgprune.kernels.format``. Their NaN slot is 0 (a NaN
+    survivor on any rank raised before), and so is their INFO_N_OUTSIDE slot: the distributed first pass is
+    ``magnitude_histogram``, which does not count the weights outside the masks, so the outside count is not
+    known here (the distributed pruner keeps calling ``check`` for it)."""
     local_info = torch.tensor(
-        [sel.key, sel.local_below, local_ties, sel.local_equal, local_surv, 0], dtype=torch.int64
+        [sel.key, sel.local_below, local_ties, sel.local_equal, local_surv, 0, 0], dtype=torch.int64
     ).to(first.device)
     local = Threshold(
         sel.local_below + local_ties,
@@ -299,7 +304,7 @@ def _compose(
         info=local_info,
         histogram=first.local_histogram,
     )
-    info = torch.tensor([sel.key, sel.n_below, sel.n_ties, sel.n_equal, n_surv, 0], dtype=torch.int64)
+    info = torch.tensor([sel.key, sel.n_below, sel.n_ties, sel.n_equal, n_surv, 0, 0], dtype=torch.int64)
     overall = Threshold(
         k, sel.key, sel.n_below, sel.n_ties, sel.n_equal, n_surv, dtype, info.to(first.device), first.global_histogram
     )

@@ -1,4 +1,4 @@
-"""The mask and magnitude-key format every rgprune kernel shares: the Python twin of ``csrc/rgprune.h``.
+"""The mask and magnitude-key format every rgprune kernel shares: the Python twin of ``csrc/format.h``.
 
 * **Magnitude keys.** The magnitude order of a weight is the unsigned order of its sign-cleared bit
   pattern: float32 -> 31-bit keys, float16/bfloat16 -> 15-bit keys, float64 -> 63-bit keys. ``+0.0`` and
@@ -6,9 +6,13 @@
 * **Masks** are bit-packed: one ``int32`` word per 32 weights of a tensor (``mask_words(numel)`` words,
   1-D), bit ``j`` of word ``i`` is the weight at flat index ``32 * i + j``; 1 = surviving, 0 = pruned. Bits
   past ``numel`` are 0.
-* **Threshold info**: the int64 vector ``global_magnitude_threshold`` returns, laid out by ``INFO_*``.
+* **Threshold info**: the int64 vector ``global_magnitude_threshold`` returns, laid out by ``INFO_*``:
+  ``[key, n_below, n_ties, n_equal, n_survivors, n_nan, n_outside]``. ``n_outside`` counts the entries whose
+  mask bit is 0 but whose magnitude key is not 0 (weights that grew back outside the masks; NaN counted,
+  ``+0.0`` and ``-0.0`` not; only elements before ``numel``), over all tensors: the threshold's first pass
+  counts them, so checking the masks costs no read of its own.
 
-``tests/test_kernels.py`` checks that these constants equal the compiled extension's.
+``tests/test_format.py`` checks that these constants equal the compiled extension's.
 """
 
 from __future__ import annotations
@@ -38,8 +42,8 @@ RADIX_BITS = 12
 #: largest histogram resolution any kernel supports (4096 bins fit in GPU shared memory)
 MAX_HIST_BITS = 12
 #: layout of the int64 vector returned by ``global_magnitude_threshold``
-INFO_KEY, INFO_N_BELOW, INFO_N_TIES, INFO_N_EQUAL, INFO_N_SURVIVORS, INFO_N_NAN = range(6)
-INFO_LEN = 6
+INFO_KEY, INFO_N_BELOW, INFO_N_TIES, INFO_N_EQUAL, INFO_N_SURVIVORS, INFO_N_NAN, INFO_N_OUTSIDE = range(7)
+INFO_LEN = 7
 
 
 def magnitude_keys(t: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,14 @@ The key, mask and info formats are defined in ``rgprune.kernels.format``. On top
 * **Statistics** (``MagnitudeStats``): histogram of the top ``bits`` bits of the survivors' keys (the
   fixed logarithmic bins of the RG trace), and per tensor the survivor count, sum of ``|w|`` and sum of
   ``w**2`` in float64, and the NaN count.
+* **Outside the masks.** The threshold also counts, over all tensors, the entries whose mask bit is 0 but
+  whose key is not 0 (``info[INFO_N_OUTSIDE]``: weights that grew back after pruning; NaN counted, ``+0.0``
+  and ``-0.0`` not, elements past ``numel`` never), always, whatever ``k``. The compiled kernels count them
+  in the first pass, which reads every weight anyway.
+* **A threshold over NaN survivors prunes nothing.** ``apply_threshold_`` given an info whose
+  ``INFO_N_NAN`` is not 0 leaves every weight and mask as it is (the Python API raises before, but a
+  device kernel may be handed such an info before the API raises) and returns the statistics of the
+  survivors as they are.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import torch
 from rgprune.kernels.format import (
     INF_KEY,
     INFO_KEY,
+    INFO_N_NAN,
     INFO_N_TIES,
     KEY_BITS,
     RADIX_BITS,
@@ -96,30 +105,33 @@ def radix_histogram(
 def global_magnitude_threshold(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], k: int):
     """Exact k-th smallest surviving magnitude over all tensors: ``(info, top_histogram)``.
 
-    ``info`` is int64 ``[key, n_below, n_ties, n_equal, n_survivors, n_nan]``: pruning every survivor with
-    key < ``key`` (``n_below`` of them) and the first ``n_ties`` of the ``n_equal`` survivors with key ==
-    ``key`` removes exactly ``k``. For ``k == 0`` or ``k > n_survivors`` nothing is to be pruned and
-    ``key = -1`` (the Python API rejects the latter). ``top_histogram`` is the first radix pass: the
-    survivors' histogram on the top ``RADIX_BITS`` bits of the keys (NaN excluded).
+    ``info`` is int64 ``[key, n_below, n_ties, n_equal, n_survivors, n_nan, n_outside]``: pruning every
+    survivor with key < ``key`` (``n_below`` of them) and the first ``n_ties`` of the ``n_equal`` survivors
+    with key == ``key`` removes exactly ``k``. For ``k == 0`` or ``k > n_survivors`` nothing is to be pruned
+    and ``key = -1`` (the Python API rejects the latter). ``n_nan`` counts the surviving NaN weights (never
+    ranked). ``n_outside`` counts the entries whose mask bit is 0 but whose key is not 0 (NaN counted,
+    ``±0.0`` not; elements past ``numel`` are never looked at), for every ``k``. ``top_histogram`` is the
+    first radix pass: the survivors' histogram on the top ``RADIX_BITS`` bits of the keys (NaN excluded).
     """
     device = tensors[0].device
     dtype = tensors[0].dtype
     keys = []
-    n_nan = 0
+    n_nan = n_outside = 0
     for t, m in zip(tensors, masks):
         k_t, alive, nan = _survivors(t, m)
         keys.append(k_t[alive & ~nan])
         n_nan += int((alive & nan).sum())
+        n_outside += int((~alive & (k_t != 0)).sum())
     all_keys = torch.cat(keys) if keys else torch.zeros(0, dtype=torch.int64, device=device)
     top = torch.bincount(all_keys >> (KEY_BITS[dtype] - RADIX_BITS), minlength=1 << RADIX_BITS)
     n_surv = all_keys.numel()
     if k == 0 or k > n_surv:
-        info = [-1, 0, 0, 0, n_surv, n_nan]
+        info = [-1, 0, 0, 0, n_surv, n_nan, n_outside]
     else:
         thr = int(torch.kthvalue(all_keys.cpu(), k).values)
         n_below = int((all_keys < thr).sum())
         n_equal = int((all_keys == thr).sum())
-        info = [thr, n_below, k - n_below, n_equal, n_surv, n_nan]
+        info = [thr, n_below, k - n_below, n_equal, n_surv, n_nan, n_outside]
     return torch.tensor(info, dtype=torch.int64, device=device), top
 
 
@@ -129,8 +141,15 @@ def apply_threshold_(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tens
     Survivors with key < threshold are pruned, and the first ``n_ties`` survivors with key == threshold
     in model order. Every weight whose mask bit ends up 0 is set to ``+0.0`` and the masks are updated.
     Returns ``magnitude_histogram`` of the survivors after pruning at resolution ``bits``.
+
+    When ``info[INFO_N_NAN] > 0`` the threshold was computed over NaN survivors, which cannot be ranked:
+    nothing is pruned or written (weights and masks stay as they are, bit for bit, weights outside the
+    masks included) and the statistics of the unchanged survivors are returned. The Python API raises
+    before it gets here; a GPU kernel, whose info stays on the device, must refuse on its own.
     """
     values = info.tolist()
+    if values[INFO_N_NAN] > 0:
+        return magnitude_histogram(tensors, masks, bits)
     thr, ties_left = values[INFO_KEY], values[INFO_N_TIES]
     for t, m in zip(tensors, masks):
         keys, alive, _ = _survivors(t, m)
