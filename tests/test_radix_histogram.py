@@ -185,20 +185,37 @@ def test_direct_op_checks():
 
 
 @requires_compiled
-def test_falls_back_to_reference_without_a_cuda_kernel(monkeypatch):
-    """Until csrc/cuda has the kernel, CUDA tensors go to the reference for this op only."""
+def test_every_op_has_a_cuda_kernel_in_a_cuda_build():
+    """Guards against an op left without its CUDA kernel (it would fall back to the reference on a GPU, with host
+    syncs and temporaries as large as the weights): a CUDA build registers all five, GPU or not."""
+    if not extension.module.built_with_cuda:
+        pytest.skip("built without the CUDA kernels")
+    for op in (
+        "magnitude_histogram",
+        "global_magnitude_threshold",
+        "radix_histogram",
+        "apply_threshold_",
+        "apply_masks_",
+    ):
+        assert extension.has_kernel(f"rgprune::{op}", torch.device("cuda")), op
+
+
+@requires_compiled
+def test_an_op_without_a_kernel_for_the_device_falls_back_to_the_reference_with_one_warning(monkeypatch):
+    """Guards against an op without a kernel for a device reaching the dispatcher (an error) or falling back
+    silently; and against a misspelt op name taken for an op without a kernel."""
     monkeypatch.setattr(extension.module, "built_with_cuda", True, raising=False)
     monkeypatch.setattr(extension, "_warned_ops", set())
     cuda = torch.device("cuda")
-    assert extension.compiled_for(cuda)  # other ops: unchanged
+    real_has_kernel = extension.has_kernel
+    monkeypatch.setattr(
+        extension, "has_kernel", lambda op, device: device.type != "cuda" and real_has_kernel(op, device)
+    )
+    assert extension.compiled_for(cuda)  # without an op: the device's kernels in general
     assert extension.compiled_for(torch.device("cpu"), OP) == has_kernel("cpu")
-    expect = torch._C._dispatch_has_kernel_for_dispatch_key(OP, "CUDA")
-    if expect:
-        assert extension.compiled_for(cuda, OP)
-    else:
-        with pytest.warns(RuntimeWarning, match="radix_histogram has no compiled cuda kernel"):
-            assert not extension.compiled_for(cuda, OP)
-    # a misspelt op name is a bug, not an op without a kernel: it must not fall back to the reference silently
+    with pytest.warns(RuntimeWarning, match="radix_histogram has no compiled cuda kernel"):
+        assert not extension.compiled_for(cuda, OP)
+    monkeypatch.setattr(extension, "has_kernel", real_has_kernel)
     with pytest.raises(RuntimeError, match="does not exist"):
         extension.compiled_for(cuda, "rgprune::no_such_op")
 

@@ -2,12 +2,10 @@
 // atomics, and per-chunk counts and float64 sums reduced over the block.
 #pragma once
 
-#include <cuda_fp16.h>
-
-#include <cstdint>
 #include <type_traits>
 
-#include "../rgprune.h"
+#include "../format.h"
+#include "device.cuh"
 #include "multi_tensor.cuh"
 
 namespace rgprune {
@@ -77,15 +75,30 @@ __device__ __forceinline__ ChunkSums warp_sum(ChunkSums s) {
 }
 
 // Sum over the block, valid in thread 0. `scratch` holds kWarps values; the trailing barrier lets the
-// caller reuse it at once. Every thread of the block must call it.
+// caller reuse it at once. Every thread of the block must call it; every warp sums the warp totals (only
+// warp 0's result is used), so no warp-synchronous call sits in code that only some warps run.
 template <typename T>
 __device__ __forceinline__ T block_sum(T v, T* scratch) {
   v = warp_sum(v);
   if (threadIdx.x % 32 == 0) scratch[threadIdx.x / 32] = v;
   __syncthreads();
-  if (threadIdx.x < 32) v = warp_sum(threadIdx.x < kWarps ? scratch[threadIdx.x] : T{});
+  const int lane = threadIdx.x % 32;
+  v = warp_sum(lane < kWarps ? scratch[lane] : T{});
   __syncthreads();
   return v;
+}
+
+// Counts of 0..15 per lane, summed over the warp from 4 ballots of their bits: the lanes below this one
+// (`before`) and the whole warp (`total`). Every lane of the warp must call it.
+__device__ __forceinline__ void warp_count(int mine, int& before, int& total) {
+  const unsigned lanes_below = (1u << (threadIdx.x % 32)) - 1u;
+  before = total = 0;
+#pragma unroll
+  for (int bit = 0; bit < 4; ++bit) {
+    const unsigned has = __ballot_sync(kFullMask, (mine >> bit) & 1);
+    before += __popc(has & lanes_below) << bit;
+    total += __popc(has) << bit;
+  }
 }
 
 // Per-tensor outputs of a statistics pass (int64 / float64 tensors of one entry per tensor).
