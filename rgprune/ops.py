@@ -24,8 +24,14 @@ import torch
 from rgprune.kernels import extension, fake, layout, reference
 from rgprune.kernels.extension import backend
 from rgprune.kernels.format import (
+    INFO_KEY,
+    INFO_LEN,
+    INFO_N_BELOW,
+    INFO_N_EQUAL,
     INFO_N_NAN,
+    INFO_N_OUTSIDE,
     INFO_N_SURVIVORS,
+    INFO_N_TIES,
     KEY_BITS,
     MAX_HIST_BITS,
     key_to_magnitude,
@@ -55,6 +61,20 @@ if extension.module is not None:
     fake.register()
 
 
+def defers_errors(device: torch.device) -> bool:
+    """Whether the ops leave their results on ``device`` unread: on a GPU, reading a count on the host waits
+    for the kernels, so the ops' errors wait until the caller reads a result (or asks: ``check()``). On the CPU
+    a read costs nothing and the ops raise at once."""
+    return device.type != "cpu"
+
+
+def _nan_error(n_nan: int, where: str) -> ValueError:
+    return ValueError(
+        f"{n_nan} surviving weights are NaN ({where}): magnitude pruning cannot rank NaN; fix the training run "
+        f"(e.g. lower the learning rate, enable gradient clipping) or zero those weights first"
+    )
+
+
 class MagnitudeStats(NamedTuple):
     """Statistics of the surviving weights, as returned by the kernels.
 
@@ -69,30 +89,100 @@ class MagnitudeStats(NamedTuple):
     sq_sums: torch.Tensor
     nan_counts: torch.Tensor
 
+    def check(self) -> MagnitudeStats:
+        """Raises ValueError, naming the tensors, when a survivor is NaN; returns the statistics otherwise. Reads
+        ``nan_counts`` on the host (on a GPU: waits for the kernels)."""
+        counts = self.nan_counts.tolist()
+        if any(counts):
+            raise _nan_error(sum(counts), f"in tensors {[i for i, c in enumerate(counts) if c]}")
+        return self
 
-class Threshold(NamedTuple):
+
+class Threshold:
     """Exact global magnitude threshold for pruning ``k`` weights.
 
     Every survivor with key < ``key`` is pruned (``n_below``), and the first ``n_ties`` of the
     ``n_equal`` survivors whose key equals ``key``, in model order. ``key == -1`` prunes nothing.
-    ``info`` is the same as an int64 tensor on the tensors' device (what ``apply_threshold_`` reads);
-    ``histogram`` is the survivors' histogram before pruning on the top 12 bits of the keys.
+    ``n_survivors``: the survivors ranked; ``n_outside``: weights under cleared mask bits that are not 0
+    (they grew back), counted by the same pass. ``info`` is the same as an int64 tensor on the tensors'
+    device (what ``apply_threshold_`` reads); ``histogram`` is the survivors' histogram before pruning on the
+    top 12 bits of the keys.
+
+    On a GPU the numbers stay on the device until first read: reading ``key``, ``n_below``, ... or calling
+    ``check()`` copies ``info`` to the host once (waiting for the kernels) and raises then the errors
+    ``global_magnitude_threshold`` raises at once on the CPU. Until then nothing waits, and
+    ``apply_threshold_`` with a threshold that would raise prunes nothing.
     """
 
-    k: int
-    key: int
-    n_below: int
-    n_ties: int
-    n_equal: int
-    n_survivors: int
-    dtype: torch.dtype
-    info: torch.Tensor
-    histogram: torch.Tensor
+    __slots__ = ("k", "dtype", "info", "histogram", "_values", "_tensors")
+
+    def __init__(
+        self, k, key, n_below, n_ties, n_equal, n_survivors, dtype, info, histogram, n_outside: int = 0
+    ) -> None:
+        """A threshold whose numbers are known on the host (the distributed select composes these)."""
+        self.k, self.dtype, self.info, self.histogram = k, dtype, info, histogram
+        values = [0] * len(_INFO_FIELDS)
+        for name, value in zip(_INFO_FIELDS, (key, n_below, n_ties, n_equal, n_survivors, 0, n_outside)):
+            values[_INFO_FIELDS[name]] = value
+        self._values, self._tensors = values, None
+
+    @classmethod
+    def from_kernels(cls, k: int, tensors: Sequence[torch.Tensor], info: torch.Tensor, histogram: torch.Tensor):
+        """The threshold the kernels wrote into ``info`` for ``tensors``, read on the host when first needed
+        (at once on the CPU). Holds the tensors until then, to name those holding NaN in the error."""
+        self = cls.__new__(cls)
+        self.k, self.dtype, self.info, self.histogram = k, tensors[0].dtype, info, histogram
+        self._values, self._tensors = None, list(tensors)
+        if not defers_errors(info.device):
+            self.check()
+        return self
+
+    def check(self) -> Threshold:
+        """Reads the threshold on the host (once) and raises ValueError when it cannot prune: a surviving weight
+        is NaN, or k exceeds the survivors. Returns the threshold."""
+        if self._values is None:
+            values = self.info.tolist()
+            if values[INFO_N_NAN]:
+                bad = [i for i, t in enumerate(self._tensors) if torch.isnan(t).any()]
+                raise _nan_error(values[INFO_N_NAN], f"in tensors {bad}")
+            if self.k > values[INFO_N_SURVIVORS]:
+                n_surv = values[INFO_N_SURVIVORS]
+                raise ValueError(f"k={self.k} exceeds the {n_surv} surviving weights: pass k <= {n_surv}")
+            self._values, self._tensors = values, None
+        return self
+
+    def _value(self, slot: int) -> int:
+        return self.check()._values[slot]
+
+    key = property(lambda self: self._value(INFO_KEY), doc="the threshold's magnitude key (-1: nothing pruned)")
+    n_below = property(lambda self: self._value(INFO_N_BELOW), doc="survivors pruned below the key")
+    n_ties = property(lambda self: self._value(INFO_N_TIES), doc="survivors at the key pruned, in model order")
+    n_equal = property(lambda self: self._value(INFO_N_EQUAL), doc="survivors whose key is the key")
+    n_survivors = property(lambda self: self._value(INFO_N_SURVIVORS), doc="survivors ranked (NaN excluded)")
+    n_outside = property(lambda self: self._value(INFO_N_OUTSIDE), doc="nonzero weights under cleared mask bits")
 
     @property
     def magnitude(self) -> float:
         """The threshold as a magnitude |w| (NaN when nothing is pruned)."""
         return key_to_magnitude(self.key, self.dtype)
+
+    def __repr__(self) -> str:
+        if self._values is None:
+            return f"Threshold(k={self.k}, dtype={self.dtype}, not read yet from {self.info.device})"
+        fields = ", ".join(f"{name}={self._values[slot]}" for name, slot in _INFO_FIELDS.items() if name != "n_nan")
+        return f"Threshold(k={self.k}, {fields}, dtype={self.dtype})"
+
+
+#: Threshold's numbers and their slots in the info vector
+_INFO_FIELDS = {
+    "key": INFO_KEY,
+    "n_below": INFO_N_BELOW,
+    "n_ties": INFO_N_TIES,
+    "n_equal": INFO_N_EQUAL,
+    "n_survivors": INFO_N_SURVIVORS,
+    "n_nan": INFO_N_NAN,
+    "n_outside": INFO_N_OUTSIDE,
+}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -172,15 +262,6 @@ def _check_bits(bits, dtype) -> int:
     return bits
 
 
-def _raise_on_nan(tensors, masks, n_nan: int):
-    bad = [i for i, t in enumerate(tensors) if torch.isnan(t).any()]
-    raise ValueError(
-        f"{n_nan} surviving weights are NaN (in tensors {bad}): magnitude pruning cannot rank NaN; "
-        f"fix the training run (e.g. lower the learning rate, enable gradient clipping) or zero "
-        f"those weights first"
-    )
-
-
 # --------------------------------------------------------------------------------------------------
 # Layouts: the kernels walk storage; masks and ties are in logical order (rgprune.kernels.layout)
 # --------------------------------------------------------------------------------------------------
@@ -218,8 +299,11 @@ def _tie_shares(tensors, masks, threshold) -> list[tuple[int, int]] | None:
 
 
 def _threshold_info(key: int, n_ties: int, n_equal: int, device) -> torch.Tensor:
-    """An info vector for ``apply_threshold_``'s kernels, which read only the key, n_ties and n_equal."""
-    return torch.tensor([key, 0, n_ties, n_equal, 0, 0], dtype=torch.int64).to(device)
+    """An info vector for ``apply_threshold_``'s kernels, which read the key, n_ties, n_equal and n_nan (0: the
+    threshold it comes from was checked)."""
+    info = [0] * INFO_LEN
+    info[INFO_KEY], info[INFO_N_TIES], info[INFO_N_EQUAL] = key, n_ties, n_equal
+    return torch.tensor(info, dtype=torch.int64).to(device)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -228,12 +312,17 @@ def _threshold_info(key: int, n_ties: int, n_equal: int, device) -> torch.Tensor
 
 
 def magnitude_histogram(
-    tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], bits: int = 12, *, check_nan: bool = True
+    tensors: Sequence[torch.Tensor],
+    masks: Sequence[torch.Tensor],
+    bits: int = 12,
+    *,
+    check_nan: bool | None = None,
 ) -> MagnitudeStats:
     """Histogram of the top ``bits`` bits of the surviving weights' magnitude keys, and per-tensor stats.
 
-    One read of the weights. With ``check_nan`` (default) a NaN survivor raises ValueError, which costs one
-    device-to-host synchronization; pass ``check_nan=False`` to stay asynchronous and read ``nan_counts``.
+    One read of the weights. ``check_nan``: raise ValueError when a survivor is NaN (``MagnitudeStats.check``,
+    which reads ``nan_counts`` on the host). Default: on the CPU, yes; on a GPU, no, so that nothing waits for
+    the kernels: call ``stats.check()`` when you need it. True or False forces either.
     """
     tensors, masks = validate(tensors, masks)
     bits = _check_bits(bits, tensors[0].dtype)
@@ -243,10 +332,8 @@ def magnitude_histogram(
     else:
         out = reference.magnitude_histogram(views, words, bits)
     stats = MagnitudeStats(*out)
-    if check_nan:
-        n_nan = int(stats.nan_counts.sum())
-        if n_nan:
-            _raise_on_nan(tensors, masks, n_nan)
+    if check_nan or (check_nan is None and not defers_errors(tensors[0].device)):
+        stats.check()
     return stats
 
 
@@ -258,10 +345,12 @@ def _threshold_kernel(tensors, masks, k: int):
 
 def global_magnitude_threshold(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], k: int) -> Threshold:
     """Exact k-th smallest surviving magnitude over all ``tensors`` by radix select (the passes over the weights
-    per dtype and device, and the bounded key buffer, are in docs/DESIGN.md, "The ops and their passes").
+    per dtype and device, and the bounded key buffer, are in docs/DESIGN.md, "The ops and their passes"). The
+    same pass counts the weights outside the masks that are not 0 (``Threshold.n_outside``).
 
     Raises ValueError when k is negative or larger than the number of surviving weights, or when a
-    surviving weight is NaN. Nothing is modified.
+    surviving weight is NaN: on the CPU at once; on a GPU when the threshold is first read (see ``Threshold``),
+    so that nothing waits for the kernels. Nothing is modified.
     """
     tensors, masks = validate(tensors, masks)
     if isinstance(k, bool) or not isinstance(k, int):
@@ -270,13 +359,7 @@ def global_magnitude_threshold(tensors: Sequence[torch.Tensor], masks: Sequence[
         raise ValueError(f"k must be >= 0 (the number of weights to prune), got {k}")
     views, words, _ = _storage_order(tensors, masks)
     info, hist = _threshold_kernel(views, words, k)
-    values = info.tolist()
-    if values[INFO_N_NAN]:
-        _raise_on_nan(tensors, masks, values[INFO_N_NAN])
-    n_surv = values[INFO_N_SURVIVORS]
-    if k > n_surv:
-        raise ValueError(f"k={k} exceeds the {n_surv} surviving weights: pass k <= {n_surv}")
-    return Threshold(k, *values[:5], dtype=tensors[0].dtype, info=info, histogram=hist)
+    return Threshold.from_kernels(k, tensors, info, hist)
 
 
 def radix_histogram(
@@ -366,13 +449,21 @@ class PruneResult(NamedTuple):
     threshold: Threshold
     stats: MagnitudeStats
 
+    def check(self) -> PruneResult:
+        """``threshold.check()``: raises the threshold's errors (on a GPU they wait until read); returns self."""
+        self.threshold.check()
+        return self
+
 
 def prune_global_(
     tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], k: int, bits: int = 12
 ) -> PruneResult:
     """Prune exactly the ``k`` smallest surviving magnitudes over all ``tensors``, in place.
 
-    ``global_magnitude_threshold`` followed by ``apply_threshold_``; returns both results.
+    ``global_magnitude_threshold`` followed by ``apply_threshold_``; returns both results. On a GPU, with
+    tensors in the default (contiguous) layout, nothing waits for the kernels, so the call can be captured in a
+    CUDA graph; its errors (NaN survivors, k above the survivors) then prune nothing and are raised when the
+    result is read (``result.check()``).
     """
     threshold = global_magnitude_threshold(tensors, masks, k)
     return PruneResult(threshold, apply_threshold_(tensors, masks, threshold, bits))

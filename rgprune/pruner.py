@@ -266,10 +266,12 @@ class GlobalMagnitudePruner:
         ``scores`` (a dict name -> tensor shaped like that weight, or a list in the order of ``names``)
         ranks by ``|score|`` instead of ``|w|`` and prunes the weights (e.g. ``{n: (p * p.grad).abs()}``); the
         scores are not modified, and the extra memory is one score tensor (``rgprune.ops.prune_by_scores_``).
-        Under DDP pass the same scores on every rank. First runs ``check(strict=True)``: pruning refuses to
-        rank masks that disagree with the weights."""
+        Under DDP pass the same scores on every rank. Refuses, like ``check(strict=True)`` and before changing
+        anything, to rank masks that disagree with the weights: for magnitude ranking the threshold's first pass
+        counts those weights (``Threshold.n_outside``), so the check costs no read of its own."""
         k = self._count_to_prune(fraction, target_density)
-        self.check(strict=True)
+        if self.sharded or scores is not None:  # these thresholds do not read the weights' pruned entries
+            self.check(strict=True)
         with torch.no_grad():
             weights = self._weights()
             score_list = self._score_tensors(scores, weights) if scores is not None else None
@@ -289,6 +291,8 @@ class GlobalMagnitudePruner:
                     )
                 if score_list is None:  # the threshold's read-only passes run on the cached storage order
                     threshold = ops.global_magnitude_threshold(*self._storage_order(weights), k)
+                    if threshold.n_outside:
+                        self.check(strict=True)  # names the tensors and raises
                     result = ops.PruneResult(
                         threshold, ops.apply_threshold_(weights, self.masks.words, threshold, bits)
                     )

@@ -342,3 +342,19 @@ def test_prune_by_scores_peak_extra_memory_is_one_tensor():
     extra = torch.cuda.max_memory_allocated() - base
     largest = max(sizes) * 4
     assert extra <= largest + largest // 4 + (1 << 20), (extra, largest)  # one tensor + small workspaces
+
+
+def test_prune_by_scores_splits_a_tie_group_across_tensors_in_model_order():
+    """Guards against prune_by_scores_'s per-tensor tie shares (an info vector of the wrong layout refused by the
+    kernels, or ties taken from the wrong tensor): the masks are those the reference cuts from the scores."""
+    from rgprune.kernels import reference
+
+    scores = [torch.tensor([1.0, 1.0, 1.0, 2.0]), torch.tensor([1.0, -1.0, 3.0])]
+    weights = [torch.randn(4), torch.randn(3)]
+    masks = rgprune.MaskSet.ones(weights).words
+    result = rgprune.ops.prune_by_scores_(scores, masks, 4, weights)
+    want_masks = rgprune.MaskSet.ones(weights).words
+    reference.apply_threshold_([s.clone() for s in scores], want_masks, result.threshold.info, 12)
+    assert (result.threshold.n_ties, result.threshold.n_equal) == (4, 5)
+    assert all(torch.equal(m, w) for m, w in zip(masks, want_masks))
+    assert [(w == 0).sum().item() for w in weights] == [3, 1]

@@ -98,6 +98,31 @@ def test_check_counts_nan_and_tiny_values_outside_the_masks_but_not_zeros():
         assert pruner.check() == {"0.weight": 2}
 
 
+def test_prune_checks_the_masks_in_the_thresholds_pass_without_a_read_of_its_own(monkeypatch):
+    """Guards against prune() reading the weights once more for its check (ops.count_outside_masks every round:
+    a fifth pass) and against the threshold's outside count missing what check() finds (a NaN or a subnormal
+    under a cleared bit): prune refuses those, before changing anything, naming the tensor."""
+    from rgprune import ops
+
+    calls = []
+    count_outside = ops.count_outside_masks
+    monkeypatch.setattr(ops, "count_outside_masks", lambda *a: calls.append(1) or count_outside(*a))
+    model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64))
+    pruner = rgprune.GlobalMagnitudePruner(model, prune_head=True)
+    pruner.prune(fraction=0.5)
+    pruner.prune(fraction=0.5)
+    assert calls == [], "prune() read the weights for its check"
+    for grown in (float("nan"), 1e-45):
+        pruned = (~pruner.masks.to_bool()[1]).nonzero()[0]
+        with torch.no_grad():
+            model[2].weight[tuple(pruned)] = grown
+        masks = pruner.masks.clone()
+        with pytest.raises(ValueError, match=r"1 weights outside the masks are not 0 \(e.g. \{'2.weight': 1\}\)"):
+            pruner.prune(fraction=0.5)
+        assert pruner.masks == masks
+        pruner.apply_masks()
+
+
 # ---- one hook per optimizer, one attached pruner per parameter ----------------------------------------------
 
 
