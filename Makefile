@@ -14,7 +14,7 @@ export TRANSFORMERS_OFFLINE := 1
 export MPLBACKEND := Agg
 
 .PHONY: all build demo test lint test-reference test-slow test-cuda bench bench-compare clean findings-1 \
-	findings-2 findings-3
+	findings-2 findings-3 gpu-check
 
 all: build
 
@@ -73,6 +73,14 @@ bench: build
 
 bench-compare: build
 	$(PY) -m bench.compare
+
+# Every GPU check in one command, < 8 minutes on one H100 (bench/gpu_check.py): builds, then the CUDA tests,
+# compute-sanitizer (memcheck, racecheck, synccheck) on a reduced case set and `rgprune bench --device cuda`;
+# writes bench/results/gpu-tests-<date>.txt and gpu-<date>.json. Without a GPU: the build and the simulator tests
+# only, nothing written. GPU_CHECK_DRY_RUN=1 prints the commands instead. Runs under the system python: it
+# makes .venv itself (make build).
+gpu-check:
+	$(PYTHON) bench/gpu_check.py
 
 # The experiments of docs/findings.md (hours on 2 CPU cores; every step resumes where it stopped). Each step can be
 # shared by n processes: run the same command with --shard 0/n ... --shard n-1/n at once. The run directories go to

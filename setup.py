@@ -1,7 +1,9 @@
 """Builds rgprune._C: the C++ CPU kernels always, the CUDA kernels when nvcc and a CUDA build of torch exist.
 
 RGPRUNE_CUDA=0 / RGPRUNE_CUDA=1 forces the CUDA part off / on. TORCH_CUDA_ARCH_LIST defaults to the
-data-centre GPUs we target (sm_80, sm_90 + PTX) to keep the build short on small CI machines.
+architectures the installed torch was built for that the installed nvcc can compile, + PTX on the newest
+(build_support/cuda_arch.py says why); setting it chooses others (e.g. TORCH_CUDA_ARCH_LIST=9.0 for one GPU
+kind: the shortest build).
 """
 
 import os
@@ -13,6 +15,9 @@ from pathlib import Path
 from setuptools import setup
 
 ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))  # build_support/: pip runs this file from elsewhere
+
+from build_support.cuda_arch import default_arch_list  # noqa: E402
 
 
 def find_cuda_home():
@@ -57,7 +62,6 @@ def want_cuda(cuda_home):
 cuda_home = find_cuda_home()
 if cuda_home:
     os.environ["CUDA_HOME"] = cuda_home  # must be set before torch.utils.cpp_extension is imported
-os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0+PTX")
 
 from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension  # noqa: E402
 
@@ -71,11 +75,17 @@ if sys.platform.startswith("linux"):
     cxx_flags.append("-fopenmp")
     link_flags.append("-fopenmp")
 if want_cuda(cuda_home):
+    if os.environ.get("RGPRUNE_SKIP_EXT") != "1":  # (else nothing is compiled)
+        arch_list, why = default_arch_list(os.path.join(cuda_home, "bin", "nvcc"), os.environ)
+        if arch_list is not None:
+            os.environ["TORCH_CUDA_ARCH_LIST"] = arch_list  # torch reads it when it compiles
+        print(f"rgprune: CUDA kernels for TORCH_CUDA_ARCH_LIST={arch_list or '(torch default)'}: {why}")
     sources += sorted(str(p.relative_to(ROOT)) for p in (ROOT / "csrc" / "cuda").glob("*.cu"))
     ext = CUDAExtension(
         "rgprune._C",
         sources,
-        extra_compile_args={"cxx": cxx_flags + ["-DRGPRUNE_WITH_CUDA"], "nvcc": ["-O3", "-lineinfo"]},
+        # --threads: nvcc compiles the architectures of the list in parallel (the long pole of a clean build)
+        extra_compile_args={"cxx": cxx_flags + ["-DRGPRUNE_WITH_CUDA"], "nvcc": ["-O3", "-lineinfo", "--threads=2"]},
         extra_link_args=link_flags,
     )
 else:

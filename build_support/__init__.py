@@ -1,0 +1,1 @@
+"""What setup.py needs beyond setuptools and torch; imported by setup.py, never installed."""
