@@ -92,13 +92,20 @@ SIZES = (0, 1, 31, 32, 33, 8191, 8192, 8193, 100_000)
 
 
 def with_specials(t: torch.Tensor, gen: torch.Generator, nan: bool) -> torch.Tensor:
+    """t with 2% of its entries set to ±Inf, ±0.0, the largest finite value, a subnormal and, with `nan`, NaN bit
+    patterns: the canonical quiet NaN, and the smallest NaN key with the sign bit set and with it clear."""
     n = t.numel()
-    picks = torch.randperm(n, generator=gen)[: max(1, n // 50)]
+    picks = torch.randperm(n, generator=gen)[: max(1, n // 50)].tolist()
     specials = [float("inf"), -float("inf"), -0.0, 0.0, torch.finfo(t.dtype).max, torch.finfo(t.dtype).tiny / 4]
     if nan:
         specials.append(float("nan"))
-    for j, i in enumerate(picks.tolist()):
+    for j, i in enumerate(picks):
         t[i] = specials[j % len(specials)]
+    if nan and len(picks) >= 3:
+        bits = t.view({2: torch.int16, 4: torch.int32, 8: torch.int64}[t.element_size()])
+        lowest_nan = INF_KEY[t.dtype] + 1
+        sign = -(1 << (8 * t.element_size() - 1))
+        bits[picks[0]], bits[picks[1]] = lowest_nan, sign + lowest_nan
     return t
 
 
