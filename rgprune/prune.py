@@ -54,6 +54,7 @@ from rgprune import ops
 from rgprune.kernels.format import pack_mask
 from rgprune.masks import MaskSet, popcount
 from rgprune.prunable import unwrap_model
+from rgprune.schedule import prune_count
 
 __all__ = [
     "BasePruningMethod",
@@ -112,7 +113,8 @@ def random_unstructured(module, name, amount):
 
 def count_to_prune(amount, survivors: int) -> int:
     """torch.prune's rule: an int ``amount`` is a count (at most ``survivors``), a float a fraction of the
-    survivors, rounded (``round(amount * survivors)``). Raises torch's TypeError / ValueError otherwise."""
+    survivors, rounded as torch rounds it (``rgprune.schedule.prune_count``). Raises torch's TypeError /
+    ValueError, with torch's messages, for anything else."""
     if not isinstance(amount, numbers.Real):
         raise TypeError(f"Invalid type for amount: {amount}. Must be int or float.")
     if isinstance(amount, numbers.Integral):
@@ -123,7 +125,7 @@ def count_to_prune(amount, survivors: int) -> int:
         return int(amount)
     if not 0.0 <= float(amount) <= 1.0:
         raise ValueError(f"amount={amount} should either be a float in the range [0, 1] or a non-negative integer")
-    return round(amount * survivors)
+    return prune_count(amount, survivors)
 
 
 def _checked_pairs(parameters) -> list[tuple[torch.nn.Module, str]]:

@@ -22,6 +22,7 @@ from rgprune.kernels.layout import StorageMaskCache
 from rgprune.masks import MaskSet
 from rgprune.optim_hooks import hookable_optimizer
 from rgprune.prunable import as_patterns, select_prunable, unwrap_model, unwrap_state_dict
+from rgprune.schedule import prune_count
 
 __all__ = ["ALREADY_PRUNED_SHARE", "GlobalMagnitudePruner", "PruneReport", "select_prunable"]
 
@@ -212,9 +213,7 @@ class GlobalMagnitudePruner:
             raise ValueError("pass exactly one of fraction= (share of survivors to remove) or target_density=")
         survivors = self.num_survivors
         if fraction is not None:
-            if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
-                raise ValueError(f"fraction must be a number in [0, 1], got {fraction!r}")
-            return round(fraction * survivors)
+            return prune_count(fraction, survivors)
         if (
             isinstance(target_density, bool)
             or not isinstance(target_density, (int, float))
@@ -260,8 +259,9 @@ class GlobalMagnitudePruner:
     def prune(
         self, fraction: float | None = None, *, target_density: float | None = None, scores=None, bits: int = 12
     ) -> PruneReport:
-        """Prune ``fraction`` of the surviving weights (k = round(fraction * survivors), torch.prune's
-        rule), or down to ``target_density`` of all selected weights. Returns a ``PruneReport``.
+        """Prune ``fraction`` of the surviving weights (k = round(fraction * survivors), torch.prune's rule:
+        ``rgprune.schedule.prune_count``), or down to ``target_density`` of all selected weights. Returns a
+        ``PruneReport``.
 
         ``scores`` (a dict name -> tensor shaped like that weight, or a list in the order of ``names``)
         ranks by ``|score|`` instead of ``|w|`` and prunes the weights (e.g. ``{n: (p * p.grad).abs()}``); the

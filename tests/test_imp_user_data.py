@@ -543,7 +543,7 @@ def test_imp_exclude_keeps_the_matched_layers_dense_through_the_run(tmp_path, mo
     cover exactly the other two layers, and the excluded one trains unmasked (no weight 0). Guards against
     IMPConfig.exclude not reaching the run's pruner, and against the report's parameter-space DMD taken over the
     checkpoint's default set instead of the tensors the run pruned."""
-    import rgprune.rg.trace
+    import rgprune.rg.checkpoints
 
     grams = []
 
@@ -551,8 +551,8 @@ def test_imp_exclude_keeps_the_matched_layers_dense_through_the_run(tmp_path, mo
         grams.append(include)
         return parameter_gram(paths, include, exclude)
 
-    parameter_gram = rgprune.rg.trace.parameter_gram
-    monkeypatch.setattr(rgprune.rg.trace, "parameter_gram", spy)
+    parameter_gram = rgprune.rg.checkpoints.parameter_gram
+    monkeypatch.setattr(rgprune.rg.checkpoints, "parameter_gram", spy)
     config = API.replace(rounds=3, epochs=1, baselines=(), prune_head=True, exclude=("classifier.0.*",))
     out = tmp_path / "excluded"
     run_imp(config, out, progress=False, model_fn=NestedHead, train=blobs(40, 0), test=blobs(12, 1))

@@ -9,7 +9,7 @@ from torch import nn
 import rgprune
 from rgprune.models import build_model
 from rgprune.prunable import LayerKind, is_default_prunable, is_head, module_kind, tensor_kind
-from rgprune.rg.trace import trace_from_checkpoints
+from rgprune.rg.checkpoints import trace_from_checkpoints
 
 
 class Zoo(nn.Module):

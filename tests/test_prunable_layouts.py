@@ -19,7 +19,7 @@ from torch import nn
 
 import rgprune
 from rgprune.prunable import is_default_prunable, tensor_kind
-from rgprune.rg.trace import trace_from_checkpoints
+from rgprune.rg.checkpoints import trace_from_checkpoints
 
 
 class SequentialClassifier(nn.Module):

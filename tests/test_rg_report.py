@@ -11,8 +11,9 @@ import torch
 import rgprune
 from rgprune.cli.flow import flow_summary
 from rgprune.rg.analysis import analyse_flow, describe_directions, format_interval
+from rgprune.rg.checkpoints import trace_from_checkpoints
 from rgprune.rg.report import compare_flows, write_flow_report
-from rgprune.rg.trace import FlowTrace, trace_from_checkpoints
+from rgprune.rg.trace import FlowTrace
 
 
 def pruned_flow(rounds, seed=0, training=0.0, laplace=False, metrics=None, tmp_path=None):
@@ -161,7 +162,7 @@ def test_checkpoints_without_a_fraction_fall_back_to_the_histogram_and_say_why(t
 
 def test_reports_are_reproducible_and_the_parameter_space_fit_uses_the_same_rule(tmp_path):
     trace, paths = pruned_flow(5, training=0.05, tmp_path=tmp_path)
-    from rgprune.rg.trace import parameter_gram
+    from rgprune.rg.checkpoints import parameter_gram
 
     gram = parameter_gram(paths)
     first = write_flow_report(trace, tmp_path / "a", gram=gram)["flow"].read_text()

@@ -14,8 +14,9 @@ from safetensors.torch import save_file
 import rgprune
 from rgprune.kernels import extension
 from rgprune.models import build_model
+from rgprune.rg.checkpoints import parameter_gram, trace_from_checkpoints
 from rgprune.rg.report import analyse_flow, compare_flows, write_flow_report
-from rgprune.rg.trace import FlowTrace, parameter_gram, trace_from_checkpoints
+from rgprune.rg.trace import FlowTrace
 
 # Survivors of ResNet-20's 267408 prunable (conv) weights after 0, 1, 2, 3 prunes of 20%: the pruner's rule,
 # k = round(0.2 * survivors), worked out by hand (213926 = 267408 - 53482, ...)
@@ -126,7 +127,7 @@ def test_trace_from_torch_save_and_torch_prune_format(tmp_path):
 # (getrusage's ru_maxrss would carry the parent's peak across fork+exec on Linux.)
 PEAK_GROWTH_SCRIPT = """
 import sys, psutil, torch, rgprune
-from rgprune.rg.trace import trace_from_checkpoints
+from rgprune.rg.checkpoints import trace_from_checkpoints
 def vm_hwm():
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):

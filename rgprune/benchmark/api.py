@@ -24,6 +24,7 @@ from rgprune.benchmark.runner import run_device
 from rgprune.benchmark.settings import SECTIONS, Settings
 from rgprune.benchmark.workloads import BenchmarkError, Workload, resolve_model
 from rgprune.pruner import select_prunable
+from rgprune.schedule import prune_count
 
 DTYPES = ("float32", "float16", "bfloat16", "float64")
 
@@ -85,7 +86,7 @@ def _k_per_round(n: int, rounds: tuple, fraction: float) -> dict:
     """What each timed round prunes, from ``n`` prunable weights (the rounds in between prune too)."""
     survivors, out = n, {}
     for r in range(1, max(rounds) + 1):
-        k = round(fraction * survivors)
+        k = prune_count(fraction, survivors)
         if r in rounds:
             out[r] = k
         survivors -= k

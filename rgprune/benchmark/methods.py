@@ -1,7 +1,7 @@
 """The pruning methods compared, and the pruning states they start from.
 
-One IMP pruning round removes ``k = round(fraction * survivors)`` of the surviving weights (the suite's
-fraction is ``FRACTION``). The methods:
+One IMP pruning round removes k = round(fraction × survivors) of the surviving weights, torch.prune's rule
+(``rgprune.schedule.prune_count``; the suite's fraction is ``FRACTION``). The methods:
 
 * ``torch_prune``: ``torch.nn.utils.prune.global_unstructured(..., L1Unstructured, amount=fraction)`` on a
   deep copy of the model (later rounds: the existing masks installed with ``prune.custom_from_mask``);
@@ -33,6 +33,7 @@ from rgprune.benchmark.measure import sync
 from rgprune.kernels import reference
 from rgprune.kernels.format import unpack_mask
 from rgprune.masks import MaskSet
+from rgprune.schedule import prune_count
 
 FRACTION = 0.2
 ROUNDS = (1, 5)
@@ -67,7 +68,7 @@ class State:
     k: int = field(init=False)
 
     def __post_init__(self):
-        self.k = round(self.fraction * self.survivors)
+        self.k = prune_count(self.fraction, self.survivors)
 
     @property
     def n_weights(self) -> int:
@@ -90,7 +91,7 @@ def make_states(weights: list, rounds=ROUNDS, fraction: float = FRACTION) -> dic
     wanted = sorted(set(rounds))
     for r in wanted:
         while at < r:
-            k = round(fraction * survivors)
+            k = prune_count(fraction, survivors)
             rgprune.prune_global_(w, m, k)
             survivors -= k
             at += 1

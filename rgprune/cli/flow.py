@@ -48,22 +48,19 @@ def add_flow_parser(sub) -> argparse.ArgumentParser:
 
 
 def _add_observable_option(parser: argparse.ArgumentParser, what: str) -> None:
-    from rgprune.rg.analysis import DEFAULT_OBSERVABLES
-    from rgprune.rg.trace import OBSERVABLES
+    from rgprune.rg.observables import DEFAULT_OBSERVABLES, OBSERVABLES, observables_help
 
     parser.add_argument(
         "--observable",
-        choices=OBSERVABLES,
+        choices=tuple(OBSERVABLES),
         default=DEFAULT_OBSERVABLES[0],
-        help=f"{what} (default: %(default)s, the survivors' excess over the round's threshold in units "
-        f"of its mean, which can have a fixed point; 'histogram', on fixed log2|w| bins, cannot: "
-        f"pruning alone moves it every round)",
+        help=f"{what} (default: %(default)s). " + observables_help().replace("%", "%%"),
     )
 
 
 def _observables(main: str) -> tuple[str, ...]:
     """``main`` first, then the report's other default observables."""
-    from rgprune.rg.analysis import DEFAULT_OBSERVABLES
+    from rgprune.rg.observables import DEFAULT_OBSERVABLES
 
     return (main,) + tuple(k for k in DEFAULT_OBSERVABLES if k != main)
 
@@ -86,8 +83,9 @@ def _checkpoints(paths: list[Path]) -> list[Path]:
 
 def flow_command(args: argparse.Namespace, out=None) -> dict[str, Path]:
     """``rgprune flow``: the RG flow report of a run directory or of a list of checkpoints."""
+    from rgprune.rg.checkpoints import parameter_gram, trace_from_checkpoints
     from rgprune.rg.report import MIN_ROUNDS, write_flow_report
-    from rgprune.rg.trace import FlowTrace, parameter_gram, trace_from_checkpoints
+    from rgprune.rg.trace import FlowTrace
 
     out = out or sys.stdout
     paths = [Path(p) for p in args.paths]

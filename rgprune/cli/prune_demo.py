@@ -30,6 +30,7 @@ def prune_demo(models=DEMO_MODELS, rounds: int = 3, fraction: float = 0.2, seed:
 
     import rgprune
     from rgprune.prunable import select_prunable
+    from rgprune.schedule import prune_count
 
     unknown = [name for name in models if name not in DEMO_MODELS]
     if unknown:
@@ -54,7 +55,7 @@ def prune_demo(models=DEMO_MODELS, rounds: int = 3, fraction: float = 0.2, seed:
         print(f"{'round':>5} {'pruned':>10} {'sparsity':>9} {'threshold':>11} {'time ms':>9}", file=out)
         for r in range(1, rounds + 1):
             survivors = sum(masks.survivor_counts())
-            k = round(fraction * survivors)
+            k = prune_count(fraction, survivors)
             start = time.perf_counter()
             result = rgprune.prune_global_(tensors, masks.words, k)
             elapsed = (time.perf_counter() - start) * 1e3

@@ -8,9 +8,8 @@ from pathlib import Path
 
 from rgprune.cli.arguments import add_threads_and_quiet, nonnegative_int, positive_int, set_threads
 from rgprune.imp.config import ConfigError
-from rgprune.rg.analysis import DEFAULT_OBSERVABLES
+from rgprune.rg.observables import DEFAULT_OBSERVABLES, OBSERVABLES, observables_help
 from rgprune.rg.stats import ALTERNATIVES
-from rgprune.rg.trace import OBSERVABLES
 
 __all__ = ["add_transfer_parser", "transfer_command"]
 
@@ -43,9 +42,10 @@ def add_transfer_parser(sub) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--observable",
-        choices=OBSERVABLES,
+        choices=tuple(OBSERVABLES),
         default=DEFAULT_OBSERVABLES[0],
-        help="the trace observable the flows are compared on (default: %(default)s)",
+        help="the trace observable the flows are compared on (default: %(default)s). "
+        + observables_help().replace("%", "%%"),
     )
     p.add_argument(
         "--alternative",

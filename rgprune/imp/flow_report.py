@@ -14,7 +14,7 @@ def run_parameter_gram(run: RunDir, checkpoints: list[Path]):
     """The Gram matrix of a run's ``checkpoints`` over the tensors the run pruned (its masks' names), whatever its
     config selected them by (``prune_head``, ``exclude``): re-deriving a default set from the checkpoints would not
     match the run."""
-    from rgprune.rg.trace import parameter_gram
+    from rgprune.rg.checkpoints import parameter_gram
 
     return parameter_gram(checkpoints, include=list(run.load_masks(0).names))
 

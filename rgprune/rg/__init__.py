@@ -4,11 +4,13 @@ One module per job: ``steps`` (step sizes, density profiles), ``dmd`` (DMD, para
 Gram matrix), ``fixed_point`` (affine DMD and the fixed point), ``exponents`` (scaling exponents,
 direction classes), ``distance`` (flow distances); ``flow`` re-exports them. Behind the estimators:
 ``snapshots`` (pairs in coordinates), ``linear_fit`` (the centred fit and its held-out rank rule),
-``intervals`` (bootstrap intervals). ``observables``: rescaled histogram observables and the
-pruning/training split of each step. ``stats``: transfer gain, Mantel and PERMANOVA permutation tests.
-``trace``: the per-round record (FlowTrace). ``plots``: figures; ``report``: the flow report.
+``intervals`` (bootstrap intervals). ``observables``: the registry of observables (``OBSERVABLES``), the
+rescaled histogram observables and the pruning/training split of each step. ``stats``: transfer gain,
+Mantel and PERMANOVA permutation tests. ``trace``: the per-round record (FlowTrace); ``checkpoints``: the
+same records, and the Gram matrix, from checkpoints on disk. ``plots``: figures; ``report``: the flow report.
 """
 
+from rgprune.rg.checkpoints import parameter_gram, trace_from_checkpoints
 from rgprune.rg.distance import FlowDistance, eigenvalue_wasserstein, flow_distance, trajectory_distance
 from rgprune.rg.dmd import DMDResult, GramDMDResult, dmd, gram_dmd
 from rgprune.rg.exponents import classify_directions, rescaling_factor, scaling_exponents
@@ -16,7 +18,7 @@ from rgprune.rg.fixed_point import AffineFixedPointResult, affine_fixed_point
 from rgprune.rg.linear_fit import RankChoice
 
 # Observables with a fixed point, the pruning/training split of each step, statistics of transfer vs flows
-from rgprune.rg.observables import StepSplit, magnitude_bin_edges, step_split
+from rgprune.rg.observables import OBSERVABLES, Observable, StepSplit, magnitude_bin_edges, step_split
 from rgprune.rg.stats import (
     MantelResult,
     PermanovaResult,
@@ -26,7 +28,7 @@ from rgprune.rg.stats import (
     transfer_gain_matrix,
 )
 from rgprune.rg.steps import density_profiles, step_sizes
-from rgprune.rg.trace import FlowTrace, TraceRound, parameter_gram, trace_from_checkpoints
+from rgprune.rg.trace import FlowTrace, TraceRound
 
 __all__ = [
     "AffineFixedPointResult",
@@ -50,6 +52,8 @@ __all__ = [
     "trace_from_checkpoints",
     "trajectory_distance",
     # observables and statistics
+    "OBSERVABLES",
+    "Observable",
     "StepSplit",
     "magnitude_bin_edges",
     "step_split",

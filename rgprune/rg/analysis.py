@@ -25,16 +25,14 @@ from rgprune.rg.exponents import MARGINAL_TOL, classify_directions, rescaling_fa
 from rgprune.rg.fixed_point import affine_fixed_point
 from rgprune.rg.intervals import DEFAULT_LEVEL, DEFAULT_REPLICATES, check_interval_options
 from rgprune.rg.linear_fit import MIN_FOLDS
-from rgprune.rg.observables import SPLIT_KINDS, step_split
+from rgprune.rg.observables import DEFAULT_OBSERVABLES, OBSERVABLES, SPLIT_KINDS, step_split
 from rgprune.rg.steps import step_sizes
-from rgprune.rg.trace import OBSERVABLES, FlowTrace
+from rgprune.rg.trace import FlowTrace
 
 __all__ = [
-    "DEFAULT_OBSERVABLES",
     "FLOW_JSON_VERSION",
     "INTERVALS_NOTE",
     "MIN_ROUNDS",
-    "OBSERVABLE_NOTES",
     "analyse_flow",
     "describe_directions",
     "describe_status",
@@ -45,8 +43,6 @@ __all__ = [
 
 #: fewest rounds a flow report analyses (2 snapshot pairs); resolving a direction needs MIN_FOLDS + 1 rounds
 MIN_ROUNDS = 3
-#: the observables a report fits, the first being the main one (step split, figures, CLI summary)
-DEFAULT_OBSERVABLES = ("excess", "log-relative", "histogram", "density-profile")
 #: version 2: intervals, statuses, several observables, the step split and the lottery-ticket series
 FLOW_JSON_VERSION = 2
 INTERVALS_NOTE = (
@@ -54,27 +50,6 @@ INTERVALS_NOTE = (
     "means unbounded on that side (no information: [0, null] is [0, ∞)). A direction is relevant, "
     "marginal or irrelevant only when its whole interval lies in that band, else unresolved."
 )
-#: what each observable is, and what it can and cannot show (details: rgprune.rg.observables, FlowTrace.trajectory)
-OBSERVABLE_NOTES = {
-    "excess": "the survivors kept by each round's prune as (|w| − t_n) / m_n, their excess over the round's "
-    "threshold t_n in units of its mean m_n. Has a fixed point under pruning alone (Exp(1) for light "
-    "tails), so what keeps it moving is training. Cannot show the pruned weights, the overall scale "
-    "(divided out) or per-layer differences.",
-    "log-relative": "the trained survivors (before the round's prune) as log2(|w| / t_n), in octaves from the "
-    "round's threshold. Has a fixed point under pruning alone only for scale-free tails: light "
-    "tails pile up just above the threshold round after round. Cannot show the absolute scale or "
-    "per-layer differences.",
-    "histogram": "fractions of the trained survivors on the kernels' fixed log2|w| bins (4 per octave). Pruning "
-    "alone moves it every round, so it cannot have a fixed point and its steps mostly measure the "
-    "pruning mechanics, not training.",
-    "density-profile": "each tensor's density after the round's prune divided by the global density (1: thinned "
-    "like the whole model). A stable allocation of survivors among layers is a fixed point. "
-    "Cannot show anything about magnitudes.",
-    "layer-density": "each tensor's surviving fraction after the round's prune: shrinks by (1 − p) per round in "
-    "every layer, so it has no fixed point.",
-    "layer-scale": "root-mean-square |w| of each tensor's survivors: grows as small weights go, no fixed point "
-    "under pruning.",
-}
 # The lottery-ticket series and the trace metrics they come from (RunDir.write_summary names them)
 _LOTTERY_METRICS = {
     "ticket": "accuracy",
@@ -167,7 +142,7 @@ def _observable_flow(trace: FlowTrace, kind: str, options: dict) -> dict:
     traj = trace.trajectory(kind)
     out: dict = {
         "observable": kind,
-        "note": OBSERVABLE_NOTES[kind],
+        "note": OBSERVABLES[kind].note,
         "step_sizes": step_sizes(traj).tolist() if len(trace) >= 2 else [],
     }
     if len(trace) < MIN_ROUNDS:
@@ -189,7 +164,7 @@ def _observable_flow(trace: FlowTrace, kind: str, options: dict) -> dict:
 
 
 def _step_split_json(trace: FlowTrace, kind: str) -> tuple[dict | None, str | None]:
-    if kind not in SPLIT_KINDS:
+    if not OBSERVABLES[kind].splits:
         return None, (
             f"the pruning-only step is defined for {', '.join(SPLIT_KINDS)}, not {kind} (layer "
             f"observables would need per-layer histograms)"
@@ -235,10 +210,10 @@ def lottery_ticket_series(trace: FlowTrace) -> dict | None:
 
 def _check_options(observables, marginal_tol: float, level: float, n_boot: int, seed: int) -> tuple[str, ...]:
     kinds = (observables,) if isinstance(observables, str) else tuple(observables)
-    unknown = [k for k in kinds if k not in OBSERVABLES]
+    unknown = [k for k in kinds if not isinstance(k, str) or k not in OBSERVABLES]
     if not kinds or unknown or len(set(kinds)) != len(kinds):
         raise ValueError(
-            f"observables must be distinct names from {OBSERVABLES} (the first is the report's main "
+            f"observables must be distinct names from {tuple(OBSERVABLES)} (the first is the report's main "
             f"one); got {observables!r}"
         )
     if isinstance(marginal_tol, bool) or not isinstance(marginal_tol, (int, float)) or not 0 <= marginal_tol < 1:

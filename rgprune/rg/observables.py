@@ -62,29 +62,48 @@ histogram does not say where the weights lie; the prediction assumes them spread
 only approximation, so a pruning-only flow has a training part of exactly 0 for ``"histogram"`` and near 0
 (bin quantization: at most 0.0023 over 10 rounds of 20% on 2^20 weights, 0.0038 on 20k weights) for the
 rescaled kinds, while 5 Adam steps per round give 0.07-0.09 on ``"excess"``.
+
+The registry
+------------
+``OBSERVABLES`` is the one list of observables: name → ``Observable`` (its computation, a one-line
+description, the report's note on what it can and cannot show, its pruning-only prediction if it has one,
+its options such as ``"histogram"``'s ``coarsen``, whether reports fit it, its bins for the report's heatmap).
+``FlowTrace.trajectory`` and ``step_split`` compute through it, and the reports, ``rgprune flow`` /
+``compare`` / ``transfer``'s ``--observable`` and docs/DESIGN.md's table of observables are drawn from it
+(a test compares that table with it). The computations read a trace by shape (``TraceLike``): this module
+does not import ``rgprune.rg.trace``, which imports it.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Protocol
 
 import numpy as np
 import torch
 
 from rgprune.kernels.format import KEY_BITS, MAX_HIST_BITS, RADIX_BITS, key_to_magnitude
-
-if TYPE_CHECKING:  # pragma: no cover
-    from rgprune.rg.trace import FlowTrace
+from rgprune.schedule import prune_count
 
 #: bin edges of the ``"log-relative"`` observable, in octaves relative to the round's threshold (4 per octave);
 #: the trajectory also has one column below the first edge and one above the last
 LOG_RELATIVE_EDGES = np.linspace(-8.0, 8.0, 65)
 #: bin edges of the ``"excess"`` observable, in units of the mean excess; plus one column for y ≥ 8
 EXCESS_EDGES = np.linspace(0.0, 8.0, 33)
-#: observables whose pruning-only step ``step_split`` can predict from the histogram
-SPLIT_KINDS = ("histogram", "log-relative", "excess")
+
+
+class TraceLike(Protocol):
+    """What the computations here read of a ``rgprune.rg.trace.FlowTrace``. Taken by shape, not imported: the
+    trace module delegates its observables to this one, so this one must not import it (no cycle)."""
+
+    tensor_sizes: list[int]
+    dtype: str
+    bits: int
+    fraction: float | None
+    rounds: list  # TraceRound: round, histogram, counts, abs_sums, sq_sums, threshold_key
 
 
 def _dtype(dtype: str | torch.dtype) -> torch.dtype:
@@ -185,6 +204,14 @@ class _Bins:
         share = np.clip((top - self.lo) / (self.hi - self.lo), 0.0, 1.0)
         return float((self.counts * share) @ ((self.lo + np.maximum(top, self.lo)) / 2.0))
 
+    def sq_sum_below(self, x: float) -> float:
+        """Σw² of the survivors with |w| < x (uniform in |w| within a bin: the mean of w² over [lo, top) is
+        (lo² + lo·top + top²) / 3)."""
+        top = np.minimum(self.hi, max(x, 0.0))
+        share = np.clip((top - self.lo) / (self.hi - self.lo), 0.0, 1.0)
+        upper = np.maximum(top, self.lo)
+        return float((self.counts * share) @ ((self.lo**2 + self.lo * upper + upper**2) / 3.0))
+
     def on_bins(self, edges: np.ndarray, where: str) -> _Bins:
         """The same survivors as the kernels would bin them (on ``edges``), spread uniformly in each bin."""
         return _Bins.from_histogram(self.fractions(edges)[1:-1] * self.total, edges, where)
@@ -204,7 +231,7 @@ class _RoundState:
     mean_excess: float  # m_n = mean(|w| - t_n) over S_n
 
 
-def _pruned_count(trace: FlowTrace, n: int) -> int:
+def _pruned_count(trace: TraceLike, n: int) -> int:
     """How many of θ_n's survivors round n pruned: from its own record, else from round n+1's survivors (a
     trace of checkpoints), else the trace's pruning fraction; ValueError when none says."""
     r = trace.rounds[n]
@@ -214,7 +241,7 @@ def _pruned_count(trace: FlowTrace, n: int) -> int:
     if n + 1 < len(trace.rounds) and sum(trace.rounds[n + 1].histogram) < before:
         return before - sum(trace.rounds[n + 1].histogram)
     if trace.fraction:
-        k = round(trace.fraction * before)
+        k = prune_count(trace.fraction, before)
         if k > 0:
             return k
     raise ValueError(
@@ -224,7 +251,7 @@ def _pruned_count(trace: FlowTrace, n: int) -> int:
     )
 
 
-def _round_state(trace: FlowTrace, n: int, edges: np.ndarray) -> _RoundState:
+def _round_state(trace: TraceLike, n: int, edges: np.ndarray) -> _RoundState:
     r = trace.rounds[n]
     where = f"round {r.round}"
     before = _Bins.from_histogram(r.histogram, edges, where)
@@ -250,13 +277,7 @@ def _mean_excess(abs_sum: float, count: float, threshold: float, where: str) -> 
     return excess
 
 
-def _observable(state: _RoundState, kind: str) -> np.ndarray:
-    if kind == "log-relative":
-        return state.before.fractions(state.threshold * np.exp2(LOG_RELATIVE_EDGES))
-    return state.after.fractions(state.threshold + state.mean_excess * EXCESS_EDGES)[1:]
-
-
-def round_thresholds(trace: FlowTrace) -> np.ndarray:
+def round_thresholds(trace: TraceLike) -> np.ndarray:
     """The magnitude at which each round pruned: exact from the recorded key, else interpolated in its bin of
     the histogram (traces of version 1, or of checkpoints), else the would-be threshold of the trace's
     pruning fraction. ``FlowTrace.thresholds()`` calls this."""
@@ -266,15 +287,335 @@ def round_thresholds(trace: FlowTrace) -> np.ndarray:
     return np.array([_round_state(trace, n, edges).threshold for n in range(len(trace.rounds))])
 
 
-def rescaled_trajectory(trace: FlowTrace, kind: str) -> np.ndarray:
-    """(rounds, bins) of the ``"log-relative"`` or ``"excess"`` observable (see the module docstring);
-    ``FlowTrace.trajectory(kind)`` calls this."""
-    if kind not in ("log-relative", "excess"):
-        raise ValueError(f"rescaled_trajectory computes 'log-relative' or 'excess', got {kind!r}")
+# ------------------------------------------------------------------------------------------------------
+# Each observable of a trace (the registry below names them), and its pruning-only prediction
+# ------------------------------------------------------------------------------------------------------
+
+
+def _histogram(trace: TraceLike, *, coarsen: int) -> np.ndarray:
+    if isinstance(coarsen, bool) or not isinstance(coarsen, int) or coarsen < 1 or (1 << trace.bits) % coarsen:
+        raise ValueError(f"coarsen must divide {1 << trace.bits}, got {coarsen}")
+    counts = np.array([r.histogram for r in trace.rounds], dtype=np.float64)
+    h = counts.reshape(len(trace.rounds), -1, coarsen).sum(axis=2)
+    totals = h.sum(axis=1, keepdims=True)
+    if np.any(totals == 0):
+        raise ValueError("a round has no surviving weights: its histogram cannot be normalized")
+    return h / totals
+
+
+def _log_relative_of(survivors: _Bins, threshold: float) -> np.ndarray:
+    return survivors.fractions(threshold * np.exp2(LOG_RELATIVE_EDGES))
+
+
+def _excess_of(kept: _Bins, threshold: float, mean_excess: float) -> np.ndarray:
+    return kept.fractions(threshold + mean_excess * EXCESS_EDGES)[1:]
+
+
+def _per_round(trace: TraceLike, row: Callable[[_RoundState], np.ndarray]) -> np.ndarray:
+    edges = magnitude_bin_edges(trace.dtype, trace.bits)
+    return np.array([row(_round_state(trace, n, edges)) for n in range(len(trace.rounds))])
+
+
+def _log_relative(trace: TraceLike) -> np.ndarray:
+    return _per_round(trace, lambda s: _log_relative_of(s.before, s.threshold))
+
+
+def _excess(trace: TraceLike) -> np.ndarray:
+    return _per_round(trace, lambda s: _excess_of(s.after, s.threshold, s.mean_excess))
+
+
+def _per_tensor(trace: TraceLike, field_name: str = "counts") -> np.ndarray:
+    return np.array([getattr(r, field_name) for r in trace.rounds], dtype=np.float64)
+
+
+def _layer_density(trace: TraceLike) -> np.ndarray:
+    return _per_tensor(trace) / np.maximum(np.array(trace.tensor_sizes, dtype=np.float64), 1)
+
+
+def _density_profile(trace: TraceLike) -> np.ndarray:
+    counts, sizes = _per_tensor(trace), np.array(trace.tensor_sizes, dtype=np.float64)
+    overall = counts.sum(axis=1, keepdims=True) / max(sizes.sum(), 1)
+    if np.any(overall == 0):
+        raise ValueError("a round has no surviving weights: its density profile is undefined")
+    return counts / np.maximum(sizes, 1) / overall
+
+
+def _layer_scale(trace: TraceLike) -> np.ndarray:
+    return np.sqrt(_per_tensor(trace, "sq_sums") / np.maximum(_per_tensor(trace), 1))
+
+
+@dataclass(frozen=True)
+class _PrunedAgain:
+    """Round n+1 as pruning alone would leave it: round n's kept survivors S_n, pruned again by the number round
+    n+1 pruned, with no training in between. What a prediction needs is computed when it asks (the histogram's
+    needs none of it, so it stays defined where round n+1's count is unknown)."""
+
+    trace: TraceLike
+    n: int
+    previous: _RoundState  # round n
+    edges: np.ndarray  # the kernels' bin edges
+
+    @property
+    def kept(self) -> _Bins:
+        """S_n, exactly as round n's prune left them (its lowest bin starts at t_n)."""
+        return self.previous.after
+
+    @property
+    def where(self) -> str:
+        return f"round {self.trace.rounds[self.n + 1].round}"
+
+    def pruned(self) -> int:
+        return _pruned_count(self.trace, self.n + 1)
+
+    def binned(self) -> _Bins:
+        """What the kernels would report for round n+1: S_n on their bins."""
+        return self.kept.on_bins(self.edges, self.where)
+
+    def threshold(self) -> float:
+        # From S_n itself, which knows that round n's threshold bin starts at t_n.
+        return self.kept.quantile(self.pruned())
+
+    def state(self) -> _RoundState:
+        binned, k = self.binned(), self.pruned()
+        threshold = self.kept.quantile(k)
+        survivors = binned.keep_above(threshold, binned.total - k, self.where)
+        abs_sum = self.previous.after_abs_sum - self.kept.abs_sum_below(threshold)
+        mean_excess = _mean_excess(abs_sum, survivors.total, threshold, self.where)
+        return _RoundState(binned, threshold, survivors, abs_sum, mean_excess)
+
+
+def _histogram_pruned(p: _PrunedAgain, *, coarsen: int) -> np.ndarray:
+    return p.kept.fractions(p.edges[::coarsen])[1:-1]
+
+
+def _log_relative_pruned(p: _PrunedAgain) -> np.ndarray:
+    return _log_relative_of(p.binned(), p.threshold())
+
+
+def _excess_pruned(p: _PrunedAgain) -> np.ndarray:
+    s = p.state()
+    return _excess_of(s.after, s.threshold, s.mean_excess)
+
+
+# ------------------------------------------------------------------------------------------------------
+# The flow pruning alone would produce, from a trace (rgprune.rg.reference builds the trace of it)
+# ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PrunedRound:
+    """One round of the flow pruning alone would produce (``pruning_only_rounds``): the survivors' histogram on the
+    kernels' bins before the round's prune, the threshold it pruned at, and the kept survivors' count, Σ|w|, Σw²."""
+
+    round: int
+    histogram: np.ndarray  # int64, exact
+    threshold: float  # exact in round 0 (the run's key), interpolated in its bin after
+    kept: int  # exact: the run's own survivor count
+    abs_sum: float  # exact in round 0, then less the pruned weights' sum spread uniformly in their bins
+    sq_sum: float  # likewise
+    sq_sum_before: float  # Σw² of the histogram's survivors: the previous round's sq_sum (round 0: estimated)
+
+
+def _kept_histogram(histogram: np.ndarray, bin_of_threshold: int, kept: int) -> np.ndarray:
+    """The histogram of the ``kept`` largest survivors when the threshold lies in bin ``bin_of_threshold``."""
+    out = histogram.copy()
+    out[:bin_of_threshold] = 0
+    out[bin_of_threshold] = kept - int(histogram[bin_of_threshold + 1 :].sum())
+    return out
+
+
+def pruning_only_rounds(trace: TraceLike) -> list[PrunedRound]:
+    """The flow pruning alone would produce from the trace's round-0 weights on the trace's schedule: round 0 is the
+    run's own; round n + 1 holds the weights round n kept, untrained, pruned by as many as the run's round n + 1
+    pruned. The histograms and counts are exact: without training no weight changes bin, so every bin keeps its
+    count but the one a threshold cuts, and the run's counts say how many each prune keeps. The thresholds'
+    places inside their bins, and the sums after round 0, assume weights spread uniformly in |w| within a bin (the
+    kept part of a cut bin starts at the threshold, which the chain remembers)."""
     if not trace.rounds:
         raise ValueError("the trace has no rounds yet")
     edges = magnitude_bin_edges(trace.dtype, trace.bits)
-    return np.array([_observable(_round_state(trace, n, edges), kind) for n in range(len(trace.rounds))])
+    first = _round_state(trace, 0, edges)
+    r0 = trace.rounds[0]
+    histogram = np.array(r0.histogram, dtype=np.int64)
+    recorded = sum(r0.counts) == first.after.total  # round 0's own prune: exact sums
+    sq_sum = float(sum(r0.sq_sums)) if recorded else first.after.sq_sum_below(np.inf)
+    before = sq_sum + first.before.sq_sum_below(first.threshold)
+    rounds = [
+        PrunedRound(r0.round, histogram, first.threshold, int(first.after.total), first.after_abs_sum, sq_sum, before)
+    ]
+    kept_bins, abs_sum = first.after, first.after_abs_sum
+    for n in range(1, len(trace.rounds)):
+        b = int(np.searchsorted(edges, rounds[-1].threshold, side="right")) - 1
+        histogram = _kept_histogram(rounds[-1].histogram, b, rounds[-1].kept)
+        k = _pruned_count(trace, n)
+        where = f"pruning-only round {trace.rounds[n].round}"
+        if k >= kept_bins.total:
+            raise ValueError(f"{where} would prune all of its {kept_bins.total:g} survivors")
+        threshold, before = kept_bins.quantile(k), sq_sum
+        abs_sum -= kept_bins.abs_sum_below(threshold)
+        sq_sum -= kept_bins.sq_sum_below(threshold)
+        kept_bins = kept_bins.keep_above(threshold, kept_bins.total - k, where)
+        rounds.append(
+            PrunedRound(trace.rounds[n].round, histogram, threshold, int(kept_bins.total), abs_sum, sq_sum, before)
+        )
+    return rounds
+
+
+# ------------------------------------------------------------------------------------------------------
+# The registry: the one list of observables
+# ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BinAxis:
+    """The fixed bins of an observable whose columns are fractions of the survivors: the report's heatmap."""
+
+    edges: np.ndarray  # column ``first + i`` holds the share in [edges[i], edges[i+1])
+    first: int  # columns before it, and after the last bin, lie outside the edges
+    label: str  # what the edges measure (the heatmap's x axis)
+    rows: str | None = None  # what a row is, where it is not the trained weights before the round's prune
+
+
+@dataclass(frozen=True)
+class Observable:
+    """One observable of a flow: everything the trace, the step split, the report and the CLI know about it.
+
+    ``compute(trace, **options)``: (rounds, columns), given the options' values (defaults filled in) and a
+    trace with rounds. ``description``: one line (CLI help). ``note``: what it can and cannot show (every
+    report). ``pruning_only(_PrunedAgain, **options)``: the row pruning alone would give at round n+1; None
+    when the trace cannot predict it, and then ``step_split`` refuses the observable. ``options``: the
+    observable's own keyword options and their defaults. ``reported``: fitted by every report (in registry
+    order; the first is the main observable). ``axis``: its bins, for the report's heatmap (None: no heatmap).
+    """
+
+    name: str
+    compute: Callable[..., np.ndarray]
+    description: str
+    note: str
+    pruning_only: Callable[..., np.ndarray] | None = None
+    options: Mapping[str, object] = field(default_factory=dict)
+    reported: bool = False
+    axis: BinAxis | None = None
+
+    @property
+    def splits(self) -> bool:
+        """Whether ``step_split`` divides its steps into a pruning part and a training part."""
+        return self.pruning_only is not None
+
+
+_REGISTRY = {
+    o.name: o
+    for o in (
+        Observable(
+            "excess",
+            _excess,
+            "the survivors each round keeps as (|w| − t_n)/m_n, their excess over its threshold t_n in units of "
+            "its mean m_n: has a fixed point under pruning alone",
+            "the survivors kept by each round's prune as (|w| − t_n) / m_n, their excess over the round's "
+            "threshold t_n in units of its mean m_n. Has a fixed point under pruning alone (Exp(1) for light "
+            "tails), so what keeps it moving is training. Cannot show the pruned weights, the overall scale "
+            "(divided out) or per-layer differences.",
+            _excess_pruned,
+            reported=True,
+            axis=BinAxis(
+                EXCESS_EDGES,
+                0,
+                "(|w| − t_n) / mean excess (survivors after the round's prune)",
+                "round n (survivors after its prune)",
+            ),
+        ),
+        Observable(
+            "log-relative",
+            _log_relative,
+            "the trained survivors as log2(|w|/t_n), in octaves from the round's threshold",
+            "the trained survivors (before the round's prune) as log2(|w| / t_n), in octaves from the "
+            "round's threshold. Has a fixed point under pruning alone only for scale-free tails: light "
+            "tails pile up just above the threshold round after round. Cannot show the absolute scale or "
+            "per-layer differences.",
+            _log_relative_pruned,
+            reported=True,
+            axis=BinAxis(LOG_RELATIVE_EDGES, 1, "log2(|w| / t_n)"),
+        ),
+        Observable(
+            "histogram",
+            _histogram,
+            "fractions of the trained survivors on the kernels' fixed log2|w| bins: pruning alone moves it every "
+            "round, so it has no fixed point",
+            "fractions of the trained survivors on the kernels' fixed log2|w| bins (4 per octave). Pruning "
+            "alone moves it every round, so it cannot have a fixed point and its steps mostly measure the "
+            "pruning mechanics, not training.",
+            _histogram_pruned,
+            options={"coarsen": 4},  # adjacent bins merged: 4 per octave for float32
+            reported=True,
+        ),
+        Observable(
+            "density-profile",
+            _density_profile,
+            "each tensor's density over the global density (1: thinned like the whole model)",
+            "each tensor's density after the round's prune divided by the global density (1: thinned "
+            "like the whole model). A stable allocation of survivors among layers is a fixed point. "
+            "Cannot show anything about magnitudes.",
+            reported=True,
+        ),
+        Observable(
+            "layer-density",
+            _layer_density,
+            "each tensor's surviving fraction after the round's prune",
+            "each tensor's surviving fraction after the round's prune: shrinks by (1 − p) per round in "
+            "every layer, so it has no fixed point.",
+        ),
+        Observable(
+            "layer-scale",
+            _layer_scale,
+            "root-mean-square |w| of each tensor's survivors",
+            "root-mean-square |w| of each tensor's survivors: grows as small weights go, no fixed point under pruning.",
+        ),
+    )
+}
+#: every observable of a flow, by name: the one list (``FlowTrace.trajectory``, ``step_split``, the reports,
+#: the CLI's ``--observable`` and docs/DESIGN.md's table draw from it); adding one is adding an entry here
+OBSERVABLES: Mapping[str, Observable] = MappingProxyType(_REGISTRY)  # read-only: entries go in _REGISTRY
+#: the observables a report fits by default, the first being its main one (step split, figures, CLI summary)
+DEFAULT_OBSERVABLES = tuple(name for name, o in OBSERVABLES.items() if o.reported)
+#: the observables whose pruning-only step ``step_split`` can predict from the histogram
+SPLIT_KINDS = tuple(name for name, o in OBSERVABLES.items() if o.splits)
+
+
+def observable(kind: str) -> Observable:
+    """The registry's entry for ``kind``; ValueError naming the observables when there is none."""
+    if not isinstance(kind, str) or kind not in OBSERVABLES:
+        raise ValueError(f"unknown observable kind {kind!r}; choose one of {tuple(OBSERVABLES)}")
+    return OBSERVABLES[kind]
+
+
+def observables_help() -> str:
+    """One clause per observable, from the registry's descriptions (the CLI's ``--observable`` help)."""
+    return "; ".join(f"{name}: {o.description}" for name, o in OBSERVABLES.items())
+
+
+def _option_values(entry: Observable, options: Mapping[str, object]) -> dict:
+    """The observable's options with defaults filled in (None = the default); ValueError for one it lacks."""
+    given = {k: v for k, v in options.items() if v is not None}
+    for name in given:
+        if name not in entry.options:
+            takers = [repr(n) for n, o in OBSERVABLES.items() if name in o.options]
+            if not takers:
+                raise ValueError(f"no observable takes an option {name!r}; {entry.name!r} takes {list(entry.options)}")
+            raise ValueError(
+                f"{name} applies to the {', '.join(takers)} observable{'s' * (len(takers) > 1)} only, not "
+                f"{entry.name!r}; leave it out"
+            )
+    return {**entry.options, **given}
+
+
+def trajectory(trace: TraceLike, kind: str, **options) -> np.ndarray:
+    """(rounds, columns) of observable ``kind`` (``OBSERVABLES``) over the trace's rounds; ``FlowTrace.trajectory``
+    calls this. ``options``: the observable's own (e.g. ``coarsen`` for ``"histogram"``); None: the default."""
+    entry = observable(kind)
+    values = _option_values(entry, options)
+    if not trace.rounds:
+        raise ValueError("the trace has no rounds yet")
+    return entry.compute(trace, **values)
 
 
 @dataclass(frozen=True)
@@ -295,53 +636,41 @@ class StepSplit:
     predicted: np.ndarray
 
 
-def _pruning_only(
-    trace: FlowTrace, states: list[_RoundState], n: int, kind: str, edges: np.ndarray, coarsen: int
-) -> np.ndarray:
-    """P_{n+1}: the observable of round n's survivors after round n+1's prune, no training in between."""
-    kept, later = states[n].after, trace.rounds[n + 1]
+def _check_consecutive(trace: TraceLike, kept: _Bins, n: int) -> None:
+    later = trace.rounds[n + 1]
     if abs(kept.total - sum(later.histogram)) > 0.5:
         raise ValueError(
             f"round {later.round} has {sum(later.histogram)} survivors but round "
             f"{trace.rounds[n].round} kept {kept.total:g}: the rounds must be consecutive rounds of "
             f"one flow"
         )
-    if kind == "histogram":
-        return kept.fractions(edges[::coarsen])[1:-1]
-    where = f"round {later.round}"
-    # What the kernels would report for round n+1 without training: S_n on their bins. The threshold and the
-    # pruned weights' Σ|w| come from S_n itself, which knows that round n's threshold bin starts at t_n.
-    binned = kept.on_bins(edges, where)
-    k = _pruned_count(trace, n + 1)
-    threshold = kept.quantile(k)
-    if kind == "log-relative":
-        return binned.fractions(threshold * np.exp2(LOG_RELATIVE_EDGES))
-    survivors = binned.keep_above(threshold, binned.total - k, where)
-    abs_sum = states[n].after_abs_sum - kept.abs_sum_below(threshold)
-    mean_excess = _mean_excess(abs_sum, survivors.total, threshold, where)
-    return _observable(_RoundState(binned, threshold, survivors, abs_sum, mean_excess), kind)
 
 
-def step_split(trace: FlowTrace, kind: str = "excess", coarsen: int | None = None) -> StepSplit:
-    """Split each step of ``trace.trajectory(kind)`` into its pruning-only part and its training part.
+def step_split(trace: TraceLike, kind: str = "excess", **options) -> StepSplit:
+    """Split each step of ``trace.trajectory(kind, **options)`` into its pruning-only part and its training part.
 
-    Defined for the histogram observables (``SPLIT_KINDS``); the layer observables would need per-layer
-    histograms, which the kernels do not return. ``coarsen`` is the ``"histogram"`` kind's (default 4).
-    For a flow that was only pruned (no training) the training part is exactly 0 for ``"histogram"`` and
-    within bin quantization of 0 for the rescaled kinds (the module docstring says why).
+    Defined for the observables with a pruning-only prediction (``SPLIT_KINDS``); the layer observables would
+    need per-layer histograms, which the kernels do not return. For a flow that was only pruned (no training)
+    the training part is exactly 0 for ``"histogram"`` and within bin quantization of 0 for the rescaled kinds
+    (the module docstring says why).
     """
-    if kind not in SPLIT_KINDS:
+    entry = OBSERVABLES.get(kind) if isinstance(kind, str) else None
+    if entry is None or not entry.splits:
         raise ValueError(
             f"the pruning-only step is defined for {SPLIT_KINDS}, not {kind!r}: layer observables "
             f"would need per-layer histograms, which the trace does not record"
         )
     if len(trace.rounds) < 2:
         raise ValueError(f"the trace has {len(trace.rounds)} round(s); a step needs at least 2")
-    observed = trace.trajectory(kind, coarsen=coarsen)
+    observed = trajectory(trace, kind, **options)
+    values = _option_values(entry, options)
     edges = magnitude_bin_edges(trace.dtype, trace.bits)
     states = [_round_state(trace, n, edges) for n in range(len(trace.rounds) - 1)]
-    factor = 4 if coarsen is None else coarsen
-    predicted = np.array([_pruning_only(trace, states, n, kind, edges, factor) for n in range(len(states))])
+    predicted = []
+    for n, state in enumerate(states):
+        _check_consecutive(trace, state.after, n)
+        predicted.append(entry.pruning_only(_PrunedAgain(trace, n, state, edges), **values))
+    predicted = np.array(predicted)
     scale = np.linalg.norm(observed[:-1], axis=1)
     return StepSplit(
         kind,

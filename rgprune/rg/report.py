@@ -17,11 +17,9 @@ import numpy as np
 from rgprune._io import atomic_write, atomic_write_json
 from rgprune.rg import plots
 from rgprune.rg.analysis import (
-    DEFAULT_OBSERVABLES,
     FLOW_JSON_VERSION,
     INTERVALS_NOTE,
     MIN_ROUNDS,
-    OBSERVABLE_NOTES,
     analyse_flow,
     describe_directions,
     describe_status,
@@ -30,7 +28,7 @@ from rgprune.rg.analysis import (
 )
 from rgprune.rg.distance import flow_distance
 from rgprune.rg.dmd import dmd
-from rgprune.rg.observables import EXCESS_EDGES, LOG_RELATIVE_EDGES
+from rgprune.rg.observables import DEFAULT_OBSERVABLES, OBSERVABLES
 from rgprune.rg.steps import step_sizes
 from rgprune.rg.trace import FlowTrace
 
@@ -53,28 +51,21 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def _observable_heatmap(stats: dict, trajectory: np.ndarray, path: Path, title: str) -> Path | None:
-    """Heatmap of the main observable when it is a rescaled histogram (the columns beyond its edges left out)."""
+    """Heatmap of the main observable when the registry gives it fixed bins (the columns outside them left out)."""
     kind = stats["observable"]
-    if kind == "excess":  # 32 bins on EXCESS_EDGES, then one column for y >= 8
-        return plots.plot_histogram_heatmap(
-            trajectory[:, :-1],
-            EXCESS_EDGES,
-            path,
-            f"{title}: excess observable",
-            xlabel="(|w| − t_n) / mean excess (survivors after the round's prune)",
-            value_label="fraction of survivors",
-            ylabel="round n (survivors after its prune)",
-        )
-    if kind == "log-relative":  # one column below the first edge, 64 bins, one above the last
-        return plots.plot_histogram_heatmap(
-            trajectory[:, 1:-1],
-            LOG_RELATIVE_EDGES,
-            path,
-            f"{title}: log-relative observable",
-            xlabel="log2(|w| / t_n)",
-            value_label="fraction of survivors",
-        )
-    return None
+    axis = OBSERVABLES[kind].axis
+    if axis is None:
+        return None
+    rows = {} if axis.rows is None else {"ylabel": axis.rows}
+    return plots.plot_histogram_heatmap(
+        trajectory[:, axis.first : axis.first + len(axis.edges) - 1],
+        axis.edges,
+        path,
+        f"{title}: {kind} observable",
+        xlabel=axis.label,
+        value_label="fraction of survivors",
+        **rows,
+    )
 
 
 def _figures(trace: FlowTrace, stats: dict, out: Path, title: str) -> dict[str, Path]:
@@ -259,7 +250,7 @@ def _observables_section(stats: dict) -> list[str]:
         cells = [f"{np.mean(steps):.4f}" if steps else "", f"{steps[-1]:.4f}" if steps else "", _cell(text)]
         lines.append(f"| {kind} | " + " | ".join(cells) + " |")
     lines.append("")
-    lines += [f"- **{kind}**: {OBSERVABLE_NOTES[kind]}" for kind in stats["by_observable"]]
+    lines += [f"- **{kind}**: {OBSERVABLES[kind].note}" for kind in stats["by_observable"]]
     lines += [f"- **{kind}**: unavailable: {reason}" for kind, reason in stats["unavailable"].items()]
     return lines + [""]
 
@@ -272,7 +263,7 @@ def render_flow_markdown(trace: FlowTrace, stats: dict, title: str, figures: Map
         "",
         f"Source: {trace.source or 'recorded during the run'}",
         "",
-        f"Main observable: **{kind}**: {OBSERVABLE_NOTES[kind]}",
+        f"Main observable: **{kind}**: {OBSERVABLES[kind].note}",
         "",
     ]
     if "observable_fallback" in stats:
@@ -389,7 +380,7 @@ def _compare_markdown(result: dict) -> str:
     lines = [
         "# Flow comparison",
         "",
-        f"Observable: {result['observable']}: {OBSERVABLE_NOTES[result['observable']]}",
+        f"Observable: {result['observable']}: {OBSERVABLES[result['observable']].note}",
         "",
         f"Distance: {result['distance_note']} (rgprune.rg.flow_distance).",
         "",

@@ -4,29 +4,27 @@ The observables come out of the kernels' own passes (docs/DESIGN.md, "Observing 
 passes"): the histogram that selects a round's threshold *is* the histogram of that round's trained survivors
 on fixed logarithmic bins (the top 12 bits of the magnitude key: 16 bins per octave for float32), and
 ``apply_threshold_`` returns the per-tensor count, Σ|w| and Σw² of the survivors from the pruning pass itself.
-Recording a trace therefore costs no pass over the weights. ``trace_from_checkpoints`` computes the same records
-from checkpoints on disk, one tensor at a time.
+Recording a trace therefore costs no pass over the weights. ``rgprune.rg.checkpoints.trace_from_checkpoints``
+computes the same records from checkpoints on disk, one tensor at a time. The observables of a trace are
+``rgprune.rg.observables``' (``OBSERVABLES``, the registry): ``FlowTrace.trajectory`` delegates to it.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 
-from rgprune import prunable
 from rgprune._io import atomic_write_json
-from rgprune.kernels.format import KEY_BITS, RADIX_BITS, pack_mask
-from rgprune.rg.observables import magnitude_bin_edges, rescaled_trajectory, round_thresholds
+from rgprune.kernels.format import KEY_BITS, RADIX_BITS
+from rgprune.rg import observables
 
 #: version 2 added ``TraceRound.threshold_key``; version 1 files still load (their rounds have no key)
 TRACE_VERSION = 2
 READABLE_VERSIONS = (1, 2)
-OBSERVABLES = ("histogram", "log-relative", "excess", "layer-density", "density-profile", "layer-scale")
 
 
 @dataclass
@@ -157,56 +155,23 @@ class FlowTrace:
 
     def bin_lower_edges(self) -> np.ndarray:
         """Magnitude |w| at the lower edge of every histogram bin (``inf`` for the bins of Inf/NaN keys)."""
-        return magnitude_bin_edges(self.dtype, self.bits)[:-1]
+        return observables.magnitude_bin_edges(self.dtype, self.bits)[:-1]
 
     def thresholds(self) -> np.ndarray:
         """Each round's pruning threshold |w| (``rgprune.rg.observables.round_thresholds``)."""
-        return round_thresholds(self)
+        return observables.round_thresholds(self)
 
     def histograms(self) -> np.ndarray:
         """(rounds, bins) survivor counts."""
         return np.array([r.histogram for r in self.rounds], dtype=np.float64)
 
-    def trajectory(self, kind: str = "histogram", coarsen: int | None = None) -> np.ndarray:
-        """The flow as an array (rounds, observables), normalized so models of different sizes compare.
-
-        ``"histogram"``: fraction of the surviving weights per magnitude bin on the kernels' fixed bins,
-        ``coarsen`` adjacent bins merged (default 4 -> 4 bins per octave for float32); pruning alone moves it
-        every round, so it cannot have a fixed point. ``"excess"`` and ``"log-relative"``: the survivors'
-        magnitudes rescaled by the round's threshold (``rgprune.rg.observables`` says how, why, and what
-        each can show). ``"layer-density"``: surviving fraction per tensor after the round's prune.
-        ``"density-profile"``: that divided by the global density (1 = thinned like the whole model).
-        ``"layer-scale"``: root-mean-square magnitude of each tensor's survivors.
-        """
-        if kind not in OBSERVABLES:
-            raise ValueError(f"unknown observable kind {kind!r}; choose one of {OBSERVABLES}")
-        if coarsen is not None and kind != "histogram":
-            raise ValueError(f"coarsen applies to the 'histogram' observable only, not {kind!r}; leave it out")
-        if not self.rounds:
-            raise ValueError("the trace has no rounds yet")
-        if kind == "histogram":
-            coarsen = 4 if coarsen is None else coarsen
-            if isinstance(coarsen, bool) or not isinstance(coarsen, int) or coarsen < 1 or (1 << self.bits) % coarsen:
-                raise ValueError(f"coarsen must divide {1 << self.bits}, got {coarsen}")
-            h = self.histograms().reshape(len(self.rounds), -1, coarsen).sum(axis=2)
-            totals = h.sum(axis=1, keepdims=True)
-            if np.any(totals == 0):
-                raise ValueError("a round has no surviving weights: its histogram cannot be normalized")
-            return h / totals
-        if kind in ("log-relative", "excess"):
-            return rescaled_trajectory(self, kind)
-        counts = np.array([r.counts for r in self.rounds], dtype=np.float64)
-        if kind == "layer-scale":
-            sq = np.array([r.sq_sums for r in self.rounds], dtype=np.float64)
-            return np.sqrt(sq / np.maximum(counts, 1))
-        sizes = np.array(self.tensor_sizes, dtype=np.float64)
-        layer = counts / np.maximum(sizes, 1)
-        if kind == "layer-density":
-            return layer
-        overall = counts.sum(axis=1, keepdims=True) / max(sizes.sum(), 1)
-        if np.any(overall == 0):
-            raise ValueError("a round has no surviving weights: its density profile is undefined")
-        return layer / overall
+    def trajectory(self, kind: str = "histogram", **options) -> np.ndarray:
+        """The flow as an array (rounds, columns) of observable ``kind``, normalized so that models of different
+        sizes compare. The observables, what each can show and their options (``coarsen`` for ``"histogram"``:
+        adjacent bins merged, default 4) are in the registry ``rgprune.rg.observables.OBSERVABLES``.
+        ``"histogram"``, on the kernels' fixed bins, moves under pruning alone every round; ``"excess"`` can
+        have a fixed point."""
+        return observables.trajectory(self, kind, **options)
 
     # ---- persistence --------------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -230,192 +195,3 @@ class FlowTrace:
     def load(cls, path: str | os.PathLike) -> FlowTrace:
         with open(path) as f:
             return cls.from_dict(json.load(f))
-
-
-# ------------------------------------------------------------------------------------------------------
-# From checkpoints on disk, one tensor at a time
-# ------------------------------------------------------------------------------------------------------
-
-
-class _Checkpoint:
-    """Read-only view of one checkpoint: tensor names, and one tensor at a time."""
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = os.fspath(path)
-        if not os.path.isfile(self.path):
-            raise FileNotFoundError(f"checkpoint {self.path} does not exist")
-        if self.path.endswith(".safetensors"):
-            self._index = _safetensors_index(self.path)
-            self.names = list(self._index)
-            self._get = self._read_safetensors
-        else:  # torch.save'd state_dict: memory-mapped, so tensors are read only when touched
-            try:
-                state = torch.load(self.path, map_location="cpu", mmap=True, weights_only=True)
-            except Exception as exc:
-                raise ValueError(
-                    f"{self.path} is neither a safetensors file nor a torch.save'd state_dict "
-                    f"({type(exc).__name__}: {exc})"
-                ) from None
-            if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-                state = state["state_dict"]
-            if not isinstance(state, dict):
-                raise ValueError(f"{self.path} holds a {type(state).__name__}, not a state_dict")
-            self._state = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
-            self.names = list(self._state)
-            self._get = self._state.__getitem__
-
-    def get(self, name: str) -> torch.Tensor:
-        return self._get(name)
-
-    def _read_safetensors(self, name: str) -> torch.Tensor:
-        # Plain reads into a fresh buffer rather than a memory map: a mapped file's touched pages stay in
-        # the process's resident set, so memory would grow with the model after all.
-        dtype, shape, (start, end) = self._index[name]
-        out = torch.empty(shape, dtype=dtype)
-        if end > start:
-            with open(self.path, "rb") as f:
-                f.seek(start)
-                f.readinto(out.view(-1).view(torch.uint8).numpy())
-        return out
-
-
-_SAFETENSORS_DTYPES = {
-    "F64": torch.float64,
-    "F32": torch.float32,
-    "F16": torch.float16,
-    "BF16": torch.bfloat16,
-    "I64": torch.int64,
-    "I32": torch.int32,
-    "I16": torch.int16,
-    "I8": torch.int8,
-    "U8": torch.uint8,
-    "BOOL": torch.bool,
-}
-
-
-def _safetensors_index(path: str) -> dict:
-    """name -> (dtype, shape, absolute byte range) from a safetensors header (8-byte length + JSON)."""
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) != 8:
-            raise ValueError(f"{path} is not a safetensors file (too short)")
-        size = int.from_bytes(head, "little")
-        try:
-            header = json.loads(f.read(size))
-        except (ValueError, UnicodeDecodeError):
-            raise ValueError(f"{path} is not a safetensors file (unreadable header)") from None
-    index = {}
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        if entry["dtype"] not in _SAFETENSORS_DTYPES:
-            continue  # e.g. float8: never a prunable weight here
-        start, end = entry["data_offsets"]
-        index[name] = (_SAFETENSORS_DTYPES[entry["dtype"]], entry["shape"], (8 + size + start, 8 + size + end))
-    return index
-
-
-def _prunable_names(ckpt: _Checkpoint, include: Sequence[str] | None, exclude: Sequence[str]) -> list[str]:
-    """The checkpoint's tensors in ``rgprune.prunable``'s default set (or matching ``include``), less ``exclude``."""
-    chosen = []
-    for name in ckpt.names:
-        if name.endswith("_mask"):
-            continue
-        base = name[: -len("_orig")] if name.endswith("_orig") else name  # torch.prune's reparametrization
-        if include is not None:
-            take = prunable.matches(base, include)
-        else:
-            t = ckpt.get(name)
-            take = prunable.is_default_prunable(base, prunable.tensor_kind(base, t.dim(), t.dtype))
-        if take and not prunable.matches(base, exclude):
-            chosen.append(name)
-    return chosen
-
-
-def _survivor_mask(ckpt: _Checkpoint, name: str, weight: torch.Tensor) -> torch.Tensor:
-    """Bit-packed survivors: torch.prune's ``<name>_mask`` when the checkpoint has one, else w != 0."""
-    if name.endswith("_orig"):
-        mask_name = name[: -len("_orig")] + "_mask"
-        if mask_name in ckpt.names:
-            return pack_mask(ckpt.get(mask_name) != 0)
-    return pack_mask(weight != 0)
-
-
-def trace_from_checkpoints(
-    paths: Sequence[str | os.PathLike],
-    include: Sequence[str] | None = None,
-    exclude: Sequence[str] = (),
-    fraction: float | None = None,
-    metrics: Sequence[dict] | None = None,
-) -> FlowTrace:
-    """The FlowTrace of a sequence of checkpoints (round 0, 1, ...), streamed one tensor at a time.
-
-    Accepts safetensors files and ``torch.save``'d state_dicts (memory-mapped). Prunable tensors are
-    chosen like ``GlobalMagnitudePruner``'s default (conv/linear ``weight`` tensors of dim >= 2, no
-    embeddings or classifier heads) unless ``include``/``exclude`` fnmatch patterns say otherwise;
-    survivors are the nonzero weights (or torch.prune's ``weight_mask`` where present). Memory: one
-    tensor (plus its bit mask) at a time, whatever the model's size.
-    """
-    from rgprune.ops import magnitude_histogram
-
-    if not paths:
-        raise ValueError("no checkpoints given: pass at least one file")
-    trace = None
-    for index, path in enumerate(paths):
-        ckpt = _Checkpoint(path)
-        names = _prunable_names(ckpt, include, exclude)
-        if not names:
-            raise ValueError(f"{path}: no prunable tensors found (conv/linear weights); pass --include patterns")
-        if trace is None:
-            dtype = ckpt.get(names[0]).dtype
-            trace = FlowTrace(
-                [n.removesuffix("_orig") for n in names],
-                [ckpt.get(n).numel() for n in names],
-                dtype=str(dtype).removeprefix("torch."),
-                fraction=fraction,
-                source=", ".join(os.fspath(p) for p in paths),
-            )
-        elif [n.removesuffix("_orig") for n in names] != trace.tensor_names:
-            raise ValueError(
-                f"{path} has other prunable tensors than {paths[0]}: the checkpoints must come from one architecture"
-            )
-        hist = torch.zeros(1 << trace.bits, dtype=torch.int64)
-        counts, abs_sums, sq_sums = [], [], []
-        for name in names:
-            weight = ckpt.get(name).contiguous()
-            if str(weight.dtype).removeprefix("torch.") != trace.dtype:
-                raise ValueError(f"{path}: {name} is {weight.dtype}, the trace is {trace.dtype}; one dtype please")
-            stats = magnitude_histogram([weight], [_survivor_mask(ckpt, name, weight)], trace.bits)
-            hist += stats.histogram
-            counts.append(stats.counts[0])
-            abs_sums.append(stats.abs_sums[0])
-            sq_sums.append(stats.sq_sums[0])
-            del weight, stats
-        extra = dict(metrics[index]) if metrics is not None else {}
-        extra.setdefault("checkpoint", os.fspath(path))
-        trace.record(index, hist, torch.stack(counts), torch.stack(abs_sums), torch.stack(sq_sums), extra)
-    return trace
-
-
-def parameter_gram(
-    paths: Sequence[str | os.PathLike], include: Sequence[str] | None = None, exclude: Sequence[str] = ()
-) -> np.ndarray:
-    """Gram matrix G_ij = <θ_i, θ_j> of the prunable weights of N+1 checkpoints (pruned weights count as 0),
-    accumulated tensor by tensor in float64: parameter-space DMD by the method of snapshots
-    (``rgprune.rg.gram_dmd``) without ever holding a whole model. Memory: one tensor per checkpoint."""
-    ckpts = [_Checkpoint(p) for p in paths]
-    names = _prunable_names(ckpts[0], include, exclude)
-    gram = np.zeros((len(ckpts), len(ckpts)))
-    for name in names:
-        rows = []
-        for c in ckpts:
-            if name not in c.names:
-                raise ValueError(f"{c.path} lacks {name}: the checkpoints must come from one architecture")
-            w = c.get(name).to(torch.float64).reshape(-1)
-            if name.endswith("_orig") and name[:-5] + "_mask" in c.names:
-                w = w * (c.get(name[:-5] + "_mask").reshape(-1) != 0)
-            rows.append(w)
-        x = torch.stack(rows)
-        gram += (x @ x.T).numpy()
-        del rows, x
-    return gram

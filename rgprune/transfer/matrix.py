@@ -23,9 +23,9 @@ import numpy as np
 
 from rgprune._io import atomic_write, atomic_write_json, directory_lock, remove_temp_files
 from rgprune.imp import ConfigError, IMPResult, RunDir
-from rgprune.rg.analysis import DEFAULT_OBSERVABLES, MIN_ROUNDS
+from rgprune.rg.analysis import MIN_ROUNDS
 from rgprune.rg.distance import flow_distance
-from rgprune.rg.trace import OBSERVABLES
+from rgprune.rg.observables import DEFAULT_OBSERVABLES, OBSERVABLES
 from rgprune.transfer.statistics import transfer_statistics
 from rgprune.transfer.ticket import (
     REPORT_FILE,
@@ -56,8 +56,8 @@ def _baseline_path(out: Path, name: str, round_: int) -> Path:
 
 
 def _check_options(observable: str, rank) -> None:
-    if observable not in OBSERVABLES:
-        raise ConfigError(f"observable must be one of {OBSERVABLES}, got {observable!r}")
+    if not isinstance(observable, str) or observable not in OBSERVABLES:
+        raise ConfigError(f"observable must be one of {tuple(OBSERVABLES)}, got {observable!r}")
     if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int) or rank < 1):
         raise ConfigError(f"rank must be a positive int or None (the held-out rule), got {rank!r}")
 
