@@ -125,7 +125,12 @@ def check_clt_estimate(result, tolerance, intervals_cover):
         assert lower <= moduli[index] <= upper
         assert not intervals_cover or lower <= truth <= upper, (index, truth, lower, upper)
     assert count_near_one(moduli) == 1
-    assert classify_directions(result)[relevant] == "relevant"
+    # The interval alone says relevant; the result's class does too unless the pool is worth fewer than 5
+    # independent trajectories (then every class is withheld, and the result says why).
+    assert classify_directions(result.eigenvalues, intervals=result.eigenvalue_intervals)[relevant] == "relevant"
+    expected = "relevant" if result.selection.classes_withheld is None else "unresolved"
+    assert classify_directions(result)[relevant] == expected
+    assert (result.selection.effective_trajectories >= 5) == (result.selection.classes_withheld is None)
 
 
 CLT_EXACT_CASES = [  # (bins, trajectories, rounds, seed)

@@ -37,7 +37,7 @@ def test_rank_rule_finds_the_dimension_of_a_noisy_linear_map():
     """Three directions (|λ| = 1.1, 0.8, 0.5) in 30 observables with noise: the rule keeps exactly three."""
     flows = linear_flows(np.random.default_rng(0), 6, 6, [1.1, 0.8, 0.5], observation_noise=0.02)
     result = dmd(flows)
-    assert result.rank == 3 and result.status == "resolved"
+    assert result.rank == 3 and result.status == "fitted"
     np.testing.assert_allclose(np.abs(result.eigenvalues), [1.1, 0.8, 0.5], atol=0.05)
     errors, se = result.selection.heldout_error, result.selection.heldout_error_se
     assert errors[0] == 1.0  # relative to rank 0, the mean step
@@ -47,12 +47,22 @@ def test_rank_rule_finds_the_dimension_of_a_noisy_linear_map():
     assert np.all(errors[:3] > errors[best] + se[best])
 
 
-def test_units_of_the_rule_are_trajectories_from_three_on():
+def test_units_of_the_rule_are_trajectories_from_five_effective_ones_on():
+    """Trajectories are the units only when the pool is worth at least 5 independent ones; fewer are one
+    series (units: rounds); one trajectory, or trajectories of one pair each, resample pairs."""
     rng = np.random.default_rng(1)
-    three = linear_flows(rng, 3, 5, [0.9, 0.5])
-    assert dmd(three).selection.units == "trajectories"
-    assert dmd(three[:2]).selection.units == "pairs"
-    assert dmd(three[0]).selection.units == "pairs"
+    eight = linear_flows(rng, 8, 5, [0.9, 0.5], observables=10, observation_noise=0.05, process_noise=0.1)
+    pooled = dmd(eight)
+    assert pooled.selection.units == "trajectories" and pooled.selection.effective_trajectories >= 5
+    assert pooled.selection.trajectories == 8 and pooled.selection.classes_withheld is None
+    three = dmd(eight[:3])
+    assert three.selection.units == "rounds" and three.selection.effective_trajectories <= 3
+    assert "independent" in three.selection.classes_withheld
+    single = dmd(eight[0])
+    assert single.selection.units == "pairs" and single.selection.classes_withheld.startswith("one trajectory")
+    one_pair_each = dmd([flow[:2] for flow in eight])
+    assert one_pair_each.selection.units == "pairs" and one_pair_each.selection.residual_correlation is None
+    assert one_pair_each.selection.classes_withheld is not None
 
 
 def test_explicit_rank_and_tol_are_reported_as_such():
@@ -76,7 +86,7 @@ def test_a_map_sending_everything_to_one_point_resolves_nothing():
     rng = np.random.default_rng(3)
     flows = [np.vstack([rng.normal(size=(1, 3)), np.tile([[1.0, 2.0, 3.0]], (1, 1))]) for _ in range(5)]
     result = affine_fixed_point(flows)
-    assert result.eigenvalues.size == 0 and result.rank == 1
+    assert result.eigenvalues.size == 0 and result.rank == 0
     np.testing.assert_allclose(result.fixed_point, [1.0, 2.0, 3.0], atol=1e-12)
 
 
@@ -94,8 +104,9 @@ def test_intervals_are_seeded_and_deterministic():
 
 
 def test_exact_data_gives_intervals_of_zero_width():
-    flows = linear_flows(np.random.default_rng(5), 4, 5, [1.2, 0.6])
+    flows = linear_flows(np.random.default_rng(5), 6, 5, [1.2, 0.6])
     result = dmd(flows)
+    assert result.selection.effective_trajectories == 6  # exact data: the residuals are rounding, not shared
     np.testing.assert_allclose(result.eigenvalue_intervals[:, 0], np.abs(result.eigenvalues), atol=1e-9)
     np.testing.assert_allclose(result.eigenvalue_intervals[:, 1], np.abs(result.eigenvalues), atol=1e-9)
     assert classify_directions(result).tolist() == ["relevant", "irrelevant"]
@@ -183,7 +194,7 @@ def test_a_class_needs_the_whole_interval_inside_its_band():
     ]
     assert classify_directions(values, tol=0.01, intervals=intervals)[2] == "unresolved"
     assert classify_directions([1.0], intervals=[[0.0, np.inf]]).tolist() == ["unresolved"]
-    assert classify_directions([]).size == 0 and scaling_exponents([], 2.0).size == 0
+    assert classify_directions([], intervals=np.zeros((0, 2))).size == 0 and scaling_exponents([], 2.0).size == 0
 
 
 @pytest.mark.parametrize(
@@ -242,7 +253,7 @@ def test_gram_dmd_of_noise_resolves_nothing():
 # ---------------------------------------------------------------------------------------------
 
 
-def test_flow_distance_compares_resolved_directions_and_treats_nothing_as_zero():
+def test_flow_distance_compares_resolved_directions_and_none_where_nothing_is_resolved():
     rng = np.random.default_rng(11)
     decaying = linear_flows(rng, 4, 6, [0.9, 0.5])
     noise = list(rng.normal(size=(4, 6, 30)))
@@ -250,5 +261,7 @@ def test_flow_distance_compares_resolved_directions_and_treats_nothing_as_zero()
     assert same.ranks == (2, 2) and same.eigenvalue_distance == pytest.approx(0.0, abs=1e-9)
     versus_noise = flow_distance(decaying, noise)
     assert versus_noise.ranks == (2, 0)
-    # {0.9, 0.5} against {0}: W1 = mean distance to 0.
-    assert versus_noise.eigenvalue_distance == pytest.approx(0.7, abs=1e-6)
+    # Nothing resolved is not the eigenvalue set {0} (which would give W1 = 0.7 here): there is nothing to compare.
+    assert versus_noise.eigenvalue_distance is None and versus_noise.total is None
+    assert versus_noise.trajectory_distance > 0
+    assert flow_distance(decaying, noise, trajectory_weight=1.0).total is None

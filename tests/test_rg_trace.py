@@ -212,7 +212,7 @@ def test_compare_flows_distance_matrix(tmp_path):
     b, _, _ = imp_like_run(tmp_path / "b", rounds=4, seed=1) if (tmp_path / "b").mkdir() is None else None
     out = compare_flows({"a": a, "b": b, "a-again": a}, tmp_path / "cmp")
     result = json.loads(out["compare"].read_text())
-    total = np.array(result["total"])
+    total = np.array(result["trajectory_distance"])
     assert total.shape == (3, 3) and np.allclose(total, total.T) and np.all(np.diag(total) == 0)
     assert total[0, 2] == pytest.approx(0, abs=1e-9) and total[0, 1] > 0
     with pytest.raises(ValueError, match="at least two"):

@@ -78,15 +78,17 @@ def trajectory_distance(a: ArrayLike, b: ArrayLike) -> float:
 class FlowDistance:
     """Distance between two flows (see :func:`flow_distance`).
 
-    eigenvalue_distance: Wasserstein-1 distance between the flows' DMD eigenvalue sets.
-    trajectory_distance: :func:`trajectory_distance` of the trajectories.
-    total: eigenvalue_distance + trajectory_weight * trajectory_distance.
-    ranks: the DMD ranks of ``a`` and ``b`` (0: nothing resolved, compared as the eigenvalue set {0}).
+    eigenvalue_distance: Wasserstein-1 distance between the flows' DMD eigenvalue sets (dimensionless), or
+        None when either fit resolved no direction (rank 0: there is no eigenvalue to compare).
+    trajectory_distance: :func:`trajectory_distance` of the trajectories (observable units).
+    total: eigenvalue_distance + trajectory_weight * trajectory_distance, or None when no
+        ``trajectory_weight`` was given (the two parts have different units) or eigenvalue_distance is None.
+    ranks: the DMD ranks of ``a`` and ``b`` (0: nothing resolved).
     """
 
-    eigenvalue_distance: float
+    eigenvalue_distance: float | None
     trajectory_distance: float
-    total: float
+    total: float | None
     ranks: tuple[int, int]
 
 
@@ -96,47 +98,54 @@ def flow_distance(
     rank: int | None = None,
     *,
     tol: float | None = None,
-    trajectory_weight: float = 1.0,
+    trajectory_weight: float | None = None,
 ) -> FlowDistance:
     """Compare two flows by their DMD eigenvalues and by their trajectories.
 
     ``eigenvalue_distance`` is the Wasserstein-1 distance between the :func:`dmd` eigenvalues of
-    ``a`` and ``b``; it compares the linearized dynamics regardless of where the flows are.
-    ``trajectory_distance`` is the mean distance of aligned rounds; it compares where the flows are.
-    ``total`` is their plain sum ``eigenvalue_distance + trajectory_weight * trajectory_distance``; the
-    eigenvalue part is dimensionless while the trajectory part is in observable units, so set
-    ``trajectory_weight`` to put them on a common scale (0 compares dynamics only).
+    ``a`` and ``b``; it compares the linearized dynamics regardless of where the flows are, and is
+    dimensionless. ``trajectory_distance`` is the mean distance of aligned rounds; it compares where the
+    flows are, in the observables' units. The two are not added by default: ``total`` is None unless
+    ``trajectory_weight`` (in inverse observable units; 0 compares dynamics only) puts them on one scale,
+    ``total = eigenvalue_distance + trajectory_weight * trajectory_distance``.
 
     Ranks: by default each flow is fitted at the rank its own data supports (:func:`dmd`'s held-out rule),
-    so each set holds only the directions resolved in that flow, and a flow with nothing resolved (or too
-    short to tell) is compared as the eigenvalue set {0}: the linear part of a fit at rank 0 is A = 0, no
-    memory from one round to the next. Two flows resolving different numbers of directions are still
-    comparable (the sets are uniform measures of any size). ``rank`` / ``tol`` fix the truncation of both
-    fits instead, as in :func:`dmd`. ``ranks`` reports the ranks used. No intervals are computed here.
+    so each set holds only the directions resolved in that flow; two flows resolving different numbers of
+    directions are still comparable (the sets are uniform measures of any size). A flow with nothing
+    resolved (rank 0, or too short to tell) has no eigenvalues: its data does not say that A = 0 (no
+    memory), only that no direction could be told from noise, so ``eigenvalue_distance`` (and ``total``)
+    is None then. ``rank`` / ``tol`` fix the truncation of both fits instead, as in :func:`dmd`. ``ranks``
+    reports the ranks used. No intervals are computed here.
 
     Example: two decaying flows, 0.9**n and 0.5**n, one step apart in eigenvalue.
 
     >>> import numpy as np
     >>> rounds = np.arange(5)[:, None]
     >>> d = flow_distance(0.9 ** rounds, 0.5 ** rounds)
-    >>> round(d.eigenvalue_distance, 10), d.ranks
-    (0.4, (1, 1))
-    >>> round(d.total, 10) == round(d.eigenvalue_distance + d.trajectory_distance, 10)
+    >>> round(d.eigenvalue_distance, 10), d.ranks, d.total
+    (0.4, (1, 1), None)
+    >>> weighted = flow_distance(0.9 ** rounds, 0.5 ** rounds, trajectory_weight=2.0)
+    >>> round(weighted.total, 10) == round(d.eigenvalue_distance + 2.0 * d.trajectory_distance, 10)
     True
     """
-    if not (math.isfinite(trajectory_weight) and trajectory_weight >= 0.0):
-        raise ValueError(f"trajectory_weight must be finite and >= 0; got {trajectory_weight!r}.")
+    if trajectory_weight is not None and (
+        isinstance(trajectory_weight, bool)
+        or not isinstance(trajectory_weight, (int, float, np.integer, np.floating))
+        or not (math.isfinite(trajectory_weight) and trajectory_weight >= 0.0)
+    ):
+        raise ValueError(f"trajectory_weight must be None or a finite number >= 0; got {trajectory_weight!r}.")
     fit_a = dmd(a, rank=rank, tol=tol, n_boot=0)
     fit_b = dmd(b, rank=rank, tol=tol, n_boot=0)
-    eigen_part = eigenvalue_wasserstein(_resolved_or_zero(fit_a.eigenvalues), _resolved_or_zero(fit_b.eigenvalues))
+    eigen_part = None
+    if fit_a.rank and fit_b.rank:
+        eigen_part = eigenvalue_wasserstein(fit_a.eigenvalues, fit_b.eigenvalues)
     path_part = trajectory_distance(a, b)
+    total = None
+    if trajectory_weight is not None and eigen_part is not None:
+        total = eigen_part + float(trajectory_weight) * path_part
     return FlowDistance(
         eigenvalue_distance=eigen_part,
         trajectory_distance=path_part,
-        total=eigen_part + trajectory_weight * path_part,
+        total=total,
         ranks=(fit_a.rank, fit_b.rank),
     )
-
-
-def _resolved_or_zero(eigenvalues: np.ndarray) -> np.ndarray:
-    return eigenvalues if eigenvalues.size else np.zeros(1, dtype=np.complex128)

@@ -28,7 +28,8 @@ class DMDResult:
         fitted linear part A (they lie in the span of the centred images).
     amplitudes: (rank,) complex, least-squares coefficients of the first snapshot of the first trajectory
         in the modes (the part of it outside their span is the flow's mean, not a mode).
-    rank: number of directions fitted (0: nothing resolved).
+    rank: number of directions of the fitted linear part A (0: nothing resolved); the same number
+        :func:`affine_fixed_point` reports and both take as ``rank=``.
     singular_values: all singular values of the centred images Y - mean(Y), decreasing; the fit keeps the
         leading ``rank`` directions.
     reconstruction_error: ||Yc - A Xc||_F / ||Yc||_F over all centred pairs: the fraction of the centred
@@ -53,7 +54,7 @@ class DMDResult:
 
     @property
     def status(self) -> str:
-        """'resolved', 'nothing resolved', 'too short', 'rank given' or 'tol given' (see RankChoice)."""
+        """'fitted', 'nothing resolved', 'too short', 'rank given' or 'tol given' (see RankChoice)."""
         return self.selection.status
 
 
@@ -81,19 +82,25 @@ def dmd(
     spurious |λ| ≈ 1 mode that the mean of normalized histograms gives plain DMD. Full model and rules:
     :mod:`rgprune.rg.linear_fit`; these eigenvalues equal :func:`affine_fixed_point`'s.
 
-    Rank: by default, the held-out one-step prediction rule (leave one trajectory out with 3 or more
-    trajectories, else one snapshot pair; the smallest rank within one standard error of the best held-out
-    error; rank 0, "nothing resolved", when no rank predicts better than the mean step). It never returns
-    the exact fit of all pairs. ``rank`` fixes r (1 <= r <= min(observables, pairs - 1), within the
+    Rank: by default, the held-out one-step prediction rule (the smallest rank within one standard error of
+    the best held-out error; rank 0, "nothing resolved", when no rank predicts better than the mean step;
+    status "fitted" otherwise). It never returns the exact fit of all pairs. What a held-out fold leaves out
+    depends on how many independent trajectories the pool is worth (``selection.effective_trajectories``,
+    :mod:`rgprune.rg.snapshots`): one snapshot pair of a single trajectory; one round of every trajectory
+    when the pool is worth fewer than 5 (near-duplicate seeds are one series, not several); a whole
+    trajectory when it is worth 5 or more. ``rank`` fixes r (1 <= r <= min(observables, pairs - 1), within the
     numerical rank); ``tol`` keeps the directions whose singular values exceed tol times the largest;
     not both. Directions below ``DEFAULT_TOL = 1e-10`` of the largest are never candidates.
 
-    Intervals: ``eigenvalue_intervals`` holds bootstrap percentile intervals of |λ| at coverage ``level``
-    from ``n_boot`` replicates (over trajectories with 3 or more, else over snapshot pairs), seeded by
-    ``seed`` (rule: :mod:`rgprune.rg.intervals`). ``n_boot=0`` skips them ([0, inf) each).
+    Intervals: ``eigenvalue_intervals`` holds bootstrap intervals of |λ| at nominal coverage ``level``
+    from ``n_boot`` replicates over the same units as the folds, seeded by ``seed`` (rule, and the measured
+    coverage, which is below nominal outside the regimes listed there: :mod:`rgprune.rg.intervals`).
+    ``n_boot=0`` skips them ([0, inf) each). Classes (:func:`classify_directions`) are given only when the
+    pool is worth at least 5 independent trajectories; ``selection.classes_withheld`` says why not.
 
     Short flows: fewer than 2 snapshot pairs raise ``ValueError``; flows too short for the held-out rule
-    (fewer than 3 folds, e.g. 3 rounds of one trajectory) return rank 0 with status "too short".
+    (fewer than 3 folds: 3 rounds of one trajectory, or any pool of 3-round trajectories counted as one
+    series) return rank 0 with status "too short".
 
     Example: a diagonal linear map with eigenvalues 0.9 and 0.5, six rounds.
 
@@ -102,7 +109,7 @@ def dmd(
     >>> trajectory = np.hstack([0.9 ** rounds, 0.5 ** rounds])   # shape (6 rounds, 2 observables)
     >>> result = dmd(trajectory)
     >>> result.rank, result.status
-    (2, 'resolved')
+    (2, 'fitted')
     >>> np.round(result.eigenvalues.real, 10)
     array([0.9, 0.5])
     >>> np.round(result.eigenvalue_intervals, 10)   # exact data: every replicate agrees
@@ -152,7 +159,7 @@ class GramDMDResult:
 
     @property
     def status(self) -> str:
-        """'resolved', 'nothing resolved', 'too short', 'rank given' or 'tol given' (see RankChoice)."""
+        """'fitted', 'nothing resolved', 'too short', 'rank given' or 'tol given' (see RankChoice)."""
         return self.selection.status
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -57,23 +58,37 @@ def classify_directions(eigenvalues, tol: float = MARGINAL_TOL, intervals: Array
     Bands: relevant |λ| > 1 + tol (grows under the flow), irrelevant |λ| < 1 - tol (decays), marginal
     1 - tol <= |λ| <= 1 + tol. Default ``tol = MARGINAL_TOL = 0.05``.
 
-    With ``intervals`` ((n, 2) lower and upper |λ| per eigenvalue, e.g. a result's
-    ``eigenvalue_intervals``), a direction gets a class only when its whole interval lies in that class's
-    band, and is 'unresolved' otherwise (an interval straddling a band edge, or [0, inf) for no
-    information). Without intervals each point estimate is classified on its own, as before intervals
-    existed: use that only for exact data. ``eigenvalues`` may also be a result of :func:`dmd`,
-    :func:`gram_dmd` or :func:`affine_fixed_point`, whose own intervals are then used. No eigenvalues
+    Pass a result of :func:`dmd`, :func:`gram_dmd` or :func:`affine_fixed_point`: a direction then gets a
+    class only when its whole interval (``eigenvalue_intervals``) lies in that class's band, and only when
+    the fit rests on enough independent trajectories; every direction is 'unresolved' when
+    ``result.selection.classes_withheld`` gives a reason (fewer than 5 effective trajectories, see
+    :mod:`rgprune.rg.linear_fit`), when an interval straddles a band edge, or for [0, inf) (no information).
+
+    Plain eigenvalues with ``intervals`` ((n, 2) lower and upper |λ|) are classed by the intervals alone.
+    Plain eigenvalues without intervals are classed by their point values and raise a RuntimeWarning: that
+    is right only for exact data (e.g. a map's own linearization), never for estimates. No eigenvalues
     (nothing resolved) give no labels.
 
-    >>> classify_directions([1.5, 1.01, 0.2]).tolist()
+    >>> import warnings
+    >>> with warnings.catch_warnings():  # exact eigenvalues, classed knowingly without intervals
+    ...     warnings.simplefilter("ignore", RuntimeWarning)
+    ...     classify_directions([1.5, 1.01, 0.2]).tolist()
     ['relevant', 'marginal', 'irrelevant']
     >>> classify_directions([1.5, 1.01, 0.2], intervals=[[1.3, 1.6], [0.9, 1.1], [0.1, 0.3]]).tolist()
     ['relevant', 'unresolved', 'irrelevant']
     """
-    if intervals is None and hasattr(eigenvalues, "eigenvalue_intervals"):
-        intervals = eigenvalues.eigenvalue_intervals
+    withheld = None
     if hasattr(eigenvalues, "eigenvalue_intervals"):
+        withheld = eigenvalues.selection.classes_withheld
+        intervals = eigenvalues.eigenvalue_intervals if intervals is None else intervals
         eigenvalues = eigenvalues.eigenvalues
+    elif intervals is None:
+        warnings.warn(
+            "classify_directions without intervals classes point estimates: right only for exact data. Pass a "
+            "dmd / gram_dmd / affine_fixed_point result (its intervals and replication decide), or intervals=.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     values = check_eigenvalues(eigenvalues, "eigenvalues", allow_empty=True)
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (0.0 <= tol < 1.0):
         raise ValueError(f"tol must be in [0, 1); got {tol!r}.")
@@ -83,6 +98,8 @@ def classify_directions(eigenvalues, tol: float = MARGINAL_TOL, intervals: Array
     else:
         lower, upper = _check_intervals(intervals, values.size)
     labels = np.full(values.shape, "unresolved", dtype="<U10")
+    if withheld is not None:
+        return labels
     labels[(lower >= 1.0 - tol) & (upper <= 1.0 + tol)] = "marginal"
     labels[lower > 1.0 + tol] = "relevant"
     labels[upper < 1.0 - tol] = "irrelevant"

@@ -25,8 +25,9 @@ class AffineFixedPointResult:
     A_reduced: (k, k) A in the orthonormal ``basis``: A = basis @ A_reduced @ basis.T exactly.
     basis: (observables, k) orthonormal fitted directions (leading directions of the centred images).
     c: (observables,) the constant term, c = mean(Y) - A mean(X).
-    rank: rank of the fit [A c] counting the constant term: k + 1 (a resolved scalar flow has rank 2; rank 1
-        means only the constant, the mean step, was fitted).
+    rank: k, the number of directions of the linear part A (0: nothing resolved, only the constant c, the
+        mean step, was fitted): the same number as :func:`dmd`'s ``rank`` for the same data, and what
+        ``rank=`` fixes in both.
     residual: ||Y - A X - c 1^T||_F / ||Y||_F over all snapshot pairs (full space).
     eigenvalue_intervals, interval_level, selection: as in :class:`rgprune.rg.dmd.DMDResult`.
     """
@@ -49,7 +50,7 @@ class AffineFixedPointResult:
 
     @property
     def status(self) -> str:
-        """'resolved', 'nothing resolved', 'too short', 'rank given' or 'tol given' (see RankChoice)."""
+        """'fitted', 'nothing resolved', 'too short', 'rank given' or 'tol given' (see RankChoice)."""
         return self.selection.status
 
 
@@ -66,7 +67,7 @@ def affine_fixed_point(
 
     Least squares with an intercept: the pairs of one or several trajectories (same map) are centred,
     y - mean(Y) ≈ A (x - mean(X)), c = mean(Y) - A mean(X), with A of rank k in the leading directions
-    of the centred images. ``rank`` (here: k, the linear part's rank), ``tol``, ``level``, ``n_boot`` and
+    of the centred images. ``rank`` (k, the linear part's rank, as in :func:`dmd`), ``tol``, ``level``, ``n_boot`` and
     ``seed`` mean what they mean for :func:`dmd`, whose fit this is: by default k comes from the held-out
     prediction rule, and the eigenvalues and their intervals are exactly :func:`dmd`'s.
 
@@ -104,7 +105,7 @@ def affine_fixed_point(
         A_reduced=frozen(fit.reduced),
         basis=frozen(pairs.lift(fit.basis)),
         c=frozen(pairs.lift(c[:, None])[:, 0]),
-        rank=fit.rank + 1,
+        rank=fit.rank,
         residual=residual,
         eigenvalue_intervals=frozen(flow.intervals),
         interval_level=float(level),

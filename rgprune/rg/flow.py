@@ -17,7 +17,8 @@ This module re-exports their public names so ``rgprune.rg.flow.<name>`` keeps wo
 
 Short flows: DMD-type analyses need at least 2 snapshot pairs in total (3 rounds of a single
 trajectory, or several trajectories with 2+ rounds each); by default they also need 3 held-out folds
-to resolve anything, and say "too short" otherwise.
+to resolve anything (a pool worth fewer than 5 independent trajectories folds by rounds), and say "too
+short" otherwise. Directions are classed only from pools worth at least 5 independent trajectories.
 """
 
 from __future__ import annotations

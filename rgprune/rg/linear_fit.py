@@ -15,22 +15,53 @@ direction that decays within one step is already damped in the images, so fewer 
 into the leading eigenvalues at a given rank.
 
 Rank rule (default). For every candidate r = 0 .. K, the fit is refitted without one resampling unit
-(a whole trajectory when there are 3 or more, else one snapshot pair; see ``rgprune.rg.snapshots``) and
-predicts the held-out pairs' y from their x; rank 0 predicts the training mean of y (the mean step, no
-dynamics). The held-out error is the summed squared Euclidean prediction error over all held-out pairs
-(every observable weighted equally, so scale observables comparably before fitting). The rank
-chosen is the smallest r whose error is within one standard error (over folds) of the smallest error
-(the "one-standard-error rule"). A rank that predicts held-out pairs no better than rank 0 is thus not
-chosen, and rank 0 means nothing is resolved. K is the largest rank every training set supports (see
-:func:`supported_rank`), so the default can never be the exact fit of all pairs: with N pairs a held-out
-fold has at most N - 2 centred pairs to fit. With fewer than 3 folds, or K = 0, the flow is too short.
+(see ``rgprune.rg.snapshots``: one pair of a single trajectory, one round of every trajectory of a pool
+that counts as one series, or a whole trajectory when the pool is worth at least 5 independent ones,
+:func:`choose_units`) and predicts the held-out pairs' y from their x; rank 0 predicts the training mean
+of y (the mean step, no dynamics). The held-out error is the summed squared Euclidean prediction error
+over all held-out pairs (every observable weighted equally, so scale observables comparably before
+fitting). The rank chosen is the smallest r whose error is within one standard error (over folds) of the
+smallest error (the "one-standard-error rule"). A rank that predicts held-out pairs no better than rank 0
+is thus not chosen, and rank 0 means nothing is resolved. K is the largest rank every training set
+supports (see :func:`supported_rank`), so the default can never be the exact fit of all pairs: with N
+pairs a held-out fold has at most N - 2 centred pairs to fit. With fewer than 3 folds, or K = 0, the
+flow is too short.
+
+Units (:func:`choose_units`). A pool of trajectories is first fitted as one series (units: rounds), and
+the intraclass correlation of that fit's one-step residuals at aligned rounds gives the effective number
+of independent trajectories n_eff (:func:`rgprune.rg.snapshots.effective_trajectories`). The residuals
+are taken at the rank the held-out rule chooses, but at most L - 2 for L rounds: a fit of rank L - 1
+reproduces any path the trajectories share exactly and would leave only what differs between copies.
+Only when n_eff >= ``MIN_EFFECTIVE_TRAJECTORIES`` = 5 are whole trajectories the units of the folds and
+of the bootstrap, and only then are directions classed (``RankChoice.classes_withheld`` says why not).
+Near-duplicate trajectories (seeds of one pretrained model pruned without training: n_eff about 1.0, for
+3 copies and for 9) are thus one series of their rounds, not several trajectories, and cannot vouch for
+one another. Pools whose trajectories have one pair each cannot be measured: their pairs are the units
+and nothing is classed. n_eff is an estimate: 5 independent trajectories reach 5 only when the estimated
+shared variance is 0 (12 of 30 relaxations sampled with 20k draws, 5 x 8; 7 of 30 central-limit flows,
+5 x 8), so a pool meant to be classed needs more than 5: of 6 independent noisy trajectories of a linear
+map 21 of 30 pools reach 5, of 10 or 12 trajectories 29 or 30 of 30.
+
+TLS variant (:func:`tls_eigenvalues`, used by the intervals only, see ``rgprune.rg.intervals``). Total
+least squares projects X and Y onto the r leading right singular vectors of the stacked centred pairs
+[Xc; Yc] before the same fit: it treats noise in the inputs like noise in the images, so it does not
+attenuate |λ| under observation noise (a relaxation at 0.7 sampled by 20k draws: least squares 0.63, TLS
+0.70) but inflates it under process noise (pooled random walks, true 1: the leading |λ| 1.07 by least
+squares, 1.14 by TLS), and its bootstrap replicates are heavy-tailed. So the point estimates stay least
+squares; the TLS minus least-squares modulus only moves the interval. Forward-backward DMD (the square
+root of the forward map times the inverse backward one) removes neither bias: over 12 flows, the median
+|λ| nearest the truth is 0.744 for the relaxation at 0.7 (least squares 0.636, TLS 0.704) and 1.029 for
+9 x 15 random walks from one start (least squares 1.002, TLS 1.037), so it is not used.
 
 Limits. A direction the data cannot resolve (below the noise, so left out of the fit) still biases the
 eigenvalues of the directions kept when it overlaps them: in a histogram flow the skewness direction
 overlaps the mean direction, and a fit that resolves only the mean reports a growth rate between the
 two. The eigenvalue intervals (``rgprune.rg.intervals``) describe the sampling variability at the chosen
-rank, not this bias. Noise in the inputs also attenuates |λ| slightly (errors in variables); the
-intervals' reflection rule partly corrects for it.
+rank, not this bias. Noise in the inputs also attenuates |λ| (errors in variables); the intervals' TLS
+shift covers it where the measured coverage says so. n_eff measures whether the residuals are shared, not
+how close the paths are: copies of an exactly linear path with independent noise leave independent
+residuals and count as independent (their classes are then right), and so do copies of a nonlinear path
+whose misfit is smaller than their noise (their intervals then describe the noise, not the misfit).
 """
 
 from __future__ import annotations
@@ -41,16 +72,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from rgprune.rg.linalg import by_decreasing_modulus
-from rgprune.rg.snapshots import SnapshotPairs
+from rgprune.rg.snapshots import MIN_EFFECTIVE_TRAJECTORIES, SnapshotPairs, effective_trajectories
 from rgprune.rg.validation import frozen
 
 __all__ = [
     "MIN_FOLDS",
     "CentredFit",
     "RankChoice",
+    "Replication",
     "choose_rank",
+    "choose_units",
     "fit_centred",
     "supported_rank",
+    "tls_eigenvalues",
 ]
 
 #: Fewest held-out folds the rank rule needs (a standard error from fewer is meaningless).
@@ -150,21 +184,99 @@ def fit_centred(x: np.ndarray, y: np.ndarray, rank: int) -> CentredFit:
     )
 
 
+def tls_eigenvalues(x: np.ndarray, y: np.ndarray, rank: int) -> np.ndarray:
+    """Eigenvalues of the rank-``rank`` total-least-squares fit of the centred pairs (module docstring).
+
+    With V_r the r leading right singular vectors of [Xc; Yc], both sides are replaced by their projections
+    Xc V_r V_r^T and Yc V_r V_r^T, which an r x r map relates exactly; the fit is then :func:`fit_centred`'s.
+    """
+    xc, _ = _centred(x)
+    yc, _ = _centred(y)
+    rows = np.linalg.svd(np.vstack([xc, yc]), full_matrices=False)[2][:rank]
+    xp, yp = (xc @ rows.T) @ rows, (yc @ rows.T) @ rows
+    basis = np.linalg.svd(yp, full_matrices=False)[0][:, :rank]
+    return np.linalg.eigvals((basis.T @ yp) @ np.linalg.pinv(basis.T @ xp)).astype(np.complex128)
+
+
+@dataclass(frozen=True)
+class Replication:
+    """How many independent trajectories the data is worth, and what that allows.
+
+    trajectories: number given. effective: Kish's n_eff (``rgprune.rg.snapshots.effective_trajectories``).
+    correlation: the intraclass correlation of the one-step residuals behind n_eff (None: not estimable).
+    units: "pairs", "rounds" or "trajectories" (``rgprune.rg.snapshots``).
+    classes_withheld: why no direction may be classed, or None when classes may be given.
+    """
+
+    trajectories: int
+    effective: float
+    correlation: float | None
+    units: str
+    classes_withheld: str | None
+
+
+def _withheld(count: int, effective: float, correlation: float | None) -> str | None:
+    """The reason classes are withheld from a fit of ``count`` trajectories worth ``effective`` ones, or None."""
+    need = f"a class needs at least {MIN_EFFECTIVE_TRAJECTORIES} independent trajectories (e.g. seeds)"
+    if effective >= MIN_EFFECTIVE_TRAJECTORIES:
+        return None
+    if count == 1:
+        return (
+            f"one trajectory: its intervals resample its own snapshot pairs, which vouch for one another only if "
+            f"its one-step residuals are independent from round to round, and {need}"
+        )
+    if correlation is None:
+        return (
+            f"some of the {count} trajectories have a single snapshot pair, so whether they are independent cannot "
+            f"be measured; their pairs are the resampling units, and {need}"
+        )
+    return (
+        f"the {count} trajectories count as {effective:.1f} independent ones (their one-step residuals share "
+        f"{correlation:.0%} of their variance round by round) and are fitted as one series; {need}"
+    )
+
+
+def choose_units(pairs: SnapshotPairs, default_tol: float) -> tuple[SnapshotPairs, Replication]:
+    """The resampling units of a flow and its replication (module docstring, "Units").
+
+    One trajectory: pairs. Several: fitted as one series (rounds) at the rank its held-out rule chooses; the
+    residuals of that fit give n_eff, and trajectories become the units when n_eff >= 5.
+    """
+    count = pairs.trajectories
+    if count == 1:
+        series = pairs.with_units("pairs")
+        return series, Replication(1, 1.0, None, "pairs", _withheld(1, 1.0, None))
+    if min(len(b) for b in pairs.trajectory_blocks) < 2:  # one pair each: independence cannot be measured
+        return pairs.with_units("pairs"), Replication(count, 1.0, None, "pairs", _withheld(count, 1.0, None))
+    series = pairs.with_units("rounds")
+    rank = choose_rank(series, None, None, default_tol).rank
+    # A fit of rank L - 1 or more can reproduce a path common to every trajectory exactly, whatever its
+    # shape, and leave only what differs between them; below it, a shared misfit stays in the residuals.
+    rank = min(rank, max(len(series.blocks) - 2, 0))
+    fit = fit_centred(series.x, series.y, rank)
+    effective, correlation = effective_trajectories(series, series.y - fit.predict(series.x))
+    units = "trajectories" if effective >= MIN_EFFECTIVE_TRAJECTORIES else "rounds"
+    replication = Replication(count, effective, correlation, units, _withheld(count, effective, correlation))
+    return series.with_units(units), replication
+
+
 @dataclass(frozen=True, eq=False)
 class RankChoice:
-    """How the rank of a flow fit was chosen. Arrays are read-only.
+    """How the rank of a flow fit was chosen, and what the data allows. Arrays are read-only.
 
     rank: the rank used (0: no direction resolved).
     rule: "held-out" (the default rule of the module docstring), "rank" (given by the caller) or "tol"
         (singular values of the centred images above tol times the largest).
-    status: "resolved" (rank >= 1), "nothing resolved" (the held-out rule chose rank 0: no rank predicts
-        held-out pairs better than their mean), "too short" (the flow has too few pairs or trajectories for
-        the held-out rule to test any rank), or for a caller's rank / tol: "rank given" / "tol given".
-    units: what a held-out fold and a bootstrap replicate resample: "trajectories" or "pairs".
+    status: "fitted" (the held-out rule chose rank >= 1: that many directions predict held-out pairs better
+        than the mean step), "nothing resolved" (it chose rank 0), "too short" (the flow has too few
+        resampling units for the held-out rule to test any rank), or for a caller's rank / tol: "rank given" /
+        "tol given". A fitted direction is not yet classed: ``classes_withheld`` and the intervals decide.
+    units: what a held-out fold and a bootstrap replicate resample: "pairs", "rounds" or "trajectories".
     pairs: number of snapshot pairs.
     heldout_error: held-out error of ranks 0 .. K relative to rank 0's (empty unless rule is "held-out"
         and the flow was long enough).
     heldout_error_se: standard errors of ``heldout_error`` over the folds, same scale.
+    trajectories, effective_trajectories, residual_correlation, classes_withheld: the :class:`Replication`.
     """
 
     rank: int
@@ -174,6 +286,10 @@ class RankChoice:
     pairs: int
     heldout_error: np.ndarray
     heldout_error_se: np.ndarray
+    trajectories: int = 1
+    effective_trajectories: float = 1.0
+    residual_correlation: float | None = None
+    classes_withheld: str | None = None
 
     @property
     def exact_fit(self) -> bool:
@@ -208,29 +324,37 @@ def _fold_errors(x: np.ndarray, y: np.ndarray, x_out: np.ndarray, y_out: np.ndar
     return errors
 
 
-def choose_rank(pairs: SnapshotPairs, rank: int | None, tol: float | None, default_tol: float) -> RankChoice:
-    """Apply the caller's ``rank`` / ``tol``, or else the held-out rule (module docstring).
+def _replication_fields(pairs: SnapshotPairs, replication: Replication | None) -> dict:
+    if replication is None:  # the caller fixed the units (choose_units' own first pass)
+        return {"units": pairs.units, "pairs": pairs.count}
+    return {
+        "units": pairs.units,
+        "pairs": pairs.count,
+        "trajectories": replication.trajectories,
+        "effective_trajectories": replication.effective,
+        "residual_correlation": replication.correlation,
+        "classes_withheld": replication.classes_withheld,
+    }
+
+
+def choose_rank(
+    pairs: SnapshotPairs,
+    rank: int | None,
+    tol: float | None,
+    default_tol: float,
+    replication: Replication | None = None,
+) -> RankChoice:
+    """Apply the caller's ``rank`` / ``tol``, or else the held-out rule (module docstring) over ``pairs``' units.
 
     ``default_tol`` bounds the candidate ranks of the held-out rule: directions whose singular values are
-    below it (relative) are rounding noise, never fitted. Raises ValueError for a rank out of range.
+    below it (relative) are rounding noise, never fitted. ``replication`` (from :func:`choose_units`) is
+    recorded in the result. Raises ValueError for a rank out of range.
     """
     empty = frozen(np.zeros(0))
-    common = {"units": pairs.units, "pairs": pairs.count}
+    common = _replication_fields(pairs, replication)
     floor = pairs.floor
     if rank is not None:
-        if not 1 <= rank <= pairs.rank_cap:
-            raise ValueError(
-                f"rank={rank} is out of range: it must be between 1 and min(observables, snapshot pairs - 1) "
-                f"= {pairs.rank_cap} (centring the pairs uses up one pair)."
-            )
-        numerical = supported_rank(pairs.x, pairs.y, floor)
-        if rank > numerical:
-            singular_values = np.linalg.svd(_centred(pairs.y)[0], compute_uv=False)
-            raise ValueError(
-                f"rank={rank} exceeds the numerical rank {numerical} of the centred snapshots (singular values "
-                f"{np.array2string(singular_values, precision=3)}); the extra directions are rounding noise. "
-                "Use a smaller rank or the default (rank=None)."
-            )
+        _check_rank(pairs, rank)
         return RankChoice(
             rank=int(rank), rule="rank", status="rank given", heldout_error=empty, heldout_error_se=empty, **common
         )
@@ -239,15 +363,14 @@ def choose_rank(pairs: SnapshotPairs, rank: int | None, tol: float | None, defau
         return RankChoice(
             rank=chosen, rule="tol", status="tol given", heldout_error=empty, heldout_error_se=empty, **common
         )
+    too_short = RankChoice(
+        rank=0, rule="held-out", status="too short", heldout_error=empty, heldout_error_se=empty, **common
+    )
     if len(pairs.blocks) < MIN_FOLDS:
-        return RankChoice(
-            rank=0, rule="held-out", status="too short", heldout_error=empty, heldout_error_se=empty, **common
-        )
+        return too_short
     errors, sizes, max_rank = _heldout_errors(pairs, max(default_tol, floor))
     if max_rank == 0:
-        return RankChoice(
-            rank=0, rule="held-out", status="too short", heldout_error=empty, heldout_error_se=empty, **common
-        )
+        return too_short
     mean = errors.sum(axis=0) / sizes.sum()
     se = (errors / sizes[:, None]).std(axis=0, ddof=1) / math.sqrt(len(sizes))
     scale = mean[0] if mean[0] > 0 else 1.0
@@ -257,8 +380,25 @@ def choose_rank(pairs: SnapshotPairs, rank: int | None, tol: float | None, defau
     return RankChoice(
         rank=chosen,
         rule="held-out",
-        status="resolved" if chosen else "nothing resolved",
+        status="fitted" if chosen else "nothing resolved",
         heldout_error=frozen(mean / scale),
         heldout_error_se=frozen(se / scale),
         **common,
     )
+
+
+def _check_rank(pairs: SnapshotPairs, rank: int) -> None:
+    """ValueError unless a caller's ``rank`` is within the pairs' range and their numerical rank."""
+    if not 1 <= rank <= pairs.rank_cap:
+        raise ValueError(
+            f"rank={rank} is out of range: it must be between 1 and min(observables, snapshot pairs - 1) "
+            f"= {pairs.rank_cap} (centring the pairs uses up one pair)."
+        )
+    numerical = supported_rank(pairs.x, pairs.y, pairs.floor)
+    if rank > numerical:
+        singular_values = np.linalg.svd(_centred(pairs.y)[0], compute_uv=False)
+        raise ValueError(
+            f"rank={rank} exceeds the numerical rank {numerical} of the centred snapshots (singular values "
+            f"{np.array2string(singular_values, precision=3)}); the extra directions are rounding noise. "
+            "Use a smaller rank or the default (rank=None)."
+        )
