@@ -360,3 +360,22 @@ def test_eigenvalues_of_a_fit_that_resolved_nothing_and_unbounded_intervals(tmp_
     assert_png(plot_eigenvalues({"empty": []}, tmp_path / "empty.png"))
     with pytest.raises(ValueError, match="only an upper bound may be inf"):
         plot_eigenvalues({"flow": [0.9]}, tmp_path / "bad.png", intervals={"flow": [[np.inf, np.inf]]})
+
+
+def test_tail_flow_draws_each_flow_with_its_intervals(tmp_path, drawn):
+    """Rounds without an estimate (NaN) are left out, an unbounded interval side gets no bar beyond the point."""
+    inf, nan = float("inf"), float("nan")
+    plots.plot_tail_flow(
+        {
+            "run": ([0, 1, 2], [-0.05, -0.07, nan], [[-0.06, -0.04], [-0.08, inf], [nan, nan]]),
+            "pruning alone": ([0, 1, 2], [-0.05, -0.04, -0.03], [[-0.06, -0.04], [-0.05, -0.03], [-0.04, -0.02]]),
+        },
+        tmp_path / "tail.png",
+    )
+    axes = drawn[0].axes[0]
+    bars = {c.get_label(): c for c in axes.containers}
+    assert list(bars) == ["run", "pruning alone"]
+    assert [list(bars[k].lines[0].get_xdata()) for k in bars] == [[0, 1], [0, 1, 2]]
+    assert "ξ" in axes.get_ylabel()
+    with pytest.raises(ValueError, match="one entry per round"):
+        plots.plot_tail_flow({"run": ([0, 1], [0.1], [[0, 0.2]])}, tmp_path / "bad.png")

@@ -2,11 +2,14 @@
 the exact histograms and counts of a real pruning-only run, from the run's round-0 weights it is that run, and
 training_beyond_pruning tells a trained flow from one that was only pruned."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
 import rgprune
+import rgprune.rg
 from rgprune import ops
 from rgprune.rg.dmd import gram_dmd
 from rgprune.rg.reference import (
@@ -133,3 +136,86 @@ def test_pruning_only_gram_is_the_gram_of_the_pruned_weights_and_its_dmd_grows()
     np.testing.assert_allclose(pruning_only_gram(trace), exact.numpy(), rtol=1e-3)  # sums estimated within bins
     leading = abs(gram_dmd(pruning_only_gram(trace), n_boot=0).eigenvalues[0])
     assert 1.1 < leading < 1.3
+
+
+# ---------------------------------------------------------------------------------------------------------
+# pruning_reference: one call for any run (a trace, checkpoints, a run directory: tests/test_cli_flow.py)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def save_checkpoints(tmp_path, seed: int, train: float, rounds: int = 6):
+    """θ_n of ``imp_like_run``'s flow saved before each prune (torch.save state dicts), and its trace."""
+    gen = torch.Generator().manual_seed(seed)
+    weights = [torch.randn(n, generator=gen).reshape(-1, 100) * s for n, s in SIZES]
+    masks, paths = rgprune.MaskSet.ones(weights).words, []
+    for n in range(rounds):
+        paths.append(tmp_path / f"theta-{n}.pt")
+        torch.save({f"layer{i}.weight": w.clone() for i, w in enumerate(weights)}, paths[-1])
+        survivors = int(ops.magnitude_histogram(weights, masks).counts.sum())
+        ops.prune_global_(weights, masks, round(0.2 * survivors))
+        for w in weights:
+            w.mul_(1 + train * torch.randn(w.shape, generator=gen))
+        ops.apply_masks_(weights, masks)
+    return paths
+
+
+def test_a_pruning_only_run_is_its_own_reference_in_every_estimate():
+    """The known answer of the one call: a run that was only pruned, given its round-0 weights, has the same step
+    sizes, ξ flow and DMD eigenvalues as its reference, bit for bit, and nothing beyond it. Guards against any of the
+    reported estimates being computed on another flow than the reference's (e.g. the run's trace twice)."""
+    trace, round0 = imp_like_run(seed=5)
+    result = rgprune.rg.pruning_reference(trace, weights=round0)
+    assert result.exact and result.kind == "excess" and result.beyond.verdict == "not beyond pruning alone"
+    assert result.beyond.difference == 0.0
+    np.testing.assert_array_equal(result.run_tail.xi, result.reference_tail.xi)
+    np.testing.assert_array_equal(result.run_tail.tensor_xi, result.reference_tail.tensor_xi)
+    assert result.run_flow["step_sizes"] == result.reference_flow["step_sizes"]
+    assert result.run_flow["analysis"]["eigenvalues"] == result.reference_flow["analysis"]["eigenvalues"]
+    data = result.to_json()
+    json.dumps(data, allow_nan=False)
+    assert data["sentence"] == result.sentence() and data["exact"] is True
+
+
+def test_training_moves_the_run_away_from_its_reference():
+    """A perturbation of 5% per round moves the run beyond pruning alone, and its ξ flow away from the reference's:
+    Gaussian weights multiplied by (1 + 0.05 N(0, 1)) grow a heavier tail than pruning alone gives. Guards against a
+    reference that follows the run (built from each round's weights instead of round 0's)."""
+    trace, round0 = imp_like_run(seed=7, train=0.05)
+    result = rgprune.rg.pruning_reference(trace, weights=round0)
+    assert result.beyond.verdict == "beyond pruning alone" and result.sentence().startswith("Training moved")
+    assert result.run_tail.xi[0] == result.reference_tail.xi[0]  # the same round-0 weights
+    gap = result.run_tail.xi[1:] - result.reference_tail.xi[1:]  # both fits on the same weights' survivors
+    assert np.all(gap > 0) and gap[2:].min() > 2 * gap[0], gap  # and it accumulates: ~0.002 to ~0.01
+    assert result.reference.source.startswith("pruning alone, from the round-0 weights")
+
+
+def test_one_call_from_checkpoints_is_exact_and_matches_the_trace_call(tmp_path):
+    """From checkpoint files the one call reads round 0's weights from the first file: exact, per tensor, the same
+    reference as the trace call given those weights. Guards against checkpoints falling back to the histogram-only
+    reference (or refusing) and against a mismatch of the tensors' order."""
+    from rgprune.rg.checkpoints import trace_from_checkpoints
+
+    paths = save_checkpoints(tmp_path, seed=3, train=0.05)
+    result = rgprune.rg.pruning_reference(paths, fraction=0.2)
+    assert result.exact and result.reference.tensor_names == ["layer0.weight", "layer1.weight", "layer2.weight"]
+    trace = trace_from_checkpoints(paths, fraction=0.2)
+    state = torch.load(paths[0])
+    same = rgprune.rg.pruning_reference(trace, weights=[state[n] for n in trace.tensor_names])
+    assert [r.histogram for r in same.reference.rounds] == [r.histogram for r in result.reference.rounds]
+    assert same.beyond.difference == result.beyond.difference
+    assert np.all(np.isnan(result.run_tail.xi)) and not np.any(np.isnan(result.reference_tail.xi))
+    assert result.beyond.verdict == "beyond pruning alone"
+
+
+def test_one_call_refuses_what_is_not_a_run():
+    trace, round0 = imp_like_run(seed=6, rounds=3)
+    with pytest.raises(TypeError, match="FlowTrace, a run directory or a list of checkpoint paths"):
+        rgprune.rg.pruning_reference({"rounds": []})
+    with pytest.raises(TypeError, match="no such directory"):
+        rgprune.rg.pruning_reference("/no/such/run")
+    with pytest.raises(ValueError, match="kind must be one of"):
+        rgprune.rg.pruning_reference(trace, kind="density-profile")
+    with pytest.raises(ValueError, match="at least 2"):
+        rgprune.rg.pruning_reference(imp_like_run(seed=6, rounds=1)[0])
+    with pytest.raises(ValueError, match="level"):
+        rgprune.rg.pruning_reference(trace, level=0.0)

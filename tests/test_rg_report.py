@@ -92,7 +92,9 @@ def test_intervals_are_stored_json_safe_and_decide_the_classes(tmp_path):
         assert len(fit["eigenvalues"]) == len(fit["intervals"]) == len(fit["classes"]) == fit["dmd_rank"]
         for modulus, (low, high), cls in zip(fit["eigenvalue_moduli"], fit["intervals"], fit["classes"]):
             assert low <= modulus and (high is None or modulus <= high)
-            assert cls == band(low, high)
+            # one run is one trajectory, and fits on few effective trajectories withhold every class
+            # (rgprune.rg.linear_fit): a class is its interval's band or unresolved, never another
+            assert cls in (band(low, high), "unresolved")
         assert describe_directions(fit).count("[") + describe_directions(fit).count("(") >= fit["dmd_rank"]
 
 
@@ -203,11 +205,75 @@ def test_compare_reports_each_flows_fit_with_intervals(tmp_path):
     assert result["observable"] == "excess" and list(result["flows"]) == ["a", "b", "short"]
     assert result["flows"]["short"]["status"] == "too short"
     for fit in result["flows"].values():
-        assert [band(*bounds) for bounds in fit["intervals"]] == fit["classes"]
+        assert all(c in (band(*bounds), "unresolved") for bounds, c in zip(fit["intervals"], fit["classes"]))
+    eig, traj = result["eigenvalue_distance"], np.array(result["trajectory_distance"])
+    assert np.allclose(traj, traj.T) and np.all(np.diag(traj) == 0) and traj[0, 1] > 0
+    assert eig[2] == [None, None, None] and [row[2] for row in eig] == [None] * 3  # "short" resolved nothing
     text = paths["report"].read_text()
-    assert "**short**: too short to resolve anything" in text
+    assert "**short**: too short to resolve anything" in text and "| short | — | — | — |" in text
     _, checkpoints = pruned_flow(4, training=0.05, tmp_path=tmp_path)
     no_fraction = trace_from_checkpoints(checkpoints)  # the last round's threshold is unknown
     with pytest.raises(ValueError, match="the excess observable is undefined"):
         compare_flows({"a": a, "b": no_fraction}, tmp_path / "x")
     assert compare_flows({"a": a, "b": no_fraction}, tmp_path / "y", observable="histogram")["compare"].is_file()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Pruning alone as the reference, and the ξ flow, in every report
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("training", [0.0, 0.05])
+def test_the_reports_first_line_says_whether_training_moved_the_flow_beyond_pruning_alone(tmp_path, training):
+    """report.md's first line is the verdict with its interval: a flow of static weights is not moved beyond pruning
+    alone, a trained one is; flow.json holds the numbers, the pruning-only flow's step sizes, ξ flow and DMD beside
+    the run's. Guards against the wiring being dropped (no first line, no reference in flow.json) and against a
+    verdict that ignores the training."""
+    trace = pruned_flow(6, training=training)
+    paths = write_flow_report(trace, tmp_path)
+    first = paths["report"].read_text().splitlines()[0]
+    flow = strict_json(paths["flow"])
+    ref = flow["pruning_reference"]
+    assert first == f"**{ref['sentence']}**" and "interval over 5 steps" in first
+    lo, hi = ref["interval"]
+    assert lo <= ref["difference"] <= hi and f"[{lo:.4f}, {hi:.4f}]" in first
+    if training:
+        assert first.startswith("**Training moved the flow beyond pruning alone") and lo > 0
+    else:
+        assert first.startswith("**Training did not move the flow beyond pruning alone") and lo <= 0
+    assert not ref["exact"] and ref["observable"] == "excess"
+    assert len(ref["step_sizes"]["run"]) == len(ref["step_sizes"]["pruning_only"]) == 5
+    assert ref["step_sizes"]["run"] == pytest.approx(flow["step_sizes"])
+    assert ref["dmd"]["pruning_only"]["snapshot_pairs"] == 5 and ref["parameter_space_pruning_only"] is not None
+    tails = ref["tail_flow"]
+    assert tails["run"] == flow["tail_flow"] and len(tails["pruning_only"]["xi"]) == 6
+    assert tails["run"]["xi"][0] == pytest.approx(tails["pruning_only"]["xi"][0], abs=0.01)  # same round 0
+    if not training:  # a pruning-only flow is its own reference: the ξ flows agree round after round
+        np.testing.assert_allclose(tails["run"]["xi"], tails["pruning_only"]["xi"], atol=0.01)
+
+
+def test_the_report_shows_the_xi_flow_and_pruning_alone_beside_the_run(tmp_path):
+    """Gaussian weights: the ξ flow is negative and rises towards 0 (Gumbel from below), in report.md's table beside
+    pruning alone's and in its own section. Guards against the sections being dropped from the report."""
+    text = write_flow_report(pruned_flow(5, training=0.05), tmp_path)["report"].read_text()
+    assert "## Against pruning alone" in text and "## Tail index ξ of the survivors" in text
+    assert "| round | step size | step of the pruning-only flow | ξ of the run | ξ of pruning alone |" in text
+    assert "- DMD of pruning alone:" in text and "- Parameter-space DMD of pruning alone" in text
+    assert text.count("weibull") >= 10  # 5 rounds × (run, pruning alone), ξ ≈ −0.2 to −0.13 with tight intervals
+    assert "![tail_flow.png](tail_flow.png)" in text and (tmp_path / "tail_flow.png").is_file()
+    assert "- round 4: ξ = -0." in text
+
+
+def test_a_trace_that_cannot_give_a_reference_says_why_on_the_first_line(tmp_path):
+    """Checkpoints without a pruning fraction: nothing says how much the last round would prune, so there is no
+    pruning-only flow; the first line says so, and flow.json stores null with the reason."""
+    _, checkpoints = pruned_flow(4, training=0.05, tmp_path=tmp_path)
+    paths = write_flow_report(trace_from_checkpoints(checkpoints), tmp_path / "r")
+    flow = strict_json(paths["flow"])
+    assert flow["pruning_reference"] is None and "pruning fraction" in flow["pruning_reference_reason"]
+    first = paths["report"].read_text().splitlines()[0]
+    assert first.startswith("**Training against pruning alone: no pruning-only reference (")
+    assert all(x is None for x in flow["tail_flow"]["xi"])  # checkpoints record no threshold key
+    assert "no threshold key (a trace of checkpoints)" in flow["tail_flow"]["reasons"][0]
+    with pytest.raises(TypeError, match="PruningReference"):
+        write_flow_report(pruned_flow(3), tmp_path / "bad", reference="no")

@@ -121,11 +121,37 @@ def flow_command(args: argparse.Namespace, out=None) -> dict[str, Path]:
         if len(checkpoints) >= MIN_ROUNDS
         else None
     )
+    source = run.path if run is not None and not args.from_checkpoints else checkpoints
+    reference, note = _pruning_reference(trace, source, args, gram)
     paths_written = write_flow_report(
-        trace, out_dir, title=out_dir.name, gram=gram, observables=_observables(args.observable)
+        trace, out_dir, title=out_dir.name, gram=gram, observables=_observables(args.observable), reference=reference
     )
+    if note:
+        print(f"note: {note}", file=out)
     print(flow_summary(paths_written["flow"], paths_written["report"]), file=out, flush=True)
     return paths_written
+
+
+def _pruning_reference(trace, source, args, gram):
+    """(the run beside pruning alone from its own round-0 weights, None) or (None, why not: the report then
+    computes it from the trace alone, or says why it cannot)."""
+    from rgprune.rg.observables import OBSERVABLES
+    from rgprune.rg.reference import pruning_reference, round0_weights
+
+    if len(trace) < 2:
+        return None, None
+    kind = None
+    if OBSERVABLES[args.observable].splits:
+        try:
+            trace.trajectory(args.observable)
+            kind = args.observable
+        except ValueError:
+            pass  # the report falls back to another observable, and says why
+    try:
+        weights, masks = round0_weights(source, trace, args.include, args.exclude or ())
+        return pruning_reference(trace, kind=kind, weights=weights, masks=masks, gram=gram), None
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        return None, f"no pruning-only reference from the round-0 weights ({exc}); the report's is from the trace"
 
 
 def _steps(values) -> str:
@@ -156,7 +182,9 @@ def flow_summary(flow_json, report) -> str:
     resolved"), the other observables and the parameter-space fit in one line each, and, last, the report's path."""
     flow = json.loads(Path(flow_json).read_text())
     a = flow["analysis"]
-    lines = [
+    reference = flow.get("pruning_reference")
+    lines = [] if "pruning_reference" not in flow else [_first_line(flow)]
+    lines += [
         f"RG flow over {len(flow['rounds'])} rounds ({flow['observable']} observable), relative step of each "
         f"round n = 1, 2, ...:"
     ]
@@ -166,7 +194,11 @@ def flow_summary(flow_json, report) -> str:
     rows = [("step sizes", flow.get("step_sizes", []))]
     if split:
         rows += [("pruning alone", split["pruning"]), ("training", split["training"])]
-    lines += [f"  {label:<14} {_steps(values)}" for label, values in rows if values]
+    if reference is not None:
+        rows.append(("pruning-only flow", reference["step_sizes"]["pruning_only"]))
+    lines += [f"  {label:<17} {_steps(values)}" for label, values in rows if values]
+    if flow.get("tail_flow"):
+        lines += _tail_lines(flow, reference)
     if a is None:  # too few rounds for any fit
         return "\n".join(lines + [f"  no flow analysis: {flow['reason']}", f"flow report: {report}"])
     lines.append("  " + _fit_line(a))
@@ -188,7 +220,40 @@ def flow_summary(flow_json, report) -> str:
     if space is not None:
         others.append(("parameter space (Gram DMD of the checkpoints)", space))
     lines += [f"  also {kind}: {_fit_line(fit, 2)}" for kind, fit in others]
+    if reference is not None:
+        lines.append(f"  pruning alone, {reference['observable']}: {_reference_fit(reference['dmd']['pruning_only'])}")
+        space = reference.get("parameter_space_pruning_only")
+        if space is not None:
+            lines.append(f"  pruning alone, parameter space: {_fit_line(space, 2)}")
     return "\n".join(lines + [f"flow report: {report}"])
+
+
+def _first_line(flow: dict) -> str:
+    """The report's first line: whether training moved the flow beyond pruning alone, with the interval."""
+    from rgprune.rg.report import first_line
+
+    return first_line(flow)
+
+
+def _reference_fit(fit) -> str:
+    return "no fit" if fit is None else _fit_line(fit, 2)
+
+
+def _xi_text(tail: dict) -> str:
+    """'−0.198 weibull, −0.189 weibull, ...' (nan where a round has no estimate)."""
+    return ", ".join(("nan" if x is None else f"{x:.3f}") + f" {d}" for x, d in zip(tail["xi"], tail["domains"]))
+
+
+def _tail_lines(flow: dict, reference) -> list[str]:
+    tail = flow["tail_flow"]
+    lines = [
+        f"  tail index ξ of the survivors' excess over each round's threshold, round 0, 1, ... "
+        f"({round(100 * tail['level'])}% intervals decide the domain; flow.json has them):",
+        f"  {'ξ':<17} {_xi_text(tail)}",
+    ]
+    if reference is not None:
+        lines.append(f"  {'ξ pruning alone':<17} {_xi_text(reference['tail_flow']['pruning_only'])}")
+    return lines
 
 
 def add_compare_parser(sub) -> argparse.ArgumentParser:
@@ -229,10 +294,11 @@ def compare_command(args: argparse.Namespace, out=None) -> dict[str, Path]:
         raise ConfigError(str(exc)) from exc
     result = json.loads(written["compare"].read_text())
     width = max(len(n) for n in traces)
-    print(f"flow distance ({result['observable']} observable):", file=out)
-    print(" " * width + "".join(f" {n[:12]:>12}" for n in traces), file=out)
-    for name, row in zip(traces, result["total"]):
-        print(f"{name:<{width}}" + "".join(f" {d:12.4f}" for d in row), file=out)
+    for key, what in (("trajectory_distance", "trajectory"), ("eigenvalue_distance", "eigenvalue")):
+        print(f"flow distance, {what} ({result['observable']} observable; —: no resolved direction):", file=out)
+        print(" " * width + "".join(f" {n[:12]:>12}" for n in traces), file=out)
+        for name, row in zip(traces, result[key]):
+            print(f"{name:<{width}}" + "".join(f" {'—' if d is None else f'{d:.4f}':>12}" for d in row), file=out)
     for name, fit in result["flows"].items():
         print(f"{name:<{width}} {_fit_line(fit, 2)}", file=out)
     print(f"compare: {len(traces)} flows; report: {written['report']}", file=out, flush=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rgprune.imp.rundir import RunDir
 
-__all__ = ["run_parameter_gram", "write_run_flow_report"]
+__all__ = ["run_parameter_gram", "run_pruning_reference", "write_run_flow_report"]
 
 
 def run_parameter_gram(run: RunDir, checkpoints: list[Path]):
@@ -19,13 +19,26 @@ def run_parameter_gram(run: RunDir, checkpoints: list[Path]):
     return parameter_gram(checkpoints, include=list(run.load_masks(0).names))
 
 
+def run_pruning_reference(run: RunDir, trace, gram=None):
+    """The run beside pruning alone from its own round-0 weights (``rgprune.rg.reference.pruning_reference``,
+    exact), or None when it cannot be had (fewer than 2 rounds, no round-0 checkpoint): the report then says why."""
+    from rgprune.rg.reference import pruning_reference, round0_weights
+
+    if len(trace) < 2 or not run.weights_path(0).is_file():
+        return None
+    weights, masks = round0_weights(run.path, trace)
+    return pruning_reference(trace, weights=weights, masks=masks, gram=gram)
+
+
 def write_run_flow_report(out_dir: str | os.PathLike) -> Path:
     """flow.json, report.md and the figures of a run directory, from its trace.json (recorded during the
-    run) and the Gram matrix of its per-round weight checkpoints; returns the report's path."""
+    run), the Gram matrix of its per-round weight checkpoints and the flow pruning alone would produce from its
+    round-0 checkpoint (``run_pruning_reference``); returns the report's path."""
     from rgprune.rg.report import MIN_ROUNDS, write_flow_report
 
     run = RunDir(out_dir)
     trace = run.load_trace()
     checkpoints = run.checkpoints()
     gram = run_parameter_gram(run, checkpoints) if len(checkpoints) >= MIN_ROUNDS else None
-    return write_flow_report(trace, run.path, title=run.path.name, gram=gram)["report"]
+    reference = run_pruning_reference(run, trace, gram)
+    return write_flow_report(trace, run.path, title=run.path.name, gram=gram, reference=reference)["report"]

@@ -28,6 +28,7 @@ __all__ = [
     "plot_histogram_heatmap",
     "plot_layer_densities",
     "plot_lottery_ticket",
+    "plot_tail_flow",
 ]
 
 _DPI = 120
@@ -419,6 +420,37 @@ def plot_lottery_ticket(
     axes.set_xlabel("density (fraction of weights remaining)")
     axes.set_ylabel("accuracy")
     axes.set_title(title)
+    axes.legend(loc="best", fontsize="small")
+    figure.tight_layout()
+    return _save(figure, target)
+
+
+def plot_tail_flow(
+    series: Mapping[str, tuple[object, object, object]], path: str | os.PathLike, band: float = 0.1
+) -> Path:
+    """The tail index ξ_n against round n with its intervals, one line per flow (e.g. the run and pruning alone):
+    ``series`` maps a name to (rounds, ξ, intervals (rounds, 2)); NaN rounds are left out, an unbounded interval side
+    is drawn to the axes' edge. The Gumbel band ±``band`` is shaded and 0 marked (weibull below, frechet above)."""
+    _check_named_series(series, "series")
+    target = _check_png_path(path)
+    figure = Figure(figsize=(6.0, 4.0), dpi=_DPI)
+    axes = figure.add_subplot()
+    axes.axhspan(-band, band, color="0.9", zorder=0, label=f"gumbel band ±{band:g}")
+    axes.axhline(0.0, color="0.5", lw=0.8, zorder=1)
+    for name, (rounds, xi, intervals) in series.items():
+        rounds = _numeric_vector(rounds, f"rounds of {name!r}", np.float64)
+        xi = np.asarray(xi, dtype=np.float64).reshape(-1)  # NaN: a round without an estimate
+        bounds = np.asarray(intervals, dtype=np.float64).reshape(-1, 2)
+        if not (rounds.size == xi.size == len(bounds)):
+            raise ValueError(f"{name!r}: rounds, ξ and intervals must have one entry per round")
+        ok = np.isfinite(xi)
+        lower = np.where(np.isfinite(bounds[ok, 0]), xi[ok] - bounds[ok, 0], 0.0)
+        upper = np.where(np.isfinite(bounds[ok, 1]), bounds[ok, 1] - xi[ok], 0.0)
+        axes.errorbar(rounds[ok], xi[ok], yerr=[lower, upper], marker="o", ms=3, capsize=3, label=name)
+    _integer_ticks(axes.xaxis)
+    axes.set_xlabel("round n")
+    axes.set_ylabel("tail index ξ of the survivors' excess")
+    axes.set_title("Tail-index flow (generalized Pareto shape)")
     axes.legend(loc="best", fontsize="small")
     figure.tight_layout()
     return _save(figure, target)

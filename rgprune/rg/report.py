@@ -2,8 +2,11 @@
 
 ``write_flow_report(trace, out_dir)`` writes trace.json, flow.json (the numbers of
 :func:`rgprune.rg.analysis.analyse_flow`: fits with intervals, statuses, the step split, the lottery-ticket
-series), report.md and the figures. ``compare_flows`` writes the distances between several flows with each
-flow's resolved directions. Flows with fewer than ``MIN_ROUNDS`` rounds get no fit: the report says why.
+series), report.md and the figures. Every report also puts the run's flow beside the flow pruning alone would
+produce from its round-0 weights on its schedule (``rgprune.rg.reference.pruning_reference``: step sizes, the ξ
+flow of ``rgprune.rg.tail``, the DMD eigenvalues), and report.md's first line is the verdict on whether training
+moved the flow beyond pruning alone, with its interval. ``compare_flows`` writes the distances between several
+flows with each flow's resolved directions. Flows with fewer than ``MIN_ROUNDS`` rounds get no fit: the report says why.
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ from rgprune.rg.analysis import (
 from rgprune.rg.distance import flow_distance
 from rgprune.rg.dmd import dmd
 from rgprune.rg.observables import DEFAULT_OBSERVABLES, OBSERVABLES
+from rgprune.rg.reference import PruningReference, pruning_reference
 from rgprune.rg.steps import step_sizes
+from rgprune.rg.tail import DOMAINS, describe_tail_flow, tail_flow, tail_flow_from_json, tail_flow_json
 from rgprune.rg.trace import FlowTrace
 
 __all__ = [
@@ -37,6 +42,7 @@ __all__ = [
     "MIN_ROUNDS",
     "analyse_flow",
     "compare_flows",
+    "first_line",
     "load_trace",
     "render_flow_markdown",
     "write_flow_report",
@@ -108,6 +114,15 @@ def _figures(trace: FlowTrace, stats: dict, out: Path, title: str) -> dict[str, 
             out / "eigenvalues.png",
             intervals={name: _bounds(fit) for name, fit in fits.items()},
         )
+    tails = {"run": stats["tail_flow"]}
+    if stats.get("pruning_reference") is not None:
+        tails["pruning alone"] = stats["pruning_reference"]["tail_flow"]["pruning_only"]
+    if any(x is not None for x in stats["tail_flow"]["xi"]) or len(tails) > 1:
+        figures["tail_png"] = plots.plot_tail_flow(
+            {name: _tail_series(tail) for name, tail in tails.items()},
+            out / "tail_flow.png",
+            stats["tail_flow"]["band"],
+        )
     lottery = stats["lottery_ticket"]
     if lottery is not None:
         figures["lottery_png"] = plots.plot_lottery_ticket(
@@ -120,6 +135,12 @@ def _figures(trace: FlowTrace, stats: dict, out: Path, title: str) -> dict[str, 
             title=f"{title}: lottery tickets",
         )
     return figures
+
+
+def _tail_series(tail: dict) -> tuple[list, np.ndarray, np.ndarray]:
+    """(rounds, ξ, intervals) of a ``tail_flow_json`` for the figure (None back to NaN / ±inf)."""
+    flow = tail_flow_from_json(tail)
+    return list(flow.rounds), flow.xi, flow.xi_intervals
 
 
 def _eigenvalues(fit: dict) -> np.ndarray:
@@ -140,15 +161,22 @@ def write_flow_report(
     title: str = "RG flow",
     gram: np.ndarray | None = None,
     observables: str | Sequence[str] = DEFAULT_OBSERVABLES,
+    reference: PruningReference | None = None,
 ) -> dict[str, Path]:
     """Write trace.json, flow.json, report.md and the PNG figures into ``out_dir``; returns the paths.
 
     ``observables``: the kinds fitted, the first the main one (``analyse_flow``); ``gram``: the Gram matrix of
-    the round checkpoints for the parameter-space fit. Everything is computed before anything is written.
+    the round checkpoints for the parameter-space fit; ``reference``: the run beside pruning alone
+    (``pruning_reference``, exact when it was given the run's round-0 weights; default: computed from the trace
+    alone). flow.json gets ``"tail_flow"`` (the run's ξ flow) and ``"pruning_reference"`` (None, with
+    ``"pruning_reference_reason"``, when the trace cannot give one). Everything is computed before anything is
+    written.
     """
     if not isinstance(title, str) or not title:
         raise ValueError(f"title must be a non-empty str, got {title!r}")
     stats = analyse_flow(trace, observables, gram)
+    stats["tail_flow"] = tail_flow_json(tail_flow(trace))
+    stats["pruning_reference"], stats["pruning_reference_reason"] = _reference_json(trace, stats, gram, reference)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {key: out / name for key, name in FLOW_REPORT_FILES.items()}
@@ -158,6 +186,29 @@ def write_flow_report(
     text = render_flow_markdown(trace, stats, title, {k: v.name for k, v in paths.items() if k.endswith("png")})
     _write_text(paths["report"], text)
     return paths
+
+
+def _reference_json(trace: FlowTrace, stats: dict, gram, reference: PruningReference | None):
+    """(the comparison with pruning alone as JSON, None) or (None, why there is none)."""
+    if reference is None:
+        if len(trace) < 2:
+            return None, f"{len(trace)} round recorded: a step, and pruning alone's, need at least 2"
+        kind = stats["observable"] if OBSERVABLES[stats["observable"]].splits else None
+        try:
+            reference = pruning_reference(trace, kind=kind, gram=gram)
+        except ValueError as exc:  # e.g. checkpoints without a pruning fraction: nothing says what each round pruned
+            return None, str(exc)
+    elif not isinstance(reference, PruningReference):
+        raise TypeError(f"reference must be a PruningReference (pruning_reference), got {type(reference).__name__}")
+    return reference.to_json(), None
+
+
+def first_line(stats: dict) -> str:
+    """report.md's first line: whether training moved the flow beyond pruning alone, with its interval."""
+    ref = stats.get("pruning_reference")
+    if ref is None:
+        return f"Training against pruning alone: no pruning-only reference ({stats.get('pruning_reference_reason')})."
+    return ref["sentence"]
 
 
 def _rounds_table(trace: FlowTrace, stats: dict) -> list[str]:
@@ -222,6 +273,80 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def _xi_cell(tail: dict, i: int) -> str:
+    """'−0.052 [−0.071, −0.031] weibull' for round i of a ``tail_flow_json``; 'nan (unresolved)' without one."""
+    xi = tail["xi"][i] if i < len(tail["xi"]) else None
+    if xi is None:
+        return "nan (unresolved)"
+    return f"{xi:.3f} {format_interval(tail['xi_intervals'][i])} {tail['domains'][i]}"
+
+
+def _fit_cell(fit: dict | None) -> str:
+    if fit is None:
+        return "no fit"
+    return _cell(describe_status(fit) + (f": {describe_directions(fit, 3)}" if fit["eigenvalues"] else ""))
+
+
+def _reference_section(stats: dict) -> list[str]:
+    """The run beside pruning alone: steps, ξ and the DMD eigenvalues of each, and the verdict's numbers."""
+    ref = stats.get("pruning_reference")
+    lines = ["## Against pruning alone", ""]
+    if ref is None:
+        return lines + [f"No pruning-only reference: {stats.get('pruning_reference_reason')}", ""]
+    how = (
+        "from the run's own round-0 weights (exact, per tensor)"
+        if ref["exact"]
+        else "from weights with the run's round-0 histogram (the trace alone: its histograms and counts are exact)"
+    )
+    lines += [
+        f"The flow pruning alone would produce {how}, pruned by the kernels on the run's schedule with no training "
+        f"in between, beside the run's. Step sizes and DMD of the {ref['observable']} observable; ξ: the tail index "
+        f"of the kept survivors' excess over each round's threshold (binned GPD fit, "
+        f"{round(100 * ref['tail_flow']['run']['level'])}% intervals).",
+        "",
+        "| round | step size | step of the pruning-only flow | ξ of the run | ξ of pruning alone |",
+        "|---|---|---|---|---|",
+    ]
+    run_tail, ref_tail = ref["tail_flow"]["run"], ref["tail_flow"]["pruning_only"]
+    steps, ref_steps = [None, *ref["step_sizes"]["run"]], [None, *ref["step_sizes"]["pruning_only"]]
+    for i, n in enumerate(run_tail["rounds"]):
+        cells = [str(n)] + ["" if i >= len(v) or v[i] is None else f"{v[i]:.4f}" for v in (steps, ref_steps)]
+        cells += [_xi_cell(run_tail, i), _xi_cell(ref_tail, i)]
+        lines.append("| " + " | ".join(cells) + " |")
+    interval = format_interval(ref["interval"])
+    lines += [
+        "",
+        f"- DMD of the run: {_fit_cell(ref['dmd']['run'])}",
+        f"- DMD of pruning alone: {_fit_cell(ref['dmd']['pruning_only'])}",
+        f"- Parameter-space DMD of pruning alone (its Gram matrix from the sums): "
+        f"{_fit_cell(ref['parameter_space_pruning_only'])}",
+        f"- Training part of each step, run − pruning alone (bin quantization): mean {_number(ref['difference'])} "
+        f"{interval} ({round(100 * ref['level'])}% t-interval over the steps): {ref['verdict']}.",
+        "",
+    ]
+    return lines
+
+
+def _number(x) -> str:
+    return "nan" if x is None else f"{x:.4f}"
+
+
+def _tail_section(stats: dict) -> list[str]:
+    """The run's ξ flow round by round (``describe_tail_flow``): interval, domain, misfit, the moments check."""
+    tail = stats["tail_flow"]
+    lines = ["## Tail index ξ of the survivors", ""]
+    lines += [
+        "Under prune-and-rescale the fixed points are the generalized Pareto laws; the domain the interval of ξ "
+        "puts a round in is its universality class: weibull (ξ < 0, a bounded tail), gumbel (ξ ≈ 0), frechet "
+        "(ξ > 0, a power law), or unresolved. Domains of the rounds: "
+        + ", ".join(f"{tail['domains'].count(d)} {d}" for d in DOMAINS if d in tail["domains"])
+        + ".",
+        "",
+    ]
+    lines += [f"- {_cell(line)}" for line in describe_tail_flow(tail_flow_from_json(tail))[1:]]
+    return lines + [""]
+
+
 def _main_flow_section(stats: dict) -> list[str]:
     kind, analysis = stats["observable"], stats["analysis"]
     lines = [f"## Flow of the {kind} observable", ""]
@@ -256,9 +381,17 @@ def _observables_section(stats: dict) -> list[str]:
 
 
 def render_flow_markdown(trace: FlowTrace, stats: dict, title: str, figures: Mapping[str, str]) -> str:
-    """report.md from a trace and its ``analyse_flow`` numbers; ``figures`` maps keys to figure file names."""
+    """report.md from a trace and its ``analyse_flow`` numbers; ``figures`` maps keys to figure file names. The ξ flow
+    and the comparison with pruning alone are computed from the trace when ``stats`` lacks them."""
+    if "tail_flow" not in stats or "pruning_reference" not in stats:
+        stats = dict(stats)
+        stats.setdefault("tail_flow", tail_flow_json(tail_flow(trace)))
+        if "pruning_reference" not in stats:
+            stats["pruning_reference"], stats["pruning_reference_reason"] = _reference_json(trace, stats, None, None)
     kind = stats["observable"]
     lines = [
+        f"**{first_line(stats)}**",
+        "",
         f"# {title}",
         "",
         f"Source: {trace.source or 'recorded during the run'}",
@@ -281,7 +414,8 @@ def render_flow_markdown(trace: FlowTrace, stats: dict, title: str, figures: Map
     ]
     if stats["step_split"] is None:
         lines += ["", f"No pruning/training split: {stats['step_split_reason']}."]
-    lines += [""] + _main_flow_section(stats) + _observables_section(stats)
+    lines += [""] + _reference_section(stats) + _tail_section(stats)
+    lines += _main_flow_section(stats) + _observables_section(stats)
     space = stats["parameter_space"]
     if space is not None:
         lines += [
@@ -339,25 +473,26 @@ def compare_flows(
             f"the flows have different observable sizes {sorted(widths)}; compare runs of one dtype and architecture"
         )
     n = len(names)
-    eig, traj_d, total = np.zeros((n, n)), np.zeros((n, n)), np.zeros((n, n))
+    fits = {name: fit_json(dmd(trajs[name]), fraction=traces[name].fraction) for name in names}
+    # a flow that resolved no direction has no eigenvalues to compare: its eigenvalue distances are null
+    eig = [[0.0 if i == j and fits[names[i]]["dmd_rank"] else None for j in range(n)] for i in range(n)]
+    traj_d = np.zeros((n, n))
     for i in range(n):
         for j in range(i + 1, n):
             d = flow_distance(trajs[names[i]], trajs[names[j]])
-            eig[i, j] = eig[j, i] = d.eigenvalue_distance
+            eig[i][j] = eig[j][i] = d.eigenvalue_distance
             traj_d[i, j] = traj_d[j, i] = d.trajectory_distance
-            total[i, j] = total[j, i] = d.total
-    fits = {name: fit_json(dmd(trajs[name]), fraction=traces[name].fraction) for name in names}
     result = {
         "version": FLOW_JSON_VERSION,
         "runs": names,
         "observable": observable,
-        "eigenvalue_distance": eig.tolist(),
+        "eigenvalue_distance": eig,
         "trajectory_distance": traj_d.tolist(),
-        "total": total.tolist(),
         "flows": fits,
         "intervals_note": INTERVALS_NOTE,
-        "distance_note": "total = Wasserstein-1 distance between the flows' resolved DMD eigenvalue sets (a flow "
-        "that resolves nothing counts as {0}) + mean distance between aligned rounds",
+        "distance_note": "eigenvalue_distance: Wasserstein-1 distance between the flows' resolved DMD eigenvalue "
+        "sets (dimensionless; null where either flow resolved no direction); trajectory_distance: mean distance "
+        "between aligned rounds (observable units). The two are not added: their units differ",
     }
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -375,6 +510,10 @@ def compare_flows(
     return paths
 
 
+def _distance_text(value) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
 def _compare_markdown(result: dict) -> str:
     names, n = result["runs"], len(result["runs"])
     lines = [
@@ -384,11 +523,13 @@ def _compare_markdown(result: dict) -> str:
         "",
         f"Distance: {result['distance_note']} (rgprune.rg.flow_distance).",
         "",
-        "| | " + " | ".join(names) + " |",
-        "|---|" + "---|" * n,
     ]
-    for i, name in enumerate(names):
-        lines.append(f"| {name} | " + " | ".join(f"{result['total'][i][j]:.4f}" for j in range(n)) + " |")
+    for key, what in (("trajectory_distance", "Trajectory distance"), ("eigenvalue_distance", "Eigenvalue distance")):
+        lines += [f"{what} ({key}; —: a flow resolved no direction):", "", "| | " + " | ".join(names) + " |"]
+        lines.append("|---|" + "---|" * n)
+        for i, name in enumerate(names):
+            lines.append(f"| {name} | " + " | ".join(_distance_text(v) for v in result[key][i]) + " |")
+        lines.append("")
     lines += ["", "Each flow's fit (held-out rank rule, bootstrap intervals of |λ|; ∞: unbounded):", ""]
     lines += [
         f"- **{name}**: {describe_status(fit)}" + (f": {_cell(describe_directions(fit))}" if fit["eigenvalues"] else "")
