@@ -233,3 +233,99 @@ def test_paired_difference_interval():
     assert diff["pairs"] == 6 and diff["mean"] == pytest.approx(-0.21)
     assert -0.22 <= diff["low"] <= diff["mean"] <= diff["high"] <= -0.2
     assert finding2.paired_difference(values, "retraining", "minilm-shuffled") is None
+
+
+def _seed_values(per_seed: list[float], task_noise: float, rng) -> dict:
+    """finding 2 values whose minilm − control difference is per_seed[s] on both tasks plus task_noise."""
+    values = {}
+    for t, s in itertools.product(F2.tasks, F2.seeds):
+        d = per_seed[s] + rng.normal(0, task_noise)
+        steps = [d - 0.5, d, d + 0.5]
+        values[("minilm", t, s)] = {"retraining": 1.0 + d, "retraining_steps": [1.0 + x for x in steps]}
+        values[("minilm-shuffled", t, s)] = {"retraining": 1.0, "retraining_steps": [1.0] * 3}
+    return values
+
+
+def test_seed_unit_difference_counts_seeds_not_pairs():
+    # two tasks that repeat their seed's difference are one measurement: the interval is the t-interval over the
+    # 3 seed means, wider than a bootstrap over 6 pairs would make it
+    per_seed = [-0.62, -0.28, -0.19]  # finding 2's seeds (×1e-3 there)
+    values = _seed_values(per_seed, 0.0, np.random.default_rng(0))
+    unit = finding2.seed_unit_difference(values, "retraining", "minilm-shuffled")
+    m, sd = np.mean(per_seed), np.std(per_seed, ddof=1)
+    half = 2.919986 * sd / np.sqrt(3)  # t(0.95, 2 df)
+    assert unit["seeds"] == pytest.approx(per_seed) and unit["mean"] == pytest.approx(m)
+    assert (unit["low"], unit["high"]) == pytest.approx((m - half, m + half), rel=1e-5)
+    assert unit["high"] > 0  # the 6-pair bootstrap of the same numbers would sit below 0
+    assert finding2.paired_difference(values, "retraining", "minilm-shuffled")["high"] < 0
+    assert unit["steps"] == pytest.approx([m - 0.5, m, m + 0.5])
+    assert (
+        finding2.task_correlation(
+            _seed_values(per_seed, 0.01, np.random.default_rng(1)), "retraining", "minilm-shuffled"
+        )
+        > 0.9
+    )
+
+
+def test_flow_properties_leave_unresolved_fits_out_of_the_leading_eigenvalue():
+    # a run whose DMD resolves nothing has no leading |λ|: NaN and not counted, never 0 averaged in
+    data = _finding3_data({m: 0.0 for m in F3.models}, 1e-6, np.random.default_rng(2))
+    props = finding3.flow_properties(data)
+    for m in F3.models:
+        lead = props[m]["lead"]
+        assert props[m]["resolved"] == int(np.isfinite(lead).sum())
+        assert not np.any(lead == 0.0)
+
+
+def test_jackknife_errors_shrink_with_less_noise_and_know_the_slope():
+    grow = {m: 0.1 * (i + 1) for i, m in enumerate(F3.models)}
+    noisy = finding3.jackknife_spreads(_finding3_data(grow, 0.05, np.random.default_rng(3)))
+    quiet = finding3.jackknife_spreads(_finding3_data(grow, 0.005, np.random.default_rng(3)))
+    assert np.all(noisy["floor"] > quiet["floor"])
+    assert noisy["slope"] > 0 and noisy["slope_se"] > 0
+    excess = finding3.spreads(_finding3_data(grow, 0.05, np.random.default_rng(3)))["excess"]
+    depths = np.log2([8, 14, 20, 32, 56])
+    assert noisy["slope"] == pytest.approx(np.polyfit(depths, excess, 1)[0])
+
+
+def test_ticket_gaps_are_seed_paired():
+    data = _finding1_data(1.0, 0.0, np.random.default_rng(5))
+    for i, s in enumerate(F1.seeds):
+        # the seed moves both accuracies by 0.01 * i; the gap differs only by 0.001 * (i % 2)
+        data.accuracy[(F1.tasks[0], s)][13] = 0.80 + 0.01 * i
+        data.random_mask[(F1.tasks[0], s, 13)] = 0.78 + 0.01 * i - 0.001 * (i % 2)
+    gaps = finding1.ticket_gaps(data, 13)
+    diffs = 0.02 + 0.001 * (np.arange(len(F1.seeds)) % 2)
+    se = diffs.std(ddof=1) / np.sqrt(len(F1.seeds))
+    assert gaps["mean"][0] == pytest.approx(diffs.mean()) and gaps["se"][0] == pytest.approx(se)
+    assert gaps["z"][0] == pytest.approx(diffs.mean() / se)
+
+
+def test_dispersion_sees_a_task_with_wider_seeds():
+    data = _finding1_data(1.0, 0.0, np.random.default_rng(6))
+    wide = F1.tasks[0]
+    for s in F1.seeds:
+        data.flows[(wide, s)] = data.flows[(wide, s)] + np.random.default_rng(s).normal(0, 1.0, (F1.rounds + 1, 5))
+    assert finding1.dispersion(data)["result"].p_value < 0.01
+    assert finding1.dispersion(_finding1_data(1.0, 0.0, np.random.default_rng(7)))["result"].p_value > 0.01
+
+
+def test_stored_references_are_used_only_for_their_own_run(tmp_path):
+    from rgprune.experiments.summaries import summary_path
+
+    root = tmp_path
+    real = finding2.load("docs/findings-data", references=False)
+    if not real.runs:
+        pytest.skip("no finding-2 summaries")
+    key, run = next(iter(real.runs.items()))
+    summary = {k: v for k, v in run.items() if k != "flow_trace"}
+    write_summary(summary_path(root, "finding2", run["name"]), summary)
+    path = finding2.write_references(root)
+    assert path.is_file()
+    again = finding2.load(root)
+    stored = again.runs[key]["reference_trace"]
+    assert stored.rounds[0].histogram == run["flow_trace"].rounds[0].histogram
+    saved = read_summary(path)
+    saved["runs"][run["name"]]["rounds"][1]["counts"][0] += 1  # a reference of other weights: ignored
+    write_summary(path, saved)
+    assert "reference_trace" not in finding2.load(root).runs[key]

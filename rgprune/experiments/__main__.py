@@ -4,6 +4,7 @@
     python -m rgprune.experiments run finding1 baselines --runs runs/findings    # these two only after the
     python -m rgprune.experiments run finding1 transfer --runs runs/findings     # go/no-go test passed
     python -m rgprune.experiments collect finding1 --runs runs/findings --data docs/findings-data
+    python -m rgprune.experiments references finding2 --data docs/findings-data  # pruning-only references
 
 Every piece resumes: run the same command again after an interruption. ``--shard i/n`` does every n-th item from
 the i-th, so n processes can share a piece (start one per shard).
@@ -47,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--runs", default="runs/findings")
     collect.add_argument("--data", default="docs/findings-data", help="summaries root (default: docs/findings-data)")
     collect.add_argument("--threads", type=int, default=1)
+    references = sub.add_parser(
+        "references", help="write the pruning-only reference of every summarized run of finding 2 (from summaries)"
+    )
+    references.add_argument("finding", choices=["finding2"])
+    references.add_argument("--data", default="docs/findings-data", help="summaries root (default: docs/findings-data)")
+    references.add_argument("--threads", type=int, default=1)
     return parser
 
 
@@ -100,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         done = _run(args)
         print(f"{args.finding} {args.piece} shard {args.shard[0]}/{args.shard[1]}: {done} item(s) done", flush=True)
+        return 0
+    if args.command == "references":
+        from rgprune.experiments import finding2
+
+        print(finding2.write_references(args.data), flush=True)
         return 0
     from rgprune.experiments.collect import collect
 

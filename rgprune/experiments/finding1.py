@@ -6,7 +6,7 @@ Everything here reads the committed summaries (``docs/findings-data/finding1``),
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -14,31 +14,47 @@ import numpy as np
 from rgprune.experiments.designs import F1
 from rgprune.experiments.summaries import expand_trace, read_summary, run_summary_paths
 from rgprune.rg import mantel_test, permanova, trajectory_distance, transfer_gain_matrix
+from rgprune.rg.stats import permdisp
 
-__all__ = ["Finding1Data", "go_no_go", "load", "transfer_test"]
+__all__ = [
+    "TEN_CLASS_TASKS",
+    "Finding1Data",
+    "dispersion",
+    "go_no_go",
+    "load",
+    "ticket_gaps",
+    "transfer_test",
+]
+
+#: the tasks of the go/no-go test with 10 classes (upper5 has 5, parity 2): the go/no-go on these alone asks
+#: whether flows carry a task signal beyond the number of classes (a correction, docs/findings.md)
+TEN_CLASS_TASKS = tuple(t for t in F1.tasks if not t.endswith(("-upper5", "-parity")))
 
 
 @dataclass
 class Finding1Data:
     """The summaries of finding 1: ``flows[(task, seed)]`` (rounds, observables) trajectories, ``accuracy[(task,
     seed)]`` per round, ``dense[seed]`` the (tasks, tasks) dense-model distances in ``F1.all_tasks`` order,
-    ``random_mask[(task, seed, round)]`` and ``transfer[(source task, target task, seed, round)]`` accuracies."""
+    ``random_mask[(task, seed, round)]`` and ``transfer[(source task, target task, seed, round)]`` accuracies;
+    ``traces[(task, seed)]``: the runs' ``FlowTrace`` (for the exploratory tail index)."""
 
     flows: dict
     accuracy: dict
     dense: dict
     random_mask: dict
     transfer: dict
+    traces: dict = field(default_factory=dict)
 
 
 def load(root: str | Path) -> Finding1Data:
     """Read finding 1's summaries under ``root`` (the ``docs/findings-data`` folder)."""
     folder = Path(root) / "finding1"
-    flows, accuracy = {}, {}
+    flows, accuracy, traces = {}, {}, {}
     for path in run_summary_paths(root, "finding1"):
         s = read_summary(path)
         key = (s["task"], s["seed"])
-        flows[key] = expand_trace(s["trace"]).trajectory(F1.observable)
+        traces[key] = expand_trace(s["trace"])
+        flows[key] = traces[key].trajectory(F1.observable)
         accuracy[key] = [r["accuracy"] for r in s["rounds"]]
     extra = read_summary(folder / "transfers.json.gz") if (folder / "transfers.json.gz").is_file() else {}
     dense = {int(seed): np.array(m) for seed, m in extra.get("dense", {}).items()}
@@ -46,7 +62,7 @@ def load(root: str | Path) -> Finding1Data:
     transfer = {
         (r["source_task"], r["target_task"], r["seed"], r["round"]): r["accuracy"] for r in extra.get("transfer", [])
     }
-    return Finding1Data(flows, accuracy, dense, random_mask, transfer)
+    return Finding1Data(flows, accuracy, dense, random_mask, transfer, traces)
 
 
 def run_distances(data: Finding1Data, keys: list[tuple[str, int]], upto: int) -> np.ndarray:
@@ -70,6 +86,27 @@ def go_no_go(data: Finding1Data, tasks: tuple[str, ...] = F1.tasks) -> dict:
         "go": result.p_value < F1.go_level,
         "ratio": result.mean_between / result.mean_within,
     }
+
+
+def dispersion(data: Finding1Data, tasks: tuple[str, ...] = F1.tasks) -> dict:
+    """PERMDISP (``rgprune.rg.stats.permdisp``) over the runs of ``tasks``, as the go/no-go's PERMANOVA groups and
+    permutes them: do the tasks differ in how far their seeds' flows spread? (exploratory, not in the design)"""
+    keys = [(t, s) for s in F1.seeds for t in tasks if (t, s) in data.flows]
+    d = run_distances(data, keys, F1.rounds)
+    result = permdisp(d, [t for t, _ in keys], strata=[s for _, s in keys], permutations=F1.permutations)
+    return {"result": result, "runs": len(keys)}
+
+
+def ticket_gaps(data: Finding1Data, n: int, tasks: tuple[str, ...] = F1.tasks) -> dict:
+    """Per target task at round ``n``: own ticket − random mask, per seed (the two share the seed), its mean and
+    standard error over the seeds, and the mean in standard errors. NaN where a random mask is missing."""
+    own = np.array([[data.accuracy[(t, s)][n] for t in tasks] for s in F1.seeds])
+    rnd = np.array([[data.random_mask.get((t, s, n), np.nan) for t in tasks] for s in F1.seeds])
+    gap = own - rnd
+    mean, se = gap.mean(axis=0), gap.std(axis=0, ddof=1) / np.sqrt(len(F1.seeds))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = mean / se
+    return {"tasks": tasks, "gap": gap, "mean": mean, "se": se, "z": z}
 
 
 def task_distances(data: Finding1Data, tasks: tuple[str, ...], upto: int) -> np.ndarray:

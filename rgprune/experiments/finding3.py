@@ -9,7 +9,7 @@ the sampling noise of two observables, so their difference estimates the spread 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,21 +18,36 @@ from rgprune.experiments.designs import DEPTH_MODELS, F3
 from rgprune.experiments.summaries import expand_trace, read_summary, run_summary_paths
 from rgprune.rg import dmd, step_sizes
 
-__all__ = ["Finding3Data", "cells", "depth_test", "flow_properties", "load", "mean_squared_distance", "spreads"]
+__all__ = [
+    "Finding3Data",
+    "cells",
+    "density_windows",
+    "depth_test",
+    "flow_properties",
+    "jackknife_spreads",
+    "load",
+    "mean_squared_distance",
+    "spreads",
+]
 
 
 @dataclass
 class Finding3Data:
     """``flows[(model, task, seed)]``: the two subsampled trajectories (draw 0, draw 1), each (rounds, bins);
-    ``accuracy[(model, task, seed)]``: accuracy per window round; ``survivors``: survivor count per window round."""
+    ``accuracy[(model, task, seed)]``: accuracy per window round; ``survivors``: survivor count per window round;
+    ``traces``: each run's whole ``FlowTrace`` (every survivor, all rounds); ``windows``: its window's (first, last)
+    round; ``density``: its density per window round."""
 
     flows: dict
     accuracy: dict
     survivors: dict
+    traces: dict = field(default_factory=dict)
+    windows: dict = field(default_factory=dict)
+    density: dict = field(default_factory=dict)
 
 
 def load(root: str | Path) -> Finding3Data:
-    flows, accuracy, survivors = {}, {}, {}
+    flows, accuracy, survivors, traces, windows, density = {}, {}, {}, {}, {}, {}
     for path in run_summary_paths(root, "finding3"):
         s = read_summary(path)
         key = (s["model"], s["task"], s["seed"])
@@ -42,7 +57,9 @@ def load(root: str | Path) -> Finding3Data:
         )
         accuracy[key] = [r["accuracy"] for r in s["rounds"][first : last + 1]]
         survivors[key] = [r["survivors"] for r in s["rounds"][first : last + 1]]
-    return Finding3Data(flows, accuracy, survivors)
+        density[key] = [r["density"] for r in s["rounds"][first : last + 1]]
+        traces[key], windows[key] = expand_trace(s["trace"]), (first, last)
+    return Finding3Data(flows, accuracy, survivors, traces, windows, density)
 
 
 def mean_squared_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -129,8 +146,10 @@ def depth_test(data: Finding3Data, permutations: int = F3.permutations, seed: in
 
 
 def flow_properties(data: Finding3Data) -> dict[str, dict[str, np.ndarray]]:
-    """Per model: the mean step size of each run over its window, its leading DMD |λ| (0 when nothing is
-    resolved) and final accuracy, from the first subsample draw; arrays over the runs of the complete cells."""
+    """Per model: the mean step size of each run over its window, its leading DMD |λ| (NaN when the fit resolves
+    nothing: a fit that resolves no direction has no leading eigenvalue, and counting it as 0 would make the
+    average follow how many fits resolve), and final accuracy, from the first subsample draw; arrays over the runs
+    of the complete cells. ``resolved``: how many of the runs' fits resolve a direction."""
     out = {}
     cell_list = cells(data)
     for m in F3.models:
@@ -139,7 +158,61 @@ def flow_properties(data: Finding3Data) -> dict[str, dict[str, np.ndarray]]:
             traj = data.flows[(m, *cell)][0]
             steps.append(float(np.mean(step_sizes(traj))))
             fit = dmd(traj, n_boot=0)
-            leads.append(float(np.abs(fit.eigenvalues).max()) if fit.rank else 0.0)
+            leads.append(float(np.abs(fit.eigenvalues).max()) if fit.rank else np.nan)
             accs.append(data.accuracy[(m, *cell)][-1])
-        out[m] = {"step": np.array(steps), "lead": np.array(leads), "accuracy": np.array(accs)}
+        lead = np.array(leads)
+        out[m] = {
+            "step": np.array(steps),
+            "lead": lead,
+            "resolved": int(np.isfinite(lead).sum()),
+            "accuracy": np.array(accs),
+        }
+    return out
+
+
+def jackknife_spreads(data: Finding3Data) -> dict[str, np.ndarray]:
+    """Jackknife standard errors over the task x seed cells of ``spreads``' per-depth values (each cell left out
+    once; the pairs of the remaining cells recomputed): ``{name: (depths,) standard errors}`` for ``spread``,
+    ``floor`` and ``excess``, and ``slope`` / ``slope_se``: the least-squares slope of the excess against
+    log2(depth) and its jackknife standard error. Pairs of runs share runs, so the cell, not the pair, is the
+    unit."""
+    runs = _Runs(data)
+    n = len(runs.cells)
+    if n < 3:
+        return {k: np.full(len(F3.models), np.nan) for k in ("spread", "floor", "excess")}
+    leave = []
+    for drop in range(n):
+        keep = [c for c in range(n) if c != drop]
+        sub = _Runs.__new__(_Runs)
+        sub.cells = [runs.cells[c] for c in keep]
+        index = np.array([m * n + c for m in range(len(F3.models)) for c in keep])
+        sub.distance = runs.distance[np.ix_(index, index)]
+        sub.floor = runs.floor[index]
+        sub.upper = np.triu_indices(n - 1, 1)
+        sub.same_task = np.array([[a[0] == b[0] for b in sub.cells] for a in sub.cells])[sub.upper]
+        sub.same_seed = np.array([[a[1] == b[1] for b in sub.cells] for a in sub.cells])[sub.upper]
+        leave.append(sub.spreads(sub.identity()))
+    out = {k: _jackknife_se(np.array([x[k] for x in leave])) for k in ("spread", "floor", "excess")}
+    out["slope"] = float(_slope(runs.spreads(runs.identity())["excess"]))
+    out["slope_se"] = float(_jackknife_se(np.array([_slope(x["excess"]) for x in leave])))
+    return out
+
+
+def _jackknife_se(values: np.ndarray) -> np.ndarray:
+    n = len(values)
+    return np.sqrt((n - 1) / n * ((values - values.mean(axis=0)) ** 2).sum(axis=0))
+
+
+def _slope(excess: np.ndarray) -> float:
+    """Least-squares slope of the excess spread against log2(depth)."""
+    return float(np.polyfit(np.log2([DEPTH_MODELS[m] for m in F3.models]), excess, 1)[0])
+
+
+def density_windows(data: Finding3Data) -> dict[str, tuple[float, float]]:
+    """Per model: the density (fraction of its prunable weights surviving) at the first and last round of its
+    window. Matching survivor counts across depths mismatches densities: the deeper model's window lies at lower
+    density, so depth and density are confounded in this design."""
+    out = {}
+    for (model, *_), density in sorted(data.density.items()):
+        out.setdefault(model, (density[0], density[-1]))
     return out

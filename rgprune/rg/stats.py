@@ -9,6 +9,8 @@ Three pieces, each with its rule stated where it is defined:
   ``control=`` the partial version (e.g. controlling for the distance between the dense models).
 * ``permanova``: are the distances between groups (tasks) larger than within them (seeds)? The go/no-go
   check before any test of transfer: without it the observable carries no task signal.
+* ``permdisp``: do the groups differ in spread (distances to their own centroid)? PERMANOVA's pseudo-F also
+  grows when one group is only more spread out, so a PERMANOVA is read as "groups sit apart" beside it.
 
 Pairs of tasks share tasks, so pair-level tests (a Spearman p-value over ordered pairs, pooled over seeds)
 treat dependent numbers as independent: under a simulated null with task effects they reject far more
@@ -467,4 +469,115 @@ def permanova(
         count,
         exact,
         smallest,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# PERMDISP
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PermdispResult:
+    """``statistic``: the one-way ANOVA F of the items' distances to their own group's centroid (Anderson 2006),
+    large when some group is more spread out than another. ``p_value``: one-sided (F large), exact over every
+    distinct relabelling when ``exact``, else (1 + #{F* ≥ F}) / (1 + permutations). ``dispersions``: each group's
+    mean distance to its centroid, in the order the labels first appear. ``smallest_p``: the least p-value this
+    design can give (1 / (1 + permutations) for a random test)."""
+
+    statistic: float
+    p_value: float
+    groups: int
+    items: int
+    dispersions: tuple[float, ...]
+    permutations: int
+    exact: bool
+    smallest_p: float
+
+
+def centroid_distances(distance, groups) -> np.ndarray:
+    """Each item's distance to the centroid of its group, in the principal-coordinates space of ``distance``
+    (Gower's centring of −d²/2; axes of negative eigenvalues enter with a minus sign, as in Anderson 2006, and a
+    squared distance that this makes negative is set to 0). For Euclidean distances between points these are the
+    Euclidean distances of the points to their group means."""
+    dist = _distance_matrix(distance)
+    labels = _labels(groups, dist.shape[0], "groups")
+    n = dist.shape[0]
+    centre = np.eye(n) - 1.0 / n
+    gower = centre @ (-0.5 * dist**2) @ centre
+    values, vectors = np.linalg.eigh((gower + gower.T) / 2)
+    tol = 1e-10 * max(1.0, float(np.abs(values).max()))
+    squared = np.zeros(n)
+    for keep, sign in ((values > tol, 1.0), (values < -tol, -1.0)):
+        coords = vectors[:, keep] * np.sqrt(np.abs(values[keep]))
+        for g in np.unique(labels):
+            members = labels == g
+            squared[members] += sign * ((coords[members] - coords[members].mean(axis=0)) ** 2).sum(axis=1)
+    return np.sqrt(np.maximum(squared, 0.0))
+
+
+def _distance_matrix(distance) -> np.ndarray:
+    dist = _finite_array(distance, "distance")
+    if dist.ndim != 2 or dist.shape[0] != dist.shape[1]:
+        raise ValueError(f"distance must be a square (items, items) matrix, got shape {dist.shape}")
+    if not np.allclose(dist, dist.T, rtol=1e-9, atol=1e-12) or np.any(dist < 0):
+        raise ValueError("distance must be symmetric and non-negative")
+    return dist
+
+
+def _group_square_sums(z: np.ndarray, labels: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Σ_g (Σ_{i in g} z_i)² / n_g for each row of labels: with fixed group sizes, the ANOVA F grows with it."""
+    out = np.zeros(labels.shape[0])
+    for g, size in enumerate(sizes):
+        out += ((labels == g) @ z) ** 2 / size
+    return out
+
+
+def permdisp(
+    distance, groups, *, strata=None, permutations: int = 9999, max_exact: int = 100_000, seed: int | None = 0
+) -> PermdispResult:
+    """Permutation test that the groups differ in dispersion (PERMDISP, Anderson 2006).
+
+    ``distance`` and ``groups`` as for ``permanova``. Each item's distance to its group's centroid
+    (``centroid_distances``), then the one-way ANOVA F of those distances across groups; the null relabels the
+    items' distances (within ``strata`` if given), exhaustively when there are at most ``max_exact`` distinct
+    relabellings, else ``permutations`` random ones drawn with ``seed``. PERMANOVA's pseudo-F grows both when
+    groups sit apart and when one group is more spread out; a PERMANOVA result is read as "the groups sit apart"
+    only next to a PERMDISP that finds no difference in spread.
+    """
+    _check_test_options("greater", permutations, max_exact)
+    dist = _distance_matrix(distance)
+    items = dist.shape[0]
+    labels = _labels(groups, items, "groups")
+    cells = np.zeros(items, dtype=np.intp) if strata is None else _labels(strata, items, "strata")
+    sizes = np.bincount(labels).astype(np.float64)
+    if len(sizes) < 2 or items <= len(sizes) or sizes.min() < 2:
+        raise ValueError(
+            f"permdisp needs at least 2 groups of at least 2 items each (got group sizes {sizes.astype(int).tolist()})"
+        )
+    if all(len(np.unique(labels[cells == s])) < 2 for s in np.unique(cells)):
+        raise ValueError("no stratum holds two different groups: relabelling within strata changes nothing")
+    z = centroid_distances(dist, labels)
+    k = len(sizes)
+    total_sq, grand = float((z**2).sum()), float(z.sum()) ** 2 / items
+    observed = float(_group_square_sums(z, labels[None, :], sizes)[0])
+    within = total_sq - observed
+    if not within > 1e-15 * max(total_sq, 1e-300):
+        raise ValueError("every item is as far from its group's centroid as the rest of its group: F is infinite")
+    relabel, exact = _group_relabellings(labels, cells, permutations, max_exact, seed)
+    extreme = 0
+    for start in range(0, len(relabel), _CHUNK):
+        sums = _group_square_sums(z, relabel[start : start + _CHUNK], sizes)
+        extreme += int(np.count_nonzero(sums >= observed - _TIE_TOLERANCE * max(abs(observed), 1.0)))
+    count = len(relabel)
+    dispersions = tuple(float(z[labels == g].mean()) for g in range(k))
+    return PermdispResult(
+        float(((observed - grand) / (k - 1)) / (within / (items - k))),
+        extreme / count if exact else (1 + extreme) / (1 + count),
+        k,
+        items,
+        dispersions,
+        count,
+        exact,
+        1 / count if exact else 1 / (1 + count),
     )
