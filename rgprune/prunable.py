@@ -14,11 +14,14 @@ checkpoint holds only names and tensors, so there a floating-point tensor of two
 ``*.weight`` counts as a layer weight, and as an embedding when its name matches one of
 ``EMBEDDING_NAME_PATTERNS`` (the names Hugging Face models give their embedding tables).
 ``include``/``exclude`` fnmatch patterns over qualified names override the default set in both
-(``select_prunable`` and ``rgprune.rg.trace_from_checkpoints``).
+(``select_prunable`` and ``rgprune.rg.trace_from_checkpoints``). On a live model a pattern that matches no
+parameter name is refused (``check_patterns``), naming the closest names: a typo must not prune what it meant
+to keep. ``GlobalMagnitudePruner``, ``select_prunable`` and ``rgprune imp --exclude`` share that check.
 """
 
 from __future__ import annotations
 
+import difflib
 import enum
 import fnmatch
 import sys
@@ -66,6 +69,64 @@ def matches(name: str, patterns: Sequence[str] | str) -> bool:
     """True when the qualified name ``name`` matches one of the fnmatch ``patterns`` (case-sensitive; a single
     string is one pattern)."""
     return any(fnmatch.fnmatchcase(name, p) for p in as_patterns(patterns, "patterns"))
+
+
+def parameter_names(model: torch.nn.Module) -> list[str]:
+    """Every qualified parameter name of the user's model (inside DDP / torch.compile wrappers), tied
+    parameters under each of their names: what ``include`` / ``exclude`` patterns are matched against."""
+    return [name for name, _ in unwrap_model(model).named_parameters(remove_duplicate=False)]
+
+
+def closest_names(pattern: str, names: Sequence[str], n: int = 3) -> list[str]:
+    """The ``n`` names (or module wildcards such as ``"layer2.*"``) most like ``pattern``, by
+    ``difflib.get_close_matches``; empty when none is close."""
+    wildcards = dict.fromkeys(
+        ".".join(parts[:i]) + ".*" for parts in (name.split(".") for name in names) for i in range(1, len(parts))
+    )
+    return difflib.get_close_matches(pattern, [*dict.fromkeys(names), *wildcards], n=n, cutoff=0.6)
+
+
+def unmatched_patterns_message(
+    model_or_names: torch.nn.Module | Sequence[str],
+    include: Sequence[str] | str | None = None,
+    exclude: Sequence[str] | str = (),
+) -> str | None:
+    """Why ``include`` / ``exclude`` cannot be used on ``model_or_names`` (a model, or its qualified parameter
+    names): the patterns that match no parameter, each with the closest names; None when every pattern
+    matches some parameter. ``check_patterns`` raises it; ``rgprune imp`` raises it as a usage error."""
+    names = parameter_names(model_or_names) if isinstance(model_or_names, torch.nn.Module) else list(model_or_names)
+    problems = []
+    for what, patterns in (("include", include), ("exclude", exclude)):
+        if patterns is None:
+            continue
+        patterns = dict.fromkeys(as_patterns(patterns, what))
+        unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(n, p) for n in names)]
+        if not unmatched:
+            continue
+        hints = []
+        for p in unmatched:
+            close = closest_names(p, names)
+            hints.append(f"{p!r}: closest {close}" if close else f"{p!r}: no name is close")
+        problems.append(f"{what} pattern(s) {unmatched} match no parameter of the model ({'; '.join(hints)})")
+    if not problems:
+        return None
+    example = f" such as {names[0]!r}" if names else ""
+    return (
+        f"{'; '.join(problems)}. Patterns are fnmatch patterns over qualified parameter names{example}, "
+        f"case-sensitive; correct them (a typo would prune what it meant to keep, or keep what it meant to prune)"
+    )
+
+
+def check_patterns(
+    model_or_names: torch.nn.Module | Sequence[str],
+    include: Sequence[str] | str | None = None,
+    exclude: Sequence[str] | str = (),
+) -> None:
+    """Refuse, with a ValueError naming the closest names, an ``include`` or ``exclude`` pattern that matches no
+    parameter of ``model_or_names`` (a model, or its qualified parameter names). Changes nothing."""
+    message = unmatched_patterns_message(model_or_names, include, exclude)
+    if message is not None:
+        raise ValueError(message)
 
 
 def is_head(name: str) -> bool:
@@ -164,10 +225,12 @@ def select_prunable(
     e.g. ``"layer1.*.conv*.weight"``; a single string is one pattern) replaces the default set and selects
     whatever float parameter it names; when that takes parameters other than Linear/Conv/Embedding weights
     (a broad ``"layer1.*"`` takes biases and BatchNorm weights too) a warning lists them. ``exclude``
-    removes from the selection.
+    removes from the selection. A pattern that matches no parameter name raises ValueError
+    (``check_patterns``).
     """
     include = as_patterns(include, "include") if include is not None else None
     exclude = as_patterns(exclude, "exclude")
+    check_patterns(model, include, exclude)
     model = unwrap_model(model)
     chosen, seen, beyond = [], set(), []
     for module_name, module in model.named_modules():

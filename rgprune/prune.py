@@ -51,9 +51,10 @@ from torch.nn.utils.prune import (
 )
 
 from rgprune import ops
+from rgprune import torch_prune_adoption as adoption
 from rgprune.kernels.format import pack_mask
 from rgprune.masks import MaskSet, popcount
-from rgprune.prunable import unwrap_model
+from rgprune.pruner import GlobalMagnitudePruner
 from rgprune.schedule import prune_count
 
 __all__ = [
@@ -222,57 +223,11 @@ def global_unstructured(parameters, pruning_method, importance_scores=None, **kw
         custom_from_mask(module, name, mask=keep.to(device=t.device, dtype=t.dtype))
 
 
-def _make_permanent(model: torch.nn.Module) -> tuple[list[tuple[torch.nn.Module, str]], dict, list]:
-    """``remove`` every pruning reparametrization of ``model``: the pruned (module, name) pairs, their masks
-    as bool tensors keyed by (id(module), name), and what ``_undo_permanent`` needs to put them back."""
-    pruned = [
-        (m, hook._tensor_name)
-        for m in model.modules()
-        for hook in list(m._forward_pre_hooks.values())
-        if isinstance(hook, BasePruningMethod)
-    ]
-    keep, undo = {}, []
-    for module, name in pruned:
-        mask = getattr(module, name + "_mask").detach()
-        keep[(id(module), name)] = mask != 0
-        # remove() replaces <name>_orig's data by the masked values; hold the old data (a reference, not a
-        # copy) so that a failure can restore it
-        undo.append((module, name, getattr(module, name + "_orig").data, mask))
-        remove(module, name)
-    return pruned, keep, undo
-
-
-def _undo_permanent(undo: list) -> None:
-    """Put back every ``<name>_orig`` (all its values, the pruned ones too) and ``<name>_mask`` (the hooks are
-    then ``CustomFromMask`` ones, the masks unchanged)."""
-    for module, name, data, mask in undo:
-        getattr(module, name).data = data
-        custom_from_mask(module, name, mask=mask)
-
-
 def adopt(model: torch.nn.Module, pruner_class=None, **selection):
     """A ``GlobalMagnitudePruner`` (or ``pruner_class``) of a model pruned with torch.nn.utils.prune: its
     masks are read, the reparametrization made permanent (``remove``) and the pruner gets the same masks.
-    By default it selects the parameters torch pruned. If the pruner cannot be made (e.g. a ``selection``
-    that matches nothing), the error is raised with the model as it was."""
-    if pruner_class is None:
-        from rgprune.pruner import GlobalMagnitudePruner as pruner_class
-    inner = unwrap_model(model)
-    pruned, keep, undo = _make_permanent(inner)
-    if not pruned:
-        raise ValueError("the model has no torch.nn.utils.prune reparametrization to import")
-    try:
-        if "include" not in selection:
-            lookup = {id(m): n for n, m in inner.named_modules()}
-            selection["include"] = [f"{lookup[id(m)]}.{name}" if lookup[id(m)] else name for m, name in pruned]
-        pruner = pruner_class(model, **{"masks_from": "ones", **selection})  # the masks are set from torch's below
-    except BaseException:
-        _undo_permanent(undo)
-        raise
-    bools = [
-        keep.get((id(module), name), torch.ones_like(param, dtype=torch.bool))
-        for (module, name), param in zip(pruner.module_param_pairs(), pruner.params)
-    ]
-    pruner.masks = MaskSet.from_bool(bools, pruner.names).to(pruner.params[0].device)
-    pruner.apply_masks()
-    return pruner
+    By default it selects the parameters torch pruned. ``include`` / ``exclude`` patterns that match no
+    parameter are refused before anything changes; if the pruner cannot be made for another reason (e.g. a
+    selection with nothing to prune), the error is raised with the model as it was
+    (``rgprune.torch_prune_adoption.adopt``)."""
+    return adoption.adopt(model, GlobalMagnitudePruner if pruner_class is None else pruner_class, **selection)

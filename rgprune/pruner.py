@@ -23,6 +23,7 @@ from rgprune.masks import MaskSet
 from rgprune.optim_hooks import hookable_optimizer
 from rgprune.prunable import as_patterns, select_prunable, unwrap_model, unwrap_state_dict
 from rgprune.schedule import prune_count
+from rgprune.torch_prune_adoption import adopt
 
 __all__ = ["ALREADY_PRUNED_SHARE", "GlobalMagnitudePruner", "PruneReport", "select_prunable"]
 
@@ -506,7 +507,7 @@ class GlobalMagnitudePruner:
     def from_torch_prune(cls, model: torch.nn.Module, **selection) -> GlobalMagnitudePruner:
         """Adopt a model pruned with torch.nn.utils.prune: its masks are read, the reparametrization is
         made permanent (``prune.remove``), and a pruner with the same masks is returned
-        (``rgprune.prune.adopt``: if the pruner cannot be made, the model is left as it was)."""
-        from rgprune.prune import adopt
-
+        (``rgprune.torch_prune_adoption.adopt``, as ``rgprune.prune.adopt``: a pattern that matches no
+        parameter is refused before anything changes; if the pruner cannot be made, the model is left as it
+        was)."""
         return adopt(model, cls, **selection)

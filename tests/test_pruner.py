@@ -186,7 +186,9 @@ def test_no_selected_parameter_raises_value_error():
         rgprune.GlobalMagnitudePruner(nn.Sequential(nn.BatchNorm1d(4), nn.ReLU()))
     with pytest.raises(ValueError, match="no prunable parameters"):
         rgprune.GlobalMagnitudePruner(resnet20(), exclude=["*"])
-    with pytest.raises(ValueError, match="no prunable parameters"):
+    with pytest.raises(ValueError, match="no prunable parameters"):  # patterns that match, but nothing prunable
+        rgprune.GlobalMagnitudePruner(resnet20(), include=["*.bias"], exclude=["*"])
+    with pytest.raises(ValueError, match="match no parameter"):  # a pattern matching nothing is a typo
         rgprune.GlobalMagnitudePruner(resnet20(), include=["no.such.weight"])
 
 
@@ -585,8 +587,8 @@ def test_from_torch_prune_that_fails_leaves_the_model_as_it_was():
     model.eval()
     with torch.no_grad():
         expected = model(x)
-    with pytest.raises(ValueError, match="no prunable parameters selected"):
-        rgprune.GlobalMagnitudePruner.from_torch_prune(model, include=["no.such.*"])
+    with pytest.raises(ValueError, match="no prunable parameters selected"):  # fails after remove(): undone
+        rgprune.GlobalMagnitudePruner.from_torch_prune(model, exclude=["*"])
     for (m, _), p, o, mask in zip(pairs, params_before, orig, masks):
         assert m.weight_orig is p and torch.equal(m.weight_orig, o)  # the same Parameter (optimizers hold it)
         assert torch.equal(m.weight_mask, mask) and torch.equal(m.weight, o * mask)

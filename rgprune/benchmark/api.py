@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from rgprune.benchmark.methods import ALL_METHODS, FRACTION, ROUNDS
+from rgprune.benchmark.progress import log
 from rgprune.benchmark.report import output_path, write_result
 from rgprune.benchmark.runner import run_device
 from rgprune.benchmark.settings import SECTIONS, Settings
@@ -80,6 +81,50 @@ def check_counts(**counts) -> None:
     for what, n in counts.items():
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise BenchmarkError(f"{what} must be an int >= 1, got {n!r}")
+
+
+def json_folder(json_path) -> Path | None:
+    """The folder ``json_path`` names, created now (before anything is timed), or None when it names a file.
+    A folder is a path ending in a separator (``"bench-out/"``) or an existing folder; the result goes in it
+    under a dated name (``report.output_path``). Any other path is the file written, as given."""
+    if json_path is None:
+        return None
+    text = os.fspath(json_path)
+    if not (text.endswith(tuple(sep for sep in (os.sep, os.altsep) if sep)) or Path(text).is_dir()):
+        return None
+    try:
+        Path(text).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BenchmarkError(f"cannot create the folder {text!r} for the JSON result: {exc}") from exc
+    return Path(text)
+
+
+#: rough seconds per million weights of one run of each method on the CPU (float32, 2 busy cores; round 1 and a
+#: masked round alike), with the untimed preparation of each repetition, and of starting one memory subprocess
+CPU_SECONDS_PER_MILLION = {"torch_prune": 0.35, "naive": 0.17, "naive_topk": 0.18, "reference": 1.0, "rgprune": 0.01}
+MEMORY_SUBPROCESS_S = 5.5
+#: warmup, copy bandwidth and building the model
+FIXED_S = 8.0
+
+
+def estimate_seconds(n_weights: int, device, methods, rounds, reps, slow_reps, slow_after, memory) -> float | None:
+    """A rough wall time of a run over ``n_weights`` weights (the timed rounds and the memory subprocesses),
+    from ``CPU_SECONDS_PER_MILLION``; None on a GPU (no figures to go by)."""
+    if torch.device(device).type != "cpu":
+        return None
+    millions = n_weights / 1e6
+    total = FIXED_S
+    for m in methods:
+        one = CPU_SECONDS_PER_MILLION.get(m, 1.0) * millions
+        runs = min(reps, slow_reps) if m in ("torch_prune", "reference") or one > slow_after else reps
+        total += len(rounds) * runs * one
+        if memory:
+            total += len(rounds) * (MEMORY_SUBPROCESS_S + one)
+    return total
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def _k_per_round(n: int, rounds: tuple, fraction: float) -> dict:
@@ -164,6 +209,7 @@ def run(
     bandwidth_bytes: int | None = None,
     json_path=None,
     command: str | None = None,
+    quick: bool = False,
 ) -> dict:
     """Benchmarks one IMP pruning round of ``model`` by rgprune, torch.nn.utils.prune, the naive PyTorch
     ways (cat + kthvalue, cat + topk) and rgprune's reference, at each round in ``rounds`` (round r starts at
@@ -178,13 +224,18 @@ def run(
     round; CUDA: the allocator's peak), the memory-bandwidth floor and rgprune's ratio to it, and whether the
     masks equal torch.prune's up to the tie order. ``sections`` may add ``"trace"`` (and ``"training_step"``
     for the suite's built-in sets). ``threads``: torch threads for the run. ``json_path``: a file, or a
-    folder for the suite's file name. Bad input raises ``BenchmarkError`` before anything is timed.
+    folder (a path ending in a separator, or an existing folder; created when missing) for the suite's dated
+    file name (``json_folder``). ``quick``: marks the result as a quick look (``rgprune bench --quick``: few
+    repetitions, its file name ends in ``-quick``; the README's tables leave it out). Before timing, a run on
+    the CPU logs roughly how long it will take (``estimate_seconds``). Bad input raises ``BenchmarkError``
+    before anything is timed.
     """
     dev = check_device(device)
     dtype = check_dtype(dtype)
     rounds = check_rounds(rounds, fraction)
     methods = check_methods(methods)
     check_counts(reps=reps, slow_reps=slow_reps)
+    folder = json_folder(json_path)
     sections = set(sections) - (set() if memory else {"memory"})
     if sections - set(SECTIONS):
         raise BenchmarkError(f"unknown sections {sorted(sections - set(SECTIONS))}; choose from {SECTIONS}")
@@ -210,9 +261,20 @@ def run(
         progress=progress,
         command=command or _command(model, {"device": str(dev), "rounds": rounds}),
         bandwidth_bytes=bandwidth_bytes,
+        quick=quick,
     )
+    estimate = estimate_seconds(n, dev, methods, rounds, reps, slow_reps, slow_after, "memory" in sections)
+    if estimate is not None:
+        extra = " (plus the trace and training sections)" if sections - {"rounds", "memory"} else ""
+        hint = "; --quick (quick=True) gives a first look in seconds" if estimate > 60 and not quick else ""
+        log(
+            f"{workload.name}: {n / 1e6:.2f}M prunable weights, {len(methods)} methods, "
+            f"round{'s' if len(rounds) > 1 else ''} {','.join(map(str, rounds))}"
+            f"{', memory in subprocesses' if 'memory' in sections else ''}: roughly {_duration(estimate)} on this "
+            f"CPU{extra}{hint}"
+        )
     with torch_threads(threads):
         result = run_device(dev, [workload], settings)
     if json_path is not None:
-        write_result(result, output_path(result, json_path) if Path(json_path).is_dir() else json_path)
+        write_result(result, output_path(result, folder) if folder is not None else json_path)
     return result

@@ -2,6 +2,7 @@
 ``python -m rgprune.benchmark``.
 
     python -m rgprune.benchmark --model resnet50                     # CPU, rounds 1 and 5, every method
+    python -m rgprune.benchmark --model resnet18 --quick             # rgprune vs torch.prune, under 30 s
     python -m rgprune.benchmark --model mypkg.models:build --device cuda --dtype bfloat16 --json out.json
     python -m rgprune.benchmark --scale --scale-sizes 10M,50M,200M   # how time and memory grow
 
@@ -22,6 +23,10 @@ from rgprune.benchmark.tables import scale_summary, summary
 from rgprune.benchmark.workloads import BenchmarkError, model_spec_help
 
 _SUFFIXES = {"k": 10**3, "M": 10**6, "B": 10**9, "G": 10**9}
+#: --quick: what it times (rgprune against torch.prune), the rounds and rgprune's repetitions
+QUICK_METHODS = ("torch_prune", "rgprune")
+QUICK_ROUNDS = (5,)
+QUICK_REPS = 3
 
 
 def _names(text: str) -> list:
@@ -89,7 +94,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--json", type=Path, help="write the result here (a folder: a dated file name in it)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"a first look in seconds: rgprune against torch.prune only, round {','.join(map(str, QUICK_ROUNDS))}, "
+        f"{QUICK_REPS} repetitions (torch.prune 1), no memory measurement (options given explicitly still apply)",
+    )
+    parser.add_argument(
+        "--json",
+        type=str,
+        help="write the result to this file; a folder (a path ending in '/', or an existing folder, created "
+        "when missing) gets a dated file name in it",
+    )
     parser.add_argument(
         "--scale",
         action="store_true",
@@ -134,6 +150,8 @@ def command(args, command_line: str | None = None) -> int:
         "command": shown,
     }
     if args.scale:
+        if args.quick:
+            raise BenchmarkError("--quick goes with --model (--scale has its own defaults: --scale-sizes, --reps)")
         if args.model is not None:
             raise BenchmarkError("--scale times synthetic weight sets: drop --model, or drop --scale")
         result = run_scale(
@@ -151,13 +169,17 @@ def command(args, command_line: str | None = None) -> int:
             raise BenchmarkError(f"--model is required (or --scale): {model_spec_help()}")
         if args.plot is not None or args.scale_sizes is not None:
             raise BenchmarkError("--plot and --scale-sizes go with --scale")
+        quick = args.quick
+        if quick:
+            common["memory"] = False
         result = run(
             args.model,
-            rounds=args.rounds or (1, 5),
-            methods=args.methods,
-            reps=args.reps or 7,
-            slow_reps=args.slow_reps or 2,
+            rounds=args.rounds or (QUICK_ROUNDS if quick else (1, 5)),
+            methods=args.methods or (QUICK_METHODS if quick else None),
+            reps=args.reps or (QUICK_REPS if quick else 7),
+            slow_reps=args.slow_reps or (1 if quick else 2),
             select=_select(args),
+            quick=quick,
             **common,
         )
         print(summary(result))

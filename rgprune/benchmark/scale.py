@@ -9,7 +9,15 @@ from pathlib import Path
 import torch
 
 from rgprune._io import atomic_write
-from rgprune.benchmark.api import check_counts, check_device, check_dtype, check_methods, check_rounds, torch_threads
+from rgprune.benchmark.api import (
+    check_counts,
+    check_device,
+    check_dtype,
+    check_methods,
+    check_rounds,
+    json_folder,
+    torch_threads,
+)
 from rgprune.benchmark.progress import log
 from rgprune.benchmark.report import output_path, write_result
 from rgprune.benchmark.runner import run_device
@@ -183,6 +191,7 @@ def run_scale(
     dev, dtype = check_device(device), check_dtype(dtype)
     rounds, methods, sizes = check_rounds(rounds, fraction), check_methods(methods), check_sizes(sizes)
     check_counts(reps=reps, slow_reps=slow_reps)
+    folder = json_folder(json_path)
     kept, skipped = affordable(sizes, dev, getattr(torch, dtype or "float32").itemsize)
     if not kept:
         raise BenchmarkError(
@@ -206,8 +215,8 @@ def run_scale(
     with torch_threads(threads):
         result = run_device(dev, [_workload(n) for n in kept], settings)
     result["scale"] = {"sizes": kept, "skipped": skipped, "memory_factor": MEMORY_FACTOR, "growth": growth(result)}
-    if json_path is not None and Path(json_path).is_dir():
-        json_path = output_path(result, json_path).with_name(output_path(result, json_path).stem + "-scale.json")
+    if folder is not None:
+        json_path = output_path(result, folder).with_name(output_path(result, folder).stem + "-scale.json")
     if plot_path is None and json_path is not None:
         plot_path = Path(json_path).with_suffix(".png")
     if plot_path is not None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from rgprune.benchmark.tables import round_keys
 
+QUICK_NOTE = "quick run (few repetitions; in the suite, tiny weight sets): not meaningful"
+
 
 class _Targets:
     """Collects target entries: ``add`` judges one measured value (None: not measured, nothing judged)."""
@@ -28,7 +30,7 @@ class _Targets:
                 "required": required,
                 "measured": measured,
                 "met": met,
-                **({"note": "quick run on tiny weight sets: not meaningful"} if self.quick else {}),
+                **({"note": QUICK_NOTE} if self.quick else {}),
             }
         )
 

@@ -10,7 +10,8 @@ from rgprune.imp.config import ConfigError
 __all__ = ["add_bench_parser", "bench_command"]
 
 BENCH_EXAMPLES = """examples:
-  rgprune bench --model resnet50                              # CPU, rounds 1 and 5, every method
+  rgprune bench --model resnet18 --quick                      # rgprune vs torch.prune, one round: seconds
+  rgprune bench --model resnet50                              # CPU, rounds 1 and 5, every method: minutes
   rgprune bench --model torchvision:convnext_tiny --device cuda --dtype bfloat16 --json results/
   rgprune bench --model hf:./my-bert --methods rgprune,torch_prune,naive --rounds 1,10
   rgprune bench --model module:mypkg.models:build --json mine.json   # build(num_classes=1000, in_channels=3)
@@ -18,8 +19,10 @@ BENCH_EXAMPLES = """examples:
 
 --model takes the model specs of rgprune imp. Each round is timed for every method (repetitions
 interleaved; medians and spread), with speedups, peak extra memory, the memory-bandwidth floor and
-whether the masks equal torch.prune's up to the order of tied magnitudes. Exit status 1 when a
-measurement failed (the error is in the table and the JSON), 2 for bad input.
+whether the masks equal torch.prune's up to the order of tied magnitudes. On the CPU a run first says
+roughly how long it will take. --json DIR/ (a trailing '/' or an existing folder) writes a dated file in
+DIR, creating it. Exit status 1 when a measurement failed (the error is in the table and the JSON), 2 for
+bad input.
 """
 
 
