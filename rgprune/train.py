@@ -33,7 +33,16 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-__all__ = ["TrainStats", "amp_dtype", "evaluate", "forward_batch", "mix_seed", "progress_enabled", "train_epochs"]
+__all__ = [
+    "EpochStats",
+    "TrainStats",
+    "amp_dtype",
+    "evaluate",
+    "forward_batch",
+    "mix_seed",
+    "progress_enabled",
+    "train_epochs",
+]
 
 
 def progress_enabled(progress: bool, stream=None) -> bool:
@@ -102,6 +111,24 @@ class TrainStats:
     skipped: int = 0
 
 
+@dataclass
+class EpochStats:
+    """One epoch of a ``train_epochs`` call, as passed to its ``on_epoch``: the epoch (0-based) of ``epochs``, the
+    optimizer steps taken in it (``steps``, fewer than the loader's length when training started mid-epoch) and the
+    step counter at its end (``end_step``, of ``total_steps``), its mean training loss and training accuracy (the
+    fraction of its examples whose logits' argmax was the label, counted on the batches as they were trained: in
+    training mode, before each step), and its wall-clock seconds."""
+
+    epoch: int
+    epochs: int
+    steps: int
+    end_step: int
+    total_steps: int
+    loss: float
+    accuracy: float
+    seconds: float
+
+
 def _seed_epoch(loader, epoch_seed: int) -> None:
     """Reseed torch, the loader's generator and its sampler's ``seed_epoch`` (the shuffling order) for one epoch."""
     torch.manual_seed(epoch_seed)
@@ -116,11 +143,13 @@ def _seed_epoch(loader, epoch_seed: int) -> None:
 def _train_step(
     model, batch, optimizer, scheduler, scaler, device: torch.device, dtype: torch.dtype | None, channels_last: bool
 ) -> tuple[float, bool]:
-    """One optimizer step on one batch (then one scheduler step); returns the loss and whether the AMP grad
-    scaler skipped the step."""
+    """One optimizer step on one batch (then one scheduler step); returns the loss, whether the AMP grad scaler
+    skipped the step, and the number of examples whose logits' argmax was the label (a tensor on the device, read
+    once per epoch) and of examples."""
     with _autocast(device, dtype):
         logits, y = forward_batch(model, batch, device, channels_last)
         loss = F.cross_entropy(logits.float(), y)
+    correct = (logits.detach().argmax(dim=-1) == y).sum()
     optimizer.zero_grad(set_to_none=True)
     skipped = False
     if scaler is not None:
@@ -136,7 +165,7 @@ def _train_step(
         with warnings.catch_warnings():  # a step skipped by the scaler makes torch warn about order
             warnings.simplefilter("ignore", UserWarning)
             scheduler.step()
-    return float(loss.detach()), skipped
+    return float(loss.detach()), skipped, correct, int(y.numel())
 
 
 def train_epochs(
@@ -154,6 +183,7 @@ def train_epochs(
     on_step: Callable[[int], None] | None = None,
     desc: str = "train",
     channels_last: bool = False,
+    on_epoch: Callable[[EpochStats], None] | None = None,
 ) -> TrainStats:
     """Train ``model`` with cross-entropy for ``epochs`` epochs of ``loader``.
 
@@ -163,11 +193,14 @@ def train_epochs(
     must build ``scheduler`` to start at that step. ``seed``: when given, torch's RNG and the loader's
     generator are reseeded at the start of every epoch from ``(seed, epoch)``, so that each epoch's data
     order is the same whichever step training started from. ``on_step(step)`` is called after each
-    optimizer step with the number of steps taken so far (counting ``start_step``). ``amp`` and
-    ``channels_last``: see the module docstring.
+    optimizer step with the number of steps taken so far (counting ``start_step``); ``on_epoch(EpochStats)``
+    after each epoch (its loss, training accuracy and seconds). ``amp`` and ``channels_last``: see the module
+    docstring.
 
     Progress: one tqdm bar per epoch, shown only when ``progress`` is true and stderr is a terminal.
     """
+    import time
+
     from tqdm.auto import tqdm
 
     device = torch.device(device)
@@ -188,7 +221,8 @@ def train_epochs(
         if seed is not None:
             _seed_epoch(loader, mix_seed(seed, epoch))
         skip = step - epoch * steps_per_epoch  # batches of this epoch already taken before start_step
-        loss_sum, n_loss = 0.0, 0
+        loss_sum, n_loss, correct, seen = 0.0, 0, 0, 0
+        started = time.perf_counter()
         bar = tqdm(
             total=steps_per_epoch - skip,
             desc=f"{desc} epoch {epoch + 1}/{epochs}",
@@ -199,7 +233,10 @@ def train_epochs(
         for i, batch in enumerate(loader):
             if i < skip:
                 continue
-            value, was_skipped = _train_step(model, batch, optimizer, scheduler, scaler, device, dtype, channels_last)
+            value, was_skipped, right, n = _train_step(
+                model, batch, optimizer, scheduler, scaler, device, dtype, channels_last
+            )
+            correct, seen = right + correct, seen + n  # summed on the device: no sync per step
             skipped += was_skipped
             step += 1
             steps += 1
@@ -212,6 +249,19 @@ def train_epochs(
                 on_step(step)
         bar.close()
         last_loss = loss_sum / n_loss if n_loss else math.nan
+        if on_epoch is not None:
+            on_epoch(
+                EpochStats(
+                    epoch=epoch,
+                    epochs=epochs,
+                    steps=n_loss,
+                    end_step=step,
+                    total_steps=total,
+                    loss=last_loss,
+                    accuracy=int(correct) / seen if seen else math.nan,
+                    seconds=time.perf_counter() - started,
+                )
+            )
     return TrainStats(steps=steps, end_step=step, last_epoch_loss=last_loss, skipped=skipped)
 
 

@@ -348,9 +348,11 @@ def test_cli_imp_prints_the_table_and_resumes(reference, capsys):
     from rgprune.cli import main
 
     ref_result, ref_out = reference
-    assert main([*TINY_ARGS, "--out", str(ref_out)]) == 0  # complete already: resumes to the end
+    loud = [a for a in TINY_ARGS if a != "--quiet"]  # --quiet prints nothing (tests/test_imp_progress.py)
+    assert main([*loud, "--out", str(ref_out)]) == 0  # complete already: resumes to the end
     printed = capsys.readouterr().out
     assert ref_result.table() in printed and f"run directory: {ref_out}" in printed
+    assert "nothing left to train" in printed and printed.splitlines()[-1] == f"report: {ref_out / 'report.md'}"
 
 
 def test_cli_imp_bad_input(tmp_path, capsys):

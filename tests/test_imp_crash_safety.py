@@ -141,7 +141,9 @@ def test_an_uninterrupted_run_writes_the_documented_layout_atomically(reference)
     report = writes[len(LAYOUT) :]
     assert {"trace.json", "flow.json", "report.md"} <= set(report) and all("/" not in name for name in report)
     on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
-    assert on_disk == set(writes)  # every file of the run came through a temp file renamed into place
+    # every file of the run came through a temp file renamed into place, but run.log: appended, and no part of the
+    # result (resume never reads it; the comparisons of runs leave it out)
+    assert "run.log" in on_disk and on_disk - {"run.log"} == set(writes) and "run.log" not in writes
 
 
 def interrupted_by(action: str, point: tuple[str, int], out: Path) -> None:
@@ -224,3 +226,6 @@ def test_rgprune_imp_killed_at_every_write_resumes_to_the_uninterrupted_run(poin
     assert main([*TINY_ARGS, "--out", str(out)]) == 0
     assert load_result(out).complete
     assert_same_run(out, cli_reference, ROUNDS)
+    log = (out / "run.log").read_text().splitlines()  # continued, not replaced: the resume says so, once
+    assert sum("resumed at round" in line for line in log) == (last >= 0)
+    assert log[-1].endswith(f"report: {out / 'report.md'}")

@@ -138,7 +138,7 @@ def test_imp_under_torchrun_writes_one_run_and_resumes(tmp_path):
     shutil.rmtree(out / "round-01")
     second = _torchrun(out)
     assert second.returncode == 0, second.stdout + second.stderr
-    assert "resuming" in second.stdout and "after round 0" in second.stdout, second.stdout
+    assert "resumed at round 1 (round 0 complete)" in second.stdout, second.stdout
     redone = _snapshot(out)
     assert redone.keys() == complete.keys()
     for name, (mtime, data) in complete.items():
@@ -153,7 +153,11 @@ def test_imp_under_torchrun_writes_one_run_and_resumes(tmp_path):
     # nothing left to do: the table again, no round rewritten
     third = _torchrun(out)
     assert third.returncode == 0, third.stdout + third.stderr
-    assert "after round 1" in third.stdout and third.stdout.count("round  density  accuracy") == 1, third.stdout
+    assert "resumed after round 1: nothing left to train" in third.stdout, third.stdout
+    assert third.stdout.count("round  density  accuracy") == 1, third.stdout
+    # rank 0 alone writes run.log: one start line, the two resumes appended after it
+    log = (out / "run.log").read_text()
+    assert log.count("started resnet20-digits-") == 1 and log.count("resumed ") == 2, log
     assert _snapshot(out) == redone
 
     # another config in the same directory: refused on every rank (rank 0 decides and broadcasts), nothing written

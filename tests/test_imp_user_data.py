@@ -29,7 +29,7 @@ from rgprune.cli import main
 from rgprune.imp import BASELINES, ConfigError, IMPConfig, RunDir, load_result, run_imp
 from rgprune.imp.pipeline import EVAL_BATCH, EpochSampler, SeededItems, resolve_pipeline
 
-SHORT = ["--rounds", "2", "--epochs", "1", "--baselines", "all", "--quiet"]
+SHORT = ["--rounds", "2", "--epochs", "1", "--baselines", "all"]  # not --quiet: the table is printed
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -40,6 +40,11 @@ IMP_EXAMPLES = """examples:
       --amp-dtype bfloat16 --batch-size 256 --out runs/r50-imagenet
   rgprune imp --model hf:./my-bert --task glue-sst2:~/glue/SST-2 --device cuda --amp --out runs/bert-sst2
 
+Every run prints a line per epoch (loss, training accuracy, time, approximate ETA of the round and
+the run) and per round, also when written to a file (progress bars only on a terminal), appends the
+same lines to run.log in the run directory, and ends with the path of its report; --quiet prints
+nothing but errors (run.log is still written).
+
 Run the same command again to resume an interrupted run: it continues after the last complete round
 and gives the same result as an uninterrupted run. A directory holding a run with other settings is
 refused. Without --out the run goes to runs/<model>-<task>-<config hash>.
@@ -168,22 +173,25 @@ def add_imp_parser(sub) -> argparse.ArgumentParser:
         p,
         "CPU threads for torch (default: torch's choice; 1 is often fastest for small models "
         "on a busy machine). Resume with the same count for bit-identical results",
-        "no progress bars or per-round lines",
+        "print nothing but errors; the run directory's run.log still gets every line (not part of the config: "
+        "the run's name and hash are the same with or without it)",
     )
     p.set_defaults(func=run_imp_command)
     return p
 
 
 def run_imp_command(args: argparse.Namespace, out=None):
-    """``rgprune imp``: build the IMPConfig from the options, run or resume, print the table."""
-    from rgprune.imp import run_imp
+    """``rgprune imp``: build the IMPConfig from the options, run or resume (a line per epoch and per round), print
+    the table, end with the report's path. ``--quiet``: nothing printed but errors; run.log gets every line."""
+    from rgprune.imp import RunDir, run_imp
 
     out = out or sys.stdout
     set_threads(args)
     config = config_from_args(args)
     out_dir = args.out or os.path.join("runs", config.name)
     with _torchrun_process_group(config.device) as rank:  # rank 0 (or the only process) prints
-        if rank == 0:
+        printed = rank == 0 and not args.quiet
+        if printed:
             print(
                 f"IMP {config.name}: {config.model} on {config.task}, {config.rounds} rounds of pruning "
                 f"{config.fraction:g} of the survivors, rewinding to step {config.rewind_step}; run directory "
@@ -191,9 +199,16 @@ def run_imp_command(args: argparse.Namespace, out=None):
                 file=out,
                 flush=True,
             )
-        result = run_imp(config, out_dir, progress=not args.quiet and rank == 0)
+        result = run_imp(config, out_dir, progress=printed, stream=out)
         if rank == 0:
-            print(f"\n{result.table()}\n\nrun directory: {out_dir}", file=out, flush=True)
+            run = RunDir(out_dir)
+            lines = [*result.table().splitlines(), f"run directory: {out_dir}"]
+            if run.report_path.is_file():  # a complete run ends with its flow report
+                lines.append(f"report: {run.report_path}")
+            with contextlib.suppress(OSError):  # the run is complete; a log it cannot end is no error
+                run.append_log(lines)
+            if printed:
+                print("\n" + "\n".join(lines), file=out, flush=True)
     return result
 
 

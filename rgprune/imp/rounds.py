@@ -30,15 +30,18 @@ another number of ranks warns, as the data shards then differ).
 from __future__ import annotations
 
 import os
+import sys
 import time
 import warnings
 from collections.abc import Callable
+from typing import TextIO
 
 import torch
 
 from rgprune.imp.config import ConfigError, IMPConfig
 from rgprune.imp.coordination import barrier, check_replicated_state, distributed, rank0_prepares
 from rgprune.imp.flow_report import write_run_flow_report
+from rgprune.imp.progress import RunProgress
 from rgprune.imp.results import IMPResult, RoundResult
 from rgprune.imp.rundir import RunDir, observables_record, threshold_record
 from rgprune.imp.trainer import RoundTrainer, cpu_state, deterministic
@@ -58,11 +61,15 @@ def run_imp(
     test=None,
     num_classes: int | None = None,
     tokenizer=None,
+    stream: TextIO | None = None,
 ) -> IMPResult:
     """Run (or resume) iterative magnitude pruning with rewinding; see the module docstring.
 
-    ``progress``: tqdm bars per round and per epoch (on a terminal only) and a one-line summary per
-    round on stdout. Returns an ``IMPResult`` with one ``RoundResult`` per round (round 0 = dense).
+    ``progress``: a line per epoch (training loss and accuracy, seconds, approximate ETA of the round and of the
+    run) and per round on ``stream`` (default: stdout), whether or not it is a terminal, and tqdm bars per round
+    and per epoch on a terminal (``rgprune.imp.progress``); ``progress=False`` prints nothing. Either way the same
+    lines are appended to the run directory's run.log (a resume appends "resumed at round N"). Returns an
+    ``IMPResult`` with one ``RoundResult`` per round (round 0 = dense).
 
     The program's own model and data: ``model_fn`` builds the model of ``config.model = "given:NAME"``, called
     as ``model_fn(num_classes=K, in_channels=C)`` for a vision task and ``model_fn(num_classes=K)`` for a text
@@ -87,14 +94,19 @@ def run_imp(
     trainer = RoundTrainer(
         config, progress and rank == 0, rank, world, task=task, model_fn=model_fn, tokenizer=tokenizer
     )
+    # rank 0 alone prints and writes run.log (distributed: the others only train)
+    reporter = None
+    if rank == 0:
+        reporter = RunProgress(config, trainer.total_steps, (stream or sys.stdout) if progress else None)
+        trainer.on_epoch = reporter.epoch
     with deterministic(trainer.device):
         model = trainer.build(trainer.init_seed)  # a model or weights file that does not fit fails here, unwritten
         trainer.check_model(model)
         if ranks is None:
             with run_dir.lock():
-                return _run_rounds(trainer, run_dir, run_dir.prepare(config, trainer.inputs()), model)
+                return _run_rounds(trainer, run_dir, run_dir.prepare(config, trainer.inputs()), model, reporter)
         with rank0_prepares(run_dir, config, trainer.inputs(), rank, trainer.device) as last:
-            return _run_rounds(trainer, run_dir, last, model)
+            return _run_rounds(trainer, run_dir, last, model, reporter)
 
 
 def _given_task(config: IMPConfig, train, test, num_classes: int | None):
@@ -111,20 +123,6 @@ def _given_task(config: IMPConfig, train, test, num_classes: int | None):
         return given_task(config.task, train, test, num_classes=num_classes)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-
-
-def _say(trainer: RoundTrainer, text: str) -> None:
-    if trainer.progress:
-        from tqdm.auto import tqdm
-
-        tqdm.write(text)
-
-
-def _summary_line(c: IMPConfig, m: dict) -> str:
-    parts = [f"round {m['round']}/{c.rounds}", f"density {m['density']:.4f}", f"accuracy {m['accuracy']:.4f}"]
-    parts += [f"{name} {b['accuracy']:.4f}" for name, b in m.get("baselines", {}).items()]
-    parts.append(f"{m['timings']['total_s']:.1f}s")
-    return "  ".join(parts)
 
 
 def _warn_on_resume(trainer: RoundTrainer, run_dir: RunDir, saved: dict) -> None:
@@ -246,15 +244,22 @@ def _write_summary(trainer: RoundTrainer, run_dir: RunDir, rounds: list[dict]) -
     )
 
 
-def _run_rounds(trainer: RoundTrainer, run_dir: RunDir, last: int, model: torch.nn.Module) -> IMPResult:
+def _run_rounds(
+    trainer: RoundTrainer, run_dir: RunDir, last: int, model: torch.nn.Module, reporter: RunProgress | None
+) -> IMPResult:
     """Rounds last + 1 .. config.rounds, after the complete rounds 0 .. last found in ``run_dir``; ``model``: the
-    config's model at θ_init."""
+    config's model at θ_init; ``reporter``: rank 0's lines (None on the other ranks)."""
     from tqdm.auto import tqdm
 
     c, writes = trainer.config, trainer.rank == 0
     rounds = [run_dir.read_round_metrics(n) for n in range(last + 1)]
+    if reporter is not None:  # the run directory is prepared (and locked): run.log may be appended to
+        reporter.attach(run_dir)
+        if last >= 0:
+            reporter.resumed(last)
+        else:
+            reporter.started(c.name, trainer.steps_per_epoch, trainer.device)
     if last >= 0:
-        _say(trainer, f"resuming {c.name} in {run_dir.path} after round {last}")
         _warn_on_resume(trainer, run_dir, rounds[-1])
     pruner = trainer.pruner(model)
     report: PruneReport | None = None  # the prune of θ_{n-1}, which made this round's mask m_n
@@ -273,9 +278,12 @@ def _run_rounds(trainer: RoundTrainer, run_dir: RunDir, last: int, model: torch.
         dynamic_ncols=True,
         disable=not progress_enabled(trainer.progress),
     )
+    n = last + 1
     try:
         for n in range(last + 1, c.rounds + 1):
             start = time.perf_counter()
+            if reporter is not None:
+                reporter.start_round(n)
             trainer.seed_round(n)
             if n == 0:
                 train, theta_k = _train_dense(trainer, run_dir, model)
@@ -290,7 +298,12 @@ def _run_rounds(trainer: RoundTrainer, run_dir: RunDir, last: int, model: torch.
             if trainer.world is not None:  # a round is complete on disk before any rank goes on (or exits)
                 barrier()
             bar.update(1)
-            _say(trainer, _summary_line(c, metrics))
+            if reporter is not None:
+                reporter.round_done(metrics)
+    except BaseException as exc:
+        if reporter is not None:
+            reporter.stopped(n, exc)
+        raise
     finally:
         bar.close()
     if last == c.rounds and writes:  # nothing was left to do: keep the summary files in step with the rounds

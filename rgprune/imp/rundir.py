@@ -16,6 +16,10 @@ Every file is written to a temp file and renamed into place (``rgprune._io.atomi
     metrics.json                 all complete rounds and their baselines (a summary, rewritten per round)
     trace.json                   the run's rgprune.rg.FlowTrace (rewritten per round)
     flow.json, report.md, *.png  the flow report of a complete run (rgprune.rg.report.write_flow_report)
+    run.log                      what the run printed (rgprune.imp.progress): per-epoch and per-round lines,
+                                 each prefixed with its UTC time; appended, not replaced, so a resumed run
+                                 continues it ("resumed at round N"). Not part of the run's result: resume
+                                 never reads it, and a crash loses at most the line being written
     .lock                        held (flock) by the process writing the run
 
 ``observables.json`` of round n: ``histogram_before``, θ_n's survivors (mask m_n) on the 4096 logarithmic
@@ -28,6 +32,7 @@ threshold of that prune; ``density_after``. Round n of ``trace.json`` is exactly
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import math
 import os
@@ -101,6 +106,7 @@ class RunDir:
         "rewind.safetensors",
         "metrics.json",
     )
+    _LOG = "run.log"
     _ROUND_PREFIX = "round-"
     _WEIGHTS, _MASKS, _OBSERVABLES, _METRICS = (
         "weights.safetensors",
@@ -137,6 +143,11 @@ class RunDir:
     @property
     def summary_path(self) -> Path:
         return self.path / self._SUMMARY
+
+    @property
+    def log_path(self) -> Path:
+        """run.log: the lines the run printed (``append_log``)."""
+        return self.path / self._LOG
 
     def _flow_report_path(self, key: str) -> Path:
         from rgprune.rg.report import FLOW_REPORT_FILES  # the run directory is also its flow report's directory
@@ -335,6 +346,19 @@ class RunDir:
         for n in self.round_numbers():
             if n > last:
                 shutil.rmtree(self.round_dir(n))
+
+    def append_log(self, lines: str | list[str], when: datetime.datetime | None = None) -> None:
+        """Append ``lines`` to run.log, each prefixed with ``when`` (default: now) in UTC, in one write of a file
+        opened for appending and closed at once: a crash (or kill) loses at most this write, never a line
+        written before, and a resumed run appends after the lines of the interrupted one. run.log is the one
+        file of the run directory not replaced atomically: it is a log, not part of the run's result."""
+        if isinstance(lines, str):
+            lines = [lines]
+        stamp = (when or datetime.datetime.now(datetime.timezone.utc)).astimezone(datetime.timezone.utc)
+        prefix = stamp.strftime("%Y-%m-%d %H:%M:%SZ")
+        text = "".join(f"{prefix}  {line}\n" for line in lines)
+        with open(self.log_path, "a", encoding="utf-8") as f:
+            f.write(text)
 
     def save_init(self, init: Mapping[str, torch.Tensor], theta_k: Mapping[str, torch.Tensor]) -> None:
         """θ_init and the rewind point θ_k, saved once round 0 has trained."""

@@ -31,7 +31,7 @@ from rgprune.imp.coordination import broadcast_buffers, wrap_ddp
 from rgprune.imp.pipeline import eval_loader, resolve_pipeline, train_loader
 from rgprune.masks import MaskSet
 from rgprune.pruner import GlobalMagnitudePruner
-from rgprune.train import evaluate, mix_seed, train_epochs
+from rgprune.train import EpochStats, evaluate, mix_seed, train_epochs
 
 __all__ = ["RoundTrainer", "cpu_state", "deterministic", "seed_all"]
 
@@ -174,6 +174,8 @@ class RoundTrainer:
         if world is not None and not 0 <= rank < world:
             raise ValueError(f"rank must be in [0, world) = [0, {world}), got {rank}")
         self.config, self.progress, self.rank, self.world = config, progress, rank, world
+        #: called after every epoch of ``train`` as ``on_epoch(desc, EpochStats)`` (run_imp's per-epoch lines)
+        self.on_epoch: Callable[[str, EpochStats], None] | None = None
         self.model_source = parse_model_spec(config.model).source
         _check_given(config, parse_task_spec(config.task).is_given, self.model_source == "given", task, model_fn)
         self.device = _resolve_device(config.device, distributed=world is not None)
@@ -267,16 +269,11 @@ class RoundTrainer:
         exclude) or one that cannot train on this data's batches: BatchNorm (in training mode) fails on a batch of
         one example, which the last batch of every epoch is when the training examples (this rank's shard) leave a
         remainder of one; better now than at the end of the first epoch."""
-        from rgprune.prunable import matches, select_prunable, unwrap_model
+        from rgprune.prunable import select_prunable, unmatched_patterns_message
 
         c = self.config
-        names = [name for name, _ in unwrap_model(model).named_parameters()]
-        unmatched = [p for p in c.exclude if not any(matches(name, p) for name in names)]
-        if unmatched:
-            raise ConfigError(
-                f"{c.model}: exclude pattern(s) {unmatched} match no parameter of the model (fnmatch over qualified "
-                f"names such as {names[0]!r}); correct them"
-            )
+        if problem := unmatched_patterns_message(model, exclude=c.exclude):  # the check GlobalMagnitudePruner makes
+            raise ConfigError(f"{c.model}: {problem}")
         try:
             select_prunable(model, exclude=c.exclude, prune_head=c.prune_head, prune_embeddings=c.prune_embeddings)
         except (ValueError, TypeError) as exc:
@@ -349,6 +346,7 @@ class RoundTrainer:
                 on_step=on_step,
                 desc=desc,
                 channels_last=self.pipeline.channels_last,
+                on_epoch=(lambda e: self.on_epoch(desc, e)) if self.on_epoch is not None else None,
             )
         finally:
             if handle is not None:
