@@ -313,7 +313,7 @@ def test_lottery_ticket_figure_draws_every_series(tmp_path, drawn):
     assert axes.get_xscale() == "log" and axes.xaxis_inverted()
     drawn[0].canvas.draw()
     labels = {t.get_text() for t in axes.get_xticklabels() if t.get_text()}
-    assert {"1", "0.5"} <= labels, labels  # densities as plain numbers
+    assert labels == {"1", "0.8", "0.64", "0.512"}, labels  # a labelled tick at every round's density, no other
     legend = [t.get_text() for t in axes.get_legend().get_texts()]
     assert legend == ["dense", "ticket (IMP, rewound)", "random re-init", "random mask"]
     data = {c.get_label(): c for c in axes.containers}
@@ -379,3 +379,43 @@ def test_tail_flow_draws_each_flow_with_its_intervals(tmp_path, drawn):
     assert "ξ" in axes.get_ylabel()
     with pytest.raises(ValueError, match="one entry per round"):
         plots.plot_tail_flow({"run": ([0, 1], [0.1], [[0, 0.2]])}, tmp_path / "bad.png")
+
+
+def test_magnitude_histograms_count_zeros_and_non_finite_apart(tmp_path, drawn):
+    """On the kernels' float32 bins: the zero bin and the Inf/NaN bins are counted in words under the axis, not
+    drawn; the x axis (log10 |w|) is a decade around the one occupied bin; a histogram with nothing but zeros
+    draws nothing and says so. Guards against: log10 0 = -inf on the axis, Inf bins drawn, zeros dropped silently."""
+    from rgprune.rg.observables import magnitude_bin_edges
+
+    edges = magnitude_bin_edges("float32")
+    hist = np.zeros((2, edges.size - 1))
+    hist[0, 0], hist[1, 0], hist[0, 2032], hist[1, 2032], hist[0, 4090] = 2, 1, 100, 80, 2  # 1 <= |w| < 1.0625; Inf/NaN
+    plots.plot_magnitude_histograms(hist, edges, tmp_path / "h.png", "run: |w|")
+    axes = drawn[0].axes[0]
+    (mesh,) = axes.collections
+    assert mesh.get_array().count() == 2 and mesh.get_array().sum() == 180  # the one bin, both rounds
+    np.testing.assert_allclose(mesh.get_coordinates()[0, [0, -1], 0], np.log10([1.0, 1.0625]))
+    low, high = axes.get_xlim()
+    assert high - low == pytest.approx(plots.MIN_DECADES) and low < 0 < np.log10(1.0625) < high
+    (note,) = [t.get_text() for t in axes.texts if t.get_gid() == "not drawn"]
+    assert "3 exact zeros (|w| < 7.3e-40): not drawn" in note and "2 Inf/NaN: not drawn" in note
+    assert axes.get_xlabel().startswith("log10 |w|") and axes.get_title() == "run: |w|"
+
+    only_zeros = np.zeros((1, edges.size - 1))
+    only_zeros[0, 0] = 5
+    plots.plot_magnitude_histograms(only_zeros, edges, tmp_path / "z.png", "zeros")
+    axes = drawn[1].axes[0]
+    assert len(axes.collections) == 0 and np.isfinite(axes.get_xlim()).all()
+    (note,) = [t.get_text() for t in axes.texts if t.get_gid() == "not drawn"]
+    assert "nothing to draw" in note and "5 exact zeros" in note
+
+    for bad, message in (
+        (dict(edges=edges[:-1]), "edges must hold"),
+        (dict(edges=edges[::-1]), "strictly increasing"),
+        (dict(hist=-hist), "non-negative"),
+        (dict(left_out=1.0), "left_out"),
+    ):
+        args = dict(hist=hist, edges=edges, path=tmp_path / "bad.png", title="t") | bad
+        with pytest.raises(ValueError, match=message):
+            plots.plot_magnitude_histograms(**args)
+    assert not (tmp_path / "bad.png").exists()

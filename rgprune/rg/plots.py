@@ -3,9 +3,14 @@
 Every function validates its input (``ValueError`` with what was wrong), draws on a standalone
 Agg canvas (no pyplot, no global backend switch, nothing shown on screen), writes the PNG
 atomically (``rgprune._io.atomic_write``: a crash never leaves a half-written figure under the
-final name) and returns the path written. Axes carry their units (log2 |w|, fraction of
+final name) and returns the path written. Axes carry their units (log10 |w|, fraction of
 survivors, accuracy), rounds are integer ticks, and a figure of weights or densities says whether
-it shows them before or after the round's prune.
+it shows them before or after the round's prune. ``run`` (or ``title``) names the run in each title.
+
+The figures are meant to survive real weights: ``plot_magnitude_histograms`` counts exact zeros and
+non-finite weights apart and spans only the bins that hold the bulk of the nonzero mass (saying how
+many weights it leaves out), ``plot_lottery_ticket`` puts a labelled tick at every round's density, and
+``plot_eigenvalues`` writes "nothing resolved" (or the fit's status) on a plot without eigenvalues.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter, NullLocator
 
 from rgprune._io import atomic_write
 
@@ -27,6 +32,7 @@ __all__ = [
     "plot_step_split",
     "plot_histogram_heatmap",
     "plot_layer_densities",
+    "plot_magnitude_histograms",
     "plot_lottery_ticket",
     "plot_tail_flow",
 ]
@@ -35,6 +41,11 @@ _DPI = 120
 # Beyond this many layers, label only every k-th layer so tick labels stay legible.
 _MAX_LAYER_LABELS = 40
 STEP_LABEL = "round n (step from round n − 1 to n)"
+ROUND_LABEL = "round n (trained weights, before its prune)"
+# plot_magnitude_histograms: the x axis leaves out at most this fraction of the nonzero mass, at the small end
+TAIL_LEFT_OUT = 1e-3
+# ... and spans at least this many decades (all-equal weights fill one bin)
+MIN_DECADES = 1.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -60,7 +71,17 @@ def _save(figure: Figure, target: Path) -> Path:
 
 
 def _integer_ticks(axis) -> None:
-    axis.set_major_locator(MaxNLocator(integer=True))
+    # min_n_ticks=1: a single round gets the tick 0, not ticks at -0.4, -0.2, ... (MaxNLocator's fallback)
+    axis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+
+
+def _titled(text: str, run: str | None) -> str:
+    """``text`` prefixed with the run's name ("seed0: text"), or ``text`` alone when ``run`` is None."""
+    if run is None:
+        return text
+    if not isinstance(run, str):
+        raise ValueError(f"run must be a str (the run's name) or None; got {type(run).__name__}.")
+    return f"{run}: {text}" if run else text
 
 
 def _numeric_vector(values: object, what: str, dtype, allow_empty: bool = False) -> np.ndarray:
@@ -115,7 +136,12 @@ def _real_matrix(values: object, what: str, shape_words: str) -> np.ndarray:
 
 
 def plot_eigenvalues(
-    eigs_by_name: Mapping[str, object], path: str | os.PathLike, intervals: Mapping[str, object] | None = None
+    eigs_by_name: Mapping[str, object],
+    path: str | os.PathLike,
+    intervals: Mapping[str, object] | None = None,
+    *,
+    run: str | None = None,
+    status: Mapping[str, str] | None = None,
 ) -> Path:
     """Scatter DMD eigenvalues of one or more flows in the complex plane with the unit circle.
 
@@ -125,6 +151,11 @@ def plot_eigenvalues(
     each of its k eigenvalues (``eigenvalue_intervals``); each is drawn as a radial bar through its
     eigenvalue, from |λ| = lower to upper, so a bar crossing the circle is an unresolved direction. An
     upper bound of inf (no information) is drawn dotted to the edge of the plot.
+
+    ``status`` (optional) maps a flow's name to why it has no eigenvalues (the fit's status: "too short",
+    "nothing resolved"; default "nothing resolved"). When no flow has an eigenvalue, that is written in the
+    middle of the circle, so an empty plot reads as a result, not as a failure. ``run`` names the run in the
+    title.
     """
     _check_named_series(eigs_by_name, "eigs_by_name")
     target = _check_png_path(path)
@@ -132,6 +163,13 @@ def plot_eigenvalues(
         name: _complex_vector(v, f"eigenvalues of {name!r}", allow_empty=True) for name, v in eigs_by_name.items()
     }
     bounds = _check_intervals(intervals, eigenvalues)
+    if status is not None and (
+        not isinstance(status, Mapping) or not all(isinstance(v, str) and v for v in status.values())
+    ):
+        raise ValueError("status must be a dict mapping flow names to non-empty str (why a flow has no eigenvalues).")
+    why = {name: (status or {}).get(name) or "nothing resolved" for name in eigenvalues}
+    bars = any(len(b) for b in bounds.values())
+    title = _titled("DMD eigenvalues of the flow" + (" (bars: interval of |λ|)" if bars else ""), run)
 
     figure = Figure(figsize=(5.5, 5.0), dpi=_DPI)
     axes = figure.add_subplot()
@@ -142,7 +180,7 @@ def plot_eigenvalues(
     finite = [np.abs(v) for v in eigenvalues.values()] + [b[np.isfinite(b)] for b in bounds.values()]
     extent = max([1.1] + [1.1 * float(x.max()) for x in finite if x.size])
     for name, values in eigenvalues.items():
-        label = name if values.size else f"{name} (nothing resolved)"
+        label = name if values.size else f"{name} ({why[name]})"
         points = axes.scatter(values.real, values.imag, s=30, alpha=0.8, label=label, zorder=3)
         if name in bounds:
             direction = np.exp(1j * np.angle(values))
@@ -158,13 +196,18 @@ def plot_eigenvalues(
                     solid_capstyle="butt",
                     gid=f"interval of {name}",
                 )
+    if not any(values.size for values in eigenvalues.values()):
+        reasons = sorted(set(why.values()))
+        note = reasons[0] if len(reasons) == 1 else "\n".join(f"{name}: {reason}" for name, reason in why.items())
+        axes.text(0.0, 0.0, note, ha="center", va="center", fontsize="large", color="0.25", gid="no eigenvalues")
     axes.set_xlim(-extent, extent)
     axes.set_ylim(-extent, extent)
     axes.set_aspect("equal")
-    axes.set_xlabel("Re λ")
-    axes.set_ylabel("Im λ")
-    axes.set_title("DMD eigenvalues of the flow" + (" (bars: interval of |λ|)" if bounds else ""))
-    axes.legend(loc="best", fontsize="small")
+    axes.set_xlabel("Re λ (per round)")
+    axes.set_ylabel("Im λ (per round)")
+    axes.set_title(title, fontsize="medium")
+    # with no eigenvalue "best" is the middle, where the note is
+    axes.legend(loc="best" if bars or any(v.size for v in eigenvalues.values()) else "upper right", fontsize="small")
     figure.tight_layout()
     return _save(figure, target)
 
@@ -200,7 +243,7 @@ def _check_intervals(intervals, eigenvalues: Mapping[str, np.ndarray]) -> dict[s
     return out
 
 
-def plot_step_sizes(steps_by_name: Mapping[str, object], path: str | os.PathLike) -> Path:
+def plot_step_sizes(steps_by_name: Mapping[str, object], path: str | os.PathLike, *, run: str | None = None) -> Path:
     """Relative step size ||g(n) - g(n-1)|| / ||g(n-1)|| against round n = 1, 2, ..., one line per flow.
 
     Step n goes from round n − 1 to round n, as in the report's table (``step_sizes`` returns them in
@@ -209,6 +252,7 @@ def plot_step_sizes(steps_by_name: Mapping[str, object], path: str | os.PathLike
     _check_named_series(steps_by_name, "steps_by_name")
     target = _check_png_path(path)
     steps = {name: _real_vector(v, f"step sizes of {name!r}", positive=True) for name, v in steps_by_name.items()}
+    title = _titled("Flow step sizes", run)
 
     figure = Figure(figsize=(6.0, 4.0), dpi=_DPI)
     axes = figure.add_subplot()
@@ -219,7 +263,7 @@ def plot_step_sizes(steps_by_name: Mapping[str, object], path: str | os.PathLike
     _integer_ticks(axes.xaxis)
     axes.set_xlabel(STEP_LABEL)
     axes.set_ylabel("relative step ‖g(n) − g(n−1)‖ / ‖g(n−1)‖")
-    axes.set_title("Flow step sizes")
+    axes.set_title(title, fontsize="medium")
     axes.legend(loc="best", fontsize="small")
     figure.tight_layout()
     return _save(figure, target)
@@ -232,6 +276,8 @@ def plot_step_split(
     training: object,
     path: str | os.PathLike,
     observable: str = "excess",
+    *,
+    run: str | None = None,
 ) -> Path:
     """Each step of a flow beside its pruning-only part and its training part (``rgprune.rg.step_split``).
 
@@ -248,6 +294,7 @@ def plot_step_split(
             raise ValueError(f"{label} steps has {v.size} values for {x.size} rounds; give one per round.")
     if not isinstance(observable, str):
         raise ValueError(f"observable must be a str; got {type(observable).__name__}.")
+    title = _titled(f"Steps of the {observable} observable: pruning alone vs training", run)
     target = _check_png_path(path)
 
     figure = Figure(figsize=(6.0, 4.0), dpi=_DPI)
@@ -257,7 +304,7 @@ def plot_step_split(
     _integer_ticks(axes.xaxis)
     axes.set_xlabel(STEP_LABEL)
     axes.set_ylabel("relative step")
-    axes.set_title(f"Steps of the {observable} observable: pruning alone vs training")
+    axes.set_title(title, fontsize="medium")
     axes.legend(loc="best", fontsize="small")
     figure.tight_layout()
     return _save(figure, target)
@@ -271,7 +318,7 @@ def plot_histogram_heatmap(
     *,
     xlabel: str = "log2 |w|",
     value_label: str = "survivors per bin",
-    ylabel: str = "round n (trained weights, before its prune)",
+    ylabel: str = ROUND_LABEL,
 ) -> Path:
     """Heatmap of a histogram per round (rows: rounds 0, 1, ..., columns: bins).
 
@@ -319,7 +366,132 @@ def _bin_edges(values: object, bins: int) -> np.ndarray:
     return np.concatenate([[first], middles, [last]])
 
 
-def plot_layer_densities(densities: object, layer_names: Sequence[str], path: str | os.PathLike) -> Path:
+def _magnitude_edges(values: object, bins: int) -> np.ndarray:
+    """The bins + 1 edges in |w| of the kernels' histogram: non-decreasing from edges[0] >= 0, finite ones strictly
+    increasing, inf from some bin on (the bins of Inf/NaN keys, ``magnitude_bin_edges``)."""
+    try:
+        edges = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"edges must be numeric ({error}).") from error
+    if edges.ndim != 1 or edges.size != bins + 1:
+        raise ValueError(f"edges must hold {bins + 1} magnitudes (bins + 1) for {bins} bins; got shape {edges.shape}.")
+    finite = edges[np.isfinite(edges)]
+    if np.any(np.isnan(edges)) or edges[0] < 0 or np.any(np.diff(finite) <= 0) or np.any(edges[1:] < edges[:-1]):
+        raise ValueError("edges must be magnitudes >= 0, strictly increasing, then inf (magnitude_bin_edges).")
+    return edges
+
+
+def _decades(value: float) -> str:
+    return f"10^{value:.1f}"
+
+
+def plot_magnitude_histograms(
+    hist: object,
+    edges: object,
+    path: str | os.PathLike,
+    title: str,
+    *,
+    ylabel: str = ROUND_LABEL,
+    left_out: float = TAIL_LEFT_OUT,
+) -> Path:
+    """Heatmap of the weights' magnitude histogram per round on a log10 |w| axis, safe on real weights.
+
+    ``hist``: (rounds, bins) counts on the kernels' bins (``FlowTrace.histograms``); ``edges``: their bins + 1
+    edges in |w| (``magnitude_bin_edges``; bin b holds edges[b] ≤ |w| < edges[b + 1]). The bin from |w| = 0 (the
+    exact zeros, and for float32 nothing else above 1e-39) has no place on a log axis: it is counted apart, not
+    drawn, as are the bins of Inf/NaN. The x axis spans the bins from the ``left_out`` quantile of the nonzero
+    weights (the lowest over the rounds: no round loses more) to the largest weight, at least ``MIN_DECADES``
+    wide, so that one weight of 1e-30 among millions does not squeeze the rest into one pixel column; how many
+    weights lie below it is written under the axis (with the smallest), as are the zeros and the non-finite
+    ones. Empty bins are blank.
+    """
+    counts = _real_matrix(hist, "hist", "rounds x bins")
+    if np.any(counts < 0):
+        raise ValueError("hist must be non-negative (counts per bin).")
+    bin_edges = _magnitude_edges(edges, counts.shape[1])
+    for name, text in (("title", title), ("ylabel", ylabel)):
+        if not isinstance(text, str):
+            raise ValueError(f"{name} must be a str; got {type(text).__name__}.")
+    if isinstance(left_out, bool) or not isinstance(left_out, (int, float)) or not 0 <= left_out < 1:
+        raise ValueError(f"left_out must be a fraction in [0, 1); got {left_out!r}.")
+    target = _check_png_path(path)
+
+    lower, upper = bin_edges[:-1], bin_edges[1:]
+    zero_bins, infinite_bins = lower == 0, ~np.isfinite(lower)
+    data_bins = np.flatnonzero(~zero_bins & ~infinite_bins)
+    zeros, infinite = counts[:, zero_bins].sum(), counts[:, infinite_bins].sum()
+    # log10 edges of the drawable bins; a last finite bin open above (upper edge inf) gets its lower bin's width
+    log_lower = np.log10(lower[data_bins]) if data_bins.size else np.zeros(0)
+    log_upper = np.log10(np.where(np.isfinite(upper[data_bins]), upper[data_bins], np.nan)) if data_bins.size else []
+    if data_bins.size and not np.isfinite(log_upper[-1]):
+        log_upper[-1] = log_lower[-1] + (log_lower[-1] - log_lower[-2] if data_bins.size > 1 else 1.0)
+    mass = counts[:, data_bins].sum(axis=0)
+    total = float(mass.sum())
+
+    figure = Figure(figsize=(7.0, 4.0), dpi=_DPI)
+    axes = figure.add_subplot()
+    notes = []
+    if total > 0:
+        occupied = np.flatnonzero(mass)
+        # each round (with nonzero weights) loses at most ``left_out`` of its own nonzero weights to the left
+        rows = counts[:, data_bins]
+        first = min(
+            int(np.searchsorted(np.cumsum(row), left_out * row.sum(), side="right")) for row in rows if row.any()
+        )
+        first = min(max(first, int(occupied[0])), int(occupied[-1]))
+        last = int(occupied[-1]) + 1
+        x_edges = np.append(log_lower[first:last], log_upper[last - 1])
+        round_edges = np.arange(counts.shape[0] + 1) - 0.5
+        shown = counts[:, data_bins[first:last]]
+        mesh = axes.pcolormesh(
+            x_edges, round_edges, np.ma.masked_equal(shown, 0), shading="flat", cmap="viridis", vmin=0
+        )
+        figure.colorbar(mesh, ax=axes, label="survivors per bin")
+        low, high = float(x_edges[0]), float(x_edges[-1])
+        if high - low < MIN_DECADES:  # e.g. all-equal weights: one bin
+            middle = (low + high) / 2
+            low, high = middle - MIN_DECADES / 2, middle + MIN_DECADES / 2
+        axes.set_xlim(low, high)
+        axes.set_ylim(round_edges[0], round_edges[-1])
+        below = float(mass[:first].sum())
+        if below:
+            smallest = float(log_lower[occupied[0]])
+            notes.append(
+                f"{below:,.0f} with |w| < {_decades(x_edges[0])} (the smallest {below / total:.2%} of the nonzero "
+                f"weights, from {_decades(smallest)}): not drawn"
+            )
+    else:
+        axes.set_xlim(-1.0, 0.0)
+        axes.set_ylim(-0.5, counts.shape[0] - 0.5)
+        notes.append("no nonzero finite weights: nothing to draw")
+    if zeros:
+        cut = float(upper[zero_bins].max())  # float32: 7.3e-40, below any weight but 0; float16: 4.8e-07
+        what = "exact zero" if cut < 1e-30 else "weight in the zero bin"
+        notes.append(f"{zeros:,.0f} {what}{'s' if zeros != 1 else ''} (|w| < {cut:.2g}): not drawn")
+    if infinite:
+        notes.append(f"{infinite:,.0f} Inf/NaN: not drawn")
+    if notes:
+        axes.text(  # under the x axis' label, off the data (tight_layout makes room)
+            0.0,
+            -0.17,
+            "Summed over the rounds:\n" + "\n".join(notes),
+            transform=axes.transAxes,
+            ha="left",
+            va="top",
+            fontsize="x-small",
+            gid="not drawn",
+        )
+    _integer_ticks(axes.yaxis)
+    axes.set_xlabel("log10 |w| (weight magnitude, decades)")
+    axes.set_ylabel(ylabel)
+    axes.set_title(title, fontsize="medium")
+    figure.tight_layout()
+    return _save(figure, target)
+
+
+def plot_layer_densities(
+    densities: object, layer_names: Sequence[str], path: str | os.PathLike, *, run: str | None = None
+) -> Path:
     """Heatmap of per-layer densities after each round's prune (rows: rounds, columns: layers), colour 0..1."""
     density = _real_matrix(densities, "densities", "rounds x layers")
     if np.any(density < 0) or np.any(density > 1):
@@ -329,6 +501,7 @@ def plot_layer_densities(densities: object, layer_names: Sequence[str], path: st
         raise ValueError("layer_names must be a sequence of str, one per layer.")
     if len(names) != density.shape[1]:
         raise ValueError(f"layer_names has {len(names)} names but densities has {density.shape[1]} layers (columns).")
+    title = _titled("Per-layer density after each round's prune", run)
     target = _check_png_path(path)
 
     layers = density.shape[1]
@@ -345,7 +518,7 @@ def plot_layer_densities(densities: object, layer_names: Sequence[str], path: st
     _integer_ticks(axes.yaxis)
     axes.set_xlabel("layer")
     axes.set_ylabel("round n")
-    axes.set_title("Per-layer density after each round's prune")
+    axes.set_title(title, fontsize="medium")
     figure.tight_layout()
     return _save(figure, target)
 
@@ -412,26 +585,44 @@ def plot_lottery_ticket(
             )
     if dense_acc is not None:
         axes.axhline(dense_acc, color="0.3", ls="--", lw=1.0, label="dense")
-    axes.set_xscale("log")
-    axes.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))  # 0.5, 0.2, 0.1: densities
-    axes.xaxis.set_minor_formatter(NullFormatter())
-    axes.invert_xaxis()
+    _density_axis(axes, x)
     axes.set_xlabel("density (fraction of weights remaining)")
     axes.set_ylabel("accuracy")
-    axes.set_title(title)
+    axes.set_title(title, fontsize="medium")
     axes.legend(loc="best", fontsize="small")
     figure.tight_layout()
     return _save(figure, target)
 
 
+def _density_axis(axes, density: np.ndarray) -> None:
+    """A log density axis, sparser to the right, with a labelled tick at every density (every round) and nothing
+    else: a schedule of 0.8 per round stays within one decade for 10 rounds, where a decade locator labels only
+    1 and 0.5 (or only 1). A margin of a tenth of the span in log (at least a factor 1.15) on either side."""
+    ticks = np.unique(density)
+    low, high = float(ticks[0]), float(ticks[-1])
+    margin = max(1.15, (high / low) ** 0.1)
+    axes.set_xscale("log")
+    axes.set_xlim(high * margin, low / margin)  # high first: inverted, sparser to the right
+    axes.xaxis.set_major_locator(FixedLocator(ticks))
+    axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))  # 0.8, 0.64, 0.512
+    axes.xaxis.set_minor_locator(NullLocator())
+    axes.xaxis.set_minor_formatter(NullFormatter())
+    if ticks.size > 8:  # many rounds: upright labels, still one per round
+        axes.tick_params(axis="x", labelrotation=90, labelsize="x-small")
+
+
 def plot_tail_flow(
-    series: Mapping[str, tuple[object, object, object]], path: str | os.PathLike, band: float = 0.1
+    series: Mapping[str, tuple[object, object, object]],
+    path: str | os.PathLike,
+    band: float = 0.1,
+    *,
+    run: str | None = None,
 ) -> Path:
     """The tail index ξ_n against round n with its intervals, one line per flow (e.g. the run and pruning alone):
     ``series`` maps a name to (rounds, ξ, intervals (rounds, 2)); NaN rounds are left out, an unbounded interval side
     is drawn to the axes' edge. The Gumbel band ±``band`` is shaded and 0 marked (weibull below, frechet above)."""
     _check_named_series(series, "series")
+    title = _titled("Tail-index flow (generalized Pareto shape)", run)
     target = _check_png_path(path)
     figure = Figure(figsize=(6.0, 4.0), dpi=_DPI)
     axes = figure.add_subplot()
@@ -450,7 +641,7 @@ def plot_tail_flow(
     _integer_ticks(axes.xaxis)
     axes.set_xlabel("round n")
     axes.set_ylabel("tail index ξ of the survivors' excess")
-    axes.set_title("Tail-index flow (generalized Pareto shape)")
+    axes.set_title(title, fontsize="medium")
     axes.legend(loc="best", fontsize="small")
     figure.tight_layout()
     return _save(figure, target)

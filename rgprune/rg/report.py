@@ -76,24 +76,21 @@ def _observable_heatmap(stats: dict, trajectory: np.ndarray, path: Path, title: 
 
 def _figures(trace: FlowTrace, stats: dict, out: Path, title: str) -> dict[str, Path]:
     figures = {}
-    edges = trace.bin_lower_edges()
-    occupied = np.nonzero(trace.histograms().sum(axis=0))[0]
-    lo, hi = (occupied[0], occupied[-1] + 1) if occupied.size else (0, len(edges))
-    log_edges = np.log2(
-        np.maximum(np.append(edges[lo:hi], edges[hi] if hi < len(edges) else edges[-1] * 2), np.finfo(float).tiny)
-    )
-    figures["histogram_png"] = plots.plot_histogram_heatmap(
-        trace.histograms()[:, lo:hi], log_edges, out / "histograms.png", f"{title}: log2|w| per round"
+    figures["histogram_png"] = plots.plot_magnitude_histograms(
+        trace.histograms(),
+        np.append(trace.bin_lower_edges(), np.inf),
+        out / "histograms.png",
+        f"{title}: weight magnitudes per round",
     )
     heatmap = _observable_heatmap(stats, trace.trajectory(stats["observable"]), out / "observable.png", title)
     if heatmap is not None:
         figures["observable_png"] = heatmap
     figures["density_png"] = plots.plot_layer_densities(
-        np.array(stats["layer_density"]), trace.tensor_names, out / "layer_density.png"
+        np.array(stats["layer_density"]), trace.tensor_names, out / "layer_density.png", run=title
     )
     steps = {kind: flow["step_sizes"] for kind, flow in stats["by_observable"].items() if flow["step_sizes"]}
     if steps:
-        figures["steps_png"] = plots.plot_step_sizes(steps, out / "step_sizes.png")
+        figures["steps_png"] = plots.plot_step_sizes(steps, out / "step_sizes.png", run=title)
     split = stats["step_split"]
     if split is not None:
         figures["split_png"] = plots.plot_step_split(
@@ -103,6 +100,7 @@ def _figures(trace: FlowTrace, stats: dict, out: Path, title: str) -> dict[str, 
             split["training"],
             out / "step_split.png",
             split["observable"],
+            run=title,
         )
     fits = {stats["observable"]: stats["analysis"]}
     if stats["parameter_space"] is not None:
@@ -113,6 +111,8 @@ def _figures(trace: FlowTrace, stats: dict, out: Path, title: str) -> dict[str, 
             {name: _eigenvalues(fit) for name, fit in fits.items()},
             out / "eigenvalues.png",
             intervals={name: _bounds(fit) for name, fit in fits.items()},
+            run=title,
+            status={name: fit["status"] for name, fit in fits.items()},
         )
     tails = {"run": stats["tail_flow"]}
     if stats.get("pruning_reference") is not None:
@@ -122,6 +122,7 @@ def _figures(trace: FlowTrace, stats: dict, out: Path, title: str) -> dict[str, 
             {name: _tail_series(tail) for name, tail in tails.items()},
             out / "tail_flow.png",
             stats["tail_flow"]["band"],
+            run=title,
         )
     lottery = stats["lottery_ticket"]
     if lottery is not None:
@@ -502,9 +503,13 @@ def compare_flows(
         {name: _eigenvalues(f) for name, f in fits.items()},
         out / "eigenvalues.png",
         intervals={name: _bounds(f) for name, f in fits.items()},
+        run=f"{', '.join(names)} ({observable} observable)",
+        status={name: f["status"] for name, f in fits.items()},
     )
     paths["steps_png"] = plots.plot_step_sizes(
-        {name: step_sizes(trajs[name]) for name in names}, out / "step_sizes.png"
+        {name: step_sizes(trajs[name]) for name in names},
+        out / "step_sizes.png",
+        run=f"{', '.join(names)} ({observable} observable)",
     )
     _write_text(paths["report"], _compare_markdown(result))
     return paths
