@@ -71,22 +71,39 @@ def directory_lock(path: str | os.PathLike, *, busy: str, error: type[Exception]
     """An advisory lock (flock on ``path/.lock``) on a directory, created if missing: two processes must not write
     one result directory at once. The kernel drops it when the process dies, so a killed writer never leaves the
     directory locked. Raises ``error`` (the caller's error type) when ``path`` is a file, and ``error(busy)`` when
-    another process holds the lock."""
+    another process holds the lock. When the block raises (a refused start), what this call created is removed:
+    the lock file, and the directory if it is left empty, so a refusal leaves the user's folder as it was."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise error(f"output path {path} exists and is not a directory; choose a directory")
+    created_dir = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX: no locking
         yield
         return
-    with open(path / LOCK_FILE, "a") as handle:  # "a": never truncates, so the file is left untouched
+    lock_file = path / LOCK_FILE
+    created_lock = not lock_file.exists()
+    with open(lock_file, "a") as handle:  # "a": never truncates, so the file is left untouched
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             raise error(busy) from None
         try:
+            current = os.stat(lock_file).st_ino
+        except FileNotFoundError:
+            current = None
+        if current != os.fstat(handle.fileno()).st_ino:  # a refused writer unlinked the file we opened
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            raise error(busy)
+        try:
             yield
+        except BaseException:
+            if created_lock:  # unlinked while held, so no other writer can hold this inode's lock next
+                lock_file.unlink(missing_ok=True)
+                if created_dir and not any(path.iterdir()):
+                    path.rmdir()
+            raise
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)

@@ -17,6 +17,7 @@ import rgprune.imp.trainer as trainer
 from rgprune.data import load_task
 from rgprune.imp import BASELINES, IMPConfig, RoundTrainer, load_result, run_imp
 from rgprune.imp.pipeline import EVAL_BATCH
+from rgprune.imp.rundir import RunDir
 from rgprune.models import build_model
 from rgprune.train import evaluate, train_epochs
 
@@ -426,6 +427,27 @@ def test_cli_turns_only_configuration_errors_into_usage_errors(tmp_path, monkeyp
     monkeypatch.setattr(rgprune.imp, "run_imp", refused)
     assert main([*TINY_ARGS, "--out", str(tmp_path / "refused")]) == 2
     assert capsys.readouterr().err.startswith("rgprune imp: error: holds an IMP run with a different config")
+
+
+def test_a_refused_start_leaves_the_folder_as_it_was(tmp_path, capsys):
+    """--out on a non-empty folder that holds no run is refused, and no .lock (nor anything else) is left in it;
+    a refused start in a folder that did not exist leaves no folder."""
+    from rgprune.cli import main
+
+    users = tmp_path / "users-folder"
+    users.mkdir()
+    (users / "notes.txt").write_text("mine")
+    assert main([*TINY_ARGS, "--out", str(users)]) == 2
+    assert "not empty and holds no IMP run" in capsys.readouterr().err
+    assert sorted(p.name for p in users.iterdir()) == ["notes.txt"]
+    fresh = tmp_path / "new" / "run"
+    with pytest.raises(ValueError, match="refused"), RunDir(fresh).lock():
+        raise ValueError("refused")
+    assert not fresh.exists()
+    kept = tmp_path / "kept"
+    with RunDir(kept).lock():  # a start that goes ahead keeps its lock file
+        pass
+    assert (kept / ".lock").exists()
 
 
 def test_config_errors_are_value_errors_and_type_errors_also_type_errors():
