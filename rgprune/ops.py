@@ -41,6 +41,7 @@ from rgprune.kernels.format import (
 __all__ = [
     "FLOAT_DTYPES",
     "MagnitudeStats",
+    "NaNSurvivorsError",
     "PruneResult",
     "Threshold",
     "apply_masks_",
@@ -68,11 +69,23 @@ def defers_errors(device: torch.device) -> bool:
     return device.type != "cpu"
 
 
-def _nan_error(n_nan: int, where: str) -> ValueError:
-    return ValueError(
-        f"{n_nan} surviving weights are NaN ({where}): magnitude pruning cannot rank NaN; fix the training run "
-        f"(e.g. lower the learning rate, enable gradient clipping) or zero those weights first"
-    )
+class NaNSurvivorsError(ValueError):
+    """Surviving weights are NaN, which magnitude pruning cannot rank. ``n_nan``: how many; ``tensors``: the
+    indices (in the list the op was given) of the tensors holding them; ``names``: their names when the caller
+    knows them (``GlobalMagnitudePruner`` re-raises with its parameter names, ``named``)."""
+
+    def __init__(self, n_nan: int, tensors: Sequence[int], names: Sequence[str] | None = None):
+        self.n_nan, self.tensors = int(n_nan), list(tensors)
+        self.names = None if names is None else list(names)
+        where = f"in tensors {self.tensors}" if self.names is None else f"in {self.names}"
+        super().__init__(
+            f"{self.n_nan} surviving weights are NaN ({where}): magnitude pruning cannot rank NaN; fix the training "
+            f"run (e.g. lower the learning rate, enable gradient clipping) or zero those weights first"
+        )
+
+    def named(self, names: Sequence[str]) -> NaNSurvivorsError:
+        """The same error naming the tensors by ``names`` (one per tensor the op was given)."""
+        return NaNSurvivorsError(self.n_nan, self.tensors, [names[i] for i in self.tensors])
 
 
 class MagnitudeStats(NamedTuple):
@@ -94,7 +107,7 @@ class MagnitudeStats(NamedTuple):
         ``nan_counts`` on the host (on a GPU: waits for the kernels)."""
         counts = self.nan_counts.tolist()
         if any(counts):
-            raise _nan_error(sum(counts), f"in tensors {[i for i, c in enumerate(counts) if c]}")
+            raise NaNSurvivorsError(sum(counts), [i for i, c in enumerate(counts) if c])
         return self
 
 
@@ -144,7 +157,7 @@ class Threshold:
             values = self.info.tolist()
             if values[INFO_N_NAN]:
                 bad = [i for i, t in enumerate(self._tensors) if torch.isnan(t).any()]
-                raise _nan_error(values[INFO_N_NAN], f"in tensors {bad}")
+                raise NaNSurvivorsError(values[INFO_N_NAN], bad)
             if self.k > values[INFO_N_SURVIVORS]:
                 n_surv = values[INFO_N_SURVIVORS]
                 raise ValueError(f"k={self.k} exceeds the {n_surv} surviving weights: pass k <= {n_surv}")

@@ -273,6 +273,16 @@ class GlobalMagnitudePruner:
         k = self._count_to_prune(fraction, target_density)
         if self.sharded or scores is not None:  # these thresholds do not read the weights' pruned entries
             self.check(strict=True)
+        try:
+            result = self._prune_k(k, scores, bits)
+        except ops.NaNSurvivorsError as exc:  # the op numbers the tensors; the user knows the parameters
+            raise exc.named(self.names) from None
+        self._masks_generation += 1  # the words changed in place
+        self._warn_if_layers_emptied(result.stats.counts)
+        return PruneReport(k, self.density(), result.threshold, result.stats)
+
+    def _prune_k(self, k: int, scores, bits: int) -> ops.PruneResult:
+        """Prune the ``k`` lowest-ranked survivors (``prune``'s body, after its checks); returns the op's result."""
         with torch.no_grad():
             weights = self._weights()
             score_list = self._score_tensors(scores, weights) if scores is not None else None
@@ -299,9 +309,7 @@ class GlobalMagnitudePruner:
                     )
                 else:
                     result = ops.prune_by_scores_(score_list, self.masks.words, k, weights, bits)
-        self._masks_generation += 1  # the words changed in place
-        self._warn_if_layers_emptied(result.stats.counts)
-        return PruneReport(k, self.density(), result.threshold, result.stats)
+        return result
 
     def _warn_if_layers_emptied(self, counts: torch.Tensor) -> None:
         """Warn, once per tensor, when global ranking has removed every weight of a selected tensor: the layer

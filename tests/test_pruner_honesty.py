@@ -199,3 +199,23 @@ def test_a_layer_emptied_by_global_pruning_warns_once_naming_it():
     assert pruner.layer_densities()["1.weight"] == 0.0
     assert [str(w.message)[:55] for w in caught] == ["global pruning has removed every weight of ['1.weight']"]
     assert "exclude" in str(caught[0].message) and caught[0].category is RuntimeWarning
+
+
+# ---- a NaN survivor is named by its parameter ------------------------------------------------------------
+
+
+def test_a_nan_survivor_is_refused_naming_its_parameter_and_nothing_changes():
+    """The kernels number the tensors they were given; the pruner's error names the parameter (the user's
+    name for it, not 'tensors [5]'), and the masks and weights are as they were."""
+    model = resnet20()
+    pruner = rgprune.GlobalMagnitudePruner(model)
+    pruner.prune(0.2)
+    name = pruner.names[5]
+    weight = dict(model.named_parameters())[name]
+    with torch.no_grad():
+        weight.view(-1)[weight.view(-1).nonzero()[0]] = float("nan")
+    words = [w.clone() for w in pruner.masks.words]
+    with pytest.raises(ValueError, match=rf"^1 surviving weights are NaN \(in \['{name}'\]\)") as caught:
+        pruner.prune(0.2)
+    assert isinstance(caught.value, rgprune.ops.NaNSurvivorsError) and caught.value.tensors == [5]
+    assert all(torch.equal(a, b) for a, b in zip(words, pruner.masks.words))
