@@ -112,12 +112,23 @@ def test_random_mask_baseline_is_the_runs_own_or_trained_exactly_like_it(runs, t
 def test_transfer_matrix_normalizes_by_the_random_mask_and_tests_over_task_labels(matrix):
     paths, out, data = matrix
     k = len(paths)
+    # a flow whose fit resolved nothing has no eigenvalues: its flow distances are null (not distances to {0}), and
+    # then the tests use the trajectory distance, saying so (tiny 4-round flows resolve little)
+    off = ~np.eye(k, dtype=bool)
+    undefined = [data["flow_distance"][i][j] is None for i in range(k) for j in range(k) if i != j]
+    assert all(
+        (data["eigenvalue_distance"][i][j] is None) == (data["flow_distance"][i][j] is None)
+        for i in range(k)
+        for j in range(k)
+    )
+    tested = "trajectory_distance" if any(undefined) else "flow_distance"
+    assert data["distance_tested"] == tested and ("undefined" in data["distance_tested_note"]) == any(undefined)
     relative, accuracy, distance, dense = (
-        np.array(data[key]) for key in ("relative", "accuracy", "flow_distance", "dense_distance")
+        np.array(data[key]) for key in ("relative", "accuracy", tested, "dense_distance")
     )
     assert relative.shape == accuracy.shape == distance.shape == dense.shape == (k, k)
     assert np.all(np.diag(relative) == 1) and np.all(np.diag(distance) == 0) and np.allclose(distance, distance.T)
-    assert (distance[~np.eye(k, dtype=bool)] > 0).all() and np.allclose(dense, dense.T)
+    assert (distance[off] > 0).all() and np.allclose(dense, dense.T)
     assert data["observable"] == "excess" and data["tasks"] == ["digits", "digits-rotated", "digits-5class"]
     for i, a in enumerate(paths):
         assert accuracy[i, i] == json.loads((a / "round-02" / "metrics.json").read_text())["accuracy"]
@@ -136,7 +147,7 @@ def test_transfer_matrix_normalizes_by_the_random_mask_and_tests_over_task_label
         for j in range(k):
             assert data["gain"][i][j] == transfer_gain(accuracy[i, j], rnd[j], accuracy[j, j])
     # one run per task: the task-level matrices are the run-level ones; 3 tasks give 3! relabellings, p >= 1/6
-    np.testing.assert_allclose(data["task_level"]["flow_distance"], distance)
+    np.testing.assert_allclose(data["task_level"]["flow_distance"], distance)  # the tested distance
     test = data["mantel"]
     if test["statistic"] is None:  # a tiny run's own ticket may not beat its random mask: then it says so
         assert "undefined on target tasks" in test["reason"] and data["partial_mantel"]["reason"] == test["reason"]
@@ -145,7 +156,8 @@ def test_transfer_matrix_normalizes_by_the_random_mask_and_tests_over_task_label
         assert test["smallest_p"] == pytest.approx(1 / 6) and test["pairs"] == 3
         assert "needs at least 4 tasks" in data["partial_mantel"]["reason"]  # 3 pairs: residual r is ±1
     text = (out / "transfer.md").read_text()
-    assert "Normalized transfer gain" in text and "Mantel" in text and "Spearman" not in text
+    assert "Normalized transfer gain" in text and f"Mantel ({tested.replace('_', ' ')} vs gain)" in text
+    assert ("undefined" in text) == any(undefined) and "Spearman" not in text
     assert json.loads((out / "transfer.json").read_text()) == json.loads(json.dumps(data))
     assert "correlation" not in data  # no pair-level correlation (pairs share tasks)
 
@@ -169,7 +181,8 @@ def test_transfer_matrix_resumes_without_training(matrix, monkeypatch):
     assert ranked["dmd_rank"] == 1 and ranked["relative"] == data["relative"] and ranked["gain"] == data["gain"]
     assert ranked["observable"] == "histogram" and ranked["trajectory_distance"] != data["trajectory_distance"]
     total = np.array(ranked["eigenvalue_distance"]) + np.array(ranked["trajectory_distance"])
-    assert np.allclose(ranked["flow_distance"], total)
+    assert np.allclose(ranked["flow_distance"], total)  # a fixed rank resolves every flow: eigenvalue + 1 x trajectory
+    assert ranked["distance_tested"] == "flow_distance" and ranked["trajectory_weight"] == 1.0
     with pytest.raises(AssertionError, match="trained again"):
         transfer_matrix(paths, out, round=1)
 

@@ -39,7 +39,11 @@ from rgprune.transfer.ticket import (
     transfer_ticket,
 )
 
-__all__ = ["DENSE_DISTANCE_NOTE", "transfer_matrix"]
+__all__ = ["DENSE_DISTANCE_NOTE", "TRAJECTORY_WEIGHT", "transfer_matrix"]
+
+#: flow_distance = eigenvalue distance + TRAJECTORY_WEIGHT x trajectory distance: the weight this tool has always
+#: used (finding 1's design), given explicitly since ``rgprune.rg.flow_distance`` adds the parts only when asked
+TRAJECTORY_WEIGHT = 1.0
 
 DENSE_DISTANCE_NOTE = (
     "dense_distance[A][B] = ‖O_0(A) − O_0(B)‖: the Euclidean distance between the two runs' round-0 "
@@ -104,11 +108,12 @@ def _write_matrix(paths, results, round, out, parts, progress, log, rank, observ
     baselines = [_baseline(out, path, result, round, progress, log) for path, result in zip(paths, results)]
     tasks = [r.config.task for r in results]
     random_mask = [None if b is None else b.accuracy for b in baselines]
+    tested, tested_note = _tested_distance(names, parts)
     stats = transfer_statistics(
         accuracy,
         random_mask,
         tasks,
-        parts["flow_distance"],
+        parts[tested],
         parts["dense_distance"],
         alternative=alternative,
         seed=seed,
@@ -126,7 +131,10 @@ def _write_matrix(paths, results, round, out, parts, progress, log, rank, observ
         "relative": relative.tolist(),
         "random_mask_accuracy": random_mask,
         "random_mask_source": [None if b is None else b.source for b in baselines],
-        **{key: distance.tolist() for key, distance in parts.items()},
+        **{key: _json_matrix(distance) for key, distance in parts.items()},
+        "trajectory_weight": TRAJECTORY_WEIGHT,
+        "distance_tested": tested,
+        "distance_tested_note": tested_note,
         "dense_distance_note": DENSE_DISTANCE_NOTE,
         **stats,
     }
@@ -220,7 +228,10 @@ def _matrix_runs(runs, round_: int | None) -> tuple[list[Path], list[IMPResult],
 
 
 def _flow_distances(traces: Sequence, rank: int | None, observable: str) -> dict:
-    """``flow_distance`` (the total), its two parts, and the dense models' distance between every two runs' flows."""
+    """``flow_distance`` (the total), its two parts, and the dense models' distance between every two runs' flows.
+
+    A flow whose fit resolved nothing has no eigenvalues, so its eigenvalue distance and total are undefined
+    (NaN here, null in transfer.json), not a distance to {0}; ``_tested_distance`` then picks what is tested."""
     try:
         trajectories = [t.trajectory(observable) for t in traces]
     except ValueError as exc:
@@ -230,11 +241,31 @@ def _flow_distances(traces: Sequence, rank: int | None, observable: str) -> dict
     parts = {key: np.zeros((k, k)) for key in keys}
     for i in range(k):
         for j in range(i + 1, k):
-            d = flow_distance(trajectories[i], trajectories[j], rank=rank)
+            d = flow_distance(trajectories[i], trajectories[j], rank=rank, trajectory_weight=TRAJECTORY_WEIGHT)
             dense = float(np.linalg.norm(trajectories[i][0] - trajectories[j][0]))
             for key, value in zip(keys, (d.total, d.eigenvalue_distance, d.trajectory_distance, dense)):
-                parts[key][i, j] = parts[key][j, i] = value
+                parts[key][i, j] = parts[key][j, i] = np.nan if value is None else value
     return parts
+
+
+def _tested_distance(names: list[str], parts: dict) -> tuple[str, str]:
+    """Which distance the Mantel tests use, and why: the flow distance, or the trajectory distance when some
+    runs' flows resolved no direction (their eigenvalue distance is undefined)."""
+    undefined = np.isnan(parts["flow_distance"]).any(axis=1)
+    if not undefined.any():
+        return (
+            "flow_distance",
+            f"the tests use flow_distance (eigenvalue + {TRAJECTORY_WEIGHT:g} x trajectory distance)",
+        )
+    runs = [n for n, u in zip(names, undefined) if u]
+    return "trajectory_distance", (
+        f"the flow distance is undefined for pairs with {runs} (a fit that resolved no direction has no "
+        f"eigenvalues), so the tests use trajectory_distance"
+    )
+
+
+def _json_matrix(matrix: np.ndarray) -> list:
+    return [[None if np.isnan(v) else float(v) for v in row] for row in matrix]
 
 
 def _matrix_lines(names: list[str], matrix, cell=lambda v: f"{v:.4f}") -> list[str]:
@@ -278,7 +309,12 @@ def _markdown(data: dict) -> str:
     lines += _matrix_lines(names, data["relative"])
     rank = data["dmd_rank"] or "each flow's held-out rule"
     lines += [f"Flow distance (rgprune.rg.flow_distance, {data['observable']} observable, DMD rank: {rank}):", ""]
-    lines += _matrix_lines(names, data["flow_distance"])
+    cell = lambda v: "undefined" if v is None else f"{v:.4f}"  # noqa: E731
+    lines += _matrix_lines(names, data["flow_distance"], cell)
+    if data["distance_tested"] != "flow_distance":
+        lines += ["Trajectory distance (mean distance of aligned rounds):", ""]
+        lines += _matrix_lines(names, data["trajectory_distance"])
+    lines += [f"The Mantel tests: {data['distance_tested_note']}.", ""]
     lines += [f"Distance between the dense models: {data['dense_distance_note']}.", ""]
     lines += _matrix_lines(names, data["dense_distance"])
     lines += [
@@ -286,7 +322,7 @@ def _markdown(data: dict) -> str:
         "",
         "| test | r | one-sided p | null | smallest possible p |",
         "|---|---|---|---|---|",
-        _mantel_line("Mantel (flow distance vs gain)", data["mantel"]),
+        _mantel_line(f"Mantel ({data['distance_tested'].replace('_', ' ')} vs gain)", data["mantel"]),
         _mantel_line("partial Mantel (controlling for the dense models' distance)", data["partial_mantel"]),
         "",
     ]
