@@ -1,7 +1,11 @@
 """rgprune.integrations.transformers.PruningCallback inside a real Hugging Face Trainer (a tiny BERT built
 from a config, synthetic data, CPU, nothing downloaded): prunes on its schedule to the asked density, keeps
 pruned weights and AdamW moments exactly 0 through every optimizer step (the Trainer's optimizer is an
-Accelerate AcceleratedOptimizer), and rewinds to the weights of a chosen step (IMP inside Trainer)."""
+Accelerate AcceleratedOptimizer), and rewinds to the weights of a chosen step (IMP inside Trainer); prunes on
+the last step, and resumes from a Trainer checkpoint with its masks, events and rewind weights, to the very
+weights of the run it continues."""
+
+import warnings
 
 import pytest
 import torch
@@ -9,6 +13,7 @@ import torch
 pytest.importorskip("accelerate")
 transformers = pytest.importorskip("transformers")
 
+from rgprune import GlobalMagnitudePruner  # noqa: E402
 from rgprune.integrations.transformers import PruningCallback  # noqa: E402
 
 
@@ -139,3 +144,102 @@ def test_bad_schedules_are_refused_before_training(tmp_path):
     )
     with pytest.raises(ValueError, match="no pruning event"):
         trainer.train()
+
+
+# ---- the last step, and resuming from a Trainer checkpoint ---------------------------------------------
+
+
+def tiny_bert_without_dropout():
+    model = tiny_bert()
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0  # deterministic training: the resumed run can match the uninterrupted one bit for bit
+    return model
+
+
+class ZerosKept(transformers.TrainerCallback):
+    """Runs after PruningCallback: after every optimizer step the pruned weights are +0 (no regrowth)."""
+
+    def __init__(self, pruning):
+        self.pruning, self.steps = pruning, []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        pruner = self.pruning.pruner
+        for name, p, keep in zip(pruner.names, pruner.params, pruner.masks.to_bool()):
+            assert torch.all(plus_zero(p)[~keep]), (state.global_step, name)
+        self.steps.append(state.global_step)
+
+
+def resumable_run(tmp_path, resume_from=None, rewind_to_step=1, pruner=None):
+    """12 steps (6 an epoch), checkpoints every 4, pruning after steps 3, 6 and the last, 12, rewinding to 1."""
+    model = tiny_bert_without_dropout()
+    pruning = PruningCallback(
+        at_steps=[3, 6, 12], target_density=0.25, rewind_to_step=rewind_to_step, pruner=pruner and pruner(model)
+    )
+    zeros = ZerosKept(pruning)
+    args = training_args(tmp_path, max_steps=12, save_strategy="steps", save_steps=4, data_seed=0)
+    trainer = transformers.Trainer(model=model, args=args, train_dataset=Synthetic(), callbacks=[pruning, zeros])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.train(resume_from_checkpoint=resume_from)
+    assert not [w for w in caught if "GlobalMagnitudePruner" in str(w.message)]  # no "already pruned" warning
+    return pruning, zeros, model
+
+
+def test_prunes_on_the_last_step_and_resumes_from_a_checkpoint_with_its_masks_and_rewind_weights(tmp_path):
+    pruning, zeros, model = resumable_run(tmp_path)
+    assert [e["step"] for e in pruning.events] == [3, 6, 12]  # the last step's event fires
+    assert pruning.pruner.num_survivors == round(0.25 * pruning.pruner.num_weights)
+    masks = pruning.pruner.masks.to_bool()
+    weights = {n: t.clone() for n, t in model.state_dict().items()}
+
+    resumed, resumed_zeros, resumed_model = resumable_run(tmp_path, resume_from=str(tmp_path / "checkpoint-8"))
+    assert resumed_zeros.steps == [9, 10, 11, 12]  # pruned weights +0 after every step of the resumed run
+    assert [e["step"] for e in resumed.events] == [3, 6, 12]  # 3 and 6 not done again, 12 done
+    assert resumed.events == pruning.events
+    assert resumed.pruner.num_survivors == pruning.pruner.num_survivors
+    for name, keep, keep_resumed in zip(pruning.pruner.names, masks, resumed.pruner.masks.to_bool()):
+        assert torch.equal(keep, keep_resumed), name
+    for name, t in resumed_model.state_dict().items():  # same data order, RNG and optimizer state: bit for bit
+        assert torch.equal(t, weights[name]), name
+
+
+def test_a_resume_that_cannot_find_the_rewind_weights_is_refused(tmp_path):
+    resumable_run(tmp_path)
+    (tmp_path / "checkpoint-4" / "rgprune_pruning.pt").unlink()  # as a checkpoint saved without the callback
+    with pytest.raises(ValueError, match="rewind_to_step=1: the weights of that step are not in the checkpoint"):
+        resumable_run(tmp_path, resume_from=str(tmp_path / "checkpoint-4"))
+    with pytest.raises(ValueError, match="kept those of rewind_to_step=1"):  # not another step's weights
+        resumable_run(tmp_path, resume_from=str(tmp_path / "checkpoint-8"), rewind_to_step=2)
+
+
+def test_a_checkpoint_without_the_callbacks_file_resumes_with_the_masks_of_the_weights_zeros(tmp_path):
+    pruning, _, model = resumable_run(tmp_path, rewind_to_step=None)
+    (tmp_path / "checkpoint-8" / "rgprune_pruning.pt").unlink()
+    for pruner in (None, GlobalMagnitudePruner):  # built by the callback, or the user's (built before the resume)
+        resumed, zeros, resumed_model = resumable_run(
+            tmp_path, resume_from=str(tmp_path / "checkpoint-8"), rewind_to_step=None, pruner=pruner
+        )
+        assert zeros.steps == [9, 10, 11, 12]
+        assert [e["step"] for e in resumed.events] == [12]  # the earlier events are not known, nor done again
+        for keep, keep_resumed in zip(pruning.pruner.masks.to_bool(), resumed.pruner.masks.to_bool()):
+            assert torch.equal(keep, keep_resumed)
+        assert all(torch.equal(t, model.state_dict()[n]) for n, t in resumed_model.state_dict().items())
+
+
+def test_an_epoch_event_after_a_checkpoint_at_the_epochs_last_step_is_done_when_resumed(tmp_path):
+    def run(resume_from=None):  # 2 epochs of 6 steps; the checkpoint of step 6 is saved before epoch 1 ends
+        model = tiny_bert_without_dropout()
+        pruning = PruningCallback(every_n_epochs=1, fraction=0.5)
+        args = training_args(tmp_path, num_train_epochs=2, save_strategy="steps", save_steps=6, data_seed=0)
+        trainer = transformers.Trainer(model=model, args=args, train_dataset=Synthetic(), callbacks=[pruning])
+        trainer.train(resume_from_checkpoint=resume_from)
+        return pruning, model
+
+    pruning, model = run()
+    resumed, resumed_model = run(str(tmp_path / "checkpoint-6"))
+    assert [(e["step"], e["epoch"]) for e in resumed.events] == [(6, 1.0), (12, 2.0)]
+    assert resumed.pruner.num_survivors == pruning.pruner.num_survivors
+    for keep, keep_resumed in zip(pruning.pruner.masks.to_bool(), resumed.pruner.masks.to_bool()):
+        assert torch.equal(keep, keep_resumed)
+    assert all(torch.equal(t, model.state_dict()[n]) for n, t in resumed_model.state_dict().items())

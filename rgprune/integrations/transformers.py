@@ -9,97 +9,56 @@ one it is given), attaches it to the Trainer's optimizer (an Accelerate ``Accele
 hook goes on the optimizer inside it), so that after every optimizer step the pruned weights and their
 AdamW moments are exactly 0, prunes on its schedule, and detaches when training ends.
 
-Schedules: ``at_steps=[...]`` (after those optimizer steps) or ``every_n_epochs=N`` (at the end of every
-N-th epoch). Amount per event: ``fraction=`` of the surviving weights, or ``target_density=``: the density
-after the last event of the run, reached geometrically (after event j of E the density is
-``target_density ** (j / E)``, E counted from ``max_steps`` / ``num_train_epochs`` at the start).
+Schedules: ``at_steps=[...]`` (after those optimizer steps; the last one, ``max_steps``, included: its
+event comes before the Trainer saves that step's checkpoint and ends training) or ``every_n_epochs=N`` (at
+the end of every N-th epoch). Amount per event: ``fraction=`` of the surviving weights, or
+``target_density=``: the density after the last event of the run, reached geometrically (after event j of
+E the density is ``target_density ** (j / E)``, E counted from ``max_steps`` / ``num_train_epochs`` at the
+start).
 
 IMP inside one ``train()`` call: ``rewind_to_step=k`` keeps the weights (and buffers) of step k (0 = as
 training begins) and after each pruning event resets the survivors to them, pruned weights staying 0; the
 optimizer's state is cleared with it (``reset_optimizer=True``: every round starts like a fresh training
 from step k), while the learning-rate schedule runs on. Resuming from a Trainer checkpoint rebuilds the
-masks from the weights' exact zeros; a ``rewind_to_step`` before the resumed step cannot be resumed (its
-weights were not saved).
+masks; see "Checkpoints" below.
+
+Checkpoints: the Trainer's checkpoint holds the weights (pruned ones as zeros) and the optimizer state, not
+the callback; so with every checkpoint the callback writes ``rgprune_pruning.pt`` (``CHECKPOINT_FILE``)
+into the checkpoint folder: the masks, the events so far, and the weights of ``rewind_to_step`` once kept.
+``trainer.train(resume_from_checkpoint=...)`` with a new callback of the same options then goes on
+exactly: the masks are those saved (pruned weights stay 0 after every step: the pruner is attached to the
+new optimizer), events up to the checkpoint's step are not done again, later ones are, the coming rewinds
+go to the saved weights, and no "already pruned" warning is given. The callback looks for the file in
+``output_dir/checkpoint-<step>`` (and ``args.resume_from_checkpoint``): a checkpoint resumed from
+elsewhere, or saved without the file, gives masks from the weights' exact zeros, and a resume that still
+has rewinds to do but no saved rewind weights is refused (ValueError) rather than rewound to other weights.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
 
+import torch
 from transformers import TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from rgprune.optim_hooks import hookable_optimizer
-from rgprune.pruner import GlobalMagnitudePruner
+from rgprune.integrations._schedule import PruningSchedule
 
-__all__ = ["PruningCallback"]
+__all__ = ["PruningCallback", "CHECKPOINT_FILE"]
 
-_SELECTION_KEYS = ("include", "exclude", "prune_embeddings", "prune_head", "process_group", "masks_from")
-
-
-def _positive_int(value, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{what} must be a positive int, got {value!r}")
-    return value
+#: the file the callback writes into each checkpoint folder of the Trainer: masks, events, rewind weights
+CHECKPOINT_FILE = "rgprune_pruning.pt"
 
 
-class PruningCallback(TrainerCallback):
+class PruningCallback(PruningSchedule, TrainerCallback):
     """Prune the Trainer's model on a schedule and keep the masks through every optimizer step.
 
     Exactly one of ``at_steps`` / ``every_n_epochs`` and one of ``fraction`` / ``target_density``.
     ``pruner``: a ``GlobalMagnitudePruner`` of the Trainer's model; otherwise one is built with the
     selection keywords (``include``, ``exclude``, ``prune_embeddings``, ``prune_head``, ``process_group``,
-    ``masks_from``). ``events`` lists what each pruning event did.
+    ``masks_from``). ``events`` lists what each pruning event did. (Options, validation, events and
+    rewinding: ``rgprune.integrations._schedule.PruningSchedule``, shared with the Lightning callback.)
     """
-
-    def __init__(
-        self,
-        *,
-        at_steps: Sequence[int] | None = None,
-        every_n_epochs: int | None = None,
-        fraction: float | None = None,
-        target_density: float | None = None,
-        rewind_to_step: int | None = None,
-        reset_optimizer: bool = True,
-        pruner: GlobalMagnitudePruner | None = None,
-        **selection,
-    ):
-        if (at_steps is None) == (every_n_epochs is None):
-            raise ValueError("pass exactly one schedule: at_steps=[...] (optimizer steps) or every_n_epochs=N")
-        if (fraction is None) == (target_density is None):
-            raise ValueError(
-                "pass exactly one amount: fraction= (share of the survivors per event) or "
-                "target_density= (density after the last event)"
-            )
-        for name, value in (("fraction", fraction), ("target_density", target_density)):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1
-            ):
-                raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
-        unknown = sorted(set(selection) - set(_SELECTION_KEYS))
-        if unknown:
-            raise TypeError(f"unknown keyword arguments {unknown}; the pruner's selection takes {_SELECTION_KEYS}")
-        if pruner is not None and (selection or not isinstance(pruner, GlobalMagnitudePruner)):
-            raise ValueError("pass either pruner= (a GlobalMagnitudePruner) or selection keywords, not both")
-        self.at_steps = sorted({_positive_int(s, "each of at_steps") for s in at_steps}) if at_steps else None
-        if at_steps is not None and not self.at_steps:
-            raise ValueError("at_steps is empty: name the optimizer steps after which to prune")
-        self.every_n_epochs = None if every_n_epochs is None else _positive_int(every_n_epochs, "every_n_epochs")
-        if rewind_to_step is not None:
-            if isinstance(rewind_to_step, bool) or not isinstance(rewind_to_step, int) or rewind_to_step < 0:
-                raise ValueError(
-                    f"rewind_to_step must be an int >= 0 (0 = the weights as training begins), got {rewind_to_step!r}"
-                )
-            if self.at_steps and self.at_steps[0] <= rewind_to_step:
-                raise ValueError(
-                    f"rewind_to_step={rewind_to_step} must come before the first pruning step {self.at_steps[0]}"
-                )
-        self.pruner, self.selection = pruner, selection
-        self.fraction, self.target_density = fraction, target_density
-        self.rewind_to_step, self.reset_optimizer = rewind_to_step, reset_optimizer
-        self.events: list[dict] = []
-        self._rewind_state: dict | None = None
-        self._optimizer = None
-        self._planned = 0
 
     # ---- Trainer events ---------------------------------------------------------------------------------
     def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
@@ -109,84 +68,63 @@ class PruningCallback(TrainerCallback):
                 "Trainer passed none (transformers passes them to callbacks from 4.x on): upgrade "
                 "transformers"
             )
-        self._rewind_state = None
-        if self.pruner is None:
-            selection = dict(self.selection)
-            if state.global_step > 0:  # resumed from a checkpoint: the saved weights carry the masks as zeros
-                selection.setdefault("masks_from", "zeros")
-            self.pruner = GlobalMagnitudePruner(model, **selection)
-        self._planned = self._count_events(state)
-        done = self._events_before(state)
-        if self.rewind_to_step is not None and self.rewind_to_step < state.global_step and done < self._planned:
-            raise ValueError(
-                f"resuming at step {state.global_step}, after rewind_to_step={self.rewind_to_step}: the "
-                f"weights of that step were not saved, so the coming rewinds cannot be done"
-            )
-        if self.target_density is not None and self._planned == 0:
-            raise ValueError(
-                f"the schedule has no pruning event within this training ({state.max_steps} steps, "
-                f"{state.num_train_epochs} epochs): target_density={self.target_density} cannot be "
-                f"reached"
-            )
-        self._optimizer = hookable_optimizer(optimizer)
-        self.pruner.attach(self._optimizer)
-        if self.rewind_to_step == state.global_step:
-            self._save_rewind_state(model)
+        if self.at_steps:
+            planned = self._steps_planned(state.max_steps)
+            done = sum(1 for s in self.at_steps if s <= state.global_step)
+        else:
+            planned = self._epochs_planned(state.num_train_epochs)
+            done = int(state.epoch or 0) // self.every_n_epochs
+        resumed = self._find_checkpoint_state(args, state.global_step) if state.global_step > 0 else None
+        self._begin(
+            model,
+            [optimizer],
+            global_step=state.global_step,
+            planned=planned,
+            done=done,
+            horizon=f"{state.max_steps} steps, {state.num_train_epochs} epochs",
+            resumed=resumed,
+        )
+        if self.every_n_epochs and resumed is not None:
+            # a checkpoint saved by steps at the last step of an epoch comes before that epoch's end, and so
+            # before its event: the resumed Trainer starts the next epoch, so the event is done here
+            for event in range(len(self.events) + 1, done + 1):
+                self._prune(event, step=state.global_step, epoch=float(event * self.every_n_epochs))
+
+    def on_save(self, args, state, control, **kwargs):
+        """The Trainer has just saved a checkpoint: add the masks, events and rewind weights to its folder."""
+        if self.pruner is None or not state.is_world_process_zero:
+            return
+        folder = os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+        if os.path.isdir(folder):  # (a hyperparameter search saves elsewhere: nothing is added there)
+            torch.save(self._checkpoint_state(state.global_step), os.path.join(folder, CHECKPOINT_FILE))
+
+    def _find_checkpoint_state(self, args, global_step: int) -> dict | None:
+        """What ``on_save`` wrote with the checkpoint of ``global_step``: a callback learns neither the path
+        passed to ``train(resume_from_checkpoint=...)`` nor the Trainer, so it looks in the Trainer's own
+        checkpoint folder ``output_dir/checkpoint-<step>`` (``resume_from_checkpoint=True`` or a folder of
+        ``output_dir``) and in ``args.resume_from_checkpoint``."""
+        folders = [os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{global_step}")]
+        if isinstance(getattr(args, "resume_from_checkpoint", None), str):
+            folders.insert(0, args.resume_from_checkpoint)
+        self._checkpoint_hint = f"no {CHECKPOINT_FILE} of step {global_step} in {' or '.join(folders)}"
+        for folder in folders:
+            path = os.path.join(folder, CHECKPOINT_FILE)
+            if os.path.isfile(path):
+                saved = torch.load(path, map_location="cpu", weights_only=True)
+                if saved.get("step") == global_step:
+                    if saved.get("rewind_to_step") != self.rewind_to_step:  # the weights of another step
+                        self._checkpoint_hint = f"{path} kept those of rewind_to_step={saved.get('rewind_to_step')}"
+                        saved = {**saved, "rewind_state": None}
+                    return saved
+        return None
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
-        if self.rewind_to_step is not None and state.global_step == self.rewind_to_step and self._rewind_state is None:
-            self._save_rewind_state(model)
-        if self.at_steps and state.global_step in self.at_steps:
-            self._prune(state, self.at_steps.index(state.global_step) + 1)
+        self._after_step(model, state.global_step, epoch=state.epoch)
 
     def on_epoch_end(self, args, state, control, **kwargs):
         epochs = round(state.epoch)
         if self.every_n_epochs and epochs % self.every_n_epochs == 0:
-            self._prune(state, epochs // self.every_n_epochs)
+            self._prune(epochs // self.every_n_epochs, step=state.global_step, epoch=state.epoch)
 
     def on_train_end(self, args, state, control, **kwargs):
-        if self.pruner is not None:
-            self.pruner.detach()
-
-    # ---- schedule -------------------------------------------------------------------------------------
-    def _count_events(self, state) -> int:
-        if self.at_steps:
-            return sum(1 for s in self.at_steps if s <= state.max_steps)
-        return int(state.num_train_epochs) // self.every_n_epochs
-
-    def _events_before(self, state) -> int:
-        """Events of the schedule already past at ``state`` (non-zero when resuming from a checkpoint)."""
-        if self.at_steps:
-            return sum(1 for s in self.at_steps if s <= state.global_step)
-        return int(state.epoch or 0) // self.every_n_epochs
-
-    def _prune(self, state, event: int) -> None:
-        """Pruning event number ``event`` (1-based) of the schedule."""
-        if self.fraction is not None:
-            report = self.pruner.prune(fraction=self.fraction)
-        else:
-            report = self.pruner.prune(
-                target_density=self.target_density ** (min(event, self._planned) / self._planned)
-            )
-        if self.rewind_to_step is not None:
-            self._rewind()
-        self.events.append(
-            {
-                "step": state.global_step,
-                "epoch": state.epoch,
-                "pruned": report.k,
-                "density": report.density,
-                "rewound_to_step": self.rewind_to_step,
-            }
-        )
-
-    # ---- rewinding --------------------------------------------------------------------------------------
-    def _save_rewind_state(self, model) -> None:
-        self._rewind_state = {n: t.detach().to("cpu", copy=True) for n, t in model.state_dict().items()}
-
-    def _rewind(self) -> None:
-        if self._rewind_state is None:
-            raise ValueError(f"rewind_to_step={self.rewind_to_step} is after this pruning event: prune after it")
-        self.pruner.rewind(self._rewind_state)
-        if self.reset_optimizer:
-            self._optimizer.state.clear()  # AdamW/SGD rebuild their state at the next step, as a fresh run
+        self._end()
