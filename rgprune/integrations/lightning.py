@@ -37,7 +37,7 @@ import math
 
 from lightning.pytorch import Callback
 
-from rgprune.integrations._schedule import PruningSchedule
+from rgprune.integrations.schedule import PruningSchedule
 
 __all__ = ["PruningCallback"]
 

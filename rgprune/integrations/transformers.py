@@ -42,7 +42,7 @@ import torch
 from transformers import TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from rgprune.integrations._schedule import PruningSchedule
+from rgprune.integrations.schedule import PruningSchedule
 
 __all__ = ["PruningCallback", "CHECKPOINT_FILE"]
 
@@ -57,7 +57,7 @@ class PruningCallback(PruningSchedule, TrainerCallback):
     ``pruner``: a ``GlobalMagnitudePruner`` of the Trainer's model; otherwise one is built with the
     selection keywords (``include``, ``exclude``, ``prune_embeddings``, ``prune_head``, ``process_group``,
     ``masks_from``). ``events`` lists what each pruning event did. (Options, validation, events and
-    rewinding: ``rgprune.integrations._schedule.PruningSchedule``, shared with the Lightning callback.)
+    rewinding: ``rgprune.integrations.schedule.PruningSchedule``, shared with the Lightning callback.)
     """
 
     # ---- Trainer events ---------------------------------------------------------------------------------
