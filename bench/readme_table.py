@@ -1,12 +1,14 @@
 """Markdown tables from the benchmark results in bench/results/*.json (written by ``python -m bench.compare``).
 
-    python bench/readme_table.py            # print the README's performance block
-    python bench/readme_table.py --write    # rewrite it in README.md, between the bench markers
-    python bench/readme_table.py --check    # exit 1 when README.md's block differs from the JSON's
+    python bench/readme_table.py            # print the full performance block (docs/benchmarks.md's)
+    python bench/readme_table.py --write    # rewrite it in docs/benchmarks.md and the summary in README.md
+    python bench/readme_table.py --check    # exit 1 when either block differs from the JSON's
     python bench/readme_table.py --full bench/results/cpu-...json   # every table of one result file
 
-The README block lies between ``<!-- bench:start -->`` and ``<!-- bench:end -->``; with ``--write`` and no
-markers, a "## Performance" section holding them is appended to README.md. ``--quick`` results are ignored.
+Both blocks lie between ``<!-- bench:start -->`` and ``<!-- bench:end -->``: the full tables of every result
+in docs/benchmarks.md (``render_readme``), a short summary of the results measured with the current CPU
+kernels in README.md (``render_summary``). With ``--write`` and no markers, a "## Performance" section
+holding them is appended to the file. ``--quick`` results are ignored.
 The tables themselves are ``rgprune.benchmark.tables`` (what ``python -m bench.compare`` and ``rgprune
 bench`` print), imported from this source tree.
 """
@@ -24,9 +26,15 @@ if __package__ in (None, ""):  # run as a script: import the tables of this tree
 
 from rgprune.benchmark.report import cpu_kernel_sources_sha256  # noqa: E402
 from rgprune.benchmark.tables import (  # noqa: E402
+    _round_label,
+    _time_cell,
+    fmt_b,
+    fmt_x,
     machine_line,
     render_result,
+    round_keys,
     rounds_table,
+    table,
     targets_table,
     training_table,
 )
@@ -108,6 +116,65 @@ def render_readme(results) -> str:
     return "\n\n".join(parts)
 
 
+def render_summary(results) -> str:
+    """The README's short performance block: rgprune against torch.prune in the newest results of each kind
+    (CPU, GPU), which targets they missed, and whether they predate the CPU kernels in the tree; every table is
+    in docs/benchmarks.md (``render_readme``)."""
+    parts = [
+        "Generated from `bench/results/` by `python bench/readme_table.py --write`; every table (all runs, "
+        "other methods, the training-step overhead, each target) is in [docs/benchmarks.md](docs/benchmarks.md). "
+        "One IMP round (prune 20% of the survivors) by `rgprune.prune_global_`, the kernels behind "
+        "`GlobalMagnitudePruner.prune`, against `torch.nn.utils.prune.global_unstructured`; medians of "
+        "repetitions interleaved in one run (count in parentheses)."
+    ]
+    newest = {}
+    for r in results:
+        newest[r["kind"]] = max(newest.get(r["kind"], r["date"]), r["date"])
+    shown = [r for r in results if r["date"] == newest[r["kind"]]]
+    if not shown:
+        parts.append("No benchmark results committed yet.")
+        return "\n\n".join(parts)
+    rows = []
+    for res in shown:
+        m = res["machine"]
+        where = f"GPU {m['gpu']['name']}" if res["kind"] == "gpu" else f"CPU {m['cpu_model']}"
+        where += f", {m['torch_threads']} thread{'s' if m['torch_threads'] != 1 else ''}, {res['date']}"
+        for name, model in res["models"].items():
+            rounds = model.get("rounds", {})
+            for rkey in round_keys(rounds):
+                r = rounds[rkey]
+                mem = model.get("memory", {}).get(rkey, {}).get("rgprune", {}).get("peak_extra_bytes")
+                rows.append(
+                    [
+                        where,
+                        name,
+                        _round_label(rkey, r),
+                        _time_cell(r["methods"].get("torch_prune")),
+                        _time_cell(r["methods"].get("rgprune")),
+                        fmt_x(r["speedup"].get("vs_torch_prune")),
+                        fmt_b(mem),
+                    ]
+                )
+    header = ["machine", "weights", "round (density)", "torch.prune", "rgprune", "speedup", "rgprune peak extra memory"]
+    parts.append(table(header, rows))
+    notes = []
+    n = sum(len(r["targets"]) for r in shown)
+    missed = [t["description"] for r in shown for t in r["targets"] if t["met"] is False]
+    files = ", ".join(f"`{r['_file']}`" for r in shown)
+    missed_text = "; ".join(f"{d} (missed in {missed.count(d)} of {len(shown)} runs)" for d in sorted(set(missed)))
+    notes.append(
+        f"Targets in these runs ({files}): {n - len(missed)} of {n} met" + (f"; {missed_text}." if missed else ".")
+    )
+    stale = [r for r in shown if _stale_kernels(r)]
+    if stale:
+        notes.append(
+            f"{'These runs' if len(stale) == len(shown) else 'Some of these runs'} predate the CPU kernels in the "
+            "tree now (see docs/benchmarks.md); rerun `python -m bench.compare` to update them."
+        )
+    parts.append(" ".join(notes))
+    return "\n\n".join(parts)
+
+
 def load_results(folder: Path):
     out = []
     for path in sorted(folder.glob("*.json")):
@@ -152,25 +219,31 @@ def check_readme(readme: Path, block: str) -> int:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--results", type=Path, default=ROOT / "bench" / "results", help="folder of result JSON files")
-    p.add_argument("--readme", type=Path, default=ROOT / "README.md")
-    p.add_argument("--write", action="store_true", help="rewrite the block between the bench markers in README")
+    p.add_argument("--readme", type=Path, default=ROOT / "README.md", help="file that gets the summary")
+    p.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks.md", help="file that gets every table")
+    p.add_argument(
+        "--write", action="store_true", help="rewrite the blocks between the bench markers in --doc and --readme"
+    )
     p.add_argument(
         "--check",
         action="store_true",
-        help="exit 1 (printing nothing else) when the README's block is not what the results render to",
+        help="exit 1 (printing nothing else) when either block is not what the results render to",
     )
     p.add_argument("--full", type=Path, help="print every table of this one result file instead")
     args = p.parse_args(argv)
+    results = load_results(args.results) if not args.full else None
     if args.check:
-        return check_readme(args.readme, render_readme(load_results(args.results)))
+        doc = check_readme(args.doc, render_readme(results))
+        return check_readme(args.readme, render_summary(results)) or doc
     if args.full:
         print(render_result(json.loads(args.full.read_text())))
         return 0
-    block = render_readme(load_results(args.results))
+    block = render_readme(results)
     print(block)
     if args.write:
-        write_readme(args.readme, block)
-        print(f"rewrote the bench block in {args.readme}", file=sys.stderr)
+        write_readme(args.doc, block)
+        write_readme(args.readme, render_summary(results))
+        print(f"rewrote the bench blocks in {args.doc} and {args.readme}", file=sys.stderr)
     return 0
 
 

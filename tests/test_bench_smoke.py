@@ -130,6 +130,8 @@ def check_rendering(proc, res, tmp_path) -> None:
     res["_file"] = "x.json"
     block = readme_table.render_readme([res])
     assert "| bert-tiny (69.6k) | 1 (1.00) |" in block
+    summary = readme_table.render_summary([res])  # the README's short block; the full one goes to docs/benchmarks.md
+    assert "| bert-tiny | 1 (1.00) |" in summary and "docs/benchmarks.md" in summary
     readme = tmp_path / "README.md"
     readme.write_text("# title\n\nintro\n\n## GPU\n\ntext\n")
     readme_table.write_readme(readme, block)

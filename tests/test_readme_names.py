@@ -1,14 +1,20 @@
-"""Every ``rgprune.rg`` name the README uses is importable as the README writes it."""
+"""Every ``rgprune.rg`` name the README (and docs/rg-statistics.md, which holds the README's former RG section) uses
+is importable as they write it."""
 
 import importlib
 import re
 from pathlib import Path
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+RG_DOC = ROOT / "docs" / "rg-statistics.md"
 
 
-def test_readme_rg_names_exist():
-    text = README.read_text()
+@pytest.mark.parametrize("path", [README, RG_DOC], ids=lambda p: p.name)
+def test_readme_rg_names_exist(path):
+    text = path.read_text()
     dotted = set(re.findall(r"rgprune\.rg\.([A-Za-z_]\w*)", text))
     imported = {
         name.strip() for line in re.findall(r"from rgprune\.rg import ([\w, ]+)", text) for name in line.split(",")
@@ -22,5 +28,5 @@ def test_readme_rg_names_exist():
                 importlib.import_module(f"rgprune.rg.{name}")
             except ImportError:
                 missing.append(name)
-    assert not missing, f"README uses rgprune.rg names that do not exist: {missing}"
+    assert not missing, f"{path.name} uses rgprune.rg names that do not exist: {missing}"
     assert {"FlowTrace", "trace_from_checkpoints", "parameter_gram"} <= set(rg.__all__)
