@@ -5,7 +5,9 @@ Both take the two batch layouts of ``rgprune.data``:
 
 * vision: ``(images, labels)``; the model maps images to logits;
 * text: ``(input_ids, attention_mask, labels)``; the model is a Hugging Face classifier called as
-  ``model(input_ids=..., attention_mask=...)`` whose output has ``.logits``.
+  ``model(input_ids=..., attention_mask=...)`` whose output has ``.logits``. Sentence pairs for a model with
+  token types (BERT) are ``(input_ids, attention_mask, token_type_ids, labels)``, and the model is called with
+  ``token_type_ids=...`` too (unless its ``forward`` takes no such argument, e.g. a factory's own model).
 
 Nothing here knows about pruning: ``GlobalMagnitudePruner.attach(optimizer)`` keeps the masks applied
 through the optimizer's step hook, so any training loop that calls ``optimizer.step()`` works with it.
@@ -23,7 +25,9 @@ seeds every example's augmentation whichever process loads it).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import inspect
 import math
 import sys
 import warnings
@@ -57,6 +61,29 @@ def _to(batch: Sequence[torch.Tensor], device: torch.device) -> list[torch.Tenso
     return [t.to(device, non_blocking=non_blocking) for t in batch]
 
 
+@functools.lru_cache(maxsize=64)
+def _forward_takes_token_type_ids(forward) -> bool:
+    try:
+        parameters = inspect.signature(forward).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: pass them, as to any Hugging Face model
+        return True
+    return any(p.name == "token_type_ids" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def _takes_token_type_ids(model: torch.nn.Module) -> bool:
+    """Whether ``model``'s ``forward`` takes ``token_type_ids`` (by name or ``**kwargs``), looking through
+    DistributedDataParallel (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers."""
+    wrappers = (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)
+    while True:
+        if isinstance(model, wrappers):
+            model = model.module
+        elif isinstance(getattr(model, "_orig_mod", None), torch.nn.Module):
+            model = model._orig_mod
+        else:
+            break
+    return _forward_takes_token_type_ids(type(model).forward)
+
+
 def forward_batch(
     model: torch.nn.Module, batch: Sequence[torch.Tensor], device, channels_last: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,12 +95,16 @@ def forward_batch(
         if channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         out = model(x)
-    elif len(batch) == 3:  # text: (input_ids, attention_mask, labels)
-        input_ids, attention_mask, y = batch
-        out = model(input_ids=input_ids, attention_mask=attention_mask)
+    elif len(batch) in (3, 4):  # text: (input_ids, attention_mask[, token_type_ids], labels)
+        *inputs, y = batch
+        kwargs = {"input_ids": inputs[0], "attention_mask": inputs[1]}
+        if len(inputs) == 3 and _takes_token_type_ids(model):
+            kwargs["token_type_ids"] = inputs[2]
+        out = model(**kwargs)
     else:
         raise ValueError(
-            f"a batch must be (inputs, labels) or (input_ids, attention_mask, labels); got {len(batch)} tensors"
+            "a batch must be (inputs, labels) or (input_ids, attention_mask[, token_type_ids], labels); got "
+            f"{len(batch)} tensors"
         )
     logits = out.logits if hasattr(out, "logits") else out
     if not isinstance(logits, torch.Tensor):

@@ -83,8 +83,11 @@ def assert_same_run(out_a: Path, out_b: Path, rounds: int) -> None:
             assert torch.equal(a["weights"][key], b["weights"][key]), f"round {n}: {key} differs"
         assert a["observables"] == b["observables"], f"round {n}: observables differ"
         assert without_timings(a["metrics"]) == without_timings(b["metrics"]), f"round {n}: metrics differ"
-    for name in ("init.safetensors", "rewind.safetensors"):
-        sa, sb = load_file(str(out_a / name)), load_file(str(out_b / name))
+    from rgprune.imp import RunDir
+
+    run_a, run_b = RunDir(out_a), RunDir(out_b)
+    for name in ("init", "rewind"):  # θ_k as RunDir reads it (from init.safetensors when it is θ_init)
+        sa, sb = getattr(run_a, f"load_{name}")(), getattr(run_b, f"load_{name}")()
         assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa), f"{name} differs"
 
 

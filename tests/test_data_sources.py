@@ -87,7 +87,7 @@ def test_options_that_do_not_apply_are_refused(cifar10, tmp_path):
         load_task("digits", image=ImageOptions())
     with pytest.raises(ValueError, match="apply to imagefolder"):
         load_task(f"cifar10:{path}", image=ImageOptions(resize=40))
-    with pytest.raises(ValueError, match="mean and std go together"):
+    with pytest.raises(ValueError, match="ImageOptions.mean and ImageOptions.std go together"):
         ImageOptions(mean=(0.5, 0.5, 0.5))
     with pytest.raises(ValueError, match="std must be > 0"):
         ImageOptions(mean=(0.5,) * 3, std=(0.2, 0.0, 0.2))
@@ -296,7 +296,7 @@ def test_glue_mnli_sentence_pairs_by_header_names(root, tokenizer):
     task = load_task(f"glue-mnli:{root / 'MNLI'}", text=TextOptions(max_length=24))
     assert task.num_classes == 3 and task.class_names == ("entailment", "neutral", "contradiction")
     assert (len(task.train), len(task.test)) == (9, 4)  # dev_matched.tsv
-    input_ids, _, labels = first_batch(task.train)
+    input_ids, *_, labels = first_batch(task.train)
     assert labels.tolist() == [td.MNLI_LABELS.index(label) for *_, label in rows["train.tsv"]]
     first, second, _ = rows["train.tsv"][0]
     assert input_ids[0].tolist() == tokenizer(first, second, padding="max_length", max_length=24)["input_ids"]
@@ -340,7 +340,7 @@ def test_hf_disk_class_labels_and_pairs(root, tokenizer):
     task = load_task(f"hf-disk:{root / 'hf'}", text=TextOptions(text_columns=("premise", "hypothesis"), max_length=20))
     assert task.class_names == ("negative", "positive") and task.num_classes == 2
     assert (len(task.train), len(task.test)) == (8, 4)  # the validation split: test labels are hidden
-    input_ids, _, labels = first_batch(task.train)
+    input_ids, *_, labels = first_batch(task.train)
     assert labels.tolist() == [i % 2 for i in range(8)]
     premise, hypothesis = td.SENTENCES[0], td.SENTENCES[:8][::-1][0]
     assert input_ids[0].tolist() == tokenizer(premise, hypothesis, padding="max_length", max_length=20)["input_ids"]
@@ -385,7 +385,7 @@ def test_csv_columns_and_sorted_string_labels(tmp_path, tokenizer, ext):
     task = load_task(f"csv:{tmp_path / ext}", text=options)
     assert task.class_names == ("neg", "neutral", "pos") and task.num_classes == 3  # sorted
     assert (len(task.train), len(task.test)) == (9, 3)
-    input_ids, _, labels = first_batch(task.train)
+    input_ids, *_, labels = first_batch(task.train)
     assert labels.tolist() == [task.class_names.index(label) for _, label in rows["train"]]
     text = rows["train"][0][0]
     assert "," in text  # a quoted field holding the delimiter stays one field

@@ -247,14 +247,14 @@ def test_rewind_semantics_and_baselines(tmp_path, monkeypatch, reference, digits
 
 
 def test_rewind_step_capture(tmp_path):
-    """θ_k is the state after exactly k optimizer steps: k = 0 is the init, k = all steps is θ_0."""
+    """θ_k is the state after exactly k optimizer steps: k = 0 is the init (saved once: no rewind.safetensors, a
+    copy of init.safetensors; ``load_rewind`` reads θ_init), k = all steps is θ_0."""
     config = TINY.replace(rounds=1, baselines=())
     run_imp(config.replace(rewind_step=0), tmp_path / "k0", progress=False)
-    init, rewind = (
-        load_file(str(tmp_path / "k0" / "init.safetensors")),
-        load_file(str(tmp_path / "k0" / "rewind.safetensors")),
-    )
-    assert all(torch.equal(init[k], rewind[k]) for k in init)
+    k0 = RunDir(tmp_path / "k0")
+    assert k0.init_path.is_file() and not k0.rewind_path.is_file() and k0.rewind_is_init()
+    init, rewind = load_file(str(k0.init_path)), k0.load_rewind()
+    assert init.keys() == rewind.keys() and all(torch.equal(init[k], rewind[k]) for k in init)
     run_imp(config.replace(rewind_step=12), tmp_path / "k12", progress=False)
     trained = load_file(str(tmp_path / "k12" / "round-00" / "weights.safetensors"))
     rewind = load_file(str(tmp_path / "k12" / "rewind.safetensors"))
@@ -371,6 +371,33 @@ def test_cli_imp_bad_input(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["imp", "--help"])
     assert exc.value.code == 0 and "rgprune imp --model resnet20 --task digits" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["imp", "--rounds", "x"], "--rounds"),
+        (["imp", "--model", "resnet20", "--task", "digits", "--fraction", "2"], "--fraction"),
+        (["imp", "--model", "resnet20", "--task", "digits", "--optimizer", "lbfgs"], "--optimizer"),
+        (["imp", "--task", "digits"], "--model"),
+        (["flow", "runs/r", "--fraction", "x"], "--fraction"),
+        (["transfer"], "required"),
+    ],
+)
+def test_cli_usage_errors_are_short(argv, flag, capsys):
+    """A bad value (or a missing option) prints the error and where the options are, not the whole usage first
+    (about 30 lines for rgprune imp); exit status 2, as argparse's."""
+    from rgprune.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    prog = f"rgprune {argv[0]}"
+    assert len(lines) <= 3 and lines[0].startswith(f"{prog}: error: ") and flag in lines[0], captured.err
+    assert lines[-1] == f"run '{prog} --help' for the options" and "usage:" not in captured.err
+    assert captured.out == ""
 
 
 def test_cli_imp_options_come_from_the_config_fields(capsys):

@@ -119,8 +119,8 @@ def figures_unrendered():
     FigureCanvasAgg.print_png, Figure.tight_layout = real
 
 
-def run(out: Path):
-    return run_imp(CONFIG, out, progress=False, model_fn=TinyConvNet, train=blobs(40, 0), test=blobs(12, 1))
+def run(out: Path, config: IMPConfig = CONFIG):
+    return run_imp(config, out, progress=False, model_fn=TinyConvNet, train=blobs(40, 0), test=blobs(12, 1))
 
 
 @pytest.fixture(scope="module")
@@ -146,20 +146,20 @@ def test_an_uninterrupted_run_writes_the_documented_layout_atomically(reference)
     assert "run.log" in on_disk and on_disk - {"run.log"} == set(writes) and "run.log" not in writes
 
 
-def interrupted_by(action: str, point: tuple[str, int], out: Path) -> None:
+def interrupted_by(action: str, point: tuple[str, int], out: Path, config: IMPConfig = CONFIG) -> None:
     """Run until the write ``point``, where ``action`` happens: "raise" (the write fails, in this process) or
     "kill" (SIGKILL of a forked copy of this process, at the rename of that write's complete temp file)."""
     if action == "raise":
         with WriteFaults(out, at=point, action="raise") as faults:
             with pytest.raises(OSError, match="injected at write"):
-                run(out)
+                run(out, config)
         assert faults.fired
         return
-    killed_at(out, point, lambda: run(out))
+    killed_at(out, point, lambda: run(out, config))
 
 
-def assert_resumes_to_the_uninterrupted_run(out: Path, ref: Path, last: int) -> None:
-    resumed = run(out)
+def assert_resumes_to_the_uninterrupted_run(out: Path, ref: Path, last: int, config: IMPConfig = CONFIG) -> None:
+    resumed = run(out, config)
     assert resumed.complete and resumed.resumed_from == (last if last >= 0 else None)
     assert_same_run(out, ref, ROUNDS)
     summary, ref_summary = (json.loads((d / "metrics.json").read_text()) for d in (out, ref))
@@ -198,6 +198,66 @@ def test_a_failed_or_killed_write_leaves_no_round_complete_that_resume_trusts(po
         assert RunDir(out).complete_rounds(ROUNDS) == last
         assert [r.round for r in load_result(out).rounds] == list(range(last + 1))
     assert_resumes_to_the_uninterrupted_run(out, ref, last)
+
+
+# rewind_step = 0: θ_k is θ_init, saved once (init.safetensors, marked as the rewind point too; no rewind.safetensors)
+CONFIG_K0 = CONFIG.replace(rewind_step=0)
+K0_POINTS = [("init.safetensors", 0), ("round-00/metrics.json", 0), ("round-01/weights.safetensors", 0)]
+
+
+@pytest.fixture(scope="module")
+def reference_k0(tmp_path_factory) -> tuple[Path, list[str]]:
+    out = tmp_path_factory.mktemp("reference-k0") / "run"
+    with WriteFaults(out) as faults:
+        assert run(out, CONFIG_K0).complete
+    return out, faults.writes
+
+
+def test_rewind_step_0_saves_init_once(reference_k0):
+    """Guards against θ_init written twice (a full copy as rewind.safetensors) when it is the rewind point."""
+    out, writes = reference_k0
+    layout = [name for name in LAYOUT if name != "rewind.safetensors"]
+    assert writes[: len(layout)] == layout and not (out / "rewind.safetensors").exists()
+    run_dir = RunDir(out)
+    assert run_dir.rewind_is_init() and run_dir.complete_rounds(ROUNDS) == ROUNDS
+    init, rewind = run_dir.load_init(), run_dir.load_rewind()
+    assert init.keys() == rewind.keys() and all(torch.equal(init[k], rewind[k]) for k in init)
+
+
+@pytest.mark.parametrize("action", FAIL_OR_KILL)
+@pytest.mark.parametrize("point", K0_POINTS, ids=[point_id(p) for p in K0_POINTS])
+def test_rewind_step_0_run_interrupted_resumes_to_the_uninterrupted_run(point, action, tmp_path, reference_k0):
+    """A run with rewind_step 0 failed or killed at θ_init's write, at round 0's completion marker, or in round 1:
+    no round is trusted without θ_init (which is θ_k), and resuming (θ_k read from init.safetensors) gives the
+    uninterrupted run bit for bit. Guards against load_rewind reading only rewind.safetensors."""
+    ref, _ = reference_k0
+    out = tmp_path / "run"
+    interrupted_by(action, point, out, CONFIG_K0)
+    last = {"init.safetensors": -1, "round-00/metrics.json": -1, "round-01/weights.safetensors": 0}[point[0]]
+    assert RunDir(out).complete_rounds(ROUNDS) == last
+    assert_resumes_to_the_uninterrupted_run(out, ref, last, CONFIG_K0)
+
+
+def test_an_old_rewind_step_0_run_with_both_files_loads_and_resumes(reference_k0, tmp_path):
+    """A run made before θ_k = θ_init was saved once (init.safetensors unmarked, rewind.safetensors a copy of it),
+    interrupted after round 0: it reads as before, and resumes to the uninterrupted run."""
+    import shutil
+
+    ref, _ = reference_k0
+    out = tmp_path / "run"
+    shutil.copytree(ref, out)
+    old = RunDir(out)
+    init = old.load_init()
+    RunDir.save_state(old.init_path, init)  # the old layout: no marker, a second copy
+    RunDir.save_state(old.rewind_path, init)
+    for n in (1, 2):
+        shutil.rmtree(old.round_dir(n))
+    assert not old.rewind_is_init() and old.has_rewind() and old.complete_rounds(ROUNDS) == 0
+    assert all(torch.equal(init[k], v) for k, v in old.load_rewind().items())
+    resumed = run(out, CONFIG_K0)
+    assert resumed.complete and resumed.resumed_from == 0
+    assert_same_run(out, ref, ROUNDS)
+    assert old.rewind_path.is_file()  # left as it was
 
 
 @pytest.fixture(scope="module")

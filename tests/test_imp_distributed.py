@@ -51,7 +51,8 @@ ARGS = [
     "--threads",
     "1",
 ]  # no --quiet: the resume line is wanted (no bars: not a tty)
-RUN_FILES = {"config.json", "init.safetensors", "rewind.safetensors", "metrics.json", "trace.json"}
+# rewind step 0 (the default): θ_k is θ_init, saved once (init.safetensors, no rewind.safetensors)
+RUN_FILES = {"config.json", "init.safetensors", "metrics.json", "trace.json"}
 ROUND_FILES = {"weights.safetensors", "masks.safetensors", "observables.json", "metrics.json"}
 
 
@@ -109,7 +110,7 @@ def test_imp_under_torchrun_writes_one_run_and_resumes(tmp_path):
 
     # one run directory, written by rank 0 only: exactly the expected files, no leftovers of a second writer
     top = {p.name for p in out.iterdir() if p.is_file() and not p.name.startswith(".")}
-    assert RUN_FILES <= top
+    assert RUN_FILES <= top and "rewind.safetensors" not in top
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["round-00", "round-01"]
     for n in (0, 1):
         assert {p.name for p in (out / f"round-{n:02d}").iterdir()} == ROUND_FILES

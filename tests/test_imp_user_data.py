@@ -270,7 +270,7 @@ BAD = {
     "checkpoint-without-tokenizer": "has no tokenizer files",
     "weights-missing": "missing.safetensors does not exist",
     "weights-of-another-model": "does not fit the model",
-    "resize-on-cifar": "ImageOptions.resize and center_crop apply to imagefolder tasks",
+    "resize-on-cifar": "--resize and --center-crop apply to imagefolder tasks",  # flags, as the user typed
     "lone-example-for-batchnorm": "would hold a single example (20 examples, batch size 19)",
     "max-length-over-positions": f"max_length=100 exceeds the {td.HF_POSITIONS} token positions of hf:",
 }
@@ -284,6 +284,43 @@ def test_bad_layouts_and_files_fail_clearly_with_nothing_written(case, data, tmp
     assert code == 2 and err.startswith("rgprune imp: error: ")
     assert BAD[case] in err
     assert not out.exists()
+
+
+def test_option_errors_name_the_flags_from_the_command_line_and_the_fields_from_python(data, tmp_path, capsys):
+    """An error about a data option names what the user gave: the flag under ``rgprune imp`` (one mapping from the
+    config's fields, rgprune.imp.config.cli_option_names), the Python name (``TextOptions.text_columns``) from the
+    Python API, also after a command ran."""
+    from rgprune.data.options import TextOptions
+    from rgprune.data.tables import read_csv_split
+
+    code, _, err = run_cli(*_broken(data, tmp_path, "csv-missing-column"), *SHORT, out=tmp_path / "a", capsys=capsys)
+    assert code == 2 and "name the columns with --text-columns / --label-column;" in err and "Options." not in err
+    three = ["--text-columns", "a", "b", "c"]
+    code, _, err = run_cli(
+        "--model", "minilm-random", "--task", f"csv:{data}/csv", *three, out=tmp_path / "b", capsys=capsys
+    )
+    assert code == 2 and "error: --text-columns must name 1 or 2 columns, got 3" in err and "Options." not in err
+    code, _, err = run_cli(
+        "--model", "minilm-random", "--task", "vader", "--text-columns", "a", out=tmp_path / "c", capsys=capsys
+    )
+    assert (
+        code == 2 and "error: --text-columns applies to KIND:PATH tasks" in err and "leave --text-columns unset" in err
+    )
+    glue = ["--model", "minilm-random", "--task", f"glue-sst2:{data}/SST-2", "--label-column", "y"]
+    code, _, err = run_cli(*glue, out=tmp_path / "d", capsys=capsys)
+    assert code == 2 and "leave --text-columns, --label-column, --labels and --test-split unset" in err, err
+
+    train = next((data / "csv").glob("train.*"))
+    with pytest.raises(
+        ValueError, match=r"name the columns with TextOptions\.text_columns / TextOptions\.label_column;"
+    ):
+        read_csv_split(train, TextOptions(text_columns=("stars",)))
+    with pytest.raises(ValueError, match=r"^TextOptions\.text_columns must name 1 or 2 columns"):
+        TextOptions(text_columns=("a", "b", "c"))
+    with pytest.raises(ConfigError, match=r"^TextOptions\.text_columns must name 1 or 2 columns"):
+        IMPConfig(model="minilm-random", task=f"csv:{data}/csv", text_columns=("a", "b", "c"))
+    with pytest.raises(ConfigError, match=r"^text_columns applies to KIND:PATH tasks"):
+        IMPConfig(model="minilm-random", task="vader", text_columns=("a",))
 
 
 def test_default_max_length_fits_the_model_when_the_tokenizer_sets_no_limit(data, tmp_path):
@@ -763,7 +800,7 @@ def test_config_validates_the_new_fields():
         (dict(task="digits", augment=True), "augment applies to KIND:PATH tasks"),
         (dict(task="digits", max_length=64), "max_length applies to KIND:PATH tasks"),
         (dict(mean=(0.5, 0.5), std=(1.0, 1.0)), "must be a tuple of 3 finite numbers"),
-        (dict(mean=(0.5, 0.5, 0.5)), "mean and std go together"),
+        (dict(mean=(0.5, 0.5, 0.5)), "ImageOptions.mean and ImageOptions.std go together"),
         (dict(text_columns=("text",)), "text_columns applies to text tasks"),
         (dict(amp_dtype="float16"), "amp_dtype='float16' applies with amp=True"),
         (dict(amp=True, amp_dtype="float8"), "valid choices are: bfloat16, float16"),

@@ -21,6 +21,7 @@ import sys
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may load from a model hub at run time
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from rgprune.cli.arguments import ShortErrorParser  # noqa: E402
 from rgprune.cli.bench import add_bench_parser  # noqa: E402
 from rgprune.cli.flow import add_compare_parser, add_flow_parser, flow_summary  # noqa: E402
 from rgprune.cli.imp import add_demo_parser, add_imp_parser  # noqa: E402
@@ -33,7 +34,7 @@ __all__ = ["build_parser", "flow_summary", "main", "prune_demo"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``rgprune`` parser: one subcommand per module of this package."""
-    parser = argparse.ArgumentParser(
+    parser = ShortErrorParser(  # a usage error prints two lines, not the whole usage (so do the subcommands')
         prog="rgprune", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)

@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import argparse
+from typing import NoReturn
 
-__all__ = ["add_threads_and_quiet", "fraction", "nonnegative_int", "positive_int", "set_threads"]
+__all__ = ["ShortErrorParser", "add_threads_and_quiet", "fraction", "nonnegative_int", "positive_int", "set_threads"]
+
+
+class ShortErrorParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors (a bad value, a missing or unknown option) print two lines, not
+    the whole usage first: ``PROG: error: MESSAGE`` and where to find the options; exit status 2, as argparse.
+    Its subparsers (``add_subparsers``) are of the same class, so ``rgprune imp`` errors alike."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\nrun '{self.prog} --help' for the options\n")
 
 
 def positive_int(text: str) -> int:

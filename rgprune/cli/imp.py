@@ -15,10 +15,12 @@ from rgprune.imp.config import (
     ConfigError,
     IMPConfig,
     check_number,
+    cli_option_names,
     describe_bounds,
     field_item_types,
     field_types,
     option_choices,
+    option_flag,
 )
 
 __all__ = [
@@ -138,7 +140,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         }
         if f.default is dataclasses.MISSING:
             kwargs["required"] = True
-        parser.add_argument("--" + f.name.replace("_", "-"), **kwargs)
+        parser.add_argument(option_flag(f.name), **kwargs)
 
 
 def config_from_args(args: argparse.Namespace) -> IMPConfig:
@@ -182,33 +184,36 @@ def add_imp_parser(sub) -> argparse.ArgumentParser:
 
 def run_imp_command(args: argparse.Namespace, out=None):
     """``rgprune imp``: build the IMPConfig from the options, run or resume (a line per epoch and per round), print
-    the table, end with the report's path. ``--quiet``: nothing printed but errors; run.log gets every line."""
+    the table, end with the report's path. ``--quiet``: nothing printed but errors; run.log gets every line. Errors
+    name options by their flags (``--text-columns``, not ``TextOptions.text_columns``)."""
+    from rgprune.data.options import naming_options
     from rgprune.imp import RunDir, run_imp
 
     out = out or sys.stdout
     set_threads(args)
-    config = config_from_args(args)
-    out_dir = args.out or os.path.join("runs", config.name)
-    with _torchrun_process_group(config.device) as rank:  # rank 0 (or the only process) prints
-        printed = rank == 0 and not args.quiet
-        if printed:
-            print(
-                f"IMP {config.name}: {config.model} on {config.task}, {config.rounds} rounds of pruning "
-                f"{config.fraction:g} of the survivors, rewinding to step {config.rewind_step}; run directory "
-                f"{out_dir}",
-                file=out,
-                flush=True,
-            )
-        result = run_imp(config, out_dir, progress=printed, stream=out)
-        if rank == 0:
-            run = RunDir(out_dir)
-            lines = [*result.table().splitlines(), f"run directory: {out_dir}"]
-            if run.report_path.is_file():  # a complete run ends with its flow report
-                lines.append(f"report: {run.report_path}")
-            with contextlib.suppress(OSError):  # the run is complete; a log it cannot end is no error
-                run.append_log(lines)
+    with naming_options(cli_option_names()):
+        config = config_from_args(args)
+        out_dir = args.out or os.path.join("runs", config.name)
+        with _torchrun_process_group(config.device) as rank:  # rank 0 (or the only process) prints
+            printed = rank == 0 and not args.quiet
             if printed:
-                print("\n" + "\n".join(lines), file=out, flush=True)
+                print(
+                    f"IMP {config.name}: {config.model} on {config.task}, {config.rounds} rounds of pruning "
+                    f"{config.fraction:g} of the survivors, rewinding to step {config.rewind_step}; run directory "
+                    f"{out_dir}",
+                    file=out,
+                    flush=True,
+                )
+            result = run_imp(config, out_dir, progress=printed, stream=out)
+            if rank == 0:
+                run = RunDir(out_dir)
+                lines = [*result.table().splitlines(), f"run directory: {out_dir}"]
+                if run.report_path.is_file():  # a complete run ends with its flow report
+                    lines.append(f"report: {run.report_path}")
+                with contextlib.suppress(OSError):  # the run is complete; a log it cannot end is no error
+                    run.append_log(lines)
+                if printed:
+                    print("\n" + "\n".join(lines), file=out, flush=True)
     return result
 
 

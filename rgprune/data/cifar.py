@@ -24,7 +24,7 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
-from .options import ImageOptions
+from .options import ImageOptions, option_name
 from .task import DataLayoutError, Fingerprint, Task
 
 SIDE = 32
@@ -216,7 +216,8 @@ def load_cifar_task(kind: str, spec: str, root: Path, image_size: int | None, op
     fmt = CIFAR_FORMATS[kind]
     if options.resize is not None or not options.center_crop:
         raise ValueError(
-            f"{kind}: ImageOptions.resize and center_crop apply to imagefolder tasks; CIFAR's 32x32 "
+            f"{kind}: {option_name('ImageOptions.resize')} and {option_name('ImageOptions.center_crop')} apply "
+            "to imagefolder tasks; CIFAR's 32x32 "
             "images are resized straight to image_size"
         )
     layout = fmt.layout(kind)

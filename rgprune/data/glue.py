@@ -149,9 +149,12 @@ def load_glue_task(kind: str, spec: str, root: Path, tokenizer, options):
         or options.labels is not None
         or options.test_split is not None
     ):
+        from .options import option_name  # the flags under rgprune imp
+
+        names = ", ".join(option_name(f"TextOptions.{n}") for n in ("text_columns", "label_column", "labels"))
         raise ValueError(
-            f"{kind} has fixed columns and labels ({layout(kind)}); leave TextOptions.text_columns, "
-            "label_column, labels and test_split unset"
+            f"{kind} has fixed columns and labels ({layout(kind)}); leave {names} and "
+            f"{option_name('TextOptions.test_split')} unset"
         )
     if not root.is_dir():
         raise DataLayoutError(f"{root} is not a directory; {layout(kind)}")

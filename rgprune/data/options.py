@@ -1,12 +1,43 @@
 """How local data is prepared: :class:`ImageOptions` for image tasks, :class:`TextOptions` for text tasks.
 
 Both are frozen and validate themselves on construction, so a bad option fails before any file is read.
+
+Errors name an option as the Python API spells it (``TextOptions.text_columns``) through :func:`option_name`;
+inside ``with naming_options(names)`` they use the names given there instead: ``rgprune imp`` maps each option
+to its flag (``--text-columns``), so what the command line prints names what the user typed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
+import types
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
+
+_OPTION_NAMES: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
+    "rgprune_option_names", default=types.MappingProxyType({})
+)
+
+
+def option_name(name: str) -> str:
+    """How an error names the option the Python API calls ``name`` (``"TextOptions.text_columns"``, or an
+    ``IMPConfig`` field such as ``"text_columns"``): ``name`` itself, or its name in the innermost
+    ``naming_options`` that gives one (``"--text-columns"`` under ``rgprune imp``)."""
+    return _OPTION_NAMES.get().get(name, name)
+
+
+@contextlib.contextmanager
+def naming_options(names: Mapping[str, str]) -> Iterator[None]:
+    """Within the block (this thread or task), errors name the options of ``names`` (Python name -> name to
+    print) as given there, the others as before."""
+    token = _OPTION_NAMES.set({**_OPTION_NAMES.get(), **names})
+    try:
+        yield
+    finally:
+        _OPTION_NAMES.reset(token)
+
 
 #: ImageNet's per-channel RGB mean and std (of [0, 1] pixels): the default normalization of ``imagefolder``.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -17,6 +48,7 @@ CROP_FRACTION = 0.875
 
 
 def _check_int(what: str, value: object, minimum: int) -> None:
+    what = option_name(what)
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{what} must be an int, got {type(value).__name__} ({value!r})")
     if value < minimum:
@@ -24,11 +56,13 @@ def _check_int(what: str, value: object, minimum: int) -> None:
 
 
 def _check_bool(what: str, value: object) -> None:
+    what = option_name(what)
     if not isinstance(value, bool):
         raise TypeError(f"{what} must be True or False, got {value!r}")
 
 
 def _check_names(what: str, value: object, *, sizes: tuple[int, ...] | None = None) -> None:
+    what = option_name(what)
     if not isinstance(value, tuple) or not all(isinstance(v, str) and v for v in value):
         raise TypeError(f"{what} must be a tuple of non-empty strs, got {value!r}")
     if sizes is not None and len(value) not in sizes:
@@ -68,7 +102,8 @@ class ImageOptions:
         _check_bool("ImageOptions.center_crop", self.center_crop)
         _check_bool("ImageOptions.augment", self.augment)
         if (self.mean is None) != (self.std is None):
-            raise ValueError("ImageOptions.mean and std go together: give both or neither")
+            mean, std = option_name("ImageOptions.mean"), option_name("ImageOptions.std")
+            raise ValueError(f"{mean} and {std} go together: give both or neither")
         if self.mean is not None:
             for what, values in (("mean", self.mean), ("std", self.std)):
                 if (
@@ -79,10 +114,11 @@ class ImageOptions:
                     )
                 ):
                     raise ValueError(
-                        f"ImageOptions.{what} must be a tuple of 3 finite numbers (R, G, B), got {values!r}"
+                        f"{option_name('ImageOptions.' + what)} must be a tuple of 3 finite numbers (R, G, B), "
+                        f"got {values!r}"
                     )
             if min(self.std) <= 0:
-                raise ValueError(f"ImageOptions.std must be > 0 for every channel, got {self.std!r}")
+                raise ValueError(f"{option_name('ImageOptions.std')} must be > 0 for every channel, got {self.std!r}")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -118,11 +154,11 @@ class TextOptions:
         if self.labels is not None:
             _check_names("TextOptions.labels", self.labels)
             if len(self.labels) < 2:
-                raise ValueError(f"TextOptions.labels must list >= 2 labels, got {self.labels!r}")
+                raise ValueError(f"{option_name('TextOptions.labels')} must list >= 2 labels, got {self.labels!r}")
         for what in ("label_column", "test_split"):
             value = getattr(self, what)
             if value is not None and (not isinstance(value, str) or not value):
-                raise TypeError(f"TextOptions.{what} must be a non-empty str or None, got {value!r}")
+                raise TypeError(f"{option_name('TextOptions.' + what)} must be a non-empty str or None, got {value!r}")
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from .options import TextOptions
+from .options import TextOptions, option_name
 from .task import DataLayoutError
 from .text import TextSplit, build_text_task, default_tokenizer, label_order
 
@@ -25,6 +25,11 @@ HF_DISK_LAYOUT = (
     "hf-disk:PATH expects a datasets.DatasetDict saved with save_to_disk(PATH): PATH/dataset_dict.json "
     "and one folder per split, with a 'train' split and a 'test' or 'validation' split"
 )
+
+
+def _column_options() -> str:
+    """The options that name the columns, as errors name them (``rgprune.data.options.option_name``)."""
+    return f"{option_name('TextOptions.text_columns')} / {option_name('TextOptions.label_column')}"
 
 
 def _columns(options: TextOptions) -> tuple[tuple[str, ...], str]:
@@ -50,7 +55,7 @@ def read_csv_split(path: Path, options: TextOptions) -> TextSplit:
         if missing:
             raise DataLayoutError(
                 f"{path}: no column(s) {missing} in the header {header}; name the columns with "
-                "TextOptions.text_columns / label_column; " + CSV_LAYOUT
+                f"{_column_options()}; " + CSV_LAYOUT
             )
         texts: list[list[str]] = [[] for _ in text_columns]
         labels: list[str] = []
@@ -110,7 +115,7 @@ def _hf_split(dataset, name: str, root: Path, options: TextOptions, labels_are_i
     if missing:
         raise DataLayoutError(
             f"{root} split {name!r}: no column(s) {missing} (it has {dataset.column_names}); name "
-            "the columns with TextOptions.text_columns / label_column"
+            f"the columns with {_column_options()}"
         )
     texts = [list(dataset[c]) for c in text_columns]
     for column, values in zip(text_columns, texts):
@@ -124,7 +129,7 @@ def _hf_split(dataset, name: str, root: Path, options: TextOptions, labels_are_i
     if labels_are_ids and "-1" in labels:
         raise DataLayoutError(
             f"{root} split {name!r} has label -1 (hidden labels, as in GLUE's test splits); "
-            "evaluate on a labelled split with TextOptions.test_split, e.g. 'validation'"
+            f"evaluate on a labelled split with {option_name('TextOptions.test_split')}, e.g. 'validation'"
         )
     return TextSplit(
         first=texts[0], second=texts[1] if len(texts) > 1 else None, labels=labels, source=f"{root} split {name!r}"
@@ -150,7 +155,7 @@ def load_hf_disk_task(spec: str, root: Path, tokenizer, options: TextOptions):
         if options.labels is not None:
             raise ValueError(
                 f"{root}: column {label_column!r} is a ClassLabel, whose values are already ids "
-                f"({feature.names}); leave TextOptions.labels unset"
+                f"({feature.names}); leave {option_name('TextOptions.labels')} unset"
             )
         order, class_names = tuple(str(i) for i in range(feature.num_classes)), tuple(feature.names)
     elif feature is not None and not (

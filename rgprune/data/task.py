@@ -4,7 +4,8 @@ Batch formats (what ``torch.utils.data.DataLoader(task.train, batch_size=B)`` yi
 ``rgprune.train.forward_batch`` takes):
 
 * vision: ``(images, labels)``: float32 ``[B, C, H, W]`` normalized images, int64 ``[B]`` labels;
-* text: ``(input_ids, attention_mask, labels)``: int64 ``[B, L]``, ``[B, L]``, ``[B]``.
+* text: ``(input_ids, attention_mask, labels)``: int64 ``[B, L]``, ``[B, L]``, ``[B]``; sentence pairs tokenized
+  for a model that takes token types (BERT) add them: ``(input_ids, attention_mask, token_type_ids, labels)``.
 
 A task's datasets may be ``TensorDataset``s (the embedded tasks), in-memory arrays decoded per item
 (CIFAR, tokenized text) or lazy datasets that read one file per item (ImageFolder); each item is one

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .options import TextOptions
+from .options import TextOptions, option_name
 from .task import DataLayoutError, Fingerprint, Task
 
 
@@ -68,11 +68,21 @@ class TokenizedTextDataset(Dataset):
     """Tokenized examples stored ragged (int32 tokens, no padding) and padded per item.
 
     Item ``i`` is ``(input_ids, attention_mask, label)``: int64 ``[max_length]``, ``[max_length]`` and a
-    scalar, padded with ``pad_id``. Storing the tokens unpadded keeps e.g. MNLI (393k pairs of ~40
-    tokens) at a fraction of the memory of ``[N, max_length]`` int64 tensors.
+    scalar, padded with ``pad_id``; with ``token_types`` (sentence pairs, for a tokenizer whose model takes
+    ``token_type_ids``, e.g. BERT's) it is ``(input_ids, attention_mask, token_type_ids, label)``, the token
+    types 0 for the first segment, 1 for the second (as the tokenizer made them) and 0 on the padding. Storing
+    the tokens unpadded keeps e.g. MNLI (393k pairs of ~40 tokens) at a fraction of the memory of
+    ``[N, max_length]`` int64 tensors.
     """
 
-    def __init__(self, token_ids: Sequence[Sequence[int]], labels: torch.Tensor, max_length: int, pad_id: int):
+    def __init__(
+        self,
+        token_ids: Sequence[Sequence[int]],
+        labels: torch.Tensor,
+        max_length: int,
+        pad_id: int,
+        token_types: Sequence[Sequence[int]] | None = None,
+    ):
         lengths = torch.tensor([len(ids) for ids in token_ids], dtype=torch.int64)
         if len(lengths) != len(labels):
             raise ValueError(f"{len(lengths)} token sequences but {len(labels)} labels")
@@ -82,6 +92,11 @@ class TokenizedTextDataset(Dataset):
         torch.cumsum(lengths, 0, out=self.offsets[1:])
         total = int(self.offsets[-1])
         self.tokens = torch.from_numpy(np.fromiter(itertools.chain.from_iterable(token_ids), np.int32, total))
+        self.types = None
+        if token_types is not None:
+            if [len(t) for t in token_types] != lengths.tolist():
+                raise ValueError("token_types must have one type per token of every example")
+            self.types = torch.from_numpy(np.fromiter(itertools.chain.from_iterable(token_types), np.int8, total))
         self.labels = labels
         self.max_length = max_length
         self.pad_id = pad_id
@@ -89,22 +104,36 @@ class TokenizedTextDataset(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
         start, end = int(self.offsets[index]), int(self.offsets[index + 1])
         input_ids = torch.full((self.max_length,), self.pad_id, dtype=torch.int64)
         input_ids[: end - start] = self.tokens[start:end]
         attention_mask = torch.zeros(self.max_length, dtype=torch.int64)
         attention_mask[: end - start] = 1
-        return input_ids, attention_mask, self.labels[index]
+        if self.types is None:
+            return input_ids, attention_mask, self.labels[index]
+        token_type_ids = torch.zeros(self.max_length, dtype=torch.int64)
+        token_type_ids[: end - start] = self.types[start:end]
+        return input_ids, attention_mask, token_type_ids, self.labels[index]
 
     def add_to(self, fingerprint: Fingerprint) -> None:
         fingerprint.add_json({"max_length": self.max_length, "pad_id": self.pad_id})
-        for tensor in (self.tokens, self.offsets, self.labels):
+        # single sentences: no token types, and the fingerprint their runs recorded before pairs had them
+        tensors = (self.tokens, self.offsets, self.labels) + (() if self.types is None else (self.types,))
+        for tensor in tensors:
             fingerprint.add_tensor(tensor)
 
 
-def tokenize(tokenizer, split: TextSplit, max_length: int) -> list[list[int]]:
-    """Token ids of every example (special tokens added, truncated to ``max_length``, not padded)."""
+def takes_token_types(tokenizer) -> bool:
+    """Whether ``tokenizer``'s model takes ``token_type_ids`` (BERT's does; RoBERTa's and DistilBERT's do not)."""
+    return "token_type_ids" in (getattr(tokenizer, "model_input_names", None) or ())
+
+
+def tokenize(tokenizer, split: TextSplit, max_length: int) -> tuple[list[list[int]], list[list[int]] | None]:
+    """Token ids of every example (special tokens added, truncated to ``max_length``, not padded), and their
+    token types for a sentence pair when the tokenizer's model takes them (else None). A pair is encoded as
+    the tokenizer encodes ``(text, text_pair)``: for BERT ``[CLS] first [SEP] second [SEP]``, types 0 then 1."""
+    types = split.second is not None and takes_token_types(tokenizer)
     encoded = tokenizer(
         split.first,
         split.second,
@@ -112,9 +141,9 @@ def tokenize(tokenizer, split: TextSplit, max_length: int) -> list[list[int]]:
         max_length=max_length,
         padding=False,
         return_attention_mask=False,
-        return_token_type_ids=False,
+        return_token_type_ids=types,
     )
-    return encoded["input_ids"]
+    return encoded["input_ids"], (encoded["token_type_ids"] if types else None)
 
 
 def default_tokenizer():
@@ -137,9 +166,10 @@ def check_tokenizer(tokenizer, max_length: int | None = None) -> int:
     # Tokenizers without a limit report a huge model_max_length (1e30); a real one is the model's position count.
     limit = getattr(tokenizer, "model_max_length", None)
     if max_length is not None and isinstance(limit, int) and max_length > limit:
+        name = option_name("TextOptions.max_length")  # --max-length under rgprune imp
         raise ValueError(
-            f"TextOptions.max_length={max_length} exceeds the tokenizer's model_max_length={limit} (the "
-            f"model's positions); use max_length <= {limit}"
+            f"{name}={max_length} exceeds the tokenizer's model_max_length={limit} (the model's positions); "
+            f"use {name} <= {limit}"
         )
     return pad_id
 
@@ -169,16 +199,18 @@ def build_text_task(
     pad_id = check_tokenizer(tokenizer, options.max_length)
     y_train = label_ids(train.labels, order, train.source)
     y_test = label_ids(test.labels, order, test.source)
-    datasets = [
-        TokenizedTextDataset(tokenize(tokenizer, split, options.max_length), y, options.max_length, pad_id)
-        for split, y in ((train, y_train), (test, y_test))
-    ]
+    datasets = []
+    for split, y in ((train, y_train), (test, y_test)):
+        ids, types = tokenize(tokenizer, split, options.max_length)
+        datasets.append(TokenizedTextDataset(ids, y, options.max_length, pad_id, types))
     names = tuple(class_names) if class_names is not None else tuple(order)
     fingerprint = Fingerprint(name).add_json({"classes": list(names), "order": list(order)})
     for dataset in datasets:
         dataset.add_to(fingerprint)
     counts = torch.bincount(y_train, minlength=len(order)).tolist()
-    pairs = "sentence pairs" if train.second is not None else "single sentences"
+    pairs = "single sentences"
+    if train.second is not None:
+        pairs = "sentence pairs (token types 0/1)" if datasets[0].types is not None else "sentence pairs"
     per_class = f" ({', '.join(f'{n}={c}' for n, c in zip(names, counts))} in train)" if len(names) <= 20 else ""
     description = (
         f"{what}: {len(y_train)} train / {len(y_test)} test {pairs}, {len(order)} classes{per_class}; "

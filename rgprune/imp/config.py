@@ -64,10 +64,12 @@ __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
     "check_number",
+    "cli_option_names",
     "describe_bounds",
     "field_item_types",
     "field_types",
     "option_choices",
+    "option_flag",
 ]
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -112,6 +114,24 @@ def field_types() -> dict[str, type]:
 def field_item_types() -> dict[str, type]:
     """``{field name: item type}`` of the tuple-valued ``IMPConfig`` fields (``tuple[float, ...]``: float)."""
     return {name: typing.get_args(args[0])[0] for name, args in _hints().items() if typing.get_origin(args[0]) is tuple}
+
+
+def option_flag(name: str) -> str:
+    """The command-line flag of the ``IMPConfig`` field ``name`` (``rgprune imp``): ``--rewind-step`` for
+    ``rewind_step``."""
+    return "--" + name.replace("_", "-")
+
+
+def cli_option_names() -> dict[str, str]:
+    """How errors raised under ``rgprune imp`` name options (``rgprune.data.options.naming_options``): every
+    ``IMPConfig`` field by its flag, and every ``ImageOptions``/``TextOptions`` option that a field of the same
+    name sets (``IMPConfig.image_options``, ``text_options``) by that field's flag."""
+    from rgprune.data.options import ImageOptions, TextOptions
+
+    names = {f.name: option_flag(f.name) for f in dataclasses.fields(IMPConfig)}
+    for cls in (ImageOptions, TextOptions):
+        names.update({f"{cls.__name__}.{f.name}": names[f.name] for f in dataclasses.fields(cls) if f.name in names})
+    return names
 
 
 def _default_image_size(config: IMPConfig, kind: str) -> int | None:
@@ -407,16 +427,18 @@ class IMPConfig:
         group = f.metadata["group"]
         if group is None or getattr(self, f.name) == f.default:
             return
-        wanted = "vision" if group == "image" else "text"
+        from rgprune.data.options import option_name  # --text-columns under rgprune imp
+
+        wanted, name = "vision" if group == "image" else "text", option_name(f.name)
         if task.path is None:
             raise ConfigError(
-                f"{f.name} applies to KIND:PATH tasks, which rgprune reads from disk; task {self.task!r} "
-                f"comes with its data prepared: leave {f.name} unset"
+                f"{name} applies to KIND:PATH tasks, which rgprune reads from disk; task {self.task!r} "
+                f"comes with its data prepared: leave {name} unset"
             )
         if task.task_kind != wanted:
             raise ConfigError(
-                f"{f.name} applies to {'image' if group == 'image' else 'text'} tasks; task "
-                f"{self.task!r} is a {task.task_kind} task: leave {f.name} unset"
+                f"{name} applies to {'image' if group == 'image' else 'text'} tasks; task "
+                f"{self.task!r} is a {task.task_kind} task: leave {name} unset"
             )
 
     def _check_data_options(self, task) -> None:

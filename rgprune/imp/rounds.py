@@ -162,7 +162,8 @@ def _train_dense(trainer: RoundTrainer, run_dir: RunDir, model: torch.nn.Module)
 
     train = trainer.train(model, None, 0, trainer.train_seed(0), desc="round 0 dense", on_step=capture)
     if trainer.rank == 0:  # distributed: rank 0 alone writes the run directory
-        run_dir.save_init(init, captured["theta_k"])
+        # θ_k = θ_init (rewind_step = 0) is saved once, init.safetensors marked as the rewind point too
+        run_dir.save_init(init, None if captured["theta_k"] is init else captured["theta_k"])
     return train, captured["theta_k"]
 
 

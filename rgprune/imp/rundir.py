@@ -6,7 +6,9 @@ Every file is written to a temp file and renamed into place (``rgprune._io.atomi
     inputs.json                  what the run started from: the task's spec and data fingerprint, the model's
                                  spec and the SHA-256 of its weight files (a resume must match it too)
     init.safetensors             θ_init, the full state dict before training
-    rewind.safetensors           θ_k, the rewind point (equal to θ_init when rewind_step = 0)
+    rewind.safetensors           θ_k, the rewind point; absent when it is θ_init (rewind_step = 0): then
+                                 init.safetensors's metadata says ``"rewind": "init"`` and ``load_rewind``
+                                 reads θ_init (a run made before this, with both files, loads as it did)
     round-XX/weights.safetensors θ_n, the trained weights (weights pruned by m_n are 0)
     round-XX/masks.safetensors   m_n (MaskSet.save), the mask θ_n was trained with
     round-XX/observables.json    the RG observables of θ_n, from the PruneReport of pruning θ_n (below)
@@ -107,6 +109,8 @@ class RunDir:
         "metrics.json",
     )
     _LOG = "run.log"
+    #: the safetensors metadata of init.safetensors that marks θ_init as the rewind point too
+    _REWIND_KEY, _REWIND_IS_INIT = "rewind", "init"
     _ROUND_PREFIX = "round-"
     _WEIGHTS, _MASKS, _OBSERVABLES, _METRICS = (
         "weights.safetensors",
@@ -220,9 +224,25 @@ class RunDir:
     def complete_rounds(self, rounds: int) -> int:
         """The last round n <= ``rounds`` such that rounds 0..n are all complete (-1 if none)."""
         last = -1
-        while last < rounds and self._metrics_path(last + 1).is_file() and self.rewind_path.is_file():
+        if not self.has_rewind():
+            return last
+        while last < rounds and self._metrics_path(last + 1).is_file():
             last += 1
         return last
+
+    def rewind_is_init(self) -> bool:
+        """Whether the rewind point θ_k is θ_init itself, saved once: no rewind.safetensors, and init.safetensors's
+        metadata says so (``save_init(init, None)``, a run with rewind_step = 0)."""
+        if self.rewind_path.is_file() or not self.init_path.is_file():
+            return False
+        from safetensors import safe_open
+
+        with safe_open(str(self.init_path), framework="pt") as f:
+            return (f.metadata() or {}).get(self._REWIND_KEY) == self._REWIND_IS_INIT
+
+    def has_rewind(self) -> bool:
+        """Whether θ_k is saved: rewind.safetensors, or init.safetensors marked as the rewind point too."""
+        return self.rewind_path.is_file() or self.rewind_is_init()
 
     def read_round_metrics(self, n: int) -> dict:
         return _read_json(self._metrics_path(n))
@@ -249,12 +269,16 @@ class RunDir:
 
     # ---- state dicts and masks -----------------------------------------------------------------------
     @staticmethod
-    def save_state(path: str | os.PathLike, state: Mapping[str, torch.Tensor]) -> None:
-        """Save a state dict as safetensors (on the CPU, contiguous), atomically."""
+    def save_state(
+        path: str | os.PathLike, state: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None
+    ) -> None:
+        """Save a state dict as safetensors (on the CPU, contiguous), atomically; ``metadata``: extra str entries of
+        the file's header."""
         from safetensors.torch import save_file
 
         tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-        atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"rgprune": "state_dict"}))
+        header = {"rgprune": "state_dict", **(metadata or {})}
+        atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=header))
 
     @staticmethod
     def load_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -267,6 +291,9 @@ class RunDir:
         return self.load_state(self.init_path)
 
     def load_rewind(self) -> dict[str, torch.Tensor]:
+        """θ_k: rewind.safetensors, or θ_init when the run saved it as the rewind point too (rewind_step = 0)."""
+        if not self.rewind_path.is_file() and self.rewind_is_init():
+            return self.load_init()
         return self.load_state(self.rewind_path)
 
     def load_weights(self, n: int) -> dict[str, torch.Tensor]:
@@ -360,8 +387,13 @@ class RunDir:
         with open(self.log_path, "a", encoding="utf-8") as f:
             f.write(text)
 
-    def save_init(self, init: Mapping[str, torch.Tensor], theta_k: Mapping[str, torch.Tensor]) -> None:
-        """θ_init and the rewind point θ_k, saved once round 0 has trained."""
+    def save_init(self, init: Mapping[str, torch.Tensor], theta_k: Mapping[str, torch.Tensor] | None) -> None:
+        """θ_init and the rewind point θ_k, saved once round 0 has trained. ``theta_k`` None: θ_k is θ_init
+        (rewind_step = 0), saved once: init.safetensors alone, its metadata marking it as the rewind point too (one
+        atomic write, so θ_k is saved exactly when θ_init is)."""
+        if theta_k is None:
+            self.save_state(self.init_path, init, {self._REWIND_KEY: self._REWIND_IS_INIT})
+            return
         self.save_state(self.init_path, init)
         self.save_state(self.rewind_path, theta_k)
 

