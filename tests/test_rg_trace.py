@@ -121,6 +121,13 @@ def test_trace_from_torch_save_and_torch_prune_format(tmp_path):
         trace_from_checkpoints([bad])
     with pytest.raises(FileNotFoundError):
         trace_from_checkpoints([tmp_path / "missing.safetensors"])
+    # a pattern that names no tensor is refused with the closest names, as the pruner does (a typo must not
+    # silently analyse another set of tensors), also for torch.prune's weight_orig names and the Gram matrix
+    with pytest.raises(ValueError, match=r"'layr1\.\*'.*closest.*'layer1\.\*'"):
+        trace_from_checkpoints([path], include=["layer1.*", "layr1.*"])
+    with pytest.raises(ValueError, match=r"exclude pattern.*'fc2\.\*'"):
+        parameter_gram([path, path], exclude=["fc2.*"])
+    assert trace_from_checkpoints([path], exclude=["layer3.*"]).tensor_names[-1].startswith("layer2.")
 
 
 # Peak resident memory of the measured call alone: VmHWM after resetting it (/proc/self/clear_refs, "5").

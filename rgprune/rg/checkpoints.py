@@ -103,7 +103,10 @@ def _safetensors_index(path: str) -> dict:
 
 
 def _prunable_names(ckpt: _Checkpoint, include: Sequence[str] | None, exclude: Sequence[str]) -> list[str]:
-    """The checkpoint's tensors in ``rgprune.prunable``'s default set (or matching ``include``), less ``exclude``."""
+    """The checkpoint's tensors in ``rgprune.prunable``'s default set (or matching ``include``), less ``exclude``.
+    A pattern that matches no tensor of the checkpoint is refused, naming the closest names (as the pruner does)."""
+    bases = [n.removesuffix("_orig") for n in ckpt.names if not n.endswith("_mask")]
+    prunable.check_patterns(bases, include, () if exclude is None else exclude)
     chosen = []
     for name in ckpt.names:
         if name.endswith("_mask"):
