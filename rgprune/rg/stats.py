@@ -425,11 +425,7 @@ def permanova(
     ``permutations`` random ones drawn with ``seed``.
     """
     _check_test_options("greater", permutations, max_exact)
-    dist = _finite_array(distance, "distance")
-    if dist.ndim != 2 or dist.shape[0] != dist.shape[1]:
-        raise ValueError(f"distance must be a square (items, items) matrix, got shape {dist.shape}")
-    if not np.allclose(dist, dist.T, rtol=1e-9, atol=1e-12) or np.any(dist < 0):
-        raise ValueError("distance must be symmetric and non-negative")
+    dist = _distance_matrix(distance)
     items = dist.shape[0]
     labels = _labels(groups, items, "groups")
     cells = np.zeros(items, dtype=np.intp) if strata is None else _labels(strata, items, "strata")
@@ -439,8 +435,7 @@ def permanova(
             f"permanova needs at least 2 groups and a group of at least 2 items (got group sizes "
             f"{sizes.astype(int).tolist()})"
         )
-    if all(len(np.unique(labels[cells == s])) < 2 for s in np.unique(cells)):
-        raise ValueError("no stratum holds two different groups: relabelling within strata changes nothing")
+    _check_strata_mix_groups(labels, cells)
     iu = np.triu_indices(items, k=1)
     squared = dist[iu] ** 2
     total = squared.sum() / items
@@ -516,7 +511,14 @@ def centroid_distances(distance, groups) -> np.ndarray:
     return np.sqrt(np.maximum(squared, 0.0))
 
 
+def _check_strata_mix_groups(labels: np.ndarray, cells: np.ndarray) -> None:
+    """ValueError when no stratum holds two different groups (relabelling within strata would change nothing)."""
+    if all(len(np.unique(labels[cells == s])) < 2 for s in np.unique(cells)):
+        raise ValueError("no stratum holds two different groups: relabelling within strata changes nothing")
+
+
 def _distance_matrix(distance) -> np.ndarray:
+    """``distance`` as a finite, square, symmetric, non-negative float array; ValueError saying what is wrong."""
     dist = _finite_array(distance, "distance")
     if dist.ndim != 2 or dist.shape[0] != dist.shape[1]:
         raise ValueError(f"distance must be a square (items, items) matrix, got shape {dist.shape}")
@@ -555,8 +557,7 @@ def permdisp(
         raise ValueError(
             f"permdisp needs at least 2 groups of at least 2 items each (got group sizes {sizes.astype(int).tolist()})"
         )
-    if all(len(np.unique(labels[cells == s])) < 2 for s in np.unique(cells)):
-        raise ValueError("no stratum holds two different groups: relabelling within strata changes nothing")
+    _check_strata_mix_groups(labels, cells)
     z = centroid_distances(dist, labels)
     k = len(sizes)
     total_sq, grand = float((z**2).sum()), float(z.sum()) ** 2 / items
