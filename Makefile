@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export MPLBACKEND := Agg
 
-.PHONY: all build demo test lint test-reference test-slow test-cuda bench bench-compare clean findings-1 \
+.PHONY: all build demo test lint test-reference test-random-order test-slow test-cuda bench bench-compare clean findings-1 \
 	findings-2 findings-3 gpu-check
 
 all: build
@@ -51,16 +51,22 @@ lint: $(DEPS_STAMP)
 # keeps rgprune._C from loading (so it needs no build), and the tests that compare the compiled kernels with
 # the reference skip. A few minutes on 2 cores: the reference sorts, so the torch.prune comparisons on
 # ResNet-50 and BERT-base (25M and 85M weights, ~2 and ~4.5 min on the reference) and the 400 MB streaming
-# memory test are left to `make test` (the ResNet-18 comparison stays).
-REFERENCE_TESTS := tests/test_reference.py tests/test_ops_properties.py tests/test_kernels.py \
-	tests/test_radix_histogram.py tests/test_ops_validation.py tests/test_format.py tests/test_pruner.py \
-	tests/test_torch_prune_equivalence.py tests/test_prunable.py tests/test_prunable_layouts.py \
-	tests/test_distributed.py tests/test_rg_trace.py tests/test_compile.py
+# memory test are left to `make test` (the ResNet-18 comparison stays). The test files that belong here carry
+# the marker `reference` (pytestmark; declared in pyproject.toml).
 REFERENCE_SLOW := (test_masks_equal_torch_prune_three_rounds and (resnet50 or bert)) \
 	or test_streaming_memory_does_not_grow_with_the_model
 
 test-reference: $(PKG_STAMP)
-	RGPRUNE_BACKEND=reference $(PY) -m pytest -q $(REFERENCE_TESTS) -k "not ($(REFERENCE_SLOW))"
+	RGPRUNE_BACKEND=reference $(PY) -m pytest -q tests -m "reference and not slow" -k "not ($(REFERENCE_SLOW))"
+
+# The default suite in a random order (pytest-randomly: pyproject.toml's addopts keep it off in a normal run, and
+# the later -p randomly turns it back on), to find tests that depend on the order they run in. It prints the seed
+# first (-q hides pytest-randomly's own header); `make test-random-order RANDOM_ORDER_SEED=N` replays that order.
+test-random-order: build
+	@seed=$(RANDOM_ORDER_SEED); seed=$${seed:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; \
+	echo "test-random-order: --randomly-seed=$$seed (replay: make test-random-order RANDOM_ORDER_SEED=$$seed)"; \
+	echo "$(PY) -m pytest -q -p randomly --randomly-seed=$$seed"; \
+	$(PY) -m pytest -q -p randomly --randomly-seed=$$seed
 
 test-slow: build
 	$(PY) -m pytest -q -m slow

@@ -6,7 +6,10 @@ import torch
 import rgprune
 from rgprune.kernels import extension
 
-pytestmark = pytest.mark.skipif(extension.module is None, reason="the compiled ops are not built")
+pytestmark = [
+    pytest.mark.reference,  # make test-reference
+    pytest.mark.skipif(extension.module is None, reason="the compiled ops are not built"),
+]
 
 
 def prune_step(tensors, masks, k: int):

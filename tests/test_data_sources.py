@@ -312,12 +312,13 @@ def test_glue_cola_has_no_header(root):
     assert task.class_names == ("unacceptable", "acceptable")
 
 
-def test_glue_bad_files_name_the_layout(root, tmp_path):
+def test_glue_bad_files_name_the_layout(tmp_path):
     td.write_glue_mnli(tmp_path / "MNLI")
     os.remove(tmp_path / "MNLI" / "dev_matched.tsv")
     with pytest.raises(DataLayoutError, match=r"dev_matched\.tsv is missing; glue-mnli:ROOT expects GLUE's MNLI"):
         load_task(f"glue-mnli:{tmp_path / 'MNLI'}")
-    sst2 = copy(root / "SST-2", tmp_path / "SST-2")
+    sst2 = tmp_path / "SST-2"  # its own copy: not the one test_glue_sst2 writes (the tests may run in any order)
+    td.write_glue_sst2(sst2)
     with open(sst2 / "train.tsv", "a") as f:
         f.write("one\ttoo\tmany\n")
     with pytest.raises(DataLayoutError, match=r"train\.tsv, line 10: 3 tab-separated fields, expected 2"):

@@ -23,6 +23,7 @@ import torch.distributed as dist
 import rgprune
 
 pytestmark = [
+    pytest.mark.reference,  # make test-reference
     pytest.mark.skipif(
         not (dist.is_available() and dist.is_gloo_available()),
         reason="torch.distributed with gloo is not available in this torch build",

@@ -7,6 +7,8 @@ import torch
 from rgprune.kernels import extension
 from rgprune.kernels import format as fmt
 
+pytestmark = pytest.mark.reference  # make test-reference
+
 DTYPE_NAMES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16", torch.float64: "float64"}
 
 requires_compiled = pytest.mark.skipif(

@@ -35,14 +35,7 @@ TINY = IMPConfig(
 N_PRUNABLE = 267408  # ResNet-20 conv weights with one input channel (the fc head is not pruned)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These models are tiny: one intra-op thread is as fast, and much faster on a busy machine, where
-    spinning OpenMP threads compete for the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 from run_helpers import TINY_ARGS
 
 from rgprune.cli import main
@@ -44,12 +43,7 @@ STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ  ")
 TRAININGS = [("0", " dense")] + [(n, b) for n in ("1", "2") for b in ("", " random-reinit", " random-mask")]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def log_lines(out: Path) -> list[str]:
@@ -64,20 +58,15 @@ def epoch_lines(lines: list[str]) -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def loud_run(tmp_path_factory) -> tuple[Path, str]:
+def loud_run(tmp_path_factory, one_thread) -> tuple[Path, str]:
     """A TINY run without --quiet, its stdout captured (not a terminal): (run directory, what it printed)."""
     import contextlib
     import io
 
     out = tmp_path_factory.mktemp("progress") / "run"
     printed = io.StringIO()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with contextlib.redirect_stdout(printed):
-            assert main([*LOUD, "--out", str(out)]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    with contextlib.redirect_stdout(printed):
+        assert main([*LOUD, "--out", str(out)]) == 0
     assert not printed.isatty()
     return out, printed.getvalue()
 

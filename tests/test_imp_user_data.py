@@ -32,12 +32,7 @@ from rgprune.imp.pipeline import EVAL_BATCH, EpochSampler, SeededItems, resolve_
 SHORT = ["--rounds", "2", "--epochs", "1", "--baselines", "all"]  # not --quiet: the table is printed
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

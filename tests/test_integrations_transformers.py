@@ -146,6 +146,29 @@ def test_bad_schedules_are_refused_before_training(tmp_path):
         trainer.train()
 
 
+def test_an_event_on_the_last_step_counts_in_the_schedule_of_densities(tmp_path):
+    """at_steps=[3, 6, 9] with max_steps=9: three events, the j-th to density 0.25 ** (j / 3), the last one
+    on the last step; and at_steps=[max_steps] alone is a schedule of one event, not "no pruning event"."""
+    pruning = PruningCallback(at_steps=[3, 6, 9], target_density=0.25)
+    trainer = transformers.Trainer(
+        model=tiny_bert(), args=training_args(tmp_path, max_steps=9), train_dataset=Synthetic(), callbacks=[pruning]
+    )
+    trainer.train()
+    n = pruning.pruner.num_weights
+    assert [e["step"] for e in pruning.events] == [3, 6, 9]
+    assert [e["density"] for e in pruning.events] == [round(0.25 ** (j / 3) * n) / n for j in (1, 2, 3)]
+
+    last_only = PruningCallback(at_steps=[2], target_density=0.5)
+    trainer = transformers.Trainer(
+        model=tiny_bert(),
+        args=training_args(tmp_path, max_steps=2),
+        train_dataset=Synthetic(n=16),
+        callbacks=[last_only],
+    )
+    trainer.train()
+    assert [(e["step"], e["density"]) for e in last_only.events] == [(2, round(0.5 * n) / n)]
+
+
 # ---- the last step, and resuming from a Trainer checkpoint ---------------------------------------------
 
 

@@ -18,6 +18,8 @@ from rgprune.kernels import extension
 from rgprune.kernels import format as fmt
 from rgprune.kernels import reference as ref
 
+pytestmark = pytest.mark.reference  # make test-reference
+
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
 
 requires_compiled = pytest.mark.skipif(

@@ -9,6 +9,7 @@ examples on every run, within a few tens of seconds on a loaded 2-core machine."
 
 import math
 
+import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -28,6 +29,8 @@ import rgprune
 from rgprune.kernels import extension
 from rgprune.kernels import format as fmt
 from rgprune.kernels import reference as ref
+
+pytestmark = pytest.mark.reference  # make test-reference
 
 BUDGET = settings(
     max_examples=120,

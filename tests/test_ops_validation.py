@@ -7,6 +7,8 @@ import torch
 
 import rgprune
 
+pytestmark = pytest.mark.reference  # make test-reference
+
 
 def snapshot(tensors, masks):
     return [t.clone() for t in tensors], [m.clone() for m in masks]

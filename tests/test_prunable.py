@@ -11,6 +11,8 @@ from rgprune.models import build_model
 from rgprune.prunable import LayerKind, is_default_prunable, is_head, module_kind, tensor_kind
 from rgprune.rg.checkpoints import trace_from_checkpoints
 
+pytestmark = pytest.mark.reference  # make test-reference
+
 
 class Zoo(nn.Module):
     """Every case of the rule: heads as top-level modules (a Sequential head too), embeddings, a head name

@@ -21,6 +21,8 @@ import rgprune
 from rgprune.prunable import is_default_prunable, tensor_kind
 from rgprune.rg.checkpoints import trace_from_checkpoints
 
+pytestmark = pytest.mark.reference  # make test-reference
+
 
 class SequentialClassifier(nn.Module):
     def __init__(self):

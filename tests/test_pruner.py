@@ -89,14 +89,7 @@ def train_steps(model, optimizer, steps, after_step=None, seed=0):
             after_step()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # these models are tiny: intra-op threads buy nothing and, on a busy 2-core machine, oversubscription
-    # made the training tests several times slower
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [pytest.mark.reference, pytest.mark.usefixtures("one_thread")]  # make test-reference; tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -26,12 +26,7 @@ def train_steps(model, optimizer, steps, seed=0):
         optimizer.step()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 # ---- masks from zeros, and the warning when a model looks pruned ----------------------------------------

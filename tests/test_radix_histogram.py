@@ -12,6 +12,8 @@ from rgprune.kernels import extension
 from rgprune.kernels import format as fmt
 from rgprune.kernels import reference as ref
 
+pytestmark = pytest.mark.reference  # make test-reference
+
 OP = "rgprune::radix_histogram"
 
 

@@ -17,6 +17,8 @@ from rgprune.kernels import extension
 from rgprune.kernels import format as fmt
 from rgprune.kernels import reference as ref
 
+pytestmark = pytest.mark.reference  # make test-reference
+
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
 KEY_BITS = {torch.float32: 31, torch.float16: 15, torch.bfloat16: 15, torch.float64: 63}
 

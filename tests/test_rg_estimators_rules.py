@@ -265,3 +265,52 @@ def test_flow_distance_compares_resolved_directions_and_none_where_nothing_is_re
     assert versus_noise.eigenvalue_distance is None and versus_noise.total is None
     assert versus_noise.trajectory_distance > 0
     assert flow_distance(decaying, noise, trajectory_weight=1.0).total is None
+
+
+def one_direction_pairs(rng, count=40, slope=0.7, noise=0.2):
+    """Pairs x -> slope * x + noise of one observable, each pair its own resampling unit."""
+    from rgprune.rg.snapshots import SnapshotPairs
+
+    x = rng.normal(size=(1, count)) * 2.0
+    y = slope * x + noise * rng.normal(size=(1, count))
+    return SnapshotPairs(x=x, y=y, trajectory_blocks=(np.arange(count),), units="pairs", rank_cap=1, floor=1e-12)
+
+
+def test_intervals_are_the_basic_bootstrap_band_shifted_by_tls():
+    """Recompute the module's rule from the same seeded replicates: with q_lo, q_hi the (1 - level) / 2 and
+    (1 + level) / 2 order statistics of the replicates' |λ| and m = |λ|: [max(0, 2m - q_hi), 2m - q_lo] (the
+    basic interval, not the percentile one [q_lo, q_hi]), widened to hold m, then joined with itself moved by
+    d = |λ_TLS| - m."""
+    from rgprune.rg.intervals import eigenvalue_intervals
+    from rgprune.rg.linear_fit import fit_centred, supported_rank, tls_eigenvalues
+
+    pairs = one_direction_pairs(np.random.default_rng(11))
+    point = fit_centred(pairs.x, pairs.y, 1).eigenvalues
+    level, n_boot, seed, relative = 0.9, 200, 3, 1e-9
+    got = eigenvalue_intervals(pairs, point, relative, level, n_boot, seed)
+
+    rng, moduli = np.random.default_rng(seed), []
+    while len(moduli) < n_boot:
+        picks = rng.integers(pairs.count, size=pairs.count)
+        x, y = pairs.x[:, picks], pairs.y[:, picks]
+        if supported_rank(x, y, relative) >= 1:
+            moduli.append(abs(fit_centred(x, y, 1).eigenvalues[0]))
+    ordered, trim = np.sort(moduli), round(n_boot * (1 - level) / 2)
+    q_lo, q_hi, m = ordered[trim], ordered[n_boot - 1 - trim], abs(point[0])
+    lower, upper = min(max(0.0, 2 * m - q_hi), m), max(2 * m - q_lo, m)
+    d = abs(tls_eigenvalues(pairs.x, pairs.y, 1)[0]) - m
+    expected = [max(min(lower, lower + d), 0.0), max(upper, upper + d)]
+    np.testing.assert_allclose(got[0], expected, rtol=1e-12)
+    assert abs((2 * m - q_hi) - q_lo) > 1e-3  # the basic and percentile lower bounds differ here
+
+
+def test_basic_band_reflects_the_replicates_about_the_estimate_and_stops_at_zero():
+    """The band itself, on replicates whose order statistics are known: 200 values, level 0.9 -> trim 10."""
+    from rgprune.rg.intervals import _basic
+
+    replicates = (0.5 + 0.01 * np.arange(200.0) ** 1.5 / 200**0.5)[:, None]  # skewed: 0.5 .. ~2.49
+    q_lo, q_hi = replicates[10, 0], replicates[189, 0]
+    for m in (1.3, 0.6):  # 2m - q_hi > 0, then < 0 (the lower bound stops at 0)
+        lower, upper = _basic(np.array([m]), replicates, 0.9)
+        assert lower[0] == pytest.approx(min(max(0.0, 2 * m - q_hi), m), rel=1e-12, abs=1e-15)
+        assert upper[0] == pytest.approx(max(2 * m - q_lo, m), rel=1e-12)

@@ -18,6 +18,8 @@ from rgprune.rg.checkpoints import parameter_gram, trace_from_checkpoints
 from rgprune.rg.report import analyse_flow, compare_flows, write_flow_report
 from rgprune.rg.trace import FlowTrace
 
+pytestmark = pytest.mark.reference  # make test-reference
+
 # Survivors of ResNet-20's 267408 prunable (conv) weights after 0, 1, 2, 3 prunes of 20%: the pruner's rule,
 # k = round(0.2 * survivors), worked out by hand (213926 = 267408 - 53482, ...)
 SURVIVORS = [267408, 213926, 171141, 136913]

@@ -14,6 +14,8 @@ import torch.nn.utils.prune as tprune
 
 import rgprune
 
+pytestmark = pytest.mark.reference  # make test-reference
+
 
 def conv_linear_weights(model):
     return [(m, "weight") for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
