@@ -31,20 +31,22 @@ enum InfoSlot : int {
   kInfoLen
 };
 
-// Magnitude keys: the sign-cleared bit pattern, compared as unsigned integers.
-template <typename Bits, int KeyBits, uint64_t InfKey>
+// Magnitude keys: the sign-cleared bit pattern, compared as unsigned integers. `one` is the bit pattern of
+// 1.0, the only one equal to 1 (masks_where_one_ compares raw bits with it).
+template <typename Bits, int KeyBits, uint64_t InfKey, uint64_t One>
 struct KeyTraits {
   using bits_t = Bits;
   static constexpr int key_bits = KeyBits;
   static constexpr uint64_t inf_key = InfKey;
+  static constexpr Bits one = static_cast<Bits>(One);
   static constexpr Bits key_mask = static_cast<Bits>((uint64_t(1) << KeyBits) - 1);
   static RGP_HD Bits key(Bits raw) { return raw & key_mask; }
   static RGP_HD bool is_nan(Bits key) { return uint64_t(key) > InfKey; }
 };
-using F32Keys = KeyTraits<uint32_t, 31, 0x7F800000ull>;
-using F16Keys = KeyTraits<uint16_t, 15, 0x7C00ull>;
-using BF16Keys = KeyTraits<uint16_t, 15, 0x7F80ull>;
-using F64Keys = KeyTraits<uint64_t, 63, 0x7FF0000000000000ull>;
+using F32Keys = KeyTraits<uint32_t, 31, 0x7F800000ull, 0x3F800000ull>;
+using F16Keys = KeyTraits<uint16_t, 15, 0x7C00ull, 0x3C00ull>;
+using BF16Keys = KeyTraits<uint16_t, 15, 0x7F80ull, 0x3F80ull>;
+using F64Keys = KeyTraits<uint64_t, 63, 0x7FF0000000000000ull, 0x3FF0000000000000ull>;
 
 RGP_HD int64_t mask_words(int64_t numel) { return (numel + 31) / 32; }
 

@@ -34,6 +34,13 @@ void check_tensor_lists(const at::TensorList& tensors, const at::TensorList& mas
   }
 }
 
+void check_threshold_info(const at::Tensor& info, const at::Tensor& tensor) {
+  TORCH_CHECK(info.scalar_type() == at::kLong && info.numel() == kInfoLen,
+              "rgprune: info must be the int64 vector returned by global_magnitude_threshold");
+  TORCH_CHECK(info.device() == tensor.device(), "rgprune: info is on ", info.device(), " but the tensors are on ",
+              tensor.device(), "; pass the info computed for these tensors");
+}
+
 void check_bits(int64_t bits, at::ScalarType dtype) {
   TORCH_CHECK(bits >= 1 && bits <= kMaxHistBits && bits <= key_bits_of(dtype), "rgprune: bits must be in [1, ",
               kMaxHistBits, "], got ", bits);
@@ -57,6 +64,8 @@ TORCH_LIBRARY(rgprune, m) {
       "apply_threshold_(Tensor(a!)[] tensors, Tensor(b!)[] masks, Tensor info, int bits) "
       "-> (Tensor, Tensor, Tensor, Tensor, Tensor)");
   m.def("apply_masks_(Tensor(a!)[] tensors, Tensor[] masks) -> ()");
+  m.def("masks_where_one_(Tensor[] tensors, Tensor(a!)[] masks) -> ()");
+  m.def("threshold_masks_(Tensor[] tensors, Tensor(a!)[] masks, Tensor info) -> ()");
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, mod) {

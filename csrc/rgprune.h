@@ -38,6 +38,8 @@ using Stats = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Ten
 // Argument checks shared by the CPU and CUDA kernels (the Python API checks first with friendlier
 // errors; these guard direct torch.ops calls). same_dtype: all tensors must share one float dtype.
 void check_tensor_lists(const at::TensorList& tensors, const at::TensorList& masks, bool same_dtype);
+// The info vector of global_magnitude_threshold, on the tensors' device.
+void check_threshold_info(const at::Tensor& info, const at::Tensor& tensor);
 void check_bits(int64_t bits, at::ScalarType dtype);
 // radix_histogram: prefix_bits + bits within the key, prefix within its bits.
 void check_radix_prefix(int64_t prefix, int64_t prefix_bits, int64_t bits, at::ScalarType dtype);

@@ -25,7 +25,6 @@ from rgprune.kernels import extension, fake, layout, reference
 from rgprune.kernels.extension import backend
 from rgprune.kernels.format import (
     INFO_KEY,
-    INFO_LEN,
     INFO_N_BELOW,
     INFO_N_EQUAL,
     INFO_N_NAN,
@@ -50,6 +49,7 @@ __all__ = [
     "count_outside_masks",
     "global_magnitude_threshold",
     "magnitude_histogram",
+    "masks_where_one",
     "prune_by_scores_",
     "prune_global_",
     "radix_histogram",
@@ -311,14 +311,6 @@ def _tie_shares(tensors, masks, threshold) -> list[tuple[int, int]] | None:
     return shares
 
 
-def _threshold_info(key: int, n_ties: int, n_equal: int, device) -> torch.Tensor:
-    """An info vector for ``apply_threshold_``'s kernels, which read the key, n_ties, n_equal and n_nan (0: the
-    threshold it comes from was checked)."""
-    info = [0] * INFO_LEN
-    info[INFO_KEY], info[INFO_N_TIES], info[INFO_N_EQUAL] = key, n_ties, n_equal
-    return torch.tensor(info, dtype=torch.int64).to(device)
-
-
 # --------------------------------------------------------------------------------------------------
 # Public ops
 # --------------------------------------------------------------------------------------------------
@@ -429,22 +421,46 @@ def apply_threshold_(
             f"tensors are {tensors[0].dtype} on {tensors[0].device}: compute it on these tensors"
         )
     bits = _check_bits(bits, tensors[0].dtype)
+    kernel = lambda views, words, info: _apply_threshold_kernel(views, words, info, bits)  # noqa: E731
+    stats, split, views = _in_storage_order(kernel, tensors, masks, threshold)
+    if split is not None:
+        tensors[split].copy_(views[split])
+    _written(tensors, masks)
+    return stats
+
+
+def _written(*tensor_lists) -> None:
+    """Tell autograd that the kernels wrote these tensors in place (their version counters, which the
+    dispatcher does not bump for our ops): a backward through a graph that saved one of them then raises
+    torch's "modified by an inplace operation" error instead of computing gradients from the new values."""
+    torch.autograd.graph.increment_version([t for ts in tensor_lists for t in ts])
+
+
+def _in_storage_order(kernel, tensors, masks, threshold: Threshold):
+    """``kernel(views, words, info)`` on the tensors' storage-order views and their masks in that order; the
+    masks of permuted tensors are converted back. Ties within a tensor are taken in its storage order by the
+    kernels: only the one permuted tensor in which a split group of ties runs out needs them in logical order,
+    and gets a contiguous copy (its index ``split``; the caller copies back what the kernel wrote into it).
+    Returns ``(kernel's result, split, views)``."""
     views, words, perms = _storage_order(tensors, masks)
     if views is tensors:
-        return _apply_threshold_kernel(tensors, masks, threshold.info, bits)
-    # Ties within a tensor are taken in its storage order by the kernels. Only the one tensor in which the
-    # ties run out needs them in logical order: it is pruned as a contiguous temporary copy.
+        return kernel(tensors, masks, threshold.info), None, views
     shares = _tie_shares(views, words, threshold) or []
     split = next((i for i, (ties, equal) in enumerate(shares) if 0 < ties < equal and perms[i] is not None), None)
     if split is not None:
         views[split], words[split] = tensors[split].contiguous(), masks[split]
-    stats = _apply_threshold_kernel(views, words, threshold.info, bits)
+    out = kernel(views, words, threshold.info)
     for i, (t, m, p) in enumerate(zip(tensors, masks, perms)):
-        if i == split:
-            t.copy_(views[i])
-        elif p is not None:
+        if i != split and p is not None:
             m.copy_(layout.to_logical_order(words[i], t.shape, p))
-    return stats
+    return out, split, views
+
+
+def _threshold_masks_kernel(tensors, masks, info: torch.Tensor) -> None:
+    if extension.compiled_for(tensors[0].device):
+        torch.ops.rgprune.threshold_masks_(tensors, masks, info)
+    else:
+        reference.threshold_masks_(tensors, masks, info)
 
 
 def apply_masks_(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]) -> None:
@@ -456,11 +472,32 @@ def apply_masks_(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor])
         torch.ops.rgprune.apply_masks_(views, words)
     else:
         reference.apply_masks_(views, words)
+    _written(tensors)
+
+
+def masks_where_one(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Bit masks whose bits are set where ``tensors`` hold exactly 1 (``torch.nn.utils.prune``'s float masks,
+    whose ``== 1`` entries are the survivors its ``PruningContainer`` ranks), in logical order, one per
+    tensor. One read of the tensors; they may differ in dtype and layout, and are not modified."""
+    tensors = _as_list(tensors, "tensors")
+    words = [
+        torch.empty(mask_words(t.numel()), dtype=torch.int32, device=getattr(t, "device", None))
+        if isinstance(t, torch.Tensor)
+        else t
+        for t in tensors
+    ]
+    tensors, words = validate(tensors, words, same_dtype=False)
+    views, storage_words, perms = _storage_order(tensors, words)
+    if extension.compiled_for(tensors[0].device):
+        torch.ops.rgprune.masks_where_one_(views, storage_words)
+    else:
+        reference.masks_where_one_(views, storage_words)
+    return [layout.to_logical_order(w, t.shape, p) for w, t, p in zip(storage_words, tensors, perms)]
 
 
 class PruneResult(NamedTuple):
     threshold: Threshold
-    stats: MagnitudeStats
+    stats: MagnitudeStats | None
 
     def check(self) -> PruneResult:
         """``threshold.check()``: raises the threshold's errors (on a GPU they wait until read); returns self."""
@@ -488,15 +525,19 @@ def prune_by_scores_(
     k: int,
     weights: Sequence[torch.Tensor] | None = None,
     bits: int = 12,
+    *,
+    stats: bool = True,
 ) -> PruneResult:
     """Rank one list, prune another: clear the mask bits of the ``k`` survivors with the smallest
     ``|score|`` over all ``scores`` (ties in model order, as ``prune_global_``), and zero those entries of
     ``weights`` (tensors shaped like the scores) when given.
 
-    The scores are never modified and never concatenated: ``global_magnitude_threshold`` ranks them, then
-    each tensor's mask is cut from a temporary contiguous copy of its scores, one tensor at a time, so the
-    extra memory at any moment is one score tensor. Returns the threshold (of the scores) and the
-    statistics of the surviving weights (of the surviving scores when ``weights`` is None).
+    The scores are never modified, copied or concatenated: ``global_magnitude_threshold`` ranks them, then
+    the ``threshold_masks_`` kernel clears the bits the threshold prunes, reading the scores once (a permuted
+    score tensor in which a split group of ties runs out is read from a contiguous copy, as in
+    ``apply_threshold_``). Returns the threshold (of the scores) and the
+    statistics of the surviving weights (of the surviving scores when ``weights`` is None); with
+    ``stats=False`` the statistics are not computed (``PruneResult.stats`` is None), saving a read.
     """
     scores, masks = validate(
         [s.detach() if isinstance(s, torch.Tensor) else s for s in _as_list(scores, "scores")], masks
@@ -512,16 +553,13 @@ def prune_by_scores_(
     bits = _check_bits(bits, scores[0].dtype)
     threshold = global_magnitude_threshold(scores, masks, k)
     if threshold.key >= 0:
-        shares = _tie_shares(scores, masks, threshold)
-        for i, (s, m) in enumerate(zip(scores, masks)):
-            info = threshold.info if shares is None else _threshold_info(threshold.key, *shares[i], s.device)
-            temporary = torch.empty_like(s, memory_format=torch.contiguous_format).copy_(s)
-            _apply_threshold_kernel([temporary], [m], info, 1)
-            del temporary
-    if weights is None:
-        return PruneResult(threshold, magnitude_histogram(scores, masks, bits))
-    apply_masks_(weights, masks)
-    return PruneResult(threshold, magnitude_histogram(weights, masks, bits))
+        _in_storage_order(_threshold_masks_kernel, scores, masks, threshold)
+        _written(masks)
+    if weights is not None:
+        apply_masks_(weights, masks)
+    if not stats:
+        return PruneResult(threshold, None)
+    return PruneResult(threshold, magnitude_histogram(scores if weights is None else weights, masks, bits))
 
 
 def count_outside_masks(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]) -> list[int]:

@@ -156,8 +156,14 @@ class CudaOps:
     def apply_threshold_(self, tensors, masks, info, bits):
         return self._in_place(torch.ops.rgprune.apply_threshold_, tensors, masks, info.cuda(), bits)
 
+    def threshold_masks_(self, tensors, masks, info):
+        self._in_place(torch.ops.rgprune.threshold_masks_, tensors, masks, info.cuda())
+
     def apply_masks_(self, tensors, masks):
         self._in_place(torch.ops.rgprune.apply_masks_, tensors, masks)
+
+    def masks_where_one_(self, tensors, masks):
+        self._in_place(torch.ops.rgprune.masks_where_one_, tensors, masks)
 
 
 @pytest.mark.cuda

@@ -46,6 +46,16 @@ MUTANTS = {
         "                       state->gathered <= static_cast<unsigned long long>(step.key_capacity);",
         "state->from_keys = unsigned(b) >= state->gather_lo && unsigned(b) <= state->gather_hi;",
     ),
+    "sign ignored by masks_where_one_ (-1.0 read as 1)": (
+        "kernels.cuh",
+        "bits |= unsigned(p.v[j] == K::one) << j;",
+        "bits |= unsigned(K::key(p.v[j]) == K::one) << j;",
+    ),
+    "a tensor's last partial word of ones never stored": (
+        "kernels.cuh",
+        "if (i < ch.end && (i & 31) == 0) ch.mask[i >> 5] = word;",
+        "if (i + 32 <= ch.end && (i & 31) == 0) ch.mask[i >> 5] = word;",
+    ),
 }
 ALL_BARRIERS = len(MUTANTS) + 1  # the selector of "every __syncthreads() removed"
 SELECTOR = 'int rgp_mutant = 0;\nextern "C" void rgp_sim_set_mutant(int m) { rgp_mutant = m; }\n'

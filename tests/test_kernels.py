@@ -106,6 +106,13 @@ def check_against_reference(tensors, masks, ks, bits=12):
         if 0 < k <= info_ref[fmt.INFO_N_SURVIVORS]:
             # exactly k pruned
             assert survivor_count(tensors, masks) - survivor_count(tensors, m_a) == k
+        # the same decisions on the masks alone: the apply's masks, the tensors untouched
+        t_c, m_c = clone_all(tensors), clone_all(masks)
+        torch.ops.rgprune.threshold_masks_(t_c, m_c, info)
+        for a, b in zip(m_c, m_b):
+            assert torch.equal(a.cpu(), b.cpu()), f"threshold_masks_ k={k}"
+        for a, b in zip(t_c, tensors):
+            assert torch.equal(bits_of(a).cpu(), bits_of(b).cpu()), f"threshold_masks_ wrote a tensor, k={k}"
 
 
 def survivor_count(tensors, masks):
@@ -170,6 +177,31 @@ def test_apply_masks_equals_reference_mixed_dtypes(device, dtype):
     keep = rgprune.MaskSet(masks, shapes).to_bool()
     for x, k in zip(a, keep + keep):
         assert torch.all(bits_of(x)[~k.to(x.device)] == 0)  # +0.0 exactly
+
+
+@requires_compiled
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("shapes", list(SHAPE_SETS.values()), ids=list(SHAPE_SETS))
+def test_masks_where_one_equals_reference_into_garbage_words(device, dtype, shapes):
+    """Guards the kernel that reads torch.nn.utils.prune's float masks: every word written (they start as
+    garbage), tail bits 0, only the bit pattern of 1.0 counted (not -1.0, not 1 + eps, not NaN), a float32
+    list beside the dtype's."""
+    ones = make_weights(shapes, dtype, device, seed=9, specials=True)
+    for t in ones:
+        flat = t.view(-1)
+        flat[::3] = 1.0
+        flat[1::7] = -1.0
+        flat[2::11] = torch.nextafter(torch.tensor(1.0, dtype=dtype), torch.tensor(2.0, dtype=dtype)).item()
+    tensors = ones + make_weights(shapes, torch.float32, device, seed=10)
+    for t in tensors[len(ones) :]:
+        t.view(-1)[1::2] = 1.0
+    got = [torch.full((fmt.mask_words(t.numel()),), -1, dtype=torch.int32, device=device) for t in tensors]
+    want = [g.clone() for g in got]
+    torch.ops.rgprune.masks_where_one_(tensors, got)
+    ref.masks_where_one_(tensors, want)
+    for i, (g, w, t) in enumerate(zip(got, want, tensors)):
+        assert torch.equal(g.cpu(), w.cpu()), f"mask {i}"
+        assert torch.equal(fmt.unpack_mask(g.cpu(), t.numel()), (t.cpu() == 1).reshape(-1)), f"mask {i} vs == 1"
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)

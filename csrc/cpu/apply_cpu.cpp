@@ -1,6 +1,11 @@
-// The apply pass (apply_threshold_: prune below the threshold, count the survivors) and apply_masks_.
+// The apply pass (apply_threshold_: prune below the threshold, count the survivors), the same decisions on the
+// masks alone (threshold_masks_) and apply_masks_.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "ops_cpu.h"
 #include "survivors.h"
@@ -126,6 +131,47 @@ ChunkStats apply_chunk(const Chunk& ch, const at::TensorList& tensors, const at:
   return st;
 }
 
+// How many deferred ties each chunk prunes: the first n_ties in model order (chunk order) go.
+std::vector<int64_t> ties_to_prune(const std::vector<int64_t>& chunk_ties, int64_t n_ties) {
+  std::vector<int64_t> prune_in(chunk_ties.size(), 0);
+  int64_t before = 0;
+  for (size_t c = 0; c < chunk_ties.size(); ++c) {
+    prune_in[c] = std::min(chunk_ties[c], std::max<int64_t>(0, n_ties - before));
+    before += chunk_ties[c];
+  }
+  return prune_in;
+}
+
+// Clears the bits of the first prune_in[c] surviving ties of each chunk c, in element order, and with
+// kWeights stores those weights as +0.0.
+template <typename scalar_t, bool kWeights>
+void prune_first_ties(const at::TensorList& tensors, const at::TensorList& masks, const std::vector<Chunk>& chunks,
+                      uint64_t thr, const std::vector<int64_t>& prune_in) {
+  using K = typename KeysFor<scalar_t>::type;
+  using B = typename K::bits_t;
+  at::parallel_for(0, int64_t(chunks.size()), 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t c = lo; c < hi; ++c) {
+      int64_t p = prune_in[c];
+      if (p == 0) continue;
+      const Chunk& ch = chunks[c];
+      B* w = reinterpret_cast<B*>(tensors[ch.tensor].data_ptr());
+      uint32_t* mask = reinterpret_cast<uint32_t*>(masks[ch.tensor].data_ptr<int32_t>());
+      for (int64_t base = ch.begin; base < ch.end && p > 0; base += 32) {
+        uint32_t word = mask[base / 32];
+        for (uint32_t alive = word; alive && p > 0; alive &= alive - 1) {
+          const int j = __builtin_ctz(alive);
+          if (uint64_t(K::key(w[base + j])) == thr) {
+            if constexpr (kWeights) w[base + j] = 0;
+            word &= ~(uint32_t(1) << j);
+            --p;
+          }
+        }
+        mask[base / 32] = word;
+      }
+    }
+  });
+}
+
 // Decides the deferred ties: the first n_ties in model order go; the others are counted as survivors now.
 // All ties have the same magnitude, so a chunk's kept ties add kept * |w| and kept * w^2 to its sums.
 template <typename scalar_t>
@@ -139,14 +185,9 @@ void settle_partial_ties(const at::TensorList& tensors, const at::TensorList& ma
   std::memcpy(&thr_val, &thr_bits, sizeof(thr_val));
   const double v = static_cast<double>(thr_val);
   const size_t thr_bin = size_t(cut.thr >> shift) & (nbins - 1);
-  std::vector<int64_t> prune_in(chunks.size(), 0);
-  int64_t before = 0;
+  const std::vector<int64_t> prune_in = ties_to_prune(chunk_ties, cut.n_ties);
   for (size_t c = 0; c < chunks.size(); ++c) {
-    const int64_t t = chunk_ties[c];
-    const int64_t p = std::min(t, std::max<int64_t>(0, cut.n_ties - before));
-    before += t;
-    prune_in[c] = p;
-    const int64_t kept = t - p;
+    const int64_t kept = chunk_ties[c] - prune_in[c];
     if (kept > 0) {
       chunk_stats[c].count += kept;
       chunk_stats[c].abs_sum += double(kept) * v;
@@ -154,27 +195,76 @@ void settle_partial_ties(const at::TensorList& tensors, const at::TensorList& ma
       hist[thr_bin] += kept;
     }
   }
-  at::parallel_for(0, int64_t(chunks.size()), 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t c = lo; c < hi; ++c) {
-      int64_t p = prune_in[c];
-      if (p == 0) continue;
-      const Chunk& ch = chunks[c];
-      B* w = reinterpret_cast<B*>(tensors[ch.tensor].data_ptr());
-      uint32_t* mask = reinterpret_cast<uint32_t*>(masks[ch.tensor].data_ptr<int32_t>());
-      for (int64_t base = ch.begin; base < ch.end && p > 0; base += 32) {
-        uint32_t word = mask[base / 32];
-        for (uint32_t alive = word; alive && p > 0; alive &= alive - 1) {
-          const int j = __builtin_ctz(alive);
-          if (uint64_t(K::key(w[base + j])) == cut.thr) {
-            w[base + j] = 0;
-            word &= ~(uint32_t(1) << j);
-            --p;
-          }
+  prune_first_ties<scalar_t, true>(tensors, masks, chunks, cut.thr, prune_in);
+}
+
+// threshold_masks_ on one word: the surviving bits of the 32 (or `valid`) elements at x whose key is at
+// least the cut; `ties` gets the survivors whose key is the threshold. Keys, cut and threshold compare in the
+// element's own width (the cut is at most the +Inf key + 1). Branch-free; float32 whole words by SSE2.
+template <typename K>
+uint32_t kept_bits(const typename K::bits_t* x, int valid, uint32_t alive, const Cut& cut, uint32_t& ties) {
+  using B = typename K::bits_t;
+  const B cut_key = static_cast<B>(cut.cut), thr = static_cast<B>(cut.thr);
+  uint32_t keep = 0, at_thr = 0;
+#if defined(__SSE2__)
+  if constexpr (sizeof(B) == 4) {
+    if (valid == 32) {  // keys < 2^31 and cut <= 2^31 - 1: the signed compares are the unsigned ones
+      const __m128i key_mask = _mm_set1_epi32(int32_t(K::key_mask));
+      const __m128i below = _mm_set1_epi32(int32_t(cut_key)), tie = _mm_set1_epi32(int32_t(thr));
+      for (int j = 0; j < 32; j += 16) {
+        __m128i low[4], eq[4];
+        for (int q = 0; q < 4; ++q) {
+          const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + j + 4 * q));
+          const __m128i key = _mm_and_si128(raw, key_mask);
+          low[q] = _mm_cmpgt_epi32(below, key);
+          eq[q] = _mm_cmpeq_epi32(key, tie);
         }
-        mask[base / 32] = word;
+        const __m128i low8 = _mm_packs_epi16(_mm_packs_epi32(low[0], low[1]), _mm_packs_epi32(low[2], low[3]));
+        const __m128i eq8 = _mm_packs_epi16(_mm_packs_epi32(eq[0], eq[1]), _mm_packs_epi32(eq[2], eq[3]));
+        keep |= (~uint32_t(_mm_movemask_epi8(low8)) & 0xFFFFu) << j;
+        at_thr |= uint32_t(_mm_movemask_epi8(eq8)) << j;
       }
+      ties = cut.partial_ties ? at_thr & alive : 0;
+      return keep & alive;
+    }
+  }
+#endif
+  for (int j = 0; j < valid; ++j) {
+    const B key = K::key(x[j]);
+    keep |= uint32_t(key >= cut_key) << j;
+    at_thr |= uint32_t(key == thr) << j;
+  }
+  ties = cut.partial_ties ? at_thr & alive : 0;
+  return keep & alive;
+}
+
+// The apply pass's decisions written to the mask words only (the tensors are read, never written): what
+// prune_by_scores_ needs to rank scores without copying them. Nothing when the info counts NaN survivors.
+template <typename scalar_t>
+void threshold_masks_impl(const at::TensorList& tensors, const at::TensorList& masks, const int64_t* info) {
+  using K = typename KeysFor<scalar_t>::type;
+  using B = typename K::bits_t;
+  if (info[kInfoNan] > 0) return;
+  const auto chunks = make_chunks(tensors);
+  const Cut cut(info);
+  std::vector<int64_t> chunk_ties(chunks.size(), 0);
+  parallel_chunks(chunks, [&](int64_t c, const Chunk& ch) {
+    const B* w = reinterpret_cast<const B*>(tensors[ch.tensor].data_ptr());
+    uint32_t* mask = reinterpret_cast<uint32_t*>(masks[ch.tensor].data_ptr<int32_t>());
+    for (int64_t base = ch.begin; base < ch.end; base += 32) {
+      const int valid = int(std::min<int64_t>(32, ch.end - base));
+      const uint32_t word = valid_word(mask, base, ch.end);
+      if (word == 0) {  // nothing survives here: nothing to read
+        if (mask[base / 32] != 0) mask[base / 32] = 0;
+        continue;
+      }
+      uint32_t ties = 0;
+      const uint32_t keep = kept_bits<K>(w + base, valid, word, cut, ties);
+      chunk_ties[c] += __builtin_popcount(ties);
+      if (mask[base / 32] != keep) mask[base / 32] = keep;
     }
   });
+  if (cut.partial_ties) prune_first_ties<scalar_t, false>(tensors, masks, chunks, cut.thr, ties_to_prune(chunk_ties, cut.n_ties));
 }
 
 template <typename scalar_t>
@@ -229,8 +319,7 @@ void zero_pruned(E* w, const uint32_t* mask, int64_t begin, int64_t end) {
 Stats apply_threshold_cpu(at::TensorList tensors, at::TensorList masks, const at::Tensor& info, int64_t bits) {
   check_tensor_lists(tensors, masks, /*same_dtype=*/true);
   check_bits(bits, tensors[0].scalar_type());
-  TORCH_CHECK(info.scalar_type() == at::kLong && info.numel() == kInfoLen,
-              "rgprune: info must be the int64 vector returned by global_magnitude_threshold");
+  check_threshold_info(info, tensors[0]);
   const auto host_info = info.to(at::kCPU).contiguous();
   const int64_t* pinfo = host_info.data_ptr<int64_t>();
   // A threshold computed over NaN survivors ranks nothing: prune nothing, write nothing (not even the
@@ -240,20 +329,24 @@ Stats apply_threshold_cpu(at::TensorList tensors, at::TensorList masks, const at
                                          [&] { return apply_threshold_impl<scalar_t>(tensors, masks, pinfo, bits); });
 }
 
+void threshold_masks_cpu(at::TensorList tensors, at::TensorList masks, const at::Tensor& info) {
+  check_tensor_lists(tensors, masks, /*same_dtype=*/true);
+  check_threshold_info(info, tensors[0]);
+  const auto host_info = info.to(at::kCPU).contiguous();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, tensors[0].scalar_type(), "threshold_masks_",
+                                  [&] { threshold_masks_impl<scalar_t>(tensors, masks, host_info.data_ptr<int64_t>()); });
+}
+
 void apply_masks_cpu(at::TensorList tensors, at::TensorList masks) {
   check_tensor_lists(tensors, masks, /*same_dtype=*/false);
-  const auto chunks = make_chunks(tensors);
-  at::parallel_for(0, int64_t(chunks.size()), 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t c = lo; c < hi; ++c) {
-      const Chunk& ch = chunks[c];
-      const auto& t = tensors[ch.tensor];
-      const uint32_t* mask = reinterpret_cast<const uint32_t*>(masks[ch.tensor].data_ptr<int32_t>());
-      switch (t.element_size()) {
-        case 2: zero_pruned(reinterpret_cast<uint16_t*>(t.data_ptr()), mask, ch.begin, ch.end); break;
-        case 4: zero_pruned(reinterpret_cast<uint32_t*>(t.data_ptr()), mask, ch.begin, ch.end); break;
-        case 8: zero_pruned(reinterpret_cast<uint64_t*>(t.data_ptr()), mask, ch.begin, ch.end); break;
-        default: TORCH_CHECK(false, "rgprune: unsupported element size");
-      }
+  parallel_chunks(make_chunks(tensors), [&](int64_t, const Chunk& ch) {
+    const auto& t = tensors[ch.tensor];
+    const uint32_t* mask = reinterpret_cast<const uint32_t*>(masks[ch.tensor].data_ptr<int32_t>());
+    switch (t.element_size()) {
+      case 2: zero_pruned(reinterpret_cast<uint16_t*>(t.data_ptr()), mask, ch.begin, ch.end); break;
+      case 4: zero_pruned(reinterpret_cast<uint32_t*>(t.data_ptr()), mask, ch.begin, ch.end); break;
+      case 8: zero_pruned(reinterpret_cast<uint64_t*>(t.data_ptr()), mask, ch.begin, ch.end); break;
+      default: TORCH_CHECK(false, "rgprune: unsupported element size");
     }
   });
 }

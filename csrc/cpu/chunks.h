@@ -4,6 +4,7 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -22,6 +23,14 @@ struct Chunk {
 };
 
 std::vector<Chunk> make_chunks(const at::TensorList& tensors);
+
+// Calls f(c, chunk) for every chunk of `chunks`, the chunks shared out over threads by at::parallel_for.
+template <typename F>
+void parallel_chunks(const std::vector<Chunk>& chunks, F&& f) {
+  at::parallel_for(0, int64_t(chunks.size()), 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t c = lo; c < hi; ++c) f(c, chunks[c]);
+  });
+}
 
 // Mask bits of the word starting at `base`, restricted to elements before `end` (never trust tail bits).
 inline uint32_t valid_word(const uint32_t* mask, int64_t base, int64_t end) {

@@ -13,6 +13,8 @@ at::Tensor radix_histogram_cpu(at::TensorList tensors, at::TensorList masks, int
                                int64_t bits);
 Stats apply_threshold_cpu(at::TensorList tensors, at::TensorList masks, const at::Tensor& info, int64_t bits);
 void apply_masks_cpu(at::TensorList tensors, at::TensorList masks);
+void masks_where_one_cpu(at::TensorList tensors, at::TensorList masks);
+void threshold_masks_cpu(at::TensorList tensors, at::TensorList masks, const at::Tensor& info);
 
 }  // namespace cpu
 }  // namespace rgprune

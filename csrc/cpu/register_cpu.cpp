@@ -21,4 +21,6 @@ TORCH_LIBRARY_IMPL(rgprune, CPU, m) {
   m.impl("radix_histogram", &rgprune::cpu::radix_histogram_cpu);
   m.impl("apply_threshold_", &rgprune::cpu::apply_threshold_cpu);
   m.impl("apply_masks_", &rgprune::cpu::apply_masks_cpu);
+  m.impl("masks_where_one_", &rgprune::cpu::masks_where_one_cpu);
+  m.impl("threshold_masks_", &rgprune::cpu::threshold_masks_cpu);
 }

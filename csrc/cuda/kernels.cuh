@@ -370,13 +370,21 @@ __device__ __forceinline__ unsigned surviving_ties(unsigned ties, long long n_ti
   return survive;
 }
 
+// The mask word of the lanes sharing the word of the pack at element i: the OR of their packs' bits (bit j of
+// `bits`: element i + j), in every one of those lanes. Every lane of the warp must call it.
+template <int kLen>
+__device__ __forceinline__ unsigned word_of_lanes(int64_t i, unsigned bits) {
+  unsigned word = bits << (i & 31);
+#pragma unroll
+  for (int offset = 1; offset < 32 / kLen; offset *= 2) word |= __shfl_xor_sync(kFullMask, word, offset);
+  return word;
+}
+
 // The new mask word of the lanes sharing this pack's word (OR of their keep bits); its first lane stores it
 // if it changed (tail bits past the tensor's end become 0). Every lane of the warp must call it.
 template <int kLen>
 __device__ __forceinline__ void store_mask_word(uint32_t* mask, int64_t i, const PackMask& m, unsigned keep) {
-  unsigned word = keep << (i & 31);
-#pragma unroll
-  for (int offset = 1; offset < 32 / kLen; offset *= 2) word |= __shfl_xor_sync(kFullMask, word, offset);
+  const unsigned word = word_of_lanes<kLen>(i, keep);
   if (m.valid && (i & 31) == 0 && word != m.word) mask[i >> 5] = word;
 }
 
@@ -403,19 +411,20 @@ __device__ __forceinline__ void zero_dropped(B* data, int64_t i, const Pack<B>& 
   }
 }
 
-// Prunes, writes back weights and mask words, and accumulates the survivors' statistics.
-template <typename K>
+// Prunes: writes back the mask words and, with kWeights (apply_threshold_), the weights and the survivors'
+// statistics; without it (threshold_masks_) the tensors are only read and `out` is not used.
+template <typename K, bool kWeights>
 __global__ void __launch_bounds__(kThreads)
     apply_threshold_kernel(const __grid_constant__ ChunkTable table, const int64_t* info,
                            const long long* tie_offsets, HistogramPass pass, StatsOut out) {
   using B = typename K::bits_t;
   constexpr int kLen = Pack<B>::kLen;
-  __shared__ unsigned hist[kMaxBins];
+  __shared__ unsigned hist[kWeights ? kMaxBins : 1];
   __shared__ ChunkSums chunk_scratch[kWarps];
   __shared__ int warp_ties[kWarps];
 
   const ThresholdPlan plan = read_plan(info);
-  zero_shared_histogram(hist, 1 << pass.bits);
+  if (kWeights) zero_shared_histogram(hist, 1 << pass.bits);
 
   for_each_chunk(table, [&](const ChunkView& ch, int64_t c) {
     B* data = static_cast<B*>(ch.data);
@@ -436,15 +445,19 @@ __global__ void __launch_bounds__(kThreads)
       }
       if (plan.partial_ties) keep |= surviving_ties<kLen>(ties, plan.n_ties, ties_before, warp_ties);
       store_mask_word<kLen>(ch.mask, i, m, keep);
-      zero_dropped(data, i, p, m, keep, ch.vector_ok);
-      const PackMask kept{m.word, keep, m.valid};
-      histogram_pack<K, PassKind::kStats>(p, kept, pass, 0, 0, 0, hist, sums, tallies);
+      if constexpr (kWeights) {
+        zero_dropped(data, i, p, m, keep, ch.vector_ok);
+        const PackMask kept{m.word, keep, m.valid};
+        histogram_pack<K, PassKind::kStats>(p, kept, pass, 0, 0, 0, hist, sums, tallies);
+      }
     });
-    sums.nans = static_cast<unsigned long long>(tallies.nans);
-    const ChunkSums total = block_sum(sums, chunk_scratch);
-    if (threadIdx.x == 0) flush_chunk_sums(total, ch.tensor, out);
+    if constexpr (kWeights) {
+      sums.nans = static_cast<unsigned long long>(tallies.nans);
+      const ChunkSums total = block_sum(sums, chunk_scratch);
+      if (threadIdx.x == 0) flush_chunk_sums(total, ch.tensor, out);
+    }
   });
-  flush_shared_histogram(hist, 1 << pass.bits, out.hist);
+  if (kWeights) flush_shared_histogram(hist, 1 << pass.bits, out.hist);
 }
 
 // ------------------------------------------------------------------------------------------------------
@@ -469,6 +482,30 @@ __global__ void __launch_bounds__(kThreads) zero_pruned_kernel(const __grid_cons
         for (int j = 0; j < kLen; ++j)
           if ((pruned >> j) & 1u) data[i + j] = E(0);
       }
+    });
+  });
+}
+
+// ------------------------------------------------------------------------------------------------------
+// masks_where_one_
+// ------------------------------------------------------------------------------------------------------
+
+// Writes every mask word of the chunks: bit j of word w is 1 when element 32 * w + j has the bit pattern
+// of 1.0 (K::one). The lanes sharing a word OR their pack's bits; its first lane stores it. Bits past the
+// tensor's end are 0 (load_pack reads zeros there).
+template <typename K>
+__global__ void __launch_bounds__(kThreads) ones_to_bits_kernel(const __grid_constant__ ChunkTable table) {
+  using B = typename K::bits_t;
+  constexpr int kLen = Pack<B>::kLen;
+  for_each_chunk(table, [&](const ChunkView& ch, int64_t) {
+    const B* data = static_cast<const B*>(ch.data);
+    for_each_tile<kLen>(ch, [&](int64_t i) {
+      const Pack<B> p = load_pack(data, i, ch.end, ch.vector_ok);
+      unsigned bits = 0;
+#pragma unroll
+      for (int j = 0; j < kLen; ++j) bits |= unsigned(p.v[j] == K::one) << j;
+      const unsigned word = word_of_lanes<kLen>(i, bits);
+      if (i < ch.end && (i & 31) == 0) ch.mask[i >> 5] = word;
     });
   });
 }

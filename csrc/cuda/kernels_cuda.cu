@@ -149,23 +149,34 @@ std::tuple<at::Tensor, at::Tensor> global_magnitude_threshold_cuda(at::TensorLis
   return {info, top};
 }
 
-Stats apply_threshold_cuda(at::TensorList tensors, at::TensorList masks, const at::Tensor& info, int64_t bits) {
-  check_tensor_lists(tensors, masks, /*same_dtype=*/true);
-  check_bits(bits, tensors[0].scalar_type());
-  TORCH_CHECK(info.scalar_type() == at::kLong && info.numel() == kInfoLen,
-              "rgprune: info must be the int64 vector returned by global_magnitude_threshold");
-  TORCH_CHECK(info.device() == tensors[0].device(), "rgprune: info is on ", info.device(), " but the tensors are on ",
-              tensors[0].device(), "; pass the info computed for these tensors");
+// apply_threshold_ (kWeights: weights, masks and the survivors' statistics into `out`) and threshold_masks_
+// (masks only), one launch sequence.
+template <bool kWeights>
+void apply_threshold_on_device(at::TensorList tensors, at::TensorList masks, const at::Tensor& info, int64_t bits,
+                               const StatsOut& out) {
   const c10::cuda::CUDAGuard guard(tensors[0].device());
   const at::Tensor plan_info = info.contiguous();
-  Stats stats = zero_stats(tensors, bits);
   CudaLauncher launcher(tensors[0]);
   const auto tables = chunk_tables(tensor_refs(tensors, masks));
   dispatch_keys(tensors[0].scalar_type(), [&](auto traits) {
-    launch_apply_threshold<decltype(traits)>(launcher, tables, plan_info.data_ptr<int64_t>(), int(bits),
-                                             stats_out(stats));
+    launch_apply_threshold<decltype(traits), kWeights>(launcher, tables, plan_info.data_ptr<int64_t>(), int(bits),
+                                                       out);
   });
+}
+
+Stats apply_threshold_cuda(at::TensorList tensors, at::TensorList masks, const at::Tensor& info, int64_t bits) {
+  check_tensor_lists(tensors, masks, /*same_dtype=*/true);
+  check_bits(bits, tensors[0].scalar_type());
+  check_threshold_info(info, tensors[0]);
+  Stats stats = zero_stats(tensors, bits);
+  apply_threshold_on_device<true>(tensors, masks, info, bits, stats_out(stats));
   return stats;
+}
+
+void threshold_masks_cuda(at::TensorList tensors, at::TensorList masks, const at::Tensor& info) {
+  check_tensor_lists(tensors, masks, /*same_dtype=*/true);
+  check_threshold_info(info, tensors[0]);
+  apply_threshold_on_device<false>(tensors, masks, info, 1, StatsOut{nullptr, nullptr, nullptr, nullptr, nullptr});
 }
 
 void apply_masks_cuda(at::TensorList tensors, at::TensorList masks) {
@@ -175,6 +186,25 @@ void apply_masks_cuda(at::TensorList tensors, at::TensorList masks) {
   for (const auto& t : tensors) element_sizes.push_back(int(t.element_size()));
   CudaLauncher launcher(tensors[0]);
   launch_apply_masks(launcher, tensor_refs(tensors, masks), element_sizes);
+}
+
+// One launch sequence per dtype present: the bit pattern of 1.0 is the dtype's.
+void masks_where_one_cuda(at::TensorList tensors, at::TensorList masks) {
+  check_tensor_lists(tensors, masks, /*same_dtype=*/false);
+  const c10::cuda::CUDAGuard guard(tensors[0].device());
+  CudaLauncher launcher(tensors[0]);
+  for (const auto dtype : {at::kFloat, at::kHalf, at::kBFloat16, at::kDouble}) {
+    std::vector<at::Tensor> group_tensors, group_masks;
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      if (tensors[i].scalar_type() != dtype) continue;
+      group_tensors.push_back(tensors[i]);
+      group_masks.push_back(masks[i]);
+    }
+    if (group_tensors.empty()) continue;
+    dispatch_keys(dtype, [&](auto traits) {
+      launch_masks_where_one<decltype(traits)>(launcher, tensor_refs(group_tensors, group_masks));
+    });
+  }
 }
 
 }  // namespace
@@ -187,4 +217,6 @@ TORCH_LIBRARY_IMPL(rgprune, CUDA, m) {
   m.impl("radix_histogram", &rgprune::cuda::radix_histogram_cuda);
   m.impl("apply_threshold_", &rgprune::cuda::apply_threshold_cuda);
   m.impl("apply_masks_", &rgprune::cuda::apply_masks_cuda);
+  m.impl("masks_where_one_", &rgprune::cuda::masks_where_one_cuda);
+  m.impl("threshold_masks_", &rgprune::cuda::threshold_masks_cuda);
 }

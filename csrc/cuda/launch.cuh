@@ -173,7 +173,8 @@ void launch_threshold(L& launcher, const std::vector<ChunkTable>& tables, int64_
 
 // Tie counts per chunk and their scan (both exit at once unless the threshold splits a group of ties, which
 // they learn from info on the device), then the pruning pass.
-template <typename K, typename L>
+// threshold_masks_ is the same sequence without the weights (kWeights false: `bits` and `out` unused).
+template <typename K, bool kWeights = true, typename L>
 void launch_apply_threshold(L& launcher, const std::vector<ChunkTable>& tables, const int64_t* info, int bits,
                             const StatsOut& out) {
   const int64_t n_chunks = total_chunks(tables);
@@ -182,8 +183,8 @@ void launch_apply_threshold(L& launcher, const std::vector<ChunkTable>& tables, 
   launch_per_table(launcher, "count_ties_kernel", count_ties_kernel<K>, tables, info, ties);
   launcher.launch("scan_tie_counts_kernel", scan_tie_counts_kernel, 1, kScanThreads, info, ties, n_chunks);
   const HistogramPass pass{bits, K::key_bits - bits, K::key_bits, 0};
-  launch_per_table(launcher, "apply_threshold_kernel", apply_threshold_kernel<K>, tables, info,
-                   static_cast<const long long*>(ties), pass, out);
+  launch_per_table(launcher, kWeights ? "apply_threshold_kernel" : "apply_threshold_kernel<masks only>",
+                   apply_threshold_kernel<K, kWeights>, tables, info, static_cast<const long long*>(ties), pass, out);
 }
 
 // apply_masks_: one launch sequence per element size present (the kernels zero raw bits, so the dtypes of
@@ -200,6 +201,12 @@ void launch_apply_masks(L& launcher, const std::vector<TensorRef>& tensors, cons
     else if (size == 4) launch_per_table(launcher, "zero_pruned_kernel<4>", zero_pruned_kernel<uint32_t>, tables);
     else launch_per_table(launcher, "zero_pruned_kernel<8>", zero_pruned_kernel<uint64_t>, tables);
   }
+}
+
+// masks_where_one_ on tensors of one dtype (K): one launch per table.
+template <typename K, typename L>
+void launch_masks_where_one(L& launcher, const std::vector<TensorRef>& tensors) {
+  launch_per_table(launcher, "ones_to_bits_kernel", ones_to_bits_kernel<K>, chunk_tables(tensors));
 }
 
 }  // namespace cuda

@@ -42,7 +42,23 @@ def apply_masks_(tensors, masks):
     return None
 
 
-_FAKES = (magnitude_histogram, global_magnitude_threshold, radix_histogram, apply_threshold_, apply_masks_)
+def masks_where_one_(tensors, masks):
+    return None
+
+
+def threshold_masks_(tensors, masks, info):
+    return None
+
+
+_FAKES = (
+    magnitude_histogram,
+    global_magnitude_threshold,
+    radix_histogram,
+    apply_threshold_,
+    apply_masks_,
+    masks_where_one_,
+    threshold_masks_,
+)
 
 
 def register() -> None:

@@ -163,8 +163,19 @@ def apply_threshold_(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tens
     return magnitude_histogram(tensors, masks, bits)
 
 
+def threshold_masks_(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], info: torch.Tensor) -> None:
+    """``apply_threshold_``'s decisions on the masks alone: the tensors are read, never written."""
+    apply_threshold_([t.clone() for t in tensors], masks, info, 1)
+
+
 def apply_masks_(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]) -> None:
     """Set every weight whose mask bit is 0 to ``+0.0`` (weights, grads, optimizer moments alike)."""
     for t, m in zip(tensors, masks):
         keep = unpack_mask(m, t.numel())
         t.view(-1).masked_fill_(~keep, 0)
+
+
+def masks_where_one_(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]) -> None:
+    """Set each mask bit to whether its element equals 1 (bits past ``numel`` 0)."""
+    for t, m in zip(tensors, masks):
+        m.copy_(pack_mask(t.reshape(-1) == 1))

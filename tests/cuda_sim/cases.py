@@ -228,10 +228,47 @@ def check_all_ops(ops, case: Case, what: str):
         stats = ops.apply_threshold_(got.tensors, got.masks, want_info, 12)
         assert_stats_equal(stats, ref.apply_threshold_(want.tensors, want.masks, want_info, 12), f"{what} apply k={k}")
         assert_tensors_equal(got, want, f"{what} apply k={k}")
+        masks_only = case.clone()
+        ops.threshold_masks_(masks_only.tensors, masks_only.masks, want_info)
+        assert_tensors_equal(masks_only, Case(case.name, case.tensors, want.masks), f"{what} threshold_masks_ k={k}")
     got, want = case.clone(), case.clone()
     ops.apply_masks_(got.tensors, got.masks)
     ref.apply_masks_(want.tensors, want.masks)
     assert_tensors_equal(got, want, f"{what} apply_masks_")
+    check_masks_where_one(ops, case, what)
+
+
+def ones_at_survivors(case: Case) -> list[torch.Tensor]:
+    """torch.nn.utils.prune-like float masks of the case: 1.0 at its survivors; elsewhere the case's own values
+    (0, -0.0, specials, NaN, stale weights) and, every 7th pruned entry, -1.0 or the next float above 1.0.
+    Each keeps its tensor's alignment."""
+    out = []
+    for t, m in zip(case.tensors, case.masks):
+        x = same_alignment(t, "cpu")
+        keep = unpack_mask(m, t.numel())
+        pruned = (~keep).nonzero().flatten()
+        x[pruned[::14]] = -1.0
+        x[pruned[7::14]] = torch.nextafter(torch.tensor(1.0, dtype=t.dtype), torch.tensor(2.0, dtype=t.dtype))
+        x[keep] = 1.0
+        out.append(x)
+    return out
+
+
+def check_masks_where_one(ops, case: Case, what: str):
+    """masks_where_one_ by `ops` against the reference, into words that start as garbage (every word must be
+    written, tail bits 0): on the ones-at-survivors masks, which must give the case's masks back, on their
+    negation (-1.0 is not 1) and on the weights themselves."""
+    ones = ones_at_survivors(case)
+    minus_ones = [same_alignment(-x, "cpu") for x in ones]
+    for name, tensors in (("ones at survivors", ones), ("minus ones", minus_ones), ("weights", case.tensors)):
+        got = [torch.full_like(m, -1) for m in case.masks]
+        want = [torch.full_like(m, -1) for m in case.masks]
+        ops.masks_where_one_(tensors, got)
+        ref.masks_where_one_(tensors, want)
+        for i, (g, w) in enumerate(zip(got, want)):
+            assert torch.equal(g.cpu(), w), f"{what} masks_where_one_ on the {name}: mask {i} differs"
+        if name == "ones at survivors":
+            assert all(torch.equal(w, m) for w, m in zip(want, case.masks)), f"{what}: the reference lost the masks"
 
 
 CASES = [(kind, dtype) for kind in KINDS for dtype in DTYPES]

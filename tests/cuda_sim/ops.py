@@ -131,9 +131,21 @@ class SimulatedOps:
         self._call("rgp_sim_apply_threshold", code, *self._lists(tensors, masks), *args)
         return out
 
+    def threshold_masks_(self, tensors, masks, info: torch.Tensor) -> None:
+        info = info.to(torch.int64).contiguous()
+        code = DTYPE_CODES[tensors[0].dtype]
+        self._call("rgp_sim_threshold_masks", code, *self._lists(tensors, masks), ctypes.c_void_p(info.data_ptr()))
+
     def apply_masks_(self, tensors, masks) -> None:
         sizes = _pointers([t.element_size() for t in tensors], ctypes.c_int)
         self._call("rgp_sim_apply_masks", *self._lists(tensors, masks), sizes)
+
+    def masks_where_one_(self, tensors, masks) -> None:
+        """One launch sequence per dtype, as kernels_cuda.cu groups them."""
+        for dtype in dict.fromkeys(t.dtype for t in tensors):
+            group = [i for i, t in enumerate(tensors) if t.dtype == dtype]
+            lists = self._lists([tensors[i] for i in group], [masks[i] for i in group])
+            self._call("rgp_sim_masks_where_one", DTYPE_CODES[dtype], *lists)
 
 
 _loaded: dict[Path, SimulatedOps] = {}

@@ -199,10 +199,28 @@ int rgp_sim_apply_threshold(int dtype, int n, void** data, uint32_t** masks, con
   });
 }
 
+int rgp_sim_threshold_masks(int dtype, int n, void** data, uint32_t** masks, const int64_t* numels,
+                            const int64_t* info) {
+  return guarded([&](SimLauncher& launcher) {
+    const StatsOut unused{nullptr, nullptr, nullptr, nullptr, nullptr};
+    const auto tables = chunk_tables(refs(n, data, masks, numels));
+    with_keys(dtype, [&](auto traits) {
+      launch_apply_threshold<decltype(traits), false>(launcher, tables, info, 1, unused);
+    });
+  });
+}
+
 // element_sizes[i]: bytes per element of tensor i (2, 4 or 8).
 int rgp_sim_apply_masks(int n, void** data, uint32_t** masks, const int64_t* numels, const int* element_sizes) {
   return guarded([&](SimLauncher& launcher) {
     launch_apply_masks(launcher, refs(n, data, masks, numels), std::vector<int>(element_sizes, element_sizes + n));
+  });
+}
+
+// Every tensor of dtype code `dtype`.
+int rgp_sim_masks_where_one(int dtype, int n, void** data, uint32_t** masks, const int64_t* numels) {
+  return guarded([&](SimLauncher& launcher) {
+    with_keys(dtype, [&](auto traits) { launch_masks_where_one<decltype(traits)>(launcher, refs(n, data, masks, numels)); });
   });
 }
 
