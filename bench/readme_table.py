@@ -123,9 +123,10 @@ def render_summary(results) -> str:
     parts = [
         "Generated from `bench/results/` by `python bench/readme_table.py --write`; every table (all runs, "
         "other methods, the training-step overhead, each target) is in [docs/benchmarks.md](docs/benchmarks.md). "
-        "One IMP round (prune 20% of the survivors) by `rgprune.prune_global_`, the kernels behind "
-        "`GlobalMagnitudePruner.prune`, against `torch.nn.utils.prune.global_unstructured`; medians of "
-        "repetitions interleaved in one run (count in parentheses)."
+        "One IMP round (prune 20% of the survivors) against `torch.nn.utils.prune.global_unstructured`: the "
+        "one-import switch `rgprune.prune.global_unstructured` (same call, same reparametrization; — where a "
+        "run predates it) and `rgprune.prune_global_`, the kernels behind `GlobalMagnitudePruner.prune`; "
+        "medians of repetitions interleaved in one run (count in parentheses)."
     ]
     newest = {}
     for r in results:
@@ -150,12 +151,15 @@ def render_summary(results) -> str:
                         name,
                         _round_label(rkey, r),
                         _time_cell(r["methods"].get("torch_prune")),
+                        _time_cell(r["methods"].get("rgprune_switch")),
+                        fmt_x(r.get("switch_vs_torch_prune")),
                         _time_cell(r["methods"].get("rgprune")),
                         fmt_x(r["speedup"].get("vs_torch_prune")),
                         fmt_b(mem),
                     ]
                 )
-    header = ["machine", "weights", "round (density)", "torch.prune", "rgprune", "speedup", "rgprune peak extra memory"]
+    header = ["machine", "weights", "round (density)", "torch.prune", "rgprune.prune (switch)", "switch speedup"]
+    header += ["rgprune", "speedup", "rgprune peak extra memory"]
     parts.append(table(header, rows))
     notes = []
     n = sum(len(r["targets"]) for r in shown)

@@ -52,7 +52,7 @@ from torch.nn.utils.prune import (
 
 from rgprune import ops
 from rgprune import torch_prune_adoption as adoption
-from rgprune.kernels.format import pack_mask
+from rgprune import torch_prune_masks as reparametrization
 from rgprune.masks import MaskSet, popcount
 from rgprune.pruner import GlobalMagnitudePruner
 from rgprune.schedule import prune_count
@@ -81,19 +81,42 @@ __all__ = [
 
 class L1Unstructured(torch_prune.L1Unstructured):
     """torch's ``L1Unstructured`` (same arguments and reparametrization), ranked by rgprune's kernels: prunes
-    the ``amount`` entries with the smallest absolute value (ties in row-major order)."""
+    the ``amount`` entries with the smallest absolute value (ties in row-major order).
+
+    ``L1Unstructured.apply`` (what ``l1_unstructured`` calls) prunes float weights as ``global_unstructured``
+    does with one pair: the masks are read from and written into torch's reparametrization by the kernels
+    (a pruned tensor's ``<name>_mask`` is updated in place, its hook kept), ``amount`` counted in the
+    survivors, as torch's ``PruningContainer`` counts it."""
 
     def compute_mask(self, t, default_mask):
-        if t.dtype not in ops.FLOAT_DTYPES:  # e.g. integer importance scores: torch's topk ranks those
-            return super().compute_mask(t, default_mask)
+        if t.dtype not in ops.FLOAT_DTYPES or default_mask.dtype not in ops.FLOAT_DTYPES:
+            return super().compute_mask(t, default_mask)  # e.g. integer importance scores: torch's topk ranks those
         k = count_to_prune(self.amount, t.nelement())
         mask = default_mask.clone(memory_format=torch.contiguous_format)
         if k:
             words = MaskSet.ones([t]).words
-            ops.prune_by_scores_([t.detach()], words, k)
-            keep = MaskSet(words, [t.shape]).to_bool()[0]
-            mask[~keep] = 0
+            ops.prune_by_scores_([t.detach()], words, k, stats=False)
+            ops.apply_masks_([mask], words)
         return mask
+
+    @classmethod
+    def apply(cls, module, name, amount, importance_scores=None):
+        current = getattr(module, name, None)
+        if not (
+            isinstance(current, torch.Tensor)
+            and current.dtype in ops.FLOAT_DTYPES
+            and (importance_scores is None or importance_scores.dtype in ops.FLOAT_DTYPES)
+        ):
+            return super().apply(module, name, amount=amount, importance_scores=importance_scores)
+        if importance_scores is not None and importance_scores.shape != current.shape:
+            raise AssertionError(  # torch's error and message
+                f"importance_scores should have the same shape as parameter {name} of {module}, got "
+                f"{importance_scores.shape} vs {current.shape}"
+            )
+        method = cls(amount)
+        scores = {} if importance_scores is None else {(module, name): importance_scores}
+        _prune_pairs([(module, name)], method, scores, make_hook=lambda mask: method)
+        return reparametrization.pruning_hook(module, name)
 
 
 class RandomUnstructured(torch_prune.RandomUnstructured):
@@ -153,19 +176,6 @@ def _checked_pairs(parameters) -> list[tuple[torch.nn.Module, str]]:
     return pairs
 
 
-def _current_masks(pairs) -> list[torch.Tensor]:
-    """Bit-packed masks of the entries torch's PruningContainer counts as surviving (``<name>_mask == 1``;
-    all of them for a parameter not pruned yet), in logical order."""
-    words = []
-    for module, name in pairs:
-        mask = getattr(module, name + "_mask", None)
-        if mask is None:
-            words.extend(MaskSet.ones([getattr(module, name)]).words)
-        else:
-            words.append(pack_mask(mask == 1))
-    return words
-
-
 def _scores(pairs, importance_scores) -> list[torch.Tensor]:
     scores = []
     for module, name in pairs:
@@ -210,17 +220,22 @@ def global_unstructured(parameters, pruning_method, importance_scores=None, **kw
     if not isinstance(method, (torch_prune.L1Unstructured, torch_prune.RandomUnstructured)):
         torch_prune.global_unstructured(pairs, pruning_method, importance_scores, **kwargs)
         return
+    _prune_pairs(pairs, method, importance_scores)
+
+
+def _prune_pairs(pairs, method, importance_scores: dict, make_hook=CustomFromMask) -> None:
+    """Prune ``method.amount`` of the survivors of ``pairs`` (L1 or random), ranked by the kernels on bit
+    masks read from and written into torch's reparametrization (``rgprune.torch_prune_masks``)."""
     current = [getattr(module, name) for module, name in pairs]
-    words = _current_masks(pairs)
+    before = reparametrization.survivor_words(pairs)
+    words = [w.clone() for w in before]
     k = count_to_prune(method.amount, sum(popcount(w) for w in words))
     with torch.no_grad():
         if isinstance(method, torch_prune.L1Unstructured):
-            ops.prune_by_scores_(_scores(pairs, importance_scores), words, k)
+            ops.prune_by_scores_(_scores(pairs, importance_scores), words, k, stats=False)
         else:
             _prune_at_random_(words, [t.shape for t in current], k, current[0].device)
-    for (module, name), t, w in zip(pairs, current, words):
-        keep = MaskSet([w], [t.shape]).to_bool()[0]
-        custom_from_mask(module, name, mask=keep.to(device=t.device, dtype=t.dtype))
+    reparametrization.install_masks(pairs, before, words, make_hook)
 
 
 def adopt(model: torch.nn.Module, pruner_class=None, **selection):

@@ -93,7 +93,7 @@ def test_quick_times_rgprune_against_torch_prune_once_without_memory(stub, tmp_p
     subprocess per method and round: minutes on resnet18)."""
     assert bench("--quick", "--json", str(tmp_path) + "/") == 0
     (settings,) = stub
-    assert settings.methods == ["torch_prune", "rgprune"] and settings.rounds == cli.QUICK_ROUNDS
+    assert settings.methods == ["torch_prune", "rgprune_switch", "rgprune"] and settings.rounds == cli.QUICK_ROUNDS
     assert settings.reps == cli.QUICK_REPS <= 3 and settings.slow_reps == 1 and len(settings.rounds) == 1
     assert "memory" in settings.skip and settings.quick is True
     assert [p.name for p in tmp_path.iterdir()] == ["cpu-test-cpu-2026-12-07-quick.json"]
@@ -127,7 +127,7 @@ def test_estimates_on_resnet18_size():
 
 
 def test_a_real_quick_run(tmp_path, capsys):
-    """--quick end to end on a tiny model: the two methods, one round, no memory section, a -quick file."""
+    """--quick end to end on a tiny model: the three methods, one round, no memory section, a -quick file."""
     assert bench("--quick", "--threads", "1", "--json", str(tmp_path / "q") + "/") == 0
     (path,) = (tmp_path / "q").iterdir()
     res = json.loads(path.read_text())
@@ -135,5 +135,6 @@ def test_a_real_quick_run(tmp_path, capsys):
     model = res["models"][f"{__name__}:tiny_model"]
     assert set(model["rounds"]) == {f"round{r}" for r in cli.QUICK_ROUNDS} and "memory" not in model
     (rnd,) = model["rounds"].values()
-    assert set(rnd["methods"]) == {"torch_prune", "rgprune"} and rnd["methods"]["rgprune"]["reps"] == cli.QUICK_REPS
+    assert set(rnd["methods"]) == {"torch_prune", "rgprune_switch", "rgprune"}
+    assert rnd["methods"]["rgprune"]["reps"] == cli.QUICK_REPS and rnd["switch_vs_torch_prune"] > 0
     assert "torch.prune" in capsys.readouterr().out

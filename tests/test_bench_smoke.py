@@ -14,7 +14,7 @@ import torch
 from test_rg_plots import record_figures
 
 ROOT = Path(__file__).resolve().parent.parent
-METHODS = ("torch_prune", "naive", "reference", "rgprune")
+METHODS = ("torch_prune", "rgprune_switch", "naive", "reference", "rgprune")
 
 
 def run_quick(out: Path, device: str) -> tuple[subprocess.CompletedProcess, dict]:
@@ -72,10 +72,12 @@ def check_schema(res: dict, kind: str) -> None:
                     assert e["pruned"] == r["k"] and e["exact_k"]
                 assert e["masks_equal_torch_prune_up_to_ties"] is True  # bits differ only at the threshold
             assert r["methods"]["reference"]["mask_bits_differing_from_rgprune"] == 0
-            assert set(r["speedup"]) == {"vs_torch_prune", "vs_naive", "vs_reference"}
+            assert set(r["speedup"]) == {"vs_torch_prune", "vs_rgprune_switch", "vs_naive", "vs_reference"}
+            switch = r["methods"]["torch_prune"]["median_s"] / r["methods"]["rgprune_switch"]["median_s"]
+            assert r["switch_vs_torch_prune"] == pytest.approx(switch, rel=1e-12)
             for method in METHODS:  # each median is its repetitions' median; speedups are ratios of medians
                 assert r["methods"][method]["median_s"] == statistics.median(r["methods"][method]["times_s"])
-            for method in ("torch_prune", "naive", "reference"):
+            for method in ("torch_prune", "rgprune_switch", "naive", "reference"):
                 want = r["methods"][method]["median_s"] / r["methods"]["rgprune"]["median_s"]
                 assert r["speedup"][f"vs_{method}"] == pytest.approx(want, rel=1e-12)
             for method in METHODS:

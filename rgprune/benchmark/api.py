@@ -101,7 +101,14 @@ def json_folder(json_path) -> Path | None:
 
 #: rough seconds per million weights of one run of each method on the CPU (float32, 2 busy cores; round 1 and a
 #: masked round alike), with the untimed preparation of each repetition, and of starting one memory subprocess
-CPU_SECONDS_PER_MILLION = {"torch_prune": 0.35, "naive": 0.17, "naive_topk": 0.18, "reference": 1.0, "rgprune": 0.01}
+CPU_SECONDS_PER_MILLION = {
+    "torch_prune": 0.35,
+    "rgprune_switch": 0.08,
+    "naive": 0.17,
+    "naive_topk": 0.18,
+    "reference": 1.0,
+    "rgprune": 0.01,
+}
 MEMORY_SUBPROCESS_S = 5.5
 #: warmup, copy bandwidth and building the model
 FIXED_S = 8.0

@@ -2,7 +2,7 @@
 ``python -m rgprune.benchmark``.
 
     python -m rgprune.benchmark --model resnet50                     # CPU, rounds 1 and 5, every method
-    python -m rgprune.benchmark --model resnet18 --quick             # rgprune vs torch.prune, under 30 s
+    python -m rgprune.benchmark --model resnet18 --quick             # rgprune and the switch vs torch.prune, < 30 s
     python -m rgprune.benchmark --model mypkg.models:build --device cuda --dtype bfloat16 --json out.json
     python -m rgprune.benchmark --scale --scale-sizes 10M,50M,200M   # how time and memory grow
 
@@ -23,8 +23,8 @@ from rgprune.benchmark.tables import scale_summary, summary
 from rgprune.benchmark.workloads import BenchmarkError, model_spec_help
 
 _SUFFIXES = {"k": 10**3, "M": 10**6, "B": 10**9, "G": 10**9}
-#: --quick: what it times (rgprune against torch.prune), the rounds and rgprune's repetitions
-QUICK_METHODS = ("torch_prune", "rgprune")
+#: --quick: what it times (rgprune and the one-import switch against torch.prune), the rounds and rgprune's repetitions
+QUICK_METHODS = ("torch_prune", "rgprune_switch", "rgprune")
 QUICK_ROUNDS = (5,)
 QUICK_REPS = 3
 
@@ -97,7 +97,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help=f"a first look in seconds: rgprune against torch.prune only, round {','.join(map(str, QUICK_ROUNDS))}, "
+        help="a first look in seconds: rgprune and the one-import switch against torch.prune only, round "
+        f"{','.join(map(str, QUICK_ROUNDS))}, "
         f"{QUICK_REPS} repetitions (torch.prune 1), no memory measurement (options given explicitly still apply)",
     )
     parser.add_argument(

@@ -247,6 +247,7 @@ def mask_storage(n_weights: int, bitmask_bytes: int, element_size: int = 4) -> d
     return {
         "torch_prune": element_size * n_weights,  # <name>_mask buffers in the weights' dtype
         "torch_prune_reparam_total": 2 * element_size * n_weights,  # + <name>_orig beside the masked <name>
+        "rgprune_switch": element_size * n_weights,  # torch's <name>_mask buffers, written by the kernels
         "naive": n_weights,  # bool masks
         "naive_topk": n_weights,
         "reference": bitmask_bytes,

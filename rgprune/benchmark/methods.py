@@ -5,6 +5,8 @@ One IMP pruning round removes k = round(fraction × survivors) of the surviving 
 
 * ``torch_prune``: ``torch.nn.utils.prune.global_unstructured(..., L1Unstructured, amount=fraction)`` on a
   deep copy of the model (later rounds: the existing masks installed with ``prune.custom_from_mask``);
+* ``rgprune_switch``: the same call with ``import rgprune.prune as prune`` (the one-import switch: torch's
+  reparametrization, masks read and written by the kernels), from the same state;
 * ``naive``: the naive PyTorch way: concatenate ``|w|`` of the survivors, ``torch.kthvalue``, multiply every
   tensor by its bool mask;
 * ``naive_topk``: the same with ``torch.topk(k, largest=False)`` for the threshold (not in the suite's
@@ -29,6 +31,7 @@ import torch
 import torch.nn.utils.prune as tprune
 
 import rgprune
+import rgprune.prune as switch
 from rgprune.benchmark.measure import sync
 from rgprune.kernels import reference
 from rgprune.kernels.format import unpack_mask
@@ -37,10 +40,11 @@ from rgprune.schedule import prune_count
 
 FRACTION = 0.2
 ROUNDS = (1, 5)
-METHODS = ("torch_prune", "naive", "reference", "rgprune")  # the suite's default set
-ALL_METHODS = ("torch_prune", "naive", "naive_topk", "reference", "rgprune")
+METHODS = ("torch_prune", "rgprune_switch", "naive", "reference", "rgprune")  # the suite's default set
+ALL_METHODS = ("torch_prune", "rgprune_switch", "naive", "naive_topk", "reference", "rgprune")
 METHOD_LABELS = {
     "torch_prune": "torch.nn.utils.prune.global_unstructured (L1Unstructured)",
+    "rgprune_switch": "rgprune.prune.global_unstructured (L1Unstructured): the one-import switch",
     "naive": "naive PyTorch: cat |w| of survivors + torch.kthvalue + multiply by bool masks",
     "naive_topk": "naive PyTorch: cat |w| of survivors + torch.topk(largest=False) + multiply by bool masks",
     "reference": "rgprune.kernels.reference (pure PyTorch, called directly)",
@@ -132,6 +136,10 @@ def _tp_run(ctx, k):
     tprune.global_unstructured(ctx["pairs"], pruning_method=tprune.L1Unstructured, amount=ctx["fraction"])
 
 
+def _switch_run(ctx, k):
+    switch.global_unstructured(ctx["pairs"], pruning_method=switch.L1Unstructured, amount=ctx["fraction"])
+
+
 def _tp_keep(ctx):
     return [getattr(m, p + "_mask") != 0 for m, p in ctx["pairs"]]
 
@@ -211,6 +219,7 @@ class Method:
 
 METHOD_IMPLS = {
     "torch_prune": Method("torch_prune", _tp_prepare, _tp_run, _tp_keep),
+    "rgprune_switch": Method("rgprune_switch", _tp_prepare, _switch_run, _tp_keep),
     "naive": Method("naive", _naive_prepare, _naive_run, _naive_keep),
     "naive_topk": Method("naive_topk", _naive_prepare, _naive_topk_run, _naive_keep),
     "reference": Method("reference", _packed_prepare, _ref_run, _packed_keep),

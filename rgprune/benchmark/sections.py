@@ -98,6 +98,8 @@ def bench_round(s, model, names, methods, device, settings) -> dict:
         res["weights_at_threshold"] = sum(popcount(t) for t in ties)
     med = {m: res["methods"][m]["median_s"] for m in methods}
     res["speedup"] = {f"vs_{m}": ratio(med[m], med.get("rgprune")) for m in methods if m != "rgprune"}
+    if "torch_prune" in med and "rgprune_switch" in med:  # the one-import switch against what it replaces
+        res["switch_vs_torch_prune"] = ratio(med["torch_prune"], med["rgprune_switch"])
     best = {m: res["methods"][m]["min_s"] for m in methods}
     res["speedup_of_min_times"] = {f"vs_{m}": ratio(best[m], best.get("rgprune")) for m in methods if m != "rgprune"}
     return res

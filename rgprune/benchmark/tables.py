@@ -8,9 +8,10 @@ machine measured it.
 
 from __future__ import annotations
 
-METHODS = ("torch_prune", "naive", "naive_topk", "reference", "rgprune")
+METHODS = ("torch_prune", "rgprune_switch", "naive", "naive_topk", "reference", "rgprune")
 SHORT = {
     "torch_prune": "torch.prune",
+    "rgprune_switch": "rgprune.prune (switch)",
     "naive": "naive cat+kthvalue",
     "naive_topk": "naive cat+topk",
     "reference": "rgprune reference",
