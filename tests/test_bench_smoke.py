@@ -158,7 +158,8 @@ def test_compare_quick_cuda(tmp_path):
     check_schema(res, "gpu")
 
 
-def _schedule(target: dict) -> list:
+def interleaving_order(target: dict) -> list:
+    """The order in which ``next_variant`` runs the repetitions of ``target`` ({variant: repetitions})."""
     from rgprune.benchmark.measure import next_variant
 
     names, done, order = list(target), dict.fromkeys(target, 0), []
@@ -172,14 +173,14 @@ def test_interleaving_spreads_each_methods_repetitions():
     """torch.prune's 2 repetitions are bracketed by rgprune's 7 (some before, between and after them), so a
     drift of the machine's speed during the run reaches both sides of the ratio; equal counts give the
     rotated round-robin."""
-    order = _schedule({"torch_prune": 2, "naive": 7, "reference": 2, "rgprune": 7})
+    order = interleaving_order({"torch_prune": 2, "naive": 7, "reference": 2, "rgprune": 7})
     assert sorted(order) == sorted(["torch_prune"] * 2 + ["naive"] * 7 + ["reference"] * 2 + ["rgprune"] * 7)
     tp = [i for i, n in enumerate(order) if n == "torch_prune"]
     rg = [i for i, n in enumerate(order) if n == "rgprune"]
     assert (
         sum(i < tp[0] for i in rg) >= 2 and sum(tp[0] < i < tp[1] for i in rg) >= 2 and sum(i > tp[1] for i in rg) >= 2
     )
-    assert _schedule({"a": 3, "b": 3, "c": 3}) == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    assert interleaving_order({"a": 3, "b": 3, "c": 3}) == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from test_bench_smoke import interleaving_order
 
 import rgprune
 from rgprune.benchmark import measure
@@ -36,18 +37,10 @@ def test_median_and_ratio_of_nothing_are_none():
     assert ratio(None, 3.0) is None and ratio(6.0, None) is None and ratio(6.0, 0) is None
 
 
-def _order(target: dict) -> list:
-    names, done, order = list(target), dict.fromkeys(target, 0), []
-    while (n := next_variant(names, done, target)) is not None:
-        done[n] += 1
-        order.append(n)
-    return order
-
-
 def test_next_variant_rotates_equal_targets_and_spreads_unequal_ones():
-    assert _order({"a": 3, "b": 3, "c": 3}) == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
-    assert _order({"a": 1, "b": 3}) == ["b", "a", "b", "b"]
-    assert _order({"a": 2, "b": 0}) == ["a", "a"]
+    assert interleaving_order({"a": 3, "b": 3, "c": 3}) == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    assert interleaving_order({"a": 1, "b": 3}) == ["b", "a", "b", "b"]
+    assert interleaving_order({"a": 2, "b": 0}) == ["a", "a"]
     assert next_variant(["a"], {"a": 2}, {"a": 2}) is None
 
 
