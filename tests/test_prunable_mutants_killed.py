@@ -160,3 +160,39 @@ def test_select_prunable_warns_about_parameters_beyond_layer_weights():
     with pytest.warns(UserWarning) as w:
         select_prunable(six, include="*.bias")
     assert "] ...; the" not in str(w[0].message) and "selected 6 parameters" in str(w[0].message)
+
+
+def test_closest_names_never_offers_the_empty_prefix_wildcard():
+    # ".*" would match every name: it is no suggestion for a typo
+    assert closest_names(".*", ["a.weight"]) == ["a.*"]
+    assert ".*" not in closest_names("*", ["a.weight", "b.weight"], n=5)
+
+
+def test_is_default_prunable_options_are_keyword_only():
+    # a positional True would be read as prune_head by one caller and prune_embeddings by the next
+    with pytest.raises(TypeError):
+        is_default_prunable("fc.weight", LayerKind.LAYER, True)
+
+
+def test_a_tied_parameter_does_not_end_its_modules_selection():
+    m = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2), nn.Linear(2, 2))
+    m[1].weight = m[0].weight  # tied: seen again in m[1], before m[1].bias
+    with pytest.warns(UserWarning):
+        names = [name for name, _ in select_prunable(m, include="*")]
+    assert names == ["0.weight", "0.bias", "1.bias", "2.weight", "2.bias"]
+
+
+def test_the_include_warning_lists_the_first_six_names_exactly():
+    wide = nn.Sequential(*[nn.Linear(2, 2) for _ in range(7)])
+    with pytest.warns(UserWarning) as w:
+        select_prunable(wide, include="*.bias")
+    listed = [f"'{i}.bias'" for i in range(6)]
+    assert f"[{', '.join(listed)}] ...; the" in str(w[0].message)
+
+
+def test_the_include_warning_points_at_the_users_line():
+    from rgprune import GlobalMagnitudePruner
+
+    with pytest.warns(UserWarning, match="not Linear/Conv/Embedding") as w:
+        GlobalMagnitudePruner(Net(), include="body.0.*")
+    assert w[0].filename == __file__
