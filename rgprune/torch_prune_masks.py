@@ -59,18 +59,34 @@ def _writable_mask(module: torch.nn.Module, name: str) -> torch.Tensor | None:
     return mask
 
 
+def _by_device(tensors: list[torch.Tensor]) -> dict[torch.device, list[int]]:
+    """The positions of ``tensors`` on each device: one kernel call per device walks all of its tensors."""
+    groups: dict[torch.device, list[int]] = {}
+    for i, t in enumerate(tensors):
+        groups.setdefault(t.device, []).append(i)
+    return groups
+
+
 def survivor_words(pairs) -> list[torch.Tensor]:
     """Bit masks of the entries torch's ``PruningContainer`` counts as surviving (``<name>_mask == 1``; every
-    entry of a parameter not pruned yet), in logical order, one per (module, name) pair."""
-    words = []
+    entry of a parameter not pruned yet), in logical order, one per (module, name) pair. The float masks are
+    read by one ``masks_where_one`` call per device."""
+    words: list[torch.Tensor | None] = []
+    float_masks, float_at = [], []
     for module, name in pairs:
         mask = getattr(module, name + "_mask", None)
         if mask is None:
-            words.extend(MaskSet.ones([getattr(module, name)]).words)
+            words.append(MaskSet.ones([getattr(module, name)]).words[0])
         elif mask.dtype in ops.FLOAT_DTYPES:
-            words.extend(ops.masks_where_one([mask.detach()]))
+            float_at.append(len(words))
+            float_masks.append(mask.detach())
+            words.append(None)
         else:
-            words.extend(MaskSet.from_bool([mask == 1]).words)
+            words.append(MaskSet.from_bool([mask == 1]).words[0])
+    for positions in _by_device(float_masks).values():
+        read = ops.masks_where_one([float_masks[i] for i in positions])
+        for i, w in zip(positions, read):
+            words[float_at[i]] = w
     return words
 
 
@@ -98,12 +114,17 @@ def install_masks(pairs, before, after, make_hook=CustomFromMask) -> None:
     """Make each pair's reparametrization hold the bit mask ``after[i]``, where ``before[i]`` is what
     ``survivor_words`` read from it (``after`` may only clear bits of ``before``). ``make_hook(mask)`` makes the
     hook of a parameter pruned for the first time (default: ``CustomFromMask``, which torch's
-    ``global_unstructured`` registers)."""
-    for (module, name), b, a in zip(pairs, before, after):
-        mask = _writable_mask(module, name)
+    ``global_unstructured`` registers). The existing mask buffers are cut by one ``apply_masks_`` call per
+    device."""
+    pairs = list(pairs)
+    writable = [_writable_mask(module, name) for module, name in pairs]
+    in_place = [i for i, mask in enumerate(writable) if mask is not None]
+    with torch.no_grad():
+        for positions in _by_device([writable[i] for i in in_place]).values():
+            chosen = [in_place[p] for p in positions]
+            ops.apply_masks_([writable[i] for i in chosen], [_pruned_since(before[i], after[i]) for i in chosen])
+    for (module, name), mask, a in zip(pairs, writable, after):
         if mask is not None:
-            with torch.no_grad():
-                ops.apply_masks_([mask], [_pruned_since(b, a)])
             # The old <name> goes first: when nothing else holds it, the new one (same size) can reuse its
             # memory instead of faulting in fresh pages. Should apply_mask fail, the hook sets <name> again
             # on the next forward.

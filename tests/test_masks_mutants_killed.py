@@ -13,6 +13,9 @@ def test_popcount_of_every_integer_dtype_and_of_nothing():
     assert popcount(torch.tensor([-1], dtype=torch.int32)) == 32
     assert popcount(torch.zeros(0, dtype=torch.int32)) == 0
     assert popcount(torch.tensor([255, 128], dtype=torch.uint8)) == 9
+    # a strided view takes the byte-histogram path (also the GPU's); contiguous CPU words numpy's popcount
+    words = torch.tensor([-1, 7, -2, 0, 5, 1], dtype=torch.int32)
+    assert popcount(words[::2]) == popcount(words[::2].contiguous()) == 32 + 31 + 2
     with pytest.raises(TypeError, match="integer tensor"):
         popcount(torch.ones(2, dtype=torch.float32))
     with pytest.raises(TypeError, match="list"):

@@ -112,6 +112,19 @@ def test_later_rounds_write_into_the_same_mask_buffers_and_keep_the_hooks():
         assert torch.equal(a.weight, b.weight) and isinstance(a.weight, nn.Parameter)
 
 
+def test_one_call_over_pruned_and_first_time_parameters_keeps_each_mask_with_its_parameter():
+    """Guards the batched kernel calls (one masks_where_one and one apply_masks_ over every pruned parameter,
+    first-time parameters in between): a word list shifted by one position would cut the wrong tensor."""
+    ours, theirs = convnet(), convnet()
+    for model, lib in ((ours, prune), (theirs, tprune)):
+        layers = [m for m, _ in pairs(model)]
+        lib.l1_unstructured(layers[0], "weight", amount=0.5)
+        lib.l1_unstructured(layers[2], "weight", amount=0.25)  # layers[1] stays unpruned until the global call
+        lib.global_unstructured(pairs(model), pruning_method=lib.L1Unstructured, amount=0.3)
+    for (a, _), (b, _) in zip(pairs(ours), pairs(theirs)):
+        assert torch.equal(a.weight_mask, b.weight_mask) and torch.equal(a.weight, b.weight)
+
+
 def test_mask_values_other_than_zero_and_one_are_left_alone():
     """Guards against zeroing every entry outside the survivors: only the entries equal to 1 are ranked and
     rewritten (torch's PruningContainer: a hand-made 0.5 stays 0.5 under l1_unstructured; torch's
