@@ -19,8 +19,13 @@ from rgprune.kernels.format import mask_words, pack_mask, unpack_mask
 # popcount of every byte value: counting survivors without unpacking the masks
 _POPCOUNT_BYTE = torch.tensor([bin(i).count("1") for i in range(256)], dtype=torch.int64)
 _INTEGER_DTYPES = (torch.int32, torch.int64, torch.int16, torch.int8, torch.uint8)
-_UNSIGNED = {torch.int32: np.uint32, torch.int64: np.uint64, torch.int16: np.uint16, torch.int8: np.uint8,
-             torch.uint8: np.uint8}
+_UNSIGNED = {
+    torch.int32: np.uint32,
+    torch.int64: np.uint64,
+    torch.int16: np.uint16,
+    torch.int8: np.uint8,
+    torch.uint8: np.uint8,
+}
 
 
 def popcount(words: torch.Tensor) -> int:
