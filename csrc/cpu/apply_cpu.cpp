@@ -219,10 +219,8 @@ uint32_t kept_bits(const typename K::bits_t* x, int valid, uint32_t alive, const
           low[q] = _mm_cmpgt_epi32(below, key);
           eq[q] = _mm_cmpeq_epi32(key, tie);
         }
-        const __m128i low8 = _mm_packs_epi16(_mm_packs_epi32(low[0], low[1]), _mm_packs_epi32(low[2], low[3]));
-        const __m128i eq8 = _mm_packs_epi16(_mm_packs_epi32(eq[0], eq[1]), _mm_packs_epi32(eq[2], eq[3]));
-        keep |= (~uint32_t(_mm_movemask_epi8(low8)) & 0xFFFFu) << j;
-        at_thr |= uint32_t(_mm_movemask_epi8(eq8)) << j;
+        keep |= (~bits_of_16_lanes(low) & 0xFFFFu) << j;
+        at_thr |= bits_of_16_lanes(eq) << j;
       }
       ties = cut.partial_ties ? at_thr & alive : 0;
       return keep & alive;

@@ -7,6 +7,7 @@
 
 #include "chunks.h"
 #include "ops_cpu.h"
+#include "sse2_bits.h"
 
 namespace rgprune {
 namespace cpu {
@@ -27,8 +28,7 @@ void pack_ones(const B* w, B one, uint32_t* mask, int64_t begin, int64_t end) {
         __m128i eq[4];
         for (int q = 0; q < 4; ++q)
           eq[q] = _mm_cmpeq_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + base + j + 4 * q)), ones);
-        const __m128i bytes = _mm_packs_epi16(_mm_packs_epi32(eq[0], eq[1]), _mm_packs_epi32(eq[2], eq[3]));
-        word |= uint32_t(_mm_movemask_epi8(bytes)) << j;
+        word |= bits_of_16_lanes(eq) << j;
       }
       mask[base / 32] = word;
     }

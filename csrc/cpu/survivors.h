@@ -10,6 +10,7 @@
 #include "chunks.h"
 #include "key_gather.h"
 #include "simd_words.h"
+#include "sse2_bits.h"
 
 namespace rgprune {
 namespace cpu {
@@ -47,14 +48,13 @@ struct HistogramVisitor {
       const __m128i want = _mm_set1_epi32(int32_t(prefix));
       const __m128i count = _mm_cvtsi32_si128(prefix_shift);
       uint32_t m = 0;
-      for (int j = 0; j < 32; j += 16) {  // 16 compare results packed to bytes, one movemask
+      for (int j = 0; j < 32; j += 16) {
         __m128i hit[4];
         for (int q = 0; q < 4; ++q) {
           const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + j + 4 * q));
           hit[q] = _mm_cmpeq_epi32(_mm_srl_epi32(_mm_and_si128(raw, key_mask), count), want);
         }
-        const __m128i bytes = _mm_packs_epi16(_mm_packs_epi32(hit[0], hit[1]), _mm_packs_epi32(hit[2], hit[3]));
-        m |= uint32_t(_mm_movemask_epi8(bytes)) << j;
+        m |= bits_of_16_lanes(hit) << j;
       }
       return m;
     }
