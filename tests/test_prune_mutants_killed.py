@@ -74,3 +74,15 @@ def test_adopt_makes_the_pruner_class_it_is_given():
 
     assert type(prune.adopt(pruned())) is rgprune.GlobalMagnitudePruner
     assert type(prune.adopt(pruned(), pruner_class=Mine)) is Mine
+
+
+def test_random_pruning_draws_a_fresh_wide_seed_each_call(monkeypatch):
+    """Guards the seed's range: drawn from a narrow range, the masks of successive calls would repeat."""
+    import numpy as np
+
+    seeds, default_rng = [], np.random.default_rng
+    monkeypatch.setattr(np.random, "default_rng", lambda seed: seeds.append(seed) or default_rng(seed))
+    lin = nn.Linear(8, 8)
+    for _ in range(40):
+        prune.global_unstructured([(lin, "weight")], pruning_method=prune.RandomUnstructured, amount=0.0)
+    assert len(set(seeds)) == 40 and max(seeds) >= 2**61 and min(seeds) >= 0
