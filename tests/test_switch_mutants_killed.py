@@ -3,6 +3,7 @@ that kill the mutants `make mutation AREA=switch` found alive (docs/mutation.md)
 
 import copy
 
+import pytest
 import torch
 import torch.nn.utils.prune as tprune
 from torch import nn
@@ -78,3 +79,14 @@ def test_an_expanded_mask_is_handed_to_torch_not_to_the_kernels():
         [(lin, "weight")], MaskSet.ones([lin.weight]).words, MaskSet.from_bool([keep]).words
     )
     assert torch.equal(lin.weight_mask, keep.float())
+
+
+def test_pruning_hook_wants_exactly_one_hook():
+    lin = nn.Linear(3, 2)
+    with pytest.raises(ValueError, match="Linear.weight has 0 pruning hooks; expected one"):
+        reparametrization.pruning_hook(lin, "weight")
+    tprune.identity(lin, "weight")
+    assert reparametrization.pruning_hook(lin, "weight")._tensor_name == "weight"
+    lin.register_forward_pre_hook(copy.deepcopy(reparametrization.pruning_hook(lin, "weight")))
+    with pytest.raises(ValueError, match="has 2 pruning hooks"):
+        reparametrization.pruning_hook(lin, "weight")
