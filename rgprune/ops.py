@@ -487,12 +487,14 @@ def masks_where_one(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         for t in tensors
     ]
     tensors, words = validate(tensors, words, same_dtype=False)
-    views, storage_words, perms = _storage_order(tensors, words)
+    perms = [layout.storage_permutation(t) for t in tensors]
+    views = [t if p is None else layout.storage_view(t, p) for t, p in zip(tensors, perms)]
+    # The kernel writes every word: the fresh words serve in storage order as they are (no conversion).
     if extension.compiled_for(tensors[0].device):
-        torch.ops.rgprune.masks_where_one_(views, storage_words)
+        torch.ops.rgprune.masks_where_one_(views, words)
     else:
-        reference.masks_where_one_(views, storage_words)
-    return [layout.to_logical_order(w, t.shape, p) for w, t, p in zip(storage_words, tensors, perms)]
+        reference.masks_where_one_(views, words)
+    return [layout.to_logical_order(w, t.shape, p) for w, t, p in zip(words, tensors, perms)]
 
 
 class PruneResult(NamedTuple):
