@@ -1,0 +1,68 @@
+"""rgprune.pruner.GlobalMagnitudePruner, method by method: the tests that kill the mutants `make mutation
+AREA=pruner` found alive (docs/mutation.md). Small hand-built models only."""
+
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from rgprune import GlobalMagnitudePruner
+
+
+def mlp(n=3, width=8):
+    torch.manual_seed(0)
+    return nn.Sequential(*[nn.Linear(width, width) for _ in range(n)])
+
+
+def test_meta_parameters_are_refused_naming_the_first_three():
+    with torch.device("meta"):
+        model = mlp(5)
+    with pytest.raises(ValueError, match=r"e\.g\. \['0\.weight', '1\.weight', '2\.weight'\]\): there are no"):
+        GlobalMagnitudePruner(model)
+
+
+def test_the_already_pruned_warning_points_at_the_users_line():
+    model = mlp(2, 20)
+    with torch.no_grad():
+        for layer in model:
+            layer.weight[:, :15] = 0
+    with pytest.warns(RuntimeWarning, match="exactly 0") as w:
+        GlobalMagnitudePruner(model)
+    assert w[0].filename == __file__
+
+
+def test_scores_by_name_must_match_the_pruned_names_exactly():
+    pruner = GlobalMagnitudePruner(mlp(5))
+    scores = {n: torch.rand(8, 8) for n in pruner.names}
+    with pytest.raises(ValueError, match=r"missing \['0\.weight'\], not pruned \[\]"):
+        pruner.prune(0.5, scores={n: s for n, s in scores.items() if n != "0.weight"})
+    with pytest.raises(ValueError, match=r"missing \[\], not pruned \['head\.weight'\]"):
+        pruner.prune(0.5, scores={**scores, "head.weight": torch.rand(8, 8)})
+    with pytest.raises(ValueError, match=r"missing \['0\.weight', '1\.weight', '2\.weight'\], not"):
+        pruner.prune(0.5, scores={"3.weight": scores["3.weight"], "4.weight": scores["4.weight"]})
+    assert pruner.density() == 1.0
+
+
+def test_scores_as_a_list_in_the_order_of_names_rank_as_the_dict_does():
+    a, b = GlobalMagnitudePruner(mlp()), GlobalMagnitudePruner(mlp())
+    scores = {n: torch.rand(8, 8, generator=torch.Generator().manual_seed(i)) for i, n in enumerate(a.names)}
+    a.prune(0.5, scores=scores)
+    b.prune(0.5, scores=[scores[n] for n in b.names])
+    assert a.masks == b.masks and a.density() == 0.5
+
+
+def test_the_emptied_layers_warning_names_four_and_points_at_the_users_line():
+    model = mlp(6)
+    with torch.no_grad():
+        for layer in model[:5]:
+            layer.weight.mul_(1e-6)  # far below the last layer's: global ranking empties them first
+    pruner = GlobalMagnitudePruner(model)
+    with pytest.warns(RuntimeWarning, match="removed every weight") as w:
+        pruner.prune(target_density=1 / 6)
+    message = str(w[0].message)
+    assert "['0.weight', '1.weight', '2.weight', '3.weight'] ...: the layer" in message
+    assert w[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        pruner.prune(0.1)  # the same layers are not reported twice
