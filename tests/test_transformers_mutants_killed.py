@@ -1,0 +1,38 @@
+"""rgprune.integrations.transformers, the arithmetic of its Trainer events with stand-in Trainer arguments and
+state (only the attributes the callback reads): the tests that kill the mutants `make mutation
+AREA=transformers` found alive (docs/mutation.md). The real Trainer runs in test_integrations_transformers.py."""
+
+import os
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+
+from rgprune.integrations.transformers import CHECKPOINT_FILE, PruningCallback  # noqa: E402
+
+
+def begin(callback, tmp_path, step, resume_from=None):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8))
+    args = SimpleNamespace(output_dir=str(tmp_path), resume_from_checkpoint=resume_from)
+    state = SimpleNamespace(global_step=step, max_steps=8, num_train_epochs=1, epoch=0.0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    callback.on_train_begin(args, state, None, model=model, optimizer=optimizer)
+
+
+def test_a_resume_at_the_last_events_step_has_no_rewind_to_come(tmp_path):
+    """An event at exactly the resumed step is past: no rewind is left, so the missing rewind weights are no
+    error there, while one step earlier they are."""
+    begin(PruningCallback(at_steps=[4, 8], fraction=0.2, rewind_to_step=0), tmp_path, 8)
+    with pytest.raises(ValueError, match="resuming at step 4, after rewind_to_step=0"):
+        begin(PruningCallback(at_steps=[4, 8], fraction=0.2, rewind_to_step=0), tmp_path, 4)
+
+
+def test_the_folder_resumed_from_is_searched_before_output_dir(tmp_path):
+    resumed = tmp_path / "elsewhere"
+    expected = f"no {CHECKPOINT_FILE} of step 4 in {resumed} or {os.path.join(tmp_path, 'checkpoint-4')}"
+    with pytest.raises(ValueError, match="weights of that step are not in the checkpoint") as error:
+        begin(PruningCallback(at_steps=[4, 8], fraction=0.2, rewind_to_step=0), tmp_path, 4, str(resumed))
+    assert expected in str(error.value)
