@@ -66,3 +66,21 @@ def test_the_emptied_layers_warning_names_four_and_points_at_the_users_line():
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         pruner.prune(0.1)  # the same layers are not reported twice
+
+
+def test_the_step_hook_keeps_the_newest_masks_of_channels_last_weights():
+    """The step hook caches channels_last masks in storage order: a prune must invalidate that cache, or the
+    weights it pruned grow back at the next optimizer step."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3)).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    pruner = GlobalMagnitudePruner(model)
+    pruner.attach(optimizer)
+    x = torch.randn(2, 3, 8, 8).contiguous(memory_format=torch.channels_last)
+    for fraction in (0.3, 0.5):
+        pruner.prune(fraction)
+        optimizer.zero_grad()
+        model(x).square().sum().backward()
+        optimizer.step()
+        for w, keep in zip(pruner.params, pruner.masks.to_bool()):  # read apart from the pruner's own cache
+            assert (w.detach()[~keep] == 0).all()  # no pruned weight has grown back
