@@ -84,3 +84,17 @@ def test_the_step_hook_keeps_the_newest_masks_of_channels_last_weights():
         optimizer.step()
         for w, keep in zip(pruner.params, pruner.masks.to_bool()):  # read apart from the pruner's own cache
             assert (w.detach()[~keep] == 0).all()  # no pruned weight has grown back
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
+def test_a_replicated_pruner_of_one_tensor_checks_its_ranks_and_prunes():
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        pytest.skip("a default process group already exists in this process")
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        pruner = GlobalMagnitudePruner(nn.Sequential(nn.Linear(8, 8)), prune_head=True, process_group="default")
+        assert pruner.prune(fraction=0.5).k == 32 and pruner.density() == 0.5
+    finally:
+        dist.destroy_process_group()
