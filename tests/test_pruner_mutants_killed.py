@@ -40,7 +40,10 @@ def test_scores_by_name_must_match_the_pruned_names_exactly():
     with pytest.raises(ValueError, match=r"missing \[\], not pruned \['head\.weight'\]"):
         pruner.prune(0.5, scores={**scores, "head.weight": torch.rand(8, 8)})
     with pytest.raises(ValueError, match=r"missing \['0\.weight', '1\.weight', '2\.weight'\], not"):
-        pruner.prune(0.5, scores={"3.weight": scores["3.weight"], "4.weight": scores["4.weight"]})
+        pruner.prune(0.5, scores={"4.weight": scores["4.weight"]})  # four missing: the first three named
+    extra = {f"x{i}.weight": torch.rand(8, 8) for i in range(4)}
+    with pytest.raises(ValueError, match=r"not pruned \['x0\.weight', 'x1\.weight', 'x2\.weight'\]$"):
+        pruner.prune(0.5, scores={**scores, **extra})
     assert pruner.density() == 1.0
 
 
@@ -98,3 +101,11 @@ def test_a_replicated_pruner_of_one_tensor_checks_its_ranks_and_prunes():
         assert pruner.prune(fraction=0.5).k == 32 and pruner.density() == 0.5
     finally:
         dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("density", [-0.5, 1.5, True, "0.5"])
+def test_a_target_density_outside_zero_to_one_is_refused_with_its_own_message(density):
+    pruner = GlobalMagnitudePruner(mlp())
+    with pytest.raises(ValueError, match=r"target_density must be a number in \[0, 1\], got"):
+        pruner.prune(target_density=density)
+    assert pruner.density() == 1.0
