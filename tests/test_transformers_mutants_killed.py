@@ -13,11 +13,11 @@ pytest.importorskip("transformers")
 from rgprune.integrations.transformers import CHECKPOINT_FILE, PruningCallback  # noqa: E402
 
 
-def begin(callback, tmp_path, step, resume_from=None):
+def begin(callback, tmp_path, step, resume_from=None, epoch=0.0):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8))
     args = SimpleNamespace(output_dir=str(tmp_path), resume_from_checkpoint=resume_from)
-    state = SimpleNamespace(global_step=step, max_steps=8, num_train_epochs=1, epoch=0.0)
+    state = SimpleNamespace(global_step=step, max_steps=8, num_train_epochs=4, epoch=epoch)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     callback.on_train_begin(args, state, None, model=model, optimizer=optimizer)
 
@@ -36,3 +36,23 @@ def test_the_folder_resumed_from_is_searched_before_output_dir(tmp_path):
     with pytest.raises(ValueError, match="weights of that step are not in the checkpoint") as error:
         begin(PruningCallback(at_steps=[4, 8], fraction=0.2, rewind_to_step=0), tmp_path, 4, str(resumed))
     assert expected in str(error.value)
+
+
+def test_an_epoch_schedule_resumed_without_its_file_replays_no_event(tmp_path):
+    """Without the callback's file the masks come from the weights' zeros; the past events are not redone."""
+    callback = PruningCallback(every_n_epochs=1, fraction=0.2)
+    begin(callback, tmp_path, 6, epoch=2.0)
+    assert callback.events == [] and callback.pruner.density() == 1.0
+
+
+def test_an_epoch_event_replayed_on_resume_records_its_epoch(tmp_path):
+    """A checkpoint saved by steps at the last step of epoch 2 comes before that epoch's event: the resumed
+    callback does it when training begins, as the event of epoch 2."""
+    first = PruningCallback(every_n_epochs=2, fraction=0.2)
+    begin(first, tmp_path, 0)
+    (tmp_path / "checkpoint-6").mkdir()
+    state = SimpleNamespace(global_step=6, is_world_process_zero=True)
+    first.on_save(SimpleNamespace(output_dir=str(tmp_path)), state, None)
+    resumed = PruningCallback(every_n_epochs=2, fraction=0.2)
+    begin(resumed, tmp_path, 6, epoch=2.0)
+    assert [(e["epoch"], e["step"]) for e in resumed.events] == [(2.0, 6)]
