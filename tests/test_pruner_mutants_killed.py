@@ -109,3 +109,11 @@ def test_a_target_density_outside_zero_to_one_is_refused_with_its_own_message(de
     with pytest.raises(ValueError, match=r"target_density must be a number in \[0, 1\], got"):
         pruner.prune(target_density=density)
     assert pruner.density() == 1.0
+
+
+@pytest.mark.parametrize("scores", [torch.rand(8, 8), 3], ids=["one-tensor", "a-number"])
+def test_scores_that_are_neither_a_dict_nor_a_list_are_refused(scores):
+    pruner = GlobalMagnitudePruner(mlp())
+    with pytest.raises(TypeError, match="scores must be a dict name -> tensor or a list in the order of pruner.names"):
+        pruner.prune(0.5, scores=scores)
+    assert pruner.density() == 1.0

@@ -56,3 +56,25 @@ def test_an_epoch_event_replayed_on_resume_records_its_epoch(tmp_path):
     resumed = PruningCallback(every_n_epochs=2, fraction=0.2)
     begin(resumed, tmp_path, 6, epoch=2.0)
     assert [(e["epoch"], e["step"]) for e in resumed.events] == [(2.0, 6)]
+
+
+def test_a_trainer_without_model_or_optimizer_is_refused():
+    callback = PruningCallback(at_steps=[4], fraction=0.2)
+    state = SimpleNamespace(global_step=0, max_steps=8, num_train_epochs=1, epoch=0.0)
+    model = torch.nn.Linear(4, 4)
+    for kwargs in ({"model": model}, {"optimizer": torch.optim.SGD(model.parameters(), lr=0.1)}):
+        with pytest.raises(ValueError, match="needs the Trainer's model and optimizer"):
+            callback.on_train_begin(SimpleNamespace(output_dir="."), state, None, **kwargs)
+
+
+def test_only_the_main_process_of_a_started_training_writes_the_checkpoint_file(tmp_path):
+    (tmp_path / "checkpoint-6").mkdir()
+    args = SimpleNamespace(output_dir=str(tmp_path))
+    unstarted = PruningCallback(at_steps=[4], fraction=0.2)
+    unstarted.on_save(args, SimpleNamespace(global_step=6, is_world_process_zero=True), None)  # no pruner yet
+    started = PruningCallback(at_steps=[4], fraction=0.2)
+    begin(started, tmp_path, 0)
+    started.on_save(args, SimpleNamespace(global_step=6, is_world_process_zero=False), None)
+    assert not (tmp_path / "checkpoint-6" / CHECKPOINT_FILE).exists()
+    started.on_save(args, SimpleNamespace(global_step=6, is_world_process_zero=True), None)
+    assert (tmp_path / "checkpoint-6" / CHECKPOINT_FILE).exists()
