@@ -241,6 +241,18 @@ def reset_results(db_path: Path, job_ids: list[str]) -> None:
         con.executemany("DELETE FROM work_results WHERE job_id = ?", [(j,) for j in job_ids])
 
 
+def rerun_timeouts(area: Area) -> int:
+    """Make the mutants that were killed by a timeout pending again; returns how many. A run that was paused
+    (SIGSTOP, a suspended terminal) lets the running mutant's test time out, and a timeout counts as a kill."""
+    import sqlite3
+
+    db_path = SCRATCH / area.name / "session.sqlite"
+    if not db_path.exists():
+        return 0
+    with sqlite3.connect(db_path) as con:
+        return con.execute("DELETE FROM work_results WHERE output = 'timeout'").rowcount
+
+
 def prepare(area: Area, existing_only: bool = False) -> tuple[Path, Path, list[str]]:
     """Copy the tree; make or update the session. Returns (tree, session path, tests)."""
     from cosmic_ray.work_db import WorkDB, use_db
@@ -426,6 +438,11 @@ def main(argv=None) -> int:
         help="leave out tests/test_*_mutants_killed.py (what the rest of the tests kill); the next run without it "
         "runs the survivors again with them",
     )
+    p.add_argument(
+        "--rerun-timeouts",
+        action="store_true",
+        help="run again the mutants killed by a timeout (after a run was paused, which makes its mutant time out)",
+    )
     args = p.parse_args(argv)
     areas = load_areas()
     if args.list:
@@ -442,6 +459,8 @@ def main(argv=None) -> int:
         if args.show is not None:
             report(area, show=args.show)
             continue
+        if args.rerun_timeouts:
+            print(f"[{name}] {rerun_timeouts(area)} mutants killed by a timeout are pending again")
         if not args.report:
             left = deadline - time.monotonic()
             if left <= 0:
