@@ -117,3 +117,12 @@ def test_scores_that_are_neither_a_dict_nor_a_list_are_refused(scores):
     with pytest.raises(TypeError, match="scores must be a dict name -> tensor or a list in the order of pruner.names"):
         pruner.prune(0.5, scores=scores)
     assert pruner.density() == 1.0
+
+
+def test_a_few_exact_zeros_are_no_sign_of_an_already_pruned_model():
+    model = mlp(2, 20)
+    with torch.no_grad():
+        model[0].weight[0, :5] = 0  # 5 of 800 weights: trained weights can be exactly 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        GlobalMagnitudePruner(model)
