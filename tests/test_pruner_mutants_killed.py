@@ -126,3 +126,36 @@ def test_a_few_exact_zeros_are_no_sign_of_an_already_pruned_model():
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         GlobalMagnitudePruner(model)
+
+
+def test_statistics_have_4096_bins_by_default():
+    pruner = GlobalMagnitudePruner(mlp())
+    assert pruner.stats().histogram.numel() == 4096
+    assert pruner.prune(0.5).stats.histogram.numel() == 4096
+
+
+def test_a_target_density_equal_to_the_current_one_prunes_nothing():
+    pruner = GlobalMagnitudePruner(mlp())
+    pruner.prune(0.5)
+    report = pruner.prune(target_density=0.5)
+    assert report.k == 0 and pruner.density() == 0.5
+
+
+def test_a_tied_parameter_selected_by_its_second_name_is_found():
+    """include may name a tied parameter by a later name (the head of a model that ties it to the embedding):
+    the pruner must find it under that name."""
+    model = nn.Sequential(nn.Embedding(10, 8), nn.Linear(8, 10, bias=False))
+    model[1].weight = model[0].weight
+    pruner = GlobalMagnitudePruner(model, include="1.weight")
+    assert pruner.names == ["1.weight"] and pruner.params[0] is model[0].weight
+    pruner.prune(0.5)
+    assert int((model[0].weight == 0).sum()) == 40
+
+
+def test_loaded_masks_are_the_pruners_own_copy_on_its_device():
+    a, b = GlobalMagnitudePruner(mlp(1)), GlobalMagnitudePruner(mlp(1))
+    a.prune(0.5)
+    b.load_state_dict(a.state_dict())
+    assert b.masks == a.masks and b.masks.words[0].device == b.params[0].device
+    b.prune(0.5)
+    assert a.density() == 0.5 and b.density() == 0.25
