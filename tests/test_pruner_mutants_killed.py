@@ -159,3 +159,38 @@ def test_loaded_masks_are_the_pruners_own_copy_on_its_device():
     assert b.masks == a.masks and b.masks.words[0].device == b.params[0].device
     b.prune(0.5)
     assert a.density() == 0.5 and b.density() == 0.25
+
+
+def test_a_bad_score_in_a_list_is_named_with_what_it_is():
+    pruner = GlobalMagnitudePruner(mlp(2))
+    with pytest.raises(ValueError, match=r"the score of 1\.weight must be a tensor of its shape \(8, 8\), got list"):
+        pruner.prune(0.5, scores=[torch.rand(8, 8), [1.0] * 64])
+    with pytest.raises(ValueError, match=r"the score of 0\.weight must be a tensor of its shape \(8, 8\), got \(64,\)"):
+        pruner.prune(0.5, scores=[torch.rand(64), torch.rand(8, 8)])
+
+
+def test_check_warns_at_the_users_line_naming_three_grown_tensors():
+    model = mlp(5)
+    pruner = GlobalMagnitudePruner(model)
+    pruner.prune(0.5)
+    with torch.no_grad():
+        for layer in model:
+            layer.weight.add_(1.0)  # every pruned weight grows back
+    with pytest.warns(
+        RuntimeWarning, match=r"\(e\.g\. \{'0\.weight': \d+, '1\.weight': \d+, '2\.weight': \d+\}\)"
+    ) as w:
+        grown = pruner.check()
+    assert w[0].filename == __file__ and sum(grown.values()) == 160
+
+
+def test_a_rewind_state_with_foreign_entries_names_three():
+    model = mlp(1)
+    pruner = GlobalMagnitudePruner(model)
+    state = {**model.state_dict(), **{f"extra{i}": torch.zeros(1) for i in range(4)}}
+    with pytest.raises(ValueError, match=r"lacks, e\.g\. \['extra0', 'extra1', 'extra2'\]$"):
+        pruner.rewind(state)
+    partial = {k: v for k, v in mlp(5).state_dict().items() if not k.startswith(("0.", "1.", "2.", "3."))}
+    with pytest.raises(
+        ValueError, match=r"lacks 4 pruned parameters, e\.g\. \['0\.weight', '1\.weight', '2\.weight'\];"
+    ):
+        GlobalMagnitudePruner(mlp(5)).rewind(partial)
