@@ -78,3 +78,16 @@ def test_only_the_main_process_of_a_started_training_writes_the_checkpoint_file(
     assert not (tmp_path / "checkpoint-6" / CHECKPOINT_FILE).exists()
     started.on_save(args, SimpleNamespace(global_step=6, is_world_process_zero=True), None)
     assert (tmp_path / "checkpoint-6" / CHECKPOINT_FILE).exists()
+
+
+def test_a_resume_from_the_first_step_loads_the_callbacks_file(tmp_path):
+    first = PruningCallback(at_steps=[1, 4], fraction=0.5)
+    begin(first, tmp_path, 0)
+    state = SimpleNamespace(global_step=1, epoch=0.1, is_world_process_zero=True)
+    first.on_step_end(None, state, None, model=first.pruner.model)
+    (tmp_path / "checkpoint-1").mkdir()
+    first.on_save(SimpleNamespace(output_dir=str(tmp_path)), state, None)
+    resumed = PruningCallback(at_steps=[1, 4], fraction=0.5)
+    begin(resumed, tmp_path, 1)
+    assert resumed.events == first.events and len(first.events) == 1
+    assert resumed.pruner.masks == first.pruner.masks
