@@ -91,3 +91,15 @@ def test_a_resume_from_the_first_step_loads_the_callbacks_file(tmp_path):
     begin(resumed, tmp_path, 1)
     assert resumed.events == first.events and len(first.events) == 1
     assert resumed.pruner.masks == first.pruner.masks
+
+
+def test_the_callbacks_file_is_loaded_without_running_pickled_code(tmp_path):
+    """torch.load(weights_only=True): a checkpoint folder holding an object that would run code when fully
+    unpickled is refused, not executed."""
+    import pickle
+
+    folder = tmp_path / "checkpoint-4"
+    folder.mkdir()
+    torch.save({"step": 4, "events": [], "payload": SimpleNamespace(a=1)}, folder / CHECKPOINT_FILE)
+    with pytest.raises(pickle.UnpicklingError):
+        begin(PruningCallback(at_steps=[4, 8], fraction=0.2), tmp_path, 4)
