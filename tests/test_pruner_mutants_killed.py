@@ -1,7 +1,10 @@
 """rgprune.pruner.GlobalMagnitudePruner, method by method: the tests that kill the mutants `make mutation
 AREA=pruner` found alive (docs/mutation.md). Small hand-built models only."""
 
+import copy
+import gc
 import warnings
+import weakref
 
 import pytest
 import torch
@@ -194,3 +197,39 @@ def test_a_rewind_state_with_foreign_entries_names_three():
         ValueError, match=r"lacks 4 pruned parameters, e\.g\. \['0\.weight', '1\.weight', '2\.weight'\];"
     ):
         GlobalMagnitudePruner(mlp(5)).rewind(partial)
+
+
+def test_pruning_by_scores_refuses_weights_grown_outside_the_masks():
+    """Scores do not read the weights, so the threshold's own count of weights outside the masks is missing:
+    prune(scores=) checks them first and changes nothing."""
+    model = mlp()
+    pruner = GlobalMagnitudePruner(model)
+    pruner.prune(0.5)
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    before = pruner.masks.clone()
+    with pytest.raises(ValueError, match="before pruning"):
+        pruner.prune(0.2, scores={n: torch.rand(8, 8) for n in pruner.names})
+    assert pruner.masks == before
+
+
+def test_new_masks_set_on_the_pruner_replace_the_step_hooks_cached_ones():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3)).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    pruner = GlobalMagnitudePruner(model)
+    pruner.attach(optimizer)
+    x = torch.randn(2, 3, 8, 8).contiguous(memory_format=torch.channels_last)
+    other = GlobalMagnitudePruner(copy.deepcopy(model))
+    other.prune(0.6)
+    for load in (False, True):
+        if load:
+            old_words = weakref.ref(pruner.masks.words[0])
+            pruner.load_state_dict(other.state_dict())  # the masks setter: the cache must be dropped
+        optimizer.zero_grad()
+        model(x).square().sum().backward()
+        optimizer.step()
+    for w, keep in zip(pruner.params, pruner.masks.to_bool()):
+        assert (w.detach()[~keep] == 0).all()
+    gc.collect()
+    assert old_words() is None  # the step hook's cache no longer holds the replaced masks

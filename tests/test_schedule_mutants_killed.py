@@ -137,3 +137,14 @@ def test_a_given_pruner_resumed_without_a_file_takes_its_masks_from_the_zeros():
     pruner = GlobalMagnitudePruner(model, masks_from="ones")
     s, _, _ = started(PruningSchedule(at_steps=[9], fraction=0.5, pruner=pruner), model=model, step=4)
     assert s.pruner is pruner and pruner.num_survivors == pruner.num_weights - 50
+
+
+def test_a_given_pruner_at_the_start_keeps_its_masks():
+    """Only a resume rebuilds a given pruner's masks from the zeros: at step 0 its masks are the user's (a
+    survivor may be exactly 0)."""
+    model = mlp()
+    with torch.no_grad():
+        model[0].weight[:5] = 0
+    pruner = GlobalMagnitudePruner(model, masks_from="ones")
+    started(PruningSchedule(at_steps=[9], fraction=0.5, pruner=pruner), model=model, step=0)
+    assert pruner.num_survivors == pruner.num_weights
