@@ -90,3 +90,19 @@ def test_pruning_hook_wants_exactly_one_hook():
     lin.register_forward_pre_hook(copy.deepcopy(reparametrization.pruning_hook(lin, "weight")))
     with pytest.raises(ValueError, match="has 2 pruning hooks"):
         reparametrization.pruning_hook(lin, "weight")
+
+
+def test_a_mask_of_another_shape_is_refused_as_torch_refuses_it():
+    """A broadcasting mask (shape (2, 1) for a (2, 3) weight) is not a mask the kernels can rewrite in place:
+    torch's path raises, and nothing is pruned."""
+
+    def broadcasting_mask(m):
+        tprune.identity(m, "weight")
+        m._buffers["weight_mask"] = torch.ones(2, 1)
+
+    lin, theirs = nn.Linear(3, 2), nn.Linear(3, 2)
+    broadcasting_mask(lin)
+    broadcasting_mask(theirs)
+    assert outcome(tprune, theirs)[0] is IndexError  # torch refuses it too
+    error, _ = outcome(prune, lin)
+    assert error is AssertionError and torch.equal(lin.weight_mask, torch.ones(2, 1))
