@@ -72,6 +72,13 @@ def test_the_emptied_layers_warning_names_four_and_points_at_the_users_line():
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         pruner.prune(0.1)  # the same layers are not reported twice
+    four = mlp(5)
+    with torch.no_grad():
+        for layer in four[:4]:
+            layer.weight.mul_(1e-6)
+    with pytest.warns(RuntimeWarning, match="removed every weight") as w:
+        GlobalMagnitudePruner(four).prune(target_density=1 / 5)
+    assert "['0.weight', '1.weight', '2.weight', '3.weight']: the layer" in str(w[0].message)  # all four, no "..."
 
 
 def test_the_step_hook_keeps_the_newest_masks_of_channels_last_weights():

@@ -94,20 +94,20 @@ def test_the_amount_and_horizon_errors_when_training_begins():
 
 @pytest.mark.parametrize("reset", [True, False])
 def test_rewinding_to_the_weights_of_a_step_after_each_event(reset):
-    s, model, optimizer = started(PruningSchedule(at_steps=[3], fraction=0.5, rewind_to_step=1, reset_optimizer=reset))
-    assert s._rewind_state is None  # step 1 has not happened yet
+    s, model, optimizer = started(PruningSchedule(at_steps=[3], fraction=0.5, rewind_to_step=2, reset_optimizer=reset))
+    assert s._rewind_state is None  # step 2 has not happened yet
     for step in (1, 2, 3):
         optimizer.zero_grad()
         model(torch.randn(4, 10)).square().sum().backward()
         optimizer.step()
-        if step == 1:
+        if step == 2:  # the weights of step 2, not of step 1 before it or step 3 after it
             kept = {k: v.clone() for k, v in model.state_dict().items()}
         s._after_step(model, step)
     keep = s.pruner.masks.to_bool()
     for name, w, k in zip(s.pruner.names, s.pruner.params, keep):
         assert torch.equal(w.detach(), kept[name] * k)  # survivors rewound, pruned ones 0
     assert bool(optimizer.state) is not reset  # the momentum is cleared with reset_optimizer
-    assert s.events[0]["rewound_to_step"] == 1
+    assert s.events[0]["rewound_to_step"] == 2
 
 
 def test_a_rewind_before_its_weights_exist_is_refused_and_end_detaches():
@@ -148,3 +148,10 @@ def test_a_given_pruner_at_the_start_keeps_its_masks():
     pruner = GlobalMagnitudePruner(model, masks_from="ones")
     started(PruningSchedule(at_steps=[9], fraction=0.5, pruner=pruner), model=model, step=0)
     assert pruner.num_survivors == pruner.num_weights
+
+
+def test_without_rewinding_no_copy_of_the_weights_is_kept_or_checkpointed():
+    s, model, _ = started(PruningSchedule(at_steps=[2], fraction=0.5))
+    for step in (1, 2, 3):
+        s._after_step(model, step)
+    assert s._rewind_state is None and s._checkpoint_state(3)["rewind_state"] is None
