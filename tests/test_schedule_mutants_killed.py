@@ -155,3 +155,12 @@ def test_without_rewinding_no_copy_of_the_weights_is_kept_or_checkpointed():
     for step in (1, 2, 3):
         s._after_step(model, step)
     assert s._rewind_state is None and s._checkpoint_state(3)["rewind_state"] is None
+
+
+def test_a_second_training_with_the_same_callback_keeps_its_pruner():
+    s, model, optimizer = started(PruningSchedule(at_steps=[1], fraction=0.5))
+    s._after_step(model, 1)
+    s._end()
+    pruner = s.pruner
+    s._begin(model, [optimizer], global_step=0, planned=1, done=0, horizon="1 step")
+    assert s.pruner is pruner and pruner.density() == 0.5
