@@ -86,7 +86,7 @@ def test_the_step_hook_keeps_the_newest_masks_of_channels_last_weights():
     weights it pruned grow back at the next optimizer step."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3)).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)  # channels_last momentum buffers too
     pruner = GlobalMagnitudePruner(model)
     pruner.attach(optimizer)
     x = torch.randn(2, 3, 8, 8).contiguous(memory_format=torch.channels_last)

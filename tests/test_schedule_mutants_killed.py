@@ -44,7 +44,7 @@ def started(schedule, model=None, planned=3, step=0, optimizer=None):
         ({"every_n_epochs": 0, "fraction": 0.2}, ValueError, "every_n_epochs must be a positive int, got 0"),
         ({"at_steps": [3], "fraction": 0.2, "rewind_to_step": -1}, ValueError, "rewind_to_step must be an int >= 0"),
         ({"at_steps": [3], "fraction": 0.2, "rewind_to_step": True}, ValueError, "rewind_to_step must be an int"),
-        ({"at_steps": [3], "fraction": 0.2, "rewind_to_step": 3}, ValueError, "must come before the first pruning"),
+        ({"at_steps": [5, 3], "fraction": 0.2, "rewind_to_step": 3}, ValueError, "before the first pruning step 3$"),
         ({"at_steps": [3], "fraction": 0.2, "pruner": "p"}, ValueError, "pass either pruner="),
     ],
 )
@@ -164,3 +164,11 @@ def test_a_second_training_with_the_same_callback_keeps_its_pruner():
     pruner = s.pruner
     s._begin(model, [optimizer], global_step=0, planned=1, done=0, horizon="1 step")
     assert s.pruner is pruner and pruner.density() == 0.5
+
+
+def test_a_resumed_training_takes_the_masks_from_the_zeros_of_its_weights():
+    model = mlp()
+    with torch.no_grad():
+        model[0].weight[:5] = 0  # pruned before the checkpoint was saved
+    s, _, _ = started(PruningSchedule(at_steps=[9], fraction=0.5), model=model, step=1)
+    assert s.pruner.num_survivors == s.pruner.num_weights - 50
