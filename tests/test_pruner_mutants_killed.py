@@ -240,3 +240,10 @@ def test_new_masks_set_on_the_pruner_replace_the_step_hooks_cached_ones():
         assert (w.detach()[~keep] == 0).all()
     gc.collect()
     assert old_words() is None  # the step hook's cache no longer holds the replaced masks
+
+
+def test_target_densities_zero_and_one_are_valid():
+    pruner = GlobalMagnitudePruner(mlp())
+    assert pruner.prune(target_density=1.0).k == 0 and pruner.density() == 1.0
+    with pytest.warns(RuntimeWarning, match="removed every weight"):  # every layer emptied, as asked
+        assert pruner.prune(target_density=0).k == pruner.num_weights and pruner.density() == 0.0

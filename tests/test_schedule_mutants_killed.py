@@ -172,3 +172,10 @@ def test_a_resumed_training_takes_the_masks_from_the_zeros_of_its_weights():
         model[0].weight[:5] = 0  # pruned before the checkpoint was saved
     s, _, _ = started(PruningSchedule(at_steps=[9], fraction=0.5), model=model, step=1)
     assert s.pruner.num_survivors == s.pruner.num_weights - 50
+
+
+def test_the_training_facts_are_passed_by_keyword():
+    s = PruningSchedule(at_steps=[1], fraction=0.5)
+    model = mlp()
+    with pytest.raises(TypeError):
+        s._begin(model, [torch.optim.SGD(model.parameters(), lr=0.1)], 0, 1, 0, "1 step")
