@@ -118,11 +118,19 @@ def install_masks(pairs, before, after, make_hook=CustomFromMask) -> None:
     device."""
     pairs = list(pairs)
     writable = [_writable_mask(module, name) for module, name in pairs]
-    in_place = [i for i, mask in enumerate(writable) if mask is not None]
+    # One cut per buffer: a pair named twice would give one kernel call the same tensor twice, whose threads
+    # rewrite whole words (their zeros combined here: entries pruned by either stay pruned, as done in turn).
+    cuts: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    for i, mask in enumerate(writable):
+        if mask is not None:
+            words = _pruned_since(before[i], after[i])
+            if id(mask) in cuts:
+                words = torch.bitwise_and(cuts[id(mask)][1], words)
+            cuts[id(mask)] = (mask, words)
+    masks, words = [m for m, _ in cuts.values()], [w for _, w in cuts.values()]
     with torch.no_grad():
-        for positions in _by_device([writable[i] for i in in_place]).values():
-            chosen = [in_place[p] for p in positions]
-            ops.apply_masks_([writable[i] for i in chosen], [_pruned_since(before[i], after[i]) for i in chosen])
+        for positions in _by_device(masks).values():
+            ops.apply_masks_([masks[p] for p in positions], [words[p] for p in positions])
     for (module, name), mask, a in zip(pairs, writable, after):
         if mask is not None:
             # The old <name> goes first: when nothing else holds it, the new one (same size) can reuse its

@@ -106,3 +106,18 @@ def test_a_mask_of_another_shape_is_refused_as_torch_refuses_it():
     assert outcome(tprune, theirs)[0] is IndexError  # torch refuses it too
     error, _ = outcome(prune, lin)
     assert error is AssertionError and torch.equal(lin.weight_mask, torch.ones(2, 1))
+
+
+def test_a_pair_named_twice_is_cut_once_with_what_either_pruned():
+    """The two entries of one buffer are merged before the kernel call (whose threads rewrite whole words):
+    every entry pruned by either entry is 0, as when they are cut one after the other."""
+    lin = nn.Linear(40, 2)
+    tprune.identity(lin, "weight")
+    a = torch.ones(2, 40, dtype=torch.bool)
+    b = a.clone()
+    a[0, :10] = False
+    b[1, 5:30] = False
+    ones = MaskSet.ones([lin.weight]).words
+    words = MaskSet.from_bool([a]).words + MaskSet.from_bool([b]).words
+    reparametrization.install_masks([(lin, "weight"), (lin, "weight")], ones + ones, words)
+    assert torch.equal(lin.weight_mask, (a & b).float())
