@@ -313,8 +313,12 @@ class GlobalMagnitudePruner:
 
     def _warn_if_layers_emptied(self, counts: torch.Tensor) -> None:
         """Warn, once per tensor, when global ranking has removed every weight of a selected tensor: the layer
-        then passes nothing on (layer collapse), which a model reading through it cannot train around."""
-        emptied = [n for n, c in zip(self.names, counts.tolist()) if c == 0 and n not in self._emptied]
+        then passes nothing on (layer collapse), which a model reading through it cannot train around. A tensor
+        with no weights at all (``p.numel()`` is the global size, also of a sharded DTensor) had none to lose."""
+        sizes = [p.numel() for p in self.params]
+        emptied = [
+            n for n, c, size in zip(self.names, counts.tolist(), sizes) if c == 0 and size and n not in self._emptied
+        ]
         if not emptied:
             return
         self._emptied.update(emptied)

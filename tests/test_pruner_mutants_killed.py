@@ -2,6 +2,7 @@
 AREA=pruner` found alive (docs/mutation.md). Small hand-built models only."""
 
 import copy
+import dataclasses
 import gc
 import warnings
 import weakref
@@ -247,3 +248,66 @@ def test_target_densities_zero_and_one_are_valid():
     assert pruner.prune(target_density=1.0).k == 0 and pruner.density() == 1.0
     with pytest.warns(RuntimeWarning, match="removed every weight"):  # every layer emptied, as asked
         assert pruner.prune(target_density=0).k == pruner.num_weights and pruner.density() == 0.0
+
+
+def test_a_prune_report_cannot_be_changed_after_the_fact():
+    report = GlobalMagnitudePruner(mlp()).prune(fraction=0.5)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        report.k = 0
+
+
+def test_a_tensor_with_no_weights_is_not_warned_about_as_emptied():
+    """Global ranking empties a layer only when it had weights to remove: a zero-element weight (a Linear with
+    no inputs) reports density 1.0 and no layer-collapse warning."""
+    model = nn.Sequential(nn.Linear(0, 4, bias=False), nn.Linear(4, 4, bias=False))
+    pruner = GlobalMagnitudePruner(model, prune_head=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        pruner.prune(fraction=0.5)
+    assert pruner.layer_densities() == {"0.weight": 1.0, "1.weight": 0.5}
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
+def test_a_sharded_pruner_counts_a_tensor_with_no_weights_as_dense():
+    """FSDP2 (fully_shard) on one gloo rank: the sharded densities come from all_reduced counts, where a tensor
+    with no weights, or a model with none at all, is dense (1.0), as the unsharded MaskSet says."""
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    if dist.is_initialized():
+        pytest.skip("a default process group already exists in this process")
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        mesh = init_device_mesh("cpu", (1,))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # torch: "Initializing zero-element tensors is a no-op"
+            mixed, empty = (
+                nn.Sequential(nn.Linear(0, 4, bias=False), nn.Linear(4, 4, bias=False)),
+                nn.Sequential(nn.Linear(0, 4, bias=False)),
+            )
+        pruners = []
+        for model in (mixed, empty):
+            fully_shard(model, mesh=mesh)
+            pruners.append(GlobalMagnitudePruner(model, prune_head=True, process_group="default"))
+        assert all(p.sharded for p in pruners)
+        pruners[0].prune(fraction=0.5)
+        assert pruners[0].layer_densities() == {"0.weight": 1.0, "1.weight": 0.5}
+        assert pruners[1].density() == 1.0 and pruners[1].layer_densities() == {"0.weight": 1.0}
+    finally:
+        dist.destroy_process_group()
+
+
+def test_the_masks_follow_the_model_to_another_device_without_a_gpu():
+    """``model.to(device)`` moves the weights; the pruner's next use moves the masks after them. The meta device
+    stands in for a GPU here (tests/test_pruner.py runs the real move on CUDA where one is present)."""
+    pruner = GlobalMagnitudePruner(mlp(2), prune_head=True)
+    pruner.prune(fraction=0.5)
+    before = pruner.masks
+    pruner.apply_masks()
+    assert pruner.masks is before  # on the same device the masks stay what they are
+    pruner.model.to("meta")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the reference kernels run on meta
+        pruner.apply_masks()
+    assert {w.device.type for w in pruner.masks.words} == {"meta"}

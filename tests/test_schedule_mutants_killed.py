@@ -179,3 +179,36 @@ def test_the_training_facts_are_passed_by_keyword():
     model = mlp()
     with pytest.raises(TypeError):
         s._begin(model, [torch.optim.SGD(model.parameters(), lr=0.1)], 0, 1, 0, "1 step")
+
+
+def test_a_second_training_resumed_at_step_1_rebuilds_the_pruner_on_its_model():
+    """A second ``fit`` resumed from a checkpoint (any step > 0, the first included) binds a new pruner to the
+    model it trains, with the masks from that model's zeros, not the first training's pruner and masks."""
+    s, first, optimizer = started(PruningSchedule(at_steps=[1], fraction=0.5))
+    s._after_step(first, 1)
+    s._end()
+    old = s.pruner
+    second = mlp()
+    with torch.no_grad():
+        second[0].weight[:3] = 0  # the checkpoint's zeros: 30 of 200 weights
+    optimizer = torch.optim.SGD(second.parameters(), lr=0.1)
+    s._begin(second, [optimizer], global_step=1, planned=1, done=1, horizon="1 step")
+    assert s.pruner is not old
+    assert s.pruner.num_survivors == s.pruner.num_weights - 30
+    assert s.pruner.params[0] is second[0].weight
+
+
+def test_a_fresh_start_keeps_every_weight_even_the_exact_zeros():
+    """At step 0 the masks start full: a weight that happens to be exactly 0 is not a pruned one."""
+    model = mlp()
+    with torch.no_grad():
+        model[0].weight[0, :3] = 0
+    s, _, _ = started(PruningSchedule(at_steps=[9], fraction=0.5), model=model, step=0)
+    assert s.pruner.num_survivors == s.pruner.num_weights
+
+
+def test_the_event_facts_are_passed_by_keyword():
+    s, _, _ = started(PruningSchedule(at_steps=[1], fraction=0.5))
+    with pytest.raises(TypeError):
+        s._prune(1, 1)
+    assert s.pruner.density() == 1.0  # refused before anything was pruned
