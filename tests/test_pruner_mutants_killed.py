@@ -82,22 +82,50 @@ def test_the_emptied_layers_warning_names_four_and_points_at_the_users_line():
     assert "['0.weight', '1.weight', '2.weight', '3.weight']: the layer" in str(w[0].message)  # all four, no "..."
 
 
-def test_the_step_hook_keeps_the_newest_masks_of_channels_last_weights():
-    """The step hook caches channels_last masks in storage order: a prune must invalidate that cache, or the
-    weights it pruned grow back at the next optimizer step."""
+def channels_last_convs(momentum=0.0):
+    """Two channels_last convolutions with an attached pruner: (model, optimizer, pruner, one step of training)."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3)).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)  # channels_last momentum buffers too
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=momentum)
     pruner = GlobalMagnitudePruner(model)
     pruner.attach(optimizer)
     x = torch.randn(2, 3, 8, 8).contiguous(memory_format=torch.channels_last)
-    for fraction in (0.3, 0.5):
-        pruner.prune(fraction)
+
+    def step():
         optimizer.zero_grad()
         model(x).square().sum().backward()
         optimizer.step()
-        for w, keep in zip(pruner.params, pruner.masks.to_bool()):  # read apart from the pruner's own cache
-            assert (w.detach()[~keep] == 0).all()  # no pruned weight has grown back
+
+    return model, optimizer, pruner, step
+
+
+def assert_pruned_weights_are_zero(pruner):
+    for w, keep in zip(pruner.params, pruner.masks.to_bool()):  # read apart from the pruner's own cache
+        assert (w.detach()[~keep] == 0).all()  # no pruned weight has grown back
+
+
+def test_the_step_hook_keeps_the_newest_masks_of_channels_last_weights():
+    """The step hook caches channels_last masks in storage order: a prune must invalidate that cache, or the
+    weights it pruned grow back at the next optimizer step."""
+    _, _, pruner, step = channels_last_convs(momentum=0.9)  # channels_last momentum buffers too
+    for fraction in (0.3, 0.5):
+        pruner.prune(fraction)
+        step()
+        assert_pruned_weights_are_zero(pruner)
+
+
+def test_new_masks_set_on_the_pruner_replace_the_step_hooks_cached_ones():
+    model, _, pruner, step = channels_last_convs()
+    other = GlobalMagnitudePruner(copy.deepcopy(model))
+    other.prune(0.6)
+    for load in (False, True):
+        if load:
+            old_words = weakref.ref(pruner.masks.words[0])
+            pruner.load_state_dict(other.state_dict())  # the masks setter: the cache must be dropped
+        step()
+    assert_pruned_weights_are_zero(pruner)
+    gc.collect()
+    assert old_words() is None  # the step hook's cache no longer holds the replaced masks
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
@@ -219,28 +247,6 @@ def test_pruning_by_scores_refuses_weights_grown_outside_the_masks():
     with pytest.raises(ValueError, match="before pruning"):
         pruner.prune(0.2, scores={n: torch.rand(8, 8) for n in pruner.names})
     assert pruner.masks == before
-
-
-def test_new_masks_set_on_the_pruner_replace_the_step_hooks_cached_ones():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3)).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    pruner = GlobalMagnitudePruner(model)
-    pruner.attach(optimizer)
-    x = torch.randn(2, 3, 8, 8).contiguous(memory_format=torch.channels_last)
-    other = GlobalMagnitudePruner(copy.deepcopy(model))
-    other.prune(0.6)
-    for load in (False, True):
-        if load:
-            old_words = weakref.ref(pruner.masks.words[0])
-            pruner.load_state_dict(other.state_dict())  # the masks setter: the cache must be dropped
-        optimizer.zero_grad()
-        model(x).square().sum().backward()
-        optimizer.step()
-    for w, keep in zip(pruner.params, pruner.masks.to_bool()):
-        assert (w.detach()[~keep] == 0).all()
-    gc.collect()
-    assert old_words() is None  # the step hook's cache no longer holds the replaced masks
 
 
 def test_target_densities_zero_and_one_are_valid():
