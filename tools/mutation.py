@@ -63,6 +63,15 @@ class Area:
             self.exclude_operators
         )
 
+    @property
+    def scratch(self) -> Path:
+        """The area's folder: its copy of the repository (``tree``) and its cosmic-ray session."""
+        return SCRATCH / self.name
+
+    @property
+    def session(self) -> Path:
+        return self.scratch / "session.sqlite"
+
 
 def load_areas(path: Path = AREAS_FILE) -> dict[str, Area]:
     cfg = tomllib.loads(path.read_text())
@@ -246,7 +255,7 @@ def rerun_timeouts(area: Area) -> int:
     (SIGSTOP, a suspended terminal) lets the running mutant's test time out, and a timeout counts as a kill."""
     import sqlite3
 
-    db_path = SCRATCH / area.name / "session.sqlite"
+    db_path = area.session
     if not db_path.exists():
         return 0
     with sqlite3.connect(db_path) as con:
@@ -258,9 +267,8 @@ def prepare(area: Area, existing_only: bool = False) -> tuple[Path, Path, list[s
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import TestOutcome
 
-    scratch = SCRATCH / area.name
+    scratch, db_path = area.scratch, area.session
     tree = scratch / "tree"
-    db_path = scratch / "session.sqlite"
     meta_path = scratch / "meta.json"
     make_copy(tree)
     meta = json.loads(meta_path.read_text()) if meta_path.exists() and db_path.exists() else {}
@@ -366,8 +374,8 @@ def report(area: Area, show: int | None = None) -> dict:
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import TestOutcome, WorkerOutcome
 
-    scratch = SCRATCH / area.name
-    tree, db_path = scratch / "tree", scratch / "session.sqlite"
+    scratch, db_path = area.scratch, area.session
+    tree = scratch / "tree"
     if not db_path.exists():
         print(f"[{area.name}] not run yet")
         return {}
