@@ -71,7 +71,7 @@ class Checker(transformers.TrainerCallback):
         self.pruning, self.rewind_step, self.at_steps = pruning, rewind_step, at_steps
         self.saved, self.checked = None, []
 
-    def on_step_end(self, args, state, control, model=None, **kwargs):
+    def on_step_end(self, args, state, control, model=None, optimizer=None, **kwargs):
         pruner = self.pruning.pruner
         if state.global_step == self.rewind_step:
             self.saved = {n: p.detach().clone() for n, p in zip(pruner.names, pruner.params)}
@@ -79,7 +79,7 @@ class Checker(transformers.TrainerCallback):
             for name, p, keep in zip(pruner.names, pruner.params, pruner.masks.to_bool()):
                 assert torch.all(plus_zero(p)[~keep]), name
                 assert torch.equal(p[keep], self.saved[name][keep]), name  # survivors rewound to that step
-            assert len(self.pruning._optimizer.state) == 0  # a fresh optimizer state for the next round
+            assert len(optimizer.state) == 0  # a fresh optimizer state for the next round
             self.checked.append(state.global_step)
 
 

@@ -130,12 +130,13 @@ def test_the_checkpoint_state_holds_what_a_resume_needs():
     assert set(state["rewind_state"]) == set(model.state_dict())
 
 
-def test_a_given_pruner_resumed_without_a_file_takes_its_masks_from_the_zeros():
+@pytest.mark.parametrize("step", [1, 4])
+def test_a_given_pruner_resumed_without_a_file_takes_its_masks_from_the_zeros(step):
     model = mlp()
     with torch.no_grad():
         model[0].weight[:5] = 0
     pruner = GlobalMagnitudePruner(model, masks_from="ones")
-    s, _, _ = started(PruningSchedule(at_steps=[9], fraction=0.5, pruner=pruner), model=model, step=4)
+    s, _, _ = started(PruningSchedule(at_steps=[9], fraction=0.5, pruner=pruner), model=model, step=step)
     assert s.pruner is pruner and pruner.num_survivors == pruner.num_weights - 50
 
 
@@ -212,3 +213,21 @@ def test_the_event_facts_are_passed_by_keyword():
     with pytest.raises(TypeError):
         s._prune(1, 1)
     assert s.pruner.density() == 1.0  # refused before anything was pruned
+
+
+def test_the_options_are_passed_by_keyword():
+    with pytest.raises(TypeError):
+        PruningSchedule([3], None, 0.5)
+
+
+def test_a_resume_after_the_last_event_needs_no_rewind_weights():
+    """With every event done there is nothing left to rewind, so weights of rewind_to_step missing from the
+    checkpoint are no error; with one event left they are."""
+    model = mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    schedule = PruningSchedule(at_steps=[2, 4], fraction=0.5, rewind_to_step=1)
+    schedule._begin(model, [optimizer], global_step=5, planned=2, done=2, horizon="9 steps")
+    with pytest.raises(ValueError, match="resuming at step 5, after rewind_to_step=1"):
+        PruningSchedule(at_steps=[2, 4], fraction=0.5, rewind_to_step=1)._begin(
+            model, [optimizer], global_step=5, planned=2, done=1, horizon="9 steps"
+        )

@@ -84,11 +84,6 @@ class PruningSchedule:
         self._optimizers: list = []
         self._planned = 0
 
-    @property
-    def _optimizer(self):
-        """The (first) optimizer the pruner is attached to: the one that runs step hooks."""
-        return self._optimizers[0] if self._optimizers else None
-
     # ---- training begins / steps / ends ---------------------------------------------------------------
     def _begin(
         self,
