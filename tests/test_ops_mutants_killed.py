@@ -1,0 +1,82 @@
+"""rgprune.ops, the typed entry points to the kernels: the tests that kill the mutants `make mutation AREA=ops`
+found alive (docs/mutation.md). Small tensors only."""
+
+import pytest
+import torch
+
+from rgprune import MaskSet, ops
+from rgprune.kernels import extension, reference
+
+needs_cpu_kernels = pytest.mark.skipif(
+    not extension.compiled_for(torch.device("cpu")), reason="the compiled CPU kernels are not built"
+)
+
+REFERENCE_OPS = [
+    "magnitude_histogram",
+    "global_magnitude_threshold",
+    "radix_histogram",
+    "apply_threshold_",
+    "threshold_masks_",
+    "apply_masks_",
+    "masks_where_one_",
+]
+
+
+def weights(memory_format=torch.contiguous_format):
+    torch.manual_seed(0)
+    return [torch.randn(4, 3, 3, 3).contiguous(memory_format=memory_format), torch.randn(7, 5)]
+
+
+@needs_cpu_kernels
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last], ids=["contiguous", "nhwc"])
+def test_every_op_runs_the_compiled_kernels_when_they_are_built(memory_format, monkeypatch):
+    """The reference is the fallback where no kernel is built, never the path taken beside a built one (its
+    results are the same, bit for bit, at a fraction of the speed)."""
+
+    def refuse(name):
+        def called(*args, **kwargs):
+            raise AssertionError(f"reference.{name} was called although the CPU kernels are built")
+
+        return called
+
+    for name in REFERENCE_OPS:
+        monkeypatch.setattr(reference, name, refuse(name))
+    tensors = weights(memory_format)
+    masks = MaskSet.ones(tensors).words
+    ops.magnitude_histogram(tensors, masks)
+    ops.radix_histogram(tensors, masks, 0, 0)
+    threshold = ops.global_magnitude_threshold(tensors, masks, 20)
+    ops.apply_threshold_(tensors, masks, threshold)
+    ops.prune_global_(tensors, masks, 20)
+    ops.prune_by_scores_([t.abs() for t in tensors], masks, 20, tensors)
+    ops.apply_masks_(tensors, masks)
+    assert ops.count_outside_masks(tensors, masks) == [0, 0]
+    ones = ops.masks_where_one([torch.ones(4, 3, 3, 3).contiguous(memory_format=memory_format)])
+    assert MaskSet(ones, [(4, 3, 3, 3)]).density() == 1.0
+
+
+def test_a_threshold_of_another_dtype_is_refused_for_a_single_tensor():
+    (t,) = weights()[:1]
+    masks = MaskSet.ones([t]).words
+    threshold = ops.global_magnitude_threshold([t], masks, 3)
+    with pytest.raises(ValueError, match=r"computed for torch.float32 on cpu but the tensors are torch.float64 on cpu"):
+        ops.apply_threshold_([t.double()], masks, threshold)
+
+
+@pytest.mark.parametrize("numel", [32, 45, 64])
+def test_count_outside_masks_counts_what_grew_back_and_nothing_past_the_last_weight(numel):
+    """Entries under cleared bits that are not 0 count (NaN included, -0.0 not), up to the last weight of a
+    last word that is only partly used."""
+    t = torch.zeros(numel)
+    keep = torch.zeros(numel, dtype=torch.bool)
+    keep[::3] = True
+    masks = MaskSet.from_bool([keep]).words
+    t[keep] = 5.0  # survivors: never counted
+    t[1], t[2], t[4] = 0.25, float("nan"), -0.0  # two grew back, one -0.0 is still pruned
+    t[-1] = 0.5 if not keep[-1] else 5.0  # the last weight, in the last word's last used bit
+    grown = 2 + int(not keep[-1])
+    assert ops.count_outside_masks([t, torch.zeros(3)], [masks[0], MaskSet.ones([torch.zeros(3)]).words[0]]) == [
+        grown,
+        0,
+    ]
+    assert ops.count_outside_masks([t.clone().fill_(0)], masks) == [0]
