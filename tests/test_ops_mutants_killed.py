@@ -80,3 +80,54 @@ def test_count_outside_masks_counts_what_grew_back_and_nothing_past_the_last_wei
         0,
     ]
     assert ops.count_outside_masks([t.clone().fill_(0)], masks) == [0]
+
+
+def test_count_outside_masks_counts_a_tensor_with_only_grown_weights_and_one_with_only_nans():
+    grown, nans, clean = torch.zeros(40), torch.zeros(40), torch.zeros(40)
+    grown[3], nans[5] = 0.5, float("nan")
+    empty = [MaskSet.from_bool([torch.zeros(40, dtype=torch.bool)]).words[0] for _ in range(3)]
+    assert ops.count_outside_masks([grown, nans, clean], empty) == [1, 1, 0]
+
+
+def test_split_ties_are_found_after_a_permuted_tensor_whose_ties_are_all_pruned():
+    """Ties at the threshold go in model order: the first permuted tensor loses all of its ties, the second
+    some; the second is the one that needs its ties in logical order (the first is pruned whole either way)."""
+    torch.manual_seed(0)
+    values = [torch.randn(4, 3, 3, 3), torch.randn(9, 7)]
+    for t in values:
+        t[t.abs() < 0.5] = 0.25
+    permuted = [values[0].contiguous(memory_format=torch.channels_last), values[1].t().contiguous().t()]
+    contiguous = [t.clone() for t in values]
+    equal = [int((t == 0.25).sum()) for t in values]
+    k = equal[0] + equal[1] // 2  # every weight below 0.25 is 0.25 here
+    masks_c, masks_p = MaskSet.ones(contiguous), MaskSet.ones(permuted)
+    result = ops.prune_global_(contiguous, masks_c.words, k)
+    ops.prune_global_(permuted, masks_p.words, k)
+    assert result.threshold.n_ties == k < result.threshold.n_equal == sum(equal)
+    assert masks_p == masks_c
+    assert all(torch.equal(a, b) for a, b in zip(permuted, contiguous))
+
+
+@pytest.mark.parametrize("what", ["tensors", "masks"])
+def test_a_single_tensor_for_a_list_says_how_to_wrap_it(what):
+    t = torch.randn(5)
+    args = {"tensors": [t], "masks": MaskSet.ones([t]).words}
+    args[what] = args[what][0]
+    with pytest.raises(
+        TypeError, match=rf"{what} must be a list of tensors, got a single tensor; wrap it: \[{what[:-1]}\]"
+    ):
+        ops.magnitude_histogram(args["tensors"], args["masks"])
+
+
+def test_prune_by_scores_bins_the_survivors_in_4096_bins_by_default():
+    t = torch.randn(50)
+    result = ops.prune_by_scores_([t.abs()], MaskSet.ones([t]).words, 10, [t])
+    assert result.stats.histogram.numel() == 4096 and int(result.stats.counts[0]) == 40
+
+
+def test_a_score_that_is_not_a_tensor_is_refused_by_position():
+    t = torch.randn(5)
+    masks = MaskSet.ones([t, t]).words
+    with pytest.raises(TypeError, match=r"tensors\[1\] and masks\[1\] must be torch.Tensor, got list and Tensor"):
+        ops.prune_by_scores_([t.abs(), [1.0] * 5], masks, 2)
+    assert MaskSet(masks, [(5,), (5,)]).density() == 1.0
