@@ -131,3 +131,16 @@ def test_a_score_that_is_not_a_tensor_is_refused_by_position():
     with pytest.raises(TypeError, match=r"tensors\[1\] and masks\[1\] must be torch.Tensor, got list and Tensor"):
         ops.prune_by_scores_([t.abs(), [1.0] * 5], masks, 2)
     assert MaskSet(masks, [(5,), (5,)]).density() == 1.0
+
+
+def test_the_read_only_ops_accept_parameters_that_require_grad():
+    """Only the ops that write refuse a leaf that requires grad (autograd would not see the change); ranking
+    and counting read it as it is."""
+    p = torch.nn.Parameter(torch.randn(6, 5))
+    masks = MaskSet.ones([p]).words
+    threshold = ops.global_magnitude_threshold([p], masks, 4)
+    assert threshold.n_below + threshold.n_ties == 4
+    assert int(ops.magnitude_histogram([p], masks).counts[0]) == 30
+    assert ops.count_outside_masks([p], masks) == [0]
+    with pytest.raises(ValueError, match=r"tensors\[0\] is a leaf that requires grad"):
+        ops.prune_global_([p], masks, 4)

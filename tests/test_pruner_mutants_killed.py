@@ -317,3 +317,19 @@ def test_the_masks_follow_the_model_to_another_device_without_a_gpu():
         warnings.simplefilter("ignore", RuntimeWarning)  # the reference kernels run on meta
         pruner.apply_masks()
     assert {w.device.type for w in pruner.masks.words} == {"meta"}
+
+
+def test_exactly_the_share_of_zeros_that_warns_does_not_warn():
+    """The already-pruned warning needs more than ALREADY_PRUNED_SHARE (5 %) of the weights exactly 0."""
+    from rgprune.pruner import ALREADY_PRUNED_SHARE
+
+    model = mlp(1, 20)  # one 20x20 weight (the head, with prune_head=True): 400 weights
+    with torch.no_grad():
+        model[0].weight.view(-1)[: int(ALREADY_PRUNED_SHARE * 400)] = 0  # 20 of 400: exactly 5 %
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        GlobalMagnitudePruner(model, prune_head=True)
+    with torch.no_grad():
+        model[0].weight.view(-1)[20] = 0
+    with pytest.warns(RuntimeWarning, match="5.2% of the selected weights are exactly 0"):
+        GlobalMagnitudePruner(model, prune_head=True)
