@@ -64,22 +64,18 @@ def test_a_threshold_of_another_dtype_is_refused_for_a_single_tensor():
 
 
 @pytest.mark.parametrize("numel", [32, 45, 64])
-def test_count_outside_masks_counts_what_grew_back_and_nothing_past_the_last_weight(numel):
-    """Entries under cleared bits that are not 0 count (NaN included, -0.0 not), up to the last weight of a
-    last word that is only partly used."""
-    t = torch.zeros(numel)
+def test_count_outside_masks_counts_every_grown_weight_up_to_the_last(numel):
+    """Entries under cleared bits that are not 0 count (NaN included, -0.0 not), in every bit of every word up
+    to the last weight of a last word that is only partly used."""
     keep = torch.zeros(numel, dtype=torch.bool)
     keep[::3] = True
+    t = torch.where(keep, 5.0, 0.5)  # every pruned entry grew back ...
+    t[2], t[4], t[7] = float("nan"), -0.0, 0.0  # ... but these: NaN counts, the zeros of either sign do not
+    expected = int((~keep).sum()) - 2
     masks = MaskSet.from_bool([keep]).words
-    t[keep] = 5.0  # survivors: never counted
-    t[1], t[2], t[4] = 0.25, float("nan"), -0.0  # two grew back, one -0.0 is still pruned
-    t[-1] = 0.5 if not keep[-1] else 5.0  # the last weight, in the last word's last used bit
-    grown = 2 + int(not keep[-1])
-    assert ops.count_outside_masks([t, torch.zeros(3)], [masks[0], MaskSet.ones([torch.zeros(3)]).words[0]]) == [
-        grown,
-        0,
-    ]
-    assert ops.count_outside_masks([t.clone().fill_(0)], masks) == [0]
+    ones = MaskSet.ones([torch.zeros(3)]).words
+    assert ops.count_outside_masks([t, torch.zeros(3)], masks + ones) == [expected, 0]
+    assert ops.count_outside_masks([torch.zeros(numel)], masks) == [0]
 
 
 def test_count_outside_masks_counts_a_tensor_with_only_grown_weights_and_one_with_only_nans():
@@ -144,3 +140,38 @@ def test_the_read_only_ops_accept_parameters_that_require_grad():
     assert ops.count_outside_masks([p], masks) == [0]
     with pytest.raises(ValueError, match=r"tensors\[0\] is a leaf that requires grad"):
         ops.prune_global_([p], masks, 4)
+
+
+@pytest.mark.parametrize("prefix, bits", [(-1, 3), (8, 3), (1, 0)])
+def test_a_prefix_outside_its_bits_is_refused(prefix, bits):
+    t = torch.randn(10)
+    with pytest.raises(
+        ValueError, match=rf"prefix must be in \[0, 2\*\*prefix_bits\) = \[0, {1 << bits}\), got {prefix}"
+    ):
+        ops.radix_histogram([t], MaskSet.ones([t]).words, prefix, bits)
+
+
+def test_the_last_prefix_of_its_bits_is_accepted():
+    t = torch.tensor([1.0, -1.0, 2.0])
+    hist = ops.radix_histogram([t], MaskSet.ones([t]).words, 7, 3)
+    assert int(hist.sum()) == 0  # no float32 magnitude key starts with 111 (the sign bit of a key is 0)
+
+
+def test_one_tie_pruned_in_a_permuted_tensor_is_its_first_in_logical_order():
+    """A threshold that prunes exactly one of a permuted tensor's ties takes the logical first, not the first in
+    storage."""
+    values = torch.full((4, 3), 2.0)
+    values[1, 2], values[3, 0] = 1.0, 1.0  # the ties; in a transposed storage (3, 0) comes before (1, 2)
+    permuted = values.t().contiguous().t()
+    masks = MaskSet.ones([permuted])
+    result = ops.prune_global_([permuted], masks.words, 1)
+    assert (result.threshold.n_ties, result.threshold.n_equal) == (1, 2)
+    assert permuted[1, 2] == 0 and permuted[3, 0] == 1.0
+
+
+def test_weights_shaped_unlike_their_scores_are_refused():
+    scores, weights = torch.rand(6, 1), torch.randn(6)
+    masks = MaskSet.ones([weights]).words
+    with pytest.raises(ValueError, match=r"weights\[0\] has shape \(6,\) but scores\[0\] has \(6, 1\): pass one score"):
+        ops.prune_by_scores_([scores], masks, 2, [weights])
+    assert MaskSet(masks, [(6,)]).density() == 1.0

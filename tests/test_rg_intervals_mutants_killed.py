@@ -1,0 +1,54 @@
+"""rgprune.rg.intervals (the bootstrap intervals of the flow's eigenvalues and the checks before a fit): the tests
+that kill the mutants `make mutation AREA=rg_intervals` found alive (docs/mutation.md)."""
+
+import numpy as np
+import pytest
+
+from rgprune.rg import dmd, intervals
+from rgprune.rg.intervals import check_interval_options
+
+
+@pytest.mark.parametrize("n_boot", [0, 20, 21, np.int64(20)])
+def test_zero_or_at_least_20_replicates_are_accepted(n_boot):
+    check_interval_options(0.9, n_boot, 0)
+
+
+@pytest.mark.parametrize("n_boot", [-1, 1, 19])
+def test_fewer_than_20_replicates_are_refused(n_boot):
+    with pytest.raises(ValueError, match=rf"n_boot must be an int >= 20 .*got {n_boot}\."):
+        check_interval_options(0.9, n_boot, 0)
+
+
+def test_a_low_level_band_may_shrink_to_the_median():
+    """The trim runs up to the middle: at level 0.01 the 21 replicates' band is their median, the one replicate
+    of depth 10 being 1/21 > 1 % of them."""
+    replicates = np.arange(21.0)[::-1, None] ** 2
+    low, high = intervals._band(replicates, 0.01)
+    assert low[0] == high[0] == 100.0
+    low, high = intervals._band(replicates, 0.9)  # trim 1: 19 of 21 inside, 90.5 % >= 90 %
+    assert (low[0], high[0]) == (1.0, 361.0)
+
+
+def test_the_lower_bound_stays_at_zero_however_far_the_tls_shift_moves_it(monkeypatch):
+    """The errors-in-variables shift (|λ_TLS| - |λ|) can pull the band below 0; a modulus cannot be negative."""
+    from rgprune.rg.linear_fit import fit_centred
+    from tests.test_rg_estimators_rules import one_direction_pairs
+
+    pairs = one_direction_pairs(np.random.default_rng(11))
+    point = fit_centred(pairs.x, pairs.y, 1).eigenvalues
+    monkeypatch.setattr(intervals, "tls_eigenvalues", lambda x, y, rank: np.zeros(rank))  # shift = -|λ|
+    lower, upper = intervals.eigenvalue_intervals(pairs, point, 1e-9, 0.9, 50, 3)[0]
+    assert lower == 0.0 and upper >= abs(point[0])
+
+
+def test_equal_snapshots_of_unequal_observables_are_refused():
+    trajectory = np.tile([1.0, 2.0, 3.0], (6, 1))  # 6 rounds of 3 observables, every round the same
+    with pytest.raises(ValueError, match="all input snapshots are equal"):
+        dmd(trajectory, n_boot=0)
+
+
+def test_snapshots_equal_up_to_rounding_at_a_large_scale_are_refused():
+    trajectory = 1e6 * np.tile([1.0, 2.0, 3.0], (6, 1))
+    trajectory[3, 1] += 1e-9  # a few units in the last place of 2e6
+    with pytest.raises(ValueError, match="all input snapshots are equal"):
+        dmd(trajectory, n_boot=0)
