@@ -175,3 +175,35 @@ def test_weights_shaped_unlike_their_scores_are_refused():
     with pytest.raises(ValueError, match=r"weights\[0\] has shape \(6,\) but scores\[0\] has \(6, 1\): pass one score"):
         ops.prune_by_scores_([scores], masks, 2, [weights])
     assert MaskSet(masks, [(6,)]).density() == 1.0
+
+
+def test_a_threshold_made_from_known_numbers_counts_no_weights_outside_by_default():
+    """``Threshold(...)`` from numbers known on the host (what the distributed select composes)."""
+    info = torch.zeros(8, dtype=torch.int64)
+    threshold = ops.Threshold(3, 1000, 2, 1, 1, 10, torch.float32, info, torch.zeros(4096, dtype=torch.int64))
+    assert (threshold.key, threshold.n_below, threshold.n_ties, threshold.n_equal) == (1000, 2, 1, 1)
+    assert threshold.n_survivors == 10 and threshold.n_outside == 0
+
+
+def test_split_ties_in_a_permuted_tensor_after_a_tensor_without_ties():
+    """The ties left to prune are counted down tensor by tensor: all of the first's, none of the second's (it has
+    none at the key), then the permuted third is where they run out."""
+    first, second = torch.full((8,), 2.0), torch.full((5,), 3.0)
+    first[:4] = 0.25  # 4 ties, all pruned
+    third = torch.full((4, 3), 2.0)
+    third[1, 2], third[2, 0], third[3, 0] = 0.25, 0.25, 0.25  # 3 ties; transposed storage meets (2, 0) first
+    permuted = third.t().contiguous().t()
+    tensors = [first, second, permuted]
+    masks = MaskSet.ones(tensors)
+    result = ops.prune_global_(tensors, masks.words, 5)  # 4 in the first, then the third's first: (1, 2)
+    assert (result.threshold.n_ties, result.threshold.n_equal) == (5, 7)
+    assert permuted[1, 2] == 0 and permuted[2, 0] == 0.25 and permuted[3, 0] == 0.25
+
+
+def test_prune_by_scores_takes_its_options_by_keyword():
+    t = torch.randn(6)
+    masks = MaskSet.ones([t]).words
+    with pytest.raises(TypeError):
+        ops.prune_by_scores_([t.abs()], masks, 2, [t], 12, False)
+    result = ops.prune_by_scores_(scores=[t.abs()], masks=masks, k=2, weights=[t], bits=12, stats=False)
+    assert result.stats is None and int((t == 0).sum()) == 2

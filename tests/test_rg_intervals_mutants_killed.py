@@ -68,3 +68,22 @@ def test_the_intervals_take_200_replicates_and_level_0_9_by_default():
         assert not np.array_equal(
             default.eigenvalue_intervals, dmd(trajectories, n_boot=neighbour).eigenvalue_intervals
         )
+
+
+def test_a_given_rank_is_bootstrapped_down_to_the_rounding_floor():
+    """A caller's rank keeps a direction 1e-12 of the largest (checked against the rounding floor only); its
+    replicates are held to the same floor, so that direction gets a finite interval (held to the default
+    tolerance, 1e-10, every replicate would be refused and the interval would be [0, inf))."""
+    rng = np.random.default_rng(0)
+    rounds = np.arange(8)[:, None]
+
+    def trajectory():
+        clean = np.hstack([0.9**rounds * rng.normal(), 1e-12 * 0.5**rounds * rng.normal()])
+        return clean + np.hstack([1e-3 * rng.normal(size=(8, 1)), 1e-14 * rng.normal(size=(8, 1))])
+
+    trajectories = [trajectory() for _ in range(6)]
+    assert dmd(trajectories, n_boot=50).rank == 1  # the held-out rule does not keep the weak direction
+    given = dmd(trajectories, rank=2, n_boot=50)
+    assert given.status == "rank given" and np.isfinite(given.eigenvalue_intervals).all()
+    low, high = given.eigenvalue_intervals[1]
+    assert low <= abs(given.eigenvalues[1]) <= high < 1
