@@ -207,3 +207,9 @@ def test_prune_by_scores_takes_its_options_by_keyword():
         ops.prune_by_scores_([t.abs()], masks, 2, [t], 12, False)
     result = ops.prune_by_scores_(scores=[t.abs()], masks=masks, k=2, weights=[t], bits=12, stats=False)
     assert result.stats is None and int((t == 0).sum()) == 2
+
+
+def test_radix_histogram_has_4096_bins_by_default():
+    t = torch.randn(20)
+    hist = ops.radix_histogram([t], MaskSet.ones([t]).words, 0, 0)
+    assert hist.numel() == 4096 and int(hist.sum()) == 20

@@ -87,3 +87,24 @@ def test_a_given_rank_is_bootstrapped_down_to_the_rounding_floor():
     assert given.status == "rank given" and np.isfinite(given.eigenvalue_intervals).all()
     low, high = given.eigenvalue_intervals[1]
     assert low <= abs(given.eigenvalues[1]) <= high < 1
+
+
+def test_all_zero_snapshots_are_refused_as_zero_and_a_unit_scale_is_fitted():
+    with pytest.raises(ValueError, match="all snapshots are zero"):
+        dmd(np.zeros((6, 3)), n_boot=0)
+    rounds = np.arange(6)[:, None]
+    result = dmd(np.hstack([0.9**rounds, 0.5**rounds]), n_boot=0)  # its largest value is exactly 1.0
+    np.testing.assert_allclose(result.eigenvalues.real, [0.9, 0.5], rtol=1e-9)
+
+
+def test_resamples_without_a_direction_are_skipped_not_the_end_of_the_bootstrap():
+    """Only the first trajectory moves the second observable: a resample without it cannot fit rank 2 and is
+    drawn again, and the other replicates still make a finite interval."""
+    rng = np.random.default_rng(1)
+    rounds = np.arange(8)[:, None]
+    trajectories = []
+    for i in range(6):
+        second = 0.5**rounds * rng.normal() if i == 0 else np.zeros((8, 1))
+        trajectories.append(np.hstack([0.9**rounds * rng.normal() + 1e-3 * rng.normal(size=(8, 1)), second]))
+    result = dmd(trajectories, rank=2, n_boot=50)
+    assert np.isfinite(result.eigenvalue_intervals).all()
