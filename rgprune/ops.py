@@ -280,13 +280,19 @@ def _check_bits(bits, dtype) -> int:
 # --------------------------------------------------------------------------------------------------
 
 
+def _storage_views(tensors):
+    """The tensors' storage-order views (a contiguous tensor as it is) and their permutations (None =
+    contiguous)."""
+    perms = [layout.storage_permutation(t) for t in tensors]
+    return [t if p is None else layout.storage_view(t, p) for t, p in zip(tensors, perms)], perms
+
+
 def _storage_order(tensors, masks):
     """Storage views of ``tensors`` and their masks in storage order (new words for permuted tensors; the
     same lists when every tensor is contiguous), and the permutations (None = contiguous)."""
-    perms = [layout.storage_permutation(t) for t in tensors]
+    views, perms = _storage_views(tensors)
     if all(p is None for p in perms):
         return tensors, masks, perms
-    views = [layout.storage_view(t, p) for t, p in zip(tensors, perms)]
     words = [layout.to_storage_order(m, t.shape, p) for t, m, p in zip(tensors, masks, perms)]
     return views, words, perms
 
@@ -487,8 +493,7 @@ def masks_where_one(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         for t in tensors
     ]
     tensors, words = validate(tensors, words, same_dtype=False)
-    perms = [layout.storage_permutation(t) for t in tensors]
-    views = [t if p is None else layout.storage_view(t, p) for t, p in zip(tensors, perms)]
+    views, perms = _storage_views(tensors)
     # The kernel writes every word: the fresh words serve in storage order as they are (no conversion).
     if extension.compiled_for(tensors[0].device):
         torch.ops.rgprune.masks_where_one_(views, words)
