@@ -108,3 +108,9 @@ def test_resamples_without_a_direction_are_skipped_not_the_end_of_the_bootstrap(
         trajectories.append(np.hstack([0.9**rounds * rng.normal() + 1e-3 * rng.normal(size=(8, 1)), second]))
     result = dmd(trajectories, rank=2, n_boot=50)
     assert np.isfinite(result.eigenvalue_intervals).all()
+
+
+@pytest.mark.parametrize("level", ["0.9", None, True, 0.0, 1.0])
+def test_a_level_that_is_not_a_probability_strictly_inside_0_1_is_refused(level):
+    with pytest.raises(ValueError, match=r"level must be a coverage probability strictly between 0 and 1"):
+        check_interval_options(level, 200, 0)
