@@ -213,3 +213,14 @@ def test_radix_histogram_has_4096_bins_by_default():
     t = torch.randn(20)
     hist = ops.radix_histogram([t], MaskSet.ones([t]).words, 0, 0)
     assert hist.numel() == 4096 and int(hist.sum()) == 20
+
+
+def test_apply_masks_refuses_a_leaf_that_requires_grad_and_takes_its_data():
+    p = torch.nn.Parameter(torch.randn(40))
+    keep = torch.arange(40) % 2 == 0
+    masks = MaskSet.from_bool([keep]).words
+    with pytest.raises(ValueError, match=r"tensors\[0\] is a leaf that requires grad: pass param.data"):
+        ops.apply_masks_([p], masks)
+    assert (p != 0).all()  # refused before anything was written
+    ops.apply_masks_([p.data, torch.ones(40, dtype=torch.float64)], masks + masks)  # dtypes may differ
+    assert torch.equal(p.detach() != 0, keep)

@@ -1,0 +1,60 @@
+"""rgprune.rg.dmd (DMD of trajectories and of a Gram matrix): the tests that kill the mutants `make mutation
+AREA=rg_dmd` found alive (docs/mutation.md)."""
+
+import numpy as np
+import pytest
+
+from rgprune.rg import dmd, gram_dmd
+
+
+def test_the_amplitudes_rebuild_the_first_snapshot_from_the_modes():
+    rounds = np.arange(6)[:, None]
+    trajectory = np.hstack([2.0 * 0.9**rounds, -3.0 * 0.5**rounds])  # the first snapshot lies in the modes' span
+    result = dmd(trajectory, n_boot=0)
+    np.testing.assert_allclose(result.modes @ result.amplitudes, trajectory[0], atol=1e-12)
+
+
+def test_a_flow_at_its_fixed_point_after_one_step_leaves_nothing_to_reconstruct():
+    """Every image is the fixed point: the centred images are 0, and the share of them the fit misses is 0."""
+    trajectory = np.vstack([[1.0, 3.0], np.tile([2.0, 2.0], (9, 1))])
+    assert dmd(trajectory, n_boot=0).reconstruction_error == 0.0
+
+
+def gram_of(states):
+    embed = np.random.default_rng(0).normal(size=(states.shape[1], 50))
+    thetas = states @ embed
+    return thetas @ thetas.T
+
+
+@pytest.mark.parametrize(
+    "gram, match",
+    [
+        (np.eye(4)[0], r"gram must be a square \(N\+1\) x \(N\+1\) matrix; got shape \(4,\)"),
+        (np.ones((2, 3, 3)), r"got shape \(2, 3, 3\)"),
+        (np.ones((3, 4)), r"got shape \(3, 4\)"),
+        (np.ones((4, 3)), r"got shape \(4, 3\)"),
+        (np.eye(2), r"gram is 2x2: DMD needs at least 3 snapshots \(2 pairs\)"),
+    ],
+)
+def test_a_gram_matrix_of_the_wrong_shape_is_refused(gram, match):
+    with pytest.raises(ValueError, match=match):
+        gram_dmd(gram, n_boot=0)
+
+
+def test_three_snapshots_are_enough_for_a_gram_matrix():
+    states = np.array([[0.9**n, 0.5**n] for n in range(3)])
+    assert gram_dmd(gram_of(states), n_boot=0).status == "too short"
+
+
+def test_a_slightly_asymmetric_or_indefinite_gram_matrix_is_refused():
+    states = np.array([[0.9**n, 0.5**n] for n in range(7)])
+    gram = gram_of(states)
+    scale = np.abs(gram).max()
+    asymmetric = gram.copy()
+    asymmetric[0, 1] += 1e-6 * scale
+    with pytest.raises(ValueError, match="gram is not symmetric"):
+        gram_dmd(asymmetric, n_boot=0)
+    indefinite = gram - 1e-6 * scale * np.eye(7)  # rank 2: its zero eigenvalues move to -1e-6 * scale
+    with pytest.raises(ValueError, match="gram is not positive semidefinite"):
+        gram_dmd(indefinite, n_boot=0)
+    np.testing.assert_allclose(gram_dmd(gram, n_boot=0).eigenvalues.real, [0.9, 0.5], rtol=1e-6)
