@@ -58,3 +58,16 @@ def test_a_slightly_asymmetric_or_indefinite_gram_matrix_is_refused():
     with pytest.raises(ValueError, match="gram is not positive semidefinite"):
         gram_dmd(indefinite, n_boot=0)
     np.testing.assert_allclose(gram_dmd(gram, n_boot=0).eigenvalues.real, [0.9, 0.5], rtol=1e-6)
+
+
+def test_rounding_level_asymmetry_and_negative_eigenvalues_of_a_large_gram_are_accepted():
+    """Inner products accumulated in another order differ in the last bits, relative to the matrix's scale:
+    at a scale of ~1e6 such a Gram matrix is accepted, with the same flow."""
+    states = np.array([[0.9**n, 0.5**n] for n in range(7)]) * 100.0
+    gram = gram_of(states)
+    scale = np.abs(gram).max()
+    assert scale > 1e5
+    rounded = gram.copy()
+    rounded[0, 1] += 1e-13 * scale
+    rounded -= 1e-12 * scale * np.eye(7)  # the zero eigenvalues just below 0
+    np.testing.assert_allclose(gram_dmd(rounded, n_boot=0).eigenvalues.real, [0.9, 0.5], rtol=1e-6)
