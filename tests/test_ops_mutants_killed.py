@@ -224,3 +224,25 @@ def test_apply_masks_refuses_a_leaf_that_requires_grad_and_takes_its_data():
     assert (p != 0).all()  # refused before anything was written
     ops.apply_masks_([p.data, torch.ones(40, dtype=torch.float64)], masks + masks)  # dtypes may differ
     assert torch.equal(p.detach() != 0, keep)
+
+
+@pytest.mark.parametrize("bits", [True, 12.0])
+def test_bits_that_are_not_an_int_are_refused(bits):
+    t = torch.randn(10)
+    with pytest.raises(TypeError, match=rf"bits must be an int, got {type(bits).__name__}"):
+        ops.magnitude_histogram([t], MaskSet.ones([t]).words, bits)
+
+
+@pytest.mark.parametrize(
+    "prefix, prefix_bits, name", [(1.0, 3, "prefix"), (0, 3.0, "prefix_bits"), (True, 3, "prefix")]
+)
+def test_a_prefix_that_is_not_an_int_is_refused(prefix, prefix_bits, name):
+    t = torch.randn(10)
+    with pytest.raises(TypeError, match=rf"^{name} must be an int, got"):
+        ops.radix_histogram([t], MaskSet.ones([t]).words, prefix, prefix_bits)
+
+
+def test_prune_global_bins_the_survivors_in_4096_bins_by_default():
+    t = torch.randn(30)
+    result = ops.prune_global_([t], MaskSet.ones([t]).words, 5)
+    assert result.stats.histogram.numel() == 4096 and int(result.stats.histogram.sum()) == 25

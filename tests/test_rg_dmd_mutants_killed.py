@@ -54,7 +54,8 @@ def test_a_slightly_asymmetric_or_indefinite_gram_matrix_is_refused():
     asymmetric[0, 1] += 1e-6 * scale
     with pytest.raises(ValueError, match="gram is not symmetric"):
         gram_dmd(asymmetric, n_boot=0)
-    indefinite = gram - 1e-6 * scale * np.eye(7)  # rank 2: its zero eigenvalues move to -1e-6 * scale
+    null = np.linalg.eigh(gram)[1][:, 0]  # a direction of its null space (the Gram matrix has rank 2)
+    indefinite = gram - 1e-6 * scale * np.outer(null, null)  # exactly one eigenvalue below 0
     with pytest.raises(ValueError, match="gram is not positive semidefinite"):
         gram_dmd(indefinite, n_boot=0)
     np.testing.assert_allclose(gram_dmd(gram, n_boot=0).eigenvalues.real, [0.9, 0.5], rtol=1e-6)
@@ -71,3 +72,23 @@ def test_rounding_level_asymmetry_and_negative_eigenvalues_of_a_large_gram_are_a
     rounded[0, 1] += 1e-13 * scale
     rounded -= 1e-12 * scale * np.eye(7)  # the zero eigenvalues just below 0
     np.testing.assert_allclose(gram_dmd(rounded, n_boot=0).eigenvalues.real, [0.9, 0.5], rtol=1e-6)
+
+
+def test_the_gram_route_gives_the_singular_values_of_the_vectors():
+    states = np.array([[0.9**n, 0.5**n] for n in range(7)])
+    thetas = states @ np.random.default_rng(0).normal(size=(2, 50))
+    from_gram, from_vectors = gram_dmd(thetas @ thetas.T, n_boot=0), dmd(thetas, n_boot=0)
+    np.testing.assert_allclose(from_gram.singular_values, from_vectors.singular_values[:2], rtol=1e-9)
+
+
+def test_gram_dmd_takes_its_options_by_keyword():
+    states = np.array([[0.9**n, 0.5**n] for n in range(7)])
+    with pytest.raises(TypeError):
+        gram_dmd(gram_of(states), None, None, 0.9)
+
+
+def test_two_results_compare_by_identity_without_comparing_their_arrays():
+    rounds = np.arange(6)[:, None]
+    trajectory = np.hstack([0.9**rounds, 0.5**rounds])
+    first, second = dmd(trajectory, n_boot=0), dmd(trajectory, n_boot=0)
+    assert first == first and first != second
