@@ -246,3 +246,12 @@ def test_prune_global_bins_the_survivors_in_4096_bins_by_default():
     t = torch.randn(30)
     result = ops.prune_global_([t], MaskSet.ones([t]).words, 5)
     assert result.stats.histogram.numel() == 4096 and int(result.stats.histogram.sum()) == 25
+
+
+def test_a_threshold_reads_as_its_numbers_without_the_nan_count():
+    t = torch.tensor([3.0, 1.0, 2.0, 1.0])
+    threshold = ops.global_magnitude_threshold([t], MaskSet.ones([t]).words, 1)
+    assert repr(threshold) == (
+        "Threshold(k=1, key=1065353216, n_below=0, n_ties=1, n_equal=2, n_survivors=4, n_outside=0, "
+        "dtype=torch.float32)"
+    )

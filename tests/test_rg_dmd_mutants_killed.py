@@ -87,8 +87,14 @@ def test_gram_dmd_takes_its_options_by_keyword():
         gram_dmd(gram_of(states), None, None, 0.9)
 
 
-def test_two_results_compare_by_identity_without_comparing_their_arrays():
+def test_results_are_read_only_and_compare_by_identity_without_comparing_their_arrays():
+    import dataclasses
+
     rounds = np.arange(6)[:, None]
     trajectory = np.hstack([0.9**rounds, 0.5**rounds])
-    first, second = dmd(trajectory, n_boot=0), dmd(trajectory, n_boot=0)
-    assert first == first and first != second
+    thetas = trajectory @ np.random.default_rng(0).normal(size=(2, 50))
+    for run in (lambda: dmd(trajectory, n_boot=0), lambda: gram_dmd(thetas @ thetas.T, n_boot=0)):
+        first, second = run(), run()
+        assert first == first and first != second
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            first.rank = 0
