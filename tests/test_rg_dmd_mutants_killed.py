@@ -98,3 +98,33 @@ def test_results_are_read_only_and_compare_by_identity_without_comparing_their_a
         assert first == first and first != second
         with pytest.raises(dataclasses.FrozenInstanceError):
             first.rank = 0
+
+
+@pytest.mark.parametrize("depth, refused", [(0.7e-8, False), (1.3e-8, True)])
+def test_the_definiteness_tolerance_is_1e_8_of_the_scale(depth, refused):
+    """One eigenvalue moved to -depth * scale: accepted just inside the tolerance, refused just outside it."""
+    states = np.array([[0.9**n, 0.5**n] for n in range(7)])
+    gram = gram_of(states)
+    null = np.linalg.eigh(gram)[1][:, 0]
+    shifted = gram - depth * np.abs(gram).max() * np.outer(null, null)
+    if refused:
+        with pytest.raises(ValueError, match="gram is not positive semidefinite"):
+            gram_dmd(shifted, n_boot=0)
+    else:
+        gram_dmd(shifted, n_boot=0)
+
+
+def test_noisy_data_leave_a_share_of_the_change_unreconstructed():
+    rng = np.random.default_rng(2)
+    rounds = np.arange(10)[:, None]
+    trajectory = np.hstack([0.9**rounds, 0.5**rounds]) + 0.01 * rng.normal(size=(10, 2))
+    assert 0.0 < dmd(trajectory, n_boot=0).reconstruction_error < 1.0
+
+
+def test_gram_dmd_seeds_its_bootstrap_with_0_by_default():
+    rng = np.random.default_rng(3)
+    states = np.array([[0.9**n, 0.5**n] for n in range(9)]) + 0.01 * rng.normal(size=(9, 2))
+    gram = gram_of(states)
+    default = gram_dmd(gram, n_boot=50).eigenvalue_intervals
+    np.testing.assert_array_equal(default, gram_dmd(gram, n_boot=50, seed=0).eigenvalue_intervals)
+    assert not np.array_equal(default, gram_dmd(gram, n_boot=50, seed=1).eigenvalue_intervals)
