@@ -6,6 +6,7 @@ import torch
 
 from rgprune import MaskSet, ops
 from rgprune.kernels import extension, reference
+from rgprune.kernels.format import KEY_BITS
 
 needs_cpu_kernels = pytest.mark.skipif(
     not extension.compiled_for(torch.device("cpu")), reason="the compiled CPU kernels are not built"
@@ -157,16 +158,17 @@ def test_the_last_prefix_of_its_bits_is_accepted():
     assert int(hist.sum()) == 0  # no float32 magnitude key starts with 111 (the sign bit of a key is 0)
 
 
-def test_one_tie_pruned_in_a_permuted_tensor_is_its_first_in_logical_order():
+@pytest.mark.parametrize("tie", [1.0, 0.1], ids=["even-key", "odd-key"])
+def test_one_tie_pruned_in_a_permuted_tensor_is_its_first_in_logical_order(tie):
     """A threshold that prunes exactly one of a permuted tensor's ties takes the logical first, not the first in
-    storage."""
+    storage. The ties are counted per tensor by the key's last bit: 0.1's float32 key is odd, 1.0's even."""
     values = torch.full((4, 3), 2.0)
-    values[1, 2], values[3, 0] = 1.0, 1.0  # the ties; in a transposed storage (3, 0) comes before (1, 2)
+    values[1, 2], values[3, 0] = tie, tie  # in a transposed storage (3, 0) comes before (1, 2)
     permuted = values.t().contiguous().t()
     masks = MaskSet.ones([permuted])
     result = ops.prune_global_([permuted], masks.words, 1)
     assert (result.threshold.n_ties, result.threshold.n_equal) == (1, 2)
-    assert permuted[1, 2] == 0 and permuted[3, 0] == 1.0
+    assert permuted[1, 2] == 0 and permuted[3, 0] == tie
 
 
 def test_weights_shaped_unlike_their_scores_are_refused():
@@ -255,3 +257,16 @@ def test_a_threshold_reads_as_its_numbers_without_the_nan_count():
         "Threshold(k=1, key=1065353216, n_below=0, n_ties=1, n_equal=2, n_survivors=4, n_outside=0, "
         "dtype=torch.float32)"
     )
+
+
+def test_validate_takes_its_options_by_keyword():
+    t = torch.randn(4)
+    with pytest.raises(TypeError):
+        ops.validate([t], MaskSet.ones([t]).words, False)
+
+
+def test_a_prefix_longer_than_the_key_leaves_room_for_is_refused_with_the_room():
+    t = torch.randn(10)
+    room = KEY_BITS[torch.float32] - 12
+    with pytest.raises(ValueError, match=rf"prefix_bits must be between 0 and {room} \(torch.float32 keys have"):
+        ops.radix_histogram([t], MaskSet.ones([t]).words, 0, room + 1)
