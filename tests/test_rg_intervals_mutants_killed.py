@@ -31,8 +31,9 @@ def test_a_low_level_band_may_shrink_to_the_median():
 
 def test_the_lower_bound_stays_at_zero_however_far_the_tls_shift_moves_it(monkeypatch):
     """The errors-in-variables shift (|λ_TLS| - |λ|) can pull the band below 0; a modulus cannot be negative."""
+    from test_rg_estimators_rules import one_direction_pairs
+
     from rgprune.rg.linear_fit import fit_centred
-    from tests.test_rg_estimators_rules import one_direction_pairs
 
     pairs = one_direction_pairs(np.random.default_rng(11))
     point = fit_centred(pairs.x, pairs.y, 1).eigenvalues
