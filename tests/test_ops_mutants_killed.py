@@ -270,3 +270,13 @@ def test_a_prefix_longer_than_the_key_leaves_room_for_is_refused_with_the_room()
     room = KEY_BITS[torch.float32] - 12
     with pytest.raises(ValueError, match=rf"prefix_bits must be between 0 and {room} \(torch.float32 keys have"):
         ops.radix_histogram([t], MaskSet.ones([t]).words, 0, room + 1)
+
+
+@needs_cpu_kernels
+def test_the_compiled_ops_have_their_fake_kernels_once_loaded():
+    """Importing rgprune.ops registers the fake (meta) kernels, which torch.compile traces the ops with."""
+    t = torch.empty(10, device="meta")
+    words = torch.empty(1, dtype=torch.int32, device="meta")
+    info, hist = torch.ops.rgprune.global_magnitude_threshold([t], [words], 3)
+    assert info.device.type == "meta" and hist.shape == (4096,)
+    assert torch.ops.rgprune.magnitude_histogram([t], [words], 10)[0].shape == (1024,)
