@@ -13,6 +13,7 @@ import torch
 
 lightning = pytest.importorskip("lightning")
 
+import rgprune  # noqa: E402
 from rgprune.integrations.lightning import PruningCallback  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # Lightning's advice on workers, logging ...
@@ -43,7 +44,7 @@ def loader(n=32, batch_size=8):
     return torch.utils.data.DataLoader(data, batch_size=batch_size)
 
 
-def fit(module, callbacks, **limits):
+def fit(module, callbacks, ckpt_path=None, **limits):
     trainer = lightning.Trainer(
         accelerator="cpu",
         devices=1,
@@ -56,7 +57,7 @@ def fit(module, callbacks, **limits):
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        trainer.fit(module, loader())
+        trainer.fit(module, loader(), ckpt_path=ckpt_path)
     return trainer
 
 
@@ -199,3 +200,66 @@ def test_import_rgprune_does_not_need_lightning():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "needs lightning"
+
+
+class SaveAt(lightning.Callback):
+    """Saves a checkpoint after optimizer step ``step`` (after the callbacks listed before it)."""
+
+    def __init__(self, step, path):
+        self.step, self.path = step, path
+
+    def on_train_batch_end(self, trainer, *args):
+        if trainer.global_step == self.step and not self.path.exists():
+            trainer.save_checkpoint(self.path)
+
+
+class WeightsAt(lightning.Callback):
+    """Runs after PruningCallback: its masks when training starts, and the weights after optimizer step
+    ``step`` (and its pruning event)."""
+
+    def __init__(self, pruning, step):
+        self.pruning, self.step, self.weights, self.start_masks = pruning, step, None, None
+
+    def on_train_start(self, trainer, pl_module):
+        self.start_masks = dict(zip(self.pruning.pruner.names, self.pruning.pruner.masks.to_bool()))
+
+    def on_train_batch_end(self, trainer, pl_module, *args):
+        if trainer.global_step == self.step:
+            self.weights = {n: p.detach().clone() for n, p in pl_module.named_parameters()}
+
+
+def test_a_fit_resumed_from_a_checkpoint_keeps_the_masks_events_and_rewind_weights(tmp_path):
+    """The Lightning checkpoint carries the callback's state: resumed at step 5, the masks are the saved ones (a
+    survivor that is exactly 0 stays one), the events go on, and the event at step 6 rewinds to step 1's
+    weights. A checkpoint saved without the callback's state resumes with masks from the zeros and refuses the
+    rewind, whose weights it lacks."""
+
+    def schedule():
+        return PruningCallback(at_steps=[2, 6], target_density=0.25, rewind_to_step=1)
+
+    fit(TinyModule(), [schedule(), SaveAt(5, tmp_path / "step5.ckpt")], max_steps=8)
+    checkpoint = torch.load(tmp_path / "step5.ckpt", weights_only=False)
+    state = checkpoint["callbacks"]["PruningCallback"]
+    weights = checkpoint["state_dict"]["body.0.weight"]
+    survivor = int(torch.nonzero(weights.flatten())[0])
+    weights.view(-1)[survivor] = 0.0  # exactly 0 at step 5, yet a survivor
+    torch.save(checkpoint, tmp_path / "zero.ckpt")
+
+    callback = schedule()
+    after = WeightsAt(callback, 6)
+    fit(TinyModule(), [callback, after], ckpt_path=tmp_path / "zero.ckpt", max_steps=8)
+    assert callback.events[0] == state["events"][0] and [e["step"] for e in callback.events] == [2, 6]
+    assert callback.pruner.density() == pytest.approx(0.25, abs=1e-3)
+    saved = rgprune.MaskSet.from_state_dict(state["pruner"]["masks"]).to_bool()
+    assert all(torch.equal(after.start_masks[n], m) for n, m in zip(callback.pruner.names, saved))
+    assert after.start_masks["body.0.weight"].flatten()[survivor]  # the exact 0 resumed as a survivor
+    keeps = dict(zip(callback.pruner.names, callback.pruner.masks.to_bool()))
+    for name, keep in keeps.items():
+        rewound = state["rewind_state"][name]
+        assert torch.equal(after.weights[name][keep], rewound[keep]), name  # survivors at step 1's weights
+        assert torch.all(plus_zero(after.weights[name])[~keep]), name
+
+    checkpoint["callbacks"] = {}  # as saved by a Trainer without the callback
+    torch.save(checkpoint, tmp_path / "bare.ckpt")
+    with pytest.raises(ValueError, match="saved without this callback's state"):
+        fit(TinyModule(), [schedule()], ckpt_path=tmp_path / "bare.ckpt", max_steps=8)

@@ -23,8 +23,13 @@ IMP inside one ``fit()``: ``rewind_to_step=k`` keeps the weights (and buffers) o
 begins) and after each pruning event resets the survivors to them, pruned weights staying 0, and clears
 the optimizers' state (``reset_optimizer=True``), while the learning-rate schedule runs on. Lightning's
 ``ModelPruning(use_lottery_ticket_hypothesis=True)`` means ``rewind_to_step=0, reset_optimizer=False``
-(``bench/lightning_vs_modelpruning.py`` compares them). Resuming from a checkpoint rebuilds the masks from
-the weights' exact zeros.
+(``bench/lightning_vs_modelpruning.py`` compares them).
+
+Resuming (``trainer.fit(..., ckpt_path=...)``): every Lightning checkpoint holds the callback's state (its
+``state_dict``: the exact masks, the events so far and the rewind weights, CPU tensors), so a resumed fit goes
+on as if uninterrupted, a survivor that is exactly 0 staying a survivor. From a checkpoint without that state
+(saved without the callback) the masks are rebuilt from the weights' exact zeros, and rewinds still to come are
+refused, their weights being lost.
 
 Selection: the pruner's names are those of the ``LightningModule``, so a classifier head held inside it
 (``self.model.fc``) is not recognized as a head (``rgprune.prunable.HEAD_MODULE_NAMES`` are top-level
@@ -57,6 +62,16 @@ class PruningCallback(PruningSchedule, Callback):
     """
 
     _last_step = -1
+    _resumed: dict | None = None  # the state a checkpoint held, until the resumed training starts
+    _checkpoint_hint = "it was saved without this callback's state"
+
+    # ---- Lightning checkpoints --------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Saved with every checkpoint: what resuming the schedule exactly needs (empty before training)."""
+        return {} if self.pruner is None else self._checkpoint_state(self._last_step)
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._resumed = dict(state_dict) or None
 
     # ---- Lightning events -------------------------------------------------------------------------------
     def on_train_start(self, trainer, pl_module) -> None:
@@ -74,7 +89,16 @@ class PruningCallback(PruningSchedule, Callback):
             planned = self._epochs_planned(epochs)
             done = epoch // self.every_n_epochs
         self._last_step = step
-        self._begin(pl_module, trainer.optimizers, global_step=step, planned=planned, done=done, horizon=horizon)
+        resumed, self._resumed = (self._resumed if step > 0 else None), None
+        self._begin(
+            pl_module,
+            trainer.optimizers,
+            global_step=step,
+            planned=planned,
+            done=done,
+            horizon=horizon,
+            resumed=resumed,
+        )
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
