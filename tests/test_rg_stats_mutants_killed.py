@@ -17,3 +17,25 @@ def test_spearman_ranks_are_scipys_average_ranks_from_zero(values):
     """Ties share their mean rank (Spearman's rule), counted from 0."""
     values = np.array(values)
     np.testing.assert_array_equal(stats._ranks(values), scipy.stats.rankdata(values, method="average") - 1)
+
+
+def distances(points):
+    return np.linalg.norm(points[:, None] - points[None], axis=-1)
+
+
+def test_the_smallest_p_value_each_design_can_give():
+    """Random relabellings: 1 / (1 + permutations). Every distinct relabelling (exact): 1 / their count for
+    PERMDISP; for PERMANOVA the relabellings that only swap two equal-size groups' names give the observed
+    partition again, so 2 / count for two groups of 3."""
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(12, 3))
+    points[6:] *= 3.0  # the second group is more spread out
+    groups = [0] * 6 + [1] * 6
+    for test in (stats.permanova, stats.permdisp):
+        random = test(distances(points), groups, permutations=199, max_exact=10)
+        assert not random.exact and random.permutations == 199 and random.smallest_p == 1 / 200
+    six = distances(points[[0, 1, 2, 6, 7, 8]])
+    exact = stats.permdisp(six, [0, 0, 0, 1, 1, 1], max_exact=100)
+    assert exact.exact and exact.permutations == 20 and exact.smallest_p == 1 / 20
+    exact = stats.permanova(six, [0, 0, 0, 1, 1, 1], max_exact=100)
+    assert exact.exact and exact.permutations == 20 and exact.smallest_p == 2 / 20
