@@ -39,3 +39,17 @@ def test_the_smallest_p_value_each_design_can_give():
     assert exact.exact and exact.permutations == 20 and exact.smallest_p == 1 / 20
     exact = stats.permanova(six, [0, 0, 0, 1, 1, 1], max_exact=100)
     assert exact.exact and exact.permutations == 20 and exact.smallest_p == 2 / 20
+
+
+def test_the_smallest_p_value_of_a_mantel_test():
+    """4 tasks: all 24 relabellings (exact), 1 / 24; 7 tasks with max_exact below 7! = 5040: 1 / (1 + 99)."""
+    rng = np.random.default_rng(1)
+    for tasks, kwargs, exact, smallest in (
+        (4, {}, True, 1 / 24),
+        (7, {"permutations": 99, "max_exact": 100}, False, 1 / 100),
+    ):
+        points = rng.normal(size=(tasks, 2))
+        distance = distances(points)
+        transfer = -distance + 0.1 * rng.normal(size=(tasks, tasks))
+        result = stats.mantel_test(distance, transfer, **kwargs)
+        assert result.exact is exact and result.smallest_p == smallest
