@@ -53,3 +53,10 @@ def test_the_smallest_p_value_of_a_mantel_test():
         transfer = -distance + 0.1 * rng.normal(size=(tasks, tasks))
         result = stats.mantel_test(distance, transfer, **kwargs)
         assert result.exact is exact and result.smallest_p == smallest
+
+
+@pytest.mark.parametrize("test", [stats.permanova, stats.permdisp])
+def test_the_group_tests_take_their_options_by_keyword(test):
+    dist = distances(np.random.default_rng(2).normal(size=(6, 2)))
+    with pytest.raises(TypeError):
+        test(dist, [0, 0, 0, 1, 1, 1], None, 99)
