@@ -60,3 +60,33 @@ def test_the_group_tests_take_their_options_by_keyword(test):
     dist = distances(np.random.default_rng(2).normal(size=(6, 2)))
     with pytest.raises(TypeError):
         test(dist, [0, 0, 0, 1, 1, 1], None, 99)
+
+
+def test_a_negative_min_gap_is_refused():
+    with pytest.raises(ValueError, match="min_gap must be >= 0, got -0.5"):
+        stats.transfer_gain(0.8, 0.6, 0.7, min_gap=-0.5)
+
+
+def test_a_distance_that_is_not_numbers_is_refused_as_not_numeric():
+    with pytest.raises(ValueError, match="distance must be numeric"):
+        stats.permdisp([[0, {}], [{}, 0]], [0, 1])
+
+
+def test_a_distance_asymmetric_beyond_rounding_is_refused():
+    dist = distances(np.random.default_rng(3).normal(size=(6, 2)))
+    dist[0, 1] *= 1.01
+    with pytest.raises(ValueError, match="distance must be symmetric and non-negative"):
+        stats.permdisp(dist, [0, 0, 0, 1, 1, 1])
+
+
+def test_a_single_random_relabelling_is_allowed():
+    rng = np.random.default_rng(4)
+    dist = distances(rng.normal(size=(7, 2)))
+    result = stats.mantel_test(dist, -dist, permutations=1, max_exact=1)
+    assert not result.exact and result.permutations == 1 and result.smallest_p == 0.5
+
+
+def test_a_distance_asymmetric_at_rounding_level_is_accepted():
+    dist = distances(np.random.default_rng(3).normal(size=(6, 2)))
+    dist[0, 1] *= 1 + 1e-13  # distances computed in another order
+    assert stats.permdisp(dist, [0, 0, 0, 1, 1, 1]).items == 6
