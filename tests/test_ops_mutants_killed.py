@@ -280,3 +280,19 @@ def test_the_compiled_ops_have_their_fake_kernels_once_loaded():
     info, hist = torch.ops.rgprune.global_magnitude_threshold([t], [words], 3)
     assert info.device.type == "meta" and hist.shape == (4096,)
     assert torch.ops.rgprune.magnitude_histogram([t], [words], 10)[0].shape == (1024,)
+
+
+def test_prune_by_scores_refuses_weights_that_require_grad_before_cutting_a_mask():
+    p = torch.nn.Parameter(torch.randn(8))
+    masks = MaskSet.ones([p]).words
+    with pytest.raises(ValueError, match=r"tensors\[0\] is a leaf that requires grad"):
+        ops.prune_by_scores_([p.detach().abs()], masks, 3, [p])
+    assert MaskSet(masks, [(8,)]).density() == 1.0  # the masks are as they were
+
+
+def test_the_smallest_subnormal_that_grew_back_is_counted():
+    """Only exact zeros (magnitude key 0) are not counted: key 1, the smallest float32 subnormal, is."""
+    t = torch.zeros(40)
+    t[5] = torch.tensor(1, dtype=torch.int32).view(torch.float32)  # 1.4e-45
+    pruned_all = [MaskSet.from_bool([torch.zeros(40, dtype=torch.bool)]).words[0]]
+    assert ops.count_outside_masks([t], pruned_all) == [1]
